@@ -1,0 +1,1 @@
+"""Prefect flows: one per contract phase, plus the whole lifecycle."""

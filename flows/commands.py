@@ -1,0 +1,1 @@
+"""Prefect commands: server, serve, demo, run."""

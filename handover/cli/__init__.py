@@ -1,0 +1,88 @@
+"""The `handover` command: the core commands (no Prefect needed).
+
+Each area registers its commands on `app` from its own module:
+playbook (validate, schema), bundle (keygen, seal, verify, open),
+checklist, vault. The Prefect commands (server, serve, demo, run) are added
+by `flows.cli`, which is the console entry point.
+
+Errors: a HandoverError is printed as red lines on stderr and the process
+exits with its `exit_code` (2 for usage errors, 1 for failed operations);
+anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from handover._errors import HandoverError
+
+app = typer.Typer(
+    name="handover",
+    help="Managed-IT-services contracts: takeover, implementation, run and reversibility.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False)
+
+
+def fail(error: HandoverError) -> None:
+    """Print a HandoverError as one red line per problem and exit with its code."""
+    for line in str(error).splitlines() or [type(error).__name__]:
+        err_console.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+    raise typer.Exit(error.exit_code)
+
+
+def run_app(application: typer.Typer, argv: list[str] | None = None) -> None:
+    """Run a typer app, turning HandoverError into a clean message and exit code."""
+    try:
+        application(args=argv, standalone_mode=True)
+    except HandoverError as error:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            err_console.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+        sys.exit(error.exit_code)
+
+
+def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for commands: HandoverError becomes a clean exit (for typer's test runner too)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HandoverError as error:
+            fail(error)
+
+    return wrapper
+
+
+def main() -> None:
+    """Entry point of the core-only command (no Prefect commands)."""
+    _register()
+    run_app(app)
+
+
+_registered = False
+
+
+def _register() -> None:
+    """Import the command modules so that they add their commands to `app`."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    import importlib
+
+    for name in ("playbook_cmd", "bundle_cmd", "checklist_cmd", "vault_cmd"):
+        try:
+            importlib.import_module(f"handover.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"handover.cli.{name}":
+                raise

@@ -1,0 +1,25 @@
+"""Where handover keeps its state: `.handover/` under the working directory.
+
+`HANDOVER_HOME` moves it (tests use a temporary folder). Everything a run
+writes (checklists, audit logs, Prefect's SQLite database, demo estate,
+bundles) lives below it, so one folder holds a site's whole state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def handover_home() -> Path:
+    """Return the state folder, creating it on first use."""
+    home = Path(os.environ.get("HANDOVER_HOME", ".handover")).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def contract_dir(contract_id: str) -> Path:
+    """Return the folder holding one contract's state (checklists, audit log, known_hosts)."""
+    path = handover_home() / "contracts" / contract_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over the handover core (retries, caching, artifacts, events)."""
