@@ -1,0 +1,307 @@
+"""Round trips, truncation, tampering and aborted writes of the age writer and reader."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from handover._errors import AgeFormatError, BundleCorrupt, KeyFormatError, NoMatchingIdentity
+from handover.bundle.age import (
+    CHUNK_SIZE,
+    AgeReader,
+    AgeWriter,
+    Identity,
+    Recipient,
+    X25519Identity,
+    X25519Recipient,
+    load_identities,
+    parse_identities,
+    parse_recipient,
+)
+from handover.bundle.age_keys import bech32_decode, bech32_encode
+
+ENC = CHUNK_SIZE + 16
+
+
+def seal(data: bytes, recipients: Sequence[Recipient], pieces: int = 1) -> bytes:
+    out = io.BytesIO()
+    with AgeWriter(out, recipients) as writer:
+        step = max(1, len(data) // pieces)
+        for i in range(0, len(data), step):
+            assert writer.write(data[i : i + step]) == len(data[i : i + step])
+    return out.getvalue()
+
+
+def unseal(blob: bytes, identities: Sequence[Identity]) -> bytes:
+    with AgeReader(io.BytesIO(blob), identities) as reader:
+        return reader.read()
+
+
+def payload_offset(blob: bytes) -> int:
+    """Offset of the first payload chunk: after the MAC line and the 16-byte nonce."""
+    return blob.index(b"\n", blob.index(b"\n---") + 1) + 1 + 16
+
+
+SIZES = [0, 1, 1000, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE]
+SIZES += [17 * CHUNK_SIZE + 5]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("pieces", [1, 3, 997])
+def test_round_trip(size: int, pieces: int) -> None:
+    identity = X25519Identity.generate()
+    data = os.urandom(size)
+    blob = seal(data, [identity.recipient()], pieces)
+    assert unseal(blob, [identity]) == data
+    chunks = max(1, -(-size // CHUNK_SIZE))
+    assert len(blob) - payload_offset(blob) == size + 16 * chunks
+
+
+@pytest.mark.parametrize("size", [0, 5, CHUNK_SIZE, 3 * CHUNK_SIZE + 7])
+@pytest.mark.parametrize("step", [1, 100, CHUNK_SIZE, CHUNK_SIZE + 3, 1 << 20])
+def test_read_sizes_and_readinto(size: int, step: int) -> None:
+    identity = X25519Identity.generate()
+    data = os.urandom(size)
+    blob = seal(data, [identity.recipient()])
+    reader = AgeReader(io.BytesIO(blob), [identity])
+    got = bytearray()
+    while part := reader.read(step):
+        assert len(part) <= step
+        got += part
+    assert bytes(got) == data
+    assert reader.read(10) == b""
+    reader = AgeReader(io.BytesIO(blob), [identity])
+    buf = bytearray(step)
+    got = bytearray()
+    while n := reader.readinto(buf):
+        got += buf[:n]
+    assert bytes(got) == data
+
+
+def test_writer_accepts_memoryview_bytearray_and_non_byte_formats() -> None:
+    identity = X25519Identity.generate()
+    out = io.BytesIO()
+    data = os.urandom(CHUNK_SIZE * 2 + 28)
+    with AgeWriter(out, [identity.recipient()]) as writer:
+        writer.write(memoryview(data)[:10])
+        writer.write(bytearray(data[10:20]))
+        writer.write(memoryview(data[20:]).cast("Q"))
+    assert unseal(out.getvalue(), [identity]) == data
+
+
+def test_multiple_recipients_each_open() -> None:
+    ids = [X25519Identity.generate() for _ in range(3)]
+    data = os.urandom(70_000)
+    blob = seal(data, [i.recipient() for i in ids])
+    for identity in ids:
+        assert unseal(blob, [identity]) == data
+    assert unseal(blob, [X25519Identity.generate(), ids[2]]) == data
+
+
+def test_wrong_identity_is_no_match() -> None:
+    blob = seal(b"secret", [X25519Identity.generate().recipient()])
+    with pytest.raises(NoMatchingIdentity, match="X25519"):
+        unseal(blob, [X25519Identity.generate()])
+
+
+def test_writer_does_not_close_dst_and_close_is_idempotent() -> None:
+    identity = X25519Identity.generate()
+    out = io.BytesIO()
+    writer = AgeWriter(out, [identity.recipient()])
+    writer.write(b"abc")
+    writer.close()
+    writer.close()
+    assert not out.closed
+    assert unseal(out.getvalue(), [identity]) == b"abc"
+    with pytest.raises(ValueError):
+        writer.write(b"more")
+
+
+@pytest.mark.parametrize("size", [0, 10, CHUNK_SIZE, 3 * CHUNK_SIZE + 1])
+def test_writer_aborted_in_with_block_is_not_decryptable(size: int) -> None:
+    identity = X25519Identity.generate()
+    out = io.BytesIO()
+    with pytest.raises(RuntimeError), AgeWriter(out, [identity.recipient()]) as writer:
+        writer.write(os.urandom(size))
+        raise RuntimeError("source failed")
+    with pytest.raises(AgeFormatError) as info:
+        unseal(out.getvalue(), [identity])
+    assert info.value.kind == "payload"
+
+
+def test_truncation_at_many_positions_fails() -> None:
+    identity = X25519Identity.generate()
+    data = os.urandom(3 * CHUNK_SIZE + 100)
+    blob = seal(data, [identity.recipient()])
+    start = payload_offset(blob)
+    cuts = set(range(0, start + 40, 7)) | {start - 1, start, start + 1, start + ENC - 1}
+    cuts |= {start + ENC, start + ENC + 1, start + 2 * ENC, start + 3 * ENC, len(blob) - 1}
+    cuts |= set(random.Random(1).sample(range(start, len(blob)), 40))
+    for cut in sorted(cuts):
+        with pytest.raises((AgeFormatError, NoMatchingIdentity)) as info:
+            unseal(blob[:cut], [identity])
+        if cut >= start:
+            assert isinstance(info.value, AgeFormatError) and info.value.kind == "payload", cut
+        elif cut < blob.index(b"\n---"):
+            assert isinstance(info.value, AgeFormatError) and info.value.kind == "header", cut
+
+
+def test_truncated_payload_gives_no_unauthenticated_bytes() -> None:
+    """Everything returned before the error belongs to authenticated chunks."""
+    identity = X25519Identity.generate()
+    data = os.urandom(5 * CHUNK_SIZE)
+    blob = seal(data, [identity.recipient()])
+    cut = payload_offset(blob) + 2 * ENC + 500
+    reader = AgeReader(io.BytesIO(blob[:cut]), [identity])
+    got = bytearray()
+    with pytest.raises(AgeFormatError):
+        while part := reader.read(1000):
+            got += part
+    assert len(got) <= 2 * CHUNK_SIZE
+    assert bytes(got) == data[: len(got)]
+
+
+def test_flipped_bytes_anywhere_fail() -> None:
+    identity = X25519Identity.generate()
+    data = os.urandom(2 * CHUNK_SIZE + 10)
+    blob = seal(data, [identity.recipient()])
+    start = payload_offset(blob)
+    positions = set(range(0, start)) | set(random.Random(2).sample(range(start, len(blob)), 60))
+    positions |= {len(blob) - 1, start + ENC - 1, start + ENC}
+    for pos in sorted(positions):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x01
+        with pytest.raises((BundleCorrupt, NoMatchingIdentity)) as info:
+            unseal(bytes(bad), [identity])
+        if pos >= start:
+            assert isinstance(info.value, AgeFormatError) and info.value.kind == "payload"
+
+
+def test_nonce_flip_is_payload_failure_and_mac_flip_is_hmac_failure() -> None:
+    identity = X25519Identity.generate()
+    blob = seal(b"hello", [identity.recipient()])
+    start = payload_offset(blob)
+    bad = bytearray(blob)
+    bad[start - 1] ^= 0x80  # last nonce byte
+    with pytest.raises(AgeFormatError) as info:
+        unseal(bytes(bad), [identity])
+    assert info.value.kind == "payload"
+    mac_line = blob.index(b"\n---") + 5
+    bad = bytearray(blob)
+    bad[mac_line + 3] = ord("A") if bad[mac_line + 3] != ord("A") else ord("B")
+    with pytest.raises(AgeFormatError) as info:
+        unseal(bytes(bad), [identity])
+    assert info.value.kind in ("hmac", "header")
+
+
+def test_trailing_data_after_final_chunk_fails() -> None:
+    identity = X25519Identity.generate()
+    for size in (10, CHUNK_SIZE):
+        blob = seal(os.urandom(size), [identity.recipient()])
+        with pytest.raises(AgeFormatError, match=r"trailing|authentication") as info:
+            unseal(blob + b"x" * 20, [identity])
+        assert info.value.kind == "payload"
+        with pytest.raises(AgeFormatError) as info:
+            unseal(blob + blob[-(size + 16) :], [identity])
+        assert info.value.kind == "payload"
+
+
+def test_not_an_age_file() -> None:
+    for blob in (b"", b"hello\n", b"age-encryption.org/v2\n-> X\n\n--- AAAA\n"):
+        with pytest.raises(AgeFormatError) as info:
+            unseal(blob, [X25519Identity.generate()])
+        assert info.value.kind == "header"
+
+
+def test_reader_errors_name_the_file(tmp_path: os.PathLike[str]) -> None:
+    identity = X25519Identity.generate()
+    path = os.path.join(tmp_path, "vol.tar.age")
+    with open(path, "wb") as fh:
+        fh.write(seal(b"x" * 100, [identity.recipient()])[:-3])
+    with open(path, "rb") as fh, pytest.raises(AgeFormatError, match=r"vol\.tar\.age"):
+        AgeReader(fh, [identity]).read()
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def test_identity_text_round_trip() -> None:
+    identity = X25519Identity.generate()
+    text = str(identity)
+    assert text.startswith("AGE-SECRET-KEY-1") and text.upper() == text
+    (parsed,) = parse_identities(f"# created: now\n\n{text}\n".encode(), "key.txt")
+    assert isinstance(parsed, X25519Identity)
+    assert str(parsed.recipient()) == str(identity.recipient())
+    assert str(identity) not in repr(identity)
+
+
+def test_recipient_text_round_trip() -> None:
+    recipient = X25519Identity.generate().recipient()
+    text = str(recipient)
+    assert text.startswith("age1") and len(text) == 62
+    assert parse_recipient(text) == recipient
+    assert parse_recipient(f"  {text}\n") == recipient
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "age1",
+        "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqar9jk6",  # wrong length
+        "AGE1ACGDVQAAH38V7JXAFYU6JS2NMKHJMTQQ3N5GFUWLX2MW9Q9XRAZQQE0E9n",  # mixed case
+        "age1acgdvqaah38v7jxafyu6js2nmkhjmtqq3n5gfuwlx2mw9q9xrazqqe0e9m",  # checksum
+        "ssh-ed25519 AAAAnotbase64!",
+        "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
+        "pgp:ABCDEF",
+    ],
+)
+def test_bad_recipients(text: str) -> None:
+    with pytest.raises(KeyFormatError) as info:
+        parse_recipient(text)
+    assert repr(text.strip()[:20])[1:-1] in str(info.value)
+
+
+def test_known_recipient_from_age_keygen_vector() -> None:
+    # From the CCTV x25519 vector: identity and its recipient must agree with age's bech32.
+    identity_text = "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0"
+    (identity,) = parse_identities(identity_text.encode(), "vector")
+    assert str(identity) == identity_text
+    assert isinstance(identity, X25519Identity)
+    assert isinstance(parse_recipient(str(identity.recipient())), X25519Recipient)
+
+
+def test_bech32_rejects_bad_padding_and_round_trips() -> None:
+    data = bytes(range(32))
+    text = bech32_encode("age", data)
+    assert bech32_decode(text) == ("age", data)
+    assert bech32_decode(text.upper()) == ("age", data)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "no identity"),
+        (b"# only a comment\n", "no identity"),
+        (b"AGE-SECRET-KEY-1XYZ\n", "malformed"),
+        (b"AGE-PLUGIN-YUBIKEY-1ABC\n", "plugin"),
+        (b"\xff\xfe", "UTF-8"),
+        (b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "SSH"),
+    ],
+)
+def test_bad_identity_files(data: bytes, message: str) -> None:
+    with pytest.raises(KeyFormatError, match=message) as info:
+        parse_identities(data, "keys/client.txt")
+    assert "keys/client.txt" in str(info.value)
+
+
+def test_load_identities_missing_file(tmp_path: os.PathLike[str]) -> None:
+    from pathlib import Path
+
+    path = Path(tmp_path) / "nope.txt"
+    with pytest.raises(KeyFormatError, match=r"nope\.txt"):
+        load_identities(path)
