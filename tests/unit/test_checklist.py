@@ -1,0 +1,444 @@
+"""Checklists: the state machine, persistence, the audit trail, listeners and concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handover._errors import HandoverError, InvalidTransition, UsageError
+from handover.audit import AuditLog
+from handover.checklist import (
+    ALLOWED_TRANSITIONS,
+    Checklist,
+    ChecklistItem,
+    ChecklistStore,
+    Evidence,
+    Phase,
+    Status,
+    evidence_for_file,
+)
+
+C = "acme-2026"
+P = Phase.TAKEOVER
+
+TEMPLATE: list[dict[str, Any]] = [
+    {
+        "id": "inventory",
+        "title": "Inventory every host",
+        "clause": "Art. 4",
+        "owner": "provider",
+        "evidence_kind": "inventory",
+    },
+    {
+        "id": "baseline-report",
+        "title": "Baseline report",
+        "clause": "Art. 5",
+        "owner": "provider",
+        "evidence_kind": "report",
+    },
+    {
+        "id": "credentials-received",
+        "title": "Credentials received",
+        "clause": "Art. 6",
+        "owner": "client",
+        "evidence_kind": "document",
+        "waived_reason": "client keeps its own credentials",
+    },
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ChecklistStore:
+    store = ChecklistStore(tmp_path / "contracts")
+    store.open(C, P, TEMPLATE)
+    return store
+
+
+def _drive_to(store: ChecklistStore, item: str, status: Status) -> None:
+    """Bring a pending item to `status` through legal moves."""
+    if status is Status.PENDING:
+        return
+    if status is Status.WAIVED:
+        store.waive(C, P, item, "ops", "not in scope")
+        return
+    store.start(C, P, item, "ops")
+    if status is Status.DONE:
+        store.complete(C, P, item, "ops", [Evidence(kind="report", path="r.md", sha256="a" * 64)])
+    elif status is Status.FAILED:
+        store.fail(C, P, item, "ops", "db01 unreachable")
+
+
+def _move(store: ChecklistStore, item: str, to: Status) -> Checklist:
+    if to is Status.RUNNING:
+        return store.start(C, P, item, "ops")
+    if to is Status.DONE:
+        return store.complete(C, P, item, "ops", [])
+    if to is Status.FAILED:
+        return store.fail(C, P, item, "ops", "boom")
+    if to is Status.WAIVED:
+        return store.waive(C, P, item, "ops", "out of scope")
+    return store.reopen(C, P, item, "ops", "retry")
+
+
+MATRIX = [
+    (a, b) for a, b in itertools.product(list(Status), list(Status)) if b is not Status.PENDING
+]
+
+
+@pytest.mark.parametrize(("source", "target"), MATRIX, ids=lambda s: s.value)
+def test_transition_matrix(store: ChecklistStore, source: Status, target: Status) -> None:
+    _drive_to(store, "inventory", source)
+    assert store.load(C, P).item("inventory").status is source
+    if (source, target) in ALLOWED_TRANSITIONS:
+        checklist = _move(store, "inventory", target)
+        assert checklist.item("inventory").status is target
+        assert store.load(C, P).item("inventory").status is target
+    else:
+        before = (store.path(C, P)).read_bytes()
+        with pytest.raises(
+            InvalidTransition,
+            match=rf"'inventory': cannot go from {source.value} to {target.value}",
+        ):
+            _move(store, "inventory", target)
+        assert store.path(C, P).read_bytes() == before
+
+
+def test_allowed_transitions_are_exactly_the_contract() -> None:
+    assert {(a.value, b.value) for a, b in ALLOWED_TRANSITIONS} == {
+        ("pending", "running"),
+        ("running", "done"),
+        ("running", "failed"),
+        ("pending", "waived"),
+        ("running", "waived"),
+    }
+
+
+@pytest.mark.parametrize("source", [Status.RUNNING, Status.FAILED, Status.DONE, Status.WAIVED])
+def test_reopen_brings_back_to_pending_and_is_audited(
+    store: ChecklistStore, source: Status
+) -> None:
+    _drive_to(store, "inventory", source)
+    checklist = store.reopen(C, P, "inventory", "lead", "client asked for a new inventory")
+    item = checklist.item("inventory")
+    assert item.status is Status.PENDING
+    assert item.reason == "client asked for a new inventory"
+    assert item.started_at is None and item.finished_at is None
+    last = store.audit_log(C).entries()[-1]
+    assert last["event"] == "checklist.reopened"
+    assert last["data"]["from"] == source.value and last["data"]["to"] == "pending"
+    assert last["actor"] == "lead"
+    store.start(C, P, "inventory", "ops")  # and it can run again
+
+
+def test_reopen_of_pending_item_is_refused(store: ChecklistStore) -> None:
+    with pytest.raises(
+        InvalidTransition, match="'inventory': cannot reopen, it is already pending"
+    ):
+        store.reopen(C, P, "inventory", "ops", "why not")
+
+
+def test_reopen_needs_a_reason(store: ChecklistStore) -> None:
+    _drive_to(store, "inventory", Status.FAILED)
+    with pytest.raises(UsageError, match="reason is required to reopen"):
+        store.reopen(C, P, "inventory", "ops", "")
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_waive_without_reason_is_refused(store: ChecklistStore, reason: str) -> None:
+    with pytest.raises(UsageError, match="'inventory': a reason is required to waive it"):
+        store.waive(C, P, "inventory", "ops", reason)
+    assert store.load(C, P).item("inventory").status is Status.PENDING
+
+
+def test_fail_records_the_reason_and_waive_records_its_reason(store: ChecklistStore) -> None:
+    store.start(C, P, "inventory", "ops")
+    failed = store.fail(C, P, "inventory", "ops", "web01:22: connection refused")
+    assert failed.item("inventory").reason == "web01:22: connection refused"
+    assert failed.item("inventory").finished_at is not None
+    waived = store.waive(C, P, "baseline-report", "ops", "done by the client")
+    assert waived.item("baseline-report").reason == "done by the client"
+    with pytest.raises(InvalidTransition, match="from waived to running"):
+        store.start(C, P, "baseline-report", "ops")
+    store.reopen(C, P, "inventory", "ops", "retry")
+    store.start(C, P, "inventory", "ops")
+    assert store.load(C, P).item("inventory").reason is None  # cleared on start
+
+
+def test_fail_without_reason_is_refused(store: ChecklistStore) -> None:
+    store.start(C, P, "inventory", "ops")
+    with pytest.raises(UsageError, match="reason is required to fail"):
+        store.fail(C, P, "inventory", "ops", " ")
+
+
+def test_complete_records_evidence_timestamps_and_actor(
+    store: ChecklistStore, tmp_path: Path
+) -> None:
+    report = tmp_path / "baseline.md"
+    report.write_text("# État des lieux\n")
+    ev = evidence_for_file(report, "report", flow_run_id="run-123")
+    assert ev.sha256 == hashlib.sha256(b"# \xc3\x89tat des lieux\n").hexdigest()
+    store.start(C, P, "baseline-report", "flow:takeover")
+    checklist = store.complete(C, P, "baseline-report", "flow:takeover", [ev])
+    item = checklist.item("baseline-report")
+    assert item.status is Status.DONE
+    assert item.actor == "flow:takeover"
+    assert item.started_at is not None and item.finished_at is not None
+    assert item.started_at <= item.finished_at == item.updated_at
+    assert item.evidence[0].path == str(report) and item.evidence[0].flow_run_id == "run-123"
+    row = next(r for r in checklist.as_rows() if r["id"] == "baseline-report")
+    assert row["evidence"] == f"baseline.md ({ev.sha256[:12]})"
+    assert row["status"] == "done" and row["actor"] == "flow:takeover"
+    assert set(row) >= {
+        "id",
+        "title",
+        "status",
+        "owner",
+        "clause",
+        "evidence",
+        "updated_at",
+        "actor",
+    }
+
+
+def test_evidence_for_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(HandoverError, match=r"nope\.txt: cannot read evidence file"):
+        evidence_for_file(tmp_path / "nope.txt", "document")
+
+
+def test_evidence_for_large_file_streams(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    chunk = b"x" * (1 << 20)
+    with big.open("wb") as handle:
+        for _ in range(5):
+            handle.write(chunk)
+    assert evidence_for_file(big, "snapshot").sha256 == hashlib.sha256(chunk * 5).hexdigest()
+
+
+def test_open_creates_items_with_template_waivers(store: ChecklistStore) -> None:
+    checklist = store.load(C, P)
+    assert [i.id for i in checklist.items] == [
+        "inventory",
+        "baseline-report",
+        "credentials-received",
+    ]
+    waived = checklist.item("credentials-received")
+    assert waived.status is Status.WAIVED and waived.reason == "client keeps its own credentials"
+    assert checklist.summary() == {
+        "pending": 2,
+        "running": 0,
+        "done": 0,
+        "failed": 0,
+        "waived": 1,
+        "total": 3,
+    }
+    assert not checklist.is_complete
+    events = [e["event"] for e in store.audit_log(C).entries()]
+    assert events == ["checklist.opened", "checklist.waived"]
+
+
+def test_state_persists_across_store_instances_and_merges_template(tmp_path: Path) -> None:
+    root = tmp_path / "contracts"
+    first = ChecklistStore(root)
+    first.open(C, P, TEMPLATE)
+    first.start(C, P, "inventory", "run-1")
+    first.complete(C, P, "inventory", "run-1", [Evidence(kind="inventory", path="web01.json")])
+    first.start(C, P, "baseline-report", "run-1")
+    first.fail(C, P, "baseline-report", "run-1", "template missing")
+
+    # a second run, new process: a new store; the playbook added an item and reworded one
+    second = ChecklistStore(root)
+    template = [dict(t) for t in TEMPLATE]
+    template[1]["title"] = "Baseline report (état des lieux)"
+    template.append({"id": "documentation-collected", "title": "Documentation collected"})
+    checklist = second.open(C, P, template)
+    assert checklist.item("inventory").status is Status.DONE
+    assert checklist.item("inventory").evidence[0].path == "web01.json"
+    assert checklist.item("baseline-report").status is Status.FAILED
+    assert checklist.item("baseline-report").title == "Baseline report (état des lieux)"
+    assert checklist.item("documentation-collected").status is Status.PENDING
+    assert checklist.item("documentation-collected").owner == "provider"
+
+    rerun = second.prepare_rerun(C, P, "run-2")
+    assert rerun.item("baseline-report").status is Status.PENDING
+    assert rerun.item("inventory").status is Status.DONE
+    second.start(C, P, "baseline-report", "run-2")
+
+    third = ChecklistStore(root).load(C, P)
+    assert third.item("baseline-report").status is Status.RUNNING
+    assert third.item("baseline-report").actor == "run-2"
+    assert third.version == second.load(C, P).version
+    events = [e["event"] for e in AuditLog(root / C / "audit.log").entries()]
+    assert events[-4:] == [
+        "checklist.items-added",
+        "checklist.items-reworded",
+        "checklist.reopened",
+        "checklist.running",
+    ]
+    assert AuditLog(root / C / "audit.log").verify() == []
+
+
+def test_open_same_template_twice_writes_nothing(store: ChecklistStore) -> None:
+    before = store.path(C, P).read_bytes()
+    entries = len(store.audit_log(C).entries())
+    store.open(C, P, TEMPLATE)
+    assert store.path(C, P).read_bytes() == before
+    assert len(store.audit_log(C).entries()) == entries
+
+
+def test_open_waives_existing_pending_item_when_playbook_waives_it(store: ChecklistStore) -> None:
+    template = [dict(t) for t in TEMPLATE]
+    template[0]["waived_reason"] = "client does its own inventory"
+    template[1]["waived_reason"] = "ignored: item already running"
+    store.start(C, P, "baseline-report", "ops")
+    checklist = store.open(C, P, template)
+    assert checklist.item("inventory").status is Status.WAIVED
+    assert checklist.item("inventory").actor == "playbook"
+    assert checklist.item("baseline-report").status is Status.RUNNING
+
+
+def test_open_rejects_duplicate_and_bad_ids(tmp_path: Path) -> None:
+    store = ChecklistStore(tmp_path)
+    with pytest.raises(UsageError, match="duplicate checklist item 'inventory'"):
+        store.open(C, P, [TEMPLATE[0], TEMPLATE[0]])
+    with pytest.raises(UsageError, match="is not a slug"):
+        store.open(C, P, [{"id": "../x", "title": "t"}])
+    with pytest.raises(UsageError, match="title is required"):
+        store.open(C, P, [{"id": "x"}])
+
+
+def test_bad_contract_and_phase_are_usage_errors(tmp_path: Path) -> None:
+    store = ChecklistStore(tmp_path)
+    with pytest.raises(UsageError, match=r"contract id '\.\./etc'"):
+        store.open("../etc", P, TEMPLATE)
+    with pytest.raises(UsageError, match="phase 'exit': must be one of takeover"):
+        store.open(C, "exit", TEMPLATE)
+
+
+def test_load_of_unopened_checklist_names_it(tmp_path: Path) -> None:
+    with pytest.raises(HandoverError, match="no reversibility checklist for contract 'acme-2026'"):
+        ChecklistStore(tmp_path).load(C, Phase.REVERSIBILITY)
+
+
+def test_unknown_item_names_the_known_ones(store: ChecklistStore) -> None:
+    with pytest.raises(HandoverError, match=r"'nope' \(items: inventory, baseline"):
+        store.start(C, P, "nope", "ops")
+
+
+def test_corrupt_state_file_is_reported(store: ChecklistStore) -> None:
+    store.path(C, P).write_text('{"contract": "acme-2026", "phase": "takeover", "items": 3}')
+    with pytest.raises(HandoverError, match=r"takeover.json: corrupt checklist: items"):
+        store.load(C, P)
+
+
+def test_default_root_is_under_handover_home(tmp_path: Path) -> None:
+    store = ChecklistStore()
+    store.open(C, Phase.OPERATIONAL, TEMPLATE[:1])
+    home = tmp_path / "handover-home"  # set by the autouse fixture
+    assert (home / "contracts" / C / "checklists" / "operational.json").is_file()
+    assert (home / "contracts" / C / "audit.log").is_file()
+
+
+def test_writes_are_atomic_and_leave_no_temp_files(store: ChecklistStore) -> None:
+    for item in ("inventory", "baseline-report"):
+        store.start(C, P, item, "ops")
+        store.complete(C, P, item, "ops", [])
+    folder = store.path(C, P).parent
+    assert sorted(p.name for p in folder.iterdir()) == ["takeover.json"]
+    data = json.loads(store.path(C, P).read_text())
+    assert data["version"] == 1 + 4 and data["phase"] == "takeover"
+    assert store.load(C, P).is_complete
+
+
+def test_failed_write_keeps_previous_state(
+    store: ChecklistStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = store.path(C, P).read_bytes()
+
+    def broken_dump(checklist: Checklist) -> bytes:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("handover.checklist._dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        store.start(C, P, "inventory", "ops")
+    assert store.path(C, P).read_bytes() == before
+    assert [p.name for p in store.path(C, P).parent.iterdir()] == ["takeover.json"]
+
+
+def test_every_change_is_audited_with_a_valid_chain(store: ChecklistStore) -> None:
+    store.start(C, P, "inventory", "ops")
+    store.complete(
+        C, P, "inventory", "ops", [Evidence(kind="inventory", path="i.json", sha256="f" * 64)]
+    )
+    store.waive(C, P, "baseline-report", "lead", "client's own report")
+    log = store.audit_log(C)
+    entries = log.entries()
+    assert [e["event"] for e in entries] == [
+        "checklist.opened",
+        "checklist.waived",
+        "checklist.running",
+        "checklist.done",
+        "checklist.waived",
+    ]
+    done = entries[3]
+    assert done["data"]["evidence"] == [{"kind": "inventory", "path": "i.json", "sha256": "f" * 64}]
+    assert done["data"]["from"] == "running" and done["data"]["to"] == "done"
+    assert entries[4]["data"]["reason"] == "client's own report" and entries[4]["actor"] == "lead"
+    assert log.verify() == []
+
+
+def test_listeners_get_each_change_in_order(store: ChecklistStore) -> None:
+    seen: list[tuple[str, str, str | None, int]] = []
+
+    def listener(checklist: Checklist, item: ChecklistItem, previous: Status | None) -> None:
+        seen.append(
+            (item.id, item.status.value, previous.value if previous else None, checklist.version)
+        )
+
+    def broken(checklist: Checklist, item: ChecklistItem, previous: Status | None) -> None:
+        raise RuntimeError("artifact API down")
+
+    store.add_listener(broken)
+    store.add_listener(listener)
+    store.start(C, P, "inventory", "ops")
+    store.fail(C, P, "inventory", "ops", "x")
+    store.remove_listener(listener)
+    store.reopen(C, P, "inventory", "ops", "y")
+    assert seen == [("inventory", "running", "pending", 2), ("inventory", "failed", "running", 3)]
+    assert store.load(C, P).item("inventory").status is Status.PENDING
+
+
+def test_concurrent_updates_keep_a_valid_file_and_chain(tmp_path: Path) -> None:
+    store = ChecklistStore(tmp_path)
+    items = [{"id": f"item-{n}", "title": f"Item {n}"} for n in range(24)]
+    store.open(C, P, items)
+    other = ChecklistStore(tmp_path)  # a second store in the same process: flock serialises
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        s = store if n % 2 else other
+        try:
+            s.start(C, P, f"item-{n}", f"t{n}")
+            if n % 3:
+                s.complete(C, P, f"item-{n}", f"t{n}", [Evidence(kind="log", note=f"n={n}")])
+            else:
+                s.fail(C, P, f"item-{n}", f"t{n}", "planned failure")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    final = ChecklistStore(tmp_path).load(C, P)
+    assert final.version == 1 + 48
+    assert final.summary()["done"] == 16 and final.summary()["failed"] == 8
+    assert store.audit_log(C).verify() == []
+    assert len(store.audit_log(C).entries()) == 1 + 48
