@@ -718,7 +718,7 @@ class Deadlines(_Model):
             "notice_months",
             0,
             2,
-            "the switching notice may not exceed 2 months (Data Act art. 25(2)(a))",
+            "the switching notice may not exceed 2 months (Data Act art. 25(2))",
         ),
     ] = Field(default=2, description="Exit notice period in months (0..2).")
     transition_days: Annotated[
@@ -727,7 +727,7 @@ class Deadlines(_Model):
             "transition_days",
             1,
             30,
-            "the transitional period is at most 30 days (Data Act art. 25(2)(a)); an extension "
+            "the transitional period is at most 30 days (Data Act art. 25(2)); an extension "
             "is a separate notice",
         ),
     ] = Field(default=30, description="Transition period in days (1..30).")
@@ -737,7 +737,7 @@ class Deadlines(_Model):
             "retrieval_days",
             30,
             None,
-            "the client must have at least 30 days to retrieve its data (Data Act art. 25(2)(d))",
+            "the client must have at least 30 days to retrieve its data (Data Act art. 25(2))",
         ),
     ] = Field(default=30, description="Retrieval period in days (>= 30).")
     erasure_days: Annotated[
