@@ -15,16 +15,21 @@ from pydantic import BaseModel, ConfigDict
 
 
 class MemberRecord(BaseModel):
-    """One regular file (or directory) of a volume, as recorded in MANIFEST.json."""
+    """One member of a volume (file, directory, link...), as recorded in MANIFEST.json.
+
+    `path` is the path `tar -x` creates (no leading '/'); `link` is the target
+    of a symlink or hard link.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str
-    type: str = "file"  # file | dir
+    type: str = "file"  # file | dir | symlink | hardlink | char | block | fifo
     size: int
     sha256: str | None = None  # None for directories
     mode: int
     mtime: float
+    link: str | None = None  # symlink / hardlink target
     extra: dict[str, str] = {}  # source-specific facts: S3 ETag, last-modified, version id
 
 

@@ -1,0 +1,228 @@
+"""Local disk seams of the bundle layer: a tree read by GNU tar, a bundle folder.
+
+`LocalPathSource` lets GNU `tar -cf -` walk and read the tree: it is several
+times faster than walking it in Python on small files (DESIGN.md, "Moving
+data fast"); handover only parses the stream. `DirectoryTarget` writes each
+bundle file under a temporary name and renames it when complete, so a crash
+leaves complete files and `.tmp` leftovers, never a half file under a final
+name. `DirectorySource` reads a bundle folder back for verify and open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import IO, BinaryIO
+
+from handover._errors import BundleError, ConnectorError, UsageError
+from handover.atomic import atomic_writer
+
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031  # Linux fcntl; a bigger pipe means fewer wake-ups between tar and us
+STDERR_KEEP = 4096
+TMP_SUFFIX = ".tmp"
+
+
+def _tar_binary() -> str:
+    path = shutil.which("tar")
+    if path is None:
+        raise UsageError("tar not found: install GNU tar (`apt-get install -y tar`)")
+    return path
+
+
+def relative_member(root: Path, path: str) -> str:
+    """`path` relative to `root`, as given to tar; an absolute path is taken under `root`.
+
+    Raises UsageError for a path that climbs out of `root` with '..'.
+    """
+    pure = PurePosixPath(path)
+    parts = [part for part in pure.parts if part not in ("/", ".")]
+    if ".." in parts:
+        raise UsageError(f"{path}: '..' is not allowed in a dataset path (under {root})")
+    return "/".join(parts) or "."
+
+
+class LocalPathSource:
+    """A dataset made of paths under `root`, streamed by `tar -cf - --format=posix`.
+
+    Member names start with each path relative to `root` (`www/index.html`
+    for root `/var`, path `www`). Leaving `open_tar()` checks tar's exit code
+    and raises ConnectorError naming the paths and tar's message when it failed
+    (missing path, unreadable file, file changed while read).
+    """
+
+    def __init__(self, label: str, root: Path, paths: Sequence[str]) -> None:
+        if not paths:
+            raise UsageError(f"{label}: a dataset needs at least one path")
+        self._label = label
+        self.root = Path(root)
+        self.paths = [relative_member(self.root, path) for path in paths]
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def origin(self) -> str:
+        joined = ",".join(str(self.root / p) if p != "." else str(self.root) for p in self.paths)
+        return f"local:{joined}"
+
+    def member_extras(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def command(self) -> list[str]:
+        """The tar command line (no shell): POSIX format, sorted, hard links stored as files."""
+        return [
+            _tar_binary(),
+            "-cf",
+            "-",
+            "--format=posix",
+            "--pax-option=delete=atime,delete=ctime",
+            "--sort=name",
+            "--hard-dereference",
+            "-C",
+            str(self.root),
+            "--",
+            *self.paths,
+        ]
+
+    @contextlib.contextmanager
+    def open_tar(self) -> Iterator[BinaryIO]:
+        """Yield tar's stdout; on exit, raise ConnectorError if tar failed."""
+        if not self.root.is_dir():
+            raise ConnectorError(f"{self.root}: dataset root is not a folder", host="local")
+        process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+        assert process.stdout is not None and process.stderr is not None
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(process.stdout.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+        stderr = _Drain(process.stderr)
+        completed = False
+        try:
+            yield process.stdout  # type: ignore[misc]
+            completed = True
+        finally:
+            if not completed:
+                process.kill()
+            process.stdout.close()
+            code = process.wait()
+            message = stderr.finish()
+        if code != 0:
+            where = ", ".join(str(self.root / p) for p in self.paths)
+            detail = message.strip().replace("\n", "; ") or f"exit status {code}"
+            raise ConnectorError(f"tar failed reading {where}: {detail}", host="local")
+
+
+class _Drain:
+    """Read a stderr pipe on a thread so the producer never blocks on it; keep the tail."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self._tail = b""
+        self._thread = threading.Thread(target=self._run, name="stderr-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._pipe.read(STDERR_KEEP)
+            if not chunk:
+                return
+            self._tail = (self._tail + chunk)[-STDERR_KEEP:]
+
+    def finish(self) -> str:
+        self._thread.join()
+        self._pipe.close()
+        return self._tail.decode("utf-8", "replace")
+
+
+def local_file_source(label: str, path: Path) -> LocalPathSource:
+    """A dataset of one local file: the volume holds it under its own name."""
+    path = Path(path).absolute()
+    return LocalPathSource(label, path.parent, [path.name])
+
+
+def local_path_source(label: str, path: Path) -> LocalPathSource:
+    """A dataset of one local file or folder, member names starting with its base name."""
+    path = Path(os.path.abspath(path))
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"{path}: no such file or folder")
+    if path == path.parent:  # the filesystem root: members are its children
+        return LocalPathSource(label, path, ["."])
+    return LocalPathSource(label, path.parent, [path.name])
+
+
+def _check_relpath(relpath: str) -> PurePosixPath:
+    pure = PurePosixPath(relpath)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise BundleError(f"{relpath}: not a relative path inside a bundle")
+    return pure
+
+
+class DirectoryTarget:
+    """A bundle folder: each file appears under its final name only once complete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @contextlib.contextmanager
+    def open_write(self, relpath: str) -> Iterator[BinaryIO]:
+        final = self.path.joinpath(*_check_relpath(relpath).parts)
+        with atomic_writer(final) as handle:
+            yield handle
+
+    def exists(self, relpath: str) -> bool:
+        return self.path.joinpath(*_check_relpath(relpath).parts).is_file()
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def remove_partials(self) -> list[str]:
+        """Delete `.NAME.*.tmp` files a crashed run left behind; return their paths."""
+        removed: list[str] = []
+        if not self.path.is_dir():
+            return removed
+        for tmp in self.path.rglob(f".*{TMP_SUFFIX}"):
+            if tmp.is_file():
+                tmp.unlink()
+                removed.append(str(tmp.relative_to(self.path)))
+        return removed
+
+
+class DirectorySource:
+    """A bundle folder read back for verify and open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise UsageError(f"{self.path}: not a bundle folder (no such folder)")
+
+    def list_files(self) -> Iterator[str]:
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            dirnames.sort()
+            base = Path(dirpath).relative_to(self.path)
+            for name in sorted(filenames):
+                yield (base / name).as_posix()
+
+    @contextlib.contextmanager
+    def open_read(self, relpath: str) -> Iterator[BinaryIO]:
+        final = self.path.joinpath(*_check_relpath(relpath).parts)
+        try:
+            handle = open(final, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise BundleError(f"{relpath}: missing from {self.path}") from None
+        with handle:
+            yield handle
+
+    def describe(self) -> str:
+        return str(self.path)

@@ -1,0 +1,120 @@
+"""README.txt of a bundle: how a client verifies and opens it with standard tools only.
+
+It names no client file: only the bundle's own files (volume names carry
+host and dataset labels, which the outer listing shows anyway). Every
+command line starts with `    $ ` so that tests can run exactly what the
+client reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+NAMESPACE = "handover-bundle"
+SIGNER_IDENTITY = "provider"
+COMMAND_PREFIX = "    $ "
+KEY_PLACEHOLDER = "key.txt"
+
+
+def volume_folder(volume_file: str) -> str:
+    """Where a volume is unpacked: `volumes/0001-web01-www.tar.age` -> `0001-web01-www`."""
+    name = volume_file.rsplit("/", 1)[-1]
+    return name.removesuffix(".tar.age")
+
+
+def render_readme(
+    volume_files: Sequence[str], created: str, provider_fingerprint: str, title: str = ""
+) -> str:
+    """The README.txt text; `volume_files` are bundle-relative paths."""
+    heading = "Restitution bundle" + (f": {title}" if title else "")
+    lines = [
+        heading,
+        "=" * len(heading),
+        "",
+        f"Sealed on {created} by handover. This folder holds your data, encrypted with the",
+        "age format (https://age-encryption.org) to the key(s) you gave your provider,",
+        "and signed by your provider. You need only standard tools to check and open it:",
+        "age (or rage), GNU tar, sha256sum and ssh-keygen (OpenSSH). On Debian or Ubuntu:",
+        "",
+        "    apt-get install age tar coreutils openssh-client",
+        "",
+        "Contents",
+        "--------",
+        "",
+        "  README.txt      this file (plain text)",
+        "  SHA256SUMS      SHA-256 of every other file, for sha256sum -c",
+        "  SHA256SUMS.sig  the provider's SSH signature of SHA256SUMS",
+        "  provider.pub    the provider's signing public key",
+        "  index.tar.age   encrypted: MANIFEST.json (every file of every volume with its",
+        "                  size and SHA-256), and the documents of the handover",
+        f"  volumes/        {len(volume_files)} encrypted volume(s), one per dataset:",
+    ]
+    lines += [f"                    {name}" for name in volume_files]
+    lines += [
+        "",
+        "Run the commands below from inside this folder, in a POSIX shell (bash, zsh).",
+        f"In them, {KEY_PLACEHOLDER} stands for your age identity file (AGE-SECRET-KEY-1...);",
+        "if you gave an SSH public key as recipient, use your SSH private key instead,",
+        "for example ~/.ssh/id_ed25519.",
+        "",
+        "1. Check that the download is complete and intact",
+        "",
+        "Every line must end with OK:",
+        "",
+        f"{COMMAND_PREFIX}sha256sum -c SHA256SUMS",
+        "",
+        "2. Check that the bundle comes from your provider",
+        "",
+        f"First compare the key in provider.pub (fingerprint {provider_fingerprint})",
+        "with the one your provider gave you by another channel (contract annex, e-mail,",
+        "phone): the signature only proves something if that key is the right one.",
+        "Then build an allowed_signers file from it and check the signature:",
+        "",
+        f'{COMMAND_PREFIX}echo "{SIGNER_IDENTITY} $(cat provider.pub)" > allowed_signers',
+        f"{COMMAND_PREFIX}ssh-keygen -Y verify -f allowed_signers -I {SIGNER_IDENTITY} "
+        f"-n {NAMESPACE} -s SHA256SUMS.sig < SHA256SUMS",
+        "",
+        f'It must print: Good "{NAMESPACE}" signature for {SIGNER_IDENTITY} with ... key.',
+        "Since SHA256SUMS covers every other file, steps 1 and 2 together prove that",
+        "each file is exactly what the provider sealed.",
+        "",
+        "3. Decrypt and unpack each volume",
+        "",
+        "Each volume unpacks into its own folder under restored/. Inside it, a",
+        "SHA256SUMS file lists every file of the volume; sha256sum -c must print OK for",
+        "each. (If age reports an error, the volume is damaged: do not use what tar",
+        "unpacked from it.)",
+        "",
+    ]
+    for name in volume_files:
+        folder = f"restored/{volume_folder(name)}"
+        lines += [
+            f"{COMMAND_PREFIX}mkdir -p {folder}",
+            f"{COMMAND_PREFIX}age -d -i {KEY_PLACEHOLDER} {name} | tar -x -C {folder}",
+            f"{COMMAND_PREFIX}(cd {folder} && sha256sum -c --quiet SHA256SUMS && echo OK)",
+            "",
+        ]
+    lines += [
+        "4. Decrypt the index",
+        "",
+        f"{COMMAND_PREFIX}mkdir -p restored/index",
+        f"{COMMAND_PREFIX}age -d -i {KEY_PLACEHOLDER} index.tar.age | tar -x -C restored/index",
+        f"{COMMAND_PREFIX}(cd restored/index && sha256sum -c --quiet SHA256SUMS && echo OK)",
+        "",
+        "restored/index/MANIFEST.json lists every volume and every file in it, with",
+        "size, SHA-256, permissions and modification time, and where it came from.",
+        "",
+        "Symbolic links are kept as they were on the source system; check where they",
+        "point before following them. If you have handover installed, `handover verify",
+        "--identity KEY .` checks all of the above without writing plaintext to disk,",
+        "and `handover open` unpacks everything (it refuses links and device files).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def readme_commands(text: str) -> list[str]:
+    """The shell commands of a README.txt, in order (what a client would type)."""
+    return [
+        line[len(COMMAND_PREFIX) :] for line in text.splitlines() if line.startswith(COMMAND_PREFIX)
+    ]
