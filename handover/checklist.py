@@ -232,6 +232,26 @@ def evidence_for_file(
     return Evidence(kind=kind, path=str(path), sha256=digest, flow_run_id=flow_run_id, note=note)
 
 
+def draft_checklist(
+    contract: str, phase: Phase | str, template_items: Sequence[Mapping[str, Any]]
+) -> Checklist:
+    """A checklist built from template items without storing anything (version 0).
+
+    For showing a phase that was never opened: items are pending, or waived
+    when the template carries a waived_reason.
+    """
+    phase = _phase(phase)
+    checklist = Checklist(contract=contract, phase=phase)
+    for raw in template_items:
+        entry = _template(contract, phase, raw)
+        reason = entry.pop("waived_reason", None)
+        item = ChecklistItem(**entry, actor="playbook")
+        if reason:
+            item.status, item.reason = Status.WAIVED, reason
+        checklist.items.append(item)
+    return checklist
+
+
 def check_transition(item: ChecklistItem, to: Status) -> None:
     """Raise InvalidTransition unless `item` may move to `to` (reopen aside)."""
     if (item.status, to) not in ALLOWED_TRANSITIONS:
