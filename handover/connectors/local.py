@@ -1,0 +1,306 @@
+"""The `local` transport: the worker runs on the host it manages.
+
+Commands run with `sh -c` in the host's `root` folder, dataset paths and
+configured certificate paths are read under `root` (`/` for a real host; the
+demo gives each sandbox host its own root). The other inventory facts
+(packages, services, ports, disks, users) are those of the machine the
+worker runs on: that machine IS the local host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, Self, cast
+
+from handover._errors import (
+    ConnectorError,
+    PermanentConnectorError,
+    TransientConnectorError,
+    UsageError,
+)
+from handover.atomic import write_atomic
+from handover.connectors.base import CommandResult
+from handover.inventory import INVENTORY_SCRIPT, Inventory, parse_inventory
+
+if TYPE_CHECKING:
+    from handover.bundle.types import VolumeSource
+
+__all__ = ["LocalConnector", "LocalDumpSource"]
+
+INVENTORY_TIMEOUT_S = 300.0
+MAX_READ_FILE_BYTES = 16 * 1024 * 1024  # read_file is for configs and keys, not datasets
+STDERR_TAIL_CHARS = 500
+_BLOCK = 512
+
+
+def _under_root(root: Path, path: str) -> Path:
+    """`path` (absolute or relative) taken under `root`; '..' is refused so no path leaves it."""
+    parts = [part for part in PurePosixPath(path).parts if part not in ("/", ".")]
+    if ".." in parts:
+        raise UsageError(f"{path}: '..' is not allowed in a host path (under {root})")
+    return root.joinpath(*parts)
+
+
+def _stderr_tail(stderr: bytes) -> str:
+    text = stderr.decode("utf-8", "replace").strip().replace("\n", "; ")
+    return text[-STDERR_TAIL_CHARS:] or "no message on stderr"
+
+
+class LocalConnector:
+    """HostConnector for `transport: local`: subprocesses and files under `root`."""
+
+    def __init__(self, name: str, root: Path = Path("/")) -> None:
+        self.name = name
+        self.root = Path(root).absolute()
+
+    # -- context manager -------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: every call starts and ends its own subprocess."""
+
+    def __repr__(self) -> str:
+        return f"LocalConnector({self.name!r}, root={str(self.root)!r})"
+
+    # -- commands --------------------------------------------------------------------
+
+    def run(
+        self, command: str, *, stdin: bytes | None = None, timeout_s: float = 120
+    ) -> CommandResult:
+        """Run `command` with `sh -c` in `root`. A non-zero exit is returned, not raised.
+
+        Raises TransientConnectorError on timeout (the process is killed), and
+        PermanentConnectorError when `root` is not a folder.
+        """
+        return self._run(["sh", "-c", command], stdin=stdin, timeout_s=timeout_s)
+
+    def _run(self, argv: list[str], *, stdin: bytes | None, timeout_s: float) -> CommandResult:
+        if not self.root.is_dir():
+            raise PermanentConnectorError(f"root {self.root} is not a folder", host=self.name)
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=self.root,
+                input=stdin,
+                stdin=subprocess.DEVNULL if stdin is None else None,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            # The command is not quoted: it may be long and it is the playbook's, not news.
+            raise TransientConnectorError(
+                f"command timed out after {timeout_s:g} s", host=self.name
+            ) from None
+        except OSError as exc:
+            raise PermanentConnectorError(
+                f"cannot start sh: {exc.strerror}", host=self.name
+            ) from exc
+        return CommandResult(exit_status=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+    # -- inventory -------------------------------------------------------------------
+
+    def inventory(self, cert_paths: Sequence[str] = ()) -> Inventory:
+        """Run INVENTORY_SCRIPT once; certificate paths are looked up under `root`.
+
+        Certificate paths in the result are shown as configured (relative to
+        `root`), not as the sandbox path they were read from.
+        """
+        resolved = [str(_under_root(self.root, path)) for path in cert_paths]
+        result = self._run(
+            ["sh", "-s", "--", *resolved],
+            stdin=INVENTORY_SCRIPT.encode(),
+            timeout_s=INVENTORY_TIMEOUT_S,
+        )
+        if not result.stdout.strip():
+            raise ConnectorError(
+                f"inventory script printed nothing (exit {result.exit_status}): "
+                f"{_stderr_tail(result.stderr)}",
+                host=self.name,
+            )
+        inventory = parse_inventory(self.name, result.stdout.decode("utf-8", "replace"))
+        if self.root == Path("/"):
+            return inventory
+        prefix = str(self.root)
+
+        def shown(text: str) -> str:
+            return text.replace(prefix + "/", "/").replace(prefix, "/")
+
+        certificates = [
+            c.model_copy(update={"path": shown(c.path)}) for c in inventory.certificates
+        ]
+        unreadable = [
+            shown(note) if note.startswith("certificates:") else note
+            for note in inventory.unreadable
+        ]
+        return inventory.model_copy(update={"certificates": certificates, "unreadable": unreadable})
+
+    # -- datasets --------------------------------------------------------------------
+
+    def tree_source(self, label: str, paths: Sequence[str]) -> VolumeSource:
+        """The files under `paths` (taken under `root`), walked by GNU tar."""
+        from handover.bundle.local import LocalPathSource
+
+        return LocalPathSource(label, self.root, paths)
+
+    def dump_source(self, label: str, command: str, filename: str) -> VolumeSource:
+        """The stdout of `command` (run in `root`) as a tar holding one member `filename`."""
+        return LocalDumpSource(label, self.name, self.root, command, filename)
+
+    # -- small files -----------------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes:
+        """Bytes of a small file under `root`. Raises PermanentConnectorError if absent or large."""
+        target = _under_root(self.root, path)
+        try:
+            with open(target, "rb") as handle:
+                data = handle.read(MAX_READ_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise PermanentConnectorError(f"{path}: no such file", host=self.name) from None
+        except OSError as exc:
+            raise PermanentConnectorError(f"{path}: {exc.strerror}", host=self.name) from None
+        if len(data) > MAX_READ_FILE_BYTES:
+            raise PermanentConnectorError(
+                f"{path}: larger than {MAX_READ_FILE_BYTES} bytes, not a small file",
+                host=self.name,
+            )
+        return data
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Replace a file under `root` atomically (temp name, fsync, rename), with `mode`."""
+        target = _under_root(self.root, path)
+        try:
+            write_atomic(target, data, mode)
+        except OSError as exc:
+            raise PermanentConnectorError(f"{path}: {exc.strerror}", host=self.name) from None
+
+
+class _ChainReader(io.RawIOBase):
+    """Read a tar made of: header bytes, then an open file, then padding and end-of-archive."""
+
+    def __init__(self, head: bytes, body: BinaryIO, tail: bytes) -> None:
+        self._parts: list[BinaryIO] = [io.BytesIO(head), body, io.BytesIO(tail)]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while self._parts:
+            got = self._parts[0].readinto(buffer)  # type: ignore[attr-defined]
+            if got:
+                return int(got)
+            self._parts.pop(0)
+        return 0
+
+
+class LocalDumpSource:
+    """A VolumeSource of one member: the stdout of a dump command, run in `root`.
+
+    A tar member declares its size in its header, before its data, and a dump
+    command cannot tell its size in advance: so the dump goes to a temporary
+    file in a private folder (0700, under $TMPDIR or `tmp_dir`) on the same
+    host, then streams out as a tar. The temporary folder is removed when
+    `open_tar()` exits, whatever happened. If the command fails, ConnectorError
+    carries the exit status and the end of its stderr (never its stdout: that
+    is client data).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        host: str,
+        root: Path,
+        command: str,
+        filename: str,
+        tmp_dir: Path | None = None,
+    ) -> None:
+        pure = PurePosixPath(filename)
+        if not filename or pure.is_absolute() or ".." in pure.parts or filename.endswith("/"):
+            raise UsageError(f"{label}: dump filename {filename!r} must be a relative file name")
+        self._label = label
+        self.host = host
+        self.root = Path(root)
+        self.command = command
+        self.filename = pure.as_posix()
+        self.tmp_dir = tmp_dir
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def origin(self) -> str:
+        return f"local:{self.root} (dump command, {self.filename})"
+
+    def member_extras(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def _dump(self, into: Path) -> None:
+        with open(into, "wb") as out:
+            try:
+                done = subprocess.run(
+                    ["sh", "-c", self.command],
+                    cwd=self.root,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.PIPE,
+                    check=False,
+                )
+            except OSError as exc:
+                raise PermanentConnectorError(
+                    f"dump {self.filename}: cannot start sh in {self.root}: {exc.strerror}",
+                    host=self.host,
+                ) from exc
+        if done.returncode != 0:
+            raise ConnectorError(
+                f"dump {self.filename}: command exited with status {done.returncode}: "
+                f"{_stderr_tail(done.stderr)}",
+                host=self.host,
+            )
+
+    @contextlib.contextmanager
+    def open_tar(self) -> Iterator[BinaryIO]:
+        """Run the dump to a private temp file, then yield it as a one-member tar stream."""
+        from handover.bundle.tarstream import end_of_archive
+
+        if not self.root.is_dir():
+            raise PermanentConnectorError(f"root {self.root} is not a folder", host=self.host)
+        private = Path(tempfile.mkdtemp(prefix="handover-dump-", dir=self.tmp_dir))  # 0700
+        try:
+            dump_path = private / "dump"
+            self._dump(dump_path)
+            size = dump_path.stat().st_size
+            info = tarfile.TarInfo(self.filename)
+            info.size = size
+            info.mode = 0o600
+            info.mtime = int(time.time())
+            info.type = tarfile.REGTYPE
+            head = info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+            padding = bytes(-size % _BLOCK)
+            tail = padding + end_of_archive(len(head) + size + len(padding))
+            with open(dump_path, "rb") as body:
+                yield cast(BinaryIO, _ChainReader(head, body, tail))
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"LocalDumpSource({self._label!r}, host={self.host!r}, file={self.filename!r})"
