@@ -261,8 +261,12 @@ def test_parse_busybox_output_with_missing_tools() -> None:
     assert "certificates: /etc/ssl/private: permission denied" in inv.unreadable
     assert "certificates: /etc/ssl/files01/broken.pem: not an X.509 certificate" in inv.unreadable
     ports = {(p.proto, p.address, p.port) for p in inv.listening}
-    assert ports == {("tcp", "0.0.0.0", 22), ("tcp", "127.0.0.1", 8080), ("tcp", "::1", 80),
-                     ("udp", "0.0.0.0", 68)}  # fmt: skip
+    assert ports == {
+        ("tcp", "0.0.0.0", 22),
+        ("tcp", "127.0.0.1", 8080),
+        ("tcp", "::1", 80),
+        ("udp", "0.0.0.0", 68),
+    }
     assert inv.disks[0].size_bytes == 1000000 * 1024 and inv.disks[0].used_percent == 50.0
     assert len(inv.certificates) == 1 and inv.certificates[0].days_left == -3  # expired
     assert inv.eol_flags and inv.eol_flags[0].startswith("os: Alpine Linux v3.16")
@@ -329,8 +333,20 @@ def test_real_script_falls_back_without_ss_or_netstat(tmp_path: Path) -> None:
     sh = require_binary("sh", "dash")
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ["sed", "cat", "uname", "hostname", "df", "grep", "find", "head", "wc", "sort",
-                 "tr", "base64"]:  # fmt: skip
+    for tool in [
+        "sed",
+        "cat",
+        "uname",
+        "hostname",
+        "df",
+        "grep",
+        "find",
+        "head",
+        "wc",
+        "sort",
+        "tr",
+        "base64",
+    ]:
         found = shutil.which(tool)
         if found:
             (bindir / tool).symlink_to(found)
