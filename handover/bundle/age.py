@@ -21,7 +21,7 @@ import hmac
 import os
 from collections.abc import Sequence
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -51,6 +51,8 @@ __all__ = [
     "CHUNK_SIZE",
     "AgeReader",
     "AgeWriter",
+    "ByteSink",
+    "ByteSource",
     "Identity",
     "Recipient",
     "SshEd25519Identity",
@@ -65,6 +67,23 @@ __all__ = [
     "parse_identity",
     "parse_recipient",
 ]
+
+
+class ByteSink(Protocol):
+    """Where AgeWriter writes: a binary file, a socket wrapper, an upload part buffer.
+
+    `flush()` is called when present. `write` receives memoryviews of a reused
+    buffer and must not keep a reference after it returns (the io contract).
+    """
+
+    def write(self, data: memoryview, /) -> object: ...
+
+
+class ByteSource(Protocol):
+    """What AgeReader reads from; `readinto` is used when present (one copy less)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
 
 VERSION_LINE = b"age-encryption.org/v1\n"
 CHUNK_SIZE = 64 * 1024
@@ -108,7 +127,7 @@ def _header_key(file_key: bytes) -> bytes:
 class _HeaderParser:
     """Reads header lines from a stream; keeps whatever it read past the header."""
 
-    def __init__(self, src: BinaryIO, name: str) -> None:
+    def __init__(self, src: ByteSource, name: str) -> None:
         self._src = src
         self._name = name
         self._buf = bytearray()
@@ -217,7 +236,7 @@ class AgeWriter:
     io contract says, `dst` must not keep a reference after `write` returns.
     """
 
-    def __init__(self, dst: BinaryIO, recipients: Sequence[Recipient]) -> None:
+    def __init__(self, dst: ByteSink, recipients: Sequence[Recipient]) -> None:
         if not recipients:
             raise ValueError("AgeWriter needs at least one recipient")
         self._dst = dst
@@ -225,7 +244,7 @@ class AgeWriter:
         stanzas = [s for r in recipients for s in r.wrap(file_key)]
         nonce = os.urandom(NONCE_SIZE)
         self._aead = _stream_key(file_key, nonce)
-        dst.write(encode_header(stanzas, file_key) + nonce)
+        dst.write(memoryview(encode_header(stanzas, file_key) + nonce))
         self._counter = 0
         self._pending = bytearray(CHUNK_SIZE)
         self._pending_view = memoryview(self._pending)
@@ -286,7 +305,12 @@ class AgeWriter:
         """Hand the sealed chunks to dst (the held-back last chunk stays)."""
         if not self._closed:
             self._flush()
-        self._dst.flush()
+        self._flush_dst()
+
+    def _flush_dst(self) -> None:
+        flush = getattr(self._dst, "flush", None)
+        if flush is not None:
+            flush()
 
     def close(self) -> None:
         """Seal the final chunk and flush; dst stays open. Idempotent."""
@@ -295,7 +319,7 @@ class AgeWriter:
         self._seal(self._pending_view[: self._pending_len], final=True)
         self._flush()
         self._closed = True
-        self._dst.flush()
+        self._flush_dst()
 
     def abort(self) -> None:
         """Stop without a final chunk: what was written will fail to decrypt as truncated."""
@@ -333,7 +357,7 @@ class AgeReader:
     before any unauthenticated byte is returned.
     """
 
-    def __init__(self, src: BinaryIO, identities: Sequence[Identity], name: str = "") -> None:
+    def __init__(self, src: ByteSource, identities: Sequence[Identity], name: str = "") -> None:
         self._src = src
         self.name = name or str(getattr(src, "name", "") or "age file")
         parser = _HeaderParser(src, self.name)
