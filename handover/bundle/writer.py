@@ -1,0 +1,321 @@
+"""Seal restitution bundles: volumes, encrypted index, README, checksums, signature.
+
+One pass over the data: GNU tar (or a remote tar, or S3) produces the
+stream, handover parses and hashes it, appends the volume's `SHA256SUMS`,
+encrypts it to the recipients and hashes the ciphertext on its way to the
+target; the outer `SHA256SUMS` is written from those hashes, never by
+reading volumes back.
+
+Crash and resume: each bundle file appears under its final name only when
+complete (`BundleTarget.open_write`), and `SHA256SUMS.sig` is written last,
+so a bundle without it is unfinished, whatever else is there. A crashed seal
+leaves complete volumes and temporary `.NAME.*.tmp` files. A new
+`BundleWriter` on the same target deletes the temporary files; the caller
+re-registers the volumes it trusts with `adopt_volume(record)` (the flow
+keeps the VolumeRecords of finished tasks) and rebuilds the others with
+`add_volume(source, number=N)`, which overwrites a volume of the same name.
+`finish()` then rewrites the index, README, checksums and signature. A volume
+file of the crashed run that is neither adopted nor rebuilt stays in the
+folder and `verify` reports it as an extra file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, BinaryIO, cast
+
+from pydantic import BaseModel, ConfigDict
+
+from handover._errors import BundleError, UsageError
+from handover.bundle.age import AgeWriter, Recipient
+from handover.bundle.local import DirectoryTarget
+from handover.bundle.manifest import (
+    MANIFEST_NAME,
+    DocumentRecord,
+    Manifest,
+    VolumeRecord,
+)
+from handover.bundle.readme import NAMESPACE, render_readme
+from handover.bundle.sshsig import SigningKey, sign
+from handover.bundle.tarstream import (
+    SUMS_NAME,
+    TarParser,
+    pump_tar,
+    render_sums,
+    seal_trailer,
+)
+from handover.bundle.types import BundleTarget, VolumeSource
+
+INDEX_NAME = "index.tar.age"
+README_NAME = "README.txt"
+PROVIDER_KEY_NAME = "provider.pub"
+SIGNATURE_NAME = "SHA256SUMS.sig"
+VOLUMES_DIR = "volumes"
+COPY_SIZE = 1 << 20
+
+Progress = Callable[[int], None]
+
+
+def slugify(text: str, fallback: str = "data") -> str:
+    """A file-name-safe label: letters, digits, dot, dash, underscore."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return slug[:80] or fallback
+
+
+def key_fingerprint(public_line: str) -> str:
+    """`SHA256:...` fingerprint of an OpenSSH public key line, as ssh-keygen -l prints it."""
+    blob = base64.b64decode(public_line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+class BundleResult(BaseModel):
+    """What `finish()` wrote: every outer file with its SHA-256, and the volumes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    location: str
+    volumes: list[VolumeRecord]
+    files: dict[str, str]  # bundle-relative path -> SHA-256, as in SHA256SUMS
+    manifest_sha256: str
+    provider_key: str
+    created: str
+
+
+class _HashingWriter:
+    """Counts and hashes what goes to `dst` (the ciphertext), on the writing thread."""
+
+    def __init__(self, dst: IO[bytes]) -> None:
+        self._dst = dst
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self._sha.update(data)
+        written = self._dst.write(data)
+        self.size += len(data) if written is None else written
+        return self.size
+
+    def flush(self) -> None:
+        self._dst.flush()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+class BundleWriter:
+    """Builds one bundle on a target folder (or S3 prefix through a BundleTarget).
+
+    `add_volume` may be called from several threads at once; `progress` is
+    then called from those threads too (with byte counts of tar read).
+    Raises UsageError for an empty recipient list.
+    """
+
+    def __init__(
+        self,
+        target: BundleTarget | Path,
+        recipients: Sequence[Recipient],
+        signing_key: SigningKey,
+        *,
+        progress: Progress | None = None,
+        title: str = "",
+    ) -> None:
+        if not recipients:
+            raise UsageError("a bundle needs at least one recipient (--to)")
+        self.target: BundleTarget = DirectoryTarget(target) if isinstance(target, Path) else target
+        self.recipients = list(recipients)
+        self.signing_key = signing_key
+        self.progress = progress
+        self.title = title
+        self._lock = threading.Lock()
+        self._next_number = 1
+        self._volumes: dict[int, VolumeRecord] = {}
+        self._finished = False
+        remove_partials = getattr(self.target, "remove_partials", None)
+        if remove_partials is not None:
+            remove_partials()
+
+    # -- volumes -------------------------------------------------------------------------
+
+    def _reserve(self, number: int | None) -> int:
+        with self._lock:
+            if self._finished:
+                raise BundleError(f"{self.target.describe()}: bundle already finished")
+            if number is None:
+                number = self._next_number
+            if number < 1 or number > 9999:
+                raise BundleError(f"volume number {number} out of range 1..9999")
+            self._next_number = max(self._next_number, number + 1)
+            return number
+
+    def add_volume(self, source: VolumeSource, *, number: int | None = None) -> VolumeRecord:
+        """Seal one dataset into `volumes/NNNN-<label>.tar.age`; numbered in call order.
+
+        The file is visible only once complete. Raises ConnectorError when the
+        source fails, BundleError when its stream is not a usable tar archive.
+        """
+        number = self._reserve(number)
+        relpath = f"{VOLUMES_DIR}/{number:04d}-{slugify(source.label)}.tar.age"
+        parser = TarParser(relpath)
+        with self.target.open_write(relpath) as raw:
+            out = _HashingWriter(raw)
+            with (
+                AgeWriter(cast(BinaryIO, out), self.recipients) as age,
+                source.open_tar() as stream,
+            ):
+                tar_size = pump_tar(
+                    stream, parser, age, trailer=seal_trailer, progress=self.progress
+                )
+        record = VolumeRecord(
+            number=number,
+            file=relpath,
+            label=source.label,
+            origin=source.origin,
+            size=out.size,
+            sha256=out.hexdigest(),
+            tar_size=tar_size,
+            members=parser.members(source.member_extras()),
+        )
+        with self._lock:
+            self._volumes[number] = record
+        return record
+
+    def adopt_volume(self, record: VolumeRecord) -> None:
+        """Register a volume sealed by an earlier (crashed) run; it must still be there."""
+        if not self.target.exists(record.file):
+            raise BundleError(f"{record.file}: missing from {self.target.describe()}, reseal it")
+        self._reserve(record.number)
+        with self._lock:
+            self._volumes[record.number] = record
+
+    @property
+    def volumes(self) -> list[VolumeRecord]:
+        with self._lock:
+            return [self._volumes[n] for n in sorted(self._volumes)]
+
+    # -- the rest of the bundle ----------------------------------------------------------
+
+    def finish(
+        self,
+        documents: Mapping[str, bytes | Path] | None = None,
+        extra_manifest: Mapping[str, object] | None = None,
+    ) -> BundleResult:
+        """Write index, README, provider.pub, then SHA256SUMS and its signature last.
+
+        `documents` maps index-relative names (`audit/log.jsonl`) to contents or
+        files; `extra_manifest` adds keys under MANIFEST.json's `extra`.
+        """
+        documents = dict(documents or {})
+        with self._lock:
+            self._finished = True
+        volumes = self.volumes
+        created = datetime.now(UTC).replace(microsecond=0).isoformat()
+        public_line = self.signing_key.public_line("provider")
+
+        doc_records: list[DocumentRecord] = []
+        for name in sorted(documents):
+            _check_document_name(name)
+            size, digest = _hash_document(documents[name])
+            doc_records.append(DocumentRecord(path=name, size=size, sha256=digest))
+        manifest = Manifest(
+            created=created,
+            provider_key=public_line,
+            volumes=volumes,
+            documents=doc_records,
+            extra=dict(extra_manifest or {}),
+        )
+        manifest_bytes = manifest.to_json()
+        files: dict[str, str] = {v.file: v.sha256 for v in volumes}
+
+        inner = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
+        inner.update({d.path: d.sha256 for d in doc_records})
+        with self.target.open_write(INDEX_NAME) as raw:
+            out = _HashingWriter(raw)
+            with AgeWriter(cast(BinaryIO, out), self.recipients) as age:
+                _write_index(age, manifest_bytes, documents, render_sums(inner))
+        files[INDEX_NAME] = out.hexdigest()
+
+        readme = render_readme(
+            [v.file for v in volumes], created, key_fingerprint(public_line), self.title
+        ).encode("utf-8")
+        files[README_NAME] = self._put(README_NAME, readme)
+        files[PROVIDER_KEY_NAME] = self._put(PROVIDER_KEY_NAME, (public_line + "\n").encode())
+
+        sums = render_sums(files)
+        files[SUMS_NAME] = self._put(SUMS_NAME, sums)
+        signature = sign(sums, self.signing_key, NAMESPACE)
+        self._put(SIGNATURE_NAME, signature.encode("ascii"))
+        del files[SUMS_NAME]
+        return BundleResult(
+            location=self.target.describe(),
+            volumes=volumes,
+            files=files,
+            manifest_sha256=inner[MANIFEST_NAME],
+            provider_key=public_line,
+            created=created,
+        )
+
+    def _put(self, relpath: str, data: bytes) -> str:
+        with self.target.open_write(relpath) as handle:
+            handle.write(data)
+        return hashlib.sha256(data).hexdigest()
+
+
+def _check_document_name(name: str) -> None:
+    pure = PurePosixPath(name)
+    if (
+        not name
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or name in (MANIFEST_NAME, SUMS_NAME)
+        or pure.as_posix() != name
+    ):
+        raise UsageError(f"document name {name!r}: must be a plain relative path, not reserved")
+
+
+def _hash_document(content: bytes | Path) -> tuple[int, str]:
+    if isinstance(content, bytes):
+        return len(content), hashlib.sha256(content).hexdigest()
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with open(content, "rb") as handle:
+            while chunk := handle.read(COPY_SIZE):
+                sha.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise UsageError(f"{content}: cannot read document: {exc.strerror}") from exc
+    return size, sha.hexdigest()
+
+
+def _write_index(
+    dst: AgeWriter, manifest: bytes, documents: Mapping[str, bytes | Path], sums: bytes
+) -> None:
+    """The index tar: MANIFEST.json, the documents, then SHA256SUMS (PAX for any name)."""
+    now = time.time()
+    with tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+
+        def add(name: str, size: int, stream: BinaryIO) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            info.mode = 0o644
+            info.mtime = int(now)
+            tar.addfile(info, stream)
+
+        add(MANIFEST_NAME, len(manifest), io.BytesIO(manifest))
+        for name in sorted(documents):
+            content = documents[name]
+            if isinstance(content, bytes):
+                add(name, len(content), io.BytesIO(content))
+            else:
+                with open(content, "rb") as handle:
+                    add(name, Path(content).stat().st_size, handle)
+        add(SUMS_NAME, len(sums), io.BytesIO(sums))

@@ -1,0 +1,371 @@
+"""`handover keygen | seal | verify | open`: restitution bundles from the command line.
+
+A client needs none of this (README.txt in each bundle says how to use
+`age`, `tar`, `sha256sum` and `ssh-keygen`); these commands are for the
+provider who seals, and for a client who prefers one command that checks
+everything and never writes plaintext of a damaged volume.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+
+from handover._errors import KeyFormatError, UsageError
+from handover.atomic import atomic_writer
+from handover.cli import app, console, err_console, handles_errors
+
+if TYPE_CHECKING:  # the bundle modules are imported inside commands: `handover --help` stays quick
+    from handover.bundle.age import Identity, Recipient
+    from handover.bundle.types import BundleSource, BundleTarget, VolumeSource
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    if path.exists():
+        raise UsageError(f"{path}: already exists; refusing to overwrite a key")
+    with atomic_writer(path, mode=mode) as handle:
+        handle.write(data)
+
+
+@app.command()
+@handles_errors
+def keygen(
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File to write (mode 0600).")
+    ] = None,
+    signing: Annotated[
+        bool, typer.Option("--signing", help="An OpenSSH Ed25519 signing key (and FILE.pub).")
+    ] = False,
+) -> None:
+    """Create an age identity (prints its recipient) or the provider's signing key."""
+    if signing:
+        from handover.bundle.sshsig import SigningKey
+
+        if out is None:
+            raise UsageError("--signing needs --out FILE (the private key is written there)")
+        key = SigningKey.generate()
+        public = Path(f"{out}.pub")
+        if public.exists():
+            raise UsageError(f"{public}: already exists; refusing to overwrite a key")
+        _write_new(out, key.private_openssh(), 0o600)
+        _write_new(public, (key.public_line("provider") + "\n").encode(), 0o644)
+        console.print(key.public_line("provider"), soft_wrap=True)
+        err_console.print(
+            f"Signing key written to {out} (public key {public}, {key.fingerprint()})"
+        )
+        return
+    from handover.bundle.age import X25519Identity
+
+    identity = X25519Identity.generate()
+    recipient = str(identity.recipient())
+    created = datetime.now(UTC).replace(microsecond=0).isoformat()
+    text = f"# created: {created}\n# public key: {recipient}\n{identity}\n"
+    if out is None:
+        sys.stdout.write(text)
+        err_console.print(f"Public key: {recipient}")
+        return
+    _write_new(out, text.encode("ascii"), 0o600)
+    console.print(recipient, soft_wrap=True)
+
+
+# -- seal ------------------------------------------------------------------------------------
+
+
+def _recipients(to: Sequence[str], to_files: Sequence[Path]) -> list[Recipient]:
+    from handover.bundle.age import parse_recipient
+
+    lines: list[tuple[str, str]] = [("--to", text) for text in to]
+    for path in to_files:
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read recipients file: {exc.strerror}") from exc
+        for number, line in enumerate(content.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                lines.append((f"{path}:{number}", line.strip()))
+    if not lines:
+        raise UsageError("no recipient: give --to RECIPIENT or --to-file FILE")
+    recipients = []
+    for where, text in lines:
+        try:
+            recipients.append(parse_recipient(text))
+        except KeyFormatError as exc:
+            raise KeyFormatError(f"{where}: {exc}") from exc
+    return recipients
+
+
+def _identities(paths: Sequence[Path]) -> list[Identity]:
+    from handover.bundle.age import load_identities
+
+    identities: list[Identity] = []
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such identity file")
+        identities.extend(load_identities(path))
+    return identities
+
+
+def _label_base(source: str) -> str:
+    from handover.bundle.writer import slugify
+
+    if source.startswith("ssh://"):
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(source)
+        base = os.path.basename(urllib.parse.unquote(parts.path).rstrip("/")) or "root"
+        return slugify(f"{parts.hostname or 'host'}-{base}")
+    if source.startswith("s3://"):
+        bucket, _, prefix = source[5:].partition("/")
+        base = os.path.basename(prefix.rstrip("/"))
+        return slugify(f"{bucket}-{base}" if base else bucket)
+    path = Path(os.path.abspath(source))
+    return slugify(path.name or "root")
+
+
+def unique_labels(sources: Sequence[str]) -> list[str]:
+    """One label per source (basename, or host/bucket + basename), made unique with -2, -3."""
+    labels: list[str] = []
+    seen: set[str] = set()
+    for source in sources:
+        base = _label_base(source)
+        label, n = base, 2
+        while label in seen:
+            label, n = f"{base}-{n}", n + 1
+        seen.add(label)
+        labels.append(label)
+    return labels
+
+
+def _connector(module: str, name: str, what: str) -> Callable[..., object]:
+    """A function of a connector module, imported only when an URL asks for it."""
+    import importlib
+
+    try:
+        return cast(Callable[..., object], getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"{what} are not available in this installation ({exc})") from exc
+
+
+def _volume_source(
+    source: str, label: str, known_hosts: Path | None, ssh_key: Path | None
+) -> VolumeSource:
+    if source.startswith("ssh://"):
+        make = _connector("handover.connectors.ssh", "ssh_source_from_url", "ssh:// sources")
+        return cast("VolumeSource", make(source, known_hosts, ssh_key, label))
+    if source.startswith("s3://"):
+        make = _connector("handover.connectors.s3", "s3_source_from_url", "s3:// sources")
+        return cast("VolumeSource", make(source, label))
+    if "://" in source:
+        raise UsageError(f"{source}: unknown source kind (a path, ssh://... or s3://...)")
+    from handover.bundle.local import local_path_source
+
+    return local_path_source(label, Path(source))
+
+
+def _bundle_target(out: str) -> tuple[BundleTarget, Path | None]:
+    """The target, and the local folder to remove if sealing fails (when we created it)."""
+    if out.startswith("s3://"):
+        make = _connector("handover.connectors.s3", "s3_target_from_url", "s3:// targets")
+        return cast("BundleTarget", make(out)), None
+    from handover.bundle.local import DirectoryTarget
+
+    path = Path(out)
+    created: Path | None = None
+    if path.exists():
+        if not path.is_dir() or any(path.iterdir()):
+            raise UsageError(f"{path}: --out must be an empty folder or not exist yet")
+    else:
+        path.mkdir(parents=True)
+        created = path
+    return DirectoryTarget(path), created
+
+
+def _bundle_source(bundle: str) -> BundleSource:
+    if bundle.startswith("s3://"):
+        make = _connector("handover.connectors.s3", "s3_bundle_source_from_url", "s3:// bundles")
+        return cast("BundleSource", make(bundle))
+    from handover.bundle.local import DirectorySource
+
+    return DirectorySource(Path(bundle))
+
+
+@contextmanager
+def _progress(enabled: bool, description: str) -> Iterator[Callable[[int], None] | None]:
+    """A thread-safe byte counter shown with rich on a terminal; nothing otherwise."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    lock = threading.Lock()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(count: int) -> None:
+            with lock:
+                bar.update(task, advance=count)
+
+        yield advance
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+@app.command()
+@handles_errors
+def seal(
+    sources: Annotated[
+        list[str], typer.Argument(help="Folders or files (or ssh://USER@HOST/PATH, s3://B/P).")
+    ],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="age or SSH recipient (repeatable).")
+    ] = None,
+    to_file: Annotated[
+        list[Path] | None, typer.Option("--to-file", help="Recipients file, one per line.")
+    ] = None,
+    sign_key: Annotated[
+        Path, typer.Option("--sign-key", help="Provider's OpenSSH Ed25519 key.")
+    ] = Path("provider-signing"),
+    out: Annotated[str, typer.Option("--out", help="Bundle folder (or s3://bucket/prefix).")] = "",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Volumes sealed at once.")] = 2,
+    known_hosts: Annotated[
+        Path | None, typer.Option("--known-hosts", help="known_hosts for ssh:// sources.")
+    ] = None,
+    ssh_key: Annotated[
+        Path | None, typer.Option("--ssh-key", help="Private key for ssh:// sources.")
+    ] = None,
+    title: Annotated[str, typer.Option("--title", help="Title shown in README.txt.")] = "",
+) -> None:
+    """Seal SOURCE... into an encrypted, signed bundle (one volume per SOURCE)."""
+    from handover.bundle.sshsig import SigningKey
+    from handover.bundle.writer import BundleWriter
+
+    if not out:
+        raise UsageError("--out BUNDLE_DIR is required")
+    recipients = _recipients(to or [], to_file or [])
+    key = SigningKey.load(sign_key)
+    labels = unique_labels(sources)
+    volume_sources = [
+        _volume_source(source, label, known_hosts, ssh_key)
+        for source, label in zip(sources, labels, strict=True)
+    ]
+    target, created = _bundle_target(out)
+    started = time.monotonic()
+    try:
+        with _progress(err_console.is_terminal, "sealing") as progress:
+            writer = BundleWriter(target, recipients, key, progress=progress, title=title)
+            with ThreadPoolExecutor(max_workers=min(jobs, len(volume_sources))) as pool:
+                futures = [
+                    pool.submit(writer.add_volume, source, number=number)
+                    for number, source in enumerate(volume_sources, 1)
+                ]
+                records = [future.result() for future in futures]
+            result = writer.finish()
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    elapsed = time.monotonic() - started
+    data = sum(record.data_size for record in records)
+    files = sum(record.file_count for record in records)
+    console.print(
+        f"Sealed {len(records)} volume(s), {files} files, {_human(data)} in {elapsed:.1f} s "
+        f"({_human(data / max(elapsed, 1e-9))}/s) -> {result.location}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@handles_errors
+def verify(
+    bundle: Annotated[str, typer.Argument(help="Bundle folder (or s3://bucket/prefix).")],
+    identity: Annotated[
+        list[Path] | None,
+        typer.Option("--identity", "-i", help="Decrypt and check every member too."),
+    ] = None,
+    signer: Annotated[
+        Path | None, typer.Option("--signer", help="Provider's public key file to trust.")
+    ] = None,
+) -> None:
+    """Check a bundle; exit 0 if all is good, else one line per problem and exit 1."""
+    from handover.bundle.reader import verify_bundle
+
+    identities = _identities(identity or [])
+    source = _bundle_source(bundle)
+    if signer is not None and not signer.is_file():
+        raise UsageError(f"{signer}: no such signer key file")
+    problems = verify_bundle(source, identities or None, signer)
+    if problems:
+        for line in problems:
+            err_console.print(
+                f"[red]error:[/red] {line}", markup=True, soft_wrap=True, highlight=False
+            )
+        raise typer.Exit(1)
+    checked = (
+        "every volume decrypted and every member checked"
+        if identities
+        else ("outer checksums and signature (add --identity to check the contents)")
+    )
+    console.print(f"OK: {source.describe()}: {checked}", soft_wrap=True)
+
+
+@app.command("open")
+@handles_errors
+def open_command(
+    bundle: Annotated[str, typer.Argument(help="Bundle folder (or s3://bucket/prefix).")],
+    identity: Annotated[
+        list[Path], typer.Option("--identity", "-i", help="age identity or SSH private key.")
+    ],
+    into: Annotated[Path, typer.Option("--into", help="Empty or new folder to extract into.")],
+    signer: Annotated[
+        Path | None, typer.Option("--signer", help="Provider's public key file to trust.")
+    ] = None,
+) -> None:
+    """Verify and extract a bundle; nothing is left in --into unless everything checks out."""
+    from handover.bundle.reader import open_bundle
+
+    identities = _identities(identity)
+    if not identities:
+        raise UsageError("--identity FILE is required to open a bundle")
+    if signer is not None and not signer.is_file():
+        raise UsageError(f"{signer}: no such signer key file")
+    manifest = open_bundle(_bundle_source(bundle), identities, into, signer)
+    files = sum(v.file_count for v in manifest.volumes)
+    console.print(
+        f"Opened {len(manifest.volumes)} volume(s), {files} files verified -> {into}",
+        soft_wrap=True,
+    )
+
+
+__all__ = ["keygen", "open_command", "seal", "unique_labels", "verify"]
