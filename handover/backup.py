@@ -372,14 +372,15 @@ def restore_check(
         try:
             with AgeReader(src, identities, name=record.volume) as plain:
                 pump_tar(cast(IO[bytes], plain), parser)
-            # Read anything the decryptor left, so the hash covers the whole file.
-            while src.read(1 << 20):
-                pass
             decrypted = True
         except NoMatchingIdentity:
             raise
         except BundleError as exc:
             problems.append(str(exc))
+        # Read whatever the decryptor left (all of it after a failure), so the
+        # hash and size compared with the record cover the whole file.
+        while src.read(1 << 20):
+            pass
     if src.hexdigest() != record.sha256 or src.size != record.size:
         problems.append(
             f"{record.volume}: encrypted volume does not match its record "
