@@ -262,9 +262,9 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class _Model(BaseModel):
-    """Base of every playbook model: unknown keys are errors, values are not coerced to str."""
+    """Base of every playbook model: unknown keys are errors; error strings never show values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class _Problems(ValueError):

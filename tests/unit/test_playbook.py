@@ -319,3 +319,30 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     path.write_bytes("contract: {title: Infogérance}\n".encode("latin-1"))
     with pytest.raises(PlaybookError, match="not UTF-8"):
         load_playbook(path)
+
+
+@pytest.mark.parametrize("example", [DEMO, ACME], ids=["demo", "acme"])
+def test_examples_conform_to_the_exported_json_schema(example: Path) -> None:
+    import json
+
+    import jsonschema
+
+    schema = playbook_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # Editors see YAML dates as strings: compare in that form.
+    data = json.loads(json.dumps(yaml.safe_load(example.read_text()), default=str))
+    jsonschema.validate(data, schema)
+    data["contract"]["colour"] = "blue"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
+
+
+def test_direct_model_validation_errors_never_show_values() -> None:
+    from pydantic import ValidationError
+
+    data = demo_data()
+    data["perimeter"]["hosts"][0]["credential"] = "TOPSECRET-Value-42"
+    with pytest.raises(ValidationError) as info:
+        Playbook.model_validate(data)
+    assert "must be a credential reference" in str(info.value)
+    assert "TOPSECRET" not in str(info.value)

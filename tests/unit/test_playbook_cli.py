@@ -373,3 +373,19 @@ def test_schema_out_file(tmp_path: Path) -> None:
     assert code == 0
     assert json.loads(target.read_text())["title"] == "handover playbook"
     assert str(target) in out
+
+
+def test_installed_entry_point_validates(tmp_path: Path) -> None:
+    """The console script (flows.cli:main) runs the same command and exit codes."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("handover")
+    assert exe.exists(), f"{exe} missing: run `pip install -e .` in the virtualenv"
+    ok = subprocess.run([exe, "validate", str(DEMO)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: " in ok.stdout and "demo-estate" in ok.stdout
+    path, line = broken(tmp_path, "  id: demo-estate", "  id: Demo_Estate")
+    bad = subprocess.run([exe, "validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert f"{path}:{line}: contract.id: bad slug" in bad.stderr
