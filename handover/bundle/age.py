@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import queue
+import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self
@@ -234,9 +236,17 @@ class AgeWriter:
     write the final chunk, so an aborted stream never decrypts as complete.
     Batches are handed to `dst.write` as memoryviews of a reused buffer: as the
     io contract says, `dst` must not keep a reference after `write` returns.
+
+    With `background=True`, encryption and `dst.write` run on one worker
+    thread (ChaCha20-Poly1305 and most sinks release the GIL), so the caller's
+    own work (tar parsing, hashing) overlaps with them; `write` then copies the
+    plaintext into one of three 1 MiB batch buffers, and an error of `dst` is
+    raised by the next `write` or by `close`.
     """
 
-    def __init__(self, dst: ByteSink, recipients: Sequence[Recipient]) -> None:
+    def __init__(
+        self, dst: ByteSink, recipients: Sequence[Recipient], *, background: bool = False
+    ) -> None:
         if not recipients:
             raise ValueError("AgeWriter needs at least one recipient")
         self._dst = dst
@@ -246,14 +256,20 @@ class AgeWriter:
         self._aead = _stream_key(file_key, nonce)
         dst.write(memoryview(encode_header(stanzas, file_key) + nonce))
         self._counter = 0
-        self._pending = bytearray(CHUNK_SIZE)
-        self._pending_view = memoryview(self._pending)
-        self._pending_len = 0
-        self._out = bytearray(BATCH_CHUNKS * ENC_CHUNK_SIZE)
-        self._out_view = memoryview(self._out)
-        self._out_len = 0
         self._closed = False
         self.bytes_in = 0
+        self._worker: _SealWorker | None = None
+        if background:
+            self._worker = _SealWorker(dst, self._aead)
+            self._batch, self._batch_view = self._worker.free_buffer()
+            self._batch_len = 0
+        else:
+            self._pending = bytearray(CHUNK_SIZE)
+            self._pending_view = memoryview(self._pending)
+            self._pending_len = 0
+            self._out = bytearray(BATCH_CHUNKS * ENC_CHUNK_SIZE)
+            self._out_view = memoryview(self._out)
+            self._out_len = 0
 
     def writable(self) -> bool:
         return True
@@ -265,6 +281,8 @@ class AgeWriter:
         view = memoryview(data)
         if view.ndim != 1 or view.format not in ("B", "b", "c"):
             view = view.cast("B")
+        if self._worker is not None:
+            return self._write_background(view)
         size = view.nbytes
         pos = 0
         if self._pending_len:
@@ -286,6 +304,29 @@ class AgeWriter:
         self.bytes_in += size
         return size
 
+    def _write_background(self, view: memoryview) -> int:
+        assert self._worker is not None
+        size = view.nbytes
+        pos = 0
+        while pos < size:
+            if self._batch_len == BATCH_BYTES:  # full, and more data follows: not final
+                self._submit(final=False)
+            take = min(BATCH_BYTES - self._batch_len, size - pos)
+            self._batch[self._batch_len : self._batch_len + take] = view[pos : pos + take]
+            self._batch_len += take
+            pos += take
+        self.bytes_in += size
+        return size
+
+    def _submit(self, final: bool) -> None:
+        assert self._worker is not None
+        chunks = max(1, -(-self._batch_len // CHUNK_SIZE))
+        self._worker.submit(self._batch, self._batch_len, self._counter, final)
+        self._counter += chunks
+        if not final:
+            self._batch, self._batch_view = self._worker.free_buffer()
+            self._batch_len = 0
+
     def _seal(self, chunk: memoryview, final: bool) -> None:
         end = self._out_len + len(chunk) + TAG_SIZE
         self._aead.encrypt_into(
@@ -301,29 +342,40 @@ class AgeWriter:
             self._dst.write(self._out_view[: self._out_len])
             self._out_len = 0
 
-    def flush(self) -> None:
-        """Hand the sealed chunks to dst (the held-back last chunk stays)."""
-        if not self._closed:
-            self._flush()
-        self._flush_dst()
-
     def _flush_dst(self) -> None:
         flush = getattr(self._dst, "flush", None)
         if flush is not None:
             flush()
 
+    def flush(self) -> None:
+        """Hand the sealed chunks to dst (the held-back last chunk stays)."""
+        if self._worker is None:
+            if not self._closed:
+                self._flush()
+            self._flush_dst()
+
     def close(self) -> None:
         """Seal the final chunk and flush; dst stays open. Idempotent."""
         if self._closed:
             return
-        self._seal(self._pending_view[: self._pending_len], final=True)
-        self._flush()
         self._closed = True
+        if self._worker is not None:
+            try:
+                self._submit(final=True)
+            finally:
+                self._worker.finish()
+        else:
+            self._seal(self._pending_view[: self._pending_len], final=True)
+            self._flush()
         self._flush_dst()
 
     def abort(self) -> None:
         """Stop without a final chunk: what was written will fail to decrypt as truncated."""
+        if self._closed:
+            return
         self._closed = True
+        if self._worker is not None:
+            self._worker.abort()
 
     @property
     def closed(self) -> bool:
@@ -342,6 +394,81 @@ class AgeWriter:
             self.close()
         else:
             self.abort()
+
+
+BATCH_BYTES = BATCH_CHUNKS * CHUNK_SIZE
+_BACKGROUND_BUFFERS = 3
+
+
+class _SealWorker:
+    """One thread that encrypts plaintext batches in order and writes them to dst.
+
+    Three plaintext buffers circulate between the caller and the thread, so
+    memory stays bounded and a slow `dst` slows the caller down (backpressure).
+    """
+
+    def __init__(self, dst: ByteSink, aead: ChaCha20Poly1305) -> None:
+        self._dst = dst
+        self._aead = aead
+        self._jobs: queue.Queue[tuple[bytearray, int, int, bool] | None] = queue.Queue()
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(_BACKGROUND_BUFFERS):
+            self._free.put(bytearray(BATCH_BYTES))
+        self._out = bytearray(BATCH_CHUNKS * ENC_CHUNK_SIZE)
+        self._error: BaseException | None = None
+        self._aborted = False
+        self._thread = threading.Thread(target=self._run, name="age-seal", daemon=True)
+        self._thread.start()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def free_buffer(self) -> tuple[bytearray, memoryview]:
+        buffer = self._free.get()
+        self._raise_error()
+        return buffer, memoryview(buffer)
+
+    def submit(self, buffer: bytearray, length: int, counter: int, final: bool) -> None:
+        self._raise_error()
+        self._jobs.put((buffer, length, counter, final))
+
+    def finish(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        self._raise_error()
+
+    def abort(self) -> None:
+        self._aborted = True
+        self._jobs.put(None)
+        self._thread.join()
+        self._error = None
+
+    def _run(self) -> None:
+        out = memoryview(self._out)
+        while (job := self._jobs.get()) is not None:
+            buffer, length, counter, final = job
+            try:
+                if self._error is None and not self._aborted:
+                    self._seal_batch(memoryview(buffer), length, counter, final, out)
+            except BaseException as exc:  # handed to the caller's next write/close
+                self._error = exc
+            finally:
+                self._free.put(buffer)
+
+    def _seal_batch(
+        self, plain: memoryview, length: int, counter: int, final: bool, out: memoryview
+    ) -> None:
+        chunks = max(1, -(-length // CHUNK_SIZE))
+        written = 0
+        for i in range(chunks):
+            chunk = plain[i * CHUNK_SIZE : min(length, (i + 1) * CHUNK_SIZE)]
+            end = written + len(chunk) + TAG_SIZE
+            is_final = final and i == chunks - 1
+            self._aead.encrypt_into(_nonce(counter + i, is_final), chunk, None, out[written:end])
+            written = end
+        self._dst.write(out[:written])
 
 
 # --- reader --------------------------------------------------------------------------------

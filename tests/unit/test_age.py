@@ -27,9 +27,11 @@ from handover.bundle.age_keys import bech32_decode, bech32_encode
 ENC = CHUNK_SIZE + 16
 
 
-def seal(data: bytes, recipients: Sequence[Recipient], pieces: int = 1) -> bytes:
+def seal(
+    data: bytes, recipients: Sequence[Recipient], pieces: int = 1, background: bool = False
+) -> bytes:
     out = io.BytesIO()
-    with AgeWriter(out, recipients) as writer:
+    with AgeWriter(out, recipients, background=background) as writer:
         step = max(1, len(data) // pieces)
         for i in range(0, len(data), step):
             assert writer.write(data[i : i + step]) == len(data[i : i + step])
@@ -50,12 +52,13 @@ SIZES = [0, 1, 1000, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE]
 SIZES += [17 * CHUNK_SIZE + 5]
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+@pytest.mark.parametrize("size", [*SIZES, 16 * CHUNK_SIZE, 32 * CHUNK_SIZE, 16 * CHUNK_SIZE + 1])
 @pytest.mark.parametrize("pieces", [1, 3, 997])
-def test_round_trip(size: int, pieces: int) -> None:
+def test_round_trip(size: int, pieces: int, background: bool) -> None:
     identity = X25519Identity.generate()
     data = os.urandom(size)
-    blob = seal(data, [identity.recipient()], pieces)
+    blob = seal(data, [identity.recipient()], pieces, background)
     assert unseal(blob, [identity]) == data
     chunks = max(1, -(-size // CHUNK_SIZE))
     assert len(blob) - payload_offset(blob) == size + 16 * chunks
@@ -121,16 +124,61 @@ def test_writer_does_not_close_dst_and_close_is_idempotent() -> None:
         writer.write(b"more")
 
 
-@pytest.mark.parametrize("size", [0, 10, CHUNK_SIZE, 3 * CHUNK_SIZE + 1])
-def test_writer_aborted_in_with_block_is_not_decryptable(size: int) -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+@pytest.mark.parametrize("size", [0, 10, CHUNK_SIZE, 3 * CHUNK_SIZE + 1, 40 * CHUNK_SIZE])
+def test_writer_aborted_in_with_block_is_not_decryptable(size: int, background: bool) -> None:
     identity = X25519Identity.generate()
     out = io.BytesIO()
-    with pytest.raises(RuntimeError), AgeWriter(out, [identity.recipient()]) as writer:
+    recipients = [identity.recipient()]
+    with pytest.raises(RuntimeError), AgeWriter(out, recipients, background=background) as writer:
         writer.write(os.urandom(size))
         raise RuntimeError("source failed")
     with pytest.raises(AgeFormatError) as info:
         unseal(out.getvalue(), [identity])
     assert info.value.kind == "payload"
+
+
+class FailingSink:
+    """Accepts `limit` bytes, then fails like a full disk."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    def write(self, data: memoryview) -> int:
+        if len(self.data) + len(data) > self.limit:
+            raise OSError(28, "No space left on device")
+        self.data += data
+        return len(data)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_sink_error_reaches_the_caller(background: bool) -> None:
+    identity = X25519Identity.generate()
+    sink = FailingSink(3 << 20)
+    recipients = [identity.recipient()]
+    with (
+        pytest.raises(OSError, match="No space"),
+        AgeWriter(sink, recipients, background=background) as writer,
+    ):
+        for _ in range(20):
+            writer.write(os.urandom(1 << 20))
+    with pytest.raises(AgeFormatError):
+        unseal(bytes(sink.data), [identity])
+
+
+def test_background_writer_copies_caller_buffer() -> None:
+    """The caller may reuse its buffer as soon as write() returns."""
+    identity = X25519Identity.generate()
+    out = io.BytesIO()
+    buffer = bytearray(300_000)
+    expected = bytearray()
+    with AgeWriter(out, [identity.recipient()], background=True) as writer:
+        for i in range(40):
+            buffer[:] = bytes([i]) * len(buffer)
+            writer.write(buffer)
+            expected += buffer
+    assert unseal(out.getvalue(), [identity]) == bytes(expected)
 
 
 def test_truncation_at_many_positions_fails() -> None:
