@@ -29,10 +29,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from handover._errors import AgeFormatError, NoMatchingIdentity
+from handover.bundle.age_armor import ArmoredReader
 from handover.bundle.age_keys import (
     FILE_KEY_SIZE,
     Identity,
     Recipient,
+    ScryptIdentity,
+    ScryptRecipient,
     SshEd25519Identity,
     SshEd25519Recipient,
     SshRsaIdentity,
@@ -53,10 +56,13 @@ __all__ = [
     "CHUNK_SIZE",
     "AgeReader",
     "AgeWriter",
+    "ArmoredReader",
     "ByteSink",
     "ByteSource",
     "Identity",
     "Recipient",
+    "ScryptIdentity",
+    "ScryptRecipient",
     "SshEd25519Identity",
     "SshEd25519Recipient",
     "SshRsaIdentity",
@@ -251,6 +257,8 @@ class AgeWriter:
             raise ValueError("AgeWriter needs at least one recipient")
         self._dst = dst
         file_key = os.urandom(FILE_KEY_SIZE)
+        if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
+            raise ValueError("a passphrase (scrypt) recipient must be the only recipient")
         stanzas = [s for r in recipients for s in r.wrap(file_key)]
         nonce = os.urandom(NONCE_SIZE)
         self._aead = _stream_key(file_key, nonce)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import random
@@ -14,8 +15,11 @@ from handover.bundle.age import (
     CHUNK_SIZE,
     AgeReader,
     AgeWriter,
+    ArmoredReader,
     Identity,
     Recipient,
+    ScryptIdentity,
+    ScryptRecipient,
     X25519Identity,
     X25519Recipient,
     load_identities,
@@ -353,3 +357,64 @@ def test_load_identities_missing_file(tmp_path: os.PathLike[str]) -> None:
     path = Path(tmp_path) / "nope.txt"
     with pytest.raises(KeyFormatError, match=r"nope\.txt"):
         load_identities(path)
+
+
+# --- scrypt and armor ----------------------------------------------------------------------
+
+
+def test_scrypt_round_trip_and_wrong_passphrase() -> None:
+    data = os.urandom(70_000)
+    blob = seal(data, [ScryptRecipient("correct horse", work_factor=10)])
+    assert unseal(blob, [ScryptIdentity("correct horse")]) == data
+    with pytest.raises(NoMatchingIdentity):
+        unseal(blob, [ScryptIdentity("battery staple")])
+    with pytest.raises(AgeFormatError, match="above the limit") as info:
+        unseal(blob, [ScryptIdentity("correct horse", max_work_factor=9)])
+    assert info.value.kind == "header"
+    assert "correct horse" not in str(ScryptRecipient("correct horse", 10))
+
+
+def test_scrypt_must_be_alone() -> None:
+    with pytest.raises(ValueError, match="only recipient"):
+        AgeWriter(io.BytesIO(), [ScryptRecipient("pw", 10), X25519Identity.generate().recipient()])
+
+
+def armor(blob: bytes, eol: str = "\n") -> bytes:
+    text = base64.b64encode(blob).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    body = eol.join(
+        ["-----BEGIN AGE ENCRYPTED FILE-----", *lines, "-----END AGE ENCRYPTED FILE-----"]
+    )
+    return (body + eol).encode()
+
+
+@pytest.mark.parametrize("size", [0, 47, 48, 1000, CHUNK_SIZE + 1])
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_armored_round_trip(size: int, eol: str) -> None:
+    identity = X25519Identity.generate()
+    data = os.urandom(size)
+    armored = armor(seal(data, [identity.recipient()]), eol)
+    with AgeReader(ArmoredReader(io.BytesIO(b"\n  \n" + armored + b"\n")), [identity]) as r:
+        assert r.read() == data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "kind"),
+    [
+        (lambda a: a.replace(b"-----END AGE ENCRYPTED FILE-----\n", b""), "armor"),
+        (lambda a: a + b"garbage\n", "armor"),
+        (lambda a: b"x" + a, "armor"),
+        (lambda a: a.replace(b"BEGIN AGE", b"BEGIN PGP"), "armor"),
+        (lambda a: a.replace(b"\n", b"\n\n", 2), "armor"),
+    ],
+)
+def test_armor_failures(mutate: object, kind: str) -> None:
+    identity = X25519Identity.generate()
+    armored = armor(seal(os.urandom(5000), [identity.recipient()]))
+    bad = mutate(armored)  # type: ignore[operator]
+    with (
+        pytest.raises(AgeFormatError) as info,
+        AgeReader(ArmoredReader(io.BytesIO(bad)), [identity]) as reader,
+    ):
+        reader.read()
+    assert info.value.kind == kind
