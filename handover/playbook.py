@@ -109,6 +109,8 @@ _SSH_KEY_TYPES = (
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
 Loc = tuple[str | int, ...]
+# libyaml when present: composing is most of the time spent on a playbook.
+_FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _REF_HELP = ", ".join(f"{s}:..." for s in SCHEMES)
 
 
@@ -1103,7 +1105,7 @@ def load_phase_template(phase: str) -> list[dict[str, Any]]:
         raise UsageError(f"unknown phase {phase!r} (phases: {', '.join(PHASES)})")
     if phase not in _template_cache:
         text = resources.files("handover").joinpath("templates", f"{phase}.yaml").read_text("utf-8")
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_FastLoader)  # a safe loader
         items = [ChecklistItemSpec.model_validate(item).model_dump() for item in data["items"]]
         _template_cache[phase] = items
     return [dict(item) for item in _template_cache[phase]]
@@ -1148,8 +1150,8 @@ def _format_loc(loc: Sequence[str | int]) -> str:
 def _compose(text: str, file: str) -> tuple[Any, dict[Loc, int], list[str]]:
     """Parse YAML; return (data, line of each location, duplicate-key problems)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_FastLoader)
+        data = yaml.SafeLoader("").construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = f"{mark.line + 1}:" if mark is not None else ""
