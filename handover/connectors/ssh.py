@@ -452,6 +452,11 @@ class SSHConnector:
                         f"{self.target.where}: {program!r} timed out after {timeout_s:g} s",
                         host=self.name,
                     ) from None
+                except (EOFError, OSError, paramiko.SSHException) as exc:
+                    raise TransientConnectorError(
+                        f"{self.target.where}: connection lost while {program!r} ran",
+                        host=self.name,
+                    ) from exc
                 if not chunk:
                     break
                 out += chunk
@@ -463,7 +468,8 @@ class SSHConnector:
                     )
             status = _exit_status(channel, max(0.0, deadline - time.monotonic()) + 1)
         finally:
-            channel.close()
+            with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+                channel.close()
             feeder.join()
             err = stderr.finish()
         if status is None:
@@ -748,6 +754,13 @@ class _ExecStream:
                 f"{self.connector.target.where}: {self.what}: no data for {IDLE_TIMEOUT_S:g} s",
                 host=self.connector.name,
             ) from None
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            # paramiko raises these when the window adjust it sends finds the connection gone.
+            raise TransientConnectorError(
+                f"{self.connector.target.where}: connection lost during {self.what}; "
+                "the stream is incomplete",
+                host=self.connector.name,
+            ) from exc
 
     def check(self) -> None:
         """Raise unless the remote command ended with status 0 (once per stream)."""
@@ -774,7 +787,8 @@ class _ExecStream:
             pass
 
     def close(self) -> None:
-        self.channel.close()
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            self.channel.close()
 
 
 @contextlib.contextmanager
