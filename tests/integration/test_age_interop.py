@@ -22,8 +22,11 @@ from handover.bundle.age import (
     CHUNK_SIZE,
     AgeReader,
     AgeWriter,
+    ArmoredReader,
     Identity,
     Recipient,
+    ScryptIdentity,
+    ScryptRecipient,
     load_identities,
     parse_recipient,
 )
@@ -282,3 +285,31 @@ def test_ssh_keygen_rsa_signature_verifies_with_ours(tmp_path: Path) -> None:
     verify(b"rsa signed\n", Path(f"{message}.sig").read_text(), public_line, NS)
     with pytest.raises(BundleCorrupt):
         verify(b"rsa signed!\n", Path(f"{message}.sig").read_text(), public_line, NS)
+
+
+# --- armor and passphrases -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 100, CHUNK_SIZE + 1])
+def test_armored_output_of_age_and_pyrage_reads_back(
+    keys: dict[str, Key], tmp_path: Path, size: int
+) -> None:
+    age = require_binary("age", "age")
+    key = keys["ssh-ed25519"]
+    data = os.urandom(size)
+    result = run([age, "-a", *key.age_recipient_args(tmp_path)], data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    for armored in (result.stdout, pyrage.encrypt(data, [key.pyrage_recipient()], armored=True)):
+        with AgeReader(ArmoredReader(io.BytesIO(armored)), key.identities()) as reader:
+            assert reader.read() == data
+
+
+def test_passphrase_files_with_pyrage_both_ways() -> None:
+    data = os.urandom(CHUNK_SIZE * 2 + 9)
+    blob = seal(data, [ScryptRecipient("hunter2 hunter2", work_factor=12)])
+    assert pyrage.passphrase.decrypt(blob, "hunter2 hunter2") == data
+    theirs = pyrage.passphrase.encrypt(data, "hunter2 hunter2")
+    assert unseal(theirs, [ScryptIdentity("hunter2 hunter2")]) == data
+    with pytest.raises(NoMatchingIdentity):
+        unseal(theirs, [ScryptIdentity("wrong")])
