@@ -191,6 +191,24 @@ def search_canaries(canaries: dict[str, str], paths: list[Path]) -> list[str]:
     return hits
 
 
+def kdbx_plaintext(path: Path, password: str) -> bytes:
+    """Every field, custom property, OTP and attachment of a KDBX file, decrypted, as one text.
+
+    For the positive half of the canary test: `search_text(canaries,
+    kdbx_plaintext(kdbx, master_password), "credentials.kdbx")` must find every canary.
+    """
+    from pykeepass import PyKeePass
+
+    kp = PyKeePass(str(path), password=password)
+    parts: list[bytes] = []
+    for entry in kp.entries:
+        fields = [entry.title, entry.username, entry.password, entry.url, entry.notes, entry.otp]
+        fields += [f"{k}={v}" for k, v in entry.custom_properties.items()]
+        parts += [str(f).encode("utf-8") for f in fields if f]
+        parts += [bytes(a.binary) for a in entry.attachments]
+    return b"\n".join(parts)
+
+
 def search_text(canaries: dict[str, str], text: str | bytes, label: str) -> list[str]:
     """The same search over a captured string (logs, artifact bodies, event payloads)."""
     data = text.encode("utf-8") if isinstance(text, str) else text

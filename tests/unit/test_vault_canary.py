@@ -9,6 +9,8 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.canary import make_canaries, search_canaries, search_text
 
 
@@ -82,3 +84,25 @@ def test_urlsafe_base64_is_searched_on_its_own() -> None:
     assert standard != urlsafe
     assert search_text(canaries, b"v=" + urlsafe, "x") == ["x: odd [base64url@0]"]
     assert search_text(canaries, b"v=" + standard, "x") == ["x: odd [base64@0]"]
+
+
+def test_canaries_survive_vault_and_kdbx_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.bundle.age import X25519Identity
+    from handover.credentials_io import export_kdbx
+    from handover.vault import Kind, Vault, VaultEntry
+    from tests.canary import kdbx_plaintext
+
+    monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))
+    canaries = make_canaries()
+    vault = Vault("acme-2026")
+    vault.add(VaultEntry(name="web01-root"), canaries["password"])
+    vault.add(VaultEntry(name="deploy", kind=Kind.SSH_KEY), canaries["ssh_private_key"])
+    vault.add(VaultEntry(name="s3", kind=Kind.API_KEY, username="AKIA"), canaries["s3_secret_key"])
+    assert search_canaries(canaries, [vault.path.parent]) == []  # encrypted at rest
+    out = tmp_path / "credentials.kdbx"
+    password = export_kdbx(vault, out)
+    assert search_canaries(canaries, [out]) == []
+    found = search_text(canaries, kdbx_plaintext(out, password), "credentials.kdbx")
+    assert {hit.split(": ")[1].split(" [")[0] for hit in found} == set(canaries)
