@@ -442,3 +442,87 @@ def test_concurrent_updates_keep_a_valid_file_and_chain(tmp_path: Path) -> None:
     assert final.summary()["done"] == 16 and final.summary()["failed"] == 8
     assert store.audit_log(C).verify() == []
     assert len(store.audit_log(C).entries()) == 1 + 48
+
+
+# -- CLI --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    from tests.unit.test_reports import write_test_playbook
+
+    return write_test_playbook(tmp_path)
+
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    import handover.cli.checklist_cmd  # noqa: F401  (registers the commands)
+    from handover.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "160"})
+
+
+def test_cli_checklist_shows_template_items_of_a_phase_never_opened(demo: Path) -> None:
+    result = _cli("checklist", str(demo), "--phase", "takeover")
+    assert result.exit_code == 0, result.output
+    assert "not started: template items" in result.output
+    assert "parties-confirmed" in result.output and "reversibility-plan" in result.output
+    assert "Démo: hôtes locaux, aucun identifiant à recevoir" in result.output
+    assert "takeover: 0/8 done, 1 waived, 7 pending: incomplete" in result.output
+    assert not ChecklistStore().exists("demo-estate", Phase.TAKEOVER)  # showing creates nothing
+
+
+def test_cli_checklist_shows_stored_state_evidence_and_reasons(demo: Path) -> None:
+    from handover.playbook import load_playbook, phase_items
+
+    playbook = load_playbook(demo)
+    store = ChecklistStore()
+    store.open("demo-estate", Phase.TAKEOVER, phase_items(playbook, "takeover"))
+    store.start("demo-estate", P, "inventory", "flow:takeover")
+    store.complete(
+        "demo-estate",
+        P,
+        "inventory",
+        "flow:takeover",
+        [Evidence(kind="inventory", path="/x/web01.json", sha256="ab" * 32)],
+    )
+    store.start("demo-estate", P, "hosts-reachable", "flow:takeover")
+    store.fail("demo-estate", P, "hosts-reachable", "flow:takeover", "db01: [bold]refused[/bold]")
+    result = _cli("checklist", str(demo))
+    assert result.exit_code == 0, result.output
+    assert "takeover (version 5)" in result.output
+    assert "web01.json (abababababab)" in result.output
+    assert "db01: [bold]refused[/bold]" in result.output  # shown as text, not as rich markup
+    assert "takeover: 1/8 done, 1 waived, 1 failed, 5 pending: incomplete" in result.output
+    for phase in ("implementation", "operational", "reversibility"):
+        assert f"demo-estate · {phase} (not started: template items)" in result.output
+
+
+def test_cli_checklist_rejects_unknown_phase_and_bad_playbook(demo: Path, tmp_path: Path) -> None:
+    result = _cli("checklist", str(demo), "--phase", "exit")
+    assert result.exit_code == 2
+    assert "--phase 'exit': must be one of takeover" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("contract: {id: x}\n")
+    result = _cli("checklist", str(bad))
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.output
+
+
+def test_cli_audit_prints_and_verifies_the_chain(demo: Path) -> None:
+    store = ChecklistStore()
+    store.open("demo-estate", P, TEMPLATE)
+    store.start("demo-estate", P, "inventory", "ops@provider")
+    result = _cli("audit", str(demo), "--verify")
+    assert result.exit_code == 0, result.output
+    assert "checklist.opened" in result.output and "checklist.running" in result.output
+    assert "3 entries, hash chain intact" in result.output
+    log_path = store.audit_log("demo-estate").path
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"playbook", b"mallory!")
+    log_path.write_bytes(b"".join(lines))
+    result = _cli("audit", str(log_path), "--verify")
+    assert result.exit_code == 1
+    assert "audit.log:2: entry edited" in result.output
+    assert "audit chain NOT intact" in result.output

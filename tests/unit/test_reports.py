@@ -39,14 +39,103 @@ from handover.reports import (
     snapshot_digest,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('x')</script>"
 
 
+# A contract of our own (the shipped examples evolve with the demo).
+TEST_PLAYBOOK = """\
+contract:
+  id: demo-estate
+  title: Infogérance de démonstration (Demo Estate SARL)
+  parties:
+    provider:
+      legal_name: Handover Services SAS
+      registration: SIREN 912 345 678
+      contacts:
+        - {name: Camille Martin, role: Responsable de compte,
+           email: camille.martin@handover.example}
+      escalation:
+        - {level: 1, name: Hotline, email: support@handover.example, phone: "+33 1 84 88 00 00"}
+        - {level: 2, name: Hugo Bernard, email: hugo.bernard@handover.example,
+           phone: "+33 1 84 88 00 11", after_minutes: 60}
+    client:
+      legal_name: Demo Estate SARL
+      contacts:
+        - {name: Léa Durand, role: Gérante, email: lea.durand@demo-estate.example}
+  dates: {signed: 2026-01-05, effective: 2026-02-01, initial_term_months: 24,
+          notice_period_months: 3}
+perimeter:
+  hosts:
+    - {name: web01, transport: local, root: .handover/demo/hosts/web01,
+       cert_paths: [/etc/ssl/demo], tags: [web]}
+    - {name: db01, transport: local, root: .handover/demo/hosts/db01, tags: [db]}
+    - {name: files01, transport: local, root: .handover/demo/hosts/files01, tags: [files]}
+  datasets:
+    - {name: www, host: web01, paths: [/var/www]}
+    - {name: etc, host: web01, paths: [/etc]}
+    - {name: db, host: db01, dump: {command: "cat /var/backups/db/demo.sql", filename: demo.sql}}
+    - {name: shares, host: files01, paths: [/srv/shares]}
+  software:
+    - {name: nginx, kind: web, version: "1.22", owner: client}
+services:
+  maintenance: {visits_per_year: 4, window: "Tue 20:00-23:00"}
+  hotline: {mode: unlimited, hours: "Mon-Fri 08:00-18:00", channels: [phone, email],
+            phone: "+33 1 84 88 00 00", email: support@handover.example}
+  onsite: {delay_hours: 8}
+  technology_watch: true
+sla:
+  availability_percent: 99.5
+  severities:
+    - {level: P1, description: Service arrêté pour tous les utilisateurs, response_minutes: 30,
+       resolution_hours: 4}
+    - {level: P2, description: Service dégradé, response_minutes: 60, resolution_hours: 8}
+    - {level: P4, description: Demande d'évolution ou d'information, response_minutes: 480,
+       resolution_hours: 72}
+  reporting_period: monthly
+  cert_warning_days: 30
+security:
+  provider_access:
+    - host: web01
+      account: ops
+      public_keys:
+        - >-
+          ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSCZ9sbi2CVtTkG0IeeEcWBL3K2zJ9UCicMYeBzAFKm
+          ops@provider-demo
+      purpose: exploitation et maintenance
+reversibility:
+  recipients: ["file:.handover/demo/keys/client.recipients"]
+  signing_key: file:.handover/demo/keys/provider-signing
+  delivery: {kind: local, path: .handover/demo/deliveries}
+  deadlines: {notice_months: 2, transition_days: 30, retrieval_days: 30, erasure_days: 30}
+  formats:
+    - {data: credentials, format: "KeePass KDBX 4"}
+  exempted:
+    - {category: invoices, reason: kept by the provider for its own accounts,
+       legal_basis: "Code de commerce L123-22, 10 ans"}
+  software_ownership:
+    - {item: runbooks and operating documentation produced for the client, owner: client}
+backups:
+  target: .handover/demo/backups
+  recipients: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+  identity: file:.handover/demo/keys/backup.key
+phases:
+  takeover:
+    waive:
+      - {id: credentials-received, reason: "Démo: hôtes locaux, aucun identifiant à recevoir"}
+"""
+
+
+def write_test_playbook(folder: Path) -> Path:
+    """Write TEST_PLAYBOOK under `folder` and return its path."""
+    path = folder / "demo-estate.yaml"
+    path.write_text(TEST_PLAYBOOK, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
-def playbook() -> Playbook:
-    return load_playbook(ROOT / "playbooks" / "examples" / "demo.yaml")
+def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
+    return load_playbook(write_test_playbook(tmp_path_factory.mktemp("playbook")))
 
 
 def _inventory() -> Inventory:
