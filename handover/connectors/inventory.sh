@@ -49,15 +49,26 @@ printf 'hostname=%s\n' "$host_name"
 
 # --- packages ---------------------------------------------------------------
 section packages
+# Each manager is tried in turn and kept only if it answers: busybox ships an
+# `rpm` applet that cannot list anything, and some Debian hosts have rpm too.
+packages_done=no
 if have dpkg-query; then
-    meta manager dpkg
-    dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Version}\n' 2>/dev/null \
-        || unreadable packages "dpkg-query failed"
-elif have rpm; then
-    meta manager rpm
-    rpm -qa --qf 'ii\t%{NAME}\t%{VERSION}-%{RELEASE}\n' 2>/dev/null \
-        || unreadable packages "rpm -qa failed"
-elif [ -r /lib/apk/db/installed ]; then
+    if out=$(dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Version}\n' 2>/dev/null) \
+        && [ -n "$out" ]; then
+        meta manager dpkg
+        printf '%s\n' "$out"
+        packages_done=yes
+    fi
+fi
+if [ "$packages_done" = no ] && have rpm; then
+    if out=$(rpm -qa --qf 'ii\t%{NAME}\t%{VERSION}-%{RELEASE}\n' 2>/dev/null) \
+        && [ -n "$out" ]; then
+        meta manager rpm
+        printf '%s\n' "$out"
+        packages_done=yes
+    fi
+fi
+if [ "$packages_done" = no ] && [ -r /lib/apk/db/installed ]; then
     meta manager apk
     pkg_name=
     while IFS= read -r line; do
@@ -66,8 +77,10 @@ elif [ -r /lib/apk/db/installed ]; then
             V:*) printf 'ii\t%s\t%s\n' "$pkg_name" "${line#V:}" ;;
         esac
     done < /lib/apk/db/installed
-else
-    unreadable packages "no dpkg-query, rpm or apk database"
+    packages_done=yes
+fi
+if [ "$packages_done" = no ]; then
+    unreadable packages "no dpkg-query, rpm or apk database that answers"
 fi
 
 # --- services ---------------------------------------------------------------

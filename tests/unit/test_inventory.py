@@ -328,39 +328,50 @@ def test_real_script_under_dash_with_tricky_cert_paths(tmp_path: Path) -> None:
         assert inv.package_manager == "dpkg" and len(inv.packages) > 20
 
 
-def test_real_script_falls_back_without_ss_or_netstat(tmp_path: Path) -> None:
-    """With a PATH holding only the basic tools, listening ports still come from /proc/net."""
-    sh = require_binary("sh", "dash")
+def test_real_script_under_busybox_alone_like_alpine(tmp_path: Path) -> None:
+    """Only busybox applets on PATH and an apk database: the facts still come out."""
+    busybox = require_binary("busybox", "busybox")
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in [
-        "sed",
-        "cat",
-        "uname",
-        "hostname",
-        "df",
-        "grep",
-        "find",
-        "head",
-        "wc",
-        "sort",
-        "tr",
-        "base64",
-    ]:
-        found = shutil.which(tool)
-        if found:
-            (bindir / tool).symlink_to(found)
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    for applet in applets.stdout.split():
+        (bindir / applet).symlink_to(busybox)
+    apk_db = tmp_path / "installed"
+    apk_db.write_text(
+        "C:Q1abc=\nP:musl\nV:1.2.3-r3\nA:x86_64\n\nC:Q1def=\nP:busybox\nV:1.35.0-r18\n"
+    )
     script = INVENTORY_SCRIPT.replace(
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH", f"PATH={bindir}"
-    )
-    assert script != INVENTORY_SCRIPT
+    ).replace("/lib/apk/db/installed", str(apk_db))
+    assert script.count(str(apk_db)) == 2 and f"PATH={bindir}" in script
+    cert = make_cert("files01.example", datetime.now(UTC) + timedelta(days=100, hours=1))
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "a.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
     done = subprocess.run(
-        [sh, "-s"], input=script.encode(), capture_output=True, check=True, timeout=120
+        [busybox, "sh", "-s", "--", str(tmp_path / "certs")],
+        input=script.encode(),
+        capture_output=True,
+        check=True,
+        timeout=120,
     )
-    inv = parse_inventory("me", done.stdout.decode())
-    assert inv.package_manager is None
-    assert "packages: no dpkg-query, rpm or apk database" in inv.unreadable
-    assert "==handover:meta tool proc==" in done.stdout.decode()
+    text = done.stdout.decode()
+    inv = parse_inventory("files01", text)
+
+    assert "==handover:end==" in text
+    assert inv.package_manager == "apk"
+    assert [(p.name, p.version) for p in inv.packages] == [
+        ("busybox", "1.35.0-r18"),
+        ("musl", "1.2.3-r3"),
+    ]
     assert not any(n.startswith("listening") for n in inv.unreadable)
-    assert all(p.process is None for p in inv.listening)
-    assert inv.disks
+    assert inv.disks and inv.users and inv.kernel
+    assert [(c.subject, c.days_left) for c in inv.certificates] == [("CN=files01.example", 100)]
+    # Without the apk database either (and busybox's useless `rpm` applet), packages are a gap.
+    no_db = script.replace(str(apk_db), str(tmp_path / "absent"))
+    done = subprocess.run(
+        [busybox, "sh", "-s"], input=no_db.encode(), capture_output=True, check=True, timeout=120
+    )
+    inv = parse_inventory("files01", done.stdout.decode())
+    assert inv.package_manager is None and inv.packages == []
+    assert "packages: no dpkg-query, rpm or apk database that answers" in inv.unreadable
