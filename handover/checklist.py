@@ -358,8 +358,10 @@ class ChecklistStore:
         evidence; their title, clause, owner and evidence kind follow the
         template (a playbook may reword them). A new item with waived_reason
         starts waived; an existing pending item whose template now carries a
-        waived_reason is waived (actor `playbook`). Items no longer in the
-        template are kept: their history stays visible.
+        waived_reason is waived (actor `playbook`), and an item the playbook
+        waived returns to pending when the playbook drops the waiver (a
+        waiver by a person stays). Items no longer in the template are kept:
+        their history stays visible.
         """
         phase = _phase(phase)
         templates = [_template(contract, phase, t) for t in template_items]
@@ -380,6 +382,7 @@ class ChecklistStore:
             added: list[str] = []
             updated: list[str] = []
             waived: list[tuple[ChecklistItem, Status | None]] = []
+            unwaived: list[ChecklistItem] = []
             for entry in templates:
                 reason = entry.pop("waived_reason", None)
                 current = next((i for i in checklist.items if i.id == entry["id"]), None)
@@ -406,7 +409,15 @@ class ChecklistStore:
                     )
                     current.finished_at = current.updated_at = now
                     waived.append((current, Status.PENDING))
-            if not (created or added or updated or waived):
+                elif not reason and current.status is Status.WAIVED and current.actor == "playbook":
+                    # the playbook dropped its waiver: the obligation is back
+                    current.status, current.reason = (
+                        Status.PENDING,
+                        "waiver removed from the playbook",
+                    )
+                    current.finished_at, current.updated_at = None, _now()
+                    unwaived.append(current)
+            if not (created or added or updated or waived or unwaived):
                 return checklist
             checklist.version += 1
             checklist.updated_at = _now()
@@ -446,8 +457,20 @@ class ChecklistStore:
                     **{"from": previous.value if previous else None, "to": Status.WAIVED.value},
                     reason=item.reason,
                 )
+            for item in unwaived:
+                audit.append(
+                    "checklist.reopened",
+                    "playbook",
+                    contract=contract,
+                    phase=phase.value,
+                    item=item.id,
+                    **{"from": Status.WAIVED.value, "to": Status.PENDING.value},
+                    reason=item.reason,
+                )
             for item, previous in waived:
                 self._notify(checklist, item, previous)
+            for item in unwaived:
+                self._notify(checklist, item, Status.WAIVED)
             return checklist
 
     def start(self, contract: str, phase: Phase | str, item_id: str, actor: str) -> Checklist:

@@ -302,6 +302,20 @@ def test_open_waives_existing_pending_item_when_playbook_waives_it(store: Checkl
     assert checklist.item("baseline-report").status is Status.RUNNING
 
 
+def test_open_reopens_an_item_when_the_playbook_drops_its_waiver(store: ChecklistStore) -> None:
+    store.waive(C, P, "inventory", "lead", "decided in the steering committee")
+    template = [dict(t) for t in TEMPLATE]
+    del template[2]["waived_reason"]
+    checklist = store.open(C, P, template)
+    item = checklist.item("credentials-received")
+    assert item.status is Status.PENDING
+    assert item.reason == "waiver removed from the playbook"
+    assert checklist.item("inventory").status is Status.WAIVED  # a person's waiver stays
+    last = store.audit_log(C).entries()[-1]
+    assert last["event"] == "checklist.reopened" and last["data"]["item"] == "credentials-received"
+    assert store.audit_log(C).verify() == []
+
+
 def test_open_rejects_duplicate_and_bad_ids(tmp_path: Path) -> None:
     store = ChecklistStore(tmp_path)
     with pytest.raises(UsageError, match="duplicate checklist item 'inventory'"):
