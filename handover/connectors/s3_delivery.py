@@ -277,6 +277,10 @@ class S3Target:
                 raise
             writer.complete()
 
+    def remove_partials(self) -> list[str]:
+        """Abort multipart uploads a crashed run left under the prefix (BundleWriter calls it)."""
+        return abort_incomplete_uploads(self.client, self.bucket, self.prefix)
+
     def exists(self, relpath: str) -> bool:
         key = join_key(self.prefix, relpath)
         try:
@@ -374,6 +378,32 @@ def s3_bundle_source_from_url(
     return S3BundleSource(client or s3_client(settings), bucket, prefix)
 
 
+def _sigv4_client(client: S3Client) -> S3Client:
+    """A twin of `client` that presigns with SigV4 (X-Amz-Expires), whatever its config.
+
+    botocore presigns with the legacy query signature (no expiry above 7 days
+    check, refused by recent regions) unless SigV4 was set explicitly.
+    """
+    import boto3
+    from botocore.config import Config
+
+    signer = client._request_signer  # type: ignore[attr-defined]
+    credentials = signer._credentials
+    if credentials is None:
+        raise ConnectorError("no credentials to sign links with", host="s3")
+    frozen = credentials.get_frozen_credentials()
+    session = boto3.session.Session(
+        aws_access_key_id=frozen.access_key,
+        aws_secret_access_key=frozen.secret_key,
+        aws_session_token=frozen.token,
+        region_name=client.meta.region_name,
+    )
+    config = client.meta.config.merge(Config(signature_version="s3v4"))
+    return session.client(  # type: ignore[no-any-return]
+        "s3", endpoint_url=client.meta.endpoint_url, config=config
+    )
+
+
 def presign_bundle(client: S3Client, bucket: str, prefix: str, expiry_days: int) -> dict[str, str]:
     """SigV4 presigned GET links for every file of the bundle, by relative path.
 
@@ -398,10 +428,11 @@ def presign_bundle(client: S3Client, bucket: str, prefix: str, expiry_days: int)
         )
         days = AWS_MAX_PRESIGN_DAYS
     source = S3BundleSource(client, bucket, prefix)
+    signer = _sigv4_client(client)
     links: dict[str, str] = {}
     for rel in source.list_files():
         try:
-            links[rel] = client.generate_presigned_url(
+            links[rel] = signer.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": bucket, "Key": join_key(source.prefix, rel)},
                 ExpiresIn=days * 86400,
