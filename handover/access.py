@@ -212,12 +212,33 @@ def _write(
                 )
 
 
+def _give_to(connector: HostConnector, path: str, owner: str) -> None:
+    """Hand a file we created (and its `.ssh` folder) to the account that sshd reads it as."""
+    folder = os.path.dirname(path)
+    targets = [path] + ([folder] if os.path.basename(folder) == ".ssh" else [])
+    local = _local_target(connector, path)
+    if local is not None:
+        import pwd
+
+        entry = pwd.getpwnam(owner)
+        for target in targets:
+            os.chown(_local_target(connector, target) or target, entry.pw_uid, entry.pw_gid)
+        return
+    quoted = " ".join(shlex.quote(t) for t in targets)
+    result = connector.run(f"chown {shlex.quote(owner)}: -- {quoted}", timeout_s=30)
+    if result.exit_status != 0:
+        raise PermanentConnectorError(
+            f"{path}: created but could not give it to {owner!r}", host=connector.name
+        )
+
+
 def install_provider_keys(
     connector: HostConnector,
     authorized_keys_path: str,
     public_keys: Sequence[str],
     contract_id: str,
     *,
+    owner: str | None = None,
     actor: str | None = None,
 ) -> AccessRecord:
     """Append the provider's keys to `authorized_keys`, each marked `handover:<contract>`.
@@ -225,7 +246,10 @@ def install_provider_keys(
     A key already present with this contract's marker is left alone, so a
     second run changes nothing (and writes nothing). The client's lines are
     kept byte for byte; a missing final newline is added before our lines.
-    Raises UsageError for a malformed public key, ConnectorError from the host.
+    An existing file keeps its mode and owner; a file created here is 0600
+    and, when `owner` (the account) is given, handed to that account with
+    its `.ssh` folder. Raises UsageError for a malformed public key,
+    ConnectorError from the host.
     """
     marker = marker_for(contract_id)
     wanted = [_check_public_key(k) for k in public_keys]
@@ -255,6 +279,8 @@ def install_provider_keys(
             result += b"\n"
         result += "".join(f"{line}\n" for line in new_lines).encode("utf-8")
         _write(connector, authorized_keys_path, result, before_stat)
+        if original is None and owner:
+            _give_to(connector, authorized_keys_path, owner)
     return AccessRecord(
         contract_id=contract_id,
         host=connector.name,

@@ -155,3 +155,23 @@ def test_local_install_creates_file_and_keeps_owner(tmp_path: Path) -> None:
         install_provider_keys(conn, "/home/ops/.ssh/authorized_keys", [pub], CONTRACT)
         assert (target.stat().st_uid, target.stat().st_gid) == (65534, 65534)
         assert target.read_text() == f"{client_pub}\n{pub} handover:{CONTRACT}\n"
+
+
+def test_ssh_install_creates_missing_ssh_folder_for_the_account(
+    host: SshdHost, tmp_path: Path
+) -> None:
+    import pwd
+
+    from tests.fixtures.sshd import NOSUDO_USER, ensure_user
+
+    account = ensure_user(NOSUDO_USER)
+    _, pub = _keypair(tmp_path, "ops")
+    target = host.workdir / "home-ops" / ".ssh" / "authorized_keys"
+    with _connect(host) as conn:
+        record = install_provider_keys(conn, str(target), [pub], CONTRACT, owner=NOSUDO_USER)
+    assert record.file_created
+    assert target.read_text() == f"{pub} handover:{CONTRACT}\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert pwd.getpwuid(target.stat().st_uid).pw_name == account.pw_name
+    assert target.parent.stat().st_uid == account.pw_uid
