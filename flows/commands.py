@@ -1,1 +1,122 @@
-"""Prefect commands: server, serve, demo, run."""
+"""The commands that need Prefect: server, serve, run, demo.
+
+Prefect is imported inside each command, after `flows.server.ensure_server`
+has pointed the environment at a real server: Prefect reads its settings
+when first imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from handover.cli import app, console, handles_errors
+
+server_app = typer.Typer(help="The embedded Prefect server (SQLite under .handover/prefect).")
+app.add_typer(server_app, name="server")
+
+PHASES = ("takeover", "implementation", "operational", "reversibility")
+
+
+@server_app.command("start")
+@handles_errors
+def server_start(
+    port: int = typer.Option(None, help="Port (default 4200, or a free one)."),
+) -> None:
+    """Start the local Prefect server (or show the one already running)."""
+    from flows import server
+
+    info = server.start(port=port)
+    console.print(f"Prefect server running (pid {info.pid})")
+    console.print(f"  UI:  {info.ui_url}")
+    console.print(f"  API: {info.api_url}")
+
+
+@server_app.command("stop")
+@handles_errors
+def server_stop() -> None:
+    """Stop the local Prefect server."""
+    from flows import server
+
+    console.print("stopped" if server.stop() else "no local Prefect server was running")
+
+
+@server_app.command("status")
+@handles_errors
+def server_status() -> None:
+    """Say whether the local Prefect server runs, and where."""
+    from flows import server
+
+    info = server.status()
+    if info is None:
+        console.print("no local Prefect server is running (start it with `handover server start`)")
+        raise typer.Exit(1)
+    console.print(f"running (pid {info.pid})  UI: {info.ui_url}  API: {info.api_url}")
+
+
+@app.command()
+@handles_errors
+def run(
+    phase: str = typer.Argument(
+        ..., help="takeover | implementation | operational | reversibility"
+    ),
+    playbook: Path = typer.Argument(..., help="The contract's playbook (YAML)."),
+    pin_host_keys: bool = typer.Option(
+        False,
+        "--pin-host-keys",
+        help="takeover: record first-contact host keys for a human to confirm.",
+    ),
+    accept: bool = typer.Option(
+        False,
+        "--accept",
+        help="reversibility: answer the client-acceptance step as accepted (tests, drills).",
+    ),
+) -> None:
+    """Run one phase flow of a contract against the Prefect server."""
+    from handover._errors import UsageError
+    from handover.playbook import load_playbook
+
+    if phase not in PHASES:
+        raise UsageError(f"unknown phase {phase!r}: choose one of {', '.join(PHASES)}")
+    load_playbook(playbook)  # an invalid playbook never creates a flow run
+    from flows import server
+
+    info = server.ensure_server()
+    console.print(f"Prefect UI: {info.ui_url}")
+    from flows.lifecycle import run_phase
+
+    state_ok = run_phase(phase, playbook, pin_host_keys=pin_host_keys, auto_accept=accept)
+    raise typer.Exit(0 if state_ok else 1)
+
+
+@app.command()
+@handles_errors
+def serve(
+    limit: int = typer.Option(4, help="How many flow runs may execute at once."),
+) -> None:
+    """Serve the four phase flows so that they can be started from the Prefect UI."""
+    from flows import server
+
+    info = server.ensure_server()
+    from flows.serving import serve_phases
+
+    console.print(f"Serving the phase flows; start them from {info.ui_url}/deployments")
+    serve_phases(limit=limit)
+
+
+@app.command()
+@handles_errors
+def demo(
+    playbook: Path = typer.Option(
+        Path("playbooks/examples/demo.yaml"), help="The demo contract's playbook."
+    ),
+) -> None:
+    """Build a sandbox client estate and run the four phases of its contract end to end."""
+    from flows import server
+
+    info = server.ensure_server()
+    from flows.demo import run_demo
+
+    ok = run_demo(playbook, info)
+    raise typer.Exit(0 if ok else 1)

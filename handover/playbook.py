@@ -649,6 +649,11 @@ class ProviderAccess(_Model):
     account: str = Field(description="Account whose authorized_keys receives the keys.")
     public_keys: list[PublicKey] = Field(min_length=1, description="OpenSSH public key lines.")
     purpose: str | None = None
+    verify_key: SecretRef | None = Field(
+        default=None,
+        description="Reference to the provider's private key matching `public_keys`: at exit, "
+        "handover tries to log in with it to prove the access is revoked (ssh hosts).",
+    )
 
     @field_validator("account")
     @classmethod
@@ -1078,6 +1083,9 @@ class Playbook(_Model):
                 value = getattr(s3, key)
                 if value:
                     refs.append((f"perimeter.s3.{key}", value))
+        for i, access in enumerate(self.security.provider_access):
+            if access.verify_key:
+                refs.append((f"security.provider_access[{i}].verify_key", access.verify_key))
         refs.append(("reversibility.signing_key", self.reversibility.signing_key))
         if self.backups is not None and self.backups.identity:
             refs.append(("backups.identity", self.backups.identity))
@@ -1147,10 +1155,51 @@ def _format_loc(loc: Sequence[str | int]) -> str:
     return out or "(top)"
 
 
+MAX_EXPANDED_NODES = 100_000
+
+
+def _check_aliases(root: yaml.Node, file: str) -> None:
+    """Refuse recursive aliases and alias bombs before anything walks the tree.
+
+    Sizes are memoized per node, so this is linear in the document even when
+    aliases make the expanded tree exponential.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            line = node.start_mark.line + 1
+            raise PlaybookError(file, [f"{file}:{line}: recursive YAML alias"])
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        active.discard(key)
+        sizes[key] = min(total, MAX_EXPANDED_NODES + 1)
+        return sizes[key]
+
+    if size(root) > MAX_EXPANDED_NODES:
+        raise PlaybookError(
+            file,
+            [
+                f"{file}:1: (top): more than {MAX_EXPANDED_NODES} values "
+                "once YAML aliases are expanded"
+            ],
+        )
+
+
 def _compose(text: str, file: str) -> tuple[Any, dict[Loc, int], list[str]]:
     """Parse YAML; return (data, line of each location, duplicate-key problems)."""
     try:
         node = yaml.compose(text, Loader=_FastLoader)
+        if node is not None:
+            _check_aliases(node, file)
         data = yaml.SafeLoader("").construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

@@ -1,0 +1,166 @@
+"""How a phase flow walks its checklist: one item at a time, evidence in, failures recorded.
+
+`PhaseRun.item(item_id, step)` marks the item running, calls `step()`, and
+marks it done with the evidence the step returns, or failed with the
+reason of the exception it raised. The flow goes on with the next items
+(an unreachable host must not hide what the others gave); `finish()` then
+raises `PhaseIncomplete` when any item failed, so the flow run ends Failed,
+never Completed with silent gaps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from prefect import get_run_logger
+
+from handover._errors import HandoverError
+from handover.atomic import write_atomic
+from handover.checklist import Checklist, Evidence, Status, evidence_for_file
+from handover.home import contract_dir
+from handover.playbook import Playbook, phase_items
+from tasks.checklist import complete_item, fail_item, open_checklist, start_item, waive_item
+from tasks.runtime import flow_run_id
+
+T = TypeVar("T")
+
+
+class PhaseIncomplete(HandoverError):
+    """Some checklist items of the phase failed; the message lists them with their reasons."""
+
+
+class StepFailed(HandoverError):
+    """A step that gathered some evidence but cannot call its item done."""
+
+
+@dataclass
+class Step(Generic[T]):
+    """What a step gives back: evidence for the checklist and a value for the next steps."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    value: T | None = None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a checklist item: our messages as they are, others with their type."""
+    if isinstance(exc, HandoverError):
+        return str(exc).replace("\n", "; ")
+    return f"{type(exc).__name__}: {exc}".replace("\n", "; ")
+
+
+class PhaseRun:
+    """The checklist of one phase during one flow run."""
+
+    def __init__(self, playbook: Playbook, phase: str, *, fresh: bool = False) -> None:
+        self.playbook = playbook
+        self.contract = playbook.contract_id
+        self.phase = phase
+        self.folder = contract_dir(self.contract) / phase
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.checklist: Checklist = open_checklist(
+            self.contract, phase, phase_items(playbook, phase), fresh
+        )
+        self.failures: list[tuple[str, str]] = []
+        self.log = get_run_logger()
+
+    def status(self, item_id: str) -> Status:
+        return self.checklist.item(item_id).status
+
+    def item(self, item_id: str, step: Callable[[], Step[T]]) -> T | None:
+        """Run `step` for a pending item; skip items already done or waived."""
+        status = self.status(item_id)
+        if status != Status.PENDING:
+            self.log.info("%s: %s, skipped", item_id, status.value)
+            return None
+        start_item(self.contract, self.phase, item_id)
+        try:
+            result = step()
+        except Exception as exc:  # every failure lands on the item, with its reason
+            reason = describe_error(exc)
+            self.log.error("%s failed: %s", item_id, reason)
+            fail_item(self.contract, self.phase, item_id, reason)
+            self.failures.append((item_id, reason))
+            self._mark(item_id, Status.FAILED)
+            return None
+        complete_item(self.contract, self.phase, item_id, result.evidence)
+        self._mark(item_id, Status.DONE)
+        return result.value
+
+    def waive(self, item_id: str, reason: str) -> None:
+        if self.status(item_id) == Status.PENDING:
+            waive_item(self.contract, self.phase, item_id, reason)
+            self._mark(item_id, Status.WAIVED)
+
+    def _mark(self, item_id: str, status: Status) -> None:
+        self.checklist.item(item_id).status = status
+
+    def finish(self) -> dict[str, Any]:
+        """Raise PhaseIncomplete if an item failed; else a short summary for the flow's result."""
+        if self.failures:
+            lines = "; ".join(f"{item}: {reason}" for item, reason in self.failures)
+            raise PhaseIncomplete(
+                f"{self.contract} {self.phase}: {len(self.failures)} item(s) failed — {lines}"
+            )
+        return {"contract": self.contract, "phase": self.phase, "status": "complete"}
+
+    # -- evidence files ---------------------------------------------------------------
+
+    def write_file(self, relpath: str, data: bytes, kind: str) -> Evidence:
+        """Write an evidence file under the contract's phase folder; return its evidence."""
+        path = self.folder / relpath
+        write_atomic(path, data)
+        return evidence_for_file(path, kind, flow_run_id())
+
+    def write_json(self, relpath: str, value: Any, kind: str) -> Evidence:
+        data = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
+        return self.write_file(relpath, (data + "\n").encode("utf-8"), kind)
+
+    def write_document(self, doc: Any, kind: str = "document") -> list[Evidence]:
+        """Write a report as Markdown and HTML under documents/; return both evidences."""
+        return [
+            self.write_file(f"documents/{doc.name}.md", doc.markdown.encode("utf-8"), kind),
+            self.write_file(f"documents/{doc.name}.html", doc.html.encode("utf-8"), kind),
+        ]
+
+
+def hosts_failed(errors: dict[str, str]) -> None:
+    """Raise StepFailed naming each host that failed and why."""
+    if errors:
+        raise StepFailed("; ".join(f"{host}: {why}" for host, why in sorted(errors.items())))
+
+
+def gather(futures: Sequence[Any], names: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Wait for task futures; split results and errors by name (one host never stops the others)."""
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, future in zip(names, futures, strict=True):
+        try:
+            results[name] = future.result()
+        except Exception as exc:
+            errors[name] = describe_error(exc)
+    return results, errors
+
+
+def evidence_files(paths: Sequence[Path], kind: str) -> list[Evidence]:
+    run_id = flow_run_id()
+    return [evidence_for_file(p, kind, run_id) for p in paths]
+
+
+def phase_run_name() -> str:
+    """`<phase>-<contract>-<UTC time>`: what auditors read in the run list, and how runs are found."""
+    import yaml
+    from prefect.runtime import flow_run
+
+    path = str(flow_run.parameters.get("playbook_path", ""))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            contract = str(yaml.safe_load(handle)["contract"]["id"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        contract = Path(path).stem or "contract"
+    from datetime import UTC, datetime
+
+    return f"{flow_run.flow_name}-{contract}-{datetime.now(UTC):%Y%m%d-%H%M%S}"

@@ -1,0 +1,183 @@
+"""`handover demo`: a sandbox client estate taken over, run and handed back, end to end.
+
+Builds (or reuses) three sandbox hosts under `.handover/demo/`, the demo
+keys and a small credential vault, then runs the four phase flows against
+the Prefect server, answers the client-acceptance step through the API
+(standing in for the client), and ends with the commands a client runs
+with standard tools alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from flows.server import ServerInfo
+from handover.demo_estate import build_demo_estate, make_demo_keys
+from handover.home import handover_home
+from handover.playbook import load_playbook
+
+console = Console(highlight=False)
+
+DEMO_CREDENTIALS = [
+    # name, kind, username, url, group, created_by
+    (
+        "db01-postgres",
+        "password",
+        "postgres",
+        "postgresql://db01:5432",
+        "Servers/Database",
+        "client",
+    ),
+    (
+        "web01-admin",
+        "password",
+        "admin",
+        "https://web01.demo-estate.example/admin",
+        "Servers/Web",
+        "client",
+    ),
+    (
+        "files01-backup-operator",
+        "password",
+        "svc-backup",
+        "smb://files01",
+        "Servers/Files",
+        "provider",
+    ),
+]
+
+
+def _step(number: int, total: int, text: str) -> None:
+    console.print(f"[bold cyan][{number}/{total}][/] {text}")
+
+
+def prepare_vault(contract: str) -> int:
+    """The demo contract's vault: a few client credentials and one the provider created."""
+    from handover.secrets import Secret
+    from handover.vault import (
+        KEY_ENV,
+        CreatedBy,
+        Kind,
+        Vault,
+        VaultEntry,
+        create_key_file,
+        default_key_file,
+    )
+
+    # The vault key lives outside .handover/ (default ~/.config/handover/vault.key).
+    if not os.environ.get(KEY_ENV) and not default_key_file().exists():
+        create_key_file(default_key_file())
+    vault = Vault(contract)
+    vault.init()
+    have = set(vault.names())
+    for name, kind, username, url, group, created_by in DEMO_CREDENTIALS:
+        if name in have:
+            continue
+        entry = VaultEntry(
+            name=name,
+            kind=Kind(kind),
+            username=username,
+            url=url,
+            group=group,
+            created_by=CreatedBy(created_by),
+        )
+        vault.add(entry, Secret(secrets.token_urlsafe(18).encode()))
+    return len(vault.names())
+
+
+def run_demo(playbook_path: Path, server: ServerInfo) -> bool:
+    """Run the demo lifecycle; True when all four phases completed."""
+    from flows.implementation import implementation
+    from flows.lifecycle import answer_acceptance_when_paused
+    from flows.operational import operational
+    from flows.reversibility import reversibility
+    from flows.takeover import takeover
+
+    started = time.monotonic()
+    playbook = load_playbook(playbook_path)
+    contract = playbook.contract_id
+    demo_root = handover_home() / "demo"
+    total = 7
+
+    _step(1, total, "building the sandbox client estate (three hosts)")
+    estate = build_demo_estate(demo_root)
+    for host in estate.hosts:
+        state = "reused" if host.reused else "built"
+        console.print(
+            f"      {host.name}: {host.files:,} files, {host.bytes / 1e6:.1f} MB ({state})"
+        )
+
+    _step(
+        2, total, "keys: client age identity, provider backup key and signing key; credential vault"
+    )
+    keys = make_demo_keys(demo_root / "keys")
+    entries = prepare_vault(contract)
+    console.print(f"      keys in {keys.folder}; vault of {contract}: {entries} credentials")
+    console.print(f"      Prefect UI: [link={server.ui_url}]{server.ui_url}[/link]")
+
+    path = str(playbook_path)
+    results = {}
+    for number, (name, run) in enumerate(
+        [
+            ("takeover", lambda: takeover(path, fresh=True, return_state=True)),
+            ("implementation", lambda: implementation(path, fresh=True, return_state=True)),
+            ("operational", lambda: operational(path, return_state=True)),
+        ],
+        start=3,
+    ):
+        _step(number, total, f"{name} flow")
+        state = run()
+        results[name] = state
+        if not state.is_completed():
+            console.print(f"[red]{name} ended {state.type.value}: {state.message}[/red]")
+            return False
+
+    _step(6, total, "reversibility flow (the client's acceptance is answered through the API)")
+    stop = threading.Event()
+    answer_acceptance_when_paused(
+        f"reversibility-{contract}", playbook.contract.parties.client.legal_name, stop
+    )
+    try:
+        state = reversibility(path, fresh=True, return_state=True)
+    finally:
+        stop.set()
+    if not state.is_completed():
+        console.print(f"[red]reversibility ended {state.type.value}: {state.message}[/red]")
+        return False
+    outcome = state.result()
+    bundle = Path(outcome["bundle"])
+
+    _step(7, total, f"done in {time.monotonic() - started:.0f} s")
+    print_client_commands(bundle, keys.client_key, server)
+    return True
+
+
+def print_client_commands(bundle: Path, client_key: Path, server: ServerInfo) -> None:
+    volumes = sorted(p.name for p in (bundle / "volumes").glob("*.tar.age"))
+    console.print()
+    console.print(f"[bold]Bundle:[/]     {bundle}")
+    console.print(f"[bold]Client key:[/] {client_key}")
+    console.print(f"[bold]Prefect UI:[/] {server.ui_url}  (flow runs, checklist artifacts, events)")
+    console.print()
+    console.print("[bold]What the client runs, with standard tools only:[/]")
+    first = volumes[0] if volumes else "0001-....tar.age"
+    lines = [
+        f"cd {bundle}",
+        "sha256sum -c SHA256SUMS",
+        'echo "provider $(cat provider.pub)" > allowed_signers',
+        "ssh-keygen -Y verify -f allowed_signers -I provider -n handover-bundle -s SHA256SUMS.sig < SHA256SUMS",
+        f"mkdir -p out && age -d -i {client_key} volumes/{first} | tar -x -C out",
+        "(cd out && sha256sum -c SHA256SUMS)",
+        f"age -d -i {client_key} index.tar.age | tar -x -C out   # MANIFEST.json, documents, credentials.kdbx",
+    ]
+    for line in lines:
+        console.print(f"  {line}", soft_wrap=True)
+    console.print(
+        f"\n(README.txt in the bundle says the same for every volume: {len(volumes)} volumes.)"
+    )

@@ -1,0 +1,97 @@
+"""Implementation (mise en œuvre): install what the run needs, and record it so it can be undone.
+
+Install the provider's SSH access listed in the security section (and keep
+the record that the exit will use to revoke it), define the health checks
+from the SLA, deploy the backup schedule as a Prefect deployment, and write
+the hotline/on-site procedure and the runbooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._phase import PhaseRun, Step, gather, hosts_failed, phase_run_name
+from flows.serving import deploy_backup_schedule
+from handover import reports
+from handover.playbook import Playbook, load_playbook
+from tasks.access import install_access
+from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
+from tasks.runtime import ensure_concurrency_limit
+
+DEFAULT_BACKUP_CRON = "0 2 * * *"
+DRILL_EVERY_N_RUNS = 1
+
+
+@flow(
+    name="implementation",
+    flow_run_name=phase_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    log_prints=True,
+)
+def implementation(playbook_path: str, fresh: bool = False) -> dict[str, Any]:
+    """Mise en œuvre: provider access, health checks, backup schedule, procedures, runbooks."""
+    playbook = load_playbook(Path(playbook_path))
+    ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
+    run = PhaseRun(playbook, "implementation", fresh=fresh)
+
+    run.item("provider-access", lambda: install_provider_access(run, playbook_path, playbook))
+    run.item("health-checks-defined", lambda: define_health_checks(run, playbook))
+    run.item("backup-schedule", lambda: schedule_backups(run, playbook_path, playbook))
+    run.item(
+        "hotline-procedure", lambda: Step(run.write_document(reports.hotline_procedure(playbook)))
+    )
+    run.item("runbooks", lambda: Step(run.write_document(reports.runbooks(playbook))))
+    run.item("reversibility-drill-scheduled", lambda: schedule_drill(run, playbook))
+    return run.finish()
+
+
+def install_provider_access(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
+    """Install each provider key listed in the security section, and keep the record for the exit."""
+    entries = playbook.security.provider_access
+    if not entries:
+        return Step([run.write_json("provider-access.json", [], "log")])
+    labels = [f"{e.host}/{e.account}" for e in entries]
+    futures = [install_access.submit(playbook_path, i) for i in range(len(entries))]
+    records, errors = gather(futures, labels)
+    evidence = [run.write_json("provider-access.json", records, "log")]
+    hosts_failed(errors)
+    return Step(evidence)
+
+
+def define_health_checks(run: PhaseRun, playbook: Playbook) -> Step[None]:
+    sla = playbook.sla
+    checks = {
+        "hosts": [h.name for h in playbook.hosts],
+        "checks": [
+            {"check": "reachability", "rule": "the host answers through its pinned key"},
+            {"check": "disk", "rule": f"every filesystem below {sla.disk_threshold_percent}% used"},
+            {
+                "check": "certificates",
+                "rule": f"no certificate expiring within {sla.cert_warning_days} days",
+            },
+        ],
+        "availability_target_percent": sla.availability_percent,
+        "reporting_period": sla.reporting_period,
+    }
+    return Step([run.write_json("health-checks.json", checks, "document")])
+
+
+def schedule_backups(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
+    cron = getattr(playbook.backups, "schedule", None) or DEFAULT_BACKUP_CRON
+    deployment = deploy_backup_schedule(playbook_path, playbook.contract_id, cron)
+    return Step([run.write_json("backup-schedule.json", deployment, "log")])
+
+
+def schedule_drill(run: PhaseRun, playbook: Playbook) -> Step[None]:
+    """The drill runs inside every operational run: record that, with the deadlines it rehearses."""
+    plan = {
+        "drill": "each operational run seals every dataset, opens the bundle in a sandbox "
+        "and compares it with the source",
+        "every_n_operational_runs": DRILL_EVERY_N_RUNS,
+        "deadlines": playbook.reversibility.deadlines.model_dump(mode="json"),
+    }
+    return Step([run.write_json("reversibility-drill.json", plan, "document")])

@@ -1,0 +1,158 @@
+"""Operational run (exploitation): one run of the checks, backups and reports the SLA promises.
+
+Meant to run on a schedule (the implementation phase deploys it): health
+checks of every host, a backup of every dataset with pruning and a sample
+restore check, pending security updates, incidents measured against the
+SLA, the SLA report for the period, and a reversibility drill (seal every
+dataset, open the bundle in a sandbox, compare with the source).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from handover import reports
+from handover.health import HealthCheckResult, availability
+from handover.playbook import Playbook, load_playbook
+from tasks.backups import backup_dataset, check_restore, prune_backups
+from tasks.drill import reversibility_drill
+from tasks.health import check_host_health, pending_updates
+from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
+from tasks.runtime import ensure_concurrency_limit
+
+PERIOD_DAYS = {"monthly": 30, "quarterly": 91}
+
+
+@dataclass
+class Seen:
+    checks: list[HealthCheckResult] = field(default_factory=list)
+    backups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@flow(
+    name="operational",
+    flow_run_name=phase_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    log_prints=True,
+)
+def operational(playbook_path: str, fresh: bool = True) -> dict[str, Any]:
+    """Exploitation: health checks, backups, restore check, updates, incidents, SLA report, drill.
+
+    Every run is a new round of the same obligations, so items done in an
+    earlier run are reopened (`fresh` defaults to true).
+    """
+    playbook = load_playbook(Path(playbook_path))
+    ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
+    run = PhaseRun(playbook, "operational", fresh=fresh)
+    seen = Seen()
+
+    run.item("health-checks", lambda: run_health_checks(run, playbook_path, playbook, seen))
+    run.item("backups", lambda: run_backups(run, playbook_path, playbook, seen))
+    run.item("restore-check", lambda: run_restore_check(run, playbook_path, seen))
+    run.item("security-updates", lambda: report_updates(run, playbook_path, playbook))
+    run.item("incidents", lambda: measure_incidents(run, playbook))
+    run.item("sla-report", lambda: write_sla_report(run, playbook, seen))
+    run.item("reversibility-drill", lambda: run_drill(run, playbook_path))
+    return run.finish()
+
+
+def run_health_checks(
+    run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen
+) -> Step[None]:
+    names = [h.name for h in playbook.hosts]
+    results, errors = gather([check_host_health.submit(playbook_path, n) for n in names], names)
+    for checks in results.values():
+        seen.checks.extend(checks)
+    for name, why in errors.items():
+        seen.checks.append(
+            HealthCheckResult(
+                host=name, check="reachable", ok=False, detail=why, at=datetime.now(UTC)
+            )
+        )
+    findings = [c for c in seen.checks if not c.ok]
+    table = "\n".join(
+        f"| {c.host} | {c.check} | {'ok' if c.ok else '**finding**'} | {c.detail} |"
+        for c in seen.checks
+    )
+    create_markdown_artifact(
+        f"## Health of {playbook.contract_id}\n\n| host | check | verdict | detail |\n|---|---|---|---|\n{table}\n",
+        key=f"{playbook.contract_id}-health",
+        description=f"{len(findings)} finding(s)",
+    )
+    evidence = [
+        run.write_json(
+            "health/latest.json",
+            {
+                "availability_percent": availability(seen.checks) if seen.checks else None,
+                "checks": [c.model_dump(mode="json") for c in seen.checks],
+            },
+            "report",
+        )
+    ]
+    hosts_failed(errors)  # a host that could not be checked fails the item; findings do not
+    return Step(evidence)
+
+
+def run_backups(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
+    if playbook.backups is None:
+        raise StepFailed("the playbook has no backups section: nothing says where backups go")
+    names = [d.name for d in playbook.datasets]
+    results, errors = gather([backup_dataset.submit(playbook_path, n) for n in names], names)
+    seen.backups = results
+    pruned, prune_errors = gather([prune_backups.submit(playbook_path, n) for n in names], names)
+    evidence = [
+        run.write_json("backups/latest.json", {"backups": results, "pruned": pruned}, "log")
+    ]
+    hosts_failed({**errors, **{f"{k} (prune)": v for k, v in prune_errors.items()}})
+    return Step(evidence)
+
+
+def run_restore_check(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
+    if not seen.backups:
+        raise StepFailed("no backup was made in this run: nothing to restore")
+    # The sample: the smallest backup of this run, so the check stays quick.
+    dataset = min(seen.backups, key=lambda name: seen.backups[name].get("size", 0))
+    result = check_restore(playbook_path, dataset, seen.backups[dataset])
+    evidence = [run.write_json(f"backups/restore-check-{dataset}.json", result, "log")]
+    if not result.get("ok"):
+        raise StepFailed(f"restore check of {dataset} failed: {result.get('problems')}")
+    return Step(evidence)
+
+
+def report_updates(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
+    names = [h.name for h in playbook.hosts]
+    results, errors = gather([pending_updates.submit(playbook_path, n) for n in names], names)
+    evidence = [run.write_json("security-updates.json", results, "report")]
+    hosts_failed(errors)
+    return Step(evidence)
+
+
+def measure_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
+    """Incidents recorded for the contract (incidents.json), each against its severity's times."""
+    from tasks.incidents import measure
+
+    result = measure(playbook)
+    return Step([run.write_json("incidents.json", result, "report")])
+
+
+def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+    end = datetime.now(UTC)
+    start = end - timedelta(days=PERIOD_DAYS.get(playbook.sla.reporting_period, 30))
+    doc = reports.sla_report(playbook, start, end, seen.checks)
+    return Step(run.write_document(doc, "report"))
+
+
+def run_drill(run: PhaseRun, playbook_path: str) -> Step[None]:
+    result = reversibility_drill(playbook_path)
+    evidence = [run.write_json("reversibility-drill.json", result, "report")]
+    if result["problems"]:
+        raise StepFailed("drill found differences: " + "; ".join(result["problems"][:5]))
+    return Step(evidence)

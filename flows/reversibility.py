@@ -1,0 +1,310 @@
+"""Reversibility (réversibilité): give everything back, prove it, then leave.
+
+Record the exit notice and its deadlines, take a final inventory, export
+every dataset into an encrypted, signed restitution bundle together with
+the credentials, the documentation, the checklists, the audit log and the
+run history, deliver it, wait for the client's acceptance (a human step in
+the Prefect UI), revoke the provider's access, erase the provider's copies
+with a signed certificate, and write the exit report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from handover import reports
+from handover.playbook import Playbook, load_playbook
+from tasks.access import revoke_access
+from tasks.bundle import (
+    deliver_by_links,
+    deliver_to_folder,
+    export_dataset,
+    seal_bundle,
+    start_bundle,
+)
+from tasks.documents import collect_exit_documents, run_history
+from tasks.erasure import erase_copies
+from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, ssh_limit_name
+from tasks.runtime import ensure_concurrency_limit
+from tasks.vault import export_credentials
+
+ACCEPTANCE_TIMEOUT_S = 30 * 24 * 3600  # the retrieval period: the client may take its time
+
+
+class ClientAcceptance(RunInput):
+    """The client's answer after checking and opening the bundle."""
+
+    accepted: bool
+    accepted_by: str
+    comment: str = ""
+
+
+@dataclass
+class Seen:
+    bundle_name: str = ""
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    documents: dict[str, str] = field(default_factory=dict)
+    sealed: dict[str, Any] = field(default_factory=dict)
+    delivery: dict[str, Any] = field(default_factory=dict)
+    acceptance: dict[str, Any] | None = None
+    revocations: list[dict[str, Any]] = field(default_factory=list)
+    erasure: dict[str, Any] | None = None
+    password_file: str | None = None  # the KDBX password, encrypted to the client, delivered apart
+    deadlines: dict[str, str] = field(default_factory=dict)
+
+
+@flow(
+    name="reversibility",
+    flow_run_name=phase_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    log_prints=True,
+)
+def reversibility(
+    playbook_path: str, notice_date: date | None = None, fresh: bool = False
+) -> dict[str, Any]:
+    """Réversibilité: notice, inventory, export, credentials, documentation, seal, delivery,
+    client acceptance, access revoked, copies erased, exit report."""
+    playbook = load_playbook(Path(playbook_path))
+    ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
+    run = PhaseRun(playbook, "reversibility", fresh=fresh)
+    seen = Seen(bundle_name=f"{playbook.contract_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+
+    run.item("exit-notice", lambda: record_notice(run, playbook, notice_date or date.today(), seen))
+    run.item("final-inventory", lambda: final_inventory(run, playbook_path, playbook))
+    run.item("datasets-exported", lambda: export_datasets(run, playbook_path, playbook, seen))
+    run.item("credentials-exported", lambda: hand_back_credentials(run, playbook_path, seen))
+    run.item("documentation-exported", lambda: gather_documentation(run, playbook, seen))
+    run.item("bundle-sealed", lambda: seal(run, seen))
+    run.item("bundle-delivered", lambda: deliver(run, playbook_path, playbook, seen))
+    if not seen.delivery:
+        return run.finish()  # nothing reached the client: no acceptance, no revocation, no erasure
+    run.item("client-acceptance", lambda: await_acceptance(run, playbook, seen))
+    if seen.acceptance and seen.acceptance["accepted"]:
+        run.item("access-revoked", lambda: revoke(run, playbook_path, playbook, seen))
+        run.item("copies-erased", lambda: erase(run, playbook_path, seen))
+    run.item("exit-report", lambda: write_exit_report(run, playbook, seen))
+    return {**run.finish(), "bundle": seen.delivery.get("location")}
+
+
+def record_notice(run: PhaseRun, playbook: Playbook, notice: date, seen: Seen) -> Step[None]:
+    d = playbook.reversibility.deadlines
+    end_of_notice = notice + timedelta(days=round(d.notice_months * 30.4))
+    end_of_transition = end_of_notice + timedelta(days=d.transition_days)
+    end_of_retrieval = end_of_transition + timedelta(days=d.retrieval_days)
+    erasure_by = end_of_retrieval + timedelta(days=d.erasure_days)
+    seen.deadlines = {
+        "notice": notice.isoformat(),
+        "end_of_notice": end_of_notice.isoformat(),
+        "end_of_transition": end_of_transition.isoformat(),
+        "end_of_retrieval": end_of_retrieval.isoformat(),
+        "erasure_by": erasure_by.isoformat(),
+    }
+    return Step([run.write_json("exit-notice.json", seen.deadlines, "document")])
+
+
+def final_inventory(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
+    names = [h.name for h in playbook.hosts]
+    inventories, errors = gather([inventory_host.submit(playbook_path, n) for n in names], names)
+    evidence = [
+        run.write_json(f"inventory/{name}.json", inv.model_dump(mode="json"), "inventory")
+        for name, inv in sorted(inventories.items())
+    ]
+    assets = {
+        "hosts": names,
+        "datasets": [{"name": d.name, "host": d.host, "kind": d.kind} for d in playbook.datasets],
+        "software": [s.model_dump(mode="json") for s in playbook.perimeter.software],
+        "exempted": [e.model_dump(mode="json") for e in playbook.reversibility.exempted],
+    }
+    evidence.append(run.write_json("final-inventory.json", assets, "inventory"))
+    hosts_failed(errors)
+    return Step(evidence)
+
+
+def export_datasets(
+    run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen
+) -> Step[None]:
+    start_bundle(playbook_path, seen.bundle_name)
+    names = [d.name for d in playbook.datasets]
+    futures = [
+        export_dataset.submit(playbook_path, seen.bundle_name, name, number)
+        for number, name in enumerate(names, start=1)
+    ]
+    volumes, errors = gather(futures, names)
+    seen.volumes = [volumes[n] for n in names if n in volumes]
+    evidence = [run.write_json("volumes.json", seen.volumes, "bundle")]
+    hosts_failed(errors)
+    return Step(evidence)
+
+
+def hand_back_credentials(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
+    exported = export_credentials(playbook_path, seen.bundle_name)
+    if exported.get("kdbx"):
+        seen.documents["credentials.kdbx"] = exported["kdbx"]
+    seen.password_file = exported.get("password_file")
+    return Step([run.write_json("credentials-export.json", exported["record"], "log")])
+
+
+def gather_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+    docs = collect_exit_documents(playbook.contract_id)
+    history = run_history(playbook.contract_id)
+    history_evidence = run.write_json("run-history.json", history, "log")
+    assert history_evidence.path is not None
+    docs["run-history.json"] = history_evidence.path
+    seen.documents.update(docs)
+    listing = {name: Path(path).stat().st_size for name, path in sorted(seen.documents.items())}
+    return Step([run.write_json("documents.json", listing, "document")])
+
+
+def seal(run: PhaseRun, seen: Seen) -> Step[None]:
+    if not seen.volumes:
+        raise StepFailed("no dataset was exported: nothing to seal")
+    from tasks.checklist import store
+
+    snapshot = {
+        phase: store().load(run.contract, phase).model_dump(mode="json")
+        for phase in ("takeover", "implementation", "operational", "reversibility")
+        if store().exists(run.contract, phase)
+    }
+    seen.sealed = seal_bundle(seen.bundle_name, seen.documents, {"checklists": snapshot})
+    return Step([run.write_json("bundle.json", seen.sealed, "bundle")])
+
+
+def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
+    if not seen.sealed:
+        raise StepFailed("the bundle was not sealed: nothing to deliver")
+    if playbook.reversibility.delivery.kind == "s3":
+        seen.delivery = deliver_by_links(playbook_path, seen.bundle_name)
+    else:
+        seen.delivery = deliver_to_folder(playbook_path, seen.bundle_name)
+    if seen.password_file:
+        from tasks.documents import deliver_beside_bundle
+
+        deliver_beside_bundle(
+            playbook,
+            seen.bundle_name,
+            seen.delivery,
+            {"credentials-password.txt.age": Path(seen.password_file).read_bytes()},
+        )
+    create_markdown_artifact(
+        delivery_markdown(seen),
+        key=f"{playbook.contract_id}-delivery",
+        description="Bundle delivered",
+    )
+    return Step([run.write_json("delivery.json", seen.delivery, "bundle")])
+
+
+def delivery_markdown(seen: Seen) -> str:
+    lines = [
+        f"## Restitution bundle `{seen.bundle_name}`",
+        "",
+        f"Location: `{seen.delivery['location']}`",
+        "",
+    ]
+    for volume in seen.sealed.get("volumes", []):
+        lines.append(f"- `{volume['file']}`: {volume['files']} files, {volume['bytes']} bytes")
+    if "links" in seen.delivery:
+        lines.append(f"\nPresigned links valid {seen.delivery['link_expiry_days']} days.")
+    return "\n".join(lines)
+
+
+def await_acceptance(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+    """Pause until the client (through the operator) accepts or refuses the bundle."""
+    answer = pause_flow_run(
+        wait_for_input=ClientAcceptance.with_initial_data(
+            description=(
+                f"Client acceptance of `{seen.bundle_name}` at `{seen.delivery['location']}`: "
+                "the client verifies and opens it with the commands of its README.txt, then answers."
+            ),
+            accepted=False,
+            accepted_by=playbook.contract.parties.client.legal_name,
+        ),
+        timeout=ACCEPTANCE_TIMEOUT_S,
+    )
+    if answer is None:
+        raise StepFailed("no answer from the client")
+    seen.acceptance = {
+        "accepted": answer.accepted,
+        "accepted_by": answer.accepted_by,
+        "comment": answer.comment,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    evidence = [run.write_json("client-acceptance.json", seen.acceptance, "human")]
+    if not answer.accepted:
+        raise StepFailed(f"the client refused the bundle: {answer.comment or 'no comment'}")
+    return Step(evidence)
+
+
+def revoke(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
+    entries = playbook.security.provider_access
+    labels = [f"{e.host}/{e.account}" for e in entries]
+    records, errors = gather(
+        [revoke_access.submit(playbook_path, i) for i in range(len(entries))], labels
+    )
+    seen.revocations = [records[label] for label in labels if label in records]
+    evidence = [run.write_json("access-revoked.json", seen.revocations, "log")]
+    hosts_failed(errors)
+    return Step(evidence)
+
+
+def erase(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
+    seen.erasure = erase_copies(playbook_path, seen.bundle_name, seen.delivery)
+    evidence = [
+        run.write_file(
+            "erasure-certificate.txt", seen.erasure["certificate"].encode("utf-8"), "certificate"
+        ),
+        run.write_file(
+            "erasure-certificate.txt.sig", seen.erasure["signature"].encode("ascii"), "certificate"
+        ),
+    ]
+    return Step(evidence)
+
+
+def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+    from tasks.checklist import store
+
+    checklists = [
+        store().load(run.contract, phase)
+        for phase in ("takeover", "implementation", "operational", "reversibility")
+        if store().exists(run.contract, phase)
+    ]
+    bundle_summary = {**seen.sealed, "name": seen.bundle_name, "deadlines": seen.deadlines}
+    doc = reports.exit_report(
+        playbook,
+        bundle_summary,
+        [seen.delivery] if seen.delivery else [],
+        seen.acceptance,
+        seen.revocations,
+        seen.erasure and {k: v for k, v in seen.erasure.items() if k != "signature"},
+        checklists,
+    )
+    evidence = run.write_document(doc, "report")
+    from tasks.documents import deliver_beside_bundle
+
+    deliver_beside_bundle(
+        playbook,
+        seen.bundle_name,
+        seen.delivery,
+        {
+            "exit-report.md": doc.markdown,
+            "exit-report.html": doc.html,
+            **(
+                {
+                    "erasure-certificate.txt": seen.erasure["certificate"],
+                    "erasure-certificate.txt.sig": seen.erasure["signature"],
+                }
+                if seen.erasure
+                else {}
+            ),
+        },
+    )
+    return Step(evidence)

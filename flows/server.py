@@ -1,0 +1,221 @@
+"""The embedded local Prefect server: SQLite under `.handover/prefect/`.
+
+handover does not rely on Prefect's ephemeral mode: it drops task-run
+records at exit, and auditors need complete histories. Unless the user has
+set `PREFECT_API_URL` (their own server wins), commands start or reuse a
+real `prefect server start` process whose state lives under the handover
+home, with analytics off, and point this process at it.
+
+This module only spawns and probes processes; it imports nothing from
+Prefect so that it can set the environment before Prefect reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from handover._errors import HandoverError
+from handover.home import handover_home
+
+DEFAULT_PORT = 4200
+START_TIMEOUT_S = 240.0
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where a running server answers, and which process it is."""
+
+    api_url: str
+    ui_url: str
+    pid: int | None
+    port: int
+    managed: bool  # False when the user's own PREFECT_API_URL is used
+
+
+def prefect_home() -> Path:
+    path = handover_home() / "prefect"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _state_file() -> Path:
+    return prefect_home() / "server.json"
+
+
+def client_environment() -> dict[str, str]:
+    """Settings for any process that talks to the embedded server (set before Prefect loads)."""
+    home = prefect_home()
+    return {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+        "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+    }
+
+
+def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _info(port: int, pid: int | None) -> ServerInfo:
+    base = f"http://127.0.0.1:{port}"
+    return ServerInfo(api_url=f"{base}/api", ui_url=base, pid=pid, port=port, managed=True)
+
+
+def status() -> ServerInfo | None:
+    """The embedded server if it runs and answers, else None."""
+    try:
+        state = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    info = _info(int(state["port"]), int(state["pid"]))
+    if info.pid is not None and _pid_alive(info.pid) and _healthy(info.api_url):
+        return info
+    return None
+
+
+def start(port: int | None = None) -> ServerInfo:
+    """Start the embedded server (or return the one already running) and wait until it answers."""
+    running = status()
+    if running is not None:
+        return running
+    if port is None:
+        wanted = int(os.environ.get("HANDOVER_PREFECT_PORT", DEFAULT_PORT))
+        port = wanted if _port_free(wanted) else _free_port()
+    elif not _port_free(port):
+        raise HandoverError(f"port {port} is in use: choose another with --port")
+    home = prefect_home()
+    env = {**os.environ, **client_environment()}
+    env.pop("PREFECT_API_URL", None)
+    api_url = f"http://127.0.0.1:{port}/api"
+    env.update(
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(port),
+            # On any port but 4200 the UI must be told where its API is.
+            "PREFECT_UI_API_URL": api_url,
+            "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
+        }
+    )
+    log_path = home / "server.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--analytics-off",
+                "--no-background",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=home,
+            start_new_session=True,
+        )
+    info = _info(port, process.pid)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise HandoverError(f"the Prefect server exited at start (log {log_path}):\n{tail}")
+        if _healthy(info.api_url):
+            _state_file().write_text(json.dumps({"pid": process.pid, "port": port}))
+            return info
+        time.sleep(0.3)
+    process.terminate()
+    raise HandoverError(
+        f"the Prefect server did not answer within {START_TIMEOUT_S:.0f}s (log {log_path})"
+    )
+
+
+def stop() -> bool:
+    """Stop the embedded server; True if one was running."""
+    try:
+        state = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return False
+    pid = int(state["pid"])
+    stopped = False
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        stopped = True
+    _state_file().unlink(missing_ok=True)
+    return stopped
+
+
+def ensure_server() -> ServerInfo:
+    """Point this process at a Prefect API: the user's PREFECT_API_URL, else the embedded server.
+
+    Must run before Prefect's settings are first read (before importing flows).
+    """
+    for key, value in client_environment().items():
+        os.environ.setdefault(key, value)
+    user_url = os.environ.get("PREFECT_API_URL")
+    if user_url:
+        ui = os.environ.get("PREFECT_UI_URL", user_url.removesuffix("/api"))
+        return ServerInfo(api_url=user_url, ui_url=ui, pid=None, port=0, managed=False)
+    info = start()
+    os.environ["PREFECT_API_URL"] = info.api_url
+    os.environ["PREFECT_UI_URL"] = info.ui_url
+    return info

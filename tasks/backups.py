@@ -1,0 +1,89 @@
+"""Backup tasks: one dataset each; the store is a folder or an S3 prefix from the playbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from handover._errors import UsageError
+from handover.backup import (
+    BackupRecord,
+    BackupStore,
+    LocalBackupStore,
+    prune,
+    restore_check,
+    run_backup,
+)
+from handover.playbook import Playbook, load_playbook
+from tasks.hosts import dataset_source, host_session
+from tasks.keys import backup_identities, backup_recipients
+from tasks.runtime import only_transient
+
+
+def backup_store(playbook: Playbook) -> BackupStore:
+    """The playbook's backup target: `s3://bucket/prefix` or a folder."""
+    if playbook.backups is None:
+        raise UsageError(f"{playbook.contract_id}: the playbook has no backups section")
+    target = playbook.backups.target
+    if target.startswith("s3://"):
+        from handover.connectors.s3 import S3BackupStore, parse_s3_url, s3_client
+
+        bucket, prefix = parse_s3_url(target)
+        return S3BackupStore(s3_client(playbook.perimeter.s3), bucket, prefix)
+    return LocalBackupStore(Path(target))
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=only_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="backup {dataset_name}",
+)
+def backup_dataset(playbook_path: str, dataset_name: str) -> dict[str, Any]:
+    """Seal one dataset into the backup store; returns its record (sizes and hashes only)."""
+    playbook = load_playbook(Path(playbook_path))
+    dataset = next(d for d in playbook.datasets if d.name == dataset_name)
+    store = backup_store(playbook)
+    recipients = backup_recipients(playbook)
+    if dataset.host is None:
+        record = run_backup(
+            store,
+            playbook.contract_id,
+            dataset.name,
+            dataset_source(playbook, None, dataset),
+            recipients,
+        )
+    else:
+        with host_session(playbook, playbook.host(dataset.host)) as connector:
+            source = dataset_source(playbook, connector, dataset)
+            record = run_backup(store, playbook.contract_id, dataset.name, source, recipients)
+    return record.model_dump(mode="json")
+
+
+@task(cache_policy=NO_CACHE, task_run_name="prune backups of {dataset_name}")
+def prune_backups(playbook_path: str, dataset_name: str) -> list[str]:
+    """Apply the playbook's retention; returns the names deleted."""
+    playbook = load_playbook(Path(playbook_path))
+    assert playbook.backups is not None
+    return prune(
+        backup_store(playbook),
+        playbook.contract_id,
+        dataset_name,
+        playbook.backups.retention_days,
+        playbook.backups.keep_last,
+    )
+
+
+@task(cache_policy=NO_CACHE, task_run_name="restore check of {dataset_name}")
+def check_restore(playbook_path: str, dataset_name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt one backup and check every file's hash, writing no plaintext."""
+    playbook = load_playbook(Path(playbook_path))
+    result = restore_check(
+        backup_store(playbook), BackupRecord.model_validate(record), backup_identities(playbook)
+    )
+    return result.model_dump(mode="json")

@@ -1,0 +1,187 @@
+"""Restitution-bundle tasks: one volume per dataset, built concurrently, then the bundle sealed.
+
+The BundleWriter of a run lives in this process (it holds the signing key
+and the volume records, which name client files); tasks reach it through
+the bundle's name, so task inputs and results stay small references and
+summaries without file names.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from handover._errors import BundleError
+from handover.bundle.local import DirectoryTarget
+from handover.bundle.manifest import VolumeRecord
+from handover.bundle.reader import verify_bundle
+from handover.bundle.types import BundleTarget
+from handover.bundle.writer import BundleResult, BundleWriter
+from handover.home import contract_dir
+from handover.playbook import Playbook, load_playbook
+from tasks.hosts import dataset_source, host_session
+from tasks.keys import bundle_recipients, signing_key
+from tasks.runtime import only_transient
+
+_writers: dict[str, BundleWriter] = {}
+_lock = threading.Lock()
+
+
+def working_copy(playbook: Playbook, bundle_name: str) -> Path:
+    """Where the provider seals a bundle before delivering it to a folder."""
+    return contract_dir(playbook.contract_id) / "bundles" / bundle_name
+
+
+def bundle_target(playbook: Playbook, bundle_name: str) -> BundleTarget:
+    """S3 delivery seals straight into the bucket; folder delivery seals into a working copy."""
+    delivery = playbook.reversibility.delivery
+    if delivery.kind == "s3":
+        from handover.connectors.s3 import S3Target, join_key, s3_client
+
+        assert delivery.bucket is not None
+        prefix = join_key(delivery.prefix or "", bundle_name)
+        return S3Target(s3_client(playbook.perimeter.s3), delivery.bucket, prefix)
+    return DirectoryTarget(working_copy(playbook, bundle_name))
+
+
+def summary(record: VolumeRecord) -> dict[str, Any]:
+    """A volume without its member names: what a task may return or log."""
+    files = [m for m in record.members if m.type == "file"]
+    return {
+        "number": record.number,
+        "file": record.file,
+        "size": record.size,
+        "sha256": record.sha256,
+        "files": len(files),
+        "bytes": sum(m.size for m in files),
+    }
+
+
+@task(cache_policy=NO_CACHE, task_run_name="open bundle {bundle_name}")
+def start_bundle(playbook_path: str, bundle_name: str) -> str:
+    """Create the run's writer (removing partial files a crashed run left); returns its location."""
+    playbook = load_playbook(Path(playbook_path))
+    writer = BundleWriter(
+        bundle_target(playbook, bundle_name),
+        bundle_recipients(playbook),
+        signing_key(playbook),
+        title=f"{playbook.contract.title} — {playbook.contract.parties.client.legal_name}",
+    )
+    with _lock:
+        _writers[bundle_name] = writer
+    return writer.target.describe()
+
+
+def writer_of(bundle_name: str) -> BundleWriter:
+    with _lock:
+        writer = _writers.get(bundle_name)
+    if writer is None:
+        raise BundleError(f"{bundle_name}: no bundle being written in this process")
+    return writer
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=only_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="export {dataset_name}",
+)
+def export_dataset(
+    playbook_path: str, bundle_name: str, dataset_name: str, number: int
+) -> dict[str, Any]:
+    """Seal one dataset into its volume (read, hash, tar, encrypt, write in one pass)."""
+    playbook = load_playbook(Path(playbook_path))
+    dataset = next(d for d in playbook.datasets if d.name == dataset_name)
+    writer = writer_of(bundle_name)
+    if dataset.host is None:
+        record = writer.add_volume(dataset_source(playbook, None, dataset), number=number)
+    else:
+        with host_session(playbook, playbook.host(dataset.host)) as connector:
+            record = writer.add_volume(dataset_source(playbook, connector, dataset), number=number)
+    return summary(record)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="seal bundle {bundle_name}")
+def seal_bundle(
+    bundle_name: str, documents: dict[str, str], extra_manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the index, README, provider key, then SHA256SUMS and its signature last."""
+    writer = writer_of(bundle_name)
+    result: BundleResult = writer.finish(
+        {name: Path(path) for name, path in documents.items()}, extra_manifest
+    )
+    with _lock:
+        _writers.pop(bundle_name, None)
+    return {
+        "location": result.location,
+        "files": result.files,
+        "manifest_sha256": result.manifest_sha256,
+        "provider_key": result.provider_key,
+        "created": result.created,
+        "volumes": [summary(v) for v in result.volumes],
+    }
+
+
+@task(cache_policy=NO_CACHE, task_run_name="deliver {bundle_name} to a folder")
+def deliver_to_folder(playbook_path: str, bundle_name: str) -> dict[str, Any]:
+    """Copy the sealed bundle into the delivery folder, check it there, then make it visible.
+
+    The copy lands under a dot-name, is verified (outer hashes and
+    signature) and only then renamed: the delivery folder never shows a
+    partial bundle under its final name.
+    """
+    playbook = load_playbook(Path(playbook_path))
+    delivery = playbook.reversibility.delivery
+    assert delivery.path is not None
+    source = working_copy(playbook, bundle_name)
+    final = Path(delivery.path) / bundle_name
+    partial = final.with_name(f".{bundle_name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, partial)
+    problems = verify_bundle(partial)
+    if problems:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BundleError(f"{final}: delivered copy does not verify: " + "; ".join(problems))
+    if final.exists():
+        shutil.rmtree(final)
+    partial.rename(final)
+    return {"kind": "local", "location": str(final.resolve())}
+
+
+@task(cache_policy=NO_CACHE, task_run_name="deliver {bundle_name} by links")
+def deliver_by_links(playbook_path: str, bundle_name: str) -> dict[str, Any]:
+    """Check the bundle in the bucket, then presign links (and copy to the client's bucket if asked)."""
+    from handover.connectors.s3 import (
+        S3BundleSource,
+        copy_bundle,
+        join_key,
+        presign_bundle,
+        s3_client,
+    )
+
+    playbook = load_playbook(Path(playbook_path))
+    delivery = playbook.reversibility.delivery
+    assert delivery.bucket is not None
+    client = s3_client(playbook.perimeter.s3)
+    prefix = join_key(delivery.prefix or "", bundle_name)
+    problems = verify_bundle(S3BundleSource(client, delivery.bucket, prefix))
+    if problems:
+        raise BundleError(
+            f"s3://{delivery.bucket}/{prefix}: does not verify: " + "; ".join(problems)
+        )
+    result: dict[str, Any] = {"kind": "s3", "location": f"s3://{delivery.bucket}/{prefix}"}
+    if delivery.client_bucket:
+        copy_bundle(client, delivery.bucket, prefix, delivery.client_bucket, bundle_name)
+        result["client_copy"] = f"s3://{delivery.client_bucket}/{bundle_name}"
+    expiry_days = delivery.link_expiry_days or playbook.reversibility.deadlines.retrieval_days
+    result["links"] = presign_bundle(client, delivery.bucket, prefix, expiry_days)
+    result["link_expiry_days"] = expiry_days
+    return result

@@ -1,0 +1,125 @@
+"""Checklist changes as Prefect tasks: each change is a task run, a new artifact version and an event.
+
+The core `ChecklistStore` persists and audits every change; the listener
+registered here publishes the whole checklist as the keyed table artifact
+`<contract>-<phase>-checklist` (a new version per change, so the UI shows
+its history) and emits `handover.checklist.<status>` with the contract as
+the resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from handover.checklist import Checklist, ChecklistItem, ChecklistStore, Evidence, Status
+from tasks.runtime import actor, flow_run_id
+
+
+def artifact_key(contract: str, phase: str) -> str:
+    """`<contract>-<phase>-checklist`: lowercase and dashes, as Prefect keys require."""
+    return f"{contract}-{phase}-checklist".lower().replace("_", "-").replace(".", "-")
+
+
+def _summary(checklist: Checklist) -> str:
+    counts = checklist.summary()
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    return f"**{checklist.contract}** — {checklist.phase} checklist: {parts}"
+
+
+def publish(checklist: Checklist, item: ChecklistItem, previous: Status | None) -> None:
+    """Store listener: publish the artifact version and the event of one change."""
+    create_table_artifact(
+        checklist.as_rows(),
+        key=artifact_key(checklist.contract, str(checklist.phase)),
+        description=_summary(checklist),
+    )
+    payload: dict[str, Any] = {
+        "phase": str(checklist.phase),
+        "item": item.id,
+        "title": item.title,
+        "status": str(item.status),
+        "previous": str(previous) if previous else None,
+        "actor": item.actor,
+        "reason": item.reason,
+        "evidence": [e.short() for e in item.evidence],
+    }
+    emit_event(
+        f"handover.checklist.{item.status}",
+        resource={
+            "prefect.resource.id": f"handover.contract.{checklist.contract}",
+            "prefect.resource.name": checklist.contract,
+        },
+        related=[
+            {
+                "prefect.resource.id": (
+                    f"handover.checklist-item.{checklist.contract}.{checklist.phase}.{item.id}"
+                ),
+                "prefect.resource.role": "checklist-item",
+                "prefect.resource.name": item.title,
+            }
+        ],
+        payload=payload,
+    )
+
+
+def store() -> ChecklistStore:
+    """A store under the current handover home, publishing to Prefect."""
+    checklist_store = ChecklistStore()
+    checklist_store.add_listener(publish)
+    return checklist_store
+
+
+@task(cache_policy=NO_CACHE, task_run_name="open {phase} checklist")
+def open_checklist(
+    contract: str, phase: str, template_items: list[dict[str, Any]], reopen_done: bool
+) -> Checklist:
+    """Open the phase's checklist; reopen failed (and, for a fresh run, done) items."""
+    checklist_store = store()
+    checklist = checklist_store.open(contract, phase, template_items)
+    checklist = checklist_store.prepare_rerun(contract, phase, actor())
+    if reopen_done:
+        for item in checklist.items:
+            if item.status == Status.DONE:
+                checklist = checklist_store.reopen(
+                    contract, phase, item.id, actor(), reason="phase run again from the start"
+                )
+    publish_checklist(checklist)
+    return checklist
+
+
+def publish_checklist(checklist: Checklist) -> None:
+    """Publish the checklist's current state (first version of a run)."""
+    create_table_artifact(
+        checklist.as_rows(),
+        key=artifact_key(checklist.contract, str(checklist.phase)),
+        description=_summary(checklist),
+    )
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{item_id}: running")
+def start_item(contract: str, phase: str, item_id: str) -> None:
+    store().start(contract, phase, item_id, actor())
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{item_id}: done")
+def complete_item(contract: str, phase: str, item_id: str, evidence: list[Evidence]) -> None:
+    run_id = flow_run_id()
+    stamped = [
+        e if e.flow_run_id else e.model_copy(update={"flow_run_id": run_id}) for e in evidence
+    ]
+    store().complete(contract, phase, item_id, actor(), stamped)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{item_id}: failed")
+def fail_item(contract: str, phase: str, item_id: str, reason: str) -> None:
+    store().fail(contract, phase, item_id, actor(), reason)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{item_id}: waived")
+def waive_item(contract: str, phase: str, item_id: str, reason: str) -> None:
+    store().waive(contract, phase, item_id, actor(), reason)

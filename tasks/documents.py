@@ -1,0 +1,85 @@
+"""The documentation that leaves with the client: reports, checklists, audit log, run history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+from handover.atomic import write_atomic
+from handover.home import contract_dir
+from handover.playbook import Playbook
+
+PHASES = ("takeover", "implementation", "operational", "reversibility")
+
+
+@task(cache_policy=NO_CACHE, task_run_name="collect documentation of {contract}")
+def collect_exit_documents(contract: str) -> dict[str, str]:
+    """Index-relative name → file: every phase's documents, the checklists and the audit log."""
+    root = contract_dir(contract)
+    documents: dict[str, str] = {}
+    for phase in PHASES:
+        folder = root / phase / "documents"
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.is_file():
+                    documents[f"documents/{phase}/{path.name}"] = str(path)
+        checklist = root / "checklists" / f"{phase}.json"
+        if checklist.is_file():
+            documents[f"checklists/{phase}.json"] = str(checklist)
+    audit = root / "audit.log"
+    if audit.is_file():
+        documents["audit/audit.log"] = str(audit)
+    return documents
+
+
+@task(cache_policy=NO_CACHE, task_run_name="run history of {contract}")
+def run_history(contract: str) -> list[dict[str, Any]]:
+    """Every flow run of the contract known to the Prefect server, oldest first."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=contract)),
+            limit=200,
+        )
+    rows = [
+        {
+            "id": str(r.id),
+            "name": r.name,
+            "state": r.state.type.value if r.state else None,
+            "start_time": r.start_time.isoformat() if r.start_time else None,
+            "end_time": r.end_time.isoformat() if r.end_time else None,
+        }
+        for r in runs
+    ]
+    return sorted(rows, key=lambda row: row["start_time"] or "")
+
+
+def deliver_beside_bundle(
+    playbook: Playbook, bundle_name: str, delivery: dict[str, Any], files: dict[str, str | bytes]
+) -> list[str]:
+    """Put the exit report and erasure certificate next to the bundle (never inside: it is sealed)."""
+    written: list[str] = []
+    if delivery.get("kind") == "local":
+        folder = Path(delivery["location"]).parent / f"{bundle_name}.exit"
+        for name, text in files.items():
+            write_atomic(folder / name, text if isinstance(text, bytes) else text.encode("utf-8"))
+            written.append(str(folder / name))
+    elif delivery.get("kind") == "s3":
+        from handover.connectors.s3 import S3Target, join_key, s3_client
+
+        d = playbook.reversibility.delivery
+        assert d.bucket is not None
+        target = S3Target(
+            s3_client(playbook.perimeter.s3),
+            d.bucket,
+            join_key(d.prefix or "", f"{bundle_name}.exit"),
+        )
+        for name, text in files.items():
+            with target.open_write(name) as handle:
+                handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
+            written.append(f"{target.describe()}/{name}")
+    return written

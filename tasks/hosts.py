@@ -1,0 +1,106 @@
+"""Tasks that reach a contract's hosts: inventory, dataset snapshots, commands.
+
+Tasks take references (playbook path, host and dataset names), load the
+playbook and resolve credentials inside, and never return a secret. SSH
+sessions of one contract share a Prefect global concurrency limit
+`ssh-<contract>` so a contract never opens more sessions than agreed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+from prefect.tasks import exponential_backoff
+
+from handover.bundle.snapshot import snapshot_source
+from handover.bundle.types import MemberRecord, VolumeSource
+from handover.connectors.base import HostConnector, connect_host
+from handover.inventory import Inventory
+from handover.playbook import Dataset, Host, Playbook, load_playbook
+from tasks.runtime import only_transient
+
+SSH_SESSIONS_PER_CONTRACT = 4
+
+
+def ssh_limit_name(contract: str) -> str:
+    return f"ssh-{contract}"
+
+
+@contextlib.contextmanager
+def host_session(playbook: Playbook, host: Host) -> Iterator[HostConnector]:
+    """Connect to a host, holding one of the contract's SSH slots for SSH hosts."""
+    slot = (
+        concurrency(ssh_limit_name(playbook.contract_id), occupy=1)
+        if host.transport == "ssh"
+        else contextlib.nullcontext()
+    )
+    with slot, connect_host(host, playbook.contract_id) as connector:
+        yield connector
+
+
+def dataset_source(
+    playbook: Playbook, connector: HostConnector | None, dataset: Dataset
+) -> VolumeSource:
+    """The VolumeSource of one dataset: a tree, a dump command, or an S3 prefix."""
+    label = f"{dataset.host}-{dataset.name}" if dataset.host else dataset.name
+    if dataset.s3 is not None:
+        from handover.connectors.s3 import S3PrefixSource, s3_client
+
+        client = s3_client(playbook.perimeter.s3)
+        return S3PrefixSource(
+            client, dataset.s3.bucket, dataset.s3.prefix, label, versions=dataset.s3.versions
+        )
+    assert connector is not None, "a host dataset needs a connector"
+    if dataset.dump is not None:
+        return connector.dump_source(label, dataset.dump.command, dataset.dump.filename)
+    return connector.tree_source(label, list(dataset.paths or []))
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=only_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="inventory {host_name}",
+)
+def inventory_host(playbook_path: str, host_name: str) -> Inventory:
+    """Collect one host's facts (one script run per host)."""
+    playbook = load_playbook(Path(playbook_path))
+    host = playbook.host(host_name)
+    with host_session(playbook, host) as connector:
+        return connector.inventory(list(host.cert_paths or []))
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=only_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="snapshot {dataset_name}",
+)
+def snapshot_dataset(playbook_path: str, dataset_name: str) -> list[MemberRecord]:
+    """Hash every file of a dataset without keeping a copy (the takeover baseline)."""
+    playbook = load_playbook(Path(playbook_path))
+    dataset = next(d for d in playbook.datasets if d.name == dataset_name)
+    if dataset.host is None:
+        return snapshot_source(dataset_source(playbook, None, dataset))
+    host = playbook.host(dataset.host)
+    with host_session(playbook, host) as connector:
+        return snapshot_source(dataset_source(playbook, connector, dataset))
+
+
+@task(cache_policy=NO_CACHE, task_run_name="run on {host_name}")
+def run_on_host(
+    playbook_path: str, host_name: str, command: str, timeout_s: float = 120
+) -> tuple[int, str]:
+    """Run a command; returns exit status and the (text) output: for reports, never for secrets."""
+    playbook = load_playbook(Path(playbook_path))
+    host = playbook.host(host_name)
+    with host_session(playbook, host) as connector:
+        result = connector.run(command, timeout_s=timeout_s)
+    return result.exit_status, result.stdout.decode("utf-8", "replace")

@@ -1,0 +1,67 @@
+"""Incidents of the period, measured against the SLA's response and resolution times.
+
+Incidents are recorded by the operations team in the contract folder
+(`incidents.json`: a list of {id, severity, summary, opened_at,
+responded_at, resolved_at}); a ticketing connector would write the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from handover._errors import UsageError
+from handover.home import contract_dir
+from handover.playbook import Playbook
+from handover.reports import Incident
+
+INCIDENTS_FILE = "incidents.json"
+
+
+def load_incidents(contract: str) -> list[Incident]:
+    path = contract_dir(contract) / INCIDENTS_FILE
+    if not path.exists():
+        return []
+    try:
+        return TypeAdapter(list[Incident]).validate_json(path.read_bytes())
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a list of incidents: {exc}") from exc
+
+
+def measure(playbook: Playbook) -> dict[str, Any]:
+    """Each incident with its response/resolution time and whether it met its severity's target."""
+    targets = {s.level: s for s in playbook.sla.severities}
+    rows: list[dict[str, Any]] = []
+    for incident in load_incidents(playbook.contract_id):
+        target = targets.get(incident.severity)
+        response_min = (
+            (incident.responded_at - incident.opened_at).total_seconds() / 60
+            if incident.responded_at
+            else None
+        )
+        resolution_h = (
+            (incident.resolved_at - incident.opened_at).total_seconds() / 3600
+            if incident.resolved_at
+            else None
+        )
+        rows.append(
+            {
+                "id": incident.id,
+                "severity": incident.severity,
+                "response_minutes": response_min,
+                "resolution_hours": resolution_h,
+                "response_met": None
+                if target is None or response_min is None
+                else response_min <= target.response_minutes,
+                "resolution_met": None
+                if target is None or resolution_h is None
+                else resolution_h <= target.resolution_hours,
+            }
+        )
+    return {"incidents": rows, "count": len(rows), "source": INCIDENTS_FILE}
+
+
+def dumps(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2)
