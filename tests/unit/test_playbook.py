@@ -346,3 +346,27 @@ def test_direct_model_validation_errors_never_show_values() -> None:
         Playbook.model_validate(data)
     assert "must be a credential reference" in str(info.value)
     assert "TOPSECRET" not in str(info.value)
+
+
+def test_recursive_alias_is_refused() -> None:
+    with pytest.raises(PlaybookError, match=r"t\.yaml:2: recursive YAML alias"):
+        validate_playbook_text("contract: {}\nperimeter: &p [1, *p]\n", "t.yaml")
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    rows = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    rows += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(PlaybookError, match="once YAML aliases are expanded"):
+        validate_playbook_text("\n".join(rows) + "\n", "t.yaml")
+
+
+def test_aliases_within_limits_are_fine() -> None:
+    text = DEMO.read_text().replace("  provider_access:\n", "  provider_access:\n", 1)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSCZ9sbi2CVtTkG0IeeEcWBL3K2zJ9UCicMYeBzAFKm"
+    first = text.index(f'public_keys: ["{key}')
+    text = text[:first] + "public_keys: &ops_keys [" + text[first + len("public_keys: [") :]
+    rest = text.index("public_keys: [", first)
+    end = text.index("]", rest)
+    text = text[:rest] + "public_keys: *ops_keys" + text[end + 1 :]
+    playbook = validate_playbook_text(text, "t.yaml")
+    assert playbook.security.provider_access[1].public_keys[0].startswith(key)

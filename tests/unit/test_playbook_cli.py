@@ -40,7 +40,7 @@ def broken(tmp_path: Path, old: str, new: str, *, marker: str | None = None) -> 
     path.write_text(text.replace(old, new), encoding="utf-8")
     fresh = [row for row in new.splitlines() if row not in old.splitlines()]
     wanted = marker or (fresh[0] if fresh else "")
-    return path, text.count("\n", 0, offset + new.index(wanted)) + 1
+    return path, text.count("\n", 0, offset) + new.count("\n", 0, new.index(wanted)) + 1
 
 
 def line_of(text: str, row: str) -> int:
@@ -331,11 +331,13 @@ def test_missing_file() -> None:
 
 
 def test_phase_override_unknown_item(tmp_path: Path) -> None:
-    path, line = broken(
-        tmp_path,
-        "      - {id: credentials-received, reason:",
-        "      - {id: credentials-recieved, reason:",
+    text = DEMO.read_text(encoding="utf-8")
+    phases = text[text.index("\nphases:\n") :]
+    new = (
+        "\nphases:\n  takeover:\n    waive:\n"
+        "      - {id: credentials-recieved, reason: typo in the id}\n"
     )
+    path, line = broken(tmp_path, phases, new, marker="      - {id: credentials-recieved")
     assert_problem(
         tmp_path, path, line, "phases.takeover.waive[0].id", "unknown item 'credentials-recieved'"
     )
