@@ -151,7 +151,10 @@ def evidence_files(paths: Sequence[Path], kind: str) -> list[Evidence]:
 
 
 def phase_run_name() -> str:
-    """`<phase>-<contract>-<UTC time>`: what auditors read in the run list, and how runs are found."""
+    """`<phase>-<contract>-<UTC time>`: the name auditors read in the run list.
+
+    The run history of a contract finds its runs by this name.
+    """
     import yaml
     from prefect.runtime import flow_run
 

@@ -171,10 +171,12 @@ def print_client_commands(bundle: Path, client_key: Path, server: ServerInfo) ->
         f"cd {bundle}",
         "sha256sum -c SHA256SUMS",
         'echo "provider $(cat provider.pub)" > allowed_signers',
-        "ssh-keygen -Y verify -f allowed_signers -I provider -n handover-bundle -s SHA256SUMS.sig < SHA256SUMS",
+        "ssh-keygen -Y verify -f allowed_signers -I provider -n handover-bundle"
+        " -s SHA256SUMS.sig < SHA256SUMS",
         f"mkdir -p out && age -d -i {client_key} volumes/{first} | tar -x -C out",
         "(cd out && sha256sum -c SHA256SUMS)",
-        f"age -d -i {client_key} index.tar.age | tar -x -C out   # MANIFEST.json, documents, credentials.kdbx",
+        f"age -d -i {client_key} index.tar.age | tar -x -C out"
+        "   # MANIFEST.json, documents, credentials.kdbx",
     ]
     for line in lines:
         console.print(f"  {line}", soft_wrap=True)

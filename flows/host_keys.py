@@ -34,7 +34,7 @@ def fingerprints_table(rows: list[dict[str, str | None]]) -> str:
 
 
 def confirm_and_pin(run: PhaseRun, playbook_path: str) -> list[Evidence]:
-    """Show the first-contact keys, wait for a human, then write them to the contract known_hosts."""
+    """Show the first-contact keys, wait for a human, then pin them in the contract known_hosts."""
     rows = first_contact_keys(playbook_path)
     if not rows:
         return []

@@ -50,7 +50,7 @@ def implementation(playbook_path: str, fresh: bool = False) -> dict[str, Any]:
 
 
 def install_provider_access(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
-    """Install each provider key listed in the security section, and keep the record for the exit."""
+    """Install each provider key of the security section; keep the record for the exit."""
     entries = playbook.security.provider_access
     if not entries:
         return Step([run.write_json("provider-access.json", [], "log")])

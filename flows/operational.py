@@ -83,7 +83,8 @@ def run_health_checks(
         for c in seen.checks
     )
     create_markdown_artifact(
-        f"## Health of {playbook.contract_id}\n\n| host | check | verdict | detail |\n|---|---|---|---|\n{table}\n",
+        f"## Health of {playbook.contract_id}\n\n"
+        f"| host | check | verdict | detail |\n|---|---|---|---|\n{table}\n",
         key=f"{playbook.contract_id}-health",
         description=f"{len(findings)} finding(s)",
     )

@@ -223,7 +223,8 @@ def await_acceptance(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None
         wait_for_input=ClientAcceptance.with_initial_data(
             description=(
                 f"Client acceptance of `{seen.bundle_name}` at `{seen.delivery['location']}`: "
-                "the client verifies and opens it with the commands of its README.txt, then answers."
+                "the client verifies and opens it with the commands of its README.txt, "
+                "then answers."
             ),
             accepted=False,
             accepted_by=playbook.contract.parties.client.legal_name,

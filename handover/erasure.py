@@ -127,12 +127,9 @@ def _default_actor() -> str:
 def _forbidden(path: Path) -> str:
     """Why `path` must never be deleted wholesale, or "" when it may be."""
     resolved = path.resolve()
-    protected = {
-        Path("/"),
-        Path.home().resolve(),
-        Path.cwd().resolve(),
-        handover_home().resolve(),
-    }
+    protected = {Path("/"), Path.cwd().resolve(), handover_home().resolve()}
+    with contextlib.suppress(RuntimeError, KeyError):  # no HOME and no passwd entry
+        protected.add(Path.home().resolve())
     for keep in protected:
         if resolved == keep or resolved in keep.parents:
             return f"refusing to delete {path}: it is or contains {keep}"

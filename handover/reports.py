@@ -49,6 +49,7 @@ __all__ = [
     "HealthCheckResult",
     "Incident",
     "baseline_report",
+    "checklists_report",
     "exit_deadlines",
     "exit_report",
     "hotline_procedure",
@@ -1624,42 +1625,7 @@ def exit_report(
         open_points.append("Erasure of provider copies pending.")
 
     b.h(2, "Checklists")
-    for checklist in checklists:
-        counts = checklist.summary()
-        state = (
-            badge("complete", "done") if checklist.is_complete else badge("incomplete", "failed")
-        )
-        b.h(3, f"{checklist.phase.value.capitalize()}")
-        b.p(
-            [
-                state,
-                f" {counts['done']} done, {counts['waived']} waived, {counts['failed']} failed, "
-                f"{counts['running']} running, {counts['pending']} pending "
-                f"(version {checklist.version}).",
-            ]
-        )
-        b.table(
-            ["Item", "Title", "Status", "Evidence", "Reason", "By"],
-            [
-                [
-                    code(item.id),
-                    item.title,
-                    badge(item.status.value, item.status.value),
-                    ", ".join(e.short() for e in item.evidence) or "—",
-                    item.reason or "—",
-                    item.actor,
-                ]
-                for item in checklist.items
-            ],
-        )
-        for item in checklist.items:
-            if item.id == "exit-report" and item.status is not Status.FAILED:
-                continue  # this very report: it is being produced
-            if item.status in (Status.FAILED, Status.RUNNING, Status.PENDING):
-                why = f": {item.reason}" if item.reason and item.status is Status.FAILED else ""
-                open_points.append(
-                    [f"{checklist.phase.value}: ", code(item.id), f" is {item.status.value}{why}"]
-                )
+    open_points += _checklist_sections(b, checklists, level=3)
     if not checklists:
         b.p("No checklist given.", "warning")
 
@@ -1692,4 +1658,60 @@ def _dict_table(b: _Builder, rows: Sequence[Mapping[str, Any]]) -> None:
     b.table(
         [k.replace("_", " ").capitalize() for k in keys],
         [[_value(row.get(k), k) for k in keys] for row in rows],
+    )
+
+
+def _checklist_sections(b: _Builder, checklists: Sequence[Checklist], level: int) -> list[Inline]:
+    """One section per checklist (summary and items); returns the items still open."""
+    open_points: list[Inline] = []
+    for checklist in checklists:
+        counts = checklist.summary()
+        state = (
+            badge("complete", "done") if checklist.is_complete else badge("incomplete", "failed")
+        )
+        b.h(level, f"{checklist.phase.value.capitalize()}")
+        b.p(
+            [
+                state,
+                f" {counts['done']} done, {counts['waived']} waived, {counts['failed']} failed, "
+                f"{counts['running']} running, {counts['pending']} pending "
+                f"(version {checklist.version}).",
+            ]
+        )
+        b.table(
+            ["Item", "Title", "Status", "Evidence", "Reason", "By"],
+            [
+                [
+                    code(item.id),
+                    item.title,
+                    badge(item.status.value, item.status.value),
+                    ", ".join(e.short() for e in item.evidence) or "—",
+                    item.reason or "—",
+                    item.actor,
+                ]
+                for item in checklist.items
+            ],
+        )
+        for item in checklist.items:
+            if item.id == "exit-report" and item.status is not Status.FAILED:
+                continue  # the exit report itself: it is being produced
+            if item.status in (Status.FAILED, Status.RUNNING, Status.PENDING):
+                why = f": {item.reason}" if item.reason and item.status is Status.FAILED else ""
+                open_points.append(
+                    [f"{checklist.phase.value}: ", code(item.id), f" is {item.status.value}{why}"]
+                )
+    return open_points
+
+
+def checklists_report(
+    playbook: Playbook, checklists: Sequence[Checklist], generated_at: datetime | None = None
+) -> Document:
+    """The checklists of the contract as one document (exported into the bundle at exit)."""
+    b = _Builder()
+    _header_fields(b, playbook, generated_at)
+    open_points = _checklist_sections(b, checklists, level=2)
+    b.h(2, "Open items")
+    b.bullets(open_points, empty="None: every item is done or waived.")
+    return b.document(
+        "checklists", f"Checklists (suivi des obligations): {playbook.contract.title}"
     )

@@ -416,7 +416,8 @@ class Vault:
                 plaintext = b"".join(chunks)
         except NoMatchingIdentity as exc:
             raise VaultError(
-                f"{self.path}: the vault key ({self.key.source}) does not open this vault"
+                f"{self.path}: the vault key ({self.key.source}) does not open this vault "
+                "(another key, or a tampered header)"
             ) from exc
         except BundleError as exc:
             raise VaultError(

@@ -24,7 +24,7 @@ from tasks.runtime import actor, only_transient
 
 
 def authorized_keys_path(host: Host, connector: HostConnector, account: str) -> str:
-    """The account's authorized_keys: from the host's passwd over SSH, by convention on a local root."""
+    """The account's authorized_keys: from the host's passwd, or by convention on a local root."""
     if host.transport == "local" and (host.root or "/") != "/":
         home = "/root" if account == "root" else f"/home/{account}"
         return f"{home}/.ssh/authorized_keys"

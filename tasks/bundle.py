@@ -158,7 +158,7 @@ def deliver_to_folder(playbook_path: str, bundle_name: str) -> dict[str, Any]:
 
 @task(cache_policy=NO_CACHE, task_run_name="deliver {bundle_name} by links")
 def deliver_by_links(playbook_path: str, bundle_name: str) -> dict[str, Any]:
-    """Check the bundle in the bucket, then presign links (and copy to the client's bucket if asked)."""
+    """Check the bundle in the bucket, presign links, copy to the client's bucket if asked."""
     from handover.connectors.s3 import (
         S3BundleSource,
         copy_bundle,

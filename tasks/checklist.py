@@ -1,4 +1,4 @@
-"""Checklist changes as Prefect tasks: each change is a task run, a new artifact version and an event.
+"""Checklist changes as Prefect tasks: each one a task run, an artifact version and an event.
 
 The core `ChecklistStore` persists and audits every change; the listener
 registered here publishes the whole checklist as the keyed table artifact

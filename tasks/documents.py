@@ -61,7 +61,7 @@ def run_history(contract: str) -> list[dict[str, Any]]:
 def deliver_beside_bundle(
     playbook: Playbook, bundle_name: str, delivery: dict[str, Any], files: dict[str, str | bytes]
 ) -> list[str]:
-    """Put the exit report and erasure certificate next to the bundle (never inside: it is sealed)."""
+    """Put the exit report and erasure certificate next to the bundle (never inside: sealed)."""
     written: list[str] = []
     if delivery.get("kind") == "local":
         folder = Path(delivery["location"]).parent / f"{bundle_name}.exit"

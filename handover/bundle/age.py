@@ -563,26 +563,38 @@ class AgeReader:
 
     def _decrypt_batch(self) -> None:
         """Authenticate and decrypt up to BATCH_CHUNKS chunks into the plaintext buffer."""
-        self._plain_start = self._plain_end = 0
-        out = 0
-        while out < BATCH_CHUNKS and not self._done:
+        self._plain_start = 0
+        self._plain_end = self._decrypt_into(self._plain_view)
+
+    def _decrypt_into(self, dest: memoryview) -> int:
+        """Decrypt whole chunks into `dest` while a full chunk fits; returns bytes produced.
+
+        On an authentication failure the chunk's room in `dest` is zeroed before
+        raising, so not even the caller's buffer keeps unauthenticated bytes.
+        """
+        produced = 0
+        while len(dest) - produced >= CHUNK_SIZE and not self._done:
             if self._raw_end - self._raw_start <= ENC_CHUNK_SIZE and not self._src_eof:
                 self._fill_raw()
             avail = self._raw_end - self._raw_start
             start = self._raw_start
-            plain = self._plain_view[out * CHUNK_SIZE : (out + 1) * CHUNK_SIZE]
-            if avail > ENC_CHUNK_SIZE:
-                chunk = self._raw_view[start : start + ENC_CHUNK_SIZE]
-                try:
-                    self._aead.decrypt_into(_nonce(self._counter, False), chunk, None, plain)
-                except InvalidTag:
-                    raise self._bad_full_chunk(chunk) from None
-                self._raw_start += ENC_CHUNK_SIZE
-                self._plain_end += CHUNK_SIZE
-            else:
-                self._decrypt_last(self._raw_view[start : start + avail], plain)
+            plain = dest[produced : produced + CHUNK_SIZE]
+            try:
+                if avail > ENC_CHUNK_SIZE:
+                    chunk = self._raw_view[start : start + ENC_CHUNK_SIZE]
+                    try:
+                        self._aead.decrypt_into(_nonce(self._counter, False), chunk, None, plain)
+                    except InvalidTag:
+                        raise self._bad_full_chunk(chunk) from None
+                    self._raw_start += ENC_CHUNK_SIZE
+                    produced += CHUNK_SIZE
+                else:
+                    produced += self._decrypt_last(self._raw_view[start : start + avail], plain)
+            except AgeFormatError:
+                plain[:] = bytes(CHUNK_SIZE)
+                raise
             self._counter += 1
-            out += 1
+        return produced
 
     def _bad_full_chunk(self, chunk: memoryview) -> AgeFormatError:
         try:
@@ -593,7 +605,7 @@ class AgeReader:
             )
         return self._payload_error(f"has trailing data after the final chunk {self._counter}")
 
-    def _decrypt_last(self, chunk: memoryview, plain: memoryview) -> None:
+    def _decrypt_last(self, chunk: memoryview, plain: memoryview) -> int:
         size = len(chunk)
         if size == 0:
             if self._counter == 0:
@@ -612,8 +624,8 @@ class AgeReader:
                 f"chunk {self._counter} failed authentication (truncated, corrupted or tampered)"
             ) from None
         self._raw_start += size
-        self._plain_end += size - TAG_SIZE
         self._done = True
+        return size - TAG_SIZE
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[type-arg]
         """Fill `buffer` with authenticated plaintext; 0 at the (verified) end."""
@@ -626,7 +638,11 @@ class AgeReader:
             if self._plain_start == self._plain_end:
                 if self._done:
                     break
-                self._decrypt_batch()
+                room = (want - total) // CHUNK_SIZE * CHUNK_SIZE
+                if room:  # straight into the caller's buffer: one copy less
+                    total += self._decrypt_into(target[total : total + room])
+                else:
+                    self._decrypt_batch()
                 continue
             n = min(want - total, self._plain_end - self._plain_start)
             target[total : total + n] = self._plain_view[self._plain_start : self._plain_start + n]

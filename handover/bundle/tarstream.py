@@ -39,6 +39,9 @@ SUMS_NAME = "SHA256SUMS"
 MAX_EXTENDED_HEADER_SIZE = 1 << 20  # PAX / GNU long names beyond this are hostile, not data
 
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
+_PLAIN_FILE_TYPES = (ord("0"), 0)
+_SUMS_PATHS = ("SHA256SUMS", "./SHA256SUMS")
+_sha256 = hashlib.sha256
 _USTAR_POSIX = b"ustar\x0000"
 
 # typeflag -> manifest type. Types absent from this map carry data and count as files
@@ -266,6 +269,48 @@ class TarParser:
                 self._check_trailer(view[pos:])
                 self.offset = start_offset + size
                 return self.archive_size - start_offset
+            # Fast path: a plain ustar regular file with no extended header, its data in this
+            # buffer (most small files). Anything unusual goes through _header.
+            if (
+                header[156] in _PLAIN_FILE_TYPES
+                and header[257:262] == b"ustar"
+                and not self._pax
+                and not self._global
+                and self._long_name is None
+            ):
+                try:
+                    msize = int(header[124:135], 8)
+                    mode = int(header[100:107], 8) & 0o7777
+                    mtime = int(header[136:147], 8)
+                except ValueError:
+                    msize = -1
+                end = pos + msize
+                if msize >= 0 and end <= size:
+                    raw = header[0:100]
+                    nul = raw.find(0)
+                    if nul >= 0:
+                        raw = raw[:nul]
+                    if header[345] and header[257:265] == _USTAR_POSIX:
+                        raw = header[345:500].split(b"\0", 1)[0] + b"/" + raw
+                    path = raw.decode("utf-8", "surrogateescape")
+                    if (
+                        path
+                        and path[0] != "/"
+                        and path[-1] != "/"
+                        and ".." not in path
+                        and path not in _SUMS_PATHS
+                    ):
+                        digest = _sha256(view[pos:end]).hexdigest()
+                        self.rows.append((path, "file", msize, digest, mode, float(mtime), None))
+                        padded = msize + (-msize % BLOCK_SIZE)
+                        if pos + padded <= size:
+                            pos += padded
+                        else:  # the padding runs into the next buffer
+                            self._data_left = pos + padded - size
+                            self._content_left = 0
+                            self._current = None
+                            pos = size
+                        continue
             self._header(header, start_offset + pos - BLOCK_SIZE)
         self.offset = start_offset + size
         return size
@@ -278,8 +323,11 @@ class TarParser:
 
     def _header(self, header: bytes, at: int) -> None:
         where = self.where
-        if header[257:262] != b"ustar":
-            stored = _number(header[148:156], "checksum", where)
+        if header[257:262] != b"ustar":  # old-style header: only its checksum says it is one
+            try:
+                stored = _number(header[148:156], "checksum", where)
+            except BundleError:
+                stored = -1
             computed = sum(header) - sum(header[148:156]) + 8 * 32
             if stored != computed:
                 raise BundleError(f"{where}: not a tar stream (bad header at byte {at})")

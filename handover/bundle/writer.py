@@ -252,7 +252,12 @@ class BundleWriter:
         sums = render_sums(files)
         files[SUMS_NAME] = self._put(SUMS_NAME, sums)
         signature = sign(sums, self.signing_key, NAMESPACE)
+        sync = getattr(self.target, "sync", None)
+        if sync is not None:  # everything durable before the file that says "complete"
+            sync()
         self._put(SIGNATURE_NAME, signature.encode("ascii"))
+        if sync is not None:
+            sync()
         del files[SUMS_NAME]
         return BundleResult(
             location=self.target.describe(),

@@ -197,6 +197,12 @@ def import_(
     )
     for line in result.skipped:
         err_console.print(f"skipped: {line}", soft_wrap=True, markup=False)
+    if kind == "csv":
+        err_console.print(
+            f"note: {file} holds the secrets in clear; delete it once the import is checked",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @vault_app.command("list")

@@ -9,6 +9,8 @@ import random
 from collections.abc import Sequence
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from handover._errors import AgeFormatError, BundleCorrupt, KeyFormatError, NoMatchingIdentity
 from handover.bundle.age import (
@@ -20,6 +22,7 @@ from handover.bundle.age import (
     Recipient,
     ScryptIdentity,
     ScryptRecipient,
+    SshEd25519Identity,
     X25519Identity,
     X25519Recipient,
     load_identities,
@@ -418,3 +421,97 @@ def test_armor_failures(mutate: object, kind: str) -> None:
     ):
         reader.read()
     assert info.value.kind == kind
+
+
+def test_readinto_failure_leaves_no_unauthenticated_bytes_in_callers_buffer() -> None:
+    identity = X25519Identity.generate()
+    data = b"\x11" * (4 * CHUNK_SIZE)
+    blob = bytearray(seal(data, [identity.recipient()]))
+    blob[payload_offset(bytes(blob)) + ENC + 10] ^= 0xFF  # inside chunk 1
+    reader = AgeReader(io.BytesIO(bytes(blob)), [identity])
+    buffer = bytearray(4 * CHUNK_SIZE)
+    with pytest.raises(AgeFormatError) as info:
+        reader.readinto(buffer)
+    assert info.value.kind == "payload" and "chunk 1" in str(info.value)
+    assert buffer[CHUNK_SIZE : 2 * CHUNK_SIZE] == bytes(CHUNK_SIZE)
+
+
+# --- SSH keys as recipients and identities (keys made by cryptography; the CLI tests are in
+# --- tests/integration/test_age_interop.py) ---------------------------------------------------
+
+
+def _openssh(
+    private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey, password: bytes = b""
+) -> bytes:
+    encryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption
+    )
+
+
+def _public_line(private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> str:
+    line = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return line.decode() + " ops@provider"
+
+
+@pytest.fixture(scope="module")
+def ssh_keys() -> dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey]:
+    return {
+        "ssh-ed25519": ed25519.Ed25519PrivateKey.generate(),
+        "ssh-rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    }
+
+
+@pytest.mark.parametrize("kind", ["ssh-ed25519", "ssh-rsa"])
+def test_ssh_round_trip(
+    kind: str, ssh_keys: dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey]
+) -> None:
+    private = ssh_keys[kind]
+    recipient = parse_recipient(_public_line(private))
+    assert str(recipient) == _public_line(private)
+    assert parse_recipient(str(recipient)) == recipient
+    (identity,) = parse_identities(_openssh(private), "id_key")
+    data = os.urandom(CHUNK_SIZE + 5)
+    blob = seal(data, [recipient])
+    assert f"-> {kind} ".encode() in blob
+    assert unseal(blob, [identity]) == data
+    other = X25519Identity.generate()
+    with pytest.raises(NoMatchingIdentity):
+        unseal(blob, [other])
+
+
+def test_ssh_ed25519_conversion_matches_private_side(
+    ssh_keys: dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey],
+) -> None:
+    private = ssh_keys["ssh-ed25519"]
+    (identity,) = parse_identities(_openssh(private), "id_ed25519")
+    assert isinstance(identity, SshEd25519Identity)
+    assert (
+        str(identity.recipient()) == str(parse_recipient(_public_line(private))).rsplit(" ", 1)[0]
+    )
+
+
+def test_encrypted_openssh_key_is_a_clear_error(
+    ssh_keys: dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey],
+) -> None:
+    try:
+        data = _openssh(ssh_keys["ssh-ed25519"], b"secret")
+    except Exception as exc:  # bcrypt missing: cryptography cannot encrypt OpenSSH keys
+        pytest.fail(f"cannot make an encrypted key for the test: {exc}")
+    with pytest.raises(KeyFormatError, match="passphrase") as info:
+        parse_identities(data, "keys/id_ed25519")
+    assert "keys/id_ed25519" in str(info.value)
+
+
+def test_small_rsa_keys_are_refused() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(KeyFormatError, match="2048"):
+        parse_recipient(_public_line(small))
+    with pytest.raises(KeyFormatError, match="2048"):
+        parse_identities(_openssh(small), "id_rsa")

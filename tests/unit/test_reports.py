@@ -29,6 +29,7 @@ from handover.reports import (
     Incident,
     _md_line_start,
     baseline_report,
+    checklists_report,
     exit_deadlines,
     exit_report,
     hotline_procedure,
@@ -586,3 +587,24 @@ def test_markdown_escapes_line_starts_and_table_pipes(playbook: Playbook) -> Non
 )
 def test_markdown_line_starts_are_escaped(text: str, expected: str) -> None:
     assert _md_line_start(text) == expected
+
+
+def test_checklists_report_lists_every_phase_and_open_items(
+    playbook: Playbook, tmp_path: Path
+) -> None:
+    store = ChecklistStore(tmp_path)
+    contract = playbook.contract.id
+    store.open(contract, Phase.TAKEOVER, phase_items(playbook, "takeover"))
+    store.start(contract, Phase.TAKEOVER, "inventory", "flow")
+    store.fail(contract, Phase.TAKEOVER, "inventory", "flow", "db01: unreachable")
+    implementation = draft_checklist(
+        contract, Phase.IMPLEMENTATION, phase_items(playbook, "implementation")
+    )
+    doc = checklists_report(playbook, [store.load(contract, Phase.TAKEOVER), implementation], NOW)
+    md = doc.markdown
+    assert doc.name == "checklists"
+    assert "## Takeover" in md and "## Implementation" in md
+    assert "| `credentials-received` |" in md and "Démo: hôtes locaux" in md
+    assert "- takeover: `inventory` is failed: db01: unreachable" in md
+    assert "- implementation: `runbooks` is pending" in md
+    _check_html(doc)
