@@ -440,9 +440,10 @@ def test_readinto_failure_leaves_no_unauthenticated_bytes_in_callers_buffer() ->
 # --- tests/integration/test_age_interop.py) ---------------------------------------------------
 
 
-def _openssh(
-    private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey, password: bytes = b""
-) -> bytes:
+PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+
+def _openssh(private: PrivateKey, password: bytes = b"") -> bytes:
     encryption = (
         serialization.BestAvailableEncryption(password)
         if password
@@ -453,7 +454,7 @@ def _openssh(
     )
 
 
-def _public_line(private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> str:
+def _public_line(private: PrivateKey) -> str:
     line = private.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
@@ -461,7 +462,7 @@ def _public_line(private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> str:
 
 
 @pytest.fixture(scope="module")
-def ssh_keys() -> dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey]:
+def ssh_keys() -> dict[str, PrivateKey]:
     return {
         "ssh-ed25519": ed25519.Ed25519PrivateKey.generate(),
         "ssh-rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -469,9 +470,7 @@ def ssh_keys() -> dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey]:
 
 
 @pytest.mark.parametrize("kind", ["ssh-ed25519", "ssh-rsa"])
-def test_ssh_round_trip(
-    kind: str, ssh_keys: dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey]
-) -> None:
+def test_ssh_round_trip(kind: str, ssh_keys: dict[str, PrivateKey]) -> None:
     private = ssh_keys[kind]
     recipient = parse_recipient(_public_line(private))
     assert str(recipient) == _public_line(private)
@@ -487,7 +486,7 @@ def test_ssh_round_trip(
 
 
 def test_ssh_ed25519_conversion_matches_private_side(
-    ssh_keys: dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey],
+    ssh_keys: dict[str, PrivateKey],
 ) -> None:
     private = ssh_keys["ssh-ed25519"]
     (identity,) = parse_identities(_openssh(private), "id_ed25519")
@@ -498,7 +497,7 @@ def test_ssh_ed25519_conversion_matches_private_side(
 
 
 def test_encrypted_openssh_key_is_a_clear_error(
-    ssh_keys: dict[str, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey],
+    ssh_keys: dict[str, PrivateKey],
 ) -> None:
     try:
         data = _openssh(ssh_keys["ssh-ed25519"], b"secret")
