@@ -493,6 +493,7 @@ def scrub(text: str) -> str:
     return text
 
 
+_PRESIGNED = re.compile(r"(?i)^https?://\S*\?\S*(x-amz-signature|signature=|sig=|x-amz-credential)")
 _SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|private|identity|credential_value)")
 
 
@@ -510,7 +511,11 @@ def _value(value: Any, key: str = "") -> Inline:
         return _date(value)
     if isinstance(value, (int, float)) and key.endswith(("bytes", "size")):
         return f"{_size(int(value))} ({value} bytes)"
+    if isinstance(value, BaseModel):
+        return _value(value.model_dump(mode="json"), key)
     if isinstance(value, str):
+        if _PRESIGNED.search(value):
+            return [code(value.split("?", 1)[0]), " (presigned link; signature left out)"]
         if re.fullmatch(r"[0-9a-f]{64}", value) or key.endswith(
             ("path", "sha256", "url", "id", "location", "file")
         ):
@@ -1580,7 +1585,7 @@ def exit_report(
     summary = dict(bundle_summary)
     volumes = summary.pop("volumes", None)
     if summary:
-        b.fields([(k.replace("_", " ").capitalize(), _value(v, k)) for k, v in summary.items()])
+        _dict_fields(b, summary)
     else:
         open_points.append("No restitution bundle recorded.")
         b.p("No bundle recorded.", "warning")
@@ -1597,7 +1602,7 @@ def exit_report(
 
     b.h(2, "Client verification and acceptance")
     if acceptance:
-        b.fields([(k.replace("_", " ").capitalize(), _value(v, k)) for k, v in acceptance.items()])
+        _dict_fields(b, acceptance)
         accepted = acceptance.get("accepted")
         if accepted is False:
             open_points.append("The client did not accept the bundle.")
@@ -1619,7 +1624,7 @@ def exit_report(
 
     b.h(2, "Erasure of provider copies")
     if erasure:
-        b.fields([(k.replace("_", " ").capitalize(), _value(v, k)) for k, v in erasure.items()])
+        _dict_fields(b, erasure)
     else:
         b.p("Provider copies not erased yet; the signed erasure certificate is pending.", "warning")
         open_points.append("Erasure of provider copies pending.")
@@ -1646,6 +1651,22 @@ def exit_report(
     )
     b.blocks.insert(1 if b.blocks and isinstance(b.blocks[0], Fields) else 0, verdict)
     return b.document("exit-report", title)
+
+
+def _dict_fields(b: _Builder, data: Mapping[str, Any]) -> None:
+    """Label/value fields from a dict; multi-line text (a certificate) follows as a code block."""
+    long_texts: list[tuple[str, str]] = []
+    pairs: list[tuple[str, Inline | None]] = []
+    for key, value in data.items():
+        label = str(key).replace("_", " ").capitalize()
+        if isinstance(value, str) and "\n" in value.strip() and not _SECRET_KEYS.search(str(key)):
+            long_texts.append((label, value))
+        else:
+            pairs.append((label, _value(value, str(key))))
+    b.fields(pairs)
+    for label, text in long_texts:
+        b.p(strong(label))
+        b.code(scrub(text))
 
 
 def _dict_table(b: _Builder, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -608,3 +608,34 @@ def test_checklists_report_lists_every_phase_and_open_items(
     assert "- takeover: `inventory` is failed: db01: unreachable" in md
     assert "- implementation: `runbooks` is pending" in md
     _check_html(doc)
+
+
+def test_exit_report_hides_presigned_signatures_and_shows_certificates_as_text(
+    playbook: Playbook,
+) -> None:
+    link = (
+        "https://s3.example/bucket/b/SHA256SUMS?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=deadbeefcafe"
+    )
+    certificate = "ERASURE CERTIFICATE\nContract: demo-estate\nErased: 3 volumes\n"
+    deadlines = exit_deadlines(playbook.reversibility.deadlines, date(2026, 3, 1))
+    doc = exit_report(
+        playbook,
+        {"location": "s3://bucket/b", "deadlines": deadlines},
+        [{"kind": "s3", "links": [link]}],
+        None,
+        [],
+        {"certificate": certificate, "erased_at": NOW},
+        [],
+        NOW,
+    )
+    assert "deadbeefcafe" not in doc.markdown and "deadbeefcafe" not in doc.html
+    assert "AKIDEXAMPLE" not in doc.markdown
+    assert "https://s3.example/bucket/b/SHA256SUMS (presigned link; signature left out)" in (
+        doc.markdown
+    )
+    assert "```\nERASURE CERTIFICATE\nContract: demo-estate\nErased: 3 volumes\n```" in doc.markdown
+    assert "<pre><code>ERASURE CERTIFICATE\nContract: demo-estate" in doc.html
+    assert "retrieval_ends: 2026-06-30" in doc.markdown
+    assert "Client acceptance not received." in doc.markdown
+    _check_html(doc)
