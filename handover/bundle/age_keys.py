@@ -177,14 +177,23 @@ class Recipient(ABC):
     @abstractmethod
     def __str__(self) -> str: ...
 
+    @property
+    def key_text(self) -> str:
+        """The recipient without any comment: what equality compares."""
+        return str(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and str(other) == str(self)
+        return (
+            type(other) is type(self)
+            and isinstance(other, Recipient)
+            and (other.key_text == self.key_text)
+        )
 
     def __hash__(self) -> int:
-        return hash(str(self))
+        return hash(self.key_text)
 
 
 class Identity(ABC):
@@ -329,9 +338,13 @@ class SshEd25519Recipient(Recipient):
         args = [self._tag, b64encode_raw(share)]
         return [Stanza("ssh-ed25519", args, _aead_wrap(wrap_key, file_key))]
 
+    @property
+    def key_text(self) -> str:
+        return "ssh-ed25519 " + base64.b64encode(self._wire).decode("ascii")
+
     def __str__(self) -> str:
-        text = "ssh-ed25519 " + base64.b64encode(self._wire).decode("ascii")
-        return f"{text} {self.comment}" if self.comment else text
+        """`ssh-ed25519 AAAA... comment` (the comment only when there is one)."""
+        return f"{self.key_text} {self.comment}" if self.comment else self.key_text
 
 
 class SshRsaRecipient(Recipient):
@@ -349,9 +362,13 @@ class SshRsaRecipient(Recipient):
         body = self._public.encrypt(file_key, _oaep())
         return [Stanza("ssh-rsa", [self._tag], body)]
 
+    @property
+    def key_text(self) -> str:
+        return "ssh-rsa " + base64.b64encode(self._wire).decode("ascii")
+
     def __str__(self) -> str:
-        text = "ssh-rsa " + base64.b64encode(self._wire).decode("ascii")
-        return f"{text} {self.comment}" if self.comment else text
+        """`ssh-rsa AAAA... comment` (the comment only when there is one)."""
+        return f"{self.key_text} {self.comment}" if self.comment else self.key_text
 
 
 def _oaep() -> padding.OAEP:
@@ -549,13 +566,13 @@ def _parse_ssh_public(fields: list[str], text: str) -> Recipient:
         raise KeyFormatError(f"malformed SSH public key {_quote(text)}: {exc}") from exc
     if not wire.startswith(len(kind).to_bytes(4, "big") + kind.encode()):
         raise KeyFormatError(f"malformed SSH public key {_quote(text)}: type does not match key")
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return SshEd25519Recipient(key, comment)
-    if isinstance(key, rsa.RSAPublicKey):
-        try:
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            return SshEd25519Recipient(key, comment)
+        if isinstance(key, rsa.RSAPublicKey):
             return SshRsaRecipient(key, comment)
-        except KeyFormatError as exc:
-            raise KeyFormatError(f"unusable SSH public key {_quote(text)}: {exc}") from exc
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"unusable SSH public key {_quote(text)}: {exc}") from exc
     raise KeyFormatError(f"unsupported SSH public key {_quote(text)}")
 
 

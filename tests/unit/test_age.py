@@ -514,3 +514,12 @@ def test_small_rsa_keys_are_refused() -> None:
         parse_recipient(_public_line(small))
     with pytest.raises(KeyFormatError, match="2048"):
         parse_identities(_openssh(small), "id_rsa")
+
+
+def test_ssh_recipient_equality_ignores_comments(ssh_keys: dict[str, PrivateKey]) -> None:
+    line = _public_line(ssh_keys["ssh-ed25519"])
+    with_comment = parse_recipient(line)
+    without = parse_recipient(line.rsplit(" ", 1)[0])
+    assert with_comment == without and hash(with_comment) == hash(without)
+    assert str(with_comment).endswith(" ops@provider") and with_comment.key_text == str(without)
+    assert with_comment != parse_recipient(_public_line(ssh_keys["ssh-rsa"]))
