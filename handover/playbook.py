@@ -1021,10 +1021,7 @@ def _raw_reference_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
 class Playbook(_Model):
     """A contract playbook: everything the phase flows need to know about one contract."""
 
-    model_config = ConfigDict(
-        title="handover playbook",
-        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
-    )
+    model_config = ConfigDict(title="handover playbook")
 
     contract: Contract
     perimeter: Perimeter
@@ -1107,7 +1104,6 @@ def playbook_json_schema() -> dict[str, Any]:
     """The JSON Schema of a playbook, for editor completion (yaml-language-server)."""
     schema = Playbook.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://handover.invalid/schema/playbook.json"
     return schema
 
 
