@@ -15,8 +15,10 @@ as it was.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -44,6 +46,11 @@ MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
 MAX_PROBLEMS_PER_VOLUME = 20
 INDEX_FOLDER = "index"
 _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
+# The signature file is not covered by a checksum: accept only the exact armor handover writes,
+# so that no byte of it can change unnoticed (not even whitespace).
+_ARMOR = re.compile(
+    r"-----BEGIN SSH SIGNATURE-----\n(?:[A-Za-z0-9+/]{1,76}={0,2}\n)+-----END SSH SIGNATURE-----\n"
+)
 
 
 class _HashingReader:
@@ -150,12 +157,18 @@ def _check_outer(
         try:
             public_line, key_name = _signer_line(signer, source)
             signature = _read_small(source, SIGNATURE_NAME).decode("ascii", "replace")
+            if not _canonical_armor(signature):
+                raise BundleCorrupt("not an armored SSH signature as handover writes it")
             verify(sums_data, signature, public_line, NAMESPACE)
         except BundleCorrupt as exc:
             problems.append(
                 f"{SIGNATURE_NAME}: signature of {SUMS_NAME} does not verify with "
                 f"{key_name}: {exc} (wrong signer, or {SUMS_NAME} or its signature was altered)"
             )
+        except KeyFormatError as exc:
+            if signer is not None:
+                raise
+            problems.append(f"{PROVIDER_KEY_NAME}: not a usable public key: {exc}")
         except BundleError as exc:  # provider.pub missing
             problems.append(f"{SIGNATURE_NAME}: cannot check the signature: {exc}")
     for relpath in sorted(result.sums):
@@ -171,6 +184,17 @@ def _check_outer(
         if _hash_file(source, relpath) != expected:
             problems.append(_mismatch(relpath))
     return result
+
+
+def _canonical_armor(text: str) -> bool:
+    """Exact armor, and base64 that re-encodes to itself (no slack in padding bits)."""
+    if not _ARMOR.fullmatch(text):
+        return False
+    body = "".join(text.splitlines()[1:-1])
+    try:
+        return base64.b64encode(base64.b64decode(body, validate=True)).decode() == body
+    except ValueError:
+        return False
 
 
 def _mismatch(relpath: str) -> str:
