@@ -263,7 +263,7 @@ def _check_html(doc: Document) -> _Checker:
     assert checker.stack == []
     assert checker.title == doc.title
     assert "script" not in checker.tags
-    for forbidden in ("http://", "https://", "<link", "src="):
+    for forbidden in ("<link", "src=", "href=", "url(", "@import"):  # no network asset
         assert forbidden not in doc.html
     assert doc.markdown.startswith(f"# {doc.title.split(':')[0]}")
     return checker
