@@ -283,7 +283,8 @@ def _parse_packages(lines: Iterable[str]) -> list[Package]:
         # dpkg's abbreviated status: second letter is the current state, "i" = installed.
         if len(status) >= 2 and status[1] == "i" and name:
             packages.append(Package(name=name, version=version))
-    return sorted(packages, key=lambda p: p.name)
+    # Multi-arch hosts list a package once per architecture: one entry is enough here.
+    return sorted(set(packages), key=lambda p: (p.name, p.version))
 
 
 _OPENRC_LINE = re.compile(r"^\s*(\S+)\s+\[\s*([A-Za-z][A-Za-z ]*?)\s*\]")

@@ -72,6 +72,7 @@ rc \told-removed\t1.0
 ii \tlibssl1.1\t1.1.1n-0+deb10u6
 ii \tpython2.7\t2.7.16-2+deb10u1
 ii \tbash\t5.0-4
+ii \tbash\t5.0-4
 ==handover:section services==
 ==handover:meta tool systemd==
 nginx.service loaded active running A high performance web server
