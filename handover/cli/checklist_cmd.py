@@ -164,6 +164,9 @@ def audit_command(
 
         playbook = load_playbook(file)
         log = ChecklistStore().audit_log(playbook.contract.id)
+    if not log.path.exists():
+        console.print(f"no audit log yet at {log.path}")
+        return
     if verify:
         problems = log.verify()
         if problems:

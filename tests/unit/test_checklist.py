@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import multiprocessing
 import threading
 from pathlib import Path
 from typing import Any
@@ -458,6 +459,33 @@ def test_concurrent_updates_keep_a_valid_file_and_chain(tmp_path: Path) -> None:
     assert len(store.audit_log(C).entries()) == 1 + 48
 
 
+def _tick_items(root: str, numbers: list[int]) -> None:
+    store = ChecklistStore(Path(root))
+    for n in numbers:
+        store.start(C, P, f"item-{n}", f"proc-{n}")
+        store.complete(C, P, f"item-{n}", f"proc-{n}", [Evidence(kind="log", note=str(n))])
+
+
+def test_separate_processes_updating_one_checklist_lose_nothing(tmp_path: Path) -> None:
+    store = ChecklistStore(tmp_path)
+    store.open(C, P, [{"id": f"item-{n}", "title": f"Item {n}"} for n in range(20)])
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_tick_items, args=(str(tmp_path), list(range(k, 20, 4))))
+        for k in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    final = store.load(C, P)
+    assert final.is_complete and final.summary()["done"] == 20
+    assert final.version == 1 + 40
+    assert {i.evidence[0].note for i in final.items} == {str(n) for n in range(20)}
+    assert store.audit_log(C).verify() == []
+
+
 # -- CLI --------------------------------------------------------------------------------------
 
 
@@ -525,11 +553,14 @@ def test_cli_checklist_rejects_unknown_phase_and_bad_playbook(demo: Path, tmp_pa
 
 
 def test_cli_audit_prints_and_verifies_the_chain(demo: Path) -> None:
+    result = _cli("audit", str(demo), "--verify")
+    assert result.exit_code == 0 and "no audit log yet" in result.output
     store = ChecklistStore()
     store.open("demo-estate", P, TEMPLATE)
     store.start("demo-estate", P, "inventory", "ops@provider")
     result = _cli("audit", str(demo), "--verify")
     assert result.exit_code == 0, result.output
+    assert "no audit log yet" not in result.output
     assert "checklist.opened" in result.output and "checklist.running" in result.output
     assert "3 entries, hash chain intact" in result.output
     log_path = store.audit_log("demo-estate").path
