@@ -605,12 +605,28 @@ class AgeReader:
             )
         return self._payload_error(f"has trailing data after the final chunk {self._counter}")
 
+    def _bad_last_chunk(self, chunk: memoryview) -> AgeFormatError:
+        if len(chunk) == ENC_CHUNK_SIZE:
+            try:  # a good non-final chunk at EOF: the file was cut at a chunk boundary
+                self._aead.decrypt(_nonce(self._counter, False), chunk, None)
+            except InvalidTag:
+                pass
+            else:
+                return self._payload_error(
+                    f"is truncated: final chunk missing after chunk {self._counter}"
+                )
+        return self._payload_error(
+            f"chunk {self._counter} failed authentication (truncated, corrupted or tampered)"
+        )
+
     def _decrypt_last(self, chunk: memoryview, plain: memoryview) -> int:
         size = len(chunk)
         if size == 0:
             if self._counter == 0:
                 raise self._payload_error("is missing (no chunks after the header)")
-            raise self._payload_error(f"is truncated: final chunk missing after {self._counter}")
+            raise self._payload_error(
+                f"is truncated: final chunk missing after chunk {self._counter - 1}"
+            )
         if size < TAG_SIZE:
             raise self._payload_error(f"is truncated: chunk {self._counter} is too short")
         if size == TAG_SIZE and self._counter:
@@ -620,9 +636,7 @@ class AgeReader:
                 _nonce(self._counter, True), chunk, None, plain[: size - TAG_SIZE]
             )
         except InvalidTag:
-            raise self._payload_error(
-                f"chunk {self._counter} failed authentication (truncated, corrupted or tampered)"
-            ) from None
+            raise self._bad_last_chunk(chunk) from None
         self._raw_start += size
         self._done = True
         return size - TAG_SIZE
@@ -669,6 +683,21 @@ class AgeReader:
         out = bytes(self._plain_view[self._plain_start : self._plain_start + n])
         self._plain_start += n
         return out
+
+    def drain(self) -> int:
+        """Read and discard the rest, so a truncated or extended file is still detected.
+
+        Call it when the consumer stops early (a tar reader stops at its
+        end-of-archive blocks): the final chunk is only checked when reached.
+        Returns the number of plaintext bytes discarded.
+        """
+        discarded = self._plain_end - self._plain_start
+        self._plain_start = self._plain_end
+        while not self._done:
+            self._decrypt_batch()
+            discarded += self._plain_end
+            self._plain_start = self._plain_end
+        return discarded
 
     def close(self) -> None:
         """Release buffers; src stays open."""
