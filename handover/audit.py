@@ -209,5 +209,7 @@ class AuditLog:
         if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
             raise HandoverError(f"{self.path}: last line is not an audit entry")
         if not tail.endswith(b"\n"):
-            raise HandoverError(f"{self.path}: last line is incomplete")
+            # a whole entry whose newline was lost (crash between write and flush): finish it
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
         return entry

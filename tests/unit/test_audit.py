@@ -151,3 +151,11 @@ def test_long_entries_chain_across_read_blocks(tmp_path: Path) -> None:
     third = log.append("small", "ops")
     assert third["seq"] == 3
     assert log.verify() == []
+
+
+def test_lost_final_newline_is_restored_before_appending(tmp_path: Path) -> None:
+    log, lines = _three(tmp_path)
+    (tmp_path / "audit.log").write_bytes(b"".join(lines).rstrip(b"\n"))
+    fourth = log.append("after", "ops")
+    assert fourth["seq"] == 4
+    assert log.verify() == []
