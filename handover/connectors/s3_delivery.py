@@ -3,7 +3,8 @@
 `S3Target.open_write(relpath)` is a BundleTarget stream: bytes are cut into
 parts (16 MiB, growing for very large files so the 10,000-part limit is never
 reached), each part is uploaded with its Content-MD5 by a small pool while the
-writer goes on, and at most `max_inflight_parts` parts wait in memory. The
+writer goes on, and at most `max_inflight_parts` parts of 16 MiB (the same
+bytes in fewer, larger parts later) wait in memory. The
 upload is completed only when the block ends without error; on any error it
 is aborted, so no object appears under the final name. Files smaller than one
 part go up with a single PUT. A crash of the whole process (or an endpoint
@@ -63,7 +64,7 @@ READ_CHUNK = 1 * MiB
 
 def part_size_for(part_number: int, base: int = PART_SIZE) -> int:
     """Size of part `part_number` (1-based): doubles every 1,000 parts (10,000 parts > 5 TiB)."""
-    return base << min((part_number - 1) // 1000, 5)
+    return base << min((part_number - 1) // 1000, 7)
 
 
 def _md5_b64(data: bytes | bytearray) -> str:
@@ -95,7 +96,9 @@ class _MultipartWriter(io.RawIOBase):
         self.upload_id: str | None = None
         self.part_number = 0
         self.parts: list[Future[dict[str, Any]]] = []
-        self.slots = threading.BoundedSemaphore(max_inflight_parts)
+        self.budget = max_inflight_parts * part_size  # bytes of parts in memory
+        self.inflight = 0
+        self.room = threading.Condition()
         self.size = 0
         self.finished = False
 
@@ -127,17 +130,26 @@ class _MultipartWriter(io.RawIOBase):
             except Exception as exc:
                 raise_s3_error(exc, self.where)
             self.upload_id = created["UploadId"]
-        self.slots.acquire()  # back-pressure: at most N parts in memory
+        size = len(self.buffer)
+        with self.room:  # back-pressure: parts in memory stay within the budget
+            while self.inflight and self.inflight + size > self.budget:
+                self.room.wait()
+            self.inflight += size
         data = bytes(self.buffer)  # immutable for botocore; the bytearray is freed now
         self.buffer = bytearray()
         self.part_number += 1
         try:
             future = self.pool.submit(self._upload_part, self.part_number, data)
         except BaseException:
-            self.slots.release()
+            self._release(size)
             raise
-        future.add_done_callback(lambda _: self.slots.release())
+        future.add_done_callback(lambda _: self._release(size))
         self.parts.append(future)
+
+    def _release(self, size: int) -> None:
+        with self.room:
+            self.inflight -= size
+            self.room.notify_all()
 
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
         assert self.upload_id is not None
