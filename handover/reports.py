@@ -580,7 +580,12 @@ def _escalation_rows(party: Party) -> list[list[Inline]]:
     return rows
 
 
-def _header_fields(b: _Builder, playbook: Playbook, generated_at: datetime | None) -> None:
+def _header_fields(
+    b: _Builder,
+    playbook: Playbook,
+    generated_at: datetime | None,
+    extra: Sequence[tuple[str, Inline | None]] = (),
+) -> None:
     contract = playbook.contract
     b.fields(
         [
@@ -589,6 +594,7 @@ def _header_fields(b: _Builder, playbook: Playbook, generated_at: datetime | Non
             ("Provider", contract.parties.provider.legal_name),
             ("Effective date", _date(contract.dates.effective)),
             ("Generated", _dt(generated_at) if generated_at else None),
+            *extra,
         ]
     )
 
@@ -1423,7 +1429,6 @@ def sla_report(
     in_period = [c for c in checks if start <= _utc(c.at) < end]
     target = playbook.sla.availability_percent
     b = _Builder()
-    _header_fields(b, playbook, generated_at)
 
     hosts = [h.name for h in playbook.perimeter.hosts]
     hosts += sorted({c.host for c in in_period} - set(hosts))
@@ -1464,14 +1469,17 @@ def sla_report(
         verdict = badge("met", "met")
     else:
         verdict = badge("breached", "breach")
-    b.fields(
+    _header_fields(
+        b,
+        playbook,
+        generated_at,
         [
             ("Period", f"{_dt(start)} to {_dt(end)} (end excluded)"),
             ("Availability target", f"{target:g}%"),
             ("Measured availability", f"{overall:.2f}%" if overall is not None else "not measured"),
             ("Verdict", verdict),
             ("Checks in the period", str(len(in_period))),
-        ]
+        ],
     )
 
     b.h(2, "Availability per host")
