@@ -404,7 +404,7 @@ class Vault:
         except FileNotFoundError as exc:
             raise VaultError(
                 f"{self.path}: no vault for contract {self.contract_id} "
-                f"(create it with `handover vault init --contract {self.contract_id}`)"
+                f"(create it with `handover vault init {self.contract_id}`)"
             ) from exc
         except OSError as exc:
             raise VaultError(f"{self.path}: cannot read the vault: {exc.strerror}") from exc
