@@ -75,7 +75,7 @@ __all__ = [
     "ssh_source_from_url",
 ]
 
-WINDOW_SIZE = 16 * 1024 * 1024  # per channel: bounds what paramiko buffers for a slow reader
+WINDOW_SIZE = 8 * 1024 * 1024  # per channel: bounds what paramiko buffers for a slow reader
 MAX_PACKET_SIZE = 256 * 1024  # what we accept; OpenSSH sends at most 32 KiB per packet anyway
 REKEY_LIMIT = 2**40  # bytes or packets between rekeys: in practice, never during a transfer
 READ_SIZE = 1024 * 1024  # one recv from the channel
@@ -87,7 +87,9 @@ IDLE_TIMEOUT_S = 300.0  # no byte for this long on a stream: the host is stuck
 EXIT_STATUS_WAIT_S = 30.0  # after EOF, how long the exit status may take to arrive
 INVENTORY_TIMEOUT_S = 300.0
 KEEPALIVE_S = 30
-SFTP_ONLY_BANNER = b"This service allows sftp connections only."
+# AES-GCM carries its own tag: no per-packet HMAC in Python (measured ~1.4x less CPU per byte
+# than aes128-ctr + hmac-sha2-256 on loopback). Other ciphers stay allowed after these.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 # GNU tar: same options as the local source (POSIX format, no atime/ctime records, sorted,
 # hard links stored as files). Elsewhere (BusyBox) plain `tar -cf -`; handover parses both.
@@ -192,6 +194,9 @@ def _fast_transport(
         default_max_packet_size=MAX_PACKET_SIZE,
         disabled_algorithms=disabled_algorithms,
     )
+    options = transport.get_security_options()
+    preferred = [c for c in PREFERRED_CIPHERS if c in options.ciphers]
+    options.ciphers = tuple(preferred + [c for c in options.ciphers if c not in preferred])
     packetizer = transport.packetizer
     packetizer.REKEY_BYTES = REKEY_LIMIT
     packetizer.REKEY_PACKETS = REKEY_LIMIT

@@ -1,0 +1,204 @@
+"""Pull-and-seal over SSH: handover against the OpenSSH + age pipeline, in the same run.
+
+Starts an sshd on loopback (the test fixture's code, used as a library),
+builds a tree (large files plus many small ones), then alternates ROUNDS
+times:
+
+    anchor:   ssh -p PORT -i KEY USER@127.0.0.1 tar -cf - TREE | age -r RECIPIENT > out
+    handover: handover seal ssh://USER@127.0.0.1:PORT/TREE --known-hosts F --ssh-key K
+                  --to RECIPIENT --sign-key S --out DIR
+
+and prints the medians, the ratio handover/anchor and handover's peak RSS
+(ru_maxrss of the child). Then the small files alone: `scp -r` against
+handover seal, in files per second.
+
+    .venv/bin/python benchmarks/ssh_pull.py [--rounds 3] [--large-mib 1000] [--small 20000]
+
+Goals (issue 4): ratio <= 1.25, small files >= 3x scp, peak RSS < 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from handover.bundle.age import X25519Identity  # noqa: E402
+from handover.bundle.sshsig import SigningKey  # noqa: E402
+from tests.fixtures.sshd import SshdFactory, SshdHost  # noqa: E402
+
+HANDOVER = str(ROOT / ".venv" / "bin" / "handover")
+
+
+def build_tree(root: Path, large_mib: int, small: int) -> tuple[int, int]:
+    """Four large files of random data and `small` files of 1-8 KiB in 100 folders."""
+    root.mkdir(parents=True)
+    block = os.urandom(1 << 20)
+    large = root / "large"
+    large.mkdir()
+    per_file = max(1, large_mib // 4)
+    for index in range(4):
+        with open(large / f"blob-{index}.bin", "wb") as handle:
+            for step in range(per_file):
+                handle.write(step.to_bytes(8, "big") + block[8:])
+    total = 4 * per_file << 20
+    folders = 100
+    for index in range(small):
+        folder = root / "small" / f"d{index % folders:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = 1024 + (index * 7919) % 7168
+        start = (index * 104729) % ((1 << 20) - size)
+        (folder / f"f{index:06d}.txt").write_bytes(block[start : start + size])
+        total += size
+    return total, small
+
+
+def ssh_options(host: SshdHost, known_hosts: Path) -> list[str]:
+    return [
+        "-i",
+        str(host.key_path),
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+    ]
+
+
+def timed(argv: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
+    """Wall time of a child and its peak RSS in KiB (ru_maxrss of the waited child)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv,
+        shell=shell,
+        executable="/bin/bash" if shell else None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"failed ({process.returncode}): {argv}\n{stderr[-2000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+def anchor(host: SshdHost, known: Path, tree: Path, recipient: str, out: Path) -> float:
+    ssh = " ".join(["ssh", "-p", str(host.port), *ssh_options(host, known)])
+    command = (
+        f"set -o pipefail; {ssh} root@127.0.0.1 tar -cf - -C / {str(tree).lstrip('/')} "
+        f"| age -r {recipient} > {out}"
+    )
+    elapsed, _ = timed(command, shell=True)
+    out.unlink()
+    return elapsed
+
+
+def handover_seal(
+    host: SshdHost, known: Path, tree: Path, recipient: str, sign_key: Path, out: Path
+) -> tuple[float, int]:
+    argv = [
+        HANDOVER,
+        "seal",
+        f"ssh://root@127.0.0.1:{host.port}{tree}",
+        "--known-hosts",
+        str(known),
+        "--ssh-key",
+        str(host.key_path),
+        "--to",
+        recipient,
+        "--sign-key",
+        str(sign_key),
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+    ]
+    result = timed(argv)
+    shutil.rmtree(out)
+    return result
+
+
+def scp(host: SshdHost, known: Path, tree: Path, out: Path) -> float:
+    argv = ["scp", "-q", "-r", "-P", str(host.port), *ssh_options(host, known)]
+    elapsed, _ = timed([*argv, f"root@127.0.0.1:{tree}", str(out)])
+    shutil.rmtree(out)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--large-mib", type=int, default=1000)
+    parser.add_argument("--small", type=int, default=20_000)
+    args = parser.parse_args()
+    for tool in ("ssh", "scp", "age", "tar"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: apt-get install -y openssh-client age tar")
+
+    work = Path(tempfile.mkdtemp(prefix="handover-bench-"))
+    try:
+        with SshdFactory(work / "sshd") as factory:
+            host = factory.start("bench")
+            known = host.write_known_hosts(work / "known_hosts")
+            identity = X25519Identity.generate()
+            recipient = str(identity.recipient())
+            sign_key = work / "provider-signing"
+            sign_key.write_bytes(SigningKey.generate().private_openssh())
+            sign_key.chmod(0o600)
+            tree = host.data_root / "tree"
+            total, small = build_tree(tree, args.large_mib, args.small)
+            print(f"tree: {total / 1e6:.0f} MB, {small} small files; sshd on port {host.port}")
+            subprocess.run(["sync"], check=False)
+
+            anchors: list[float] = []
+            ours: list[float] = []
+            rss: list[int] = []
+            for round_ in range(args.rounds):
+                anchors.append(anchor(host, known, tree, recipient, work / "anchor.age"))
+                elapsed, peak = handover_seal(
+                    host, known, tree, recipient, sign_key, work / "bundle"
+                )
+                ours.append(elapsed)
+                rss.append(peak)
+                print(
+                    f"round {round_ + 1}: anchor {anchors[-1]:.2f} s, "
+                    f"handover {elapsed:.2f} s, peak RSS {peak / 1024:.0f} MiB"
+                )
+            a, h = statistics.median(anchors), statistics.median(ours)
+            print(
+                f"full tree: anchor median {a:.2f} s ({total / a / 1e6:.0f} MB/s), handover "
+                f"median {h:.2f} s ({total / h / 1e6:.0f} MB/s), ratio {h / a:.2f} "
+                f"(goal <= 1.25), handover peak RSS {max(rss) / 1024:.0f} MiB (goal < 150 MB)"
+            )
+
+            small_tree = tree / "small"
+            scps: list[float] = []
+            seals: list[float] = []
+            for _ in range(args.rounds):
+                scps.append(scp(host, known, small_tree, work / "scp-out"))
+                seals.append(
+                    handover_seal(host, known, small_tree, recipient, sign_key, work / "b2")[0]
+                )
+            s, h2 = statistics.median(scps), statistics.median(seals)
+            print(
+                f"small files: scp -r {small / s:.0f} files/s ({s:.2f} s), handover "
+                f"{small / h2:.0f} files/s ({h2:.2f} s), {s / h2:.1f}x scp (goal >= 3x)"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
