@@ -175,3 +175,18 @@ def test_ssh_install_creates_missing_ssh_folder_for_the_account(
     assert target.parent.stat().st_mode & 0o777 == 0o700
     assert pwd.getpwuid(target.stat().st_uid).pw_name == account.pw_name
     assert target.parent.stat().st_uid == account.pw_uid
+
+
+def test_ssh_connector_logs_in_with_a_vault_reference(
+    host: SshdHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.bundle.age import X25519Identity
+    from handover.vault import Kind, Vault, VaultEntry
+
+    monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))
+    Vault(CONTRACT).add(
+        VaultEntry(name="access-root", kind=Kind.SSH_KEY), host.key_path.read_bytes()
+    )
+    model = Host.model_validate(host.host_dict(credential=f"vault:{CONTRACT}/access-root"))
+    with SSHConnector.from_host(model, CONTRACT, retry_delay_s=0.05) as conn:
+        assert conn.run("echo vault-ok").stdout == b"vault-ok\n"
