@@ -75,8 +75,16 @@ def ssh_options(host: SshdHost, known_hosts: Path) -> list[str]:
     ]
 
 
-def timed(argv: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
-    """Wall time of a child and its peak RSS in KiB (ru_maxrss of the waited child)."""
+CPU: dict[str, list[float]] = {"anchor": [], "handover": []}
+
+
+def timed(argv: list[str] | str, *, shell: bool = False, kind: str = "") -> tuple[float, int]:
+    """Wall time of a child and its peak RSS in KiB (ru_maxrss of the waited child).
+
+    Also records the child's CPU seconds (user + system, its own waited children
+    included: ssh and age for the anchor pipeline), a figure that stays
+    meaningful when other work shares the machine.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -91,6 +99,8 @@ def timed(argv: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"failed ({process.returncode}): {argv}\n{stderr[-2000:]}")
+    if kind:
+        CPU[kind].append(usage.ru_utime + usage.ru_stime)
     return elapsed, usage.ru_maxrss
 
 
@@ -100,13 +110,19 @@ def anchor(host: SshdHost, known: Path, tree: Path, recipient: str, out: Path) -
         f"set -o pipefail; {ssh} root@127.0.0.1 tar -cf - -C / {str(tree).lstrip('/')} "
         f"| age -r {recipient} > {out}"
     )
-    elapsed, _ = timed(command, shell=True)
+    elapsed, _ = timed(command, shell=True, kind="anchor")
     out.unlink()
     return elapsed
 
 
 def handover_seal(
-    host: SshdHost, known: Path, tree: Path, recipient: str, sign_key: Path, out: Path
+    host: SshdHost,
+    known: Path,
+    tree: Path,
+    recipient: str,
+    sign_key: Path,
+    out: Path,
+    kind: str = "handover",
 ) -> tuple[float, int]:
     argv = [
         HANDOVER,
@@ -125,7 +141,7 @@ def handover_seal(
         "--jobs",
         "1",
     ]
-    result = timed(argv)
+    result = timed(argv, kind=kind)
     shutil.rmtree(out)
     return result
 
@@ -142,6 +158,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--large-mib", type=int, default=1000)
     parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--small-rounds", type=int, default=0, help="default: --rounds")
     args = parser.parse_args()
     for tool in ("ssh", "scp", "age", "tar"):
         if shutil.which(tool) is None:
@@ -177,19 +194,26 @@ def main() -> None:
                     f"handover {elapsed:.2f} s, peak RSS {peak / 1024:.0f} MiB"
                 )
             a, h = statistics.median(anchors), statistics.median(ours)
+            ca, ch = statistics.median(CPU["anchor"]), statistics.median(CPU["handover"])
             print(
                 f"full tree: anchor median {a:.2f} s ({total / a / 1e6:.0f} MB/s), handover "
                 f"median {h:.2f} s ({total / h / 1e6:.0f} MB/s), ratio {h / a:.2f} "
                 f"(goal <= 1.25), handover peak RSS {max(rss) / 1024:.0f} MiB (goal < 150 MB)"
             )
+            print(
+                f"local CPU (remote sshd+tar excluded): anchor ssh+age {ca:.2f} s, "
+                f"handover {ch:.2f} s, ratio {ch / ca:.2f}; load average {os.getloadavg()[0]:.1f}"
+            )
 
             small_tree = tree / "small"
             scps: list[float] = []
             seals: list[float] = []
-            for _ in range(args.rounds):
+            for _ in range(args.small_rounds or args.rounds):
                 scps.append(scp(host, known, small_tree, work / "scp-out"))
                 seals.append(
-                    handover_seal(host, known, small_tree, recipient, sign_key, work / "b2")[0]
+                    handover_seal(
+                        host, known, small_tree, recipient, sign_key, work / "b2", kind=""
+                    )[0]
                 )
             s, h2 = statistics.median(scps), statistics.median(seals)
             print(

@@ -52,11 +52,13 @@ from handover._errors import (
 from handover.connectors.base import CommandResult
 from handover.connectors.ssh_trust import (
     PinnedFingerprintPolicy,
+    fetch_host_key,
     fingerprint,
     first_contact_fingerprint,
     known_hosts_name,
     known_keys,
     normalize_fingerprint,
+    record_host_key,
 )
 from handover.home import contract_dir
 from handover.secrets import resolve_secret
@@ -72,6 +74,7 @@ __all__ = [
     "SSHTarget",
     "SSHTreeSource",
     "first_contact_fingerprint",
+    "pin_first_contact",
     "ssh_source_from_url",
 ]
 
@@ -569,6 +572,37 @@ class SSHConnector:
                 raise PermanentConnectorError(
                     f"{path}: cannot write ({exc.strerror or exc})", host=self.name
                 ) from exc
+
+
+def pin_first_contact(
+    host: Host,
+    contract_id: str,
+    *,
+    expected: str | None = None,
+    known_hosts: Path | None = None,
+    timeout_s: float = 10.0,
+) -> Path:
+    """Record the key `host` presents into the contract known_hosts; return that file's path.
+
+    Called once a human has confirmed the fingerprint shown by
+    `first_contact_fingerprint`: pass it as `expected`, so a key that changed
+    between the confirmation and now is refused (HostKeyMismatch) rather than
+    pinned. A playbook pin, when present, must match too. An existing entry
+    with another key is never replaced.
+    """
+    target = SSHTarget.from_host(host)
+    path = known_hosts or contract_dir(contract_id) / "known_hosts"
+    key = fetch_host_key(target.address, target.port, timeout_s=timeout_s)
+    presented = fingerprint(key)
+    for what, wanted in (("confirmed", expected), ("playbook", target.host_key)):
+        if wanted is not None and normalize_fingerprint(wanted) != presented:
+            raise HostKeyMismatch(
+                f"host key of {known_hosts_name(target.address, target.port)} is {presented}, "
+                f"not the {what} {normalize_fingerprint(wanted)}; nothing was pinned",
+                host=target.name,
+            )
+    record_host_key(path, target.address, target.port, key)
+    return path
 
 
 def _credentials(target: SSHTarget) -> tuple[paramiko.PKey | None, str | None]:

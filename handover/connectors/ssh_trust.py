@@ -162,8 +162,8 @@ class PinnedFingerprintPolicy(paramiko.RejectPolicy):
         )
 
 
-def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float = 10.0) -> str:
-    """Fetch the host key's fingerprint without authenticating, for a human to confirm.
+def fetch_host_key(address: str, port: int = 22, *, timeout_s: float = 10.0) -> paramiko.PKey:
+    """The key the host presents, fetched with a key exchange only (no authentication).
 
     Raises TransientConnectorError when the host cannot be reached.
     """
@@ -175,8 +175,17 @@ def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float 
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=timeout_s)
-        return fingerprint(transport.get_remote_server_key())
+        return transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as exc:
         raise TransientConnectorError(f"SSH handshake failed: {exc}", host=name) from exc
     finally:
         transport.close()
+
+
+def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float = 10.0) -> str:
+    """The host key's `SHA256:...` fingerprint, fetched without authenticating.
+
+    For the checklist item where a human compares it with what the client
+    reads on the host. Raises TransientConnectorError when unreachable.
+    """
+    return fingerprint(fetch_host_key(address, port, timeout_s=timeout_s))

@@ -16,7 +16,7 @@ from handover._errors import (
     TransientConnectorError,
 )
 from handover.connectors.base import connect_host
-from handover.connectors.ssh import SSHConnector
+from handover.connectors.ssh import SSHConnector, pin_first_contact
 from handover.connectors.ssh_trust import first_contact_fingerprint
 from handover.home import contract_dir
 from handover.playbook import Host
@@ -133,6 +133,18 @@ def test_first_contact_records_host_key_for_confirmation(sshd_nosudo: SshdHost) 
     with SSHConnector.from_host(host, CONTRACT, pin_host_keys=True) as conn:
         assert conn.recorded_fingerprint is None
     assert (contract_dir(CONTRACT) / "known_hosts").read_text() == known
+
+
+def test_pin_first_contact_records_only_the_confirmed_key(sshd_shell: SshdHost) -> None:
+    host = host_model(sshd_shell, host_key=None)
+    with pytest.raises(HostKeyMismatch, match="nothing was pinned"):
+        pin_first_contact(host, CONTRACT, expected="SHA256:" + "B" * 43)
+    assert not (contract_dir(CONTRACT) / "known_hosts").exists()
+    path = pin_first_contact(host, CONTRACT, expected=sshd_shell.host_key_fingerprint)
+    assert path == contract_dir(CONTRACT) / "known_hosts"
+    assert path.read_text().split() == sshd_shell.known_hosts_line.split()[:3]
+    with SSHConnector.from_host(host, CONTRACT) as conn:  # now trusted through known_hosts
+        assert conn.recorded_fingerprint is None
 
 
 def test_changed_host_key_is_a_mismatch_naming_both_fingerprints(
