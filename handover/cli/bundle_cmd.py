@@ -248,16 +248,14 @@ def seal(
     sources: Annotated[
         list[str], typer.Argument(help="Folders or files (or ssh://USER@HOST/PATH, s3://B/P).")
     ],
+    sign_key: Annotated[Path, typer.Option("--sign-key", help="Provider's OpenSSH Ed25519 key.")],
+    out: Annotated[str, typer.Option("--out", help="Bundle folder (or s3://bucket/prefix).")],
     to: Annotated[
         list[str] | None, typer.Option("--to", help="age or SSH recipient (repeatable).")
     ] = None,
     to_file: Annotated[
         list[Path] | None, typer.Option("--to-file", help="Recipients file, one per line.")
     ] = None,
-    sign_key: Annotated[
-        Path, typer.Option("--sign-key", help="Provider's OpenSSH Ed25519 key.")
-    ] = Path("provider-signing"),
-    out: Annotated[str, typer.Option("--out", help="Bundle folder (or s3://bucket/prefix).")] = "",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Volumes sealed at once.")] = 2,
     known_hosts: Annotated[
         Path | None, typer.Option("--known-hosts", help="known_hosts for ssh:// sources.")
@@ -271,8 +269,6 @@ def seal(
     from handover.bundle.sshsig import SigningKey
     from handover.bundle.writer import BundleWriter
 
-    if not out:
-        raise UsageError("--out BUNDLE_DIR is required")
     recipients = _recipients(to or [], to_file or [])
     key = SigningKey.load(sign_key)
     labels = unique_labels(sources)
