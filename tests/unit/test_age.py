@@ -72,10 +72,10 @@ def test_round_trip(size: int, pieces: int, background: bool) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 5, CHUNK_SIZE, 3 * CHUNK_SIZE + 7])
-@pytest.mark.parametrize("step", [1, 100, CHUNK_SIZE, CHUNK_SIZE + 3, 1 << 20])
+@pytest.mark.parametrize("step", [1, 4099, CHUNK_SIZE, CHUNK_SIZE + 3, 1 << 20])
 def test_read_sizes_and_readinto(size: int, step: int) -> None:
     identity = X25519Identity.generate()
-    data = os.urandom(size)
+    data = os.urandom(size if step > 1 else min(size, 300))
     blob = seal(data, [identity.recipient()])
     reader = AgeReader(io.BytesIO(blob), [identity])
     got = bytearray()
