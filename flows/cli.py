@@ -11,3 +11,7 @@ def main() -> None:
     import flows.commands  # noqa: F401  (registers server, serve, demo, run)
 
     run_app(app)
+
+
+if __name__ == "__main__":
+    main()

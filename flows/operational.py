@@ -147,7 +147,11 @@ def measure_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
 def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
     end = datetime.now(UTC)
     start = end - timedelta(days=PERIOD_DAYS.get(playbook.sla.reporting_period, 30))
-    doc = reports.sla_report(playbook, start, end, seen.checks)
+    from tasks.incidents import load_incidents
+
+    doc = reports.sla_report(
+        playbook, start, end, seen.checks, load_incidents(playbook.contract_id)
+    )
     return Step(run.write_document(doc, "report"))
 
 

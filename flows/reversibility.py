@@ -11,7 +11,7 @@ with a signed certificate, and write the exit report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,18 +97,8 @@ def reversibility(
 
 
 def record_notice(run: PhaseRun, playbook: Playbook, notice: date, seen: Seen) -> Step[None]:
-    d = playbook.reversibility.deadlines
-    end_of_notice = notice + timedelta(days=round(d.notice_months * 30.4))
-    end_of_transition = end_of_notice + timedelta(days=d.transition_days)
-    end_of_retrieval = end_of_transition + timedelta(days=d.retrieval_days)
-    erasure_by = end_of_retrieval + timedelta(days=d.erasure_days)
-    seen.deadlines = {
-        "notice": notice.isoformat(),
-        "end_of_notice": end_of_notice.isoformat(),
-        "end_of_transition": end_of_transition.isoformat(),
-        "end_of_retrieval": end_of_retrieval.isoformat(),
-        "erasure_by": erasure_by.isoformat(),
-    }
+    dates = reports.exit_deadlines(playbook.reversibility.deadlines, notice)
+    seen.deadlines = {key: value.isoformat() for key, value in dates.model_dump().items()}
     return Step([run.write_json("exit-notice.json", seen.deadlines, "document")])
 
 
@@ -259,13 +249,11 @@ def revoke(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) ->
 
 def erase(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
     seen.erasure = erase_copies(playbook_path, seen.bundle_name, seen.delivery)
+    certificate = seen.erasure["certificate"].encode("utf-8")
+    signature = seen.erasure["signature"].encode("ascii")
     evidence = [
-        run.write_file(
-            "erasure-certificate.txt", seen.erasure["certificate"].encode("utf-8"), "certificate"
-        ),
-        run.write_file(
-            "erasure-certificate.txt.sig", seen.erasure["signature"].encode("ascii"), "certificate"
-        ),
+        run.write_file("erasure-certificate.md", certificate, "certificate"),
+        run.write_file("erasure-certificate.md.sig", signature, "certificate"),
     ]
     return Step(evidence)
 
@@ -285,7 +273,7 @@ def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[Non
         [seen.delivery] if seen.delivery else [],
         seen.acceptance,
         seen.revocations,
-        seen.erasure and {k: v for k, v in seen.erasure.items() if k != "signature"},
+        {k: v for k, v in seen.erasure.items() if k != "signature"} if seen.erasure else None,
         checklists,
     )
     evidence = run.write_document(doc, "report")
@@ -300,8 +288,9 @@ def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[Non
             "exit-report.html": doc.html,
             **(
                 {
-                    "erasure-certificate.txt": seen.erasure["certificate"],
-                    "erasure-certificate.txt.sig": seen.erasure["signature"],
+                    "erasure-certificate.md": seen.erasure["certificate"],
+                    "erasure-certificate.md.sig": seen.erasure["signature"],
+                    "provider.pub": seen.erasure["provider_key"] + "\n",
                 }
                 if seen.erasure
                 else {}

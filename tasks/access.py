@@ -23,9 +23,13 @@ from tasks.hosts import host_session
 from tasks.runtime import actor, only_transient
 
 
+def sandboxed(host: Host) -> bool:
+    return host.transport == "local" and (host.root or "/") != "/"
+
+
 def authorized_keys_path(host: Host, connector: HostConnector, account: str) -> str:
     """The account's authorized_keys: from the host's passwd, or by convention on a local root."""
-    if host.transport == "local" and (host.root or "/") != "/":
+    if sandboxed(host):
         home = "/root" if account == "root" else f"/home/{account}"
         return f"{home}/.ssh/authorized_keys"
     return account_authorized_keys(connector, account)
@@ -46,7 +50,13 @@ def install_access(playbook_path: str, index: int) -> dict[str, Any]:
     with host_session(playbook, host) as connector:
         path = authorized_keys_path(host, connector, access.account)
         record = install_provider_keys(
-            connector, path, list(access.public_keys), playbook.contract_id, actor=actor()
+            connector,
+            path,
+            list(access.public_keys),
+            playbook.contract_id,
+            # A sandbox root stands for another machine: its accounts are not ours to chown to.
+            owner=None if sandboxed(host) else access.account,
+            actor=actor(),
         )
     return {"account": access.account, **record.model_dump(mode="json")}
 

@@ -1,0 +1,208 @@
+"""The four phase flows on the demo playbook (local hosts) against a real Prefect server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterName,
+)
+
+from flows.lifecycle import run_phase
+from handover.checklist import ChecklistStore, Status
+from tests.conftest import require_binary
+from tests.workspace import Workspace, make_workspace
+
+pytestmark = pytest.mark.integration
+
+PHASES = ("takeover", "implementation", "operational", "reversibility")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str) -> Workspace:
+    return make_workspace(tmp_path, monkeypatch)
+
+
+def flow_runs(name_like: str) -> list:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=name_like))
+        )
+
+
+def artifact_versions(key: str) -> list:
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+
+
+def test_whole_lifecycle_on_local_hosts(workspace: Workspace) -> None:
+    age = require_binary("age", "age")
+    keygen = require_binary("ssh-keygen", "openssh-client")
+    for phase in PHASES:
+        assert run_phase(phase, workspace.playbook, auto_accept=True), f"{phase} did not complete"
+
+    # Every checklist item done (none failed, none left pending).
+    store = ChecklistStore()
+    for phase in PHASES:
+        checklist = store.load(workspace.contract, phase)
+        states = {i.id: i.status for i in checklist.items}
+        assert all(s == Status.DONE for s in states.values()), (phase, states)
+        assert all(i.evidence for i in checklist.items), phase
+    assert store.audit_log(workspace.contract).verify() == []
+
+    # The server holds the four completed runs and several versions of each checklist artifact.
+    for phase in PHASES:
+        runs = flow_runs(f"{phase}-{workspace.contract}")
+        assert runs and all(r.state.is_completed() for r in runs), phase
+        versions = artifact_versions(f"{workspace.contract}-{phase}-checklist")
+        assert len(versions) >= 3, (phase, len(versions))
+
+    # The delivered bundle opens with the client's standard tools.
+    deliveries = workspace.home / "demo" / "deliveries"
+    bundle = next(p for p in deliveries.iterdir() if p.is_dir() and not p.name.endswith(".exit"))
+    subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=bundle, check=True)
+    (bundle.parent / "allowed").write_text(f"provider {(bundle / 'provider.pub').read_text()}")
+    with open(bundle / "SHA256SUMS", "rb") as sums:
+        subprocess.run(
+            [
+                keygen,
+                "-Y",
+                "verify",
+                "-f",
+                str(bundle.parent / "allowed"),
+                "-I",
+                "provider",
+                "-n",
+                "handover-bundle",
+                "-s",
+                str(bundle / "SHA256SUMS.sig"),
+            ],
+            stdin=sums,
+            check=True,
+            capture_output=True,
+        )
+    volumes = sorted((bundle / "volumes").glob("*.tar.age"))
+    assert len(volumes) == 4
+    for volume in volumes:
+        out = bundle.parent / f"open-{volume.name}"
+        out.mkdir()
+        dec = subprocess.Popen(
+            [age, "-d", "-i", str(workspace.client_key), str(volume)], stdout=subprocess.PIPE
+        )
+        subprocess.run(["tar", "-x", "-C", str(out)], stdin=dec.stdout, check=True)
+        assert dec.wait() == 0
+        subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out, check=True)
+
+    # The index carries the credentials (opened with the password delivered apart).
+    index = bundle.parent / "index"
+    index.mkdir()
+    dec = subprocess.Popen(
+        [age, "-d", "-i", str(workspace.client_key), str(bundle / "index.tar.age")],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(["tar", "-x", "-C", str(index)], stdin=dec.stdout, check=True)
+    assert dec.wait() == 0
+    manifest = json.loads((index / "MANIFEST.json").read_text())
+    assert set(manifest["extra"]["checklists"]) == set(PHASES)
+    exit_dir = bundle.parent / f"{bundle.name}.exit"
+    password = (
+        subprocess.run(
+            [
+                age,
+                "-d",
+                "-i",
+                str(workspace.client_key),
+                str(exit_dir / "credentials-password.txt.age"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    from pykeepass import PyKeePass
+
+    kdbx = PyKeePass(str(index / "credentials.kdbx"), password=password)
+    assert {e.title for e in kdbx.entries} >= {
+        "db01-postgres",
+        "web01-admin",
+        "files01-backup-operator",
+    }
+
+    # Provider access removed, copies erased with a certificate the client can verify.
+    for host in ("web01", "db01", "files01"):
+        keys = (
+            workspace.home / "demo" / "hosts" / host / "home" / "ops" / ".ssh" / "authorized_keys"
+        )
+        assert "handover:demo-estate" not in keys.read_text()
+    with open(exit_dir / "erasure-certificate.md", "rb") as cert:
+        (exit_dir / "allowed").write_text(f"provider {(exit_dir / 'provider.pub').read_text()}")
+        subprocess.run(
+            [
+                keygen,
+                "-Y",
+                "verify",
+                "-f",
+                str(exit_dir / "allowed"),
+                "-I",
+                "provider",
+                "-n",
+                "handover-erasure",
+                "-s",
+                str(exit_dir / "erasure-certificate.md.sig"),
+            ],
+            stdin=cert,
+            check=True,
+            capture_output=True,
+        )
+    assert not (workspace.home / "demo" / "backups" / workspace.contract).exists()
+    assert not (workspace.home / "contracts" / workspace.contract / "vault.age").exists()
+
+
+def test_failing_item_fails_the_flow_and_a_rerun_skips_done_items(workspace: Workspace) -> None:
+    text = workspace.playbook.read_text().replace("paths: [/srv/shares]", "paths: [/srv/missing]")
+    workspace.playbook.write_text(text)
+    assert not run_phase("takeover", workspace.playbook)
+    store = ChecklistStore()
+    checklist = store.load(workspace.contract, "takeover")
+    item = checklist.item("baseline-snapshot")
+    assert item.status == Status.FAILED
+    assert "shares" in (item.reason or "") and "missing" in (item.reason or "")
+    assert checklist.item("inventory").status == Status.DONE
+    done_before = checklist.item("inventory").finished_at
+
+    # Fix the playbook and run again: the failed item is retried, done ones are kept.
+    workspace.playbook.write_text(text.replace("[/srv/missing]", "[/srv/shares]"))
+    assert run_phase("takeover", workspace.playbook)
+    checklist = store.load(workspace.contract, "takeover")
+    assert checklist.item("baseline-snapshot").status == Status.DONE
+    assert checklist.item("inventory").finished_at == done_before
+    events = [e["event"] for e in store.audit_log(workspace.contract).entries()]
+    assert any("reopen" in e or "pending" in e for e in events), events
+
+
+def test_invalid_playbook_creates_no_flow_run(workspace: Workspace, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(workspace.playbook.read_text().replace("host: db01", "host: db99"))
+    before = len(flow_runs("takeover-"))
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "takeover", str(bad)],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        cwd=workspace.root,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "bad.yaml" in result.stderr and "db99" in result.stderr
+    assert len(flow_runs("takeover-")) == before
