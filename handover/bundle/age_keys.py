@@ -582,6 +582,10 @@ def parse_identity(line: str, source: str = "identity") -> Identity:
         raise KeyFormatError(f"{source}: age plugin identities are not supported")
     if line.startswith("AGE-SECRET-KEY-PQ-"):
         raise KeyFormatError(f"{source}: post-quantum (hybrid) identities are not supported")
+    if line.startswith(("age1", "ssh-ed25519 ", "ssh-rsa ")):
+        raise KeyFormatError(
+            f"{source}: this is a public key (recipient); give the private key (identity)"
+        )
     if not line.startswith("AGE-SECRET-KEY-1"):
         raise KeyFormatError(f"{source}: expected an AGE-SECRET-KEY-1... line")
     try:

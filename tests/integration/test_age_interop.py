@@ -17,7 +17,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from handover._errors import BundleCorrupt, NoMatchingIdentity
+from handover._errors import BundleCorrupt, KeyFormatError, NoMatchingIdentity
 from handover.bundle.age import (
     CHUNK_SIZE,
     AgeReader,
@@ -157,6 +157,33 @@ def test_multiple_recipients_both_ways(keys: dict[str, Key], tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     for key in keys.values():
         assert unseal(result.stdout, key.identities()) == data
+
+
+def test_pem_rsa_key_from_ssh_keygen(tmp_path: Path) -> None:
+    """`ssh-keygen -m PEM` writes `BEGIN RSA PRIVATE KEY`: age reads it, so must we."""
+    age = require_binary("age", "age")
+    ssh_keygen = require_binary("ssh-keygen", "openssh-client")
+    path = tmp_path / "id_rsa_pem"
+    result = run(
+        [ssh_keygen, "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-q", "-f", str(path)]
+    )
+    assert result.returncode == 0, result.stderr
+    assert path.read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    recipient = parse_recipient(Path(f"{path}.pub").read_text())
+    blob = seal(b"pem key data", [recipient])
+    assert unseal(blob, load_identities(path)) == b"pem key data"
+    result = run([age, "-d", "-i", str(path)], blob)
+    assert result.returncode == 0 and result.stdout == b"pem key data", result.stderr
+
+
+def test_passphrase_protected_ssh_key_is_a_clear_error(tmp_path: Path) -> None:
+    ssh_keygen = require_binary("ssh-keygen", "openssh-client")
+    path = tmp_path / "id_locked"
+    result = run([ssh_keygen, "-t", "ed25519", "-N", "s3cret-pass", "-q", "-f", str(path)])
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(KeyFormatError, match="passphrase") as info:
+        load_identities(path)
+    assert str(path) in str(info.value) and "s3cret-pass" not in str(info.value)
 
 
 def test_wrong_key_is_refused_by_both_sides(keys: dict[str, Key]) -> None:

@@ -344,6 +344,8 @@ def test_bech32_rejects_bad_padding_and_round_trips() -> None:
         (b"# only a comment\n", "no identity"),
         (b"AGE-SECRET-KEY-1XYZ\n", "malformed"),
         (b"AGE-PLUGIN-YUBIKEY-1ABC\n", "plugin"),
+        (b"age1acgdvqaah38v7jxafyu6js2nmkhjmtqq3n5gfuwlx2mw9q9xrazqqe0e9n\n", "public key"),
+        (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== me\n", "public key"),
         (b"\xff\xfe", "UTF-8"),
         (b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "SSH"),
     ],
