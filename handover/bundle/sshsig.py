@@ -113,6 +113,16 @@ class SigningKey:
         blob = base64.b64encode(self.public_wire()).decode("ascii")
         return f"ssh-ed25519 {blob} {comment}".rstrip()
 
+    def allowed_signers_line(self, principal: str = "provider", namespace: str = "") -> str:
+        """A line for the `-f allowed_signers` file of `ssh-keygen -Y verify`.
+
+        With `namespace`, the key is only trusted for that namespace.
+        """
+        if not principal or any(c.isspace() for c in principal):
+            raise ValueError(f"principal {principal!r} must be one word")
+        options = f' namespaces="{namespace}"' if namespace else ""
+        return f"{principal}{options} {self.public_line('').strip()}"
+
     def fingerprint(self) -> str:
         """`SHA256:...` as `ssh-keygen -l` prints it."""
         digest = hashlib.sha256(self.public_wire()).digest()

@@ -285,6 +285,19 @@ def test_ssh_keygen_signature_verifies_with_ours(
         verify(data[:-1] + bytes([data[-1] ^ 1]), signature, key.public_line(), NS)
 
 
+def test_allowed_signers_line_works_with_ssh_keygen(tmp_path: Path) -> None:
+    ssh_keygen = require_binary("ssh-keygen", "openssh-client")
+    key = SigningKey.generate()
+    data = b"sums\n"
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(key.allowed_signers_line("provider", NS) + "\n")
+    (tmp_path / "sig").write_text(sign(data, key, NS))
+    args = [ssh_keygen, "-Y", "verify", "-f", str(allowed), "-I", "provider", "-s"]
+    assert run([*args, str(tmp_path / "sig"), "-n", NS], data).returncode == 0
+    (tmp_path / "sig").write_text(sign(data, key, "file"))
+    assert run([*args, str(tmp_path / "sig"), "-n", "file"], data).returncode != 0
+
+
 def test_ssh_keygen_made_ed25519_key_loads_and_signs(tmp_path: Path) -> None:
     ssh_keygen = require_binary("ssh-keygen", "openssh-client")
     path = tmp_path / "id_ed25519"

@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import random
+import tracemalloc
 from collections.abc import Sequence
 
 import pytest
@@ -540,3 +541,40 @@ def test_drain_checks_the_end_after_an_early_stop() -> None:
     assert len(truncated.read(100)) == 100  # the first batch of 16 chunks is fine
     with pytest.raises(AgeFormatError, match="final chunk missing after chunk 38"):
         truncated.drain()
+
+
+class NullSink:
+    def write(self, data: memoryview) -> int:
+        return len(data)
+
+
+def test_memory_stays_bounded_on_a_large_stream() -> None:
+    """64 MiB through the writer and the reader: peak Python allocations stay a few MiB."""
+    identity = X25519Identity.generate()
+    block = os.urandom(1 << 20)
+    sealed = io.BytesIO()
+    tracemalloc.start()
+    try:
+        with AgeWriter(NullSink(), [identity.recipient()]) as writer:
+            for _ in range(64):
+                writer.write(block)
+        _, writer_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    with AgeWriter(sealed, [identity.recipient()]) as writer:
+        for _ in range(16):
+            writer.write(block)
+    sealed.seek(0)
+    tracemalloc.start()
+    try:
+        reader = AgeReader(sealed, [identity])
+        buffer = bytearray(1 << 20)
+        total = 0
+        while n := reader.readinto(buffer):
+            total += n
+        _, reader_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 16 << 20
+    assert writer_peak < 4 << 20, writer_peak
+    assert reader_peak < 4 << 20, reader_peak
