@@ -170,3 +170,32 @@ def _new_key_pem() -> str:
         )
         .decode()
     )
+
+
+def test_chunk_buffer_behaves_like_paramikos_array_in_a_buffered_pipe() -> None:
+    import random
+
+    from paramiko.buffered_pipe import BufferedPipe
+
+    from handover.connectors.ssh import _ChunkBuffer
+
+    rng = random.Random(4)
+    reference, ours = BufferedPipe(), BufferedPipe()
+    ours._buffer = _ChunkBuffer()  # type: ignore[attr-defined]
+    fed = bytearray()
+    got_ref, got_ours = bytearray(), bytearray()
+    for _ in range(2000):
+        if rng.random() < 0.6:
+            data = rng.randbytes(rng.choice([0, 1, 7, 512, 32768, 40000]))
+            reference.feed(data)
+            ours.feed(data)
+            fed += data
+        else:
+            size = rng.choice([1, 100, 32768, 1 << 20])
+            if len(reference):
+                got_ref += reference.read(size, 0)
+                got_ours += ours.read(size, 0)
+        assert len(reference) == len(ours)
+    got_ref += reference.empty()
+    got_ours += ours.empty()
+    assert got_ours == got_ref == fed
