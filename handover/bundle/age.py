@@ -33,6 +33,8 @@ from handover.bundle.age_armor import ArmoredReader
 from handover.bundle.age_keys import (
     FILE_KEY_SIZE,
     Identity,
+    MLKEM768X25519Identity,
+    MLKEM768X25519Recipient,
     Recipient,
     ScryptIdentity,
     ScryptRecipient,
@@ -60,6 +62,8 @@ __all__ = [
     "ByteSink",
     "ByteSource",
     "Identity",
+    "MLKEM768X25519Identity",
+    "MLKEM768X25519Recipient",
     "Recipient",
     "ScryptIdentity",
     "ScryptRecipient",
@@ -259,6 +263,12 @@ class AgeWriter:
         file_key = os.urandom(FILE_KEY_SIZE)
         if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
             raise ValueError("a passphrase (scrypt) recipient must be the only recipient")
+        post_quantum = [isinstance(r, MLKEM768X25519Recipient) for r in recipients]
+        if any(post_quantum) and not all(post_quantum):
+            raise ValueError(
+                "post-quantum (age1pq1...) and classic recipients cannot be mixed: "
+                "the classic ones would void the quantum resistance"
+            )
         stanzas = [s for r in recipients for s in r.wrap(file_key)]
         nonce = os.urandom(NONCE_SIZE)
         self._aead = _stream_key(file_key, nonce)

@@ -20,6 +20,7 @@ from handover.bundle.age import (
     AgeWriter,
     ArmoredReader,
     Identity,
+    MLKEM768X25519Identity,
     Recipient,
     ScryptIdentity,
     ScryptRecipient,
@@ -578,3 +579,30 @@ def test_memory_stays_bounded_on_a_large_stream() -> None:
     assert total == 16 << 20
     assert writer_peak < 4 << 20, writer_peak
     assert reader_peak < 4 << 20, reader_peak
+
+
+# --- post-quantum hybrid (checked against the CCTV vectors in test_age_vectors.py) ---------
+
+
+def test_post_quantum_round_trip_and_texts() -> None:
+    identity = MLKEM768X25519Identity.generate()
+    recipient = identity.recipient()
+    text = str(recipient)
+    assert text.startswith("age1pq1") and len(text) == 1959
+    assert parse_recipient(text) == recipient
+    (parsed,) = parse_identities(f"{identity}\n".encode(), "pq.key")
+    assert str(parsed).startswith("AGE-SECRET-KEY-PQ-1") and str(parsed) == str(identity)
+    data = os.urandom(CHUNK_SIZE + 3)
+    other = MLKEM768X25519Identity.generate()
+    blob = seal(data, [recipient, other.recipient()])
+    assert b"-> mlkem768x25519 " in blob
+    assert unseal(blob, [parsed]) == data
+    assert unseal(blob, [other]) == data
+    with pytest.raises(NoMatchingIdentity):
+        unseal(blob, [MLKEM768X25519Identity.generate(), X25519Identity.generate()])
+
+
+def test_post_quantum_and_classic_recipients_are_not_mixed() -> None:
+    pq = MLKEM768X25519Identity.generate().recipient()
+    with pytest.raises(ValueError, match="cannot be mixed"):
+        AgeWriter(io.BytesIO(), [pq, X25519Identity.generate().recipient()])
