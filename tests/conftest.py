@@ -26,7 +26,9 @@ VECTORS_DIR = PROJECT_ROOT.parent / "shared" / "vectors" / "age"
 
 def require_binary(name: str, package: str) -> str:
     """Return the path of `name`, or fail the test saying how to install it."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
     if path is None:
         pytest.fail(f"{name} not found: install it with `apt-get install -y {package}`")
     return path
