@@ -22,13 +22,15 @@ folder and `verify` reports it as an extra file.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
+import queue
 import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, cast
@@ -91,24 +93,119 @@ class BundleResult(BaseModel):
 
 
 class _HashingWriter:
-    """Counts and hashes what goes to `dst` (the ciphertext), on the writing thread."""
+    """Hashes and writes the ciphertext on two threads of their own.
+
+    SHA-256 of the ciphertext and the write to the target each cost about
+    as much as the encryption: done inline they would make the encrypting
+    thread the bottleneck. `write` copies the batch into a pooled buffer (the
+    caller reuses its own) and returns; a hashing thread and a writing thread
+    consume it. At most POOL buffers are in flight, so memory stays bounded.
+    Errors of the target surface on the next `write` or on `close`.
+    """
+
+    POOL = 4
 
     def __init__(self, dst: IO[bytes]) -> None:
         self._dst = dst
         self._sha = hashlib.sha256()
         self.size = 0
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(self.POOL):
+            self._free.put(bytearray(COPY_SIZE + 32 * 1024))
+        self._to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._done_lock = threading.Lock()
+        self._pending: dict[int, int] = {}
+        self._error: BaseException | None = None
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._run, args=(self._to_hash, True), daemon=True),
+            threading.Thread(target=self._run, args=(self._to_write, False), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _release(self, buffer: bytearray) -> None:
+        with self._done_lock:
+            left = self._pending[id(buffer)] - 1
+            if left:
+                self._pending[id(buffer)] = left
+                return
+            del self._pending[id(buffer)]
+        self._free.put(buffer)
+
+    def _run(self, jobs: queue.Queue[tuple[bytearray, int] | None], hashing: bool) -> None:
+        update = self._sha.update
+        write = self._dst.write
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            buffer, count = job
+            try:
+                if self._error is None:
+                    view = memoryview(buffer)[:count]
+                    if hashing:
+                        update(view)
+                    else:
+                        write(view)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._release(buffer)
 
     def write(self, data: Any) -> int:
-        self._sha.update(data)
-        written = self._dst.write(data)
-        self.size += len(data) if written is None else written
-        return self.size
+        if self._error is not None:
+            raise self._error
+        count = len(data)
+        buffer = self._free.get()
+        if len(buffer) < count:
+            buffer = bytearray(count)
+        buffer[:count] = data
+        with self._done_lock:
+            self._pending[id(buffer)] = 2
+        self._to_hash.put((buffer, count))
+        self._to_write.put((buffer, count))
+        self.size += count
+        return count
 
     def flush(self) -> None:
+        """Nothing to do: `close()` waits for the threads and flushes the target."""
+
+    def close(self) -> None:
+        """Wait until every byte is hashed and written; re-raise a target error."""
+        if not self._closed:
+            self._closed = True
+            self._to_hash.put(None)
+            self._to_write.put(None)
+            for thread in self._threads:
+                thread.join()
+        if self._error is not None:
+            raise self._error
         self._dst.flush()
+
+    def abort(self) -> None:
+        """Stop the threads without raising (the caller is already failing)."""
+        if not self._closed:
+            self._closed = True
+            self._error = self._error or RuntimeError("bundle: aborted")
+            self._to_hash.put(None)
+            self._to_write.put(None)
+            for thread in self._threads:
+                thread.join()
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[_HashingWriter]:
+        """Close on success, abort on error."""
+        try:
+            yield self
+        except BaseException:
+            self.abort()
+            raise
+        self.close()
 
 
 class BundleWriter:
@@ -165,15 +262,15 @@ class BundleWriter:
         number = self._reserve(number)
         relpath = f"{VOLUMES_DIR}/{number:04d}-{slugify(source.label)}.tar.age"
         parser = TarParser(relpath)
-        with self.target.open_write(relpath) as raw:
-            out = _HashingWriter(raw)
-            with (
-                AgeWriter(cast(BinaryIO, out), self.recipients) as age,
-                source.open_tar() as stream,
-            ):
-                tar_size = pump_tar(
-                    stream, parser, age, trailer=seal_trailer, progress=self.progress
-                )
+        # Leaving in reverse order: tar's exit status is checked, then the final age
+        # chunk is sealed, the ciphertext threads drain, and only then is the file renamed.
+        with (
+            self.target.open_write(relpath) as raw,
+            _HashingWriter(raw).running() as out,
+            AgeWriter(cast(BinaryIO, out), self.recipients) as age,
+            source.open_tar() as stream,
+        ):
+            tar_size = pump_tar(stream, parser, age, trailer=seal_trailer, progress=self.progress)
         record = VolumeRecord(
             number=number,
             file=relpath,
@@ -237,10 +334,12 @@ class BundleWriter:
 
         inner = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
         inner.update({d.path: d.sha256 for d in doc_records})
-        with self.target.open_write(INDEX_NAME) as raw:
-            out = _HashingWriter(raw)
-            with AgeWriter(cast(BinaryIO, out), self.recipients) as age:
-                _write_index(age, manifest_bytes, documents, render_sums(inner))
+        with (
+            self.target.open_write(INDEX_NAME) as raw,
+            _HashingWriter(raw).running() as out,
+            AgeWriter(cast(BinaryIO, out), self.recipients) as age,
+        ):
+            _write_index(age, manifest_bytes, documents, render_sums(inner))
         files[INDEX_NAME] = out.hexdigest()
 
         readme = render_readme(
