@@ -1,0 +1,99 @@
+"""The bundle commands through typer's runner: labels, exit codes, messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from handover.cli import _register, app
+from handover.cli.bundle_cmd import unique_labels
+
+_register()
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_labels_come_from_the_source_and_are_unique() -> None:
+    assert unique_labels(
+        [
+            "/srv/www",
+            "/var/www/",
+            "ssh://ops@web01:2222/var/www",
+            "s3://acme-docs/shared/",
+            "s3://acme-docs",
+            "/data/données été",
+        ]
+    ) == ["www", "www-2", "web01-www", "acme-docs-shared", "acme-docs", "donn-es-t"]
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, str, Path]:
+    identity = tmp_path / "id.txt"
+    code, out = invoke("keygen", "--out", identity)
+    assert code == 0, out
+    signing = tmp_path / "signing"
+    code, out = invoke("keygen", "--signing", "--out", signing)
+    assert code == 0, out
+    recipient = identity.read_text().splitlines()[1].split(": ")[1]
+    return identity, recipient, signing
+
+
+def test_seal_verify_open_round_trip(keys: tuple[Path, str, Path], tmp_path: Path) -> None:
+    identity, recipient, signing = keys
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a")
+    bundle = tmp_path / "bundle"
+    code, out = invoke("seal", tree, "--to", recipient, "--sign-key", signing, "--out", bundle)
+    assert code == 0, out
+    assert "Sealed 1 volume(s), 1 files" in out
+    code, out = invoke("verify", bundle, "--identity", identity, "--signer", f"{signing}.pub")
+    assert (code, "every volume decrypted" in out) == (0, True)
+    code, out = invoke("open", bundle, "--identity", identity, "--into", tmp_path / "o")
+    assert code == 0, out
+    assert (tmp_path / "o" / "0001-tree" / "tree" / "sub" / "a.txt").read_text() == "a"
+
+
+def test_verify_prints_one_line_per_problem(keys: tuple[Path, str, Path], tmp_path: Path) -> None:
+    _identity, recipient, signing = keys
+    (tmp_path / "f").write_text("x")
+    bundle = tmp_path / "bundle"
+    assert invoke("seal", tmp_path / "f", "--to", recipient, "--sign-key", signing, "--out",
+                  bundle)[0] == 0  # fmt: skip
+    (bundle / "README.txt").write_text("changed")
+    (bundle / "provider.pub").unlink()
+    code, out = invoke("verify", bundle)
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3, out
+    assert any("README.txt: SHA-256 does not match" in e for e in errors)
+    assert any("provider.pub: listed in SHA256SUMS but missing" in e for e in errors)
+
+
+def test_ssh_and_s3_arguments_are_dispatched(keys: tuple[Path, str, Path], tmp_path: Path) -> None:
+    _, recipient, signing = keys
+    code, out = invoke("seal", "ftp://x/y", "--to", recipient, "--sign-key", signing, "--out",
+                       tmp_path / "b")  # fmt: skip
+    assert code == 2 and "unknown source kind" in out
+    code, out = invoke("seal", "ssh://nohost", "--to", recipient, "--sign-key", signing, "--out",
+                       tmp_path / "b")  # fmt: skip
+    assert code == 2 and "ssh://USER@HOST" in out
+
+
+def test_keygen_without_out_prints_the_identity(tmp_path: Path) -> None:
+    code, out = invoke("keygen")
+    assert code == 0
+    assert "AGE-SECRET-KEY-1" in out and "# public key: age1" in out
+    code, out = invoke("keygen", "--signing")
+    assert code == 2 and "--signing needs --out" in out
+
+
+def test_open_needs_a_readable_identity(tmp_path: Path) -> None:
+    code, out = invoke("open", tmp_path, "--identity", tmp_path / "nope", "--into", tmp_path / "o")
+    assert code == 2 and "no such identity file" in out
