@@ -75,12 +75,14 @@ def measure(moto_pid: int, out: dict[str, float]) -> Iterator[None]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    own0 = time.process_time()
     cpu0, t0 = _cpu_s(moto_pid), time.perf_counter()
     try:
         yield
     finally:
         out["wall"] = time.perf_counter() - t0
         out["moto_cpu"] = _cpu_s(moto_pid) - cpu0
+        out["own_cpu"] = time.process_time() - own0
         stop.set()
         sampler.join()
         out["rss_mib"] = peak[0] / 1024
@@ -206,16 +208,22 @@ def main() -> None:
         def median(name: str, field: str) -> float:
             return statistics.median(r[field] for r in results[name])
 
-        print(f"{'phase':<18}{'median s':>10}{'moto CPU s':>12}{'peak RSS MiB':>14}")
+        print(
+            f"{'phase':<18}{'median s':>10}{'moto CPU s':>12}{'own CPU s':>11}{'peak RSS MiB':>14}"
+        )
         for name in results:
             print(
                 f"{name:<18}{median(name, 'wall'):>10.2f}{median(name, 'moto_cpu'):>12.2f}"
+                f"{median(name, 'own_cpu'):>11.2f}"
                 f"{max(r['rss_mib'] for r in results[name]):>14.0f}"
             )
         for what in ("seal", "deliver"):
             ratio = median(f"{what} handover", "wall") / median(f"{what} anchor", "wall")
             print(f"{what}: handover / anchor = {ratio:.2f}x")
-        print("peak RSS is of this process (the anchor's age and tar run as subprocesses)")
+        print(
+            "own CPU and peak RSS are of this process (the anchor's age and tar are subprocesses"
+            " and not counted)"
+        )
     finally:
         server.stop()
         if args.workdir is None:

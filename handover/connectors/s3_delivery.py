@@ -1,10 +1,11 @@
 """Bundles in S3: written with streaming multipart uploads, read back, linked, copied.
 
 `S3Target.open_write(relpath)` is a BundleTarget stream: bytes are cut into
-parts (16 MiB, growing for very large files so the 10,000-part limit is never
-reached), each part is uploaded with its Content-MD5 by a small pool while the
-writer goes on, and at most `max_inflight_parts` parts of 16 MiB (the same
-bytes in fewer, larger parts later) wait in memory. The
+parts (8 MiB, growing for very large files so the 10,000-part limit is never
+reached), each part is uploaded with a checksum (botocore's CRC32, or
+Content-MD5 when the client sends checksums only when required) by a small
+pool while the writer goes on, and at most `max_inflight_parts` parts of
+8 MiB (the same bytes in fewer, larger parts later) wait in memory. The
 upload is completed only when the block ends without error; on any error it
 is aborted, so no object appears under the final name. Files smaller than one
 part go up with a single PUT. A crash of the whole process (or an endpoint
@@ -54,9 +55,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
-PART_SIZE = 16 * MiB
-MAX_INFLIGHT_PARTS = 4
-UPLOAD_WORKERS = 4
+PART_SIZE = 8 * MiB  # like s3transfer; parts grow past 1,000 (see part_size_for)
+MAX_INFLIGHT_PARTS = 8  # 64 MiB of parts in memory at most
+UPLOAD_WORKERS = 8
 AWS_MAX_PRESIGN_DAYS = 7
 LAST_FILES = ("SHA256SUMS", "SHA256SUMS.sig")  # written last: their presence means complete
 READ_CHUNK = 1 * MiB
@@ -64,7 +65,7 @@ READ_CHUNK = 1 * MiB
 
 def part_size_for(part_number: int, base: int = PART_SIZE) -> int:
     """Size of part `part_number` (1-based): doubles every 1,000 parts (10,000 parts > 5 TiB)."""
-    return base << min((part_number - 1) // 1000, 7)
+    return base << min((part_number - 1) // 1000, 8)
 
 
 def _md5_b64(data: bytes | bytearray) -> str:
@@ -101,6 +102,9 @@ class _MultipartWriter(io.RawIOBase):
         self.room = threading.Condition()
         self.size = 0
         self.finished = False
+        config = getattr(getattr(client, "meta", None), "config", None)
+        mode = getattr(config, "request_checksum_calculation", None)
+        self.md5 = mode == "when_required"
 
     def writable(self) -> bool:
         return True
@@ -135,8 +139,7 @@ class _MultipartWriter(io.RawIOBase):
             while self.inflight and self.inflight + size > self.budget:
                 self.room.wait()
             self.inflight += size
-        data = bytes(self.buffer)  # immutable for botocore; the bytearray is freed now
-        self.buffer = bytearray()
+        data, self.buffer = self.buffer, bytearray()  # handed over, never copied
         self.part_number += 1
         try:
             future = self.pool.submit(self._upload_part, self.part_number, data)
@@ -146,12 +149,23 @@ class _MultipartWriter(io.RawIOBase):
         future.add_done_callback(lambda _: self._release(size))
         self.parts.append(future)
 
+    def _checksum(self, data: bytes | bytearray) -> dict[str, Any]:
+        """Content-MD5 where botocore sends no checksum of its own (checksum_when_required).
+
+        By default botocore sends a CRC32 of every part, which S3 verifies;
+        servers that reject it get `request_checksum_calculation=when_required`
+        and then a Content-MD5, which every S3 implementation checks.
+        """
+        if self.md5:
+            return {"ContentMD5": _md5_b64(data)}
+        return {}
+
     def _release(self, size: int) -> None:
         with self.room:
             self.inflight -= size
             self.room.notify_all()
 
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, data: bytearray) -> dict[str, Any]:
         assert self.upload_id is not None
         try:
             response = self.client.upload_part(
@@ -159,8 +173,8 @@ class _MultipartWriter(io.RawIOBase):
                 Key=self.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=data,
-                ContentMD5=_md5_b64(data),
+                Body=cast(bytes, data),  # botocore takes bytearray as it takes bytes
+                **self._checksum(data),
             )
         except Exception as exc:
             raise_s3_error(exc, f"{self.where} (part {number})")
@@ -178,7 +192,7 @@ class _MultipartWriter(io.RawIOBase):
                         Bucket=self.bucket,
                         Key=self.key,
                         Body=body,
-                        ContentMD5=_md5_b64(body),
+                        **self._checksum(body),
                         **self.extra,
                     )
                 except Exception as exc:

@@ -78,7 +78,7 @@ def test_deliver_to_s3_then_verify_from_s3(
         Bucket=s3_bucket, Key="bundles/acme/volumes/0001-local-docs.tar.age"
     )
     assert head["ServerSideEncryption"] == "AES256"
-    assert head["ETag"].strip('"').endswith("-3")  # three multipart parts
+    assert int(head["ETag"].strip('"').rsplit("-", 1)[1]) >= 5  # a multipart upload
     assert not s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
 
     source = S3BundleSource(s3_client, s3_bucket, "bundles/acme/")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +64,6 @@ def test_seal_from_bucket_opens_with_age_tar_and_sha256sum(
     assert big.extra["etag"] and big.extra["last_modified"]
     assert big.extra["storage_class"] == "STANDARD"
     assert record.origin == f"s3://{s3_bucket}/data/"
-
-
-def test_many_small_objects_stream_in_listing_order(
-    s3_client: Any, s3_bucket: str, tmp_path: Path
-) -> None:
-    """2,500 objects: several listing pages, many requests in flight, a valid tar stream."""
-    objects = {f"p/{i:05d}.txt": f"object {i}\n".encode() * (i % 7) for i in range(2500)}
-    fill_bucket(s3_client, s3_bucket, objects, workers=24)
-    data = _drain(S3PrefixSource(s3_client, s3_bucket, "p/", "p"))
-    tar_file = tmp_path / "p.tar"
-    tar_file.write_bytes(data)
-    listing = subprocess.run(
-        ["tar", "-tf", str(tar_file)], check=True, capture_output=True, text=True
-    ).stdout.split()
-    assert listing == sorted(k.removeprefix("p/") for k in objects)
-    dest = tmp_path / "x"
-    dest.mkdir()
-    subprocess.run(["tar", "-xf", str(tar_file), "-C", str(dest)], check=True)
-    assert (dest / "02499.txt").read_bytes() == objects["p/02499.txt"]
 
 
 def test_all_versions_of_a_versioned_bucket(s3_client: Any, s3_bucket: str) -> None:
