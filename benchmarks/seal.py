@@ -58,8 +58,12 @@ def build_tree(tree: Path, large_files: int, large_mib: int, small_files: int) -
     return count, total
 
 
-def timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
-    """Run a command; return (wall seconds, peak RSS in KiB of the direct child)."""
+def timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, int, float]:
+    """Run a command; return (wall seconds, peak RSS KiB of the child, CPU seconds).
+
+    CPU seconds (user + system, the child and the processes it waited for: tar,
+    age) say what the work costs when other jobs share the machine.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(
         command, shell=shell, stdout=subprocess.DEVNULL, executable="/bin/bash" if shell else None
@@ -69,7 +73,7 @@ def timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, int]
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"command failed ({process.returncode}): {command}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -107,56 +111,47 @@ def main() -> None:
     anchor_out = workdir / "anchor.tar.age"
     bundle = workdir / "bundle"
 
-    seal_anchor: list[float] = []
-    seal_handover: list[float] = []
-    verify_anchor: list[float] = []
-    verify_handover: list[float] = []
-    rss_seal = rss_verify = 0
     anchor_seal = f"tar -cf - -C {workdir} tree | age -r {recipient} > {anchor_out}"
     anchor_verify = (
         f"set -o pipefail; age -d -i {identity} {anchor_out} | tar -t > /dev/null && "
         f"cd {tree} && find . -type f -print0 | xargs -0 sha256sum > /dev/null"
     )
+    seal_command = [*HANDOVER, "seal", str(tree), "--to", recipient, "--sign-key",
+                    str(sign_key), "--out", str(bundle)]  # fmt: skip
+    verify_command = [*HANDOVER, "verify", str(bundle), "--identity", str(identity)]
+    # name -> (anchor runs, handover runs), each run (wall s, peak RSS KiB, CPU s)
+    results: dict[str, tuple[list[tuple[float, int, float]], list[tuple[float, int, float]]]] = {
+        "seal": ([], []),
+        "verify": ([], []),
+    }
     for run in range(1, args.runs + 1):
         anchor_out.unlink(missing_ok=True)
-        seconds, _ = timed(anchor_seal, shell=True)
-        seal_anchor.append(seconds)
+        results["seal"][0].append(timed(anchor_seal, shell=True))
         shutil.rmtree(bundle, ignore_errors=True)
-        seconds, rss = timed(
-            [
-                *HANDOVER,
-                "seal",
-                str(tree),
-                "--to",
-                recipient,
-                "--sign-key",
-                str(sign_key),
-                "--out",
-                str(bundle),
-            ]
-        )
-        seal_handover.append(seconds)
-        rss_seal = max(rss_seal, rss)
-        seconds, _ = timed(anchor_verify, shell=True)
-        verify_anchor.append(seconds)
-        seconds, rss = timed([*HANDOVER, "verify", str(bundle), "--identity", str(identity)])
-        verify_handover.append(seconds)
-        rss_verify = max(rss_verify, rss)
+        results["seal"][1].append(timed(seal_command))
+        results["verify"][0].append(timed(anchor_verify, shell=True))
+        results["verify"][1].append(timed(verify_command))
         print(
-            f"run {run}: seal anchor {seal_anchor[-1]:.2f} s, handover {seal_handover[-1]:.2f} s;"
-            f" verify anchor {verify_anchor[-1]:.2f} s, handover {verify_handover[-1]:.2f} s"
+            f"run {run}: "
+            + "; ".join(
+                f"{name} anchor {runs[0][-1][0]:.2f} s, handover {runs[1][-1][0]:.2f} s"
+                for name, runs in results.items()
+            ),
+            flush=True,
         )
 
-    def report(name: str, anchor: list[float], ours: list[float], rss_kib: int) -> None:
-        a, h = statistics.median(anchor), statistics.median(ours)
+    for name, (anchor, ours) in results.items():
+        a = statistics.median(r[0] for r in anchor)
+        h = statistics.median(r[0] for r in ours)
+        a_cpu = statistics.median(r[2] for r in anchor)
+        h_cpu = statistics.median(r[2] for r in ours)
+        rss = max(r[1] for r in ours)
         print(
-            f"{name}: anchor median {a:.2f} s ({size / a / 1e6:.0f} MB/s), handover median"
-            f" {h:.2f} s ({size / h / 1e6:.0f} MB/s), ratio {h / a:.2f},"
-            f" handover peak RSS {rss_kib / 1024:.0f} MiB"
+            f"{name:6}: anchor median {a:.2f} s ({size / a / 1e6:.0f} MB/s), handover median"
+            f" {h:.2f} s ({size / h / 1e6:.0f} MB/s), ratio {h / a:.2f}; CPU anchor"
+            f" {a_cpu:.2f} s, handover {h_cpu:.2f} s (ratio {h_cpu / a_cpu:.2f});"
+            f" handover peak RSS {rss / 1024:.0f} MiB"
         )
-
-    report("seal  ", seal_anchor, seal_handover, rss_seal)
-    report("verify", verify_anchor, verify_handover, rss_verify)
     if not args.keep and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 
