@@ -1,0 +1,87 @@
+"""Local seams: GNU tar as a volume source, bundle folders as target and source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handover._errors import BundleError, ConnectorError, UsageError
+from handover.bundle.local import (
+    DirectorySource,
+    DirectoryTarget,
+    LocalPathSource,
+    local_file_source,
+    local_path_source,
+)
+from handover.bundle.snapshot import snapshot_source
+from tests.conftest import require_binary
+
+
+def test_member_names_start_with_the_path_relative_to_root(tmp_path: Path) -> None:
+    require_binary("tar", "tar")
+    (tmp_path / "srv" / "www" / "sub").mkdir(parents=True)
+    (tmp_path / "srv" / "www" / "sub" / "a").write_text("a")
+    source = LocalPathSource("www", tmp_path, ["/srv/www"])  # absolute: taken under root
+    assert source.paths == ["srv/www"]
+    assert source.origin == f"local:{tmp_path}/srv/www"
+    paths = [m.path for m in snapshot_source(source)]
+    assert paths == ["srv/www", "srv/www/sub", "srv/www/sub/a"]
+
+
+def test_dotdot_paths_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"'\.\.' is not allowed"):
+        LocalPathSource("x", tmp_path, ["www/../../etc"])
+
+
+def test_missing_path_fails_with_tar_message(tmp_path: Path) -> None:
+    require_binary("tar", "tar")
+    with pytest.raises(ConnectorError, match=r"local: tar failed reading .*/gone"):
+        snapshot_source(LocalPathSource("x", tmp_path, ["gone"]))
+    with pytest.raises(UsageError, match="no such file or folder"):
+        local_path_source("x", tmp_path / "gone")
+
+
+def test_single_file_source(tmp_path: Path) -> None:
+    require_binary("tar", "tar")
+    (tmp_path / "dump.sql").write_text("select 1;")
+    members = snapshot_source(local_file_source("db", tmp_path / "dump.sql"))
+    assert [(m.path, m.size) for m in members] == [("dump.sql", 9)]
+
+
+def test_hard_links_are_stored_as_files(tmp_path: Path) -> None:
+    require_binary("tar", "tar")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_text("same")
+    (tmp_path / "d" / "b").hardlink_to(tmp_path / "d" / "a")
+    members = {m.path: m for m in snapshot_source(local_path_source("d", tmp_path / "d"))}
+    assert members["d/b"].type == "file" and members["d/b"].sha256 == members["d/a"].sha256
+
+
+def test_directory_target_renames_only_complete_files(tmp_path: Path) -> None:
+    target = DirectoryTarget(tmp_path / "b")
+    with pytest.raises(RuntimeError), target.open_write("volumes/0001-x.tar.age") as handle:
+        handle.write(b"half")
+        raise RuntimeError("crash")
+    assert not target.exists("volumes/0001-x.tar.age")
+    assert list((tmp_path / "b" / "volumes").iterdir()) == []
+    with target.open_write("volumes/0001-x.tar.age") as handle:
+        handle.write(b"whole")
+    target.sync()
+    assert (tmp_path / "b" / "volumes" / "0001-x.tar.age").read_bytes() == b"whole"
+    (tmp_path / "b" / "volumes" / ".0002-y.tar.age.zz.tmp").write_bytes(b"")
+    assert target.remove_partials() == ["volumes/.0002-y.tar.age.zz.tmp"]
+    with pytest.raises(BundleError, match="not a relative path"):
+        target.exists("../escape")
+
+
+def test_directory_source_lists_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "volumes").mkdir()
+    (tmp_path / "volumes" / "v").write_bytes(b"1")
+    (tmp_path / "README.txt").write_bytes(b"2")
+    source = DirectorySource(tmp_path)
+    assert list(source.list_files()) == ["README.txt", "volumes/v"]
+    with pytest.raises(BundleError, match="missing"), source.open_read("nope"):
+        pass
+    with pytest.raises(UsageError, match="not a bundle folder"):
+        DirectorySource(tmp_path / "absent")
