@@ -30,7 +30,6 @@ from handover._errors import (
     BundleCorrupt,
     BundleError,
     KeyFormatError,
-    NoMatchingIdentity,
     UsageError,
 )
 from handover.bundle.age import AgeReader, Identity
@@ -295,19 +294,27 @@ def verify_bundle(
     problems = outer.problems
     if not identities or SUMS_NAME not in outer.present:
         return problems
-    if INDEX_NAME not in outer.present:
-        return problems  # already reported as missing
-    try:
-        manifest, _ = _read_index(bundle, identities, outer)
-    except NoMatchingIdentity as exc:
-        return [*problems, str(exc)]
-    except BundleError as exc:
-        return [*problems, str(exc)]
-    problems += _check_volume_listing(manifest, outer)
-    for volume in manifest.volumes:
-        if volume.file not in outer.present:
-            continue
-        problems += _verify_volume(bundle, volume, identities, outer.sums.get(volume.file))
+    # Encrypted files are hashed while they are decrypted; any that is not (no index, no
+    # matching identity, not in the manifest) is hashed on its own at the end.
+    decrypted: set[str] = set()
+    if INDEX_NAME in outer.present:
+        try:
+            manifest, _ = _read_index(bundle, identities, outer)
+        except BundleError as exc:  # NoMatchingIdentity too
+            problems.append(str(exc))
+        else:
+            decrypted.add(INDEX_NAME)
+            problems += _check_volume_listing(manifest, outer)
+            for volume in manifest.volumes:
+                if volume.file in outer.present:
+                    problems += _verify_volume(
+                        bundle, volume, identities, outer.sums.get(volume.file)
+                    )
+                    decrypted.add(volume.file)
+    for relpath, expected in sorted(outer.sums.items()):
+        unchecked = relpath.endswith(".age") and relpath not in decrypted
+        if unchecked and relpath in outer.present and _hash_file(bundle, relpath) != expected:
+            problems.append(_mismatch(relpath))
     return problems
 
 

@@ -452,3 +452,10 @@ def test_bundle_error_for_non_tar_source(
     with pytest.raises(BundleError, match=r"volumes/0001-junk\.tar\.age: not a tar stream"):
         writer.add_volume(source)
     assert files_of(tmp_path / "b") == []
+
+
+def test_damaged_volume_is_reported_even_without_a_matching_identity(bundle: Path) -> None:
+    flip(bundle / "volumes" / "0002-db01-db.tar.age", 500)
+    problems = verify_bundle(bundle, [X25519Identity.generate()])
+    assert problems[0].startswith("index.tar.age: none of the 1 identities")
+    assert problems[1].startswith("volumes/0002-db01-db.tar.age: SHA-256 does not match")
