@@ -113,7 +113,12 @@ def demo(
     ),
 ) -> None:
     """Build a sandbox client estate and run the four phases of its contract end to end."""
+    import os
+
     from flows import server
+
+    # Task-level lines go to the Prefect UI; the terminal shows one line per checklist item.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
     info = server.ensure_server()
     from flows.demo import run_demo

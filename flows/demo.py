@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -91,8 +92,23 @@ def prepare_vault(contract: str) -> int:
     return len(vault.names())
 
 
+STATUS_MARKS = {"done": "[green]✓[/]", "failed": "[red]✗[/]", "waived": "[yellow]–[/]"}
+
+
+def print_item(checklist: Any, item: Any, previous: Any) -> None:
+    """Progress: one line per checklist item as it ends."""
+    mark = STATUS_MARKS.get(str(item.status))
+    if mark is None:
+        return
+    reason = f" — {item.reason}" if item.reason and str(item.status) != "done" else ""
+    console.print(f"      {mark} {item.id}: {item.title}{reason}", soft_wrap=True)
+
+
 def run_demo(playbook_path: Path, server: ServerInfo) -> bool:
     """Run the demo lifecycle; True when all four phases completed."""
+    from tasks.checklist import watch_checklists
+
+    watch_checklists(print_item)
     from flows.implementation import implementation
     from flows.lifecycle import answer_acceptance_when_paused
     from flows.operational import operational
@@ -173,9 +189,10 @@ def print_client_commands(bundle: Path, client_key: Path, server: ServerInfo) ->
         'echo "provider $(cat provider.pub)" > allowed_signers',
         "ssh-keygen -Y verify -f allowed_signers -I provider -n handover-bundle"
         " -s SHA256SUMS.sig < SHA256SUMS",
-        f"mkdir -p out && age -d -i {client_key} volumes/{first} | tar -x -C out",
-        "(cd out && sha256sum -c SHA256SUMS)",
-        f"age -d -i {client_key} index.tar.age | tar -x -C out"
+        f"mkdir -p out/volume out/index && age -d -i {client_key} volumes/{first}"
+        " | tar -x -C out/volume",
+        "(cd out/volume && sha256sum -c SHA256SUMS)",
+        f"age -d -i {client_key} index.tar.age | tar -x -C out/index"
         "   # MANIFEST.json, documents, credentials.kdbx",
     ]
     for line in lines:

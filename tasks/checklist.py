@@ -9,6 +9,7 @@ the resource.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -67,10 +68,21 @@ def publish(checklist: Checklist, item: ChecklistItem, previous: Status | None) 
     )
 
 
+Listener = Callable[[Checklist, ChecklistItem, Status | None], None]
+_local_listeners: list[Listener] = []
+
+
+def watch_checklists(listener: Listener) -> None:
+    """Also call `listener` on every change made in this process (the demo prints progress)."""
+    _local_listeners.append(listener)
+
+
 def store() -> ChecklistStore:
     """A store under the current handover home, publishing to Prefect."""
     checklist_store = ChecklistStore()
     checklist_store.add_listener(publish)
+    for listener in _local_listeners:
+        checklist_store.add_listener(listener)
     return checklist_store
 
 

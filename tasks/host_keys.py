@@ -13,7 +13,7 @@ from handover.playbook import load_playbook
 @task(cache_policy=NO_CACHE, task_run_name="fetch host keys")
 def first_contact_keys(playbook_path: str) -> list[dict[str, str | None]]:
     """The key each SSH host presents now, next to the one the playbook pins (if any)."""
-    from handover.connectors.ssh import first_contact_fingerprint
+    from handover.connectors.ssh_trust import first_contact_fingerprint
 
     playbook = load_playbook(Path(playbook_path))
     rows: list[dict[str, str | None]] = []
@@ -40,8 +40,10 @@ def pin_host_keys(playbook_path: str, rows: list[dict[str, str | None]]) -> str:
     from handover.connectors.ssh import pin_first_contact
 
     playbook = load_playbook(Path(playbook_path))
+    confirmed = {r["host"]: r["presented"] for r in rows}
     path = None
     for host in playbook.hosts:
-        if host.transport == "ssh" and any(r["host"] == host.name for r in rows):
-            path = pin_first_contact(host, playbook.contract_id)
+        if host.transport == "ssh" and host.name in confirmed:
+            # The key must still be the one the human confirmed, or nothing is pinned.
+            path = pin_first_contact(host, playbook.contract_id, expected=confirmed[host.name])
     return str(path)
