@@ -35,6 +35,7 @@ BLOCK_SIZE = 512
 RECORD_SIZE = 20 * BLOCK_SIZE  # GNU tar's default blocking factor
 READ_SIZE = 1 << 20
 POOL_BUFFERS = 6
+READER_GRACE_S = 30.0
 SUMS_NAME = "SHA256SUMS"
 MAX_EXTENDED_HEADER_SIZE = 1 << 20  # PAX / GNU long names beyond this are hostile, not data
 
@@ -623,7 +624,9 @@ def pump_tar(
         if writer is not None:
             out.put(None)
             writer.join()
-        reader.join(timeout=0 if failure.error is not None else None)
+        # On failure the reader stops after its current read (a stalled remote producer is
+        # left behind after READER_GRACE_S rather than hanging the caller).
+        reader.join(timeout=READER_GRACE_S if failure.error is not None else None)
     if failure.error is not None:
         raise failure.error
     return written
