@@ -416,7 +416,10 @@ class SSHConnector:
             )
         except BaseException as exc:
             client.close()
-            raise _connect_error(target, exc, known_hosts) from exc
+            mapped = _connect_error(target, exc, known_hosts)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         transport = client.get_transport()
         if transport is None:
             raise TransientConnectorError(f"{target.where}: connection closed", host=target.name)
@@ -971,8 +974,10 @@ class SSHTreeSource:
         return {}
 
     def command(self) -> str:
-        """The remote shell command (paths shell-quoted: spaces, quotes and `$` stay data)."""
-        return _TAR_SCRIPT.format(paths=" ".join(shlex.quote(p) for p in self.relative))
+        """The remote command: paths shell-quoted (spaces, quotes and `$` stay data), and the
+        script handed to `sh -c` so a non-POSIX login shell (csh, fish) does not parse it."""
+        script = _TAR_SCRIPT.format(paths=" ".join(shlex.quote(p) for p in self.relative))
+        return "sh -c " + shlex.quote(script)
 
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:

@@ -239,7 +239,7 @@ def test_sshd_killed_mid_transfer_leaves_no_complete_volume_and_rerun_succeeds(
 
 
 @pytest.mark.slow
-def test_one_gib_file_streams_with_bounded_memory(sshd_shell: SshdHost, tmp_path: Path) -> None:
+def test_one_gib_file_arrives_whole_with_its_hash(sshd_shell: SshdHost, tmp_path: Path) -> None:
     tree = sshd_shell.data_root / f"gib-{time.time_ns()}"
     tree.mkdir()
     digest = hashlib.sha256()
