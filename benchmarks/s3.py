@@ -103,12 +103,20 @@ def fill(client: Any, bucket: str, small: int, small_size: int, large: int, larg
 
         def read(self, size: int = -1) -> bytes:
             size = min(self.left, 4 * MiB if size < 0 else size)
+            out = bytearray()
+            while len(out) < size:  # exactly `size`: s3transfer takes a short read for EOF
+                self.n += 1
+                out += self.n.to_bytes(8, "big") + block
             self.left -= size
-            return (self.n.to_bytes(4, "big") + block)[:size]
+            return bytes(out[:size])
 
     for n in range(large):
-        client.upload_fileobj(Gen(n), bucket, f"data/large/big{n}.bin")
-        total += large_mib * MiB
+        key = f"data/large/big{n}.bin"
+        client.upload_fileobj(Gen(n << 32), bucket, key)
+        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        if size != large_mib * MiB:
+            raise RuntimeError(f"{key}: uploaded {size} bytes, not {large_mib} MiB")
+        total += size
     return total
 
 

@@ -68,8 +68,11 @@ class _Pattern:
 
     def read(self, size: int = -1) -> bytes:
         size = min(self.left, 4 * MiB if size < 0 else size)
-        self.counter += 1
-        data = (self.counter.to_bytes(8, "big") + self.block)[:size]
+        out = bytearray()
+        while len(out) < size:  # exactly `size` bytes: s3transfer takes a short read for EOF
+            self.counter += 1
+            out += self.counter.to_bytes(8, "big") + self.block
+        data = bytes(out[:size])
         self.left -= len(data)
         self.sha.update(data)
         return data
