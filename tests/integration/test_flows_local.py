@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,30 @@ def artifact_versions(key: str) -> list:
         )
 
 
+def checklist_events(contract: str, timeout_s: float = 60) -> list[dict]:
+    """Events about the contract's checklists, read back from the server (persisted in batches)."""
+    import httpx
+
+    body = {
+        "filter": {
+            "event": {"prefix": ["handover.checklist."]},
+            "resource": {"id": [f"handover.contract.{contract}"]},
+            "occurred": {"since": "2000-01-01T00:00:00Z"},
+        },
+        "limit": 200,
+    }
+    deadline = time.monotonic() + timeout_s
+    events: list[dict] = []
+    while time.monotonic() < deadline:
+        response = httpx.post(f"{os.environ['PREFECT_API_URL']}/events/filter", json=body)
+        response.raise_for_status()
+        events = response.json()["events"]
+        if len({e["event"] for e in events}) >= 2:
+            break
+        time.sleep(2)
+    return events
+
+
 def test_whole_lifecycle_on_local_hosts(workspace: Workspace) -> None:
     age = require_binary("age", "age")
     keygen = require_binary("ssh-keygen", "openssh-client")
@@ -67,6 +92,13 @@ def test_whole_lifecycle_on_local_hosts(workspace: Workspace) -> None:
         assert runs and all(r.state.is_completed() for r in runs), phase
         versions = artifact_versions(f"{workspace.contract}-{phase}-checklist")
         assert len(versions) >= 3, (phase, len(versions))
+
+    events = checklist_events(workspace.contract)
+    kinds = {e["event"] for e in events}
+    assert {"handover.checklist.running", "handover.checklist.done"} <= kinds, kinds
+    assert all(
+        e["resource"]["prefect.resource.id"] == "handover.contract.demo-estate" for e in events
+    )
 
     # The delivered bundle opens with the client's standard tools.
     deliveries = workspace.home / "demo" / "deliveries"
