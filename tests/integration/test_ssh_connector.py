@@ -80,11 +80,16 @@ def test_inventory_as_unprivileged_user_says_what_it_could_not_read(sshd_nosudo:
     assert inventory.unreadable, "a sudo-less user cannot read everything; it must be said"
 
 
-def test_inventory_refused_on_sftp_only_account(sshd_sftponly: SshdHost) -> None:
+def test_inventory_of_sftp_only_account_reads_files_and_names_gaps(
+    sshd_sftponly: SshdHost,
+) -> None:
     with connect(sshd_sftponly) as conn:
         assert not conn.has_shell()
-        with pytest.raises(PermanentConnectorError, match="limited to SFTP"):
-            conn.inventory([])
+        inventory = conn.inventory([])
+    assert inventory.os_release.get("ID")
+    assert any(user.name == "handover-sftp" for user in inventory.users)
+    assert not inventory.packages
+    assert any(why.startswith("packages:") and "SFTP" in why for why in inventory.unreadable)
 
 
 @pytest.mark.parametrize("which", ["nosudo", "sftponly"])
