@@ -33,8 +33,8 @@ from handover.bundle.types import MemberRecord
 
 BLOCK_SIZE = 512
 RECORD_SIZE = 20 * BLOCK_SIZE  # GNU tar's default blocking factor
-READ_SIZE = 1 << 20
-POOL_BUFFERS = 6
+READ_SIZE = 4 << 20  # fewer hand-offs between threads: each one may wait for the GIL
+POOL_BUFFERS = 4
 READER_GRACE_S = 30.0
 SUMS_NAME = "SHA256SUMS"
 MAX_EXTENDED_HEADER_SIZE = 1 << 20  # PAX / GNU long names beyond this are hostile, not data

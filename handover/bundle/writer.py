@@ -103,7 +103,8 @@ class _HashingWriter:
     Errors of the target surface on the next `write` or on `close`.
     """
 
-    POOL = 4
+    POOL = 3
+    BUFFER_SIZE = 4 << 20  # the age writer hands over 1 MiB batches: gather four per hand-off
 
     def __init__(self, dst: IO[bytes]) -> None:
         self._dst = dst
@@ -111,7 +112,9 @@ class _HashingWriter:
         self.size = 0
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(self.POOL):
-            self._free.put(bytearray(COPY_SIZE + 32 * 1024))
+            self._free.put(bytearray(self.BUFFER_SIZE))
+        self._current: bytearray | None = None
+        self._current_len = 0
         self._to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         self._to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         self._done_lock = threading.Lock()
@@ -158,16 +161,29 @@ class _HashingWriter:
         if self._error is not None:
             raise self._error
         count = len(data)
-        buffer = self._free.get()
-        if len(buffer) < count:
-            buffer = bytearray(count)
-        buffer[:count] = data
+        if self._current is not None and self._current_len + count > len(self._current):
+            self._dispatch()
+        if self._current is None:
+            self._current = self._free.get()
+            self._current_len = 0
+            if len(self._current) < count:
+                self._current = bytearray(count)
+        end = self._current_len + count
+        self._current[self._current_len : end] = data
+        self._current_len = end
+        self.size += count
+        return count
+
+    def _dispatch(self) -> None:
+        """Hand the filled buffer to the hashing and writing threads."""
+        buffer, count = self._current, self._current_len
+        if buffer is None:
+            return
+        self._current = None
         with self._done_lock:
             self._pending[id(buffer)] = 2
         self._to_hash.put((buffer, count))
         self._to_write.put((buffer, count))
-        self.size += count
-        return count
 
     def flush(self) -> None:
         """Nothing to do: `close()` waits for the threads and flushes the target."""
@@ -175,6 +191,7 @@ class _HashingWriter:
     def close(self) -> None:
         """Wait until every byte is hashed and written; re-raise a target error."""
         if not self._closed:
+            self._dispatch()
             self._closed = True
             self._to_hash.put(None)
             self._to_write.put(None)
