@@ -121,7 +121,14 @@ class _SftpTarWriter:
                             raise EOFError
                         self._write(block)
                         done += len(block)
-        except (EOFError, paramiko.SFTPError) as exc:
+        except (EOFError, paramiko.SSHException, paramiko.SFTPError) as exc:
+            channel = self.sftp.get_channel()
+            transport = channel.get_transport() if channel is not None else None
+            if transport is None or not transport.is_active():
+                raise TransientConnectorError(
+                    f"connection lost during SFTP read of {path}; the stream is incomplete",
+                    host=self.host,
+                ) from exc
             raise ConnectorError(
                 f"{path}: file changed size while read over SFTP", host=self.host
             ) from exc

@@ -21,7 +21,7 @@ from handover.bundle.writer import BundleWriter
 from handover.connectors.ssh import SSHConnector, ssh_source_from_url
 from handover.playbook import Host
 from tests.conftest import require_binary
-from tests.fixtures.sshd import SshdFactory, SshdHost
+from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
 
 pytestmark = pytest.mark.integration
 
@@ -236,6 +236,35 @@ def test_sshd_killed_mid_transfer_leaves_no_complete_volume_and_rerun_succeeds(
         record = writer.add_volume(conn.tree_source("crashy-large", [str(tree)]))
     assert file_hashes(record.members) == expected_hashes(tree)
     assert not [p for p in (tmp_path / "bundle").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_sftp_only_host_killed_mid_transfer_leaves_no_volume(
+    sshd_factory: SshdFactory, tmp_path: Path
+) -> None:
+    host = sshd_factory.start("crashy-sftp", user=SFTP_USER, sftp_only=True)
+    tree = host.data_root / "large"
+    tree.mkdir()
+    block = os.urandom(1 << 20)
+    for index in range(2):
+        with open(tree / f"part-{index}.bin", "wb") as handle:
+            for _ in range(64):
+                handle.write(block)
+    identity, signer, _ = keys(tmp_path)
+    seen = 0
+
+    def kill_after_some_data(count: int) -> None:
+        nonlocal seen
+        seen += count
+        if seen > 16 * 1024 * 1024 and host.process is not None:
+            host.kill()
+
+    writer = BundleWriter(
+        tmp_path / "bundle", [identity.recipient()], signer, progress=kill_after_some_data
+    )
+    with connect(host) as conn, pytest.raises(TransientConnectorError) as caught:
+        writer.add_volume(conn.tree_source("crashy-sftp", [str(tree)]))
+    assert "connection lost" in str(caught.value)
+    assert list((tmp_path / "bundle").rglob("*.tar.age")) == []
 
 
 @pytest.mark.slow
