@@ -12,7 +12,8 @@ templates; flows tick them as they work. An item moves only along
 and any other move raises InvalidTransition naming the item and both
 statuses. The one way back is `reopen(..., reason)`: it returns a running,
 failed, done or waived item to pending and is recorded in the audit log
-like every other change. Flows rerunning a phase call `prepare_rerun`,
+like every other change; the item's evidence moves to that audit entry, so
+the item earns fresh evidence on its next run. Flows rerunning a phase call `prepare_rerun`,
 which reopens failed items and items left `running` by a crashed run, and
 leaves done and waived items as they are (they are skipped); reopening a
 done item is always an explicit, reasoned decision.
@@ -554,6 +555,7 @@ class ChecklistStore:
                     )
             else:
                 check_transition(item, to)
+            dropped: list[str] = []
             needs_reason = to in (Status.WAIVED, Status.FAILED, Status.PENDING)
             if needs_reason and not (reason and reason.strip()):
                 verb = {Status.WAIVED: "waive", Status.FAILED: "fail", Status.PENDING: "reopen"}[to]
@@ -567,6 +569,10 @@ class ChecklistStore:
             elif to is Status.PENDING:
                 item.started_at, item.finished_at = None, None
                 item.reason = reason.strip() if reason else None
+                # A reopened item earns its evidence again: files of the earlier run may be
+                # rewritten, so their hashes would no longer hold. The audit log keeps them.
+                dropped = [e.short() for e in item.evidence]
+                item.evidence = []
             else:
                 item.finished_at = now
                 item.reason = reason.strip() if reason else None
@@ -583,6 +589,8 @@ class ChecklistStore:
             }
             if item.reason:
                 data["reason"] = item.reason
+            if to is Status.PENDING and dropped:
+                data["previous_evidence"] = dropped
             if evidence:
                 data["evidence"] = [
                     e.model_dump(mode="json", exclude_none=True, exclude={"recorded_at"})

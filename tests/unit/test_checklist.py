@@ -134,6 +134,9 @@ def test_reopen_brings_back_to_pending_and_is_audited(
     assert last["event"] == "checklist.reopened"
     assert last["data"]["from"] == source.value and last["data"]["to"] == "pending"
     assert last["actor"] == "lead"
+    assert item.evidence == []
+    if source is Status.DONE:  # the evidence of the earlier run stays in the audit log
+        assert last["data"]["previous_evidence"]
     store.start(C, P, "inventory", "ops")  # and it can run again
 
 
