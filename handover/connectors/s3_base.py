@@ -300,6 +300,10 @@ def raise_s3_error(exc: Exception, where: str, *, missing_key_ok: bool = False) 
         raise TransientConnectorError(
             f"connection lost ({type(exc).__name__})", host=where
         ) from exc
+    if isinstance(exc, botocore.exceptions.FlexibleChecksumError):
+        raise PermanentConnectorError(
+            "the data received does not match the object's checksum", host=where
+        ) from exc
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         raise PermanentConnectorError(f"{type(exc).__name__}: {exc}", host=where) from exc
     raise exc

@@ -129,7 +129,7 @@ class _MultipartWriter(io.RawIOBase):
         if self.upload_id is None:
             try:
                 created = self.client.create_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, **self.extra
+                    Bucket=self.bucket, Key=self.key, **self.extra, **self._algorithm()
                 )
             except Exception as exc:
                 raise_s3_error(exc, self.where)
@@ -149,16 +149,22 @@ class _MultipartWriter(io.RawIOBase):
         future.add_done_callback(lambda _: self._release(size))
         self.parts.append(future)
 
-    def _checksum(self, data: bytes | bytearray) -> dict[str, Any]:
-        """Content-MD5 where botocore sends no checksum of its own (checksum_when_required).
+    def _algorithm(self) -> dict[str, Any]:
+        """As s3transfer does: a CRC32 per part, computed by botocore, checked by S3."""
+        return {} if self.md5 else {"ChecksumAlgorithm": "CRC32"}
 
-        By default botocore sends a CRC32 of every part, which S3 verifies;
-        servers that reject it get `request_checksum_calculation=when_required`
-        and then a Content-MD5, which every S3 implementation checks.
+    def _checksum(self, data: bytes | bytearray) -> dict[str, Any]:
+        """The checksum arguments of a part or a single PUT.
+
+        By default botocore computes a CRC32 of the body (ChecksumAlgorithm),
+        which S3 verifies, and the multipart upload is created with the same
+        algorithm, as s3transfer does. Servers that reject those headers get
+        `request_checksum_calculation=when_required`, and then a Content-MD5,
+        which every S3 implementation checks.
         """
         if self.md5:
             return {"ContentMD5": _md5_b64(data)}
-        return {}
+        return self._algorithm()
 
     def _release(self, size: int) -> None:
         with self.room:
@@ -178,7 +184,10 @@ class _MultipartWriter(io.RawIOBase):
             )
         except Exception as exc:
             raise_s3_error(exc, f"{self.where} (part {number})")
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if response.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = response["ChecksumCRC32"]
+        return part
 
     def complete(self) -> None:
         """Upload what is left and make the object visible; abort and raise on failure."""
@@ -497,6 +506,10 @@ def copy_bundle(
     if not files:
         raise ConnectorError("no bundle file under this prefix", host=src.describe())
     config = TransferConfig(multipart_threshold=1 << 30, multipart_chunksize=256 * MiB)
+    # The copy gets a checksum of its own (a multipart original's composite one does not
+    # carry over), unless the endpoint wants checksums only when required.
+    mode = getattr(client.meta.config, "request_checksum_calculation", None)
+    extra = {} if mode == "when_required" else {"ChecksumAlgorithm": "CRC32"}
     for rel in files:
         where = f"s3://{dst_bucket}/{dst_prefix}{rel}"
         try:
@@ -504,6 +517,7 @@ def copy_bundle(
                 {"Bucket": src_bucket, "Key": join_key(src.prefix, rel)},
                 dst_bucket,
                 join_key(dst_prefix, rel),
+                ExtraArgs=extra,
                 Config=config,
             )
         except Exception as exc:

@@ -271,16 +271,17 @@ class FakeS3:
 
         if self.meta.config.request_checksum_calculation == "when_required":
             assert ContentMD5 and base64.b64decode(ContentMD5) == hashlib.md5(Body).digest()
-        else:
-            assert ContentMD5 is None  # botocore's own CRC32 covers the part
+        else:  # botocore's own CRC32 covers the part, as with s3transfer
+            assert ContentMD5 is None and kw["ChecksumAlgorithm"] == "CRC32"
         if PartNumber == self.fail_part:
             raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://gone")
         with self.lock:
             self.parts[PartNumber] = Body
-        return {"ETag": f'"p{PartNumber}"'}
+        return {"ETag": f'"p{PartNumber}"', "ChecksumCRC32": f"crc{PartNumber}"}
 
     def complete_multipart_upload(self, Key: str, MultipartUpload: Any, **kw: Any) -> Any:
         numbers = [p["PartNumber"] for p in MultipartUpload["Parts"]]
+        assert all(p["ChecksumCRC32"] == f"crc{p['PartNumber']}" for p in MultipartUpload["Parts"])
         assert numbers == sorted(self.parts) == list(range(1, len(numbers) + 1))
         self.completed[Key] = b"".join(self.parts[n] for n in numbers)
         self.calls.append("complete")
