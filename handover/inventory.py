@@ -23,7 +23,7 @@ import math
 import re
 import shlex
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -44,6 +44,7 @@ __all__ = [
     "User",
     "eol_flags",
     "inventory_command",
+    "inventory_from_files",
     "parse_inventory",
 ]
 
@@ -710,3 +711,52 @@ def parse_inventory(host: str, output: str, now: datetime | None = None) -> Inve
         eol_flags=eol_flags(os_release, packages, now.date()),
         unreadable=list(dict.fromkeys(unreadable)),
     )
+
+
+# Facts that only a command can give: what an account limited to file transfer cannot read.
+_COMMAND_FACTS = ("packages", "services", "listening", "disks", "cron", "certificates")
+
+
+def inventory_from_files(
+    host: str,
+    read_file: Callable[[str], bytes],
+    why: str,
+    now: datetime | None = None,
+) -> Inventory:
+    """The inventory an account without a shell allows (e.g. SFTP-only): files only.
+
+    `read_file(path)` reads a small file on the host and raises OSError or a
+    HandoverError when it cannot. OS release, hostname, kernel and users come
+    from files; every fact that needs a command is recorded in `unreadable`
+    as "fact: WHY", so the report shows the gap instead of an empty list.
+    """
+    out: list[str] = []
+
+    def dump(path: str) -> bool:
+        try:
+            text = read_file(path).decode("utf-8", "replace")
+        except Exception:  # unreadable is a finding, not an error
+            return False
+        out.extend("|" + line for line in text.splitlines())
+        return True
+
+    def first_line(path: str) -> str:
+        try:
+            return read_file(path).decode("utf-8", "replace").strip().splitlines()[0]
+        except Exception:
+            return ""
+
+    out.append(f"{_MARKER}section os_release==")
+    if not dump("/etc/os-release") and not dump("/usr/lib/os-release"):
+        out.append(f"{_MARKER}unreadable os_release: no readable os-release file==")
+    out.append(f"{_MARKER}section system==")
+    out.append(f"kernel={first_line('/proc/sys/kernel/osrelease')}")
+    out.append(f"hostname={first_line('/etc/hostname')}")
+    out.append(f"{_MARKER}section users==")
+    if not dump("/etc/passwd"):
+        out.append(f"{_MARKER}unreadable users: /etc/passwd: not readable==")
+    for fact in _COMMAND_FACTS:
+        out.append(f"{_MARKER}section {fact}==")
+        out.append(f"{_MARKER}unreadable {fact}: {why}==")
+    out.append(f"{_MARKER}end==")
+    return parse_inventory(host, "\n".join(out) + "\n", now)

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from handover.health import HealthCheckResult, evaluate_health
 from handover.playbook import load_playbook
-from tasks.hosts import host_session
+from tasks.hosts import NO_SHELL, host_session, read_inventory
 
 # Simulated upgrades list what would change without changing anything.
 UPDATES_SCRIPT = r"""
@@ -31,7 +31,7 @@ def check_host_health(playbook_path: str, host_name: str) -> list[HealthCheckRes
     playbook = load_playbook(Path(playbook_path))
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
-        inventory = connector.inventory(list(host.cert_paths or []))
+        inventory = read_inventory(connector, host)
     return evaluate_health(
         inventory,
         True,
@@ -47,6 +47,9 @@ def pending_updates(playbook_path: str, host_name: str) -> dict[str, object]:
     playbook = load_playbook(Path(playbook_path))
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
+        has_shell = getattr(connector, "has_shell", None)
+        if callable(has_shell) and not has_shell():
+            return {"host": host_name, "package_manager": None, "unreadable": NO_SHELL}
         result = connector.run(UPDATES_SCRIPT, timeout_s=300)
     lines = result.stdout.decode("utf-8", "replace").splitlines()
     manager = lines[0].removeprefix("manager: ") if lines else "unknown"

@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.types import MemberRecord, VolumeSource
 from handover.connectors.base import HostConnector, connect_host
-from handover.inventory import Inventory
+from handover.inventory import Inventory, inventory_from_files
 from handover.playbook import Dataset, Host, Playbook, load_playbook
 from tasks.runtime import only_transient
 
@@ -61,6 +61,17 @@ def dataset_source(
     return connector.tree_source(label, list(dataset.paths or []))
 
 
+NO_SHELL = "account limited to SFTP: no command can run"
+
+
+def read_inventory(connector: HostConnector, host: Host) -> Inventory:
+    """One host's facts; an account without a shell (SFTP-only) gives what its files tell."""
+    has_shell = getattr(connector, "has_shell", None)
+    if callable(has_shell) and not has_shell():
+        return inventory_from_files(host.name, connector.read_file, NO_SHELL)
+    return connector.inventory(list(host.cert_paths or []))
+
+
 @task(
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
@@ -73,7 +84,7 @@ def inventory_host(playbook_path: str, host_name: str) -> Inventory:
     playbook = load_playbook(Path(playbook_path))
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
-        return connector.inventory(list(host.cert_paths or []))
+        return read_inventory(connector, host)
 
 
 @task(

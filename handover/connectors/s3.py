@@ -3,7 +3,8 @@
 The public names of the S3 connector, gathered from its modules:
 
 - `s3_base`: `s3_client(settings, credentials=None)`, `register_credentials_provider(fn)`,
-  `S3Credentials`, `parse_s3_url(url) -> (bucket, prefix)`, `raise_s3_error(exc, where)`.
+  `S3Credentials`, `parse_s3_url(url) -> (bucket, prefix)`, `raise_s3_error(exc, where)`,
+  `join_key(prefix, name)`.
 - `s3_source`: `S3PrefixSource(client, bucket, prefix, label, versions)` (VolumeSource),
   `s3_source_from_url(url, label)`.
 - `s3_delivery`: `S3Target(client, bucket, prefix, sse)` (BundleTarget),
@@ -31,6 +32,7 @@ from handover.connectors.s3_base import (
     S3Client,
     S3Credentials,
     S3SettingsLike,
+    join_key,
     parse_s3_url,
     raise_s3_error,
     register_credentials_provider,
@@ -58,6 +60,7 @@ __all__ = [
     "abort_incomplete_uploads",
     "copy_bundle",
     "install_lifecycle_rule",
+    "join_key",
     "parse_s3_url",
     "presign_bundle",
     "raise_s3_error",
