@@ -162,6 +162,47 @@ def deliver_anchor(client: Any, bucket: str, prefix: str, bundle: Path) -> None:
         client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(bundle).as_posix()}")
 
 
+def child(phase: str, endpoint: str, bundle: Path) -> None:
+    """One handover phase alone in a fresh process: prints its RSS after imports and its peak."""
+    client = make_client(endpoint, max_pool_connections=64)
+    client.list_buckets()
+    base = _rss_kib()
+    if phase == "seal":
+        identity = X25519Identity.generate()
+        seal_handover(client, "bench", bundle, identity.recipient(), SigningKey.generate())
+    else:
+        deliver_handover(client, "bench", "child", bundle)
+    with open("/proc/self/status") as status:  # VmHWM: ru_maxrss would count the parent's
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(f"{base / 1024:.0f} {peak / 1024:.0f}")
+
+
+def clean_rss(endpoint: str, work: Path) -> dict[str, tuple[str, str]]:
+    """Peak RSS of each handover phase run alone in a fresh process (no other phase's garbage)."""
+    figures = {}
+    sealed = work / "clean-bundle"
+    shutil.rmtree(sealed, ignore_errors=True)
+    sealed.mkdir()
+    for phase in ("seal", "deliver"):
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                phase,
+                "--endpoint",
+                endpoint,
+                "--bundle",
+                str(sealed),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        figures[phase] = (out[0], out[1])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -170,7 +211,13 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=2)
     parser.add_argument("--large-mib", type=int, default=128)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--child", choices=["seal", "deliver"], help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.endpoint, args.bundle)
+        return
 
     server = MotoServer()
     server.start()
@@ -228,6 +275,11 @@ def main() -> None:
         for what in ("seal", "deliver"):
             ratio = median(f"{what} handover", "wall") / median(f"{what} anchor", "wall")
             print(f"{what}: handover / anchor = {ratio:.2f}x")
+        for phase, (base, peak) in clean_rss(server.endpoint_url, work).items():
+            print(
+                f"{phase} handover alone in a fresh process: RSS {base} MiB after imports, "
+                f"peak {peak} MiB"
+            )
         print(
             "own CPU and peak RSS are of this process (the anchor's age and tar are subprocesses"
             " and not counted)"

@@ -195,6 +195,9 @@ class FakeBody:
     def read(self, size: int = -1) -> bytes:
         return self.stream.read(size)
 
+    def readinto(self, buffer: Any) -> int:
+        return self.stream.readinto(buffer)
+
     def close(self) -> None:
         pass
 
