@@ -232,8 +232,8 @@ def normalize_prefix(prefix: str) -> str:
 
 
 def join_key(prefix: str, relpath: str) -> str:
-    """The object key of `relpath` under a normalized `prefix`."""
-    return prefix + relpath.lstrip("/")
+    """The object key of `relpath` under the folder `prefix` (normalized here: 'a' -> 'a/')."""
+    return normalize_prefix(prefix) + relpath.lstrip("/")
 
 
 def raise_s3_error(exc: Exception, where: str, *, missing_key_ok: bool = False) -> NoReturn:

@@ -64,6 +64,14 @@ def test_parse_s3_url_normalizes_the_prefix_as_a_folder() -> None:
     assert parse_s3_url("s3://acme-docs//a/b/") == ("acme-docs", "a/b/")
 
 
+def test_join_key_treats_the_prefix_as_a_folder() -> None:
+    from handover.connectors.s3 import join_key
+
+    assert join_key("exit", "SHA256SUMS") == "exit/SHA256SUMS"
+    assert join_key("exit/", "/volumes/v.age") == "exit/volumes/v.age"
+    assert join_key("", "README.txt") == "README.txt"
+
+
 @pytest.mark.parametrize("url", ["http://acme/x", "s3://", "s3://Bad_Bucket/x", "s3://ab/x"])
 def test_parse_s3_url_rejects_bad_urls(url: str) -> None:
     with pytest.raises(UsageError, match=r"bad bucket|not an s3"):
