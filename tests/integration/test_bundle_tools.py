@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -334,3 +335,29 @@ def test_two_gib_file_round_trip_with_standard_tools(tools: None, tmp_path: Path
     (bundle / "allowed_signers").unlink()
     done = handover("verify", bundle, "--identity", age_key)
     assert done.returncode == 0, done.stderr
+
+
+def test_seal_an_ssh_source_and_open_it(tools: None, sshd_shell: Any, tmp_path: Path) -> None:
+    """`handover seal ssh://USER@HOST:PORT/PATH` streams the remote tar into a volume."""
+    remote = Path(sshd_shell.data_root) / "bundle-src" / "www"
+    (remote / "sub").mkdir(parents=True, exist_ok=True)
+    (remote / "sub" / "page.html").write_text("<p>remote</p>")
+    (remote / "été.txt").write_bytes(b"")
+    known_hosts = sshd_shell.write_known_hosts(tmp_path / "known_hosts")
+    key = tmp_path / "k"
+    recipient = handover("keygen", "--out", key).stdout.strip()
+    signing = tmp_path / "signing"
+    assert handover("keygen", "--signing", "--out", signing).returncode == 0
+    url = f"ssh://{sshd_shell.user}@127.0.0.1:{sshd_shell.port}{remote}"
+    bundle = tmp_path / "bundle"
+    done = handover("seal", url, "--to", recipient, "--sign-key", signing, "--out", bundle,
+                    "--known-hosts", known_hosts, "--ssh-key", sshd_shell.key_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    volumes = sorted(p.name for p in (bundle / "volumes").iterdir())
+    assert volumes == ["0001-127.0.0.1-www.tar.age"]
+    into = tmp_path / "opened"
+    done = handover("open", bundle, "--identity", key, "--into", into)
+    assert done.returncode == 0, done.stderr
+    pages = list(into.rglob("page.html"))
+    assert [p.read_text() for p in pages] == ["<p>remote</p>"]
+    assert list(into.rglob("été.txt"))
