@@ -61,6 +61,9 @@ class Seen:
     erasure: dict[str, Any] | None = None
     password_file: str | None = None  # the KDBX password, encrypted to the client, delivered apart
     deadlines: dict[str, str] = field(default_factory=dict)
+    # S3 client for the files delivered beside the bundle, made at delivery: the erasure
+    # deletes the vault that may hold the S3 credentials, and the exit report comes after it.
+    s3: Any = None
 
 
 @flow(
@@ -173,7 +176,10 @@ def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -
     if not seen.sealed:
         raise StepFailed("the bundle was not sealed: nothing to deliver")
     if playbook.reversibility.delivery.kind == "s3":
+        from handover.connectors.s3 import s3_client
+
         seen.delivery = deliver_by_links(playbook_path, seen.bundle_name)
+        seen.s3 = s3_client(playbook.perimeter.s3)
     else:
         seen.delivery = deliver_to_folder(playbook_path, seen.bundle_name)
     if seen.password_file:
@@ -184,6 +190,7 @@ def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -
             seen.bundle_name,
             seen.delivery,
             {"credentials-password.txt.age": Path(seen.password_file).read_bytes()},
+            s3=seen.s3,
         )
     create_markdown_artifact(
         delivery_markdown(seen),
@@ -296,5 +303,6 @@ def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[Non
                 else {}
             ),
         },
+        s3=seen.s3,
     )
     return Step(evidence)

@@ -59,9 +59,18 @@ def run_history(contract: str) -> list[dict[str, Any]]:
 
 
 def deliver_beside_bundle(
-    playbook: Playbook, bundle_name: str, delivery: dict[str, Any], files: dict[str, str | bytes]
+    playbook: Playbook,
+    bundle_name: str,
+    delivery: dict[str, Any],
+    files: dict[str, str | bytes],
+    *,
+    s3: Any = None,
 ) -> list[str]:
-    """Put the exit report and erasure certificate next to the bundle (never inside: sealed)."""
+    """Put the exit report and erasure certificate next to the bundle (never inside: sealed).
+
+    `s3`: the S3 client to use, made before the erasure (the contract's S3
+    credentials may live in the vault that the erasure deletes).
+    """
     written: list[str] = []
     if delivery.get("kind") == "local":
         folder = Path(delivery["location"]).parent / f"{bundle_name}.exit"
@@ -74,7 +83,7 @@ def deliver_beside_bundle(
         d = playbook.reversibility.delivery
         assert d.bucket is not None
         target = S3Target(
-            s3_client(playbook.perimeter.s3),
+            s3 or s3_client(playbook.perimeter.s3),
             d.bucket,
             join_key(d.prefix or "", f"{bundle_name}.exit"),
         )
