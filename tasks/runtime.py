@@ -1,8 +1,9 @@
 """What every task shares: who acts, which flow run, secrets Prefect keeps, retry rules.
 
-Importing this module registers the `prefect-secret:` credential scheme with
-the core, so a playbook may name a Prefect Secret block; its value is read
-inside the task that needs it and never returned.
+Importing this module registers, with the core, the `prefect-secret:`
+credential scheme (a playbook may name a Prefect Secret block) and the
+prefect-aws AwsCredentials blocks that `perimeter.s3.aws_credentials_block`
+names; values are read inside the task that needs them and never returned.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from prefect.blocks.system import Secret as PrefectSecretBlock
 from prefect.client.orchestration import get_client
 
 from handover._errors import SecretRefError, TransientConnectorError
-from handover.secrets import register_resolver
+from handover.connectors.s3_base import S3Credentials, register_credentials_provider
+from handover.secrets import Secret, register_resolver
 
 
 def _resolve_prefect_secret(name: str) -> bytes:
@@ -61,3 +63,27 @@ def ensure_concurrency_limit(name: str, limit: int) -> None:
     """Create or update a global concurrency limit (one per client, for SSH sessions)."""
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
+
+
+def _aws_credentials_block(name: str) -> S3Credentials:
+    """`perimeter.s3.aws_credentials_block`: a prefect-aws AwsCredentials block, read here."""
+    from prefect_aws import AwsCredentials
+
+    try:
+        block = AwsCredentials.load(name)
+    except ValueError as exc:
+        raise SecretRefError(
+            f"aws_credentials_block {name!r}: no such AwsCredentials block"
+        ) from exc
+    if not block.aws_access_key_id or block.aws_secret_access_key is None:
+        raise SecretRefError(f"aws_credentials_block {name!r}: holds no access key")
+    token = block.aws_session_token
+    return S3Credentials(
+        access_key_id=block.aws_access_key_id,
+        secret_access_key=Secret(block.aws_secret_access_key.get_secret_value().encode()),
+        session_token=Secret(token.get_secret_value().encode()) if token else None,
+        region=block.region_name,
+    )
+
+
+register_credentials_provider(_aws_credentials_block)
