@@ -57,7 +57,7 @@ def checklist_events(contract: str, timeout_s: float = 60) -> list[dict]:
             "resource": {"id": [f"handover.contract.{contract}"]},
             "occurred": {"since": "2000-01-01T00:00:00Z"},
         },
-        "limit": 200,
+        "limit": 50,  # the server's maximum page
     }
     deadline = time.monotonic() + timeout_s
     events: list[dict] = []
