@@ -174,7 +174,13 @@ def test_unknown_profile_and_unresolvable_references(monkeypatch: pytest.MonkeyP
         s3_client(S3Settings(access_key_id="env:MISSING_KEY", secret_access_key="env:MISSING_KEY"))
 
 
-def test_credentials_block_goes_through_the_registered_provider() -> None:
+def test_credentials_block_goes_through_the_registered_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import handover.connectors.s3_base as s3_base
+
+    # Another test may have imported tasks.runtime, which registers the prefect-aws provider.
+    monkeypatch.setattr(s3_base, "_credentials_provider", None)
     with pytest.raises(SecretRefError, match="no credentials provider"):
         s3_client(S3Settings(aws_credentials_block="acme-s3"))
     asked: list[str] = []
@@ -183,11 +189,8 @@ def test_credentials_block_goes_through_the_registered_provider() -> None:
         asked.append(name)
         return S3Credentials("AKIABLOCK", Secret(b"blocksecret"), region="eu-west-1")
 
-    register_credentials_provider(provider)
-    try:
-        client = s3_client(S3Settings(aws_credentials_block="acme-s3"))
-    finally:
-        register_credentials_provider(None)
+    register_credentials_provider(provider)  # monkeypatch restores the previous one
+    client = s3_client(S3Settings(aws_credentials_block="acme-s3"))
     assert asked == ["acme-s3"]
     assert client._request_signer._credentials.access_key == "AKIABLOCK"
     assert client.meta.region_name == "eu-west-1"
