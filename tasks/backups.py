@@ -19,7 +19,7 @@ from handover.backup import (
     run_backup,
 )
 from handover.playbook import Playbook, load_playbook
-from tasks.hosts import dataset_source, host_session
+from tasks.hosts import open_dataset
 from tasks.keys import backup_identities, backup_recipients
 from tasks.runtime import only_transient
 
@@ -50,18 +50,8 @@ def backup_dataset(playbook_path: str, dataset_name: str) -> dict[str, Any]:
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
     store = backup_store(playbook)
     recipients = backup_recipients(playbook)
-    if dataset.host is None:
-        record = run_backup(
-            store,
-            playbook.contract_id,
-            dataset.name,
-            dataset_source(playbook, None, dataset),
-            recipients,
-        )
-    else:
-        with host_session(playbook, playbook.host(dataset.host)) as connector:
-            source = dataset_source(playbook, connector, dataset)
-            record = run_backup(store, playbook.contract_id, dataset.name, source, recipients)
+    with open_dataset(playbook, dataset) as source:
+        record = run_backup(store, playbook.contract_id, dataset.name, source, recipients)
     return record.model_dump(mode="json")
 
 

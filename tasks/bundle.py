@@ -25,7 +25,7 @@ from handover.bundle.types import BundleTarget
 from handover.bundle.writer import BundleResult, BundleWriter
 from handover.home import contract_dir
 from handover.playbook import Playbook, load_playbook
-from tasks.hosts import dataset_source, host_session
+from tasks.hosts import open_dataset
 from tasks.keys import bundle_recipients, signing_key
 from tasks.runtime import only_transient
 
@@ -100,11 +100,8 @@ def export_dataset(
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
     writer = writer_of(bundle_name)
-    if dataset.host is None:
-        record = writer.add_volume(dataset_source(playbook, None, dataset), number=number)
-    else:
-        with host_session(playbook, playbook.host(dataset.host)) as connector:
-            record = writer.add_volume(dataset_source(playbook, connector, dataset), number=number)
+    with open_dataset(playbook, dataset) as source:
+        record = writer.add_volume(source, number=number)
     return summary(record)
 
 

@@ -24,7 +24,7 @@ from handover.bundle.snapshot import snapshot_source
 from handover.bundle.writer import BundleWriter
 from handover.home import contract_dir
 from handover.playbook import load_playbook
-from tasks.hosts import dataset_source, host_session
+from tasks.hosts import open_dataset
 from tasks.keys import signing_key
 
 
@@ -43,21 +43,15 @@ def reversibility_drill(playbook_path: str) -> dict[str, Any]:
         writer = BundleWriter(workdir / "bundle", [identity.recipient()], signing_key(playbook))
         sources = {}
         for number, dataset in enumerate(playbook.datasets, start=1):
-            if dataset.host is None:
-                writer.add_volume(dataset_source(playbook, None, dataset), number=number)
-            else:
-                with host_session(playbook, playbook.host(dataset.host)) as connector:
-                    writer.add_volume(dataset_source(playbook, connector, dataset), number=number)
+            with open_dataset(playbook, dataset) as source:
+                writer.add_volume(source, number=number)
             sources[number] = dataset
         writer.finish()
         manifest = open_bundle(workdir / "bundle", [identity], workdir / "opened")
         for volume in manifest.volumes:
             dataset = sources[volume.number]
-            if dataset.host is None:
-                now = snapshot_source(dataset_source(playbook, None, dataset))
-            else:
-                with host_session(playbook, playbook.host(dataset.host)) as connector:
-                    now = snapshot_source(dataset_source(playbook, connector, dataset))
+            with open_dataset(playbook, dataset) as source:
+                now = snapshot_source(source)
             current = {m.path: m for m in now}
             for member in volume.members:
                 if member.type != "file":

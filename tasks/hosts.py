@@ -61,6 +61,16 @@ def dataset_source(
     return connector.tree_source(label, list(dataset.paths or []))
 
 
+@contextlib.contextmanager
+def open_dataset(playbook: Playbook, dataset: Dataset) -> Iterator[VolumeSource]:
+    """The dataset's VolumeSource, its host's session open (and SSH slot held) while in use."""
+    if dataset.host is None:
+        yield dataset_source(playbook, None, dataset)
+        return
+    with host_session(playbook, playbook.host(dataset.host)) as connector:
+        yield dataset_source(playbook, connector, dataset)
+
+
 NO_SHELL = "account limited to SFTP: no command can run"
 
 
@@ -98,11 +108,8 @@ def snapshot_dataset(playbook_path: str, dataset_name: str) -> list[MemberRecord
     """Hash every file of a dataset without keeping a copy (the takeover baseline)."""
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
-    if dataset.host is None:
-        return snapshot_source(dataset_source(playbook, None, dataset))
-    host = playbook.host(dataset.host)
-    with host_session(playbook, host) as connector:
-        return snapshot_source(dataset_source(playbook, connector, dataset))
+    with open_dataset(playbook, dataset) as source:
+        return snapshot_source(source)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="run on {host_name}")
