@@ -21,7 +21,7 @@ pytest_plugins = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VECTORS_DIR = PROJECT_ROOT.parent / "shared" / "vectors" / "age"
+VECTORS_DIR = PROJECT_ROOT / "tests" / "data" / "age"  # C2SP CCTV, see its README.md
 
 
 def require_binary(name: str, package: str) -> str:

@@ -1,4 +1,4 @@
-"""The C2SP CCTV age vectors (../shared/vectors/age): every applicable one gives its outcome.
+"""The C2SP CCTV age vectors (tests/data/age): every applicable one gives its outcome.
 
 Each vector is key-value lines, a blank line, then the age file (zlib-compressed
 when `compressed: zlib`). `expect` is success (the plaintext's SHA-256 must match
@@ -55,8 +55,6 @@ def load_vector(path: Path) -> Vector:
 
 
 def all_vectors() -> list[Vector]:
-    if not VECTORS_DIR.is_dir():
-        return []
     return [load_vector(p) for p in sorted(VECTORS_DIR.iterdir()) if p.name != "README.md"]
 
 
