@@ -43,7 +43,7 @@ from handover.bundle.age import X25519Identity
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.writer import BundleWriter
 from handover.connectors.s3 import S3PrefixSource, S3Target
-from handover.connectors.s3_source import WORKERS
+from handover.connectors.s3.source import WORKERS
 from tests.fixtures.s3 import MotoServer, fill_bucket, make_client
 
 MiB = 1 << 20

@@ -18,11 +18,11 @@ from typing import Any, Generic, TypeVar
 
 from prefect import get_run_logger
 
-from handover._errors import HandoverError
-from handover.atomic import write_atomic
-from handover.checklist import Checklist, Evidence, Status, evidence_for_file
-from handover.home import contract_dir
-from handover.playbook import Playbook, phase_items
+from handover.checklist.store import Checklist, Evidence, Status, evidence_for_file
+from handover.contract.playbook import Playbook, phase_items
+from handover.errors import HandoverError
+from handover.state.atomic import write_atomic
+from handover.state.home import contract_dir
 from tasks.checklist import complete_item, fail_item, open_checklist, start_item, waive_item
 from tasks.runtime import flow_run_id
 

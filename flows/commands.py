@@ -74,8 +74,8 @@ def run(
     ),
 ) -> None:
     """Run one phase flow of a contract against the Prefect server."""
-    from handover._errors import UsageError
-    from handover.playbook import load_playbook
+    from handover.contract.playbook import load_playbook
+    from handover.errors import UsageError
 
     if phase not in PHASES:
         raise UsageError(f"unknown phase {phase!r}: choose one of {', '.join(PHASES)}")

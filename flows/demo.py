@@ -19,9 +19,9 @@ from typing import Any
 from rich.console import Console
 
 from flows.server import ServerInfo
-from handover.demo_estate import build_demo_estate, make_demo_keys
-from handover.home import handover_home
-from handover.playbook import load_playbook
+from handover.contract.playbook import load_playbook
+from handover.demo.estate import build_demo_estate, make_demo_keys
+from handover.state.home import handover_home
 
 console = Console(highlight=False)
 
@@ -60,8 +60,8 @@ def _step(number: int, total: int, text: str) -> None:
 
 def prepare_vault(contract: str) -> int:
     """The demo contract's vault: a few client credentials and one the provider created."""
-    from handover.secrets import Secret
-    from handover.vault import (
+    from handover.secrets.references import Secret
+    from handover.secrets.vault import (
         KEY_ENV,
         CreatedBy,
         Kind,

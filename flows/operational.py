@@ -19,9 +19,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
-from handover import reports
-from handover.health import HealthCheckResult, availability
-from handover.playbook import Playbook, load_playbook
+from handover.contract.playbook import Playbook, load_playbook
+from handover.documents import reports
+from handover.estate.health import HealthCheckResult, availability
 from tasks.backups import backup_dataset, check_restore, prune_backups
 from tasks.drill import reversibility_drill
 from tasks.health import check_host_health, pending_updates

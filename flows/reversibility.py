@@ -22,8 +22,8 @@ from prefect.input import RunInput
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
-from handover import reports
-from handover.playbook import Playbook, load_playbook
+from handover.contract.playbook import Playbook, load_playbook
+from handover.documents import reports
 from tasks.access import revoke_access
 from tasks.bundle import (
     deliver_by_links,

@@ -25,8 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from handover._errors import HandoverError
-from handover.home import handover_home
+from handover.errors import HandoverError
+from handover.state.home import handover_home
 
 DEFAULT_PORT = 4200
 START_TIMEOUT_S = 240.0

@@ -16,8 +16,8 @@ from prefect import serve, task
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments.runner import RunnerDeployment
 
-from handover.atomic import write_atomic
-from handover.home import handover_home
+from handover.state.atomic import write_atomic
+from handover.state.home import handover_home
 
 SCHEDULES_FILE = "schedules.json"
 

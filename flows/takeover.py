@@ -18,10 +18,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
 from flows.host_keys import confirm_and_pin
-from handover import reports
 from handover.bundle.types import MemberRecord
-from handover.inventory import Inventory
-from handover.playbook import Playbook, load_playbook
+from handover.contract.playbook import Playbook, load_playbook
+from handover.documents import reports
+from handover.estate.inventory import Inventory
 from tasks.credentials import missing_credentials
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, snapshot_dataset, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit

@@ -9,16 +9,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from handover.access import (
+from handover.connectors.base import HostConnector
+from handover.contract.playbook import Host, load_playbook
+from handover.estate.access import (
     account_authorized_keys,
     install_provider_keys,
     remove_provider_keys,
     verify_key_refused,
 )
-from handover.connectors.base import HostConnector
-from handover.home import contract_dir
-from handover.playbook import Host, load_playbook
-from handover.secrets import resolve_secret
+from handover.secrets.references import resolve_secret
+from handover.state.home import contract_dir
 from tasks.hosts import host_session
 from tasks.runtime import actor, only_transient
 
@@ -79,7 +79,7 @@ def revoke_access(playbook_path: str, index: int) -> dict[str, Any]:
         remaining = connector.read_file(path) if record.sha256_after else b""
     leftover = [key for key in access.public_keys if key.split()[1].encode() in remaining]
     if leftover:
-        from handover._errors import PermanentConnectorError
+        from handover.errors import PermanentConnectorError
 
         raise PermanentConnectorError(
             f"{access.account}: {len(leftover)} provider key(s) still in {path}", host=access.host
@@ -92,7 +92,7 @@ def revoke_access(playbook_path: str, index: int) -> dict[str, Any]:
             host.address, host.port, access.account, resolve_secret(access.verify_key), known_hosts
         )
         if not refused:
-            from handover._errors import PermanentConnectorError
+            from handover.errors import PermanentConnectorError
 
             raise PermanentConnectorError(
                 f"{access.account}: the provider key still logs in after removal", host=access.host

@@ -9,8 +9,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from handover._errors import UsageError
-from handover.backup import (
+from handover.contract.playbook import Playbook, load_playbook
+from handover.errors import UsageError
+from handover.operations.backup import (
     BackupRecord,
     BackupStore,
     LocalBackupStore,
@@ -18,7 +19,6 @@ from handover.backup import (
     restore_check,
     run_backup,
 )
-from handover.playbook import Playbook, load_playbook
 from tasks.hosts import open_dataset
 from tasks.keys import backup_identities, backup_recipients
 from tasks.runtime import only_transient

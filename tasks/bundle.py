@@ -17,14 +17,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from handover._errors import BundleError
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord
 from handover.bundle.reader import verify_bundle
 from handover.bundle.types import BundleTarget
 from handover.bundle.writer import BundleResult, BundleWriter
-from handover.home import contract_dir
-from handover.playbook import Playbook, load_playbook
+from handover.contract.playbook import Playbook, load_playbook
+from handover.errors import BundleError
+from handover.state.home import contract_dir
 from tasks.hosts import open_dataset
 from tasks.keys import bundle_recipients, signing_key
 from tasks.runtime import only_transient

@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover._errors import HandoverError
-from handover.playbook import load_playbook
-from handover.secrets import resolve_secret
+from handover.contract.playbook import load_playbook
+from handover.errors import HandoverError
+from handover.secrets.references import resolve_secret
 
 
 @task(cache_policy=NO_CACHE, task_run_name="check credential references")

@@ -10,9 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-from handover.atomic import write_atomic
-from handover.home import contract_dir
-from handover.playbook import Playbook
+from handover.contract.playbook import Playbook
+from handover.state.atomic import write_atomic
+from handover.state.home import contract_dir
 
 PHASES = ("takeover", "implementation", "operational", "reversibility")
 

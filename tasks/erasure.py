@@ -18,8 +18,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.checklist import ChecklistStore
-from handover.erasure import (
+from handover.checklist.store import ChecklistStore
+from handover.contract.playbook import Playbook, load_playbook
+from handover.exit.erasure import (
     DeletionResult,
     ErasureTarget,
     erase_contract_copies,
@@ -29,9 +30,8 @@ from handover.erasure import (
     sign_certificate,
     vault_target,
 )
-from handover.home import contract_dir
-from handover.playbook import Playbook, load_playbook
-from handover.vault import Vault
+from handover.secrets.vault import Vault
+from handover.state.home import contract_dir
 from tasks.keys import signing_key
 from tasks.runtime import actor
 
@@ -113,7 +113,7 @@ def erase_and_certify(
         ],
     )
     if not report.complete:
-        from handover._errors import HandoverError
+        from handover.errors import HandoverError
 
         raise HandoverError("erasure incomplete: " + "; ".join(report.problems()))
     return {

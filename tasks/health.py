@@ -7,8 +7,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.health import HealthCheckResult, evaluate_health
-from handover.playbook import load_playbook
+from handover.contract.playbook import load_playbook
+from handover.estate.health import HealthCheckResult, evaluate_health
 from tasks.hosts import NO_SHELL, host_session, read_inventory
 
 # Simulated upgrades list what would change without changing anything.

@@ -20,8 +20,8 @@ from prefect.tasks import exponential_backoff
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.types import MemberRecord, VolumeSource
 from handover.connectors.base import HostConnector, connect_host
-from handover.inventory import Inventory, inventory_from_files
-from handover.playbook import Dataset, Host, Playbook, load_playbook
+from handover.contract.playbook import Dataset, Host, Playbook, load_playbook
+from handover.estate.inventory import Inventory, inventory_from_files
 from tasks.runtime import only_transient
 
 SSH_SESSIONS_PER_CONTRACT = 4

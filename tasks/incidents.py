@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from handover._errors import UsageError
-from handover.home import contract_dir
-from handover.playbook import Playbook
-from handover.reports import Incident
+from handover.contract.playbook import Playbook
+from handover.documents.reports import Incident
+from handover.errors import UsageError
+from handover.state.home import contract_dir
 
 INCIDENTS_FILE = "incidents.json"
 

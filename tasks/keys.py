@@ -8,11 +8,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from handover._errors import KeyFormatError, UsageError
 from handover.bundle.age import Identity, Recipient, parse_identities, parse_recipient
 from handover.bundle.sshsig import SigningKey
-from handover.playbook import Playbook
-from handover.secrets import resolve_secret
+from handover.contract.playbook import Playbook
+from handover.errors import KeyFormatError, UsageError
+from handover.secrets.references import resolve_secret
 
 
 def bundle_recipients(playbook: Playbook) -> list[Recipient]:

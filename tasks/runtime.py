@@ -16,9 +16,9 @@ from typing import Any
 from prefect.blocks.system import Secret as PrefectSecretBlock
 from prefect.client.orchestration import get_client
 
-from handover._errors import SecretRefError, TransientConnectorError
-from handover.connectors.s3_base import S3Credentials, register_credentials_provider
-from handover.secrets import Secret, register_resolver
+from handover.connectors.s3.client import S3Credentials, register_credentials_provider
+from handover.errors import SecretRefError, TransientConnectorError
+from handover.secrets.references import Secret, register_resolver
 
 
 def _resolve_prefect_secret(name: str) -> bytes:

@@ -16,12 +16,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.atomic import atomic_writer
 from handover.bundle.age import AgeWriter
-from handover.credentials_io import export_kdbx
-from handover.home import contract_dir
-from handover.playbook import load_playbook
-from handover.vault import Vault
+from handover.contract.playbook import load_playbook
+from handover.secrets.credentials_io import export_kdbx
+from handover.secrets.vault import Vault
+from handover.state.atomic import atomic_writer
+from handover.state.home import contract_dir
 from tasks.keys import bundle_recipients
 
 

@@ -136,8 +136,8 @@ def make_remote_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract: str
 ) -> RemoteWorkspace:
     """Folder, HANDOVER_HOME, vault key (outside .handover), demo keys, provider key."""
-    from handover.demo_estate import make_demo_keys
-    from handover.vault import create_key_file
+    from handover.demo.estate import make_demo_keys
+    from handover.secrets.vault import create_key_file
 
     root = tmp_path / "ws"
     root.mkdir()

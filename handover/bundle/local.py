@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
-from handover._errors import BundleError, ConnectorError, UsageError
+from handover.errors import BundleError, ConnectorError, UsageError
 
 PIPE_SIZE = 1 << 20
 TAR_BLOCKING_FACTOR = 2048  # 1 MiB writes: a third less CPU in tar than 10 KiB records

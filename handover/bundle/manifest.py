@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from handover._errors import BundleCorrupt
 from handover.bundle.types import MemberRecord
+from handover.errors import BundleCorrupt
 
 MANIFEST_NAME = "MANIFEST.json"
 FORMAT = "handover-bundle/1"

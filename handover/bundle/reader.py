@@ -26,12 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from handover._errors import (
-    BundleCorrupt,
-    BundleError,
-    KeyFormatError,
-    UsageError,
-)
 from handover.bundle.age import AgeReader, Identity
 from handover.bundle.local import DirectorySource
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
@@ -39,6 +33,12 @@ from handover.bundle.readme import NAMESPACE, volume_folder
 from handover.bundle.tarstream import SUMS_NAME, TarParser, parse_sums, pump_tar
 from handover.bundle.types import BundleSource, MemberRecord
 from handover.bundle.writer import INDEX_NAME, PROVIDER_KEY_NAME, SIGNATURE_NAME
+from handover.errors import (
+    BundleCorrupt,
+    BundleError,
+    KeyFormatError,
+    UsageError,
+)
 
 COPY_SIZE = 1 << 20
 MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from handover._errors import BundleCorrupt, KeyFormatError
+from handover.errors import BundleCorrupt, KeyFormatError
 
 MAGIC = b"SSHSIG"
 SIG_VERSION = 1

@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
-from handover._errors import BundleError
 from handover.bundle.types import MemberRecord
+from handover.errors import BundleError
 
 BLOCK_SIZE = 512
 RECORD_SIZE = 20 * BLOCK_SIZE  # GNU tar's default blocking factor

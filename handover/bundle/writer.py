@@ -37,7 +37,6 @@ from typing import IO, Any, BinaryIO, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from handover._errors import BundleError, UsageError
 from handover.bundle.age import AgeWriter, Recipient
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import (
@@ -56,6 +55,7 @@ from handover.bundle.tarstream import (
     seal_trailer,
 )
 from handover.bundle.types import BundleTarget, VolumeSource
+from handover.errors import BundleError, UsageError
 
 INDEX_NAME = "index.tar.age"
 README_NAME = "README.txt"

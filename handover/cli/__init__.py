@@ -19,7 +19,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from handover._errors import HandoverError
+from handover.errors import HandoverError
 
 app = typer.Typer(
     name="handover",

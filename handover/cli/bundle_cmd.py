@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from handover._errors import KeyFormatError, UsageError
-from handover.atomic import atomic_writer
 from handover.cli import app, console, err_console, handles_errors
+from handover.errors import KeyFormatError, UsageError
+from handover.state.atomic import atomic_writer
 
 if TYPE_CHECKING:  # the bundle modules are imported inside commands: `handover --help` stays quick
     from handover.bundle.age import Identity, Recipient
@@ -161,7 +161,9 @@ def _volume_source(
     source: str, label: str, known_hosts: Path | None, ssh_key: Path | None
 ) -> VolumeSource:
     if source.startswith("ssh://"):
-        make = _connector("handover.connectors.ssh", "ssh_source_from_url", "ssh:// sources")
+        make = _connector(
+            "handover.connectors.ssh.connector", "ssh_source_from_url", "ssh:// sources"
+        )
         return cast("VolumeSource", make(source, known_hosts, ssh_key, label))
     if source.startswith("s3://"):
         make = _connector("handover.connectors.s3", "s3_source_from_url", "s3:// sources")

@@ -13,10 +13,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from handover._errors import HandoverError, UsageError
-from handover.audit import AuditLog
-from handover.checklist import Checklist, ChecklistStore, Phase, Status, draft_checklist
+from handover.checklist.audit import AuditLog
+from handover.checklist.store import Checklist, ChecklistStore, Phase, Status, draft_checklist
 from handover.cli import app, console, handles_errors
+from handover.errors import HandoverError, UsageError
 
 STATUS_STYLE: dict[Status, str] = {
     Status.PENDING: "dim",
@@ -97,7 +97,7 @@ def checklist_command(
     ] = None,
 ) -> None:
     """Print each phase's checklist: status, evidence, reasons, who and when."""
-    from handover.playbook import load_playbook, phase_items
+    from handover.contract.playbook import load_playbook, phase_items
 
     phases = _phases(phase)
     playbook = load_playbook(file)
@@ -160,7 +160,7 @@ def audit_command(
             raise UsageError(f"{file}: no such audit log")
         log = AuditLog(file)
     else:
-        from handover.playbook import load_playbook
+        from handover.contract.playbook import load_playbook
 
         playbook = load_playbook(file)
         log = ChecklistStore().audit_log(playbook.contract.id)

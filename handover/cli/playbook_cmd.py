@@ -14,10 +14,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from handover._errors import PlaybookError
-from handover.atomic import write_atomic
 from handover.cli import app, console, err_console, handles_errors
-from handover.playbook import load_playbook, playbook_json_schema
+from handover.contract.playbook import load_playbook, playbook_json_schema
+from handover.errors import PlaybookError
+from handover.state.atomic import write_atomic
 
 
 @app.command()

@@ -19,17 +19,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from handover._errors import UsageError
 from handover.cli import app, console, err_console, handles_errors
-from handover.credentials_io import (
+from handover.errors import UsageError
+from handover.secrets.credentials_io import (
     export_kdbx,
     import_csv,
     import_kdbx,
     missing_references,
     resolve_password,
 )
-from handover.secrets import Secret
-from handover.vault import (
+from handover.secrets.references import Secret
+from handover.secrets.vault import (
     CreatedBy,
     Kind,
     Vault,
@@ -246,7 +246,7 @@ def rotate(
 @handles_errors
 def check(playbook: Annotated[Path, typer.Argument(help="Playbook file.")]) -> None:
     """List the playbook's vault references that do not resolve; exit 1 if any."""
-    from handover.playbook import load_playbook
+    from handover.contract.playbook import load_playbook
 
     loaded = load_playbook(playbook)
     missing = missing_references(loaded, Vault(loaded.contract_id))

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from handover._errors import UsageError
+from handover.errors import UsageError
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
-    from handover.inventory import Inventory
-    from handover.playbook import Host
+    from handover.contract.playbook import Host
+    from handover.estate.inventory import Inventory
 
 __all__ = ["CommandResult", "HostConnector", "connect_host"]
 
@@ -111,7 +111,7 @@ def connect_host(host: Host, contract_id: str, **options: Any) -> HostConnector:
         return LocalConnector(host.name, Path(root))
     if transport == "ssh":
         # Imported by name: paramiko is loaded only for contracts that use SSH.
-        ssh = importlib.import_module("handover.connectors.ssh")
+        ssh = importlib.import_module("handover.connectors.ssh.connector")
         connector: HostConnector = ssh.SSHConnector.from_host(host, contract_id, **options)
         return connector
     raise UsageError(f"host {host.name!r}: unknown transport {transport!r} (expected ssh or local)")

@@ -21,15 +21,15 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Self, cast
 
-from handover._errors import (
+from handover.connectors.base import CommandResult
+from handover.errors import (
     ConnectorError,
     PermanentConnectorError,
     TransientConnectorError,
     UsageError,
 )
-from handover.atomic import write_atomic
-from handover.connectors.base import CommandResult
-from handover.inventory import INVENTORY_SCRIPT, Inventory, parse_inventory
+from handover.estate.inventory import INVENTORY_SCRIPT, Inventory, parse_inventory
+from handover.state.atomic import write_atomic
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import HostKeyMismatch, UsageError
-from handover.access import (
+from handover.connectors.local import LocalConnector
+from handover.connectors.ssh.connector import SSHConnector
+from handover.contract.playbook import Host
+from handover.errors import HostKeyMismatch, UsageError
+from handover.estate.access import (
     install_provider_keys,
     remove_provider_keys,
     try_login,
     verify_key_refused,
 )
-from handover.connectors.local import LocalConnector
-from handover.connectors.ssh import SSHConnector
-from handover.playbook import Host
-from handover.secrets import Secret
+from handover.secrets.references import Secret
 from tests.conftest import require_binary
 from tests.fixtures.sshd import SshdFactory, SshdHost
 
@@ -181,7 +181,7 @@ def test_ssh_connector_logs_in_with_a_vault_reference(
     host: SshdHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from handover.bundle.age import X25519Identity
-    from handover.vault import Kind, Vault, VaultEntry
+    from handover.secrets.vault import Kind, Vault, VaultEntry
 
     monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))
     Vault(CONTRACT).add(

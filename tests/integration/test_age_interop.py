@@ -17,7 +17,6 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from handover._errors import BundleCorrupt, KeyFormatError, NoMatchingIdentity
 from handover.bundle.age import (
     CHUNK_SIZE,
     AgeReader,
@@ -31,6 +30,7 @@ from handover.bundle.age import (
     parse_recipient,
 )
 from handover.bundle.sshsig import SigningKey, sign, verify
+from handover.errors import BundleCorrupt, KeyFormatError, NoMatchingIdentity
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration

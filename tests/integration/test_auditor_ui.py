@@ -31,7 +31,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from flows.lifecycle import run_phase
-from handover.checklist import ChecklistStore, Status
+from handover.checklist.store import ChecklistStore, Status
 from tests.browser import chromium
 from tests.workspace import Workspace, make_workspace
 

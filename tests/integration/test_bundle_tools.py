@@ -291,9 +291,9 @@ def test_seal_usage_errors_exit_2(sealed: dict[str, Path | str], tmp_path: Path)
 
 def test_tar_failure_is_a_connector_error_naming_the_path(tools: None, tmp_path: Path) -> None:
     """A path that vanished between the command line check and tar's walk."""
-    from handover._errors import ConnectorError
     from handover.bundle.local import LocalPathSource
     from handover.bundle.snapshot import snapshot_source
+    from handover.errors import ConnectorError
 
     (tmp_path / "present").write_text("x")
     source = LocalPathSource("x", tmp_path, ["present", "nothing-here"])

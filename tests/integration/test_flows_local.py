@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.lifecycle import run_phase
-from handover.checklist import ChecklistStore, Status
+from handover.checklist.store import ChecklistStore, Status
 from tests.conftest import require_binary
 from tests.workspace import Workspace, make_workspace
 

@@ -22,9 +22,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flows.lifecycle import run_phase
-from handover.checklist import ChecklistStore, Status
-from handover.secrets import Secret
-from handover.vault import Kind, Vault, VaultEntry
+from handover.checklist.store import ChecklistStore, Status
+from handover.secrets.references import Secret
+from handover.secrets.vault import Kind, Vault, VaultEntry
 from tests.canary import kdbx_plaintext, make_canaries, search_canaries, search_text
 from tests.conftest import require_binary
 from tests.fixtures.prefect_server import prefect_home
@@ -73,7 +73,7 @@ def flow_runs(name_like: str) -> list[Any]:
 
 def provider_logs_in(ws: RemoteWorkspace, host: LifecycleSshd, account: str) -> bool:
     """Does the throwaway provider key open a session (paramiko, pinned host key)?"""
-    from handover.access import try_login
+    from handover.estate.access import try_login
 
     return try_login(
         host.address,
@@ -521,7 +521,7 @@ def hand_over_credentials(ws: RemoteWorkspace, canaries: dict[str, str], key_id:
     """What the client gives at takeover: a KeePass file (SSH key, password) and a CSV (S3)."""
     from pykeepass import create_database
 
-    from handover.credentials_io import import_csv, import_kdbx
+    from handover.secrets.credentials_io import import_csv, import_kdbx
 
     received = ws.root.parent / "received"
     received.mkdir()

@@ -20,15 +20,15 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from flows.takeover import takeover
-from handover.checklist import ChecklistStore, Status
-from handover.home import contract_dir
+from handover.checklist.store import ChecklistStore, Status
+from handover.state.home import contract_dir
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
 
 def _playbook(tmp_path: Path, host: dict[str, Any]) -> Path:
-    from handover.demo_estate import make_demo_keys
+    from handover.demo.estate import make_demo_keys
 
     make_demo_keys(tmp_path / ".handover" / "demo" / "keys")
     data = yaml.safe_load((PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml").read_text())

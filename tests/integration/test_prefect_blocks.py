@@ -9,10 +9,10 @@ from prefect.blocks.system import Secret as SecretBlock
 from prefect_aws import AwsCredentials
 
 import tasks.runtime  # noqa: F401  (registers prefect-secret: and AwsCredentials blocks)
-from handover._errors import SecretRefError
 from handover.connectors.s3 import s3_client
-from handover.playbook import S3Settings
-from handover.secrets import resolve_secret
+from handover.contract.playbook import S3Settings
+from handover.errors import SecretRefError
+from handover.secrets.references import resolve_secret
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from handover._errors import PermanentConnectorError
-from handover.backup import list_backups, prune, restore_check, run_backup
 from handover.bundle.age import X25519Identity
 from handover.connectors.s3 import (
     S3BackupStore,
@@ -18,6 +16,8 @@ from handover.connectors.s3 import (
     install_lifecycle_rule,
     s3_backup_store_from_url,
 )
+from handover.errors import PermanentConnectorError
+from handover.operations.backup import list_backups, prune, restore_check, run_backup
 from tests.fixtures.s3 import fill_bucket
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,6 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from handover._errors import ConnectorError, PermanentConnectorError
 from handover.bundle.local import LocalPathSource
 from handover.bundle.reader import verify_bundle
 from handover.bundle.writer import BundleWriter
@@ -28,6 +27,7 @@ from handover.connectors.s3 import (
     s3_bundle_source_from_url,
     s3_target_from_url,
 )
+from handover.errors import ConnectorError, PermanentConnectorError
 from tests.fixtures.s3 import (
     BundleKeys,
     TcpProxy,
@@ -129,7 +129,7 @@ def test_presign_on_aws_is_capped_at_seven_days(caplog: pytest.LogCaptureFixture
         def list_files(self) -> Iterator[str]:
             yield "SHA256SUMS"
 
-    import handover.connectors.s3_delivery as delivery
+    import handover.connectors.s3.delivery as delivery
 
     original = delivery.S3BundleSource
     delivery.S3BundleSource = OneFile  # type: ignore[misc]

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import (
+from handover.connectors.base import connect_host
+from handover.connectors.ssh.connector import SSHConnector, pin_first_contact
+from handover.connectors.ssh.trust import first_contact_fingerprint
+from handover.contract.playbook import Host
+from handover.errors import (
     AuthFailed,
     HostKeyMismatch,
     PermanentConnectorError,
     TransientConnectorError,
 )
-from handover.connectors.base import connect_host
-from handover.connectors.ssh import SSHConnector, pin_first_contact
-from handover.connectors.ssh_trust import first_contact_fingerprint
-from handover.home import contract_dir
-from handover.playbook import Host
+from handover.state.home import contract_dir
 from tests.conftest import require_binary
 from tests.fixtures.sshd import PASSWORD_USER, SshdFactory, SshdHost, free_port
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import ConnectorError, PermanentConnectorError, TransientConnectorError
-from handover.backup import LocalBackupStore, restore_check, run_backup
 from handover.bundle.age import X25519Identity
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.writer import BundleWriter
-from handover.connectors.ssh import SSHConnector, ssh_source_from_url
-from handover.playbook import Host
+from handover.connectors.ssh.connector import SSHConnector, ssh_source_from_url
+from handover.contract.playbook import Host
+from handover.errors import ConnectorError, PermanentConnectorError, TransientConnectorError
+from handover.operations.backup import LocalBackupStore, restore_check, run_backup
 from tests.conftest import require_binary
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
 

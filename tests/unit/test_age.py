@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from handover._errors import AgeFormatError, BundleCorrupt, KeyFormatError, NoMatchingIdentity
 from handover.bundle.age import (
     CHUNK_SIZE,
     AgeReader,
@@ -31,7 +30,8 @@ from handover.bundle.age import (
     parse_identities,
     parse_recipient,
 )
-from handover.bundle.age_keys import bech32_decode, bech32_encode
+from handover.bundle.age.keys import bech32_decode, bech32_encode
+from handover.errors import AgeFormatError, BundleCorrupt, KeyFormatError, NoMatchingIdentity
 
 ENC = CHUNK_SIZE + 16
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import AgeFormatError, KeyFormatError, NoMatchingIdentity
 from handover.bundle import age
+from handover.errors import AgeFormatError, KeyFormatError, NoMatchingIdentity
 from tests.conftest import VECTORS_DIR
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import HandoverError
-from handover.audit import GENESIS, AuditLog, canonical_json, entry_hash
+from handover.checklist.audit import GENESIS, AuditLog, canonical_json, entry_hash
+from handover.errors import HandoverError
 
 
 def test_first_entry_chains_on_genesis_and_numbers_from_one(tmp_path: Path) -> None:

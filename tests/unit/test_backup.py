@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import ConnectorError, NoMatchingIdentity, UsageError
-from handover.backup import (
+from handover.bundle.age import X25519Identity
+from handover.connectors.local import LocalConnector
+from handover.errors import ConnectorError, NoMatchingIdentity, UsageError
+from handover.operations.backup import (
     BackupRecord,
     LocalBackupStore,
     list_backups,
@@ -18,8 +20,6 @@ from handover.backup import (
     restore_check,
     run_backup,
 )
-from handover.bundle.age import X25519Identity
-from handover.connectors.local import LocalConnector
 from tests.conftest import require_binary
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)

@@ -16,7 +16,6 @@ from typing import BinaryIO
 
 import pytest
 
-from handover._errors import BundleCorrupt, BundleError, ConnectorError, UsageError
 from handover.bundle.age import AgeReader, AgeWriter, X25519Identity
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord, load_manifest
@@ -26,6 +25,7 @@ from handover.bundle.sshsig import SigningKey
 from handover.bundle.tarstream import parse_sums
 from handover.bundle.types import MemberRecord
 from handover.bundle.writer import BundleWriter
+from handover.errors import BundleCorrupt, BundleError, ConnectorError, UsageError
 
 
 def tar_bytes(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:

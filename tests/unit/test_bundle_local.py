@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import BundleError, ConnectorError, UsageError
 from handover.bundle.local import (
     DirectorySource,
     DirectoryTarget,
@@ -15,6 +14,7 @@ from handover.bundle.local import (
     local_path_source,
 )
 from handover.bundle.snapshot import snapshot_source
+from handover.errors import BundleError, ConnectorError, UsageError
 from tests.conftest import require_binary
 
 

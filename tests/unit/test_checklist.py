@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from handover._errors import HandoverError, InvalidTransition, UsageError
-from handover.audit import AuditLog
-from handover.checklist import (
+from handover.checklist.audit import AuditLog
+from handover.checklist.store import (
     ALLOWED_TRANSITIONS,
     Checklist,
     ChecklistItem,
@@ -24,6 +23,7 @@ from handover.checklist import (
     Status,
     evidence_for_file,
 )
+from handover.errors import HandoverError, InvalidTransition, UsageError
 
 C = "acme-2026"
 P = Phase.TAKEOVER
@@ -381,7 +381,7 @@ def test_failed_write_keeps_previous_state(
     def broken_dump(checklist: Checklist) -> bytes:
         raise OSError("disk full")
 
-    monkeypatch.setattr("handover.checklist._dump", broken_dump)
+    monkeypatch.setattr("handover.checklist.store._dump", broken_dump)
     with pytest.raises(OSError, match="disk full"):
         store.start(C, P, "inventory", "ops")
     assert store.path(C, P).read_bytes() == before
@@ -519,7 +519,7 @@ def test_cli_checklist_shows_template_items_of_a_phase_never_opened(demo: Path) 
 
 
 def test_cli_checklist_shows_stored_state_evidence_and_reasons(demo: Path) -> None:
-    from handover.playbook import load_playbook, phase_items
+    from handover.contract.playbook import load_playbook, phase_items
 
     playbook = load_playbook(demo)
     store = ChecklistStore()

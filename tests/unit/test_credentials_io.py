@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pykeepass import PyKeePass, create_database
 
-from handover._errors import UsageError
 from handover.bundle.age import X25519Identity
-from handover.credentials_io import (
+from handover.errors import UsageError
+from handover.secrets.credentials_io import (
     detect_csv_layout,
     export_kdbx,
     generate_master_password,
@@ -18,8 +18,8 @@ from handover.credentials_io import (
     import_kdbx,
     missing_references,
 )
-from handover.secrets import Secret
-from handover.vault import CreatedBy, Kind, Vault, VaultEntry
+from handover.secrets.references import Secret
+from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry
 
 CONTRACT = "acme-2026"
 CERT = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"

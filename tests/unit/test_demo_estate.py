@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from handover.connectors.local import LocalConnector
-from handover.demo_estate import (
+from handover.demo.estate import (
     DemoEstate,
     build_demo_estate,
     generate_host_files,
     make_demo_keys,
 )
-from handover.health import evaluate_health
+from handover.estate.health import evaluate_health
 from tests.conftest import require_binary
 
 

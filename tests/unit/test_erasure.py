@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import BundleCorrupt
 from handover.bundle.age import X25519Identity
 from handover.bundle.sshsig import SigningKey
-from handover.erasure import (
+from handover.contract.playbook import load_playbook
+from handover.errors import BundleCorrupt
+from handover.exit.erasure import (
     DeletionResult,
     ErasureTarget,
     erase_contract_copies,
@@ -22,9 +23,8 @@ from handover.erasure import (
     vault_target,
     verify_certificate,
 )
-from handover.home import contract_dir
-from handover.playbook import load_playbook
-from handover.vault import Vault, VaultEntry
+from handover.secrets.vault import Vault, VaultEntry
+from handover.state.home import contract_dir
 from tests.conftest import require_binary
 
 PLAYBOOK = Path("playbooks/examples/acme.yaml")

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handover.health import HealthCheckResult, availability, evaluate_health
-from handover.inventory import Certificate, Disk, Inventory
+from handover.estate.health import HealthCheckResult, availability, evaluate_health
+from handover.estate.inventory import Certificate, Disk, Inventory
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from handover.inventory import (
+from handover.estate.inventory import (
     INVENTORY_SCRIPT,
     Package,
     eol_flags,

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from handover._errors import (
+from handover.bundle.types import VolumeSource
+from handover.connectors.base import CommandResult, HostConnector, connect_host
+from handover.connectors.local import LocalConnector, LocalDumpSource
+from handover.contract.playbook import Host
+from handover.errors import (
     ConnectorError,
     PermanentConnectorError,
     TransientConnectorError,
     UsageError,
 )
-from handover.bundle.types import VolumeSource
-from handover.connectors.base import CommandResult, HostConnector, connect_host
-from handover.connectors.local import LocalConnector, LocalDumpSource
-from handover.playbook import Host
 from tests.conftest import require_binary
 from tests.unit.test_inventory import make_cert
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from handover._errors import KeyFormatError, PlaybookError, UsageError
-from handover.playbook import (
+from handover.contract.playbook import (
     PHASES,
     Playbook,
     load_phase_template,
@@ -20,6 +19,7 @@ from handover.playbook import (
     playbook_json_schema,
     validate_playbook_text,
 )
+from handover.errors import KeyFormatError, PlaybookError, UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO = PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml"
@@ -243,7 +243,7 @@ def test_templates_hold_exactly_the_documented_ids() -> None:
 
 def test_templates_are_package_data_and_match_playbooks_folder() -> None:
     for phase in PHASES:
-        packaged = resources.files("handover").joinpath("templates", f"{phase}.yaml")
+        packaged = resources.files("handover.contract").joinpath("templates", f"{phase}.yaml")
         assert packaged.is_file()
         shown = PROJECT_ROOT / "playbooks" / "templates" / f"{phase}.yaml"
         assert filecmp.cmp(str(packaged), shown, shallow=False)

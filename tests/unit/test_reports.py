@@ -11,20 +11,9 @@ from pathlib import Path
 import pytest
 
 from handover.bundle.types import MemberRecord
-from handover.checklist import ChecklistStore, Evidence, Phase, draft_checklist
-from handover.health import HealthCheckResult
-from handover.inventory import (
-    Certificate,
-    CronEntry,
-    Disk,
-    Inventory,
-    ListeningPort,
-    Package,
-    Service,
-    User,
-)
-from handover.playbook import Playbook, load_playbook, phase_items
-from handover.reports import (
+from handover.checklist.store import ChecklistStore, Evidence, Phase, draft_checklist
+from handover.contract.playbook import Playbook, load_playbook, phase_items
+from handover.documents.reports import (
     Document,
     Incident,
     _md_line_start,
@@ -38,6 +27,17 @@ from handover.reports import (
     scrub,
     sla_report,
     snapshot_digest,
+)
+from handover.estate.health import HealthCheckResult
+from handover.estate.inventory import (
+    Certificate,
+    CronEntry,
+    Disk,
+    Inventory,
+    ListeningPort,
+    Package,
+    Service,
+    User,
 )
 
 NOW = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)

@@ -12,16 +12,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-import handover.connectors.s3_delivery as delivery
-import handover.connectors.s3_source as source_mod
-from handover._errors import (
-    AuthFailed,
-    ConnectorError,
-    PermanentConnectorError,
-    SecretRefError,
-    TransientConnectorError,
-    UsageError,
-)
+import handover.connectors.s3.delivery as delivery
+import handover.connectors.s3.source as source_mod
 from handover.connectors.s3 import (
     S3Credentials,
     S3PrefixSource,
@@ -31,8 +23,16 @@ from handover.connectors.s3 import (
     register_credentials_provider,
     s3_client,
 )
-from handover.playbook import S3Settings
-from handover.secrets import Secret
+from handover.contract.playbook import S3Settings
+from handover.errors import (
+    AuthFailed,
+    ConnectorError,
+    PermanentConnectorError,
+    SecretRefError,
+    TransientConnectorError,
+    UsageError,
+)
+from handover.secrets.references import Secret
 
 MiB = 1 << 20
 WHEN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -177,7 +177,7 @@ def test_unknown_profile_and_unresolvable_references(monkeypatch: pytest.MonkeyP
 def test_credentials_block_goes_through_the_registered_provider(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import handover.connectors.s3_base as s3_base
+    import handover.connectors.s3.client as s3_base
 
     # Another test may have imported tasks.runtime, which registers the prefect-aws provider.
     monkeypatch.setattr(s3_base, "_credentials_provider", None)

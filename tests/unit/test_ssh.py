@@ -12,15 +12,14 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from handover._errors import HostKeyMismatch, KeyFormatError, UsageError
-from handover.connectors.ssh import (
+from handover.connectors.ssh.connector import (
     SSHTarget,
     _credentials,
     _load_private_key,
     _relative_paths,
     ssh_source_from_url,
 )
-from handover.connectors.ssh_trust import (
+from handover.connectors.ssh.trust import (
     PinnedFingerprintPolicy,
     fingerprint,
     known_hosts_name,
@@ -28,6 +27,7 @@ from handover.connectors.ssh_trust import (
     normalize_fingerprint,
     record_host_key,
 )
+from handover.errors import HostKeyMismatch, KeyFormatError, UsageError
 
 
 def new_key() -> paramiko.Ed25519Key:
@@ -177,7 +177,7 @@ def test_chunk_buffer_behaves_like_paramikos_array_in_a_buffered_pipe() -> None:
 
     from paramiko.buffered_pipe import BufferedPipe
 
-    from handover.connectors.ssh import _ChunkBuffer
+    from handover.connectors.ssh.connector import _ChunkBuffer
 
     rng = random.Random(4)
     reference, ours = BufferedPipe(), BufferedPipe()

@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from handover._errors import BundleCorrupt, KeyFormatError
 from handover.bundle.sshsig import (
     ARMOR_BEGIN,
     ARMOR_END,
@@ -21,6 +20,7 @@ from handover.bundle.sshsig import (
     verify,
     verify_stream,
 )
+from handover.errors import BundleCorrupt, KeyFormatError
 
 NS = "handover-bundle"
 

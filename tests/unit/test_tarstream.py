@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import BundleError
 from handover.bundle.tarstream import (
     TarParser,
     parse_sums,
@@ -19,6 +18,7 @@ from handover.bundle.tarstream import (
     render_sums,
     seal_trailer,
 )
+from handover.errors import BundleError
 from tests.conftest import require_binary
 
 

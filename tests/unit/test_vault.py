@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from handover._errors import SecretRefError, VaultError
 from handover.bundle.age import X25519Identity
-from handover.secrets import Secret, resolve_secret
-from handover.vault import (
+from handover.errors import SecretRefError, VaultError
+from handover.secrets.references import Secret, resolve_secret
+from handover.secrets.vault import (
     CreatedBy,
     Kind,
     Vault,

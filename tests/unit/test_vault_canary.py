@@ -90,8 +90,8 @@ def test_canaries_survive_vault_and_kdbx_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from handover.bundle.age import X25519Identity
-    from handover.credentials_io import export_kdbx
-    from handover.vault import Kind, Vault, VaultEntry
+    from handover.secrets.credentials_io import export_kdbx
+    from handover.secrets.vault import Kind, Vault, VaultEntry
     from tests.canary import kdbx_plaintext
 
     monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))

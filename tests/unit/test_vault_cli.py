@@ -9,7 +9,7 @@ from pykeepass import PyKeePass
 from typer.testing import CliRunner
 
 from handover.cli import _register, app
-from handover.vault import Kind, Vault
+from handover.secrets.vault import Kind, Vault
 
 SECRET = "Sup3r-s3cret-CLI-value"
 
@@ -153,8 +153,8 @@ def test_import_kdbx_password_from_environment_reference(
 
 
 def test_check_lists_missing_references_then_passes(runner: CliRunner) -> None:
-    from handover.playbook import load_playbook
-    from handover.vault import VaultEntry
+    from handover.contract.playbook import load_playbook
+    from handover.secrets.vault import VaultEntry
 
     path = Path("playbooks/examples/acme.yaml")
     playbook = load_playbook(path)

@@ -1,0 +1,1 @@
+"""Evidence of what was done: checklist items and their state machine, the store, the audit log."""

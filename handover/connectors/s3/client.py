@@ -1,0 +1,309 @@
+"""S3 clients, `s3://` URLs and the translation of botocore errors into handover's.
+
+The client honours boto3's standard configuration first (AWS_PROFILE,
+AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION,
+~/.aws/config and credentials), then the contract's `perimeter.s3` settings
+override it. Credentials given as references are resolved here, at the last
+moment, and handed to boto3 only: they never reach a log or an exception.
+
+A `prefect-aws` AwsCredentials block cannot be read from the core (no Prefect
+import here): the tasks layer registers a provider with
+`register_credentials_provider(fn)`, and `s3_client` calls it with the block
+name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
+
+from handover.errors import (
+    AuthFailed,
+    ConnectorError,
+    PermanentConnectorError,
+    SecretRefError,
+    TransientConnectorError,
+    UsageError,
+)
+from handover.secrets.references import Secret, resolve_secret
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+else:
+    S3Client = object
+
+__all__ = [
+    "S3Client",
+    "S3Credentials",
+    "S3SettingsLike",
+    "is_aws_endpoint",
+    "join_key",
+    "normalize_prefix",
+    "parse_s3_url",
+    "raise_s3_error",
+    "register_credentials_provider",
+    "s3_client",
+]
+
+MAX_POOL_CONNECTIONS = 64  # several volumes at once, each with its own bounded pool of requests
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 120
+MAX_ATTEMPTS = 4  # botocore "standard" retry mode: throttling, 5xx, resets
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+_AUTH_CODES = {
+    "InvalidAccessKeyId": "invalid access key",
+    "SignatureDoesNotMatch": "signature does not match (wrong secret key?)",
+    "AccessDenied": "access denied",
+    "AllAccessDisabled": "access denied",
+    "ExpiredToken": "expired session token",
+    "InvalidToken": "invalid session token",
+    "TokenRefreshRequired": "expired session token",
+    "AuthorizationHeaderMalformed": "authorization header malformed (wrong region?)",
+    "InvalidClientTokenId": "invalid access key",
+    "403": "access denied",
+    "Forbidden": "access denied",
+}
+_TRANSIENT_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "Throttling",
+    "ThrottlingException",
+    "500",
+    "502",
+    "503",
+    "504",
+}
+
+
+class S3SettingsLike(Protocol):
+    """The fields of `handover.playbook.S3Settings` that the client reads."""
+
+    @property
+    def endpoint_url(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def addressing_style(self) -> Literal["auto", "path", "virtual"]: ...
+    @property
+    def checksum_when_required(self) -> bool: ...
+    @property
+    def profile(self) -> str | None: ...
+    @property
+    def access_key_id(self) -> str | None: ...
+    @property
+    def secret_access_key(self) -> str | None: ...
+    @property
+    def aws_credentials_block(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """Credentials handed over by a provider (e.g. a prefect-aws AwsCredentials block)."""
+
+    access_key_id: str
+    secret_access_key: Secret
+    session_token: Secret | None = None
+    region: str | None = None
+
+
+CredentialsProvider = Callable[[str], S3Credentials]
+_credentials_provider: CredentialsProvider | None = None
+
+
+def register_credentials_provider(provider: CredentialsProvider | None) -> None:
+    """Let `s3_client` resolve `aws_credentials_block: NAME` by calling `provider(NAME)`.
+
+    The tasks layer registers a function that loads the prefect-aws block;
+    None unregisters it.
+    """
+    global _credentials_provider
+    _credentials_provider = provider
+
+
+def s3_client(
+    settings: S3SettingsLike | None = None, *, credentials: S3Credentials | None = None
+) -> S3Client:
+    """A thread-safe boto3 S3 client: boto3's standard configuration, then `settings`.
+
+    `credentials` (if given) wins over everything; then the settings'
+    access-key references, then its credentials block, then boto3's chain
+    (environment, profile, instance role). Raises SecretRefError for a
+    reference that does not resolve, AuthFailed for an unknown profile or a
+    missing credentials provider. No request is made here: wrong credentials
+    show on the first call.
+    """
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    profile = settings.profile if settings else None
+    region = settings.region if settings else None
+    key_id: str | None = None
+    secret: Secret | None = None
+    token: Secret | None = None
+    if credentials is None and settings is not None:
+        if settings.access_key_id and settings.secret_access_key:
+            key_id = resolve_secret(settings.access_key_id).reveal_text()
+            secret = Secret(resolve_secret(settings.secret_access_key).reveal_text().encode())
+        elif settings.aws_credentials_block:
+            if _credentials_provider is None:
+                raise SecretRefError(
+                    f"perimeter.s3.aws_credentials_block {settings.aws_credentials_block!r}: "
+                    "no credentials provider registered in this process (run through the flows)"
+                )
+            credentials = _credentials_provider(settings.aws_credentials_block)
+    if credentials is not None:
+        key_id, secret, token = (
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            credentials.session_token,
+        )
+        region = region or credentials.region
+    try:
+        session = boto3.session.Session(
+            profile_name=profile,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret.reveal_text() if secret else None,
+            aws_session_token=token.reveal_text() if token else None,
+            region_name=region,
+        )
+    except botocore.exceptions.ProfileNotFound:
+        raise AuthFailed(f"AWS profile {profile!r} not found in ~/.aws/config") from None
+    options: dict[str, Any] = {
+        "max_pool_connections": MAX_POOL_CONNECTIONS,
+        "tcp_keepalive": True,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "read_timeout": READ_TIMEOUT_S,
+        "retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        "signature_version": "s3v4",
+    }
+    if settings is not None and settings.addressing_style != "auto":
+        options["s3"] = {"addressing_style": settings.addressing_style}
+    if settings is not None and settings.checksum_when_required:
+        options["request_checksum_calculation"] = "when_required"
+        options["response_checksum_validation"] = "when_required"
+    endpoint = settings.endpoint_url if settings and settings.endpoint_url else None
+    try:
+        client = session.client("s3", endpoint_url=endpoint, config=Config(**options))
+    except ValueError as exc:  # botocore rejects a malformed endpoint URL
+        raise UsageError(f"perimeter.s3.endpoint_url {endpoint!r}: {exc}") from None
+    return client  # type: ignore[no-any-return]
+
+
+def is_aws_endpoint(client: S3Client) -> bool:
+    """True when `client` talks to AWS itself (presigned URLs are then capped at 7 days)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(client.meta.endpoint_url).hostname or ""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """Split `s3://bucket/prefix` into (bucket, normalized prefix).
+
+    Raises UsageError for another scheme or a bucket name S3 would refuse.
+    """
+    if not url.startswith("s3://"):
+        raise UsageError(f"{url!r}: not an s3://bucket/prefix URL")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    check_bucket(bucket, url)
+    return bucket, normalize_prefix(prefix)
+
+
+def check_bucket(bucket: str, where: str) -> None:
+    """Raise UsageError when `bucket` is not a valid S3 bucket name."""
+    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise UsageError(f"{where}: bad bucket name {bucket!r} (3-63 characters a-z 0-9 . -)")
+
+
+def normalize_prefix(prefix: str) -> str:
+    """A prefix is a folder: '' or 'a/b/' (leading slashes dropped, trailing one added)."""
+    prefix = prefix.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return prefix
+
+
+def join_key(prefix: str, relpath: str) -> str:
+    """The object key of `relpath` under the folder `prefix` (normalized here: 'a' -> 'a/')."""
+    return normalize_prefix(prefix) + relpath.lstrip("/")
+
+
+def raise_s3_error(exc: Exception, where: str, *, missing_key_ok: bool = False) -> NoReturn:
+    """Re-raise a botocore/urllib3 error as a ConnectorError naming `where` (s3://bucket/key).
+
+    Wrong or missing credentials → AuthFailed; a missing bucket or key, a
+    refused precondition, an archived object → PermanentConnectorError; a
+    dead endpoint, a timeout, a 5xx → TransientConnectorError. The server's
+    own message is quoted only for unclassified errors and never for
+    authentication ones.
+    """
+    import botocore.exceptions
+    import urllib3.exceptions
+
+    if isinstance(exc, ConnectorError):
+        raise exc
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _AUTH_CODES:
+            raise AuthFailed(f"{_AUTH_CODES[code]} ({code})", host=where) from exc
+        if code == "NoSuchBucket" or (code == "404" and "/" not in where[5:]):
+            bucket = where[5:].split("/", 1)[0]
+            raise PermanentConnectorError("bucket does not exist", host=f"s3://{bucket}") from exc
+        if code in ("NoSuchKey", "404", "NoSuchVersion", "NotFound"):
+            raise PermanentConnectorError("no such object", host=where) from exc
+        if code in ("PreconditionFailed", "412"):
+            raise PermanentConnectorError(
+                "object changed while it was being read (ETag differs): run again", host=where
+            ) from exc
+        if code == "InvalidObjectState":
+            raise PermanentConnectorError(
+                "object is archived (Glacier / Deep Archive): restore it first", host=where
+            ) from exc
+        if code in _TRANSIENT_CODES or status >= 500:
+            raise TransientConnectorError(f"server error {code or status}", host=where) from exc
+        message = str(error.get("Message", ""))[:200]
+        raise PermanentConnectorError(
+            f"{code or status}: {message}".rstrip(": "), host=where
+        ) from exc
+    if isinstance(
+        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        raise AuthFailed(
+            "no usable credentials (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or perimeter.s3 references)",
+            host=where,
+        ) from exc
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        raise TransientConnectorError(
+            f"endpoint unreachable ({exc.kwargs.get('endpoint_url', '?')})", host=where
+        ) from exc
+    if isinstance(
+        exc,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ResponseStreamingError
+        | urllib3.exceptions.HTTPError
+        | ConnectionError
+        | TimeoutError,
+    ):
+        raise TransientConnectorError(
+            f"connection lost ({type(exc).__name__})", host=where
+        ) from exc
+    if isinstance(exc, botocore.exceptions.FlexibleChecksumError):
+        raise PermanentConnectorError(
+            "the data received does not match the object's checksum", host=where
+        ) from exc
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        raise PermanentConnectorError(f"{type(exc).__name__}: {exc}", host=where) from exc
+    raise exc

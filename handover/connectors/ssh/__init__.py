@@ -1,0 +1,1 @@
+"""SSH hosts (paramiko): the connector, transport tuning, streams, SFTP fallback, host-key trust."""

@@ -1,0 +1,234 @@
+"""A tar stream built from SFTP reads, for accounts that may not run commands.
+
+`ForceCommand internal-sftp` accounts cannot run `tar`, so handover walks the
+tree over SFTP and writes the tar itself: the same member names (relative to
+`/`), order (sorted by name, as `tar --sort=name`), types (files, folders,
+symlinks; sockets, FIFOs and devices are skipped, as they hold no data) and
+bytes as the remote tar would give. It is slower on many small files (one
+round trip per file and folder) and kept as a fallback.
+
+A producer thread writes the stream into a pipe that the consumer reads, so
+memory stays bounded: files are read in segments of SEGMENT_BYTES, each
+fetched with pipelined requests (paramiko `readv`), never whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import posixpath
+import stat
+import tarfile
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO
+
+import paramiko
+
+from handover.errors import ConnectorError, TransientConnectorError
+
+if TYPE_CHECKING:
+    from handover.connectors.ssh.connector import SSHConnector
+
+SEGMENT_BYTES = 8 * 1024 * 1024  # one pipelined batch of read requests per file
+REQUEST_BYTES = 32 * 1024  # paramiko's SFTP request size
+MAX_REQUESTS = 64
+PIPE_BYTES = 1024 * 1024
+_F_SETPIPE_SZ = 1031
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+
+
+class _Failure(Exception):
+    """A producer failure carried to the consumer's thread."""
+
+
+class _SftpTarWriter:
+    """Write a POSIX (pax) tar of `paths` read over SFTP into `out`."""
+
+    def __init__(self, sftp: paramiko.SFTPClient, out: BinaryIO, host: str) -> None:
+        self.sftp = sftp
+        self.out = out
+        self.host = host
+        self.written = 0
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.out.write(data)
+        self.written += len(data)
+
+    def write_tree(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            try:
+                attrs = self.sftp.lstat(path)
+            except OSError as exc:
+                raise ConnectorError(
+                    f"{path}: cannot read over SFTP ({exc.strerror or exc})", host=self.host
+                ) from exc
+            self._add(path, attrs)
+        self._write(b"\0" * (2 * _BLOCK))
+        self._write(b"\0" * (-self.written % _RECORD))
+
+    def _add(self, path: str, attrs: paramiko.SFTPAttributes) -> None:
+        mode = attrs.st_mode or 0
+        info = tarfile.TarInfo(path.lstrip("/") or ".")
+        info.mode = stat.S_IMODE(mode)
+        info.mtime = int(attrs.st_mtime or 0)
+        info.uid = attrs.st_uid or 0
+        info.gid = attrs.st_gid or 0
+        if stat.S_ISDIR(mode):
+            info.type = tarfile.DIRTYPE
+            self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            try:
+                entries = self.sftp.listdir_attr(path)
+            except OSError as exc:
+                raise ConnectorError(
+                    f"{path}: cannot list over SFTP ({exc.strerror or exc})", host=self.host
+                ) from exc
+            for entry in sorted(
+                entries, key=lambda e: e.filename.encode("utf-8", "surrogateescape")
+            ):
+                self._add(posixpath.join(path, entry.filename), entry)
+        elif stat.S_ISLNK(mode):
+            info.type = tarfile.SYMTYPE
+            try:
+                info.linkname = self.sftp.readlink(path) or ""
+            except OSError as exc:
+                raise ConnectorError(
+                    f"{path}: cannot read link over SFTP ({exc.strerror or exc})", host=self.host
+                ) from exc
+            self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        elif stat.S_ISREG(mode):
+            info.size = attrs.st_size or 0
+            self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            self._copy_file(path, info.size)
+            self._write(b"\0" * (-info.size % _BLOCK))
+
+    def _copy_file(self, path: str, size: int) -> None:
+        """Copy exactly `size` bytes; a file that shrank meanwhile is an error, never padding."""
+        try:
+            with self.sftp.open(path, "rb") as handle:
+                done = 0
+                while done < size:
+                    segment = min(SEGMENT_BYTES, size - done)
+                    chunks = [
+                        (offset, min(REQUEST_BYTES, done + segment - offset))
+                        for offset in range(done, done + segment, REQUEST_BYTES)
+                    ]
+                    for block in handle.readv(chunks, MAX_REQUESTS):
+                        if not block:
+                            raise EOFError
+                        self._write(block)
+                        done += len(block)
+        except (EOFError, paramiko.SSHException, paramiko.SFTPError) as exc:
+            channel = self.sftp.get_channel()
+            transport = channel.get_transport() if channel is not None else None
+            if transport is None or not transport.is_active():
+                raise TransientConnectorError(
+                    f"connection lost during SFTP read of {path}; the stream is incomplete",
+                    host=self.host,
+                ) from exc
+            raise ConnectorError(
+                f"{path}: file changed size while read over SFTP", host=self.host
+            ) from exc
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise ConnectorError(
+                f"{path}: cannot read over SFTP ({exc.strerror or exc})", host=self.host
+            ) from exc
+        if done != size:
+            raise ConnectorError(f"{path}: file changed size while read over SFTP", host=self.host)
+
+
+class _Producer:
+    """Runs the writer on a thread into a pipe; remembers how it ended."""
+
+    def __init__(self, connector: SSHConnector, paths: Sequence[str]) -> None:
+        self.connector = connector
+        self.paths = list(paths)
+        self.sftp = connector.sftp()
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_fd, _F_SETPIPE_SZ, PIPE_BYTES)
+        self.reader = io.BufferedReader(io.FileIO(read_fd, "rb"), buffer_size=PIPE_BYTES)
+        self._writer = os.fdopen(write_fd, "wb", buffering=PIPE_BYTES)
+        self.error: BaseException | None = None
+        self.finished = False
+        self._thread = threading.Thread(target=self._run, name="sftp-tar", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._writer:
+                _SftpTarWriter(self.sftp, self._writer, self.connector.name).write_tree(self.paths)
+            self.finished = True
+        except BrokenPipeError:
+            pass  # the consumer stopped reading; it has its own error to report
+        except BaseException as exc:
+            self.error = exc
+            with contextlib.suppress(OSError):
+                self._writer.close()
+
+    def check(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            if isinstance(self.error, ConnectorError):
+                raise self.error
+            transport = self.connector._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise TransientConnectorError(
+                    f"{self.connector.target.where}: connection lost during SFTP read; "
+                    "the stream is incomplete",
+                    host=self.connector.name,
+                ) from self.error
+            raise ConnectorError(
+                f"SFTP read failed: {self.error}", host=self.connector.name
+            ) from self.error
+        if not self.finished:
+            raise ConnectorError("SFTP read stopped early", host=self.connector.name)
+
+    def close(self) -> None:
+        self.reader.close()
+        self._thread.join(10)
+        self.sftp.close()
+
+
+class _CheckedPipe:
+    """The read end of the pipe; at EOF, raises the producer's failure if there was one."""
+
+    def __init__(self, producer: _Producer) -> None:
+        self._producer = producer
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._producer.reader.read(size)
+        if not data:
+            self._producer.check()
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        got = self._producer.reader.readinto(buffer)
+        if not got:
+            self._producer.check()
+        return int(got or 0)
+
+    def readable(self) -> bool:
+        return True
+
+
+@contextlib.contextmanager
+def open_sftp_tar(connector: SSHConnector, paths: Sequence[str]) -> Iterator[BinaryIO]:
+    """Yield a tar stream of `paths` read over SFTP; on exit, raise if the walk failed.
+
+    Reading past the last byte of a failed walk raises the walk's error, so the
+    consumer never mistakes a cut stream for a whole one.
+    """
+    producer = _Producer(connector, paths)
+    try:
+        yield _CheckedPipe(producer)  # type: ignore[misc]
+        while producer.reader.read(PIPE_BYTES):
+            pass
+        producer.check()
+    finally:
+        producer.close()

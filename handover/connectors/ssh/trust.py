@@ -1,0 +1,191 @@
+"""Host-key trust for SSH hosts: pinned fingerprints, per-contract known_hosts, first contact.
+
+A host is trusted in one of two ways, checked in this order:
+1. the playbook pins a fingerprint (`host_key: SHA256:...`): the key the host
+   presents must have exactly that fingerprint;
+2. the contract's known_hosts file (OpenSSH format, hashed names allowed) has
+   an entry for `[address]:port` (or `address` on port 22): paramiko compares
+   the presented key with it.
+
+Anything else is rejected (`paramiko.RejectPolicy` semantics: an unknown key
+is never added silently), except on a deliberate first contact
+(`pin_host_keys=True`), where the presented key is recorded into the contract
+known_hosts and its fingerprint handed back for a human to confirm. A key that
+differs from the pinned one raises HostKeyMismatch naming both fingerprints,
+before any authentication, so no data moves to or from an impostor.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+
+from handover.errors import (
+    HostKeyMismatch,
+    PermanentConnectorError,
+    TransientConnectorError,
+    UsageError,
+)
+from handover.state.atomic import write_atomic
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The `SHA256:...` fingerprint of a public key, as `ssh-keygen -l` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def normalize_fingerprint(value: str) -> str:
+    """Accept `SHA256:xxx` or a bare `xxx` (padding optional); reject MD5 and garbage."""
+    text = value.strip()
+    if text.upper().startswith("MD5:") or text.count(":") > 1:
+        raise UsageError(f"host key {value!r}: only SHA256 fingerprints are accepted")
+    if text.startswith("SHA256:"):
+        text = text[len("SHA256:") :]
+    text = text.rstrip("=")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError as exc:
+        raise UsageError(f"host key {value!r}: not a SHA256:<base64> fingerprint") from exc
+    if len(raw) != 32:
+        raise UsageError(f"host key {value!r}: a SHA256 fingerprint has 32 bytes")
+    return "SHA256:" + text
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """The name a host has in known_hosts: `address` on port 22, else `[address]:port`."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def load_known_hosts(path: Path) -> paramiko.HostKeys:
+    """Read an OpenSSH known_hosts file; a missing file is an empty one."""
+    keys = paramiko.HostKeys()
+    if path.exists():
+        try:
+            keys.load(str(path))
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read known_hosts ({exc})") from exc
+    return keys
+
+
+def known_keys(path: Path, address: str, port: int) -> dict[str, paramiko.PKey]:
+    """The keys known_hosts holds for the host, by key type (empty when unknown)."""
+    entry = load_known_hosts(path).lookup(known_hosts_name(address, port))
+    return dict(entry) if entry is not None else {}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialize read-modify-write of a known_hosts file across threads and processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def record_host_key(path: Path, address: str, port: int, key: paramiko.PKey) -> str:
+    """Add the host's key to known_hosts (atomic rewrite, under a lock); return its fingerprint.
+
+    An entry of the same type with another key is never replaced: that is a
+    mismatch, and a human must remove the old line on purpose.
+    """
+    name = known_hosts_name(address, port)
+    with _locked(path):
+        existing = known_keys(path, address, port)
+        old = existing.get(key.get_name())
+        if old is not None and old != key:
+            raise HostKeyMismatch(
+                f"{name}: known_hosts {path} holds {fingerprint(old)}, "
+                f"host presented {fingerprint(key)}",
+                host=name,
+            )
+        if old is None:
+            text = path.read_text() if path.exists() else ""
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += f"{name} {key.get_name()} {key.get_base64()}\n"
+            write_atomic(path, text.encode("ascii"), mode=0o644)
+    return fingerprint(key)
+
+
+class PinnedFingerprintPolicy(paramiko.RejectPolicy):
+    """RejectPolicy that accepts exactly one thing: the pinned fingerprint, or a first contact.
+
+    paramiko calls `missing_host_key` only when the client holds no key for the
+    host (known_hosts mismatches are raised by paramiko itself as
+    BadHostKeyException). With a pinned fingerprint the presented key must match
+    it; with `record_to` set (first contact asked for) the key is recorded;
+    otherwise the key is rejected, naming the fingerprint a human can check.
+    """
+
+    def __init__(
+        self, host: str, pinned: str | None, record_to: Path | None, address: str, port: int
+    ) -> None:
+        self.host = host
+        self.pinned = pinned
+        self.record_to = record_to
+        self.address = address
+        self.port = port
+        self.presented: str | None = None
+        self.recorded: str | None = None
+
+    def missing_host_key(  # type: ignore[override]  # may accept, unlike its parent
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        self.presented = fingerprint(key)
+        if self.pinned is not None:
+            if self.presented != self.pinned:
+                raise HostKeyMismatch(
+                    f"host key mismatch for {hostname}: expected {self.pinned} (playbook), "
+                    f"presented {self.presented}; no data was transferred",
+                    host=self.host,
+                )
+            return
+        if self.record_to is not None:
+            self.recorded = record_host_key(self.record_to, self.address, self.port, key)
+            return
+        raise PermanentConnectorError(
+            f"host key of {hostname} is not pinned (presented {self.presented}): pin it in the "
+            "playbook (host_key) or the contract known_hosts, or run takeover with "
+            "--pin-host-keys and confirm it",
+            host=self.host,
+        )
+
+
+def fetch_host_key(address: str, port: int = 22, *, timeout_s: float = 10.0) -> paramiko.PKey:
+    """The key the host presents, fetched with a key exchange only (no authentication).
+
+    Raises TransientConnectorError when the host cannot be reached.
+    """
+    name = known_hosts_name(address, port)
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout_s)
+    except OSError as exc:
+        raise TransientConnectorError(f"cannot connect: {exc.strerror or exc}", host=name) from exc
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout_s)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise TransientConnectorError(f"SSH handshake failed: {exc}", host=name) from exc
+    finally:
+        transport.close()
+
+
+def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float = 10.0) -> str:
+    """The host key's `SHA256:...` fingerprint, fetched without authenticating.
+
+    For the checklist item where a human compares it with what the client
+    reads on the host. Raises TransientConnectorError when unreachable.
+    """
+    return fingerprint(fetch_host_key(address, port, timeout_s=timeout_s))

@@ -1,0 +1,1 @@
+"""The contract: the playbook (models by section, YAML loader), phases, deadlines."""

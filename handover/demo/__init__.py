@@ -1,0 +1,1 @@
+"""The demo: a sandbox client estate and its keys."""

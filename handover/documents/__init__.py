@@ -1,0 +1,1 @@
+"""Documents for clients and auditors: a block model rendered to Markdown and HTML."""

@@ -1,0 +1,1 @@
+"""The client estate: inventory of hosts, health checks, provider access on the hosts."""

@@ -1,0 +1,435 @@
+"""Provider SSH access: install at implementation, remove at exit, prove the removal.
+
+The provider's public keys go into the account's `authorized_keys` with a
+marker token `handover:<contract>` appended to each line's comment, so that
+removal takes out exactly the lines this contract added, and nothing of the
+client's: every other byte of the file is kept as it was (line endings,
+comments, options, order). Both operations are idempotent and return an
+`AccessRecord` (what, where, when, by whom, SHA-256 of the file before and
+after) that the checklist keeps as evidence.
+
+The file is rewritten atomically through the connector (`write_file`), with
+its previous mode and owner kept, since sshd reads `authorized_keys` with the
+account's own uid: a root-owned 0600 file would lock the client out.
+
+`verify_key_refused` then tries to log in with the provider's private key,
+checking the host key against a pinned known_hosts (RejectPolicy), and says
+True only when the server refuses the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import os
+import shlex
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import paramiko
+from pydantic import BaseModel
+
+from handover.connectors.base import HostConnector
+from handover.errors import (
+    HostKeyMismatch,
+    PermanentConnectorError,
+    TransientConnectorError,
+    UsageError,
+)
+from handover.secrets.references import Secret
+
+MARKER_PREFIX = "handover:"
+KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ssh-dss",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+
+
+class KeyChange(BaseModel):
+    """One authorized_keys line added or removed, named by its fingerprint (no key body)."""
+
+    fingerprint: str  # SHA256:... as `ssh-keygen -l` prints it
+    key_type: str
+    comment: str
+
+
+class AccessRecord(BaseModel):
+    """Evidence of one install or removal on one host (items provider-access, access-revoked)."""
+
+    contract_id: str
+    host: str
+    path: str
+    action: Literal["install", "remove"]
+    marker: str
+    changed: list[KeyChange]  # lines added (install) or removed (remove)
+    unchanged: list[KeyChange]  # already present (install); nothing for remove
+    sha256_before: str  # of the file as found ("" when absent)
+    sha256_after: str
+    file_created: bool
+    at: datetime
+    by: str
+
+
+def marker_for(contract_id: str) -> str:
+    return f"{MARKER_PREFIX}{contract_id}"
+
+
+def _parse_key(line: str) -> tuple[int, str, bytes] | None:
+    """Find `type base64` in an authorized_keys line: (index of type token, type, blob)."""
+    tokens = line.split()
+    for index, token in enumerate(tokens[:-1]):
+        if token in KEY_TYPES:
+            try:
+                blob = base64.b64decode(tokens[index + 1], validate=True)
+            except (binascii.Error, ValueError):
+                return None
+            return index, token, blob
+    return None
+
+
+def fingerprint(blob: bytes) -> str:
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def _change(line: str) -> KeyChange:
+    parsed = _parse_key(line)
+    if parsed is None:  # pragma: no cover - callers pass parsed lines
+        raise RuntimeError("access: internal error: unparsed key line")
+    index, key_type, blob = parsed
+    comment = " ".join(line.split()[index + 2 :])
+    return KeyChange(fingerprint=fingerprint(blob), key_type=key_type, comment=comment)
+
+
+def _check_public_key(text: str) -> tuple[str, str, bytes]:
+    """Validate a playbook public key line; return (line, type, blob). UsageError otherwise."""
+    line = text.strip()
+    shown = (line[:40] + "...") if len(line) > 40 else line
+    if "\n" in line or "\r" in line or "\0" in line:
+        raise UsageError(f"provider public key {shown!r}: must be a single line")
+    parsed = _parse_key(line)
+    if parsed is None:
+        raise UsageError(
+            f"provider public key {shown!r}: expected `[options] TYPE BASE64 [comment]`"
+        )
+    _, key_type, blob = parsed
+    if not blob.startswith(len(key_type).to_bytes(4, "big") + key_type.encode()):
+        raise UsageError(f"provider public key {shown!r}: key type does not match its body")
+    return line, key_type, blob
+
+
+def _has_marker(line: str, marker: str) -> bool:
+    parsed = _parse_key(line)
+    return parsed is not None and marker in line.split()[parsed[0] + 2 :]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _actor() -> str:
+    try:
+        user = os.getlogin()
+    except OSError:
+        user = os.environ.get("USER", "unknown")
+    return f"{user}@{socket.gethostname()}"
+
+
+def _read(connector: HostConnector, path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist (other errors propagate)."""
+    try:
+        return connector.read_file(path)
+    except PermanentConnectorError as exc:
+        if "no such file" in str(exc).lower():
+            return None
+        raise
+
+
+def _local_target(connector: HostConnector, path: str) -> Path | None:
+    root = getattr(connector, "root", None)
+    if isinstance(root, Path):
+        return root / path.lstrip("/")
+    return None
+
+
+def _has_shell(connector: HostConnector) -> bool:
+    """False for SFTP-only accounts (ForceCommand internal-sftp): no commands to run there."""
+    probe = getattr(connector, "has_shell", None)
+    return bool(probe()) if callable(probe) else True
+
+
+def _stat(connector: HostConnector, path: str) -> tuple[int, int, int] | None:
+    """(uid, gid, mode) of the file, so that a rewrite keeps them; None when unknown."""
+    local = _local_target(connector, path)
+    if local is not None:
+        try:
+            st = local.stat()
+        except OSError:
+            return None
+        return st.st_uid, st.st_gid, st.st_mode & 0o7777
+    if not _has_shell(connector):
+        return None
+    result = connector.run(f"stat -c '%u %g %a' -- {shlex.quote(path)}", timeout_s=30)
+    fields = result.stdout.split()
+    if result.exit_status != 0 or len(fields) != 3:
+        return None
+    try:
+        return int(fields[0]), int(fields[1]), int(fields[2], 8)
+    except ValueError:
+        return None
+
+
+def _write(
+    connector: HostConnector, path: str, data: bytes, before: tuple[int, int, int] | None
+) -> None:
+    mode = before[2] if before else 0o600
+    try:
+        connector.write_file(path, data, mode)
+    except PermanentConnectorError:
+        if before is not None or _local_target(connector, path) is not None:
+            raise
+        if not _has_shell(connector):
+            raise
+        folder = os.path.dirname(path) or "/"
+        connector.run(f"mkdir -p -m 700 -- {shlex.quote(folder)}", timeout_s=30)
+        connector.write_file(path, data, mode)
+    if before is None or not _has_shell(connector):
+        return
+    uid, gid, _ = before
+    after = _stat(connector, path)
+    if after is not None and (after[0], after[1]) != (uid, gid):
+        local = _local_target(connector, path)
+        if local is not None:
+            os.chown(local, uid, gid)
+        else:
+            result = connector.run(f"chown {uid}:{gid} -- {shlex.quote(path)}", timeout_s=30)
+            if result.exit_status != 0:
+                raise PermanentConnectorError(
+                    f"{path}: rewritten but could not restore its owner {uid}:{gid}",
+                    host=connector.name,
+                )
+
+
+def _give_to(connector: HostConnector, path: str, owner: str) -> None:
+    """Hand a file we created (and its `.ssh` folder) to the account that sshd reads it as."""
+    folder = os.path.dirname(path)
+    targets = [path] + ([folder] if os.path.basename(folder) == ".ssh" else [])
+    local = _local_target(connector, path)
+    if local is not None:
+        import pwd
+
+        entry = pwd.getpwnam(owner)
+        for target in targets:
+            os.chown(_local_target(connector, target) or target, entry.pw_uid, entry.pw_gid)
+        return
+    quoted = " ".join(shlex.quote(t) for t in targets)
+    result = connector.run(f"chown {shlex.quote(owner)}: -- {quoted}", timeout_s=30)
+    if result.exit_status != 0:
+        raise PermanentConnectorError(
+            f"{path}: created but could not give it to {owner!r}", host=connector.name
+        )
+
+
+def install_provider_keys(
+    connector: HostConnector,
+    authorized_keys_path: str,
+    public_keys: Sequence[str],
+    contract_id: str,
+    *,
+    owner: str | None = None,
+    actor: str | None = None,
+) -> AccessRecord:
+    """Append the provider's keys to `authorized_keys`, each marked `handover:<contract>`.
+
+    A key already present with this contract's marker is left alone, so a
+    second run changes nothing (and writes nothing). The client's lines are
+    kept byte for byte; a missing final newline is added before our lines.
+    An existing file keeps its mode and owner; a file created here is 0600
+    and, when `owner` (the account) is given, handed to that account with
+    its `.ssh` folder. Raises UsageError for a malformed public key,
+    ConnectorError from the host.
+    """
+    marker = marker_for(contract_id)
+    wanted = [_check_public_key(k) for k in public_keys]
+    before_stat = _stat(connector, authorized_keys_path)
+    original = _read(connector, authorized_keys_path)
+    data = original or b""
+    text_lines = data.decode("utf-8", "replace").splitlines()
+    present = set()
+    for existing in text_lines:
+        parsed = _parse_key(existing)
+        if parsed is not None and _has_marker(existing, marker):
+            present.add((parsed[1], parsed[2]))
+    added: list[KeyChange] = []
+    unchanged: list[KeyChange] = []
+    new_lines: list[str] = []
+    for line, key_type, blob in wanted:
+        marked = line if marker in line.split() else f"{line} {marker}"
+        if (key_type, blob) in present:
+            unchanged.append(_change(marked))
+            continue
+        present.add((key_type, blob))
+        new_lines.append(marked)
+        added.append(_change(marked))
+    result = data
+    if new_lines:
+        if result and not result.endswith(b"\n"):
+            result += b"\n"
+        result += "".join(f"{line}\n" for line in new_lines).encode("utf-8")
+        _write(connector, authorized_keys_path, result, before_stat)
+        if original is None and owner:
+            _give_to(connector, authorized_keys_path, owner)
+    return AccessRecord(
+        contract_id=contract_id,
+        host=connector.name,
+        path=authorized_keys_path,
+        action="install",
+        marker=marker,
+        changed=added,
+        unchanged=unchanged,
+        sha256_before=_sha256(original) if original is not None else "",
+        sha256_after=_sha256(result),
+        file_created=original is None and bool(new_lines),
+        at=datetime.now(UTC),
+        by=actor or _actor(),
+    )
+
+
+def remove_provider_keys(
+    connector: HostConnector,
+    authorized_keys_path: str,
+    contract_id: str,
+    *,
+    actor: str | None = None,
+) -> AccessRecord:
+    """Remove every `authorized_keys` line marked `handover:<contract>`, and only those.
+
+    Other lines (the client's, other contracts') are kept byte for byte. A
+    file without such lines is not rewritten; an absent file is recorded as such.
+    """
+    marker = marker_for(contract_id)
+    before_stat = _stat(connector, authorized_keys_path)
+    original = _read(connector, authorized_keys_path)
+    data = original or b""
+    kept: list[bytes] = []
+    removed: list[KeyChange] = []
+    for raw in data.splitlines(keepends=True):
+        line = raw.decode("utf-8", "replace")
+        if _has_marker(line, marker):
+            removed.append(_change(line))
+        else:
+            kept.append(raw)
+    result = b"".join(kept)
+    if removed:
+        _write(connector, authorized_keys_path, result, before_stat)
+    return AccessRecord(
+        contract_id=contract_id,
+        host=connector.name,
+        path=authorized_keys_path,
+        action="remove",
+        marker=marker,
+        changed=removed,
+        unchanged=[],
+        sha256_before=_sha256(original) if original is not None else "",
+        sha256_after=_sha256(result) if original is not None else "",
+        file_created=False,
+        at=datetime.now(UTC),
+        by=actor or _actor(),
+    )
+
+
+def account_authorized_keys(connector: HostConnector, account: str) -> str:
+    """The default `~/.ssh/authorized_keys` of `account` on the host (from `getent passwd`)."""
+    result = connector.run(f"getent passwd {shlex.quote(account)}", timeout_s=30)
+    fields = result.stdout.decode("utf-8", "replace").strip().split(":")
+    if result.exit_status != 0 or len(fields) < 6 or not fields[5].startswith("/"):
+        raise PermanentConnectorError(f"account {account!r}: not found", host=connector.name)
+    return f"{fields[5].rstrip('/')}/.ssh/authorized_keys"
+
+
+# --- login checks --------------------------------------------------------------------------
+
+
+def _load_pkey(private_key: Secret | bytes) -> paramiko.PKey:
+    data = private_key.reveal() if isinstance(private_key, Secret) else private_key
+    text = data.decode("ascii", "replace")
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise UsageError("provider private key: not an unencrypted OpenSSH/PEM private key")
+
+
+def try_login(
+    host: str,
+    port: int,
+    user: str,
+    private_key: Secret | bytes,
+    known_hosts: Path,
+    *,
+    timeout_s: float = 10.0,
+) -> bool:
+    """True when the server accepts the key, False when it refuses it.
+
+    The host key must be in `known_hosts` (RejectPolicy, no agent, no key
+    lookup). Raises HostKeyMismatch for an unknown or changed host key and
+    TransientConnectorError when the host cannot be reached: neither proves
+    anything about the key.
+    """
+    where = f"{host}:{port}"
+    pkey = _load_pkey(private_key)
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(str(known_hosts))
+    except OSError as exc:
+        raise UsageError(f"{known_hosts}: cannot read known_hosts: {exc.strerror}") from exc
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            host,
+            port=port,
+            username=user,
+            pkey=pkey,
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=timeout_s,
+            banner_timeout=timeout_s,
+            auth_timeout=timeout_s,
+        )
+    except paramiko.AuthenticationException:
+        return False
+    except paramiko.BadHostKeyException as exc:
+        raise HostKeyMismatch(
+            f"host key {fingerprint(exc.key.asbytes())} does not match known_hosts "
+            f"({fingerprint(exc.expected_key.asbytes())})",
+            host=where,
+        ) from exc
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise HostKeyMismatch(f"host key not in {known_hosts}", host=where) from exc
+        raise TransientConnectorError(f"SSH failure: {exc}", host=where) from exc
+    except OSError as exc:
+        raise TransientConnectorError(f"cannot connect: {exc}", host=where) from exc
+    finally:
+        client.close()
+    return True
+
+
+def verify_key_refused(
+    host: str, port: int, user: str, private_key: Secret | bytes, known_hosts: Path
+) -> bool:
+    """True only when the server refuses the provider key (after `remove_provider_keys`)."""
+    return not try_login(host, port, user, private_key, known_hosts)

@@ -1,0 +1,1 @@
+"""The operational run: backups, incidents, SLA figures."""

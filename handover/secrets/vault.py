@@ -1,0 +1,538 @@
+"""Per-contract credential vault, encrypted at rest in the age format.
+
+Why age: the vault file `.handover/contracts/<id>/vault.age` is an ordinary
+age file encrypted to the provider's vault key (an X25519 identity), so an
+operator can always recover it with standard tools alone
+(`age -d -i ~/.config/handover/vault.key vault.age`), exactly as clients open
+their bundles, and it reuses the bundle's audited implementation (header
+HMAC, authenticated STREAM chunks, truncation detection) instead of a second
+home-made format. The plaintext is one JSON document (`handover-vault/1`).
+
+The vault key lives outside the repository and outside `.handover/`:
+
+- `HANDOVER_VAULT_KEY` holds the key itself (`AGE-SECRET-KEY-1...`), or
+- `HANDOVER_VAULT_KEY_FILE` names an age identity file, or
+- the default `~/.config/handover/vault.key`, created 0600 by `handover vault init`.
+
+A key file readable by group or others, or a key file inside `.handover/`
+(which travels into backups and is erased at exit), is refused. An identity
+file may hold several keys: the first encrypts, all of them decrypt, so the
+key can be rolled over.
+
+Writes are atomic (temporary file, fsync, rename) and serialised by an
+`fcntl` lock on `vault.age.lock`, so two processes adding entries at once
+both land. A wrong key, a tampered or truncated file raises VaultError: a
+vault that cannot be read is never mistaken for an empty one.
+
+Secrets are held as `handover.secrets.Secret` in memory; entry metadata
+(`VaultEntry`) never contains one, so listing, logging or returning entries
+is safe. Rotations keep previous values, encrypted, with their timestamps.
+
+Importing this module registers the `vault:` resolver:
+`vault:CONTRACT/NAME` yields the secret, `vault:CONTRACT/NAME#username` the
+entry's username (for S3 access key ids kept beside their secret key).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import io
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from handover.errors import (
+    BundleError,
+    HandoverError,
+    NoMatchingIdentity,
+    SecretRefError,
+    VaultError,
+)
+from handover.secrets.references import Secret, register_resolver
+from handover.state.atomic import write_atomic
+from handover.state.home import contract_dir, handover_home
+
+VAULT_FORMAT = "handover-vault/1"
+VAULT_FILENAME = "vault.age"
+KEY_ENV = "HANDOVER_VAULT_KEY"
+KEY_FILE_ENV = "HANDOVER_VAULT_KEY_FILE"
+DEFAULT_KEY_FILE = Path("~/.config/handover/vault.key")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,126}$")
+CONTRACT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class Kind(StrEnum):
+    """What an entry's secret is; decides how it is exported and used."""
+
+    PASSWORD = "password"
+    SSH_KEY = "ssh-key"
+    API_KEY = "api-key"
+    CERTIFICATE = "certificate"  # secret = private key PEM, `certificate` = the cert PEM
+    TOTP_SEED = "totp-seed"  # secret = base32 seed (or an otpauth:// URI)
+    NOTE = "note"  # secret = the confidential note itself
+
+
+class CreatedBy(StrEnum):
+    """Who brought the credential: both kinds are handed back at exit."""
+
+    CLIENT = "client"
+    PROVIDER = "provider"
+
+
+def slugify(text: str) -> str:
+    """Turn a title into an entry name (`Web 01 / root` -> `web-01-root`)."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.strip().lower()).strip("-._")
+    return slug[:127] or "entry"
+
+
+def check_name(name: str, what: str = "entry name") -> str:
+    """Return `name` when it is a valid slug, else raise VaultError quoting it."""
+    if not NAME_PATTERN.match(name):
+        raise VaultError(
+            f"invalid {what} {name!r}: use lowercase letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
+class VaultEntry(BaseModel):
+    """One credential's metadata. Never holds the secret: safe to print and return."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Kind = Kind.PASSWORD
+    username: str = ""
+    url: str = ""
+    tags: list[str] = Field(default_factory=list)
+    notes: str = ""
+    group: str = ""  # KDBX group path, `/`-separated ("Servers/Web")
+    certificate: str = ""  # public certificate PEM for kind=certificate
+    created_by: CreatedBy = CreatedBy.CLIENT
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    rotations: int = 0  # number of previous values kept in the history
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"invalid entry name {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """A previous value of a rotated secret, with when and by whom it was replaced."""
+
+    replaced_at: datetime
+    replaced_by: str
+    value: Secret
+
+
+@dataclass
+class _Record:
+    entry: VaultEntry
+    secret: Secret
+    history: list[HistoryItem] = field(default_factory=list)
+
+
+# --- key -----------------------------------------------------------------------------------
+
+
+def default_key_file() -> Path:
+    """The key file used when neither HANDOVER_VAULT_KEY nor HANDOVER_VAULT_KEY_FILE is set."""
+    configured = os.environ.get(KEY_FILE_ENV)
+    return Path(configured).expanduser() if configured else DEFAULT_KEY_FILE.expanduser()
+
+
+def _check_key_location(path: Path) -> None:
+    home = handover_home().resolve()
+    resolved = path.expanduser().resolve()
+    if resolved == home or home in resolved.parents:
+        raise VaultError(
+            f"{path}: the vault key must live outside {home} (it is backed up, bundled "
+            f"and erased with the contract data); set {KEY_FILE_ENV} to a path outside it"
+        )
+
+
+def create_key_file(path: Path | None = None) -> tuple[Path, str]:
+    """Create a new vault key file (0600) and return (path, its age recipient).
+
+    Raises VaultError if the file already exists: a key is never overwritten,
+    since every vault encrypted to it would become unreadable.
+    """
+    from handover.bundle.age import X25519Identity
+
+    target = (path or default_key_file()).expanduser()
+    _check_key_location(target)
+    identity = X25519Identity.generate()
+    recipient = str(identity.recipient())
+    text = (
+        f"# handover vault key, created {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+        f"# public key: {recipient}\n{identity}\n"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise VaultError(f"{target}: a vault key already exists; refusing to replace it") from exc
+    except OSError as exc:
+        raise VaultError(f"{target}: cannot create the vault key: {exc.strerror}") from exc
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+    return target, recipient
+
+
+@dataclass(frozen=True)
+class VaultKey:
+    """The provider's vault identities (first one encrypts) and where they came from."""
+
+    identities: tuple[Any, ...]
+    source: str
+
+    def __repr__(self) -> str:
+        return f"VaultKey(source={self.source!r})"
+
+    @property
+    def recipient(self) -> Any:
+        return self.identities[0].recipient()
+
+
+def load_vault_key() -> VaultKey:
+    """Find and parse the vault key (environment, key file, default path).
+
+    Raises VaultError naming where it looked; never quotes key material.
+    """
+    from handover.bundle.age import parse_identities
+
+    inline = os.environ.get(KEY_ENV)
+    if inline:
+        data, source = inline.encode("utf-8"), f"${KEY_ENV}"
+    else:
+        path = default_key_file()
+        source = str(path)
+        if not path.exists():
+            raise VaultError(
+                f"no vault key at {path}: run `handover vault init`, or set {KEY_FILE_ENV} "
+                f"(path to a key file) or {KEY_ENV} (the key itself)"
+            )
+        _check_key_location(path)
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise VaultError(
+                f"{path}: vault key is readable by group or others (mode {mode & 0o777:o}); "
+                f"run `chmod 600 {path}`"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise VaultError(f"{path}: cannot read the vault key: {exc.strerror}") from exc
+    try:
+        identities = parse_identities(data, source)
+    except HandoverError as exc:
+        raise VaultError(f"{source}: not a usable vault key: {exc}") from exc
+    return VaultKey(tuple(identities), source)
+
+
+# --- the vault -----------------------------------------------------------------------------
+
+_thread_locks: dict[Path, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(path, threading.Lock())
+
+
+class Vault:
+    """The credentials of one contract.
+
+    Every read decrypts the file again and every change is a locked
+    read-modify-write, so several processes (Prefect workers, the CLI) can
+    share one vault. Nothing is cached between calls except the key.
+    """
+
+    def __init__(
+        self, contract_id: str, *, path: Path | None = None, key: VaultKey | None = None
+    ) -> None:
+        if not CONTRACT_PATTERN.match(contract_id):
+            raise VaultError(f"invalid contract id {contract_id!r}")
+        self.contract_id = contract_id
+        self.path = path if path is not None else contract_dir(contract_id) / VAULT_FILENAME
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"Vault({self.contract_id!r}, path={str(self.path)!r})"
+
+    @property
+    def key(self) -> VaultKey:
+        if self._key is None:
+            self._key = load_vault_key()
+        return self._key
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    # -- reading --
+
+    def entries(self) -> list[VaultEntry]:
+        """Every entry's metadata, sorted by group then name (no secrets)."""
+        records = self._load()
+        return sorted((r.entry for r in records.values()), key=lambda e: (e.group.lower(), e.name))
+
+    def names(self) -> list[str]:
+        return sorted(self._load())
+
+    def get(self, name: str) -> VaultEntry:
+        """Raises VaultError naming the entry and the vault file when it does not exist."""
+        return self._record(name).entry
+
+    def secret(self, name: str) -> Secret:
+        return self._record(name).secret
+
+    def history(self, name: str) -> list[HistoryItem]:
+        """Previous values of `name`, oldest first."""
+        return list(self._record(name).history)
+
+    def items(self) -> list[tuple[VaultEntry, Secret]]:
+        """Every entry with its secret, for export; sorted like entries()."""
+        records = self._load()
+        ordered = sorted(records.values(), key=lambda r: (r.entry.group.lower(), r.entry.name))
+        return [(r.entry, r.secret) for r in ordered]
+
+    def _record(self, name: str) -> _Record:
+        records = self._load()
+        if name not in records:
+            raise VaultError(f"{self.path}: no entry {name!r} in the vault of {self.contract_id}")
+        return records[name]
+
+    # -- writing --
+
+    def init(self) -> bool:
+        """Create an empty vault file if none exists; return True when it was created."""
+        with self._locked():
+            if self.path.exists():
+                return False
+            self._save({})
+            return True
+
+    def add(
+        self, entry: VaultEntry, secret: Secret | bytes | str, *, replace: bool = False
+    ) -> VaultEntry:
+        """Store a new entry. Raises VaultError if the name exists, unless `replace`.
+
+        Replacing an entry keeps its history and records the old value as a rotation.
+        """
+        value = _as_secret(secret)
+        with self._locked():
+            records = self._load_or_empty()
+            old = records.get(entry.name)
+            if old is not None and not replace:
+                raise VaultError(
+                    f"{self.path}: entry {entry.name!r} already exists "
+                    "(use rotate to change its secret)"
+                )
+            history = list(old.history) if old else []
+            if old is not None and old.secret.reveal() != value.reveal():
+                history.append(HistoryItem(datetime.now(UTC), "import", old.secret))
+            stored = entry.model_copy(update={"rotations": len(history)})
+            records[entry.name] = _Record(stored, value, history)
+            self._save(records)
+            return stored
+
+    def rotate(self, name: str, new_secret: Secret | bytes | str, *, actor: str) -> VaultEntry:
+        """Replace the secret of `name`, keeping the previous value in its history."""
+        value = _as_secret(new_secret)
+        with self._locked():
+            records = self._load()
+            if name not in records:
+                raise VaultError(f"{self.path}: no entry {name!r} to rotate")
+            record = records[name]
+            now = datetime.now(UTC)
+            record.history.append(HistoryItem(now, actor, record.secret))
+            record.secret = value
+            record.entry = record.entry.model_copy(
+                update={"updated_at": now, "rotations": len(record.history)}
+            )
+            self._save(records)
+            return record.entry
+
+    def remove(self, name: str) -> None:
+        with self._locked():
+            records = self._load()
+            if records.pop(name, None) is None:
+                raise VaultError(f"{self.path}: no entry {name!r} to remove")
+            self._save(records)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers across threads (in-process lock) and processes (fcntl)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with _thread_lock(lock_path.resolve()):
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    # -- file format --
+
+    def _load_or_empty(self) -> dict[str, _Record]:
+        return self._load() if self.path.exists() else {}
+
+    def _load(self) -> dict[str, _Record]:
+        from handover.bundle.age import AgeReader
+
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError as exc:
+            raise VaultError(
+                f"{self.path}: no vault for contract {self.contract_id} "
+                f"(create it with `handover vault init {self.contract_id}`)"
+            ) from exc
+        except OSError as exc:
+            raise VaultError(f"{self.path}: cannot read the vault: {exc.strerror}") from exc
+        try:
+            with AgeReader(io.BytesIO(data), list(self.key.identities)) as reader:
+                chunks = []
+                while chunk := reader.read(1 << 16):
+                    chunks.append(chunk)
+                plaintext = b"".join(chunks)
+        except NoMatchingIdentity as exc:
+            raise VaultError(
+                f"{self.path}: the vault key ({self.key.source}) does not open this vault "
+                "(another key, or a tampered header)"
+            ) from exc
+        except BundleError as exc:
+            raise VaultError(
+                f"{self.path}: vault file is corrupted or tampered with ({exc})"
+            ) from exc
+        return self._parse(plaintext)
+
+    def _parse(self, plaintext: bytes) -> dict[str, _Record]:
+        try:
+            doc = json.loads(plaintext)
+            if not isinstance(doc, dict) or doc.get("format") != VAULT_FORMAT:
+                raise ValueError(f"not a {VAULT_FORMAT} document")
+            if doc.get("contract") != self.contract_id:
+                raise ValueError(
+                    f"it belongs to contract {doc.get('contract')!r}, not {self.contract_id!r}"
+                )
+            records: dict[str, _Record] = {}
+            for raw in doc["entries"]:
+                secret = _decode_value(raw.pop("secret"))
+                history = [
+                    HistoryItem(
+                        datetime.fromisoformat(h["replaced_at"]),
+                        str(h["replaced_by"]),
+                        _decode_value(h["value"]),
+                    )
+                    for h in raw.pop("history", [])
+                ]
+                entry = VaultEntry.model_validate(raw)
+                records[entry.name] = _Record(entry, secret, history)
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+            reason = (
+                f"{exc.error_count()} invalid field(s)"
+                if isinstance(exc, ValidationError)
+                else str(exc)
+            )
+            raise VaultError(f"{self.path}: unreadable vault content: {reason}") from None
+        return records
+
+    def _save(self, records: dict[str, _Record]) -> None:
+        from handover.bundle.age import AgeWriter
+
+        doc = {
+            "format": VAULT_FORMAT,
+            "contract": self.contract_id,
+            "entries": [
+                {
+                    **record.entry.model_dump(mode="json"),
+                    "secret": _encode_value(record.secret),
+                    "history": [
+                        {
+                            "replaced_at": h.replaced_at.isoformat(),
+                            "replaced_by": h.replaced_by,
+                            "value": _encode_value(h.value),
+                        }
+                        for h in record.history
+                    ],
+                }
+                for _, record in sorted(records.items())
+            ],
+        }
+        plaintext = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+        buffer = io.BytesIO()
+        with AgeWriter(buffer, [self.key.recipient]) as writer:
+            writer.write(plaintext)
+        write_atomic(self.path, buffer.getvalue(), mode=0o600)
+
+
+def _as_secret(value: Secret | bytes | str) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value.encode("utf-8"))
+    return Secret(bytes(value))
+
+
+def _encode_value(secret: Secret) -> dict[str, str]:
+    raw = secret.reveal()
+    try:
+        return {"text": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _decode_value(value: Any) -> Secret:
+    if not isinstance(value, dict):
+        raise ValueError("a secret value is not an object")
+    if "text" in value:
+        return Secret(str(value["text"]).encode("utf-8"))
+    return Secret(base64.b64decode(value["base64"], validate=True))
+
+
+# --- vault: references ---------------------------------------------------------------------
+
+
+def parse_vault_ref(rest: str) -> tuple[str, str, str]:
+    """Split `CONTRACT/NAME[#FIELD]` into (contract, name, field); field is "" or "username"."""
+    target, _, fld = rest.partition("#")
+    contract, sep, name = target.partition("/")
+    if not sep or not CONTRACT_PATTERN.match(contract) or not NAME_PATTERN.match(name):
+        raise SecretRefError(f"vault:{rest}: expected vault:CONTRACT/NAME[#username]")
+    if fld not in ("", "username"):
+        raise SecretRefError(f"vault:{rest}: unknown field {fld!r} (only #username)")
+    return contract, name, fld
+
+
+def resolve_vault_ref(rest: str) -> bytes:
+    """The `vault:` resolver: raises SecretRefError naming the reference, never a value."""
+    contract, name, fld = parse_vault_ref(rest)
+    try:
+        vault = Vault(contract)
+        if fld == "username":
+            return vault.get(name).username.encode("utf-8")
+        return vault.secret(name).reveal()
+    except VaultError as exc:
+        raise SecretRefError(f"vault:{rest}: {exc}") from exc
+
+
+register_resolver("vault", resolve_vault_ref)

@@ -1,0 +1,1 @@
+"""Where handover keeps its state and how it writes it (atomic files)."""
