@@ -16,8 +16,6 @@ from handover.cli import app, console, handles_errors
 server_app = typer.Typer(help="The embedded Prefect server (SQLite under .handover/prefect).")
 app.add_typer(server_app, name="server")
 
-PHASES = ("takeover", "implementation", "operational", "reversibility")
-
 
 @server_app.command("start")
 @handles_errors
@@ -74,11 +72,10 @@ def run(
     ),
 ) -> None:
     """Run one phase flow of a contract against the Prefect server."""
+    from handover.contract.phases import parse_phase
     from handover.contract.playbook import load_playbook
-    from handover.errors import UsageError
 
-    if phase not in PHASES:
-        raise UsageError(f"unknown phase {phase!r}: choose one of {', '.join(PHASES)}")
+    parse_phase(phase)
     load_playbook(playbook)  # an invalid playbook never creates a flow run
     from flows import server
 

@@ -22,6 +22,7 @@ from prefect.input import RunInput
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook, load_playbook
 from handover.documents import reports
 from tasks.access import revoke_access
@@ -165,7 +166,7 @@ def seal(run: PhaseRun, seen: Seen) -> Step[None]:
 
     snapshot = {
         phase: store().load(run.contract, phase).model_dump(mode="json")
-        for phase in ("takeover", "implementation", "operational", "reversibility")
+        for phase in PHASES
         if store().exists(run.contract, phase)
     }
     seen.sealed = seal_bundle(seen.bundle_name, seen.documents, {"checklists": snapshot})
@@ -269,9 +270,7 @@ def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[Non
     from tasks.checklist import store
 
     checklists = [
-        store().load(run.contract, phase)
-        for phase in ("takeover", "implementation", "operational", "reversibility")
-        if store().exists(run.contract, phase)
+        store().load(run.contract, phase) for phase in PHASES if store().exists(run.contract, phase)
     ]
     bundle_summary = {**seen.sealed, "name": seen.bundle_name, "deadlines": seen.deadlines}
     doc = reports.exit_report(

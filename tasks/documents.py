@@ -10,11 +10,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
+from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook
 from handover.state.atomic import write_atomic
 from handover.state.home import contract_dir
-
-PHASES = ("takeover", "implementation", "operational", "reversibility")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="collect documentation of {contract}")

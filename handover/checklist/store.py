@@ -48,6 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handover.checklist.audit import AuditLog
+from handover.contract.phases import Phase, parse_phase
 from handover.errors import HandoverError, InvalidTransition, UsageError
 from handover.state.atomic import write_atomic
 from handover.state.home import handover_home
@@ -60,15 +61,6 @@ _ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class Phase(StrEnum):
-    """The four phases of a managed-services contract, in lifecycle order."""
-
-    TAKEOVER = "takeover"
-    IMPLEMENTATION = "implementation"
-    OPERATIONAL = "operational"
-    REVERSIBILITY = "reversibility"
 
 
 class Status(StrEnum):
@@ -241,7 +233,7 @@ def draft_checklist(
     For showing a phase that was never opened: items are pending, or waived
     when the template carries a waived_reason.
     """
-    phase = _phase(phase)
+    phase = parse_phase(phase)
     checklist = Checklist(contract=contract, phase=phase)
     for raw in template_items:
         entry = _template(contract, phase, raw)
@@ -280,7 +272,7 @@ class ChecklistStore:
 
     def path(self, contract: str, phase: Phase | str) -> Path:
         """Where the checklist of `contract`/`phase` is stored."""
-        return self._contract_dir(contract) / "checklists" / f"{_phase(phase).value}.json"
+        return self._contract_dir(contract) / "checklists" / f"{parse_phase(phase).value}.json"
 
     def audit_log(self, contract: str) -> AuditLog:
         """The contract's audit log (shared with other modules that record events)."""
@@ -338,7 +330,7 @@ class ChecklistStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise HandoverError(
-                f"{path}: no {_phase(phase).value} checklist for contract {contract!r} yet"
+                f"{path}: no {parse_phase(phase).value} checklist for contract {contract!r} yet"
             ) from None
         try:
             return Checklist.model_validate_json(data)
@@ -364,7 +356,7 @@ class ChecklistStore:
         waiver by a person stays). Items no longer in the template are kept:
         their history stays visible.
         """
-        phase = _phase(phase)
+        phase = parse_phase(phase)
         templates = [_template(contract, phase, t) for t in template_items]
         seen: set[str] = set()
         for entry in templates:
@@ -541,7 +533,7 @@ class ChecklistStore:
         reason: str | None = None,
         evidence: Sequence[Evidence] = (),
     ) -> Checklist:
-        phase = _phase(phase)
+        phase = parse_phase(phase)
         if not actor:
             raise UsageError(f"{contract}/{phase.value}/{item_id}: an actor is required")
         with self._locked(contract):
@@ -622,15 +614,6 @@ class ChecklistStore:
             finally:
                 self._held[contract] = 0
                 os.close(fd)  # closing releases the flock
-
-
-def _phase(phase: Phase | str) -> Phase:
-    try:
-        return Phase(phase)
-    except ValueError:
-        raise UsageError(
-            f"phase {phase!r}: must be one of {', '.join(p.value for p in Phase)}"
-        ) from None
 
 
 def _template(contract: str, phase: Phase, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from handover.checklist.audit import AuditLog
-from handover.checklist.store import Checklist, ChecklistStore, Phase, Status, draft_checklist
+from handover.checklist.store import Checklist, ChecklistStore, Status, draft_checklist
 from handover.cli import app, console, handles_errors
+from handover.contract.phases import Phase, parse_phase
 from handover.errors import HandoverError, UsageError
 
 STATUS_STYLE: dict[Status, str] = {
@@ -30,12 +31,7 @@ STATUS_STYLE: dict[Status, str] = {
 def _phases(phase: str | None) -> list[Phase]:
     if phase is None:
         return list(Phase)
-    try:
-        return [Phase(phase.lower())]
-    except ValueError:
-        raise UsageError(
-            f"--phase {phase!r}: must be one of {', '.join(p.value for p in Phase)}"
-        ) from None
+    return [parse_phase(phase.lower())]
 
 
 def checklist_table(checklist: Checklist, stored: bool) -> Table:

@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from handover.contract.phases import PHASES, parse_phase
 from handover.errors import KeyFormatError, PlaybookError, UsageError
 from handover.secrets.references import SCHEMES, is_ref
 
@@ -90,8 +91,6 @@ __all__ = [
     "validate_playbook_text",
 ]
 
-PhaseName = Literal["takeover", "implementation", "operational", "reversibility"]
-PHASES: tuple[str, ...] = get_args(PhaseName)
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SHA256_FP_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
@@ -1116,8 +1115,7 @@ def load_phase_template(phase: str) -> list[dict[str, Any]]:
     Each item is a dict with id, title, clause, owner and evidence_kind.
     Raises UsageError for an unknown phase.
     """
-    if phase not in PHASES:
-        raise UsageError(f"unknown phase {phase!r} (phases: {', '.join(PHASES)})")
+    phase = parse_phase(phase)
     if phase not in _template_cache:
         text = (
             resources.files("handover.contract")

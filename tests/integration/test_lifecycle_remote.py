@@ -23,6 +23,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flows.lifecycle import run_phase
 from handover.checklist.store import ChecklistStore, Status
+from handover.contract.phases import Phase
 from handover.secrets.references import Secret
 from handover.secrets.vault import Kind, Vault, VaultEntry
 from tests.canary import kdbx_plaintext, make_canaries, search_canaries, search_text
@@ -47,7 +48,7 @@ from tests.remote_estate import (
 
 pytestmark = pytest.mark.integration
 
-PHASES = ("takeover", "implementation", "operational", "reversibility")
+PHASES: tuple[str, ...] = tuple(Phase)
 ACCOUNTS = ["root", NOSUDO_USER]
 
 

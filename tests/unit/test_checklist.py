@@ -334,7 +334,7 @@ def test_bad_contract_and_phase_are_usage_errors(tmp_path: Path) -> None:
     store = ChecklistStore(tmp_path)
     with pytest.raises(UsageError, match=r"contract id '\.\./etc'"):
         store.open("../etc", P, TEMPLATE)
-    with pytest.raises(UsageError, match="phase 'exit': must be one of takeover"):
+    with pytest.raises(UsageError, match="unknown phase 'exit': must be one of takeover"):
         store.open(C, "exit", TEMPLATE)
 
 
@@ -547,7 +547,7 @@ def test_cli_checklist_shows_stored_state_evidence_and_reasons(demo: Path) -> No
 def test_cli_checklist_rejects_unknown_phase_and_bad_playbook(demo: Path, tmp_path: Path) -> None:
     result = _cli("checklist", str(demo), "--phase", "exit")
     assert result.exit_code == 2
-    assert "--phase 'exit': must be one of takeover" in result.output
+    assert "unknown phase 'exit': must be one of takeover" in result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("contract: {id: x}\n")
     result = _cli("checklist", str(bad))
