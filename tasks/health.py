@@ -47,8 +47,7 @@ def pending_updates(playbook_path: str, host_name: str) -> dict[str, object]:
     playbook = load_playbook(Path(playbook_path))
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
-        has_shell = getattr(connector, "has_shell", None)
-        if callable(has_shell) and not has_shell():
+        if not connector.has_shell():
             return {"host": host_name, "package_manager": None, "unreadable": NO_SHELL}
         result = connector.run(UPDATES_SCRIPT, timeout_s=300)
     lines = result.stdout.decode("utf-8", "replace").splitlines()

@@ -76,8 +76,7 @@ NO_SHELL = "account limited to SFTP: no command can run"
 
 def read_inventory(connector: HostConnector, host: Host) -> Inventory:
     """One host's facts; an account without a shell (SFTP-only) gives what its files tell."""
-    has_shell = getattr(connector, "has_shell", None)
-    if callable(has_shell) and not has_shell():
+    if not connector.has_shell():
         return inventory_from_files(host.name, connector.read_file, NO_SHELL)
     return connector.inventory(list(host.cert_paths or []))
 

@@ -61,6 +61,14 @@ class HostConnector(Protocol):
         """Run a shell command; a non-zero exit is a result, not an error."""
         ...
 
+    def has_shell(self) -> bool:
+        """False for accounts that can run no command (SFTP-only: ForceCommand internal-sftp).
+
+        Callers then fall back to file reads and writes (inventory from files,
+        authorized_keys rewritten without a shell) or name what they cannot do.
+        """
+        ...
+
     def inventory(self, cert_paths: Sequence[str] = ()) -> Inventory:
         """Collect the host's facts with one run of INVENTORY_SCRIPT."""
         ...

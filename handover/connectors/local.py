@@ -119,6 +119,10 @@ class LocalConnector:
 
     # -- inventory -------------------------------------------------------------------
 
+    def has_shell(self) -> bool:
+        """A local host always runs commands (under its root)."""
+        return True
+
     def inventory(self, cert_paths: Sequence[str] = ()) -> Inventory:
         """Run INVENTORY_SCRIPT once; certificate paths are looked up under `root`.
 

@@ -164,12 +164,6 @@ def _local_target(connector: HostConnector, path: str) -> Path | None:
     return None
 
 
-def _has_shell(connector: HostConnector) -> bool:
-    """False for SFTP-only accounts (ForceCommand internal-sftp): no commands to run there."""
-    probe = getattr(connector, "has_shell", None)
-    return bool(probe()) if callable(probe) else True
-
-
 def _stat(connector: HostConnector, path: str) -> tuple[int, int, int] | None:
     """(uid, gid, mode) of the file, so that a rewrite keeps them; None when unknown."""
     local = _local_target(connector, path)
@@ -179,7 +173,7 @@ def _stat(connector: HostConnector, path: str) -> tuple[int, int, int] | None:
         except OSError:
             return None
         return st.st_uid, st.st_gid, st.st_mode & 0o7777
-    if not _has_shell(connector):
+    if not connector.has_shell():
         return None
     result = connector.run(f"stat -c '%u %g %a' -- {shlex.quote(path)}", timeout_s=30)
     fields = result.stdout.split()
@@ -200,12 +194,12 @@ def _write(
     except PermanentConnectorError:
         if before is not None or _local_target(connector, path) is not None:
             raise
-        if not _has_shell(connector):
+        if not connector.has_shell():
             raise
         folder = os.path.dirname(path) or "/"
         connector.run(f"mkdir -p -m 700 -- {shlex.quote(folder)}", timeout_s=30)
         connector.write_file(path, data, mode)
-    if before is None or not _has_shell(connector):
+    if before is None or not connector.has_shell():
         return
     uid, gid, _ = before
     after = _stat(connector, path)
