@@ -32,10 +32,15 @@ err_console = Console(stderr=True, highlight=False)
 console = Console(highlight=False)
 
 
-def fail(error: HandoverError) -> None:
-    """Print a HandoverError as one red line per problem and exit with its code."""
+def print_error(error: HandoverError) -> None:
+    """Print a HandoverError as one red line per problem, on stderr."""
     for line in str(error).splitlines() or [type(error).__name__]:
         err_console.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+
+
+def fail(error: HandoverError) -> None:
+    """Print a HandoverError and exit with its code."""
+    print_error(error)
     raise typer.Exit(error.exit_code)
 
 
@@ -44,8 +49,7 @@ def run_app(application: typer.Typer, argv: list[str] | None = None) -> None:
     try:
         application(args=argv, standalone_mode=True)
     except HandoverError as error:
-        for line in str(error).splitlines() or [type(error).__name__]:
-            err_console.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+        print_error(error)
         sys.exit(error.exit_code)
 
 
@@ -69,20 +73,6 @@ def main() -> None:
     run_app(app)
 
 
-_registered = False
-
-
 def _register() -> None:
-    """Import the command modules so that they add their commands to `app`."""
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    import importlib
-
-    for name in ("playbook_cmd", "bundle_cmd", "checklist_cmd", "vault_cmd"):
-        try:
-            importlib.import_module(f"handover.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"handover.cli.{name}":
-                raise
+    """Import the command modules: each adds its commands to `app` when first imported."""
+    from handover.cli import bundle_cmd, checklist_cmd, playbook_cmd, vault_cmd  # noqa: F401
