@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -147,27 +147,17 @@ def unique_labels(sources: Sequence[str]) -> list[str]:
     return labels
 
 
-def _connector(module: str, name: str, what: str) -> Callable[..., object]:
-    """A function of a connector module, imported only when an URL asks for it."""
-    import importlib
-
-    try:
-        return cast(Callable[..., object], getattr(importlib.import_module(module), name))
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"{what} are not available in this installation ({exc})") from exc
-
-
 def _volume_source(
     source: str, label: str, known_hosts: Path | None, ssh_key: Path | None
 ) -> VolumeSource:
     if source.startswith("ssh://"):
-        make = _connector(
-            "handover.connectors.ssh.connector", "ssh_source_from_url", "ssh:// sources"
-        )
-        return cast("VolumeSource", make(source, known_hosts, ssh_key, label))
+        from handover.connectors.ssh.connector import ssh_source_from_url
+
+        return ssh_source_from_url(source, known_hosts, ssh_key, label)
     if source.startswith("s3://"):
-        make = _connector("handover.connectors.s3", "s3_source_from_url", "s3:// sources")
-        return cast("VolumeSource", make(source, label))
+        from handover.connectors.s3 import s3_source_from_url
+
+        return s3_source_from_url(source, label)
     if "://" in source:
         raise UsageError(f"{source}: unknown source kind (a path, ssh://... or s3://...)")
     from handover.bundle.local import local_path_source
@@ -178,8 +168,9 @@ def _volume_source(
 def _bundle_target(out: str) -> tuple[BundleTarget, Path | None]:
     """The target, and the local folder to remove if sealing fails (when we created it)."""
     if out.startswith("s3://"):
-        make = _connector("handover.connectors.s3", "s3_target_from_url", "s3:// targets")
-        return cast("BundleTarget", make(out)), None
+        from handover.connectors.s3 import s3_target_from_url
+
+        return s3_target_from_url(out), None
     from handover.bundle.local import DirectoryTarget
 
     path = Path(out)
@@ -195,8 +186,9 @@ def _bundle_target(out: str) -> tuple[BundleTarget, Path | None]:
 
 def _bundle_source(bundle: str) -> BundleSource:
     if bundle.startswith("s3://"):
-        make = _connector("handover.connectors.s3", "s3_bundle_source_from_url", "s3:// bundles")
-        return cast("BundleSource", make(bundle))
+        from handover.connectors.s3 import s3_bundle_source_from_url
+
+        return s3_bundle_source_from_url(bundle)
     from handover.bundle.local import DirectorySource
 
     return DirectorySource(Path(bundle))
