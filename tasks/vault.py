@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from handover.bundle.age import AgeWriter
 from handover.contract.playbook import load_playbook
-from handover.secrets.credentials_io import export_kdbx
+from handover.secrets.kdbx import export_kdbx
 from handover.secrets.vault import Vault
 from handover.state.atomic import atomic_writer
 from handover.state.home import contract_dir

@@ -21,13 +21,8 @@ from rich.table import Table
 
 from handover.cli import app, console, err_console, handles_errors
 from handover.errors import UsageError
-from handover.secrets.credentials_io import (
-    export_kdbx,
-    import_csv,
-    import_kdbx,
-    missing_references,
-    resolve_password,
-)
+from handover.secrets.csv_import import import_csv
+from handover.secrets.kdbx import export_kdbx, import_kdbx, resolve_password
 from handover.secrets.references import Secret
 from handover.secrets.vault import (
     CreatedBy,
@@ -39,6 +34,7 @@ from handover.secrets.vault import (
     default_key_file,
     load_vault_key,
 )
+from handover.secrets.vault_references import missing_references
 
 vault_app = typer.Typer(
     name="vault",
@@ -249,7 +245,7 @@ def check(playbook: Annotated[Path, typer.Argument(help="Playbook file.")]) -> N
     from handover.contract.playbook import load_playbook
 
     loaded = load_playbook(playbook)
-    missing = missing_references(loaded, Vault(loaded.contract_id))
+    missing = missing_references(loaded.secret_refs(), Vault(loaded.contract_id))
     for line in missing:
         err_console.print(f"missing: {line}", soft_wrap=True, markup=False)
     if missing:

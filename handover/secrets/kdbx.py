@@ -1,13 +1,11 @@
-"""Credentials in and out of the vault: KeePass KDBX and CSV at takeover, KDBX at exit.
+"""KeePass KDBX in and out of the vault: a client's database at takeover, credentials.kdbx at exit.
 
-At takeover a client hands over its credentials as whatever its password
-manager exports: a KeePass database (groups kept), or a CSV export from
-Bitwarden, 1Password or KeePassXC (the layout is detected from the header
-and reported). At exit `export_kdbx` writes `credentials.kdbx` (KDBX 4,
-Argon2, opened by KeePassXC and pykeepass) holding every entry, the ones the
-provider created included, grouped as in the vault. Its master password is
-generated here, returned once to be shown to the operator and delivered to
-the client separately; it is never stored.
+At takeover a client may hand over its credentials as a KeePass database:
+`import_kdbx` keeps its groups. At exit `export_kdbx` writes
+`credentials.kdbx` (KDBX 4, Argon2, opened by KeePassXC and pykeepass)
+holding every entry, the ones the provider created included, grouped as in
+the vault. Its master password is generated here, returned once to be shown
+to the operator and delivered to the client separately; it is never stored.
 
 Master passwords are passed in as `Secret` (from a prompt, stdin or an
 environment reference), never on a command line.
@@ -15,153 +13,36 @@ environment reference), never on a command line.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import re
 import secrets
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import BaseModel
+from handover.errors import HandoverError, UsageError
+from handover.secrets.credential_import import (
+    PROP_CERTIFICATE,
+    PROP_CONTRACT,
+    PROP_CREATED_BY,
+    PROP_DESCRIPTION,
+    PROP_KIND,
+    PROP_NAME,
+    PROP_PRIVATE_KEY,
+    ImportResult,
+    IncomingCredential,
+    store_incoming,
+)
+from handover.secrets.references import Secret, resolve_secret
+from handover.secrets.vault import Kind, Vault, VaultEntry
 
-from handover.errors import HandoverError, SecretRefError, UsageError, VaultError
-from handover.secrets.references import Secret, parse_ref, resolve_secret
-from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry, parse_vault_ref, slugify
-
-if TYPE_CHECKING:
-    from handover.contract.playbook import Playbook
-
-CSV_LAYOUTS = ("bitwarden", "1password", "keepassxc")
 MASTER_PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzACDEFGHJKLMNPQRTUVWXY3479"  # no look-alikes
 MASTER_PASSWORD_GROUPS = 6
 MASTER_PASSWORD_GROUP_SIZE = 5  # 30 characters from 50 symbols: about 169 bits
-PROP_NAME = "handover-name"
-PROP_KIND = "handover-kind"
-PROP_CREATED_BY = "handover-created-by"
-PROP_CONTRACT = "handover-contract"
-PROP_PRIVATE_KEY = "private-key"
-PROP_CERTIFICATE = "certificate"
-PROP_DESCRIPTION = "description"
-_PEM_PRIVATE = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-
-
-class ImportResult(BaseModel):
-    """What an import did, by entry name (never with secrets): checklist evidence."""
-
-    source: str
-    layout: str  # kdbx | bitwarden | 1password | keepassxc
-    added: list[str] = []
-    replaced: list[str] = []
-    skipped: list[str] = []  # "title: reason"
-
-
-@dataclass
-class _Incoming:
-    """One record read from a password manager export, before it becomes vault entries."""
-
-    title: str
-    username: str = ""
-    password: str = ""
-    url: str = ""
-    notes: str = ""
-    group: str = ""
-    tags: list[str] = field(default_factory=list)
-    totp: str = ""
-    note_only: bool = False
-    props: dict[str, str] = field(default_factory=dict)
-    attachments: dict[str, bytes] = field(default_factory=dict)
 
 
 # --- import --------------------------------------------------------------------------------
-
-
-def _to_entries(item: _Incoming) -> list[tuple[VaultEntry, Secret]] | str:
-    """Map one exported record to vault entries, or return why it is skipped."""
-    name = item.props.get(PROP_NAME) or slugify(item.title or item.url or item.username)
-    kind_text = item.props.get(PROP_KIND, "")
-    created_by = CreatedBy.PROVIDER if item.props.get(PROP_CREATED_BY) == "provider" else None
-    common: dict[str, Any] = {
-        "username": item.username,
-        "url": item.url,
-        "tags": item.tags,
-        "notes": item.notes,
-        "group": item.group,
-    }
-    if created_by is not None:
-        common["created_by"] = created_by
-    private_key = item.props.get(PROP_PRIVATE_KEY, "")
-    certificate = item.props.get(PROP_CERTIFICATE, "")
-    for data in item.attachments.values():
-        if not private_key and _PEM_PRIVATE.search(data):
-            private_key = data.decode("utf-8", "replace")
-        elif not certificate and b"-----BEGIN CERTIFICATE-----" in data:
-            certificate = data.decode("utf-8", "replace")
-    out: list[tuple[VaultEntry, Secret]] = []
-    try:
-        kind = Kind(kind_text) if kind_text else None
-    except ValueError:
-        kind = None
-    if kind is Kind.TOTP_SEED or (kind is None and item.totp and not item.password):
-        if not item.totp:
-            return "no TOTP seed"
-        return [(VaultEntry(name=name, kind=Kind.TOTP_SEED, **common), _secret(item.totp))]
-    if kind is Kind.NOTE or (kind is None and item.note_only):
-        common["notes"] = item.props.get(PROP_DESCRIPTION, "")
-        return [(VaultEntry(name=name, kind=Kind.NOTE, **common), _secret(item.notes))]
-    if kind is None:
-        if certificate and private_key:
-            kind = Kind.CERTIFICATE
-        elif private_key or _PEM_PRIVATE.search(item.password.encode()):
-            kind = Kind.SSH_KEY
-        else:
-            kind = Kind.PASSWORD
-    value = private_key if kind in (Kind.SSH_KEY, Kind.CERTIFICATE) and private_key else ""
-    value = value or item.password
-    if not value:
-        return "no secret (empty password)"
-    cert = certificate if kind is Kind.CERTIFICATE else ""
-    out.append((VaultEntry(name=name, kind=kind, certificate=cert, **common), _secret(value)))
-    if item.totp:
-        totp_entry = VaultEntry(name=f"{name}-totp"[:127], kind=Kind.TOTP_SEED, **common)
-        out.append((totp_entry, _secret(item.totp)))
-    return out
-
-
-def _secret(text: str) -> Secret:
-    return Secret(text.encode("utf-8"))
-
-
-def _store(
-    vault: Vault, items: Iterable[_Incoming], result: ImportResult, replace: bool
-) -> ImportResult:
-    existing = set(vault.names()) if vault.exists() else set()
-    seen: set[str] = set()
-    for item in items:
-        mapped = _to_entries(item)
-        label = item.title or "(untitled)"
-        if isinstance(mapped, str):
-            result.skipped.append(f"{label}: {mapped}")
-            continue
-        for entry, secret in mapped:
-            name = entry.name
-            counter = 2
-            while name in seen:
-                name = f"{entry.name}-{counter}"
-                counter += 1
-            entry = entry.model_copy(update={"name": name})
-            seen.add(name)
-            if name in existing and not replace:
-                result.skipped.append(f"{name}: already in the vault (use --replace)")
-                continue
-            vault.add(entry, secret, replace=replace)
-            (result.replaced if name in existing else result.added).append(name)
-    return result
 
 
 def read_kdbx(path: Path, password: Secret | None, keyfile: Path | None = None) -> Any:
@@ -203,7 +84,7 @@ def import_kdbx(
     """
     kp = read_kdbx(path, password, keyfile)
     recycle = kp.recyclebin_group
-    items: list[_Incoming] = []
+    items: list[IncomingCredential] = []
     for entry in kp.entries:
         if entry.is_a_history_entry:
             continue
@@ -213,7 +94,7 @@ def import_kdbx(
         props = {k: v or "" for k, v in entry.custom_properties.items()}
         attachments = {a.filename: bytes(a.binary) for a in entry.attachments}
         items.append(
-            _Incoming(
+            IncomingCredential(
                 title=entry.title or "",
                 username=entry.username or "",
                 password=entry.password or "",
@@ -227,7 +108,7 @@ def import_kdbx(
                 attachments=attachments,
             )
         )
-    return _store(vault, items, ImportResult(source=str(path), layout="kdbx"), replace)
+    return store_incoming(vault, items, ImportResult(source=str(path), layout="kdbx"), replace)
 
 
 def _group_path(group: Any) -> str:
@@ -244,147 +125,6 @@ def _inside(group: Any, ancestor: Any) -> bool:
             return True
         group = group.parentgroup
     return False
-
-
-def detect_csv_layout(header: list[str], source: str = "CSV") -> str:
-    """Name the password manager that wrote a CSV header; UsageError when none matches."""
-    cols = {c.strip().lower() for c in header}
-    if {"login_username", "login_password"} <= cols:
-        return "bitwarden"
-    if {"group", "title", "username", "password"} <= cols:
-        return "keepassxc"
-    if {"title", "username", "password"} <= cols and ({"url", "website", "otpauth"} & cols):
-        return "1password"
-    shown = ",".join(header)[:120]
-    raise UsageError(
-        f"{source}: unknown CSV layout (header {shown!r}); expected a Bitwarden, "
-        "1Password or KeePassXC export"
-    )
-
-
-def _rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, [])
-    keys = [h.strip().lower() for h in header]
-    rows = [
-        {k: (row[i] if i < len(row) else "") for i, k in enumerate(keys)}
-        for row in reader
-        if any(cell.strip() for cell in row)
-    ]
-    return header, rows
-
-
-def _bitwarden(row: dict[str, str]) -> _Incoming:
-    kind = row.get("type", "login").strip().lower()
-    props: dict[str, str] = {}
-    for line in row.get("fields", "").splitlines():
-        key, sep, value = line.partition(": ")
-        if sep:
-            props[key.strip()] = value
-    return _Incoming(
-        title=row.get("name", ""),
-        username=row.get("login_username", ""),
-        password=row.get("login_password", ""),
-        url=row.get("login_uri", "").split(",")[0].strip(),
-        notes=row.get("notes", ""),
-        group=row.get("folder", "").strip("/"),
-        totp=row.get("login_totp", ""),
-        note_only=kind == "note",
-        props=props,
-    )
-
-
-def _onepassword(row: dict[str, str]) -> _Incoming:
-    tags = [t.strip() for t in re.split(r"[;,]", row.get("tags", "")) if t.strip()]
-    return _Incoming(
-        title=row.get("title", ""),
-        username=row.get("username", ""),
-        password=row.get("password", ""),
-        url=row.get("url", "") or row.get("website", ""),
-        notes=row.get("notes", "") or row.get("notesplain", ""),
-        tags=tags,
-        totp=row.get("otpauth", ""),
-        note_only=not row.get("password") and not row.get("username") and bool(row.get("notes")),
-    )
-
-
-def _keepassxc(row: dict[str, str]) -> _Incoming:
-    # KeePassXC writes the root group's name first ("Root/Servers"): drop it.
-    parts = [p for p in row.get("group", "").split("/") if p]
-    return _Incoming(
-        title=row.get("title", ""),
-        username=row.get("username", ""),
-        password=row.get("password", ""),
-        url=row.get("url", ""),
-        notes=row.get("notes", ""),
-        group="/".join(parts[1:]),
-        totp=row.get("totp", ""),
-        note_only=not row.get("password") and not row.get("username") and bool(row.get("notes")),
-    )
-
-
-_CSV_READERS = {"bitwarden": _bitwarden, "1password": _onepassword, "keepassxc": _keepassxc}
-
-
-def import_csv(
-    vault: Vault, path: Path, *, layout: str | None = None, replace: bool = False
-) -> ImportResult:
-    """Import a Bitwarden, 1Password or KeePassXC CSV export; `result.layout` says which.
-
-    Raises UsageError naming the file for an unreadable file or an unknown layout.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text") from exc
-    header, rows = _rows(text)
-    detected = layout or detect_csv_layout(header, str(path))
-    if detected not in _CSV_READERS:
-        raise UsageError(f"unknown CSV layout {detected!r}: expected one of {CSV_LAYOUTS}")
-    items = [_CSV_READERS[detected](row) for row in rows]
-    return _store(vault, items, ImportResult(source=str(path), layout=detected), replace)
-
-
-# --- checks --------------------------------------------------------------------------------
-
-
-def missing_references(playbook: Playbook, vault: Vault) -> list[str]:
-    """Every `vault:` reference of the playbook that does not resolve, as `REF (field path)`.
-
-    The takeover item "credentials received" is done only when this is empty.
-    References to another contract's vault are checked in that vault.
-    """
-    missing: list[str] = []
-    names_by_contract: dict[str, dict[str, VaultEntry] | None] = {}
-    for field_path, ref in playbook.secret_refs():
-        try:
-            scheme, rest = parse_ref(ref)
-        except SecretRefError:
-            missing.append(f"{ref} ({field_path}: malformed reference)")
-            continue
-        if scheme != "vault":
-            continue
-        try:
-            contract, name, fld = parse_vault_ref(rest)
-        except SecretRefError:
-            missing.append(f"{ref} ({field_path}: malformed reference)")
-            continue
-        if contract not in names_by_contract:
-            target = vault if contract == vault.contract_id else Vault(contract)
-            try:
-                names_by_contract[contract] = {e.name: e for e in target.entries()}
-            except VaultError:
-                names_by_contract[contract] = None
-        entries = names_by_contract[contract]
-        if entries is None:
-            missing.append(f"{ref} ({field_path}: no readable vault for {contract})")
-        elif name not in entries:
-            missing.append(f"{ref} ({field_path})")
-        elif fld == "username" and not entries[name].username:
-            missing.append(f"{ref} ({field_path}: entry has no username)")
-    return missing
 
 
 def resolve_password(ref: str) -> Secret:

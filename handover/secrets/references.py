@@ -6,9 +6,12 @@ inside the code that uses the secret, at the last moment, and the value is
 wrapped in `Secret` so that printing, logging or returning it by mistake
 shows a mask instead of the value.
 
-The core knows `env:` and `file:`; other layers register the schemes they
-own (`tasks` registers `prefect-secret:`, the vault registers `vault:`), so
-the core stays free of Prefect.
+The core knows `env:` and `file:`; other modules register the schemes they
+own (`tasks` registers `prefect-secret:`, `handover.secrets.vault_references`
+registers `vault:`), so the core stays free of Prefect and this module
+depends on nothing it resolves. Importing any module of `handover.secrets`
+runs the package's `__init__`, which registers `vault:`: code that imports
+`resolve_secret` from here can always resolve vault references.
 """
 
 from __future__ import annotations
@@ -98,9 +101,6 @@ register_resolver("file", _resolve_file)
 def resolve_secret(ref: str) -> Secret:
     """Resolve a reference to its value; raise SecretRefError naming the reference."""
     scheme, rest = parse_ref(ref)
-    if scheme == "vault" and scheme not in _resolvers:
-        # The vault registers itself on import; import here keeps callers simple.
-        import handover.secrets.vault  # noqa: F401
     resolver = _resolvers.get(scheme)
     if resolver is None:
         raise SecretRefError(f"{ref}: no resolver for '{scheme}:' references in this process")

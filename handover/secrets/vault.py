@@ -28,9 +28,8 @@ Secrets are held as `handover.secrets.Secret` in memory; entry metadata
 (`VaultEntry`) never contains one, so listing, logging or returning entries
 is safe. Rotations keep previous values, encrypted, with their timestamps.
 
-Importing this module registers the `vault:` resolver:
-`vault:CONTRACT/NAME` yields the secret, `vault:CONTRACT/NAME#username` the
-entry's username (for S3 access key ids kept beside their secret key).
+`vault:CONTRACT/NAME` references to its entries are parsed and resolved by
+`handover.secrets.vault_references`.
 """
 
 from __future__ import annotations
@@ -56,10 +55,9 @@ from handover.errors import (
     BundleError,
     HandoverError,
     NoMatchingIdentity,
-    SecretRefError,
     VaultError,
 )
-from handover.secrets.references import Secret, register_resolver
+from handover.secrets.references import Secret
 from handover.state.atomic import write_atomic
 from handover.state.home import contract_dir, handover_home
 
@@ -507,32 +505,3 @@ def _decode_value(value: Any) -> Secret:
     if "text" in value:
         return Secret(str(value["text"]).encode("utf-8"))
     return Secret(base64.b64decode(value["base64"], validate=True))
-
-
-# --- vault: references ---------------------------------------------------------------------
-
-
-def parse_vault_ref(rest: str) -> tuple[str, str, str]:
-    """Split `CONTRACT/NAME[#FIELD]` into (contract, name, field); field is "" or "username"."""
-    target, _, fld = rest.partition("#")
-    contract, sep, name = target.partition("/")
-    if not sep or not CONTRACT_PATTERN.match(contract) or not NAME_PATTERN.match(name):
-        raise SecretRefError(f"vault:{rest}: expected vault:CONTRACT/NAME[#username]")
-    if fld not in ("", "username"):
-        raise SecretRefError(f"vault:{rest}: unknown field {fld!r} (only #username)")
-    return contract, name, fld
-
-
-def resolve_vault_ref(rest: str) -> bytes:
-    """The `vault:` resolver: raises SecretRefError naming the reference, never a value."""
-    contract, name, fld = parse_vault_ref(rest)
-    try:
-        vault = Vault(contract)
-        if fld == "username":
-            return vault.get(name).username.encode("utf-8")
-        return vault.secret(name).reveal()
-    except VaultError as exc:
-        raise SecretRefError(f"vault:{rest}: {exc}") from exc
-
-
-register_resolver("vault", resolve_vault_ref)

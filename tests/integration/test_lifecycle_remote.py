@@ -522,7 +522,8 @@ def hand_over_credentials(ws: RemoteWorkspace, canaries: dict[str, str], key_id:
     """What the client gives at takeover: a KeePass file (SSH key, password) and a CSV (S3)."""
     from pykeepass import create_database
 
-    from handover.secrets.credentials_io import import_csv, import_kdbx
+    from handover.secrets.csv_import import import_csv
+    from handover.secrets.kdbx import import_kdbx
 
     received = ws.root.parent / "received"
     received.mkdir()

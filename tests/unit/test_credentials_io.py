@@ -10,16 +10,11 @@ from pykeepass import PyKeePass, create_database
 
 from handover.bundle.age import X25519Identity
 from handover.errors import UsageError
-from handover.secrets.credentials_io import (
-    detect_csv_layout,
-    export_kdbx,
-    generate_master_password,
-    import_csv,
-    import_kdbx,
-    missing_references,
-)
+from handover.secrets.csv_import import detect_csv_layout, import_csv
+from handover.secrets.kdbx import export_kdbx, generate_master_password, import_kdbx
 from handover.secrets.references import Secret
 from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry
+from handover.secrets.vault_references import missing_references
 
 CONTRACT = "acme-2026"
 CERT = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
@@ -227,32 +222,22 @@ def test_generated_master_passwords_are_strong_and_distinct() -> None:
     assert len(sample.replace("-", "")) == 30 and sample.count("-") == 5
 
 
-class _StubPlaybook:
-    def __init__(self, refs: list[tuple[str, str]]) -> None:
-        self._refs = refs
-
-    def secret_refs(self) -> list[tuple[str, str]]:
-        return self._refs
-
-
 def test_missing_references_lists_unresolved_vault_refs_by_name() -> None:
     vault = Vault(CONTRACT)
     vault.add(VaultEntry(name="web01-ops", username="ops"), "pw")
     vault.add(VaultEntry(name="s3"), "secret")
-    playbook = _StubPlaybook(
-        [
-            ("perimeter.hosts[0].credential", "vault:acme-2026/web01-ops"),
-            ("perimeter.hosts[1].credential", "vault:acme-2026/db01-ops"),
-            ("perimeter.s3.access_key_id", "vault:acme-2026/s3#username"),
-            ("perimeter.s3.secret_access_key", "vault:acme-2026/s3"),
-            ("reversibility.signing_key", "file:.handover/keys/provider-signing"),
-            ("backups.identity", "vault:elsewhere/backup-key"),
-        ]
-    )
-    assert missing_references(playbook, vault) == [  # type: ignore[arg-type]
+    refs = [  # as Playbook.secret_refs() lists them
+        ("perimeter.hosts[0].credential", "vault:acme-2026/web01-ops"),
+        ("perimeter.hosts[1].credential", "vault:acme-2026/db01-ops"),
+        ("perimeter.s3.access_key_id", "vault:acme-2026/s3#username"),
+        ("perimeter.s3.secret_access_key", "vault:acme-2026/s3"),
+        ("reversibility.signing_key", "file:.handover/keys/provider-signing"),
+        ("backups.identity", "vault:elsewhere/backup-key"),
+    ]
+    assert missing_references(refs, vault) == [
         "vault:acme-2026/db01-ops (perimeter.hosts[1].credential)",
         "vault:acme-2026/s3#username (perimeter.s3.access_key_id: entry has no username)",
         "vault:elsewhere/backup-key (backups.identity: no readable vault for elsewhere)",
     ]
     vault.add(VaultEntry(name="db01-ops"), "pw2")
-    assert len(missing_references(playbook, vault)) == 2  # type: ignore[arg-type]
+    assert len(missing_references(refs, vault)) == 2

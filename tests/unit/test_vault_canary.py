@@ -90,7 +90,7 @@ def test_canaries_survive_vault_and_kdbx_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from handover.bundle.age import X25519Identity
-    from handover.secrets.credentials_io import export_kdbx
+    from handover.secrets.kdbx import export_kdbx
     from handover.secrets.vault import Kind, Vault, VaultEntry
     from tests.canary import kdbx_plaintext
 
