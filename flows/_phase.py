@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from prefect import get_run_logger
 
-from handover.checklist.store import Checklist, Evidence, Status, evidence_for_file
+from handover.checklist.model import Checklist, Evidence, Status, evidence_for_file
 from handover.contract.playbook import Playbook, phase_items
 from handover.errors import HandoverError
 from handover.state.atomic import write_atomic

@@ -7,7 +7,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
 from flows._phase import PhaseRun, StepFailed
-from handover.checklist.store import Evidence
+from handover.checklist.model import Evidence
 from tasks.host_keys import first_contact_keys, pin_host_keys
 
 CONFIRM_TIMEOUT_S = 24 * 3600

@@ -17,7 +17,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from handover.checklist.store import Checklist, ChecklistItem, ChecklistStore, Evidence, Status
+from handover.checklist.model import Checklist, ChecklistItem, Evidence, Status
+from handover.checklist.store import ChecklistStore
 from tasks.runtime import actor, flow_run_id
 
 

@@ -14,7 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from handover.checklist.audit import AuditLog
-from handover.checklist.store import Checklist, ChecklistStore, Status, draft_checklist
+from handover.checklist.model import Checklist, Status
+from handover.checklist.store import ChecklistStore
+from handover.checklist.templates import draft_checklist
 from handover.cli import app, console, handles_errors
 from handover.contract.phases import Phase, parse_phase
 from handover.errors import HandoverError, UsageError

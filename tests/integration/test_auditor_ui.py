@@ -31,7 +31,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from flows.lifecycle import run_phase
-from handover.checklist.store import ChecklistStore, Status
+from handover.checklist.model import Status
+from handover.checklist.store import ChecklistStore
 from tests.browser import chromium
 from tests.workspace import Workspace, make_workspace
 

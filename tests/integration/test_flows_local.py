@@ -19,7 +19,8 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.lifecycle import run_phase
-from handover.checklist.store import ChecklistStore, Status
+from handover.checklist.model import Status
+from handover.checklist.store import ChecklistStore
 from tests.conftest import require_binary
 from tests.workspace import Workspace, make_workspace
 

@@ -22,7 +22,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flows.lifecycle import run_phase
-from handover.checklist.store import ChecklistStore, Status
+from handover.checklist.model import Status
+from handover.checklist.store import ChecklistStore
 from handover.contract.phases import Phase
 from handover.secrets.references import Secret
 from handover.secrets.vault import Kind, Vault, VaultEntry

@@ -20,7 +20,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from flows.takeover import takeover
-from handover.checklist.store import ChecklistStore, Status
+from handover.checklist.model import Status
+from handover.checklist.store import ChecklistStore
 from handover.state.home import contract_dir
 from tests.conftest import PROJECT_ROOT
 

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 
 from handover.checklist.audit import AuditLog
-from handover.checklist.store import (
+from handover.checklist.model import (
     ALLOWED_TRANSITIONS,
     Checklist,
     ChecklistItem,
-    ChecklistStore,
     Evidence,
-    Phase,
     Status,
     evidence_for_file,
 )
+from handover.checklist.store import ChecklistStore
+from handover.contract.phases import Phase
 from handover.errors import HandoverError, InvalidTransition, UsageError
 
 C = "acme-2026"

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from handover.bundle.types import MemberRecord
-from handover.checklist.store import ChecklistStore, Evidence, Phase, draft_checklist
+from handover.checklist.model import Evidence
+from handover.checklist.store import ChecklistStore
+from handover.checklist.templates import draft_checklist
+from handover.contract.phases import Phase
 from handover.contract.playbook import Playbook, load_playbook, phase_items
 from handover.documents.reports import (
     Document,
