@@ -30,7 +30,7 @@ from handover.bundle.age import (
     parse_identities,
     parse_recipient,
 )
-from handover.bundle.age.keys import bech32_decode, bech32_encode
+from handover.bundle.age.bech32 import bech32_decode, bech32_encode
 from handover.errors import AgeFormatError, BundleCorrupt, KeyFormatError, NoMatchingIdentity
 
 ENC = CHUNK_SIZE + 16
