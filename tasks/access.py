@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from handover.actor import actor
 from handover.connectors.base import HostConnector
 from handover.contract.playbook import Host, load_playbook
 from handover.estate.access import (
@@ -20,7 +21,7 @@ from handover.estate.access import (
 from handover.secrets.references import resolve_secret
 from handover.state.home import contract_dir
 from tasks.hosts import host_session
-from tasks.runtime import actor, only_transient
+from tasks.runtime import only_transient
 
 
 def sandboxed(host: Host) -> bool:

@@ -17,9 +17,10 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from handover.actor import actor
 from handover.checklist.model import Checklist, ChecklistItem, Evidence, Status
 from handover.checklist.store import ChecklistStore
-from tasks.runtime import actor, flow_run_id
+from tasks.runtime import flow_run_id
 
 
 def artifact_key(contract: str, phase: str) -> str:

@@ -18,22 +18,21 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from handover.actor import actor
 from handover.checklist.store import ChecklistStore
 from handover.contract.playbook import Playbook, load_playbook
 from handover.exit.erasure import (
     DeletionResult,
     ErasureTarget,
     erase_contract_copies,
-    erasure_certificate,
     path_target,
     s3_target,
-    sign_certificate,
     vault_target,
 )
+from handover.exit.erasure_certificate import erasure_certificate, sign_certificate
 from handover.secrets.vault import Vault
 from handover.state.home import contract_dir
 from tasks.keys import signing_key
-from tasks.runtime import actor
 
 WORKING_COPIES = {
     "bundles": "bundle working copies",

@@ -1,4 +1,4 @@
-"""What every task shares: who acts, which flow run, secrets Prefect keeps, retry rules.
+"""What every task shares: which flow run, secrets Prefect keeps, retry rules.
 
 Importing this module registers, with the core, the `prefect-secret:`
 credential scheme (a playbook may name a Prefect Secret block) and the
@@ -8,9 +8,6 @@ names; values are read inside the task that needs them and never returned.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 from typing import Any
 
 from prefect.blocks.system import Secret as PrefectSecretBlock
@@ -33,11 +30,6 @@ def _resolve_prefect_secret(name: str) -> bytes:
 
 
 register_resolver("prefect-secret", _resolve_prefect_secret)
-
-
-def actor() -> str:
-    """Who acts: `HANDOVER_ACTOR`, else user@host of the worker."""
-    return os.environ.get("HANDOVER_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def flow_run_id() -> str | None:

@@ -9,9 +9,7 @@ secret, except `vault export`, which shows the generated master password of
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from handover.actor import actor as default_actor
 from handover.cli import app, console, err_console, handles_errors
 from handover.errors import UsageError
 from handover.secrets.csv_import import import_csv
@@ -44,10 +43,6 @@ vault_app = typer.Typer(
 app.add_typer(vault_app, name="vault")
 
 _TEXT_KINDS = (Kind.PASSWORD, Kind.API_KEY, Kind.TOTP_SEED)
-
-
-def _actor() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def _read_secret(kind: Kind, from_stdin: bool, from_file: Path | None, what: str) -> Secret:
@@ -227,14 +222,15 @@ def rotate(
     secret_stdin: Annotated[bool, typer.Option("--secret-stdin")] = False,
     secret_file: Annotated[Path | None, typer.Option("--secret-file")] = None,
     actor: Annotated[
-        str | None, typer.Option("--actor", help="Who rotates (default user@host).")
+        str | None,
+        typer.Option("--actor", help="Who rotates (default $HANDOVER_ACTOR, else user@host)."),
     ] = None,
 ) -> None:
     """Replace an entry's secret; the previous value stays in its (encrypted) history."""
     vault = Vault(contract)
     entry = vault.get(name)
     secret = _read_secret(entry.kind, secret_stdin, secret_file, f"{contract}/{name}")
-    updated = vault.rotate(name, secret, actor=actor or _actor())
+    updated = vault.rotate(name, secret, actor=actor or default_actor())
     console.print(f"rotated {contract}/{name} ({updated.rotations} previous value(s) kept)")
 
 
@@ -242,7 +238,7 @@ def rotate(
 @handles_errors
 def check(playbook: Annotated[Path, typer.Argument(help="Playbook file.")]) -> None:
     """List the playbook's vault references that do not resolve; exit 1 if any."""
-    from handover.contract.playbook import load_playbook
+    from handover.contract.loader import load_playbook
 
     loaded = load_playbook(playbook)
     missing = missing_references(loaded.secret_refs(), Vault(loaded.contract_id))

@@ -19,13 +19,10 @@ True only when the server refuses the key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import os
 import shlex
-import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +31,7 @@ from typing import Literal
 import paramiko
 from pydantic import BaseModel
 
+from handover.actor import actor as default_actor
 from handover.connectors.base import HostConnector
 from handover.errors import (
     HostKeyMismatch,
@@ -42,20 +40,9 @@ from handover.errors import (
     UsageError,
 )
 from handover.secrets.references import Secret
+from handover.sshkeys import SshPublicKey, find_public_key, fingerprint, shown
 
 MARKER_PREFIX = "handover:"
-KEY_TYPES = frozenset(
-    {
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ssh-dss",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    }
-)
 
 
 class KeyChange(BaseModel):
@@ -87,64 +74,41 @@ def marker_for(contract_id: str) -> str:
     return f"{MARKER_PREFIX}{contract_id}"
 
 
-def _parse_key(line: str) -> tuple[int, str, bytes] | None:
-    """Find `type base64` in an authorized_keys line: (index of type token, type, blob)."""
-    tokens = line.split()
-    for index, token in enumerate(tokens[:-1]):
-        if token in KEY_TYPES:
-            try:
-                blob = base64.b64decode(tokens[index + 1], validate=True)
-            except (binascii.Error, ValueError):
-                return None
-            return index, token, blob
-    return None
-
-
-def fingerprint(blob: bytes) -> str:
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
 def _change(line: str) -> KeyChange:
-    parsed = _parse_key(line)
-    if parsed is None:  # pragma: no cover - callers pass parsed lines
+    found = find_public_key(line)
+    if found is None:  # pragma: no cover - callers pass parsed lines
         raise RuntimeError("access: internal error: unparsed key line")
-    index, key_type, blob = parsed
-    comment = " ".join(line.split()[index + 2 :])
-    return KeyChange(fingerprint=fingerprint(blob), key_type=key_type, comment=comment)
+    key = found[1]
+    return KeyChange(fingerprint=key.fingerprint, key_type=key.key_type, comment=key.comment)
 
 
-def _check_public_key(text: str) -> tuple[str, str, bytes]:
-    """Validate a playbook public key line; return (line, type, blob). UsageError otherwise."""
+def _check_public_key(text: str) -> tuple[str, SshPublicKey]:
+    """Check a playbook public key line (options allowed); return (line, key), else UsageError.
+
+    Options before the key (`from="10.0.0.0/8" ssh-ed25519 ...`) are kept as
+    the playbook wrote them, so the provider can restrict its own access.
+    """
     line = text.strip()
-    shown = (line[:40] + "...") if len(line) > 40 else line
-    if "\n" in line or "\r" in line or "\0" in line:
-        raise UsageError(f"provider public key {shown!r}: must be a single line")
-    parsed = _parse_key(line)
-    if parsed is None:
+    if "\n" in line or "\r" in line or "\0" in line:  # one key, one authorized_keys line
+        raise UsageError(f"provider public key {shown(line)!r}: must be a single line")
+    found = find_public_key(line)
+    if found is None:
         raise UsageError(
-            f"provider public key {shown!r}: expected `[options] TYPE BASE64 [comment]`"
+            f"provider public key {shown(line)!r}: expected `[options] TYPE BASE64 [comment]`"
         )
-    _, key_type, blob = parsed
-    if not blob.startswith(len(key_type).to_bytes(4, "big") + key_type.encode()):
-        raise UsageError(f"provider public key {shown!r}: key type does not match its body")
-    return line, key_type, blob
+    problem = found[1].problem()
+    if problem is not None:
+        raise UsageError(f"provider public key {shown(line)!r}: {problem}")
+    return line, found[1]
 
 
 def _has_marker(line: str, marker: str) -> bool:
-    parsed = _parse_key(line)
-    return parsed is not None and marker in line.split()[parsed[0] + 2 :]
+    found = find_public_key(line)
+    return found is not None and marker in line.split()[found[0] + 2 :]
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _actor() -> str:
-    try:
-        user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER", "unknown")
-    return f"{user}@{socket.gethostname()}"
 
 
 def _read(connector: HostConnector, path: str) -> bytes | None:
@@ -263,18 +227,18 @@ def install_provider_keys(
     text_lines = data.decode("utf-8", "replace").splitlines()
     present = set()
     for existing in text_lines:
-        parsed = _parse_key(existing)
-        if parsed is not None and _has_marker(existing, marker):
-            present.add((parsed[1], parsed[2]))
+        found = find_public_key(existing)
+        if found is not None and _has_marker(existing, marker):
+            present.add((found[1].key_type, found[1].blob))
     added: list[KeyChange] = []
     unchanged: list[KeyChange] = []
     new_lines: list[str] = []
-    for line, key_type, blob in wanted:
+    for line, key in wanted:
         marked = line if marker in line.split() else f"{line} {marker}"
-        if (key_type, blob) in present:
+        if (key.key_type, key.blob) in present:
             unchanged.append(_change(marked))
             continue
-        present.add((key_type, blob))
+        present.add((key.key_type, key.blob))
         new_lines.append(marked)
         added.append(_change(marked))
     result = data
@@ -297,7 +261,7 @@ def install_provider_keys(
         sha256_after=_sha256(result),
         file_created=original is None and bool(new_lines),
         at=datetime.now(UTC),
-        by=actor or _actor(),
+        by=actor or default_actor(),
     )
 
 
@@ -340,7 +304,7 @@ def remove_provider_keys(
         sha256_after=_sha256(result) if original is not None else "",
         file_created=False,
         at=datetime.now(UTC),
-        by=actor or _actor(),
+        by=actor or default_actor(),
     )
 
 

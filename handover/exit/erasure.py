@@ -1,19 +1,11 @@
-"""Erasure of the provider's copies after the client's acceptance, and its signed certificate.
+"""Erasure of the provider's copies after the client's acceptance: what is deleted, and the report.
 
 Once the client has accepted the restitution bundle, the provider deletes
 what it still holds of the contract (local store folders, backups, S3
-prefixes, the vault file) and gives the client a certificate saying what was
-erased, where, how, when and by whom, and which data it keeps because a law
-requires it (the playbook's `reversibility.exempted`, with reason and legal
-basis). The certificate is plain text (Markdown) signed with the provider's
-SSH signing key in the `handover-erasure` namespace, so the client checks it
-with OpenSSH alone:
-
-    ssh-keygen -Y verify -f allowed_signers -I provider -n handover-erasure \\
-        -s erasure-certificate.md.sig < erasure-certificate.md
-
-The certificate names locations (folders, buckets, prefixes), never the
-client's file names, which stay confidential.
+prefixes, the vault file). `erase_contract_copies` deletes every target,
+never stopping at the first failure, and returns an `ErasureReport` saying
+what was erased, where, how, when and by whom; the signed certificate made
+from it is `handover.exit.erasure_certificate`.
 
 Deletion is the file system's `unlink` (and S3 `DeleteObjects`): it removes
 the data from the provider's systems as far as the provider controls them;
@@ -23,25 +15,19 @@ it does not overwrite storage blocks, and the certificate says so.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import shutil
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
+from handover.actor import actor as default_actor
 from handover.state.home import handover_home
 
-if TYPE_CHECKING:
-    from handover.bundle.sshsig import SigningKey
-    from handover.contract.playbook import Playbook
-
-ERASURE_NAMESPACE = "handover-erasure"
 TargetKind = Literal["local", "backups", "vault", "s3", "other"]
 Status = Literal["erased", "absent", "failed", "refused"]
 
@@ -120,10 +106,6 @@ class ErasureReport(BaseModel):
         return [f"{r.location}: {r.status}: {r.error}" for r in self.records if r.error]
 
 
-def _default_actor() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
 def _forbidden(path: Path) -> str:
     """Why `path` must never be deleted wholesale, or "" when it may be."""
     resolved = path.resolve()
@@ -181,41 +163,9 @@ def erase_contract_copies(
     folder, `.handover/` itself or one of their parents) is recorded with its
     error, so the report and certificate show it; check `report.complete`.
     """
-    by = actor or _default_actor()
+    by = actor or default_actor()
     started = datetime.now(UTC)
-    records: list[ErasureRecord] = []
-    for target in targets:
-        at = datetime.now(UTC)
-        method = target.method
-        try:
-            if target.delete is not None:
-                result = target.delete()
-                status: Status = "erased"
-                objects, size, error = result.objects, result.bytes, ""
-                method = method or "caller-provided deletion"
-            elif target.kind in ("local", "backups", "vault"):
-                status, objects, size, used, error = _erase_path(target)
-                method = method or used
-            else:
-                status, objects, size = "refused", 0, 0
-                error = f"a {target.kind} target needs a delete callable"
-        except Exception as exc:  # recorded, not raised: the certificate must show failures
-            status, objects, size = "failed", 0, 0
-            error = f"{type(exc).__name__}: {exc}"
-        records.append(
-            ErasureRecord(
-                kind=target.kind,
-                location=target.location,
-                description=target.description,
-                method=method,
-                status=status,
-                objects=objects,
-                bytes=size,
-                at=at,
-                by=by,
-                error=error,
-            )
-        )
+    records = [_erase_target(target, by) for target in targets]
     return ErasureReport(
         contract_id=contract_id,
         by=by,
@@ -225,77 +175,34 @@ def erase_contract_copies(
     )
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def erasure_certificate(report: ErasureReport, playbook: Playbook) -> str:
-    """The certificate text (Markdown), to be signed with sign_certificate()."""
-    contract = playbook.contract
-    parties = contract.parties
-    lines = [
-        f"# Erasure certificate — contract {contract.id}",
-        "",
-        f"- Contract: {contract.title} ({contract.id})",
-        f"- Provider: {parties.provider.legal_name}",
-        f"- Client: {parties.client.legal_name}",
-        f"- Erasure started: {report.started_at.isoformat(timespec='seconds')}",
-        f"- Erasure finished: {report.finished_at.isoformat(timespec='seconds')}",
-        f"- Performed by: {report.by}",
-        f"- Result: {'complete' if report.complete else 'INCOMPLETE (see failures below)'}",
-        "",
-        "## Copies erased",
-        "",
-        "| # | what | where | method | status | objects | bytes | when |",
-        "|---|------|-------|--------|--------|---------|-------|------|",
-    ]
-    for number, r in enumerate(report.records, start=1):
-        what = r.description or r.kind
-        lines.append(
-            f"| {number} | {_cell(what)} | {_cell(r.location)} | {_cell(r.method)} | {r.status} "
-            f"| {r.objects} | {r.bytes} | {r.at.isoformat(timespec='seconds')} |"
-        )
-    failures = [r for r in report.records if r.error]
-    if failures:
-        lines += ["", "## Failures", ""]
-        lines += [f"- {_cell(r.location)}: {r.status}: {_cell(r.error)}" for r in failures]
-    lines += ["", "## Data kept by law (not erased)", ""]
-    exempted = playbook.reversibility.exempted
-    if exempted:
-        for item in exempted:
-            basis = f" — legal basis: {item.legal_basis}" if item.legal_basis else ""
-            lines.append(f"- {item.category}: {item.reason}{basis}")
-    else:
-        lines.append("- none")
-    lines += [
-        "",
-        "## Statement",
-        "",
-        f"{parties.provider.legal_name} declares that, after the client's acceptance of the "
-        "restitution bundle, the copies listed above were deleted from the provider's systems "
-        "by the method stated (file system unlink or S3 object deletion; storage blocks are "
-        "not overwritten), except the data kept by law listed above, which will be deleted "
-        "when its legal retention period ends.",
-        "",
-        "## Verify this certificate",
-        "",
-        '    echo "provider $(cat provider.pub)" > allowed_signers',
-        f"    ssh-keygen -Y verify -f allowed_signers -I provider -n {ERASURE_NAMESPACE} \\",
-        "        -s erasure-certificate.md.sig < erasure-certificate.md",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def sign_certificate(text: str, signing_key: SigningKey) -> str:
-    """Armored SSH signature of the certificate (namespace `handover-erasure`)."""
-    from handover.bundle.sshsig import sign
-
-    return sign(text.encode("utf-8"), signing_key, ERASURE_NAMESPACE)
-
-
-def verify_certificate(text: str, signature: str, public_line: str) -> None:
-    """Raise BundleCorrupt unless `signature` is the provider's over `text`."""
-    from handover.bundle.sshsig import verify
-
-    verify(text.encode("utf-8"), signature, public_line, ERASURE_NAMESPACE)
+def _erase_target(target: ErasureTarget, by: str) -> ErasureRecord:
+    """Erase one target with its deleter or as a local path; a failure is recorded, not raised."""
+    at = datetime.now(UTC)
+    method = target.method
+    try:
+        if target.delete is not None:
+            result = target.delete()
+            status: Status = "erased"
+            objects, size, error = result.objects, result.bytes, ""
+            method = method or "caller-provided deletion"
+        elif target.kind in ("local", "backups", "vault"):
+            status, objects, size, used, error = _erase_path(target)
+            method = method or used
+        else:
+            status, objects, size = "refused", 0, 0
+            error = f"a {target.kind} target needs a delete callable"
+    except Exception as exc:  # recorded, not raised: the certificate must show failures
+        status, objects, size = "failed", 0, 0
+        error = f"{type(exc).__name__}: {exc}"
+    return ErasureRecord(
+        kind=target.kind,
+        location=target.location,
+        description=target.description,
+        method=method,
+        status=status,
+        objects=objects,
+        bytes=size,
+        at=at,
+        by=by,
+        error=error,
+    )

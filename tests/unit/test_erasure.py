@@ -9,19 +9,21 @@ from pathlib import Path
 import pytest
 
 from handover.bundle.age import X25519Identity
-from handover.bundle.sshsig import SigningKey
-from handover.contract.playbook import load_playbook
+from handover.bundle.sshsig import SigningKey, verify
+from handover.contract.loader import load_playbook
 from handover.errors import BundleCorrupt
 from handover.exit.erasure import (
     DeletionResult,
     ErasureTarget,
     erase_contract_copies,
-    erasure_certificate,
     path_target,
     s3_target,
-    sign_certificate,
     vault_target,
-    verify_certificate,
+)
+from handover.exit.erasure_certificate import (
+    ERASURE_NAMESPACE,
+    erasure_certificate,
+    sign_certificate,
 )
 from handover.secrets.vault import Vault, VaultEntry
 from handover.state.home import contract_dir
@@ -164,6 +166,7 @@ def test_certificate_signature_verifies_with_ssh_keygen(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stderr
     assert ssh_verify("handover-bundle", cert.read_bytes()).returncode != 0
     assert ssh_verify("handover-erasure", cert.read_bytes() + b" ").returncode != 0
-    verify_certificate(text, signature, key.public_line("provider"))
+    verify(text.encode("utf-8"), signature, key.public_line("provider"), ERASURE_NAMESPACE)
     with pytest.raises(BundleCorrupt):
-        verify_certificate(text.replace("complete", "incomplete"), signature, key.public_line())
+        tampered = text.replace("complete", "incomplete").encode("utf-8")
+        verify(tampered, signature, key.public_line(), ERASURE_NAMESPACE)
