@@ -20,7 +20,8 @@ from rich.console import Console
 
 from flows.server import ServerInfo
 from handover.contract.playbook import load_playbook
-from handover.demo.estate import build_demo_estate, make_demo_keys
+from handover.demo.estate import build_demo_estate
+from handover.demo.keys import make_demo_keys
 from handover.state.home import handover_home
 
 console = Console(highlight=False)

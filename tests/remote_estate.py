@@ -117,7 +117,7 @@ def put_dump(host: SshdHost) -> str:
 class RemoteWorkspace:
     root: Path
     contract: str
-    keys: Any  # handover.demo_estate.DemoKeys
+    keys: Any  # handover.demo.keys.DemoKeys
     provider_key: Path
     provider_pub: str
     playbook: Path
@@ -136,7 +136,7 @@ def make_remote_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract: str
 ) -> RemoteWorkspace:
     """Folder, HANDOVER_HOME, vault key (outside .handover), demo keys, provider key."""
-    from handover.demo.estate import make_demo_keys
+    from handover.demo.keys import make_demo_keys
     from handover.secrets.vault import create_key_file
 
     root = tmp_path / "ws"

@@ -32,7 +32,8 @@ def make_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, vault: bool = True
 ) -> Workspace:
     from flows.demo import prepare_vault
-    from handover.demo.estate import build_demo_estate, make_demo_keys
+    from handover.demo.estate import build_demo_estate
+    from handover.demo.keys import make_demo_keys
 
     root = tmp_path / "ws"
     root.mkdir()

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 def _playbook(tmp_path: Path, host: dict[str, Any]) -> Path:
-    from handover.demo.estate import make_demo_keys
+    from handover.demo.keys import make_demo_keys
 
     make_demo_keys(tmp_path / ".handover" / "demo" / "keys")
     data = yaml.safe_load((PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml").read_text())
