@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from handover.secrets.references import Secret
-from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry, slugify
+from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry, entry_name_for
 
 PROP_NAME = "handover-name"
 PROP_KIND = "handover-kind"
@@ -62,7 +62,7 @@ class IncomingCredential:
 
 def vault_entries_for(item: IncomingCredential) -> list[tuple[VaultEntry, Secret]] | str:
     """Map one exported record to vault entries, or return why it is skipped."""
-    name = item.props.get(PROP_NAME) or slugify(item.title or item.url or item.username)
+    name = item.props.get(PROP_NAME) or entry_name_for(item.title or item.url or item.username)
     kind_text = item.props.get(PROP_KIND, "")
     created_by = CreatedBy.PROVIDER if item.props.get(PROP_CREATED_BY) == "provider" else None
     common: dict[str, Any] = {

@@ -88,7 +88,7 @@ class CreatedBy(StrEnum):
     PROVIDER = "provider"
 
 
-def slugify(text: str) -> str:
+def entry_name_for(text: str) -> str:
     """Turn a title into an entry name (`Web 01 / root` -> `web-01-root`)."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", text.strip().lower()).strip("-._")
     return slug[:127] or "entry"
@@ -367,13 +367,6 @@ class Vault:
             )
             self._save(records)
             return record.entry
-
-    def remove(self, name: str) -> None:
-        with self._locked():
-            records = self._load()
-            if records.pop(name, None) is None:
-                raise VaultError(f"{self.path}: no entry {name!r} to remove")
-            self._save(records)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
