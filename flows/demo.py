@@ -62,15 +62,8 @@ def _step(number: int, total: int, text: str) -> None:
 def prepare_vault(contract: str) -> int:
     """The demo contract's vault: a few client credentials and one the provider created."""
     from handover.secrets.references import Secret
-    from handover.secrets.vault import (
-        KEY_ENV,
-        CreatedBy,
-        Kind,
-        Vault,
-        VaultEntry,
-        create_key_file,
-        default_key_file,
-    )
+    from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry
+    from handover.secrets.vault_key import KEY_ENV, create_key_file, default_key_file
 
     # The vault key lives outside .handover/ (default ~/.config/handover/vault.key).
     if not os.environ.get(KEY_ENV) and not default_key_file().exists():

@@ -137,7 +137,7 @@ def make_remote_workspace(
 ) -> RemoteWorkspace:
     """Folder, HANDOVER_HOME, vault key (outside .handover), demo keys, provider key."""
     from handover.demo.keys import make_demo_keys
-    from handover.secrets.vault import create_key_file
+    from handover.secrets.vault_key import create_key_file
 
     root = tmp_path / "ws"
     root.mkdir()

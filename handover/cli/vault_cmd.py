@@ -23,16 +23,8 @@ from handover.errors import UsageError
 from handover.secrets.csv_import import import_csv
 from handover.secrets.kdbx import export_kdbx, import_kdbx, resolve_password
 from handover.secrets.references import Secret
-from handover.secrets.vault import (
-    CreatedBy,
-    Kind,
-    Vault,
-    VaultEntry,
-    check_name,
-    create_key_file,
-    default_key_file,
-    load_vault_key,
-)
+from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry, check_name
+from handover.secrets.vault_key import create_key_file, default_key_file, load_vault_key
 from handover.secrets.vault_references import missing_references
 
 vault_app = typer.Typer(

@@ -8,16 +8,8 @@ their bundles, and it reuses the bundle's audited implementation (header
 HMAC, authenticated STREAM chunks, truncation detection) instead of a second
 home-made format. The plaintext is one JSON document (`handover-vault/1`).
 
-The vault key lives outside the repository and outside `.handover/`:
-
-- `HANDOVER_VAULT_KEY` holds the key itself (`AGE-SECRET-KEY-1...`), or
-- `HANDOVER_VAULT_KEY_FILE` names an age identity file, or
-- the default `~/.config/handover/vault.key`, created 0600 by `handover vault init`.
-
-A key file readable by group or others, or a key file inside `.handover/`
-(which travels into backups and is erased at exit), is refused. An identity
-file may hold several keys: the first encrypts, all of them decrypt, so the
-key can be rolled over.
+The vault key lives outside the repository and outside `.handover/`; where
+it is found and how it is created is `handover.secrets.vault_key`.
 
 Writes are atomic (temporary file, fsync, rename) and serialised by an
 `fcntl` lock on `vault.age.lock`, so two processes adding entries at once
@@ -53,19 +45,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from handover.errors import (
     BundleError,
-    HandoverError,
     NoMatchingIdentity,
     VaultError,
 )
 from handover.secrets.references import Secret
+from handover.secrets.vault_key import VaultKey, load_vault_key
 from handover.state.atomic import write_atomic
-from handover.state.home import contract_dir, handover_home
+from handover.state.home import contract_dir
 
 VAULT_FORMAT = "handover-vault/1"
 VAULT_FILENAME = "vault.age"
-KEY_ENV = "HANDOVER_VAULT_KEY"
-KEY_FILE_ENV = "HANDOVER_VAULT_KEY_FILE"
-DEFAULT_KEY_FILE = Path("~/.config/handover/vault.key")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,126}$")
 CONTRACT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -144,104 +133,6 @@ class _Record:
     entry: VaultEntry
     secret: Secret
     history: list[HistoryItem] = field(default_factory=list)
-
-
-# --- key -----------------------------------------------------------------------------------
-
-
-def default_key_file() -> Path:
-    """The key file used when neither HANDOVER_VAULT_KEY nor HANDOVER_VAULT_KEY_FILE is set."""
-    configured = os.environ.get(KEY_FILE_ENV)
-    return Path(configured).expanduser() if configured else DEFAULT_KEY_FILE.expanduser()
-
-
-def _check_key_location(path: Path) -> None:
-    home = handover_home().resolve()
-    resolved = path.expanduser().resolve()
-    if resolved == home or home in resolved.parents:
-        raise VaultError(
-            f"{path}: the vault key must live outside {home} (it is backed up, bundled "
-            f"and erased with the contract data); set {KEY_FILE_ENV} to a path outside it"
-        )
-
-
-def create_key_file(path: Path | None = None) -> tuple[Path, str]:
-    """Create a new vault key file (0600) and return (path, its age recipient).
-
-    Raises VaultError if the file already exists: a key is never overwritten,
-    since every vault encrypted to it would become unreadable.
-    """
-    from handover.bundle.age import X25519Identity
-
-    target = (path or default_key_file()).expanduser()
-    _check_key_location(target)
-    identity = X25519Identity.generate()
-    recipient = str(identity.recipient())
-    text = (
-        f"# handover vault key, created {datetime.now(UTC).isoformat(timespec='seconds')}\n"
-        f"# public key: {recipient}\n{identity}\n"
-    )
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise VaultError(f"{target}: a vault key already exists; refusing to replace it") from exc
-    except OSError as exc:
-        raise VaultError(f"{target}: cannot create the vault key: {exc.strerror}") from exc
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text)
-    return target, recipient
-
-
-@dataclass(frozen=True)
-class VaultKey:
-    """The provider's vault identities (first one encrypts) and where they came from."""
-
-    identities: tuple[Any, ...]
-    source: str
-
-    def __repr__(self) -> str:
-        return f"VaultKey(source={self.source!r})"
-
-    @property
-    def recipient(self) -> Any:
-        return self.identities[0].recipient()
-
-
-def load_vault_key() -> VaultKey:
-    """Find and parse the vault key (environment, key file, default path).
-
-    Raises VaultError naming where it looked; never quotes key material.
-    """
-    from handover.bundle.age import parse_identities
-
-    inline = os.environ.get(KEY_ENV)
-    if inline:
-        data, source = inline.encode("utf-8"), f"${KEY_ENV}"
-    else:
-        path = default_key_file()
-        source = str(path)
-        if not path.exists():
-            raise VaultError(
-                f"no vault key at {path}: run `handover vault init`, or set {KEY_FILE_ENV} "
-                f"(path to a key file) or {KEY_ENV} (the key itself)"
-            )
-        _check_key_location(path)
-        mode = path.stat().st_mode
-        if mode & 0o077:
-            raise VaultError(
-                f"{path}: vault key is readable by group or others (mode {mode & 0o777:o}); "
-                f"run `chmod 600 {path}`"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise VaultError(f"{path}: cannot read the vault key: {exc.strerror}") from exc
-    try:
-        identities = parse_identities(data, source)
-    except HandoverError as exc:
-        raise VaultError(f"{source}: not a usable vault key: {exc}") from exc
-    return VaultKey(tuple(identities), source)
 
 
 # --- the vault -----------------------------------------------------------------------------

@@ -13,14 +13,8 @@ import pytest
 from handover.bundle.age import X25519Identity
 from handover.errors import SecretRefError, VaultError
 from handover.secrets.references import Secret, resolve_secret
-from handover.secrets.vault import (
-    CreatedBy,
-    Kind,
-    Vault,
-    VaultEntry,
-    create_key_file,
-    load_vault_key,
-)
+from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry
+from handover.secrets.vault_key import create_key_file, load_vault_key
 from tests.conftest import require_binary
 
 CONTRACT = "acme-2026"
