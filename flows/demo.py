@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from flows.server import ServerInfo
-from handover.contract.playbook import load_playbook
+from handover.contract.loader import load_playbook
 from handover.demo.estate import build_demo_estate
 from handover.demo.keys import make_demo_keys
 from handover.state.home import handover_home

@@ -16,7 +16,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, gather, hosts_failed, phase_run_name
 from flows.serving import deploy_backup_schedule
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.documents import reports
 from tasks.access import install_access
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name

@@ -90,7 +90,7 @@ def run_phase(
     fresh: bool = False,
 ) -> bool:
     """Run one phase flow in this process; True when it completed."""
-    from handover.contract.playbook import load_playbook
+    from handover.contract.loader import load_playbook
 
     path = str(playbook)
     kwargs: dict[str, Any] = {"return_state": True}

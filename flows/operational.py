@@ -19,7 +19,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.documents import reports
 from handover.estate.health import HealthCheckResult, availability
 from tasks.backups import backup_dataset, check_restore, prune_backups

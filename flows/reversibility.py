@@ -22,8 +22,9 @@ from prefect.input import RunInput
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from handover.contract.loader import load_playbook
 from handover.contract.phases import PHASES
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.playbook import Playbook
 from handover.documents import reports
 from tasks.access import revoke_access
 from tasks.bundle import (

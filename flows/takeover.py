@@ -19,7 +19,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
 from flows.host_keys import confirm_and_pin
 from handover.bundle.types import MemberRecord
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.documents import reports
 from handover.estate.inventory import Inventory
 from tasks.credentials import missing_credentials

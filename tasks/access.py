@@ -11,7 +11,8 @@ from prefect.tasks import exponential_backoff
 
 from handover.actor import actor
 from handover.connectors.base import HostConnector
-from handover.contract.playbook import Host, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.perimeter import Host
 from handover.estate.access import (
     account_authorized_keys,
     install_provider_keys,

@@ -9,7 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.errors import UsageError
 from handover.operations.backup import (
     BackupRecord,

@@ -22,7 +22,8 @@ from handover.bundle.manifest import VolumeRecord
 from handover.bundle.reader import verify_bundle
 from handover.bundle.types import BundleTarget
 from handover.bundle.writer import BundleResult, BundleWriter
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.errors import BundleError
 from handover.state.home import contract_dir
 from tasks.hosts import open_dataset

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.contract.playbook import load_playbook
+from handover.contract.loader import load_playbook
 from handover.errors import HandoverError
 from handover.secrets.references import resolve_secret
 

@@ -22,7 +22,7 @@ from handover.bundle.age import X25519Identity
 from handover.bundle.reader import open_bundle
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.writer import BundleWriter
-from handover.contract.playbook import load_playbook
+from handover.contract.loader import load_playbook
 from handover.state.home import contract_dir
 from tasks.hosts import open_dataset
 from tasks.keys import signing_key

@@ -20,7 +20,8 @@ from prefect.cache_policies import NO_CACHE
 
 from handover.actor import actor
 from handover.checklist.store import ChecklistStore
-from handover.contract.playbook import Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.exit.erasure import (
     DeletionResult,
     ErasureTarget,

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.contract.playbook import load_playbook
+from handover.contract.loader import load_playbook
 from handover.estate.health import HealthCheckResult, evaluate_health
 from tasks.hosts import NO_SHELL, host_session, read_inventory
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.contract.playbook import load_playbook
+from handover.contract.loader import load_playbook
 
 
 @task(cache_policy=NO_CACHE, task_run_name="fetch host keys")

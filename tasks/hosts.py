@@ -20,7 +20,9 @@ from prefect.tasks import exponential_backoff
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.types import MemberRecord, VolumeSource
 from handover.connectors.base import HostConnector, connect_host
-from handover.contract.playbook import Dataset, Host, Playbook, load_playbook
+from handover.contract.loader import load_playbook
+from handover.contract.perimeter import Dataset, Host
+from handover.contract.playbook import Playbook
 from handover.estate.inventory import Inventory, inventory_from_files
 from tasks.runtime import only_transient
 

@@ -17,7 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from handover.bundle.age import AgeWriter
-from handover.contract.playbook import load_playbook
+from handover.contract.loader import load_playbook
 from handover.secrets.kdbx import export_kdbx
 from handover.secrets.vault import Vault
 from handover.state.atomic import atomic_writer

@@ -95,7 +95,8 @@ def checklist_command(
     ] = None,
 ) -> None:
     """Print each phase's checklist: status, evidence, reasons, who and when."""
-    from handover.contract.playbook import load_playbook, phase_items
+    from handover.contract.loader import load_playbook
+    from handover.contract.playbook import phase_items
 
     phases = _phases(phase)
     playbook = load_playbook(file)
@@ -158,7 +159,7 @@ def audit_command(
             raise UsageError(f"{file}: no such audit log")
         log = AuditLog(file)
     else:
-        from handover.contract.playbook import load_playbook
+        from handover.contract.loader import load_playbook
 
         playbook = load_playbook(file)
         log = ChecklistStore().audit_log(playbook.contract.id)

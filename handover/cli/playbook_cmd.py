@@ -15,7 +15,8 @@ import typer
 from rich.text import Text
 
 from handover.cli import app, console, err_console, handles_errors
-from handover.contract.playbook import load_playbook, playbook_json_schema
+from handover.contract.loader import load_playbook
+from handover.contract.playbook import playbook_json_schema
 from handover.errors import PlaybookError
 from handover.state.atomic import write_atomic
 

@@ -230,7 +230,7 @@ def rotate(
 @handles_errors
 def check(playbook: Annotated[Path, typer.Argument(help="Playbook file.")]) -> None:
     """List the playbook's vault references that do not resolve; exit 1 if any."""
-    from handover.contract.playbook import load_playbook
+    from handover.contract.loader import load_playbook
 
     loaded = load_playbook(playbook)
     missing = missing_references(loaded.secret_refs(), Vault(loaded.contract_id))

@@ -20,7 +20,7 @@ from handover.errors import UsageError
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
-    from handover.contract.playbook import Host
+    from handover.contract.perimeter import Host
     from handover.estate.inventory import Inventory
 
 __all__ = ["CommandResult", "HostConnector", "connect_host"]

@@ -40,7 +40,9 @@ from handover.estate.health import HealthCheckResult
 from handover.state.atomic import write_atomic
 
 if TYPE_CHECKING:
-    from handover.contract.playbook import Deadlines, Party, Playbook
+    from handover.contract.parties import Party
+    from handover.contract.playbook import Playbook
+    from handover.contract.reversibility import Deadlines
     from handover.estate.inventory import Inventory
 
 __all__ = [

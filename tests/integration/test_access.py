@@ -10,7 +10,7 @@ import pytest
 
 from handover.connectors.local import LocalConnector
 from handover.connectors.ssh.connector import SSHConnector
-from handover.contract.playbook import Host
+from handover.contract.perimeter import Host
 from handover.errors import HostKeyMismatch, UsageError
 from handover.estate.access import (
     install_provider_keys,

@@ -10,7 +10,7 @@ from prefect_aws import AwsCredentials
 
 import tasks.runtime  # noqa: F401  (registers prefect-secret: and AwsCredentials blocks)
 from handover.connectors.s3 import s3_client
-from handover.contract.playbook import S3Settings
+from handover.contract.perimeter import S3Settings
 from handover.errors import SecretRefError
 from handover.secrets.references import resolve_secret
 

@@ -103,7 +103,7 @@ def test_missing_bucket_names_the_bucket(s3_client: Any) -> None:
 def test_wrong_credentials_say_so_without_the_secret(
     s3_auth_server: AuthServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handover.contract.playbook import S3Settings
+    from handover.contract.perimeter import S3Settings
 
     monkeypatch.setenv("S3_KEY_ID", s3_auth_server.access_key_id)
     monkeypatch.setenv("S3_SECRET", "wrong-secret-CANARY-1234567890")

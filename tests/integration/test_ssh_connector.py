@@ -12,7 +12,7 @@ import pytest
 from handover.connectors.base import connect_host
 from handover.connectors.ssh.connector import SSHConnector, pin_first_contact
 from handover.connectors.ssh.trust import first_contact_fingerprint
-from handover.contract.playbook import Host
+from handover.contract.perimeter import Host
 from handover.errors import (
     AuthFailed,
     HostKeyMismatch,

@@ -17,7 +17,7 @@ from handover.bundle.snapshot import snapshot_source
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.writer import BundleWriter
 from handover.connectors.ssh.connector import SSHConnector, ssh_source_from_url
-from handover.contract.playbook import Host
+from handover.contract.perimeter import Host
 from handover.errors import ConnectorError, PermanentConnectorError, TransientConnectorError
 from handover.operations.backup import LocalBackupStore, restore_check, run_backup
 from tests.conftest import require_binary

@@ -519,7 +519,8 @@ def test_cli_checklist_shows_template_items_of_a_phase_never_opened(demo: Path) 
 
 
 def test_cli_checklist_shows_stored_state_evidence_and_reasons(demo: Path) -> None:
-    from handover.contract.playbook import load_playbook, phase_items
+    from handover.contract.loader import load_playbook
+    from handover.contract.playbook import phase_items
 
     playbook = load_playbook(demo)
     store = ChecklistStore()

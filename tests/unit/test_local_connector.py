@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from handover.bundle.types import VolumeSource
 from handover.connectors.base import CommandResult, HostConnector, connect_host
 from handover.connectors.local import LocalConnector, LocalDumpSource
-from handover.contract.playbook import Host
+from handover.contract.perimeter import Host
 from handover.errors import (
     ConnectorError,
     PermanentConnectorError,

@@ -10,15 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from handover.contract.playbook import (
-    PHASES,
-    Playbook,
-    load_phase_template,
-    load_playbook,
-    phase_items,
-    playbook_json_schema,
-    validate_playbook_text,
-)
+from handover.contract.checklists import load_phase_template
+from handover.contract.loader import load_playbook, validate_playbook_text
+from handover.contract.phases import PHASES
+from handover.contract.playbook import Playbook, phase_items, playbook_json_schema
 from handover.errors import KeyFormatError, PlaybookError, UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,9 @@ from handover.bundle.types import MemberRecord
 from handover.checklist.model import Evidence
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
+from handover.contract.loader import load_playbook
 from handover.contract.phases import Phase
-from handover.contract.playbook import Playbook, load_playbook, phase_items
+from handover.contract.playbook import Playbook, phase_items
 from handover.documents.reports import (
     Document,
     Incident,

@@ -23,7 +23,7 @@ from handover.connectors.s3 import (
     register_credentials_provider,
     s3_client,
 )
-from handover.contract.playbook import S3Settings
+from handover.contract.perimeter import S3Settings
 from handover.errors import (
     AuthFailed,
     ConnectorError,

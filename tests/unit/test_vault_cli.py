@@ -153,7 +153,7 @@ def test_import_kdbx_password_from_environment_reference(
 
 
 def test_check_lists_missing_references_then_passes(runner: CliRunner) -> None:
-    from handover.contract.playbook import load_playbook
+    from handover.contract.loader import load_playbook
     from handover.secrets.vault import VaultEntry
 
     path = Path("playbooks/examples/acme.yaml")

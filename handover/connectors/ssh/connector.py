@@ -67,7 +67,7 @@ from handover.state.home import contract_dir
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
-    from handover.contract.playbook import Host
+    from handover.contract.perimeter import Host
     from handover.estate.inventory import Inventory
 
 __all__ = [

@@ -1,0 +1,140 @@
+"""The checklist of each phase: the packaged templates and the playbook's `phases` section.
+
+Every contract starts from the same checklist per phase
+(`handover/contract/templates/<phase>.yaml`); a playbook adds items, waives
+the ones the contract does not need and rewords titles. Separate from the
+phase list (`phases.py`), which the checklist store and the CLI use without
+any playbook.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import Field, model_validator
+
+from handover.contract.base import Loc, LocatedProblems, PlaybookModel
+from handover.contract.fields import NonEmpty, Slug
+from handover.contract.phases import PHASES, parse_phase
+from handover.contract.yaml_lines import FAST_LOADER
+
+Owner = Literal["provider", "client"]
+EvidenceKind = Literal[
+    "document", "report", "bundle", "inventory", "snapshot", "human", "log", "certificate"
+]
+
+
+class ChecklistItemSpec(PlaybookModel):
+    """A checklist item as a template or a playbook `add` states it."""
+
+    id: Slug
+    title: NonEmpty
+    clause: NonEmpty = Field(description="Contract clause or regulation served.")
+    owner: Owner
+    evidence_kind: EvidenceKind
+
+
+_template_cache: dict[str, list[dict[str, Any]]] = {}
+
+
+def load_phase_template(phase: str) -> list[dict[str, Any]]:
+    """Return the default checklist items of `phase` (handover/contract/templates/<phase>.yaml).
+
+    Each item is a dict with id, title, clause, owner and evidence_kind.
+    Raises UsageError for an unknown phase.
+    """
+    phase = parse_phase(phase)
+    if phase not in _template_cache:
+        text = (
+            resources.files("handover.contract")
+            .joinpath("templates", f"{phase}.yaml")
+            .read_text("utf-8")
+        )
+        data = yaml.load(text, Loader=FAST_LOADER)  # a safe loader
+        items = [ChecklistItemSpec.model_validate(item).model_dump() for item in data["items"]]
+        _template_cache[phase] = items
+    return [dict(item) for item in _template_cache[phase]]
+
+
+class Waiver(PlaybookModel):
+    """A template item the contract does not need, and why."""
+
+    id: str
+    reason: NonEmpty
+
+
+class Reword(PlaybookModel):
+    """A new title for a template item."""
+
+    id: str
+    title: NonEmpty
+
+
+class PhaseOverrides(PlaybookModel):
+    """Changes to the default checklist of one phase."""
+
+    add: list[ChecklistItemSpec] = Field(default_factory=list)
+    waive: list[Waiver] = Field(default_factory=list)
+    reword: list[Reword] = Field(default_factory=list)
+
+    def apply(self, template: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Copies of the template's items with these overrides applied.
+
+        Added items come after the template ones. Reworded items get their new
+        title. Waived items stay in the list with `waived_reason` set; every item
+        has the key (None when not waived).
+        """
+        items = [dict(item) for item in template] + [item.model_dump() for item in self.add]
+        by_id = {item["id"]: item for item in items}
+        for item in items:
+            item["waived_reason"] = None
+        for reword in self.reword:
+            by_id[reword.id]["title"] = reword.title
+        for waiver in self.waive:
+            by_id[waiver.id]["waived_reason"] = waiver.reason
+        return items
+
+    def problems(self, template_ids: list[str]) -> list[tuple[Loc, str]]:
+        """Added ids that the template already has, changes to ids that exist nowhere."""
+        problems: list[tuple[Loc, str]] = []
+        for i, item in enumerate(self.add):
+            if item.id in template_ids:
+                problems.append(
+                    (("add", i, "id"), f"item {item.id!r} already exists in the template")
+                )
+        known = list(dict.fromkeys(template_ids + [item.id for item in self.add]))
+        changed = {"waive": [c.id for c in self.waive], "reword": [c.id for c in self.reword]}
+        for key, ids in changed.items():
+            for i, item_id in enumerate(ids):
+                if item_id not in known:
+                    problems.append(
+                        ((key, i, "id"), f"unknown item {item_id!r} (items: {', '.join(known)})")
+                    )
+        return problems
+
+
+class Phases(PlaybookModel):
+    """Checklist overrides per phase, on top of the templates."""
+
+    takeover: PhaseOverrides = Field(default_factory=PhaseOverrides)
+    implementation: PhaseOverrides = Field(default_factory=PhaseOverrides)
+    operational: PhaseOverrides = Field(default_factory=PhaseOverrides)
+    reversibility: PhaseOverrides = Field(default_factory=PhaseOverrides)
+
+    @model_validator(mode="after")
+    def _known_ids(self) -> Self:
+        problems: list[tuple[Loc, str]] = []
+        for phase in PHASES:
+            template_ids = [item["id"] for item in load_phase_template(phase)]
+            for loc, message in self.of(phase).problems(template_ids):
+                problems.append(((phase, *loc), message))
+        if problems:
+            raise LocatedProblems(problems)
+        return self
+
+    def of(self, phase: str) -> PhaseOverrides:
+        """The overrides of `phase`; UsageError for an unknown phase."""
+        overrides: PhaseOverrides = getattr(self, parse_phase(phase))
+        return overrides

@@ -1,0 +1,130 @@
+"""Reading a playbook file: every problem at once, one `file:line: field.path: problem` line each.
+
+`load_playbook(path)` raises `PlaybookError` with one line per problem, each
+of the form `playbooks/x.yaml:42: perimeter.datasets[1].host: unknown host
+'db9' (hosts: web01, db01)`, sorted by line, so that an operations engineer
+fixes a playbook in one pass. Line numbers come from the YAML node tree
+(`yaml_lines`); the wording of pydantic's errors from `problem_lines`.
+
+A value that looks like a literal secret is refused wherever it appears, and
+no message ever quotes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from handover.contract.base import Loc, format_loc
+from handover.contract.fields import REF_HELP, literal_secret_kind
+from handover.contract.playbook import Playbook, raw_reference_problems
+from handover.contract.problem_lines import describe, error_lines
+from handover.contract.yaml_lines import ComposedYaml, compose
+from handover.errors import PlaybookError
+
+
+def _scan_literal_secrets(data: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str, str]]:
+    """Yield (location, kind, value) for every string value that looks like a literal secret."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _scan_literal_secrets(value, (*loc, str(key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _scan_literal_secrets(value, (*loc, index))
+    elif isinstance(data, str):
+        kind = literal_secret_kind(data)
+        if kind:
+            yield loc, kind, data
+
+
+def _located(source: ComposedYaml, file: str, loc: Loc, message: str) -> tuple[int, str]:
+    line = source.line_of(loc)
+    return line, f"{file}:{line}: {format_loc(loc)}: {message}"
+
+
+def _sections(source: ComposedYaml, file: str) -> dict[str, Any]:
+    """The top-level mapping of the document; PlaybookError when it is empty or not a mapping."""
+    if source.data is None:
+        raise PlaybookError(file, [f"{file}:1: (top): empty playbook"])
+    if not isinstance(source.data, dict):
+        raise PlaybookError(
+            file,
+            [f"{file}:1: (top): expected a mapping of sections, got {describe(source.data)}"],
+        )
+    return source.data
+
+
+def _secret_problems(
+    source: ComposedYaml, file: str, secrets: list[tuple[Loc, str, str]]
+) -> list[tuple[int, str]]:
+    return [
+        _located(
+            source,
+            file,
+            loc,
+            f"looks like a literal secret ({kind}); "
+            f"store it in the vault or a file and give a reference ({REF_HELP})",
+        )
+        for loc, kind, _value in secrets
+    ]
+
+
+def _model_problems(
+    data: dict[str, Any], source: ComposedYaml, file: str, skip: set[Loc]
+) -> tuple[Playbook | None, list[tuple[int, str]]]:
+    """The validated playbook, or None and a (line, message) per problem pydantic found."""
+    try:
+        return Playbook.model_validate(data), []
+    except ValidationError as exc:
+        found = error_lines(Playbook, exc, file, source, skip)
+    # Cross references are checked by Playbook only when every field is valid:
+    # check them on the raw data too, so that all problems show at once.
+    found.extend(
+        _located(source, file, loc, message) for loc, message in raw_reference_problems(data)
+    )
+    return None, found
+
+
+def validate_playbook_text(text: str, file: str) -> Playbook:
+    """Validate playbook YAML text; `file` is the name used in messages. Raises PlaybookError."""
+    source = compose(text, file)
+    data = _sections(source, file)
+    secrets = list(_scan_literal_secrets(data))
+    found = [*source.duplicate_keys, *_secret_problems(source, file, secrets)]
+    playbook, model_problems = _model_problems(data, source, file, {loc for loc, *_ in secrets})
+    found.extend(model_problems)
+    if found:
+        ordered = [message for _line, message in sorted(found, key=lambda p: p[0])]
+        # Belt and braces: no line may quote a secret-looking value.
+        for _loc, _kind, value in secrets:
+            ordered = [m.replace(value, "<redacted>") for m in ordered]
+        raise PlaybookError(file, list(dict.fromkeys(ordered)))
+    assert playbook is not None
+    return playbook
+
+
+def load_playbook(path: Path) -> Playbook:
+    """Read and validate a playbook file.
+
+    Raises PlaybookError with one `file:line: field.path: message` line per
+    problem (YAML syntax, duplicate keys, unknown keys, types, slugs, cross
+    references, deadlines, recipients, secrets), or naming the file when it
+    cannot be read.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PlaybookError(file, [f"{file}: no such file"]) from exc
+    except IsADirectoryError as exc:
+        raise PlaybookError(file, [f"{file}: is a directory, not a playbook file"]) from exc
+    except OSError as exc:
+        raise PlaybookError(file, [f"{file}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise PlaybookError(file, [f"{file}: not UTF-8 text (byte {exc.start})"]) from exc
+    playbook = validate_playbook_text(text, file)
+    playbook._source = Path(path)
+    return playbook
