@@ -18,7 +18,8 @@ from flows._phase import PhaseRun, Step, gather, hosts_failed, phase_run_name
 from flows.serving import deploy_backup_schedule
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
-from handover.documents import reports
+from handover.documents.hotline_procedure import hotline_procedure
+from handover.documents.runbooks import runbooks
 from tasks.access import install_access
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
@@ -42,10 +43,8 @@ def implementation(playbook_path: str, fresh: bool = False) -> dict[str, Any]:
     run.item("provider-access", lambda: install_provider_access(run, playbook_path, playbook))
     run.item("health-checks-defined", lambda: define_health_checks(run, playbook))
     run.item("backup-schedule", lambda: schedule_backups(run, playbook_path, playbook))
-    run.item(
-        "hotline-procedure", lambda: Step(run.write_document(reports.hotline_procedure(playbook)))
-    )
-    run.item("runbooks", lambda: Step(run.write_document(reports.runbooks(playbook))))
+    run.item("hotline-procedure", lambda: Step(run.write_document(hotline_procedure(playbook))))
+    run.item("runbooks", lambda: Step(run.write_document(runbooks(playbook))))
     run.item("reversibility-drill-scheduled", lambda: schedule_drill(run, playbook))
     return run.finish()
 

@@ -21,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
-from handover.documents import reports
+from handover.documents.sla_report import sla_report
 from handover.estate.health import HealthCheckResult, availability
 from tasks.backups import backup_dataset, check_restore, prune_backups
 from tasks.drill import reversibility_drill
@@ -150,9 +150,7 @@ def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None
     start = end - timedelta(days=PERIOD_DAYS.get(playbook.sla.reporting_period, 30))
     from tasks.incidents import load_incidents
 
-    doc = reports.sla_report(
-        playbook, start, end, seen.checks, load_incidents(playbook.contract_id)
-    )
+    doc = sla_report(playbook, start, end, seen.checks, load_incidents(playbook.contract_id))
     return Step(run.write_document(doc, "report"))
 
 

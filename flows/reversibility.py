@@ -22,10 +22,11 @@ from prefect.input import RunInput
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from handover.contract.deadlines import exit_deadlines
 from handover.contract.loader import load_playbook
 from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook
-from handover.documents import reports
+from handover.documents.exit_report import exit_report
 from tasks.access import revoke_access
 from tasks.bundle import (
     deliver_by_links,
@@ -102,7 +103,7 @@ def reversibility(
 
 
 def record_notice(run: PhaseRun, playbook: Playbook, notice: date, seen: Seen) -> Step[None]:
-    dates = reports.exit_deadlines(playbook.reversibility.deadlines, notice)
+    dates = exit_deadlines(playbook.reversibility.deadlines, notice)
     seen.deadlines = {key: value.isoformat() for key, value in dates.model_dump().items()}
     return Step([run.write_json("exit-notice.json", seen.deadlines, "document")])
 
@@ -274,7 +275,7 @@ def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[Non
         store().load(run.contract, phase) for phase in PHASES if store().exists(run.contract, phase)
     ]
     bundle_summary = {**seen.sealed, "name": seen.bundle_name, "deadlines": seen.deadlines}
-    doc = reports.exit_report(
+    doc = exit_report(
         playbook,
         bundle_summary,
         [seen.delivery] if seen.delivery else [],

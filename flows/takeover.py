@@ -21,7 +21,8 @@ from flows.host_keys import confirm_and_pin
 from handover.bundle.types import MemberRecord
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
-from handover.documents import reports
+from handover.documents.baseline_report import baseline_report
+from handover.documents.reversibility_plan import reversibility_plan
 from handover.estate.inventory import Inventory
 from tasks.credentials import missing_credentials
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, snapshot_dataset, ssh_limit_name
@@ -164,12 +165,12 @@ def collect_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step
 
 
 def write_baseline_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
-    doc = reports.baseline_report(
+    doc = baseline_report(
         playbook, list(seen.inventories.values()), seen.snapshots, datetime.now(UTC)
     )
     return Step(run.write_document(doc, "report"))
 
 
 def draft_reversibility_plan(run: PhaseRun, playbook: Playbook) -> Step[None]:
-    doc = reports.reversibility_plan(playbook, datetime.now(UTC))
+    doc = reversibility_plan(playbook, datetime.now(UTC))
     return Step(run.write_document(doc, "document"))

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from handover.contract.playbook import Playbook
-from handover.documents.reports import Incident
 from handover.errors import UsageError
+from handover.operations.incidents import Incident
 from handover.state.home import contract_dir
 
 INCIDENTS_FILE = "incidents.json"

@@ -7,9 +7,10 @@ the same way (paths as `tar -x` creates them, SHA-256 of the content).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 
-from handover.bundle.tarstream import TarParser, pump_tar
+from handover.bundle.tarstream import TarParser, pump_tar, render_sums
 from handover.bundle.types import MemberRecord, VolumeSource
 
 
@@ -25,3 +26,14 @@ def snapshot_source(
     with source.open_tar() as stream:
         pump_tar(stream, parser, None, progress=progress)
     return parser.members(source.member_extras())
+
+
+def snapshot_digest(members: Iterable[MemberRecord]) -> str:
+    """SHA-256 of the dataset's `SHA256SUMS` as `sha256sum` would list it (files only, sorted).
+
+    A volume sealed later from unchanged data carries a `SHA256SUMS` member
+    with exactly these bytes, so `sha256sum SHA256SUMS` on the extracted
+    volume prints this digest when nothing changed since the baseline.
+    """
+    entries = {m.path: m.sha256 for m in members if m.type == "file" and m.sha256}
+    return hashlib.sha256(render_sums(entries)).hexdigest()

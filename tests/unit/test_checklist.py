@@ -494,7 +494,7 @@ def test_separate_processes_updating_one_checklist_lose_nothing(tmp_path: Path) 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    from tests.unit.test_reports import write_test_playbook
+    from tests.unit.documents_fixtures import write_test_playbook
 
     return write_test_playbook(tmp_path)
 

@@ -1,0 +1,141 @@
+"""The exit report (rapport de fin de contrat / de réversibilité): the exit as recorded.
+
+Each section states one step of the exit from the facts the reversibility
+flow gathered, and every step missing or failed becomes an open point, so
+the report never reads as complete when it is not; the verdict is put
+first, right after the header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from handover.checklist.model import Checklist
+from handover.documents.blocks import Fields, Inline, Para, badge
+from handover.documents.builder import DocumentBuilder
+from handover.documents.document import Document
+from handover.documents.formatting import value_text
+from handover.documents.sections import checklist_sections, dict_fields, dict_table, header_fields
+
+if TYPE_CHECKING:
+    from handover.contract.playbook import Playbook
+
+
+def exit_report(
+    playbook: Playbook,
+    bundle_summary: Mapping[str, Any],
+    deliveries: Sequence[Mapping[str, Any]],
+    acceptance: Mapping[str, Any] | None,
+    revocations: Sequence[Mapping[str, Any]],
+    erasure: Mapping[str, Any] | None,
+    checklists: Sequence[Checklist],
+    generated_at: datetime | None = None,
+) -> Document:
+    """The final exit report (rapport de fin de contrat / de réversibilité).
+
+    Inputs are plain facts gathered by the reversibility flow: the bundle
+    summary (location, volumes, hashes), deliveries, the client's acceptance
+    (None while not received), access revocations, the erasure record (None
+    while pending) and the checklists of every phase. Anything missing or
+    failed is listed under "Open points", so the report never reads as
+    complete when it is not. Values under keys that look secret (password,
+    token, private...) are masked.
+    """
+    b = DocumentBuilder()
+    header_fields(b, playbook, generated_at)
+    open_points = _bundle_section(b, bundle_summary)
+    open_points += _deliveries_section(b, deliveries)
+    open_points += _acceptance_section(b, acceptance)
+    open_points += _revocations_section(b, playbook, revocations)
+    open_points += _erasure_section(b, erasure)
+    b.h(2, "Checklists")
+    open_points += checklist_sections(b, checklists, level=3)
+    if not checklists:
+        b.p("No checklist given.", "warning")
+    b.h(2, "Open points")
+    b.bullets(open_points, empty="None: the exit is complete.")
+    # the verdict goes first: right after the header fields
+    verdict_at = 1 if b.blocks and isinstance(b.blocks[0], Fields) else 0
+    b.blocks.insert(verdict_at, _verdict(open_points))
+    title = f"Exit report (rapport de fin de contrat): {playbook.contract.title}"
+    return b.document("exit-report", title)
+
+
+def _verdict(open_points: Sequence[Inline]) -> Para:
+    if not open_points:
+        return Para([badge("complete", "done"), " Every exit step is done and recorded."])
+    return Para(
+        [
+            badge("incomplete", "failed"),
+            f" {len(open_points)} open points (see the end of this report).",
+        ],
+        "warning",
+    )
+
+
+def _bundle_section(b: DocumentBuilder, bundle_summary: Mapping[str, Any]) -> list[Inline]:
+    b.h(2, "Restitution bundle")
+    open_points: list[Inline] = []
+    summary = dict(bundle_summary)
+    volumes = summary.pop("volumes", None)
+    if summary:
+        dict_fields(b, summary)
+    else:
+        open_points.append("No restitution bundle recorded.")
+        b.p("No bundle recorded.", "warning")
+    if isinstance(volumes, list) and volumes:
+        b.h(3, "Volumes")
+        dict_table(b, volumes)
+    return open_points
+
+
+def _deliveries_section(
+    b: DocumentBuilder, deliveries: Sequence[Mapping[str, Any]]
+) -> list[Inline]:
+    b.h(2, "Deliveries")
+    if deliveries:
+        dict_table(b, list(deliveries))
+        return []
+    b.p("No delivery recorded.", "warning")
+    return ["The bundle was not delivered."]
+
+
+def _acceptance_section(b: DocumentBuilder, acceptance: Mapping[str, Any] | None) -> list[Inline]:
+    b.h(2, "Client verification and acceptance")
+    if not acceptance:
+        b.p("The client's acceptance has not been received.", "warning")
+        return ["Client acceptance not received."]
+    dict_fields(b, acceptance)
+    if acceptance.get("accepted") is False:
+        return ["The client did not accept the bundle."]
+    return []
+
+
+def _revocations_section(
+    b: DocumentBuilder, playbook: Playbook, revocations: Sequence[Mapping[str, Any]]
+) -> list[Inline]:
+    """Each revocation recorded (a failed one is an open point), or why there is none."""
+    b.h(2, "Provider access revoked")
+    if revocations:
+        dict_table(b, list(revocations))
+        return [
+            f"Access revocation failed: {value_text(r.get('host', '?'))}"
+            for r in revocations
+            if r.get("ok") is False or r.get("status") in ("failed", "error")
+        ]
+    if playbook.security.provider_access:
+        b.p("No revocation recorded.", "warning")
+        return ["Provider access not revoked."]
+    b.p("The playbook records no provider access to revoke.")
+    return []
+
+
+def _erasure_section(b: DocumentBuilder, erasure: Mapping[str, Any] | None) -> list[Inline]:
+    b.h(2, "Erasure of provider copies")
+    if erasure:
+        dict_fields(b, erasure)
+        return []
+    b.p("Provider copies not erased yet; the signed erasure certificate is pending.", "warning")
+    return ["Erasure of provider copies pending."]

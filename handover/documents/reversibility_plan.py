@@ -1,0 +1,250 @@
+"""The reversibility plan (plan de réversibilité): how the client gets everything back at exit.
+
+Drafted at takeover and kept with the contract: who can decrypt the bundle,
+how it is delivered, the exit calendar, what is returned and what is not,
+whose deliverables are whose, the provider access revoked at the end, and
+how the client checks the bundle with standard tools only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from handover.bundle.readme import NAMESPACE, SIGNER_IDENTITY
+from handover.contract.deadlines import exit_deadlines
+from handover.documents.blocks import Inline, code
+from handover.documents.builder import DocumentBuilder
+from handover.documents.document import Document
+from handover.documents.formatting import date_text, shorten
+from handover.documents.sections import dataset_source, escalation_tables, header_fields
+from handover.operations.sla import as_utc
+from handover.sshkeys import line_fingerprint
+
+if TYPE_CHECKING:
+    from handover.contract.playbook import Playbook
+    from handover.contract.reversibility import Delivery
+
+
+def reversibility_plan(
+    playbook: Playbook,
+    generated_at: datetime,
+    notice_date: date | None = None,
+    recipients: Sequence[str] | None = None,
+) -> Document:
+    """The reversibility plan (plan de réversibilité), drafted from day one.
+
+    Dates are computed from `notice_date`; without one (at takeover) the
+    plan shows the delays and an example schedule for a notice given on the
+    day the plan was generated. `recipients` are the expanded recipients
+    (`playbook.reversibility.load_recipients(base)`), shown instead of the
+    `file:` references when given.
+    """
+    rev = playbook.reversibility
+    b = DocumentBuilder()
+    header_fields(b, playbook, generated_at)
+    b.p(
+        [
+            "At the end of the contract, whatever its cause, the provider returns every piece of "
+            "the client's data, documentation and credentials in a restitution bundle that the "
+            "client verifies and opens with standard tools only (",
+            code("age"),
+            ", ",
+            code("tar"),
+            ", ",
+            code("sha256sum"),
+            ", ",
+            code("ssh-keygen"),
+            "), then revokes its access and erases its copies.",
+        ],
+        "note",
+    )
+    b.h(2, "Recipients (destinataires)")
+    b.p("Only these keys can decrypt the bundle; the provider keeps no key that opens it.")
+    shown = list(recipients) if recipients else list(rev.recipients)
+    b.table(
+        ["#", "Kind", "Recipient"], [_recipient_row(i, r) for i, r in enumerate(shown, start=1)]
+    )
+    _delivery_section(b, rev.delivery)
+    _deadlines_section(b, playbook, notice_date or as_utc(generated_at).date(), notice_date)
+    _data_returned_section(b, playbook)
+    _ownership_section(b, playbook)
+    _access_section(b, playbook)
+    _verification_section(b)
+    b.h(2, "Contacts")
+    escalation_tables(b, playbook, level=3)
+    title = f"Reversibility plan (plan de réversibilité): {playbook.contract.title}"
+    return b.document("reversibility-plan", title)
+
+
+def _key_label(line: str) -> Inline:
+    """A public key shown by type, fingerprint and comment (the base64 blob is too long)."""
+    parts = line.split(None, 2)
+    fingerprint = line_fingerprint(line)
+    if not fingerprint:
+        return code(shorten(line))
+    comment = f" ({parts[2]})" if len(parts) > 2 else ""
+    return [code(parts[0]), " ", code(fingerprint), comment]
+
+
+def _recipient_row(index: int, entry: str) -> list[Inline]:
+    if entry.startswith("file:"):
+        return [str(index), "recipients file (age -R)", code(entry)]
+    if entry.startswith("age1"):
+        return [str(index), "age X25519", code(entry)]
+    kind = entry.split(None, 1)[0]
+    return [str(index), f"SSH public key ({kind})", _key_label(entry)]
+
+
+def _delivery_section(b: DocumentBuilder, delivery: Delivery) -> None:
+    b.h(2, "Delivery (mise à disposition)")
+    if delivery.kind == "local":
+        b.fields([("Method", "folder handed over to the client"), ("Folder", code(delivery.path))])
+        return
+    b.fields(
+        [
+            ("Method", "S3 bucket with presigned download links"),
+            ("Location", code(f"s3://{delivery.bucket}/{delivery.prefix}")),
+            ("Link lifetime", f"{delivery.link_expiry_days} days, re-issued on request"),
+            (
+                "Copy to the client's bucket",
+                code(delivery.client_bucket) if delivery.client_bucket else None,
+            ),
+        ]
+    )
+
+
+def _deadlines_section(
+    b: DocumentBuilder, playbook: Playbook, notice: date, actual: date | None
+) -> None:
+    """The exit calendar from `notice`: the actual notice date, or an example one when None."""
+    deadlines = playbook.reversibility.deadlines
+    example = actual is None
+    dates = exit_deadlines(deadlines, notice)
+    b.h(2, "Deadlines (délais)")
+    b.table(
+        ["Step", "Delay", "Date" + (" (example)" if example else "")],
+        [
+            ["Exit notice received", "—", date_text(dates.notice_date)],
+            [
+                "End of notice, switching starts",
+                f"{deadlines.notice_months} months",
+                date_text(dates.switching_starts),
+            ],
+            [
+                "End of transition: bundle delivered",
+                f"{deadlines.transition_days} days",
+                date_text(dates.transition_ends),
+            ],
+            [
+                "End of retrieval period",
+                f"{deadlines.retrieval_days} days",
+                date_text(dates.retrieval_ends),
+            ],
+            [
+                "Provider copies erased, certificate issued",
+                f"{deadlines.erasure_days} days",
+                date_text(dates.erasure_by),
+            ],
+        ],
+    )
+    if example:
+        b.p(
+            f"No exit notice yet: dates are an example for a notice given on "
+            f"{date_text(dates.notice_date)}. The exit flow recomputes them from the actual "
+            "notice.",
+            "note",
+        )
+    b.p(
+        f"Contract termination notice (préavis de résiliation): "
+        f"{playbook.contract.dates.notice_period_months} months. Switching deadlines follow the "
+        "EU Data Act (Regulation 2023/2854, art. 25): notice at most 2 months, transition at "
+        "most 30 days, retrieval at least 30 days."
+    )
+
+
+def _data_returned_section(b: DocumentBuilder, playbook: Playbook) -> None:
+    """What is returned and in which format, then what is not returned and why."""
+    rev = playbook.reversibility
+    b.h(2, "Data returned (données restituées)")
+    b.table(
+        ["Dataset", "Host", "Source"],
+        [[code(d.name), d.host or "S3", dataset_source(d)] for d in playbook.perimeter.datasets],
+        "No dataset in the perimeter.",
+    )
+    b.p(
+        [
+            "Also returned: the inventory of every host, the documentation, the checklists, the "
+            "audit log, and the credentials held for the client as a KeePass file (",
+            code("credentials.kdbx"),
+            ") inside the encrypted index.",
+        ]
+    )
+    b.h(3, "Formats")
+    b.table(["Data", "Format"], [[f.data, f.format] for f in rev.formats], "No format stated.")
+    b.h(2, "Data not returned (données exclues)")
+    b.table(
+        ["Category", "Reason", "Legal basis"],
+        [[e.category, e.reason, e.legal_basis or "—"] for e in rev.exempted],
+        "No exemption: everything is returned.",
+    )
+
+
+def _ownership_section(b: DocumentBuilder, playbook: Playbook) -> None:
+    b.h(2, "Ownership of deliverables (propriété)")
+    b.table(
+        ["Deliverable", "Owner", "Notes"],
+        [[o.item, o.owner, o.notes or "—"] for o in playbook.reversibility.software_ownership],
+        "No deliverable listed.",
+    )
+    if playbook.perimeter.software:
+        b.table(
+            ["Software in scope", "Licence owner"],
+            [[s.name, s.owner] for s in playbook.perimeter.software],
+        )
+
+
+def _access_section(b: DocumentBuilder, playbook: Playbook) -> None:
+    b.h(2, "Provider access revoked at exit")
+    b.table(
+        ["Host", "Account", "Key", "Purpose"],
+        [
+            [code(a.host), code(a.account), _key_label(key), a.purpose or "—"]
+            for a in playbook.security.provider_access
+            for key in a.public_keys
+        ],
+        "No provider access recorded.",
+    )
+
+
+def _verification_section(b: DocumentBuilder) -> None:
+    """The client's checks, in order, with the exact commands of the standard tools."""
+    b.h(2, "Verification by the client")
+    b.bullets(
+        [
+            ["Check the download: ", code("sha256sum -c SHA256SUMS")],
+            [
+                "Check the provider's signature, after comparing ",
+                code("provider.pub"),
+                " with the key the provider gave out of band: ",
+                code(f'echo "{SIGNER_IDENTITY} $(cat provider.pub)" > allowed_signers'),
+                " then ",
+                code(
+                    f"ssh-keygen -Y verify -f allowed_signers -I {SIGNER_IDENTITY} "
+                    f"-n {NAMESPACE} -s SHA256SUMS.sig < SHA256SUMS"
+                ),
+            ],
+            [
+                "Decrypt and extract each volume: ",
+                code("age -d -i key.txt volumes/NNNN-….tar.age | tar -x"),
+            ],
+            [
+                "Check every file: ",
+                code("sha256sum -c SHA256SUMS"),
+                " inside each extracted volume",
+            ],
+            "Record acceptance (or the problems found) with the provider.",
+        ],
+        ordered=True,
+    )

@@ -1,0 +1,132 @@
+"""Exit report: every step recorded or listed as an open point, secrets and signatures left out."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from handover.checklist.model import Evidence
+from handover.checklist.store import ChecklistStore
+from handover.checklist.templates import draft_checklist
+from handover.contract.deadlines import exit_deadlines
+from handover.contract.phases import Phase
+from handover.contract.playbook import Playbook, phase_items
+from handover.documents.exit_report import exit_report
+from tests.unit.documents_fixtures import HOSTILE, NOW, check_html, load_test_playbook
+
+
+@pytest.fixture(scope="module")
+def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
+    return load_test_playbook(tmp_path_factory)
+
+
+def test_exit_report_lists_everything_and_the_open_points(
+    playbook: Playbook, tmp_path: Path
+) -> None:
+    store = ChecklistStore(tmp_path)
+    contract = playbook.contract.id
+    store.open(contract, Phase.REVERSIBILITY, phase_items(playbook, "reversibility"))
+    for item in ("exit-notice", "bundle-sealed"):
+        store.start(contract, Phase.REVERSIBILITY, item, "flow")
+        store.complete(
+            contract,
+            Phase.REVERSIBILITY,
+            item,
+            "flow",
+            [Evidence(kind="bundle", path="/b/SHA256SUMS", sha256="d" * 64)],
+        )
+    store.start(contract, Phase.REVERSIBILITY, "access-revoked", "flow")
+    store.fail(contract, Phase.REVERSIBILITY, "access-revoked", "flow", "web01: permission denied")
+    store.start(contract, Phase.REVERSIBILITY, "exit-report", "flow")
+    checklist = store.load(contract, Phase.REVERSIBILITY)
+    takeover = draft_checklist(contract, Phase.TAKEOVER, phase_items(playbook, "takeover"))
+    doc = exit_report(
+        playbook,
+        bundle_summary={
+            "location": "/deliveries/demo-estate/bundle",
+            "sha256sums_sha256": "e" * 64,
+            "total_bytes": 123456789,
+            "volumes": [{"file": "volumes/0001-web01-www.tar.age", "sha256": "c" * 64}],
+        },
+        deliveries=[{"kind": "local", "path": "/deliveries/demo-estate", "at": NOW}],
+        acceptance={"accepted": True, "by": "Léa Durand", "comment": f"OK {HOSTILE}"},
+        revocations=[{"host": "web01", "account": "ops", "ok": False, "password": "Canary42"}],
+        erasure=None,
+        checklists=[takeover, checklist],
+        generated_at=NOW,
+    )
+    md = doc.markdown
+    assert "- **Location:** `/deliveries/demo-estate/bundle`" in md
+    assert "117.7 MiB (123456789 bytes)" in md
+    assert "| `volumes/0001-web01-www.tar.age` | `" + "c" * 64 + "` |" in md
+    assert "- **Accepted:** yes" in md and "- **By:** Léa Durand" in md
+    assert "Canary42" not in md and "Canary42" not in doc.html
+    assert "| web01 | ops | no | \\*\\*\\* |" in md
+    assert "| `bundle-sealed` |" in md and "SHA256SUMS (dddddddddddd)" in md
+    assert "**incomplete** 2 done, 0 waived, 1 failed, 1 running, 7 pending (version 8)." in md
+    open_points = md.split("## Open points")[1]
+    assert "Access revocation failed: web01" in open_points
+    assert "Erasure of provider copies pending." in open_points
+    assert "reversibility: `access-revoked` is failed: web01: permission denied" in open_points
+    assert "`exit-report`" not in open_points  # the report being written is not an open point
+    assert "takeover: `credentials-received`" not in open_points  # waived in the demo playbook
+    assert "> **Warning:** **incomplete**" in md.split("## Restitution bundle")[0]
+    assert "<script>" not in doc.html
+    check_html(doc)
+
+
+def test_exit_report_complete_when_everything_is_recorded(
+    playbook: Playbook, tmp_path: Path
+) -> None:
+    store = ChecklistStore(tmp_path)
+    contract = playbook.contract.id
+    items = [{"id": "bundle-sealed", "title": "Sealed"}, {"id": "exit-report", "title": "Report"}]
+    store.open(contract, Phase.REVERSIBILITY, items)
+    store.start(contract, Phase.REVERSIBILITY, "bundle-sealed", "flow")
+    store.complete(contract, Phase.REVERSIBILITY, "bundle-sealed", "flow", [])
+    store.start(contract, Phase.REVERSIBILITY, "exit-report", "flow")
+    doc = exit_report(
+        playbook,
+        {"location": "/b"},
+        [{"kind": "local", "path": "/d"}],
+        {"accepted": True},
+        [{"host": h, "ok": True} for h in ("web01", "db01", "files01")],
+        {"certificate": "/d/erasure.txt", "erased_at": NOW},
+        [store.load(contract, Phase.REVERSIBILITY)],
+        NOW,
+    )
+    assert "None: the exit is complete." in doc.markdown
+    assert "**complete** Every exit step is done and recorded." in doc.markdown
+
+
+def test_exit_report_hides_presigned_signatures_and_shows_certificates_as_text(
+    playbook: Playbook,
+) -> None:
+    link = (
+        "https://s3.example/bucket/b/SHA256SUMS?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=deadbeefcafe"
+    )
+    certificate = "ERASURE CERTIFICATE\nContract: demo-estate\nErased: 3 volumes\n"
+    deadlines = exit_deadlines(playbook.reversibility.deadlines, date(2026, 3, 1))
+    doc = exit_report(
+        playbook,
+        {"location": "s3://bucket/b", "deadlines": deadlines},
+        [{"kind": "s3", "links": [link]}],
+        None,
+        [],
+        {"certificate": certificate, "erased_at": NOW},
+        [],
+        NOW,
+    )
+    assert "deadbeefcafe" not in doc.markdown and "deadbeefcafe" not in doc.html
+    assert "AKIDEXAMPLE" not in doc.markdown
+    assert "https://s3.example/bucket/b/SHA256SUMS (presigned link; signature left out)" in (
+        doc.markdown
+    )
+    assert "```\nERASURE CERTIFICATE\nContract: demo-estate\nErased: 3 volumes\n```" in doc.markdown
+    assert "<pre><code>ERASURE CERTIFICATE\nContract: demo-estate" in doc.html
+    assert "retrieval_ends: 2026-06-30" in doc.markdown
+    assert "Client acceptance not received." in doc.markdown
+    check_html(doc)
