@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -47,11 +46,9 @@ from handover.checklist.templates import TemplateMerge, merge_templates, templat
 from handover.contract.phases import Phase, parse_phase
 from handover.errors import HandoverError, UsageError
 from handover.state.atomic import write_atomic
-from handover.state.home import handover_home
+from handover.state.home import CONTRACT_ID_PATTERN, handover_home
 
 log = logging.getLogger("handover.checklist")
-
-_CONTRACT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 Listener = Callable[[Checklist, ChecklistItem, Status | None], None]
 
@@ -82,7 +79,7 @@ class ChecklistStore:
         return AuditLog(self._contract_dir(contract) / "audit.log")
 
     def _contract_dir(self, contract: str) -> Path:
-        if not _CONTRACT_ID.match(contract):
+        if not CONTRACT_ID_PATTERN.match(contract):
             raise UsageError(
                 f"contract id {contract!r}: must be a slug (lowercase letters, digits, dashes)"
             )

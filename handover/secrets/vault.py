@@ -51,12 +51,11 @@ from handover.errors import (
 from handover.secrets.references import Secret
 from handover.secrets.vault_key import VaultKey, load_vault_key
 from handover.state.atomic import write_atomic
-from handover.state.home import contract_dir
+from handover.state.home import CONTRACT_ID_PATTERN, contract_dir
 
 VAULT_FORMAT = "handover-vault/1"
 VAULT_FILENAME = "vault.age"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,126}$")
-CONTRACT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 class Kind(StrEnum):
@@ -157,7 +156,7 @@ class Vault:
     def __init__(
         self, contract_id: str, *, path: Path | None = None, key: VaultKey | None = None
     ) -> None:
-        if not CONTRACT_PATTERN.match(contract_id):
+        if not CONTRACT_ID_PATTERN.match(contract_id):
             raise VaultError(f"invalid contract id {contract_id!r}")
         self.contract_id = contract_id
         self.path = path if path is not None else contract_dir(contract_id) / VAULT_FILENAME

@@ -16,14 +16,15 @@ from collections.abc import Iterable
 
 from handover.errors import SecretRefError, VaultError
 from handover.secrets.references import parse_ref, register_resolver
-from handover.secrets.vault import CONTRACT_PATTERN, NAME_PATTERN, Vault, VaultEntry
+from handover.secrets.vault import NAME_PATTERN, Vault, VaultEntry
+from handover.state.home import CONTRACT_ID_PATTERN
 
 
 def parse_vault_ref(rest: str) -> tuple[str, str, str]:
     """Split `CONTRACT/NAME[#FIELD]` into (contract, name, field); field is "" or "username"."""
     target, _, fld = rest.partition("#")
     contract, sep, name = target.partition("/")
-    if not sep or not CONTRACT_PATTERN.match(contract) or not NAME_PATTERN.match(name):
+    if not sep or not CONTRACT_ID_PATTERN.match(contract) or not NAME_PATTERN.match(name):
         raise SecretRefError(f"vault:{rest}: expected vault:CONTRACT/NAME[#username]")
     if fld not in ("", "username"):
         raise SecretRefError(f"vault:{rest}: unknown field {fld!r} (only #username)")

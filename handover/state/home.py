@@ -8,7 +8,12 @@ bundles) lives below it, so one folder holds a site's whole state.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+#: A contract id as handover's state accepts it: it names the contract's folder, its
+#: vault and its `vault:` references, so it must be a short lowercase slug.
+CONTRACT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 def handover_home() -> Path:
