@@ -9,7 +9,8 @@ from prefect.cache_policies import NO_CACHE
 
 from handover.contract.loader import load_playbook
 from handover.estate.health import HealthCheckResult, evaluate_health
-from tasks.hosts import NO_SHELL, host_session, read_inventory
+from handover.estate.inventory_collect import NO_SHELL_REASON, collect_inventory
+from tasks.hosts import host_session
 
 # Simulated upgrades list what would change without changing anything.
 UPDATES_SCRIPT = r"""
@@ -31,7 +32,7 @@ def check_host_health(playbook_path: str, host_name: str) -> list[HealthCheckRes
     playbook = load_playbook(Path(playbook_path))
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
-        inventory = read_inventory(connector, host)
+        inventory = collect_inventory(connector, host.cert_paths)
     return evaluate_health(
         inventory,
         True,
@@ -48,7 +49,7 @@ def pending_updates(playbook_path: str, host_name: str) -> dict[str, object]:
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
         if not connector.has_shell():
-            return {"host": host_name, "package_manager": None, "unreadable": NO_SHELL}
+            return {"host": host_name, "package_manager": None, "unreadable": NO_SHELL_REASON}
         result = connector.run(UPDATES_SCRIPT, timeout_s=300)
     lines = result.stdout.decode("utf-8", "replace").splitlines()
     manager = lines[0].removeprefix("manager: ") if lines else "unknown"

@@ -13,7 +13,7 @@ from handover.contract.loader import load_playbook
 @task(cache_policy=NO_CACHE, task_run_name="fetch host keys")
 def first_contact_keys(playbook_path: str) -> list[dict[str, str | None]]:
     """The key each SSH host presents now, next to the one the playbook pins (if any)."""
-    from handover.connectors.ssh.trust import first_contact_fingerprint
+    from handover.connectors.ssh.first_contact import first_contact_fingerprint
 
     playbook = load_playbook(Path(playbook_path))
     rows: list[dict[str, str | None]] = []
@@ -37,7 +37,7 @@ def first_contact_keys(playbook_path: str) -> list[dict[str, str | None]]:
 @task(cache_policy=NO_CACHE, task_run_name="pin host keys")
 def pin_host_keys(playbook_path: str, rows: list[dict[str, str | None]]) -> str:
     """Record the confirmed keys in the contract's known_hosts; return its path."""
-    from handover.connectors.ssh.connector import pin_first_contact
+    from handover.connectors.ssh.first_contact import pin_first_contact
 
     playbook = load_playbook(Path(playbook_path))
     confirmed = {r["host"]: r["presented"] for r in rows}

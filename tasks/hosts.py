@@ -19,11 +19,13 @@ from prefect.tasks import exponential_backoff
 
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.types import MemberRecord, VolumeSource
-from handover.connectors.base import HostConnector, connect_host
+from handover.connectors.base import HostConnector
+from handover.connectors.factory import connect_host
 from handover.contract.loader import load_playbook
 from handover.contract.perimeter import Dataset, Host
 from handover.contract.playbook import Playbook
-from handover.estate.inventory import Inventory, inventory_from_files
+from handover.estate.inventory import Inventory
+from handover.estate.inventory_collect import collect_inventory
 from tasks.runtime import only_transient
 
 SSH_SESSIONS_PER_CONTRACT = 4
@@ -73,16 +75,6 @@ def open_dataset(playbook: Playbook, dataset: Dataset) -> Iterator[VolumeSource]
         yield dataset_source(playbook, connector, dataset)
 
 
-NO_SHELL = "account limited to SFTP: no command can run"
-
-
-def read_inventory(connector: HostConnector, host: Host) -> Inventory:
-    """One host's facts; an account without a shell (SFTP-only) gives what its files tell."""
-    if not connector.has_shell():
-        return inventory_from_files(host.name, connector.read_file, NO_SHELL)
-    return connector.inventory(list(host.cert_paths or []))
-
-
 @task(
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
@@ -91,11 +83,11 @@ def read_inventory(connector: HostConnector, host: Host) -> Inventory:
     task_run_name="inventory {host_name}",
 )
 def inventory_host(playbook_path: str, host_name: str) -> Inventory:
-    """Collect one host's facts (one script run per host)."""
+    """Collect one host's facts (one script run per host; files alone on SFTP-only accounts)."""
     playbook = load_playbook(Path(playbook_path))
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
-        return read_inventory(connector, host)
+        return collect_inventory(connector, host.cert_paths)
 
 
 @task(

@@ -151,7 +151,7 @@ def _volume_source(
     source: str, label: str, known_hosts: Path | None, ssh_key: Path | None
 ) -> VolumeSource:
     if source.startswith("ssh://"):
-        from handover.connectors.ssh.connector import ssh_source_from_url
+        from handover.connectors.ssh.url import ssh_source_from_url
 
         return ssh_source_from_url(source, known_hosts, ssh_key, label)
     if source.startswith("s3://"):

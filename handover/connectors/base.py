@@ -1,29 +1,54 @@
 """The seam between the phase logic and the hosts of a contract.
 
 Every host transport (`local`: the worker is the host; `ssh`: a client
-machine) implements `HostConnector`, so flows and tasks inventory a host,
-read its datasets as tar streams, run a command or install a key without
-knowing how the bytes travel. `connect_host` picks the implementation from
-the playbook's `transport`.
+machine) implements `HostConnector`, so flows, tasks and the estate code run
+a command, read a small file or a dataset as a tar stream without knowing how
+the bytes travel. A connector is only a transport: what to ask a host (its
+inventory, its keys) is decided by the callers. `factory.connect_host` picks
+the implementation from the playbook's `transport`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from handover.errors import UsageError
+from handover.errors import PermanentConnectorError
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
-    from handover.contract.perimeter import Host
-    from handover.estate.inventory import Inventory
 
-__all__ = ["CommandResult", "HostConnector", "connect_host"]
+__all__ = [
+    "MAX_READ_FILE_BYTES",
+    "CommandResult",
+    "HostConnector",
+    "require_small_file",
+    "stderr_summary",
+]
+
+MAX_READ_FILE_BYTES = 16 * 1024 * 1024  # read_file is for configs and keys, not datasets
+STDERR_TAIL_CHARS = 500
+
+
+def stderr_summary(stderr: bytes, max_chars: int = STDERR_TAIL_CHARS) -> str:
+    """The end of a command's stderr on one line, for an error message (never its stdout: data).
+
+    Decoded leniently; says so when the command left no message at all.
+    """
+    text = stderr.decode("utf-8", "replace").strip().replace("\n", "; ")
+    return text[-max_chars:] or "no message on stderr"
+
+
+def require_small_file(data: bytes, path: str, host: str) -> bytes:
+    """`data` if it is at most MAX_READ_FILE_BYTES long, else PermanentConnectorError."""
+    if len(data) > MAX_READ_FILE_BYTES:
+        raise PermanentConnectorError(
+            f"{path}: larger than {MAX_READ_FILE_BYTES} bytes, not a small file", host=host
+        )
+    return data
 
 
 class CommandResult(BaseModel):
@@ -39,10 +64,9 @@ class CommandResult(BaseModel):
     def ok(self) -> bool:
         return self.exit_status == 0
 
-    def stderr_tail(self, max_chars: int = 500) -> str:
-        """The end of stderr, decoded leniently: for error messages (never stdout: it is data)."""
-        text = self.stderr.decode("utf-8", "replace").strip()
-        return text[-max_chars:]
+    def stderr_tail(self, max_chars: int = STDERR_TAIL_CHARS) -> str:
+        """The end of stderr on one line, for error messages (see `stderr_summary`)."""
+        return stderr_summary(self.stderr, max_chars)
 
 
 @runtime_checkable
@@ -69,8 +93,13 @@ class HostConnector(Protocol):
         """
         ...
 
-    def inventory(self, cert_paths: Sequence[str] = ()) -> Inventory:
-        """Collect the host's facts with one run of INVENTORY_SCRIPT."""
+    def host_path(self, path: str) -> str:
+        """Where commands run by this connector find the host's absolute `path`.
+
+        The path itself over SSH; under `root` for a local host that stands in
+        a folder (the demo's sandbox hosts), which refuses '..' (UsageError)
+        so that no path leaves it.
+        """
         ...
 
     def tree_source(self, label: str, paths: Sequence[str]) -> VolumeSource:
@@ -99,27 +128,3 @@ class HostConnector(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-
-def connect_host(host: Host, contract_id: str, **options: Any) -> HostConnector:
-    """Return the connector for a playbook host, per its `transport`.
-
-    `local` needs nothing else; `ssh` goes to `SSHConnector.from_host` with
-    the contract (for its known_hosts) and `options` (timeouts, secrets
-    resolver...). Raises UsageError for a transport nobody implements.
-    """
-    transport = getattr(host, "transport", None)
-    transport = getattr(transport, "value", transport)  # an Enum or a plain string
-    if transport == "local":
-        from pathlib import Path
-
-        from handover.connectors.local import LocalConnector
-
-        root = getattr(host, "root", None) or "/"
-        return LocalConnector(host.name, Path(root))
-    if transport == "ssh":
-        # Imported by name: paramiko is loaded only for contracts that use SSH.
-        ssh = importlib.import_module("handover.connectors.ssh.connector")
-        connector: HostConnector = ssh.SSHConnector.from_host(host, contract_id, **options)
-        return connector
-    raise UsageError(f"host {host.name!r}: unknown transport {transport!r} (expected ssh or local)")

@@ -1,10 +1,10 @@
 """The `local` transport: the worker runs on the host it manages.
 
-Commands run with `sh -c` in the host's `root` folder, dataset paths and
-configured certificate paths are read under `root` (`/` for a real host; the
-demo gives each sandbox host its own root). The other inventory facts
-(packages, services, ports, disks, users) are those of the machine the
-worker runs on: that machine IS the local host.
+Commands run with `sh -c` in the host's `root` folder; dataset paths, small
+files and configured certificate paths (`host_path`) are taken under `root`
+(`/` for a real host; the demo gives each sandbox host its own root). Other
+facts a command reports (packages, services, ports, disks, users) are those
+of the machine the worker runs on: that machine IS the local host.
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Self, cast
 
-from handover.connectors.base import CommandResult
+from handover.connectors.base import (
+    MAX_READ_FILE_BYTES,
+    CommandResult,
+    require_small_file,
+    stderr_summary,
+)
 from handover.errors import (
     ConnectorError,
     PermanentConnectorError,
     TransientConnectorError,
     UsageError,
 )
-from handover.estate.inventory import INVENTORY_SCRIPT, Inventory, parse_inventory
 from handover.state.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -36,9 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalConnector", "LocalDumpSource"]
 
-INVENTORY_TIMEOUT_S = 300.0
-MAX_READ_FILE_BYTES = 16 * 1024 * 1024  # read_file is for configs and keys, not datasets
-STDERR_TAIL_CHARS = 500
 _BLOCK = 512
 
 
@@ -48,11 +49,6 @@ def _under_root(root: Path, path: str) -> Path:
     if ".." in parts:
         raise UsageError(f"{path}: '..' is not allowed in a host path (under {root})")
     return root.joinpath(*parts)
-
-
-def _stderr_tail(stderr: bytes) -> str:
-    text = stderr.decode("utf-8", "replace").strip().replace("\n", "; ")
-    return text[-STDERR_TAIL_CHARS:] or "no message on stderr"
 
 
 class LocalConnector:
@@ -91,14 +87,11 @@ class LocalConnector:
         Raises TransientConnectorError on timeout (the process is killed), and
         PermanentConnectorError when `root` is not a folder.
         """
-        return self._run(["sh", "-c", command], stdin=stdin, timeout_s=timeout_s)
-
-    def _run(self, argv: list[str], *, stdin: bytes | None, timeout_s: float) -> CommandResult:
         if not self.root.is_dir():
             raise PermanentConnectorError(f"root {self.root} is not a folder", host=self.name)
         try:
             done = subprocess.run(
-                argv,
+                ["sh", "-c", command],
                 cwd=self.root,
                 input=stdin,
                 stdin=subprocess.DEVNULL if stdin is None else None,
@@ -117,46 +110,13 @@ class LocalConnector:
             ) from exc
         return CommandResult(exit_status=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
-    # -- inventory -------------------------------------------------------------------
-
     def has_shell(self) -> bool:
         """A local host always runs commands (under its root)."""
         return True
 
-    def inventory(self, cert_paths: Sequence[str] = ()) -> Inventory:
-        """Run INVENTORY_SCRIPT once; certificate paths are looked up under `root`.
-
-        Certificate paths in the result are shown as configured (relative to
-        `root`), not as the sandbox path they were read from.
-        """
-        resolved = [str(_under_root(self.root, path)) for path in cert_paths]
-        result = self._run(
-            ["sh", "-s", "--", *resolved],
-            stdin=INVENTORY_SCRIPT.encode(),
-            timeout_s=INVENTORY_TIMEOUT_S,
-        )
-        if not result.stdout.strip():
-            raise ConnectorError(
-                f"inventory script printed nothing (exit {result.exit_status}): "
-                f"{_stderr_tail(result.stderr)}",
-                host=self.name,
-            )
-        inventory = parse_inventory(self.name, result.stdout.decode("utf-8", "replace"))
-        if self.root == Path("/"):
-            return inventory
-        prefix = str(self.root)
-
-        def shown(text: str) -> str:
-            return text.replace(prefix + "/", "/").replace(prefix, "/")
-
-        certificates = [
-            c.model_copy(update={"path": shown(c.path)}) for c in inventory.certificates
-        ]
-        unreadable = [
-            shown(note) if note.startswith("certificates:") else note
-            for note in inventory.unreadable
-        ]
-        return inventory.model_copy(update={"certificates": certificates, "unreadable": unreadable})
+    def host_path(self, path: str) -> str:
+        """`path` under `root` ('..' refused): where this host's commands find it."""
+        return str(_under_root(self.root, path))
 
     # -- datasets --------------------------------------------------------------------
 
@@ -182,12 +142,7 @@ class LocalConnector:
             raise PermanentConnectorError(f"{path}: no such file", host=self.name) from None
         except OSError as exc:
             raise PermanentConnectorError(f"{path}: {exc.strerror}", host=self.name) from None
-        if len(data) > MAX_READ_FILE_BYTES:
-            raise PermanentConnectorError(
-                f"{path}: larger than {MAX_READ_FILE_BYTES} bytes, not a small file",
-                host=self.name,
-            )
-        return data
+        return require_small_file(data, path, self.name)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         """Replace a file under `root` atomically (temp name, fsync, rename), with `mode`."""
@@ -277,7 +232,7 @@ class LocalDumpSource:
         if done.returncode != 0:
             raise ConnectorError(
                 f"dump {self.filename}: command exited with status {done.returncode}: "
-                f"{_stderr_tail(done.stderr)}",
+                f"{stderr_summary(done.stderr)}",
                 host=self.host,
             )
 

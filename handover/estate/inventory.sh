@@ -4,7 +4,7 @@
 #
 # POSIX sh only (dash, busybox ash, bash): every tool is optional, and a fact
 # that cannot be read prints an "unreadable" marker instead of failing the run.
-# Output is line-based and parsed by handover.inventory.parse_inventory:
+# Output is line-based and parsed by handover.estate.inventory_parser:
 #
 #   ==handover:section NAME==           a new section
 #   ==handover:unreadable NAME: WHY==   this fact could not be read, and why

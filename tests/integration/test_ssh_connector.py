@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from handover.connectors.base import connect_host
-from handover.connectors.ssh.connector import SSHConnector, pin_first_contact
-from handover.connectors.ssh.trust import first_contact_fingerprint
+from handover.connectors.factory import connect_host
+from handover.connectors.ssh.connector import SSHConnector
+from handover.connectors.ssh.first_contact import first_contact_fingerprint, pin_first_contact
 from handover.contract.perimeter import Host
 from handover.errors import (
     AuthFailed,
@@ -19,6 +19,7 @@ from handover.errors import (
     PermanentConnectorError,
     TransientConnectorError,
 )
+from handover.estate.inventory_collect import collect_inventory
 from handover.state.home import contract_dir
 from tests.conftest import require_binary
 from tests.fixtures.sshd import PASSWORD_USER, SshdFactory, SshdHost, free_port
@@ -62,7 +63,7 @@ def test_run_times_out_as_transient(sshd_shell: SshdHost) -> None:
 
 def test_inventory_over_ssh_gathers_this_machine(sshd_shell: SshdHost) -> None:
     with connect(sshd_shell) as conn:
-        inventory = conn.inventory([])
+        inventory = collect_inventory(conn, [])
     local_os = Path("/etc/os-release").read_text()
     assert inventory.os_release.get("ID") and inventory.os_release["ID"] in local_os
     dpkg = subprocess.run(
@@ -75,7 +76,7 @@ def test_inventory_over_ssh_gathers_this_machine(sshd_shell: SshdHost) -> None:
 
 def test_inventory_as_unprivileged_user_says_what_it_could_not_read(sshd_nosudo: SshdHost) -> None:
     with connect(sshd_nosudo) as conn:
-        inventory = conn.inventory(["/root/no-such-certs"])
+        inventory = collect_inventory(conn, ["/root/no-such-certs"])
     assert inventory.packages  # dpkg's database is world-readable
     assert inventory.unreadable, "a sudo-less user cannot read everything; it must be said"
 
@@ -85,7 +86,7 @@ def test_inventory_of_sftp_only_account_reads_files_and_names_gaps(
 ) -> None:
     with connect(sshd_sftponly) as conn:
         assert not conn.has_shell()
-        inventory = conn.inventory([])
+        inventory = collect_inventory(conn, [])
     assert inventory.os_release.get("ID")
     assert any(user.name == "handover-sftp" for user in inventory.users)
     assert not inventory.packages

@@ -16,7 +16,8 @@ from handover.bundle.age import X25519Identity
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.writer import BundleWriter
-from handover.connectors.ssh.connector import SSHConnector, ssh_source_from_url
+from handover.connectors.ssh.connector import SSHConnector
+from handover.connectors.ssh.url import ssh_source_from_url
 from handover.contract.perimeter import Host
 from handover.errors import ConnectorError, PermanentConnectorError, TransientConnectorError
 from handover.operations.backup import LocalBackupStore, restore_check, run_backup

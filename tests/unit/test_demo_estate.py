@@ -14,6 +14,7 @@ from handover.demo.estate import DemoEstate, build_demo_estate
 from handover.demo.host_files import generate_host_files
 from handover.demo.keys import make_demo_keys
 from handover.estate.health import evaluate_health
+from handover.estate.inventory_collect import collect_inventory
 from tests.conftest import require_binary
 
 
@@ -95,7 +96,7 @@ def test_content_is_deterministic(estate: DemoEstate) -> None:
 
 
 def test_certificates_one_valid_one_expiring_found_by_inventory(estate: DemoEstate) -> None:
-    inv = LocalConnector("web01", estate.host_root("web01")).inventory(["/etc/ssl/demo"])
+    inv = collect_inventory(LocalConnector("web01", estate.host_root("web01")), ["/etc/ssl/demo"])
     days = sorted(c.days_left for c in inv.certificates)
     assert len(days) == 2 and 8 <= days[0] <= 10 and days[1] >= 360
     assert {c.path for c in inv.certificates} == {

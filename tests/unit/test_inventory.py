@@ -13,13 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from handover.estate.inventory import (
-    INVENTORY_SCRIPT,
-    Package,
-    eol_flags,
-    inventory_command,
-    parse_inventory,
-)
+from handover.estate.eol import eol_flags
+from handover.estate.inventory import Package
+from handover.estate.inventory_collect import INVENTORY_SCRIPT, inventory_command
+from handover.estate.inventory_parser import parse_inventory
 from tests.conftest import require_binary
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from handover.bundle.types import VolumeSource
-from handover.connectors.base import CommandResult, HostConnector, connect_host
+from handover.connectors.base import CommandResult, HostConnector
+from handover.connectors.factory import connect_host
 from handover.connectors.local import LocalConnector, LocalDumpSource
 from handover.contract.perimeter import Host
 from handover.errors import (
@@ -23,6 +24,7 @@ from handover.errors import (
     TransientConnectorError,
     UsageError,
 )
+from handover.estate.inventory_collect import collect_inventory
 from tests.conftest import require_binary
 from tests.unit.test_inventory import make_cert
 
@@ -55,7 +57,7 @@ def test_inventory_of_this_machine_with_sandbox_certificates(tmp_path: Path) -> 
     cert = make_cert("web01.demo", datetime.now(UTC) + timedelta(days=30, hours=2))
     (certs / "web01.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
-    inv = LocalConnector("web01", tmp_path).inventory(["/etc/ssl/demo", "/etc/ssl/none"])
+    inv = collect_inventory(LocalConnector("web01", tmp_path), ["/etc/ssl/demo", "/etc/ssl/none"])
 
     assert inv.host == "web01"
     assert inv.kernel == os.uname().release and inv.arch == os.uname().machine

@@ -12,22 +12,18 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from handover.connectors.ssh.connector import (
-    SSHTarget,
-    _credentials,
-    _load_private_key,
-    _relative_paths,
-    ssh_source_from_url,
-)
+from handover.connectors.ssh.sources import relative_paths
+from handover.connectors.ssh.target import SSHTarget, load_private_key, resolve_credentials
 from handover.connectors.ssh.trust import (
     PinnedFingerprintPolicy,
     fingerprint,
     known_hosts_name,
     known_keys,
-    normalize_fingerprint,
     record_host_key,
 )
+from handover.connectors.ssh.url import ssh_source_from_url
 from handover.errors import HostKeyMismatch, KeyFormatError, UsageError
+from handover.sshkeys import normalize_fingerprint
 
 
 def new_key() -> paramiko.Ed25519Key:
@@ -101,36 +97,36 @@ def test_pinned_policy_accepts_only_the_pin(key: paramiko.Ed25519Key) -> None:
 def test_private_key_errors_never_show_the_key(tmp_path: Path) -> None:
     secret_text = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END"
     with pytest.raises(KeyFormatError) as caught:
-        _load_private_key(secret_text.encode(), "credential env:X", "web01")
+        load_private_key(secret_text.encode(), "credential env:X", "web01")
     assert "c2VjcmV0" not in str(caught.value) and "env:X" in str(caught.value)
 
 
 def test_key_file_is_read_at_connect_time(tmp_path: Path) -> None:
     target = SSHTarget(name="h", address="h", key_file=tmp_path / "missing")
     with pytest.raises(KeyFormatError, match="cannot read SSH key"):
-        _credentials(target)
+        resolve_credentials(target)
     (tmp_path / "missing").write_text(_new_key_pem())
-    pkey, password = _credentials(target)
+    pkey, password = resolve_credentials(target)
     assert isinstance(pkey, paramiko.Ed25519Key) and password is None
 
 
 def test_password_credential_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PW", "s3cret\n")
     target = SSHTarget(name="h", address="h", credential="env:PW", auth="password")
-    assert _credentials(target) == (None, "s3cret")
+    assert resolve_credentials(target) == (None, "s3cret")
     with pytest.raises(UsageError, match="no credential"):
-        _credentials(SSHTarget(name="h", address="h"))
+        resolve_credentials(SSHTarget(name="h", address="h"))
 
 
 def test_relative_paths_are_quoted_operands_under_root() -> None:
     paths = ["/var/www", "/srv/it's here/", "/srv/$HOME", "/var/www"]
-    assert _relative_paths(paths, "h") == ["var/www", "srv/it's here", "srv/$HOME"]
-    quoted = " ".join(shlex.quote(p) for p in _relative_paths(paths, "h"))
+    assert relative_paths(paths, "h") == ["var/www", "srv/it's here", "srv/$HOME"]
+    quoted = " ".join(shlex.quote(p) for p in relative_paths(paths, "h"))
     assert shlex.split(quoted) == ["var/www", "srv/it's here", "srv/$HOME"]
     with pytest.raises(UsageError, match="absolute"):
-        _relative_paths(["var/www"], "h")
+        relative_paths(["var/www"], "h")
     with pytest.raises(UsageError, match=r"'\.\.'"):
-        _relative_paths(["/var/../etc"], "h")
+        relative_paths(["/var/../etc"], "h")
 
 
 @pytest.mark.parametrize(
@@ -177,7 +173,7 @@ def test_chunk_buffer_behaves_like_paramikos_array_in_a_buffered_pipe() -> None:
 
     from paramiko.buffered_pipe import BufferedPipe
 
-    from handover.connectors.ssh.connector import _ChunkBuffer
+    from handover.connectors.ssh.transport import _ChunkBuffer
 
     rng = random.Random(4)
     reference, ours = BufferedPipe(), BufferedPipe()

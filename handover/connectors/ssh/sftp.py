@@ -9,7 +9,8 @@ round trip per file and folder) and kept as a fallback.
 
 A producer thread writes the stream into a pipe that the consumer reads, so
 memory stays bounded: files are read in segments of SEGMENT_BYTES, each
-fetched with pipelined requests (paramiko `readv`), never whole.
+fetched with pipelined requests (paramiko `readv`), never whole. The SFTP
+session is the caller's (it opens and closes it): this module only walks.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import stat
 import tarfile
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import paramiko
 
+from handover.connectors.ssh.target import SSHTarget
 from handover.errors import ConnectorError, TransientConnectorError
 
-if TYPE_CHECKING:
-    from handover.connectors.ssh.connector import SSHConnector
+__all__ = ["open_sftp_tar"]
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # one pipelined batch of read requests per file
 REQUEST_BYTES = 32 * 1024  # paramiko's SFTP request size
@@ -122,9 +123,7 @@ class _SftpTarWriter:
                         self._write(block)
                         done += len(block)
         except (EOFError, paramiko.SSHException, paramiko.SFTPError) as exc:
-            channel = self.sftp.get_channel()
-            transport = channel.get_transport() if channel is not None else None
-            if transport is None or not transport.is_active():
+            if _connection_lost(self.sftp):
                 raise TransientConnectorError(
                     f"connection lost during SFTP read of {path}; the stream is incomplete",
                     host=self.host,
@@ -142,13 +141,20 @@ class _SftpTarWriter:
             raise ConnectorError(f"{path}: file changed size while read over SFTP", host=self.host)
 
 
+def _connection_lost(sftp: paramiko.SFTPClient) -> bool:
+    """True when the SSH connection under the SFTP session is gone (a retry may help)."""
+    channel = sftp.get_channel()
+    transport = channel.get_transport() if channel is not None else None
+    return transport is None or not transport.is_active()
+
+
 class _Producer:
     """Runs the writer on a thread into a pipe; remembers how it ended."""
 
-    def __init__(self, connector: SSHConnector, paths: Sequence[str]) -> None:
-        self.connector = connector
+    def __init__(self, sftp: paramiko.SFTPClient, paths: Sequence[str], target: SSHTarget) -> None:
+        self.target = target
         self.paths = list(paths)
-        self.sftp = connector.sftp()
+        self.sftp = sftp
         read_fd, write_fd = os.pipe()
         with contextlib.suppress(OSError):
             fcntl.fcntl(write_fd, _F_SETPIPE_SZ, PIPE_BYTES)
@@ -162,7 +168,7 @@ class _Producer:
     def _run(self) -> None:
         try:
             with self._writer:
-                _SftpTarWriter(self.sftp, self._writer, self.connector.name).write_tree(self.paths)
+                _SftpTarWriter(self.sftp, self._writer, self.target.name).write_tree(self.paths)
             self.finished = True
         except BrokenPipeError:
             pass  # the consumer stopped reading; it has its own error to report
@@ -176,23 +182,21 @@ class _Producer:
         if self.error is not None:
             if isinstance(self.error, ConnectorError):
                 raise self.error
-            transport = self.connector._client.get_transport()
-            if transport is None or not transport.is_active():
+            if _connection_lost(self.sftp):
                 raise TransientConnectorError(
-                    f"{self.connector.target.where}: connection lost during SFTP read; "
+                    f"{self.target.where}: connection lost during SFTP read; "
                     "the stream is incomplete",
-                    host=self.connector.name,
+                    host=self.target.name,
                 ) from self.error
             raise ConnectorError(
-                f"SFTP read failed: {self.error}", host=self.connector.name
+                f"SFTP read failed: {self.error}", host=self.target.name
             ) from self.error
         if not self.finished:
-            raise ConnectorError("SFTP read stopped early", host=self.connector.name)
+            raise ConnectorError("SFTP read stopped early", host=self.target.name)
 
     def close(self) -> None:
         self.reader.close()
         self._thread.join(10)
-        self.sftp.close()
 
 
 class _CheckedPipe:
@@ -218,13 +222,16 @@ class _CheckedPipe:
 
 
 @contextlib.contextmanager
-def open_sftp_tar(connector: SSHConnector, paths: Sequence[str]) -> Iterator[BinaryIO]:
-    """Yield a tar stream of `paths` read over SFTP; on exit, raise if the walk failed.
+def open_sftp_tar(
+    sftp: paramiko.SFTPClient, paths: Sequence[str], target: SSHTarget
+) -> Iterator[BinaryIO]:
+    """Yield a tar stream of `paths` read over `sftp`; on exit, raise if the walk failed.
 
     Reading past the last byte of a failed walk raises the walk's error, so the
-    consumer never mistakes a cut stream for a whole one.
+    consumer never mistakes a cut stream for a whole one. Errors name `target`.
+    The caller closes `sftp` after the block (the walk has stopped by then).
     """
-    producer = _Producer(connector, paths)
+    producer = _Producer(sftp, paths, target)
     try:
         yield _CheckedPipe(producer)  # type: ignore[misc]
         while producer.reader.read(PIPE_BYTES):

@@ -13,20 +13,22 @@ is never added silently), except on a deliberate first contact
 known_hosts and its fingerprint handed back for a human to confirm. A key that
 differs from the pinned one raises HostKeyMismatch naming both fingerprints,
 before any authentication, so no data moves to or from an impostor.
+
+Fingerprints are `handover.sshkeys`' (the one SHA256 fingerprint of handover);
+the operator-driven first contact (show, confirm, pin) is `first_contact.py`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import hashlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 
+from handover import sshkeys
 from handover.errors import (
     HostKeyMismatch,
     PermanentConnectorError,
@@ -35,28 +37,20 @@ from handover.errors import (
 )
 from handover.state.atomic import write_atomic
 
+__all__ = [
+    "PinnedFingerprintPolicy",
+    "fetch_host_key",
+    "fingerprint",
+    "known_hosts_name",
+    "known_keys",
+    "load_known_hosts",
+    "record_host_key",
+]
+
 
 def fingerprint(key: paramiko.PKey) -> str:
-    """The `SHA256:...` fingerprint of a public key, as `ssh-keygen -l` prints it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
-def normalize_fingerprint(value: str) -> str:
-    """Accept `SHA256:xxx` or a bare `xxx` (padding optional); reject MD5 and garbage."""
-    text = value.strip()
-    if text.upper().startswith("MD5:") or text.count(":") > 1:
-        raise UsageError(f"host key {value!r}: only SHA256 fingerprints are accepted")
-    if text.startswith("SHA256:"):
-        text = text[len("SHA256:") :]
-    text = text.rstrip("=")
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except ValueError as exc:
-        raise UsageError(f"host key {value!r}: not a SHA256:<base64> fingerprint") from exc
-    if len(raw) != 32:
-        raise UsageError(f"host key {value!r}: a SHA256 fingerprint has 32 bytes")
-    return "SHA256:" + text
+    """The `SHA256:...` fingerprint of a paramiko key (`handover.sshkeys`, as `ssh-keygen -l`)."""
+    return sshkeys.fingerprint(key.asbytes())
 
 
 def known_hosts_name(address: str, port: int) -> str:
@@ -180,12 +174,3 @@ def fetch_host_key(address: str, port: int = 22, *, timeout_s: float = 10.0) -> 
         raise TransientConnectorError(f"SSH handshake failed: {exc}", host=name) from exc
     finally:
         transport.close()
-
-
-def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float = 10.0) -> str:
-    """The host key's `SHA256:...` fingerprint, fetched without authenticating.
-
-    For the checklist item where a human compares it with what the client
-    reads on the host. Raises TransientConnectorError when unreachable.
-    """
-    return fingerprint(fetch_host_key(address, port, timeout_s=timeout_s))

@@ -1,0 +1,191 @@
+"""Datasets on an SSH host as VolumeSources: a tree the remote `tar` walks, a dump command.
+
+Data leaves the host as a tar stream produced by the host's own `tar` over
+an exec channel (`SSHTreeSource`), the way DESIGN.md measured fastest: one
+process walks and reads the tree, paramiko only moves bytes. Accounts limited
+to SFTP get the same stream built here from SFTP reads (`sftp.py`). Dumps are
+remote commands whose output becomes one tar member (`SSHDumpSource`).
+
+The sources reach their host through `SSHSession`, the few connection
+methods they need, so that this module does not import the connector (which
+builds the sources).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import shlex
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import BinaryIO, Protocol
+
+import paramiko
+
+from handover.connectors.ssh.sftp import open_sftp_tar
+from handover.connectors.ssh.target import SSHTarget
+from handover.errors import UsageError
+
+__all__ = ["SSHDumpSource", "SSHSession", "SSHTreeSource", "check_absolute", "relative_paths"]
+
+# GNU tar: same options as the local source (POSIX format, no atime/ctime records, sorted,
+# hard links stored as files). Elsewhere (BusyBox) plain `tar -cf -`; handover parses both.
+_TAR_SCRIPT = (
+    "if tar --version 2>/dev/null | grep -q 'GNU tar'; then "
+    "exec tar -cf - --format=posix --pax-option=delete=atime,delete=ctime --sort=name "
+    "--hard-dereference -C / -- {paths}; "
+    "else exec tar -cf - -C / -- {paths}; fi"
+)
+
+# A tar header states the member's size before its data, and a dump's size is known only
+# when the dump ends: so the dump goes to a private temp file on the host first, its exit
+# status is checked, and only then is it tarred and streamed (and the temp folder removed).
+_DUMP_SCRIPT = """umask 077
+d=$(mktemp -d) || exit 97
+trap 'rm -rf "$d"' EXIT HUP INT TERM
+sh -c {command} > "$d"/{filename} </dev/null
+status=$?
+if [ "$status" -ne 0 ]; then
+  echo "handover: dump command exited with status $status" >&2
+  exit 98
+fi
+cd "$d" || exit 97
+if tar --version 2>/dev/null | grep -q 'GNU tar'; then
+  tar -cf - --format=posix --pax-option=delete=atime,delete=ctime -- {filename}
+else
+  tar -cf - -- {filename}
+fi
+"""
+
+
+class SSHSession(Protocol):
+    """What a source needs from its SSH connection (`SSHConnector` is one)."""
+
+    @property
+    def target(self) -> SSHTarget: ...
+
+    def has_shell(self) -> bool: ...
+
+    def require_shell(self, what: str) -> None: ...
+
+    def stream_command(self, command: str, what: str) -> AbstractContextManager[BinaryIO]: ...
+
+    def sftp(self) -> paramiko.SFTPClient: ...
+
+
+def check_absolute(path: str, host: str) -> None:
+    """Host paths over SSH are absolute: the login folder is no place to start from."""
+    if not path.startswith("/"):
+        raise UsageError(f"{host}: {path!r}: host paths must be absolute")
+
+
+def relative_paths(paths: Sequence[str], host: str) -> list[str]:
+    """Absolute host paths as tar operands under `-C /`; '..' refused, duplicates dropped."""
+    if not paths:
+        raise UsageError(f"{host}: a dataset needs at least one path")
+    out: list[str] = []
+    for path in paths:
+        check_absolute(path, host)
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise UsageError(f"{host}: {path!r}: '..' is not allowed in a dataset path")
+        rel = "/".join(parts) or "."
+        if rel not in out:
+            out.append(rel)
+    return out
+
+
+class SSHTreeSource:
+    """A dataset on an SSH host: the remote `tar` walks `paths`, we read its stream.
+
+    Members are named relative to `/` (`/var/www/a` → `var/www/a`), as
+    `tar -C /` writes them. On SFTP-only accounts the tar stream is built here
+    from SFTP reads (same members and bytes, slower on many small files).
+    Leaving `open_tar()` raises ConnectorError if the remote tar failed
+    (status and stderr tail) and TransientConnectorError if the connection
+    dropped: a partial stream never passes for a whole one.
+    """
+
+    def __init__(self, session: SSHSession, label: str, paths: Sequence[str]) -> None:
+        self.session = session
+        self._label = label
+        self.paths = [posixpath.normpath(p) for p in paths]
+        self.relative = relative_paths(paths, session.target.name)
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def origin(self) -> str:
+        target = self.session.target
+        base = f"ssh://{target.user}@{target.address}:{target.port}"
+        return ",".join(base + p for p in self.paths)
+
+    def member_extras(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def command(self) -> str:
+        """The remote command: paths shell-quoted (spaces, quotes and `$` stay data), and the
+        script handed to `sh -c` so a non-POSIX login shell (csh, fish) does not parse it."""
+        script = _TAR_SCRIPT.format(paths=" ".join(shlex.quote(p) for p in self.relative))
+        return "sh -c " + shlex.quote(script)
+
+    @contextlib.contextmanager
+    def open_tar(self) -> Iterator[BinaryIO]:
+        if not self.session.has_shell():
+            with (
+                contextlib.closing(self.session.sftp()) as sftp,
+                open_sftp_tar(sftp, self.paths, self.session.target) as stream,
+            ):
+                yield stream
+            return
+        with self.session.stream_command(
+            self.command(), f"tar of {', '.join(self.paths)}"
+        ) as stream:
+            yield stream
+
+
+class SSHDumpSource:
+    """A dump command's output on an SSH host, as a tar holding one member `filename`.
+
+    The remote shell runs `command` into a private temp folder (`umask 077`,
+    `mktemp -d`), checks its exit status, then tars the file and removes the
+    folder, all in one script: a tar member's size is written before its
+    data, so the dump must end before its bytes can be framed. The host needs
+    free temp space for one dump.
+    """
+
+    def __init__(self, session: SSHSession, label: str, command: str, filename: str) -> None:
+        if not filename or "/" in filename or filename in (".", ".."):
+            raise UsageError(
+                f"{session.target.name}: dump filename {filename!r} must be a plain name"
+            )
+        self.session = session
+        self._label = label
+        self._command = command
+        self.filename = filename
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def origin(self) -> str:
+        target = self.session.target
+        return f"ssh://{target.user}@{target.address}:{target.port} dump:{self.filename}"
+
+    def member_extras(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def script(self) -> str:
+        return _DUMP_SCRIPT.format(
+            command=shlex.quote(self._command), filename=shlex.quote(self.filename)
+        )
+
+    @contextlib.contextmanager
+    def open_tar(self) -> Iterator[BinaryIO]:
+        self.session.require_shell(f"run the dump for {self.filename}")
+        command = "sh -c " + shlex.quote(self.script())
+        with self.session.stream_command(command, f"dump {self.filename}") as stream:
+            yield stream
