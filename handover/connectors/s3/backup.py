@@ -20,10 +20,10 @@ from handover.connectors.s3.client import (
     join_key,
     normalize_prefix,
     parse_s3_url,
-    raise_s3_error,
     s3_client,
 )
 from handover.connectors.s3.delivery import S3BundleSource, S3Target
+from handover.connectors.s3.errors import raise_s3_error, s3_error_code, s3_errors
 from handover.errors import UsageError
 
 __all__ = ["S3BackupStore", "install_lifecycle_rule", "s3_backup_store_from_url"]
@@ -56,7 +56,7 @@ class S3BackupStore:
     def list(self, prefix: str) -> list[str]:
         """Names under the store starting with `prefix`, sorted."""
         names: list[str] = []
-        try:
+        with s3_errors(f"s3://{self.bucket}/{self.prefix}{prefix}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
             )
@@ -65,8 +65,6 @@ class S3BackupStore:
                     rel = obj["Key"][len(self.prefix) :]
                     if rel and not rel.endswith("/"):
                         names.append(rel)
-        except Exception as exc:
-            raise_s3_error(exc, f"s3://{self.bucket}/{self.prefix}{prefix}")
         return sorted(names)
 
     @contextlib.contextmanager
@@ -79,10 +77,8 @@ class S3BackupStore:
         """Delete `name`; S3 does not complain about a name already gone."""
         _check_name(name)
         key = join_key(self.prefix, name)
-        try:
+        with s3_errors(f"s3://{self.bucket}/{key}"):
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
-            raise_s3_error(exc, f"s3://{self.bucket}/{key}")
 
 
 def s3_backup_store_from_url(
@@ -124,14 +120,11 @@ def install_lifecycle_rule(
             if r.get("ID") != rule_id
         ]
     except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code != "NoSuchLifecycleConfiguration":
+        if s3_error_code(exc) != "NoSuchLifecycleConfiguration":
             raise_s3_error(exc, where)
-    try:
+    with s3_errors(where):
         client.put_bucket_lifecycle_configuration(
             Bucket=bucket,
             LifecycleConfiguration=cast(Any, {"Rules": [*rules, rule]}),
         )
-    except Exception as exc:
-        raise_s3_error(exc, where)
     return rule

@@ -1,4 +1,4 @@
-"""S3 clients, `s3://` URLs and the translation of botocore errors into handover's.
+"""S3 clients and `s3://` URLs (botocore errors are translated in `errors.py`).
 
 The client honours boto3's standard configuration first (AWS_PROFILE,
 AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION,
@@ -17,16 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from handover.errors import (
-    AuthFailed,
-    ConnectorError,
-    PermanentConnectorError,
-    SecretRefError,
-    TransientConnectorError,
-    UsageError,
-)
+from handover.errors import AuthFailed, SecretRefError, UsageError
 from handover.secrets.references import Secret, resolve_secret
 
 if TYPE_CHECKING:
@@ -38,11 +31,11 @@ __all__ = [
     "S3Client",
     "S3Credentials",
     "S3SettingsLike",
+    "check_bucket",
     "is_aws_endpoint",
     "join_key",
     "normalize_prefix",
     "parse_s3_url",
-    "raise_s3_error",
     "register_credentials_provider",
     "s3_client",
 ]
@@ -53,33 +46,6 @@ READ_TIMEOUT_S = 120
 MAX_ATTEMPTS = 4  # botocore "standard" retry mode: throttling, 5xx, resets
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-_AUTH_CODES = {
-    "InvalidAccessKeyId": "invalid access key",
-    "SignatureDoesNotMatch": "signature does not match (wrong secret key?)",
-    "AccessDenied": "access denied",
-    "AllAccessDisabled": "access denied",
-    "ExpiredToken": "expired session token",
-    "InvalidToken": "invalid session token",
-    "TokenRefreshRequired": "expired session token",
-    "AuthorizationHeaderMalformed": "authorization header malformed (wrong region?)",
-    "InvalidClientTokenId": "invalid access key",
-    "403": "access denied",
-    "Forbidden": "access denied",
-}
-_TRANSIENT_CODES = {
-    "InternalError",
-    "ServiceUnavailable",
-    "SlowDown",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "Throttling",
-    "ThrottlingException",
-    "500",
-    "502",
-    "503",
-    "504",
-}
 
 
 class S3SettingsLike(Protocol):
@@ -234,76 +200,3 @@ def normalize_prefix(prefix: str) -> str:
 def join_key(prefix: str, relpath: str) -> str:
     """The object key of `relpath` under the folder `prefix` (normalized here: 'a' -> 'a/')."""
     return normalize_prefix(prefix) + relpath.lstrip("/")
-
-
-def raise_s3_error(exc: Exception, where: str, *, missing_key_ok: bool = False) -> NoReturn:
-    """Re-raise a botocore/urllib3 error as a ConnectorError naming `where` (s3://bucket/key).
-
-    Wrong or missing credentials → AuthFailed; a missing bucket or key, a
-    refused precondition, an archived object → PermanentConnectorError; a
-    dead endpoint, a timeout, a 5xx → TransientConnectorError. The server's
-    own message is quoted only for unclassified errors and never for
-    authentication ones.
-    """
-    import botocore.exceptions
-    import urllib3.exceptions
-
-    if isinstance(exc, ConnectorError):
-        raise exc
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _AUTH_CODES:
-            raise AuthFailed(f"{_AUTH_CODES[code]} ({code})", host=where) from exc
-        if code == "NoSuchBucket" or (code == "404" and "/" not in where[5:]):
-            bucket = where[5:].split("/", 1)[0]
-            raise PermanentConnectorError("bucket does not exist", host=f"s3://{bucket}") from exc
-        if code in ("NoSuchKey", "404", "NoSuchVersion", "NotFound"):
-            raise PermanentConnectorError("no such object", host=where) from exc
-        if code in ("PreconditionFailed", "412"):
-            raise PermanentConnectorError(
-                "object changed while it was being read (ETag differs): run again", host=where
-            ) from exc
-        if code == "InvalidObjectState":
-            raise PermanentConnectorError(
-                "object is archived (Glacier / Deep Archive): restore it first", host=where
-            ) from exc
-        if code in _TRANSIENT_CODES or status >= 500:
-            raise TransientConnectorError(f"server error {code or status}", host=where) from exc
-        message = str(error.get("Message", ""))[:200]
-        raise PermanentConnectorError(
-            f"{code or status}: {message}".rstrip(": "), host=where
-        ) from exc
-    if isinstance(
-        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
-    ):
-        raise AuthFailed(
-            "no usable credentials (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "or perimeter.s3 references)",
-            host=where,
-        ) from exc
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        raise TransientConnectorError(
-            f"endpoint unreachable ({exc.kwargs.get('endpoint_url', '?')})", host=where
-        ) from exc
-    if isinstance(
-        exc,
-        botocore.exceptions.ConnectionError
-        | botocore.exceptions.HTTPClientError
-        | botocore.exceptions.ReadTimeoutError
-        | botocore.exceptions.ResponseStreamingError
-        | urllib3.exceptions.HTTPError
-        | ConnectionError
-        | TimeoutError,
-    ):
-        raise TransientConnectorError(
-            f"connection lost ({type(exc).__name__})", host=where
-        ) from exc
-    if isinstance(exc, botocore.exceptions.FlexibleChecksumError):
-        raise PermanentConnectorError(
-            "the data received does not match the object's checksum", host=where
-        ) from exc
-    if isinstance(exc, botocore.exceptions.BotoCoreError):
-        raise PermanentConnectorError(f"{type(exc).__name__}: {exc}", host=where) from exc
-    raise exc

@@ -37,8 +37,13 @@ from handover.connectors.s3.client import (
     join_key,
     normalize_prefix,
     parse_s3_url,
-    raise_s3_error,
     s3_client,
+)
+from handover.connectors.s3.errors import (
+    MISSING_OBJECT_CODES,
+    raise_s3_error,
+    s3_error_code,
+    s3_errors,
 )
 from handover.errors import ConnectorError, UsageError
 
@@ -127,12 +132,10 @@ class _MultipartWriter(io.RawIOBase):
     def _send_part(self) -> None:
         self._check_parts()
         if self.upload_id is None:
-            try:
+            with s3_errors(self.where):
                 created = self.client.create_multipart_upload(
                     Bucket=self.bucket, Key=self.key, **self.extra, **self._algorithm()
                 )
-            except Exception as exc:
-                raise_s3_error(exc, self.where)
             self.upload_id = created["UploadId"]
         size = len(self.buffer)
         with self.room:  # back-pressure: parts in memory stay within the budget
@@ -173,7 +176,7 @@ class _MultipartWriter(io.RawIOBase):
 
     def _upload_part(self, number: int, data: bytearray) -> dict[str, Any]:
         assert self.upload_id is not None
-        try:
+        with s3_errors(f"{self.where} (part {number})"):
             response = self.client.upload_part(
                 Bucket=self.bucket,
                 Key=self.key,
@@ -182,8 +185,6 @@ class _MultipartWriter(io.RawIOBase):
                 Body=cast(bytes, data),  # botocore takes bytearray as it takes bytes
                 **self._checksum(data),
             )
-        except Exception as exc:
-            raise_s3_error(exc, f"{self.where} (part {number})")
         part = {"PartNumber": number, "ETag": response["ETag"]}
         if response.get("ChecksumCRC32"):
             part["ChecksumCRC32"] = response["ChecksumCRC32"]
@@ -196,7 +197,7 @@ class _MultipartWriter(io.RawIOBase):
             if self.upload_id is None:
                 body = bytes(self.buffer)
                 self.buffer = bytearray()
-                try:
+                with s3_errors(self.where):
                     self.client.put_object(
                         Bucket=self.bucket,
                         Key=self.key,
@@ -204,21 +205,17 @@ class _MultipartWriter(io.RawIOBase):
                         **self._checksum(body),
                         **self.extra,
                     )
-                except Exception as exc:
-                    raise_s3_error(exc, self.where)
                 return
             if self.buffer:
                 self._send_part()
             parts = [future.result() for future in self.parts]
-            try:
+            with s3_errors(self.where):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=self.key,
                     UploadId=self.upload_id,
                     MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
                 )
-            except Exception as exc:
-                raise_s3_error(exc, self.where)
         except BaseException:
             self.abort()
             raise
@@ -321,8 +318,7 @@ class S3Target:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if s3_error_code(exc) in MISSING_OBJECT_CODES:
                 return False
             raise_s3_error(exc, f"s3://{self.bucket}/{key}")
         return True
@@ -341,10 +337,8 @@ class _BodyReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        try:
+        with s3_errors(self.where):
             data = self.body.read(len(view))
-        except Exception as exc:
-            raise_s3_error(exc, self.where)
         view[: len(data)] = data
         return len(data)
 
@@ -355,11 +349,9 @@ class _BodyReader(io.RawIOBase):
 
 
 def _list_keys(client: S3Client, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-    try:
+    with s3_errors(f"s3://{bucket}/{prefix}"):
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield from cast(list[dict[str, Any]], page.get("Contents", []))
-    except Exception as exc:
-        raise_s3_error(exc, f"s3://{bucket}/{prefix}")
 
 
 class S3BundleSource:
@@ -384,10 +376,8 @@ class S3BundleSource:
     def open_read(self, relpath: str) -> Iterator[BinaryIO]:
         key = join_key(self.prefix, relpath)
         where = f"s3://{self.bucket}/{key}"
-        try:
+        with s3_errors(where):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        except Exception as exc:
-            raise_s3_error(exc, where)
         reader = io.BufferedReader(_BodyReader(body, where), READ_CHUNK)
         with reader:
             yield cast(BinaryIO, reader)
@@ -466,14 +456,12 @@ def presign_bundle(client: S3Client, bucket: str, prefix: str, expiry_days: int)
     signer = _sigv4_client(client)
     links: dict[str, str] = {}
     for rel in source.list_files():
-        try:
+        with s3_errors(f"s3://{bucket}/{source.prefix}{rel}"):
             links[rel] = signer.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": bucket, "Key": join_key(source.prefix, rel)},
                 ExpiresIn=days * 86400,
             )
-        except Exception as exc:
-            raise_s3_error(exc, f"s3://{bucket}/{source.prefix}{rel}")
     if not links:
         raise ConnectorError("no bundle file under this prefix", host=source.describe())
     return links
@@ -511,8 +499,7 @@ def copy_bundle(
     mode = getattr(client.meta.config, "request_checksum_calculation", None)
     extra = {} if mode == "when_required" else {"ChecksumAlgorithm": "CRC32"}
     for rel in files:
-        where = f"s3://{dst_bucket}/{dst_prefix}{rel}"
-        try:
+        with s3_errors(f"s3://{dst_bucket}/{dst_prefix}{rel}"):
             client.copy(
                 {"Bucket": src_bucket, "Key": join_key(src.prefix, rel)},
                 dst_bucket,
@@ -520,8 +507,6 @@ def copy_bundle(
                 ExtraArgs=extra,
                 Config=config,
             )
-        except Exception as exc:
-            raise_s3_error(exc, where)
     return files
 
 
@@ -529,7 +514,7 @@ def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str) -> list
     """Abort every multipart upload left under the prefix (after a crash); returns their keys."""
     prefix = normalize_prefix(prefix)
     aborted: list[str] = []
-    try:
+    with s3_errors(f"s3://{bucket}/{prefix}"):
         pages = client.get_paginator("list_multipart_uploads").paginate(
             Bucket=bucket, Prefix=prefix
         )
@@ -539,6 +524,4 @@ def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str) -> list
                     Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
                 aborted.append(upload["Key"])
-    except Exception as exc:
-        raise_s3_error(exc, f"s3://{bucket}/{prefix}")
     return aborted

@@ -38,9 +38,9 @@ from handover.connectors.s3.client import (
     check_bucket,
     normalize_prefix,
     parse_s3_url,
-    raise_s3_error,
     s3_client,
 )
+from handover.connectors.s3.errors import s3_errors
 from handover.errors import ConnectorError, UsageError
 
 __all__ = ["S3PrefixSource", "s3_source_from_url"]
@@ -203,38 +203,41 @@ class S3PrefixSource:
     # -- listing ---------------------------------------------------------------
 
     def _list(self) -> Iterator[_Entry]:
-        where = f"s3://{self.bucket}/{self.prefix}"
-        try:
+        with s3_errors(f"s3://{self.bucket}/{self.prefix}"):
             if self.versions == "latest":
-                pages = self.client.get_paginator("list_objects_v2").paginate(
-                    Bucket=self.bucket, Prefix=self.prefix
-                )
-                for page in pages:
-                    for obj in page.get("Contents", []):
-                        yield _Entry(
-                            key=obj["Key"],
-                            size=obj["Size"],
-                            etag=obj.get("ETag", ""),
-                            last_modified=obj["LastModified"],
-                            storage_class=str(obj.get("StorageClass", "STANDARD")),
-                        )
+                yield from self._list_latest()
             else:
-                vpages = self.client.get_paginator("list_object_versions").paginate(
-                    Bucket=self.bucket, Prefix=self.prefix
+                yield from self._list_versions()
+
+    def _list_latest(self) -> Iterator[_Entry]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield _Entry(
+                    key=obj["Key"],
+                    size=obj["Size"],
+                    etag=obj.get("ETag", ""),
+                    last_modified=obj["LastModified"],
+                    storage_class=str(obj.get("StorageClass", "STANDARD")),
                 )
-                for vpage in vpages:
-                    for ver in vpage.get("Versions", []):
-                        yield _Entry(
-                            key=ver["Key"],
-                            size=ver["Size"],
-                            etag=ver.get("ETag", ""),
-                            last_modified=ver["LastModified"],
-                            storage_class=str(ver.get("StorageClass", "STANDARD")),
-                            version_id=ver.get("VersionId", "null"),
-                            is_latest=bool(ver.get("IsLatest", False)),
-                        )
-        except Exception as exc:
-            raise_s3_error(exc, where)
+
+    def _list_versions(self) -> Iterator[_Entry]:
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for ver in page.get("Versions", []):
+                yield _Entry(
+                    key=ver["Key"],
+                    size=ver["Size"],
+                    etag=ver.get("ETag", ""),
+                    last_modified=ver["LastModified"],
+                    storage_class=str(ver.get("StorageClass", "STANDARD")),
+                    version_id=ver.get("VersionId", "null"),
+                    is_latest=bool(ver.get("IsLatest", False)),
+                )
 
     def _lister(self, out: queue.Queue[Any], stop: threading.Event) -> None:
         """Thread body: list ahead of the downloads; ends with None or the exception."""
@@ -264,11 +267,9 @@ class S3PrefixSource:
         if piece.length != entry.size:
             args["Range"] = f"bytes={piece.offset}-{piece.offset + piece.length - 1}"
         where = f"s3://{self.bucket}/{entry.key}"
-        try:
+        with s3_errors(where):
             response = self.client.get_object(**args)
             data, got = _read_exact(response["Body"], piece.length)
-        except Exception as exc:
-            raise_s3_error(exc, where)
         if got != piece.length:
             raise ConnectorError(
                 f"got {got} bytes at offset {piece.offset}, expected {piece.length} "
