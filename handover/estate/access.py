@@ -10,7 +10,10 @@ after) that the checklist keeps as evidence.
 
 The file is rewritten atomically through the connector (`write_file`), with
 its previous mode and owner kept, since sshd reads `authorized_keys` with the
-account's own uid: a root-owned 0600 file would lock the client out.
+account's own uid: a root-owned 0600 file would lock the client out. Mode
+and owner are read and restored with `stat` and `chown` run through the
+connector on `host_path(path)`, so a local sandbox host and an SSH host take
+the same steps.
 
 `verify_key_refused` then tries to log in with the provider's private key,
 checking the host key against a pinned known_hosts (RejectPolicy), and says
@@ -121,25 +124,16 @@ def _read(connector: HostConnector, path: str) -> bytes | None:
         raise
 
 
-def _local_target(connector: HostConnector, path: str) -> Path | None:
-    root = getattr(connector, "root", None)
-    if isinstance(root, Path):
-        return root / path.lstrip("/")
-    return None
+def _on_host(connector: HostConnector, path: str) -> str:
+    """`path` quoted for a command run on the host (under its root for a local sandbox host)."""
+    return shlex.quote(connector.host_path(path))
 
 
 def _stat(connector: HostConnector, path: str) -> tuple[int, int, int] | None:
     """(uid, gid, mode) of the file, so that a rewrite keeps them; None when unknown."""
-    local = _local_target(connector, path)
-    if local is not None:
-        try:
-            st = local.stat()
-        except OSError:
-            return None
-        return st.st_uid, st.st_gid, st.st_mode & 0o7777
     if not connector.has_shell():
         return None
-    result = connector.run(f"stat -c '%u %g %a' -- {shlex.quote(path)}", timeout_s=30)
+    result = connector.run(f"stat -c '%u %g %a' -- {_on_host(connector, path)}", timeout_s=30)
     fields = result.stdout.split()
     if result.exit_status != 0 or len(fields) != 3:
         return None
@@ -152,47 +146,38 @@ def _stat(connector: HostConnector, path: str) -> tuple[int, int, int] | None:
 def _write(
     connector: HostConnector, path: str, data: bytes, before: tuple[int, int, int] | None
 ) -> None:
+    """Rewrite the file through the connector; give it back its owner if the rewrite changed it.
+
+    A missing `.ssh` folder of a new file is created 0700 first (when the
+    account has a shell to run `mkdir`).
+    """
     mode = before[2] if before else 0o600
     try:
         connector.write_file(path, data, mode)
     except PermanentConnectorError:
-        if before is not None or _local_target(connector, path) is not None:
-            raise
-        if not connector.has_shell():
+        if before is not None or not connector.has_shell():
             raise
         folder = os.path.dirname(path) or "/"
-        connector.run(f"mkdir -p -m 700 -- {shlex.quote(folder)}", timeout_s=30)
+        connector.run(f"mkdir -p -m 700 -- {_on_host(connector, folder)}", timeout_s=30)
         connector.write_file(path, data, mode)
     if before is None or not connector.has_shell():
         return
     uid, gid, _ = before
     after = _stat(connector, path)
     if after is not None and (after[0], after[1]) != (uid, gid):
-        local = _local_target(connector, path)
-        if local is not None:
-            os.chown(local, uid, gid)
-        else:
-            result = connector.run(f"chown {uid}:{gid} -- {shlex.quote(path)}", timeout_s=30)
-            if result.exit_status != 0:
-                raise PermanentConnectorError(
-                    f"{path}: rewritten but could not restore its owner {uid}:{gid}",
-                    host=connector.name,
-                )
+        result = connector.run(f"chown {uid}:{gid} -- {_on_host(connector, path)}", timeout_s=30)
+        if result.exit_status != 0:
+            raise PermanentConnectorError(
+                f"{path}: rewritten but could not restore its owner {uid}:{gid}",
+                host=connector.name,
+            )
 
 
 def _give_to(connector: HostConnector, path: str, owner: str) -> None:
     """Hand a file we created (and its `.ssh` folder) to the account that sshd reads it as."""
     folder = os.path.dirname(path)
     targets = [path] + ([folder] if os.path.basename(folder) == ".ssh" else [])
-    local = _local_target(connector, path)
-    if local is not None:
-        import pwd
-
-        entry = pwd.getpwnam(owner)
-        for target in targets:
-            os.chown(_local_target(connector, target) or target, entry.pw_uid, entry.pw_gid)
-        return
-    quoted = " ".join(shlex.quote(t) for t in targets)
+    quoted = " ".join(_on_host(connector, t) for t in targets)
     result = connector.run(f"chown {shlex.quote(owner)}: -- {quoted}", timeout_s=30)
     if result.exit_status != 0:
         raise PermanentConnectorError(
