@@ -29,8 +29,10 @@ from typing import IO, Any
 from handover.bundle.age import AgeReader, Identity
 from handover.bundle.local import DirectorySource
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
+from handover.bundle.pump import pump_tar
 from handover.bundle.readme import NAMESPACE, volume_folder
-from handover.bundle.tarstream import SUMS_NAME, TarParser, parse_sums, pump_tar
+from handover.bundle.sums import SUMS_NAME, parse_sums
+from handover.bundle.tarparse import TarParser
 from handover.bundle.types import BundleSource, MemberRecord
 from handover.bundle.writer import INDEX_NAME, PROVIDER_KEY_NAME, SIGNATURE_NAME
 from handover.errors import (

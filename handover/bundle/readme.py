@@ -26,8 +26,20 @@ def render_readme(
     volume_files: Sequence[str], created: str, provider_fingerprint: str, title: str = ""
 ) -> str:
     """The README.txt text; `volume_files` are bundle-relative paths."""
-    heading = "Restitution bundle" + (f": {title}" if title else "")
     lines = [
+        *_introduction(created, title),
+        *_contents(volume_files),
+        *_check_download(),
+        *_check_signature(provider_fingerprint),
+        *_unpack_volumes(volume_files),
+        *_unpack_index(),
+    ]
+    return "\n".join(lines)
+
+
+def _introduction(created: str, title: str) -> list[str]:
+    heading = "Restitution bundle" + (f": {title}" if title else "")
+    return [
         heading,
         "=" * len(heading),
         "",
@@ -40,6 +52,12 @@ def render_readme(
         "",
         "    apt-get install age tar coreutils openssh-client",
         "",
+    ]
+
+
+def _contents(volume_files: Sequence[str]) -> list[str]:
+    """The list of the bundle's files, then where to run the commands from."""
+    return [
         "Contents",
         "--------",
         "",
@@ -50,21 +68,30 @@ def render_readme(
         "  index.tar.age   encrypted: MANIFEST.json (every file of every volume with its",
         "                  size and SHA-256), and the documents of the handover",
         f"  volumes/        {len(volume_files)} encrypted volume(s), one per dataset:",
-    ]
-    lines += [f"                    {name}" for name in volume_files]
-    lines += [
+        *(f"                    {name}" for name in volume_files),
         "",
         "Run the commands below from inside this folder, in a POSIX shell (bash, zsh).",
         f"In them, {KEY_PLACEHOLDER} stands for your age identity file (AGE-SECRET-KEY-1...);",
         "if you gave an SSH public key as recipient, use your SSH private key instead,",
         "for example ~/.ssh/id_ed25519.",
         "",
+    ]
+
+
+def _check_download() -> list[str]:
+    return [
         "1. Check that the download is complete and intact",
         "",
         "Every line must end with OK:",
         "",
         f"{COMMAND_PREFIX}sha256sum -c SHA256SUMS",
         "",
+    ]
+
+
+def _check_signature(provider_fingerprint: str) -> list[str]:
+    """Step 2: the client compares the fingerprint out of band, then checks the signature."""
+    return [
         "2. Check that the bundle comes from your provider",
         "",
         f"First compare the key in provider.pub (fingerprint {provider_fingerprint})",
@@ -80,6 +107,12 @@ def render_readme(
         "Since SHA256SUMS covers every other file, steps 1 and 2 together prove that",
         "each file is exactly what the provider sealed.",
         "",
+    ]
+
+
+def _unpack_volumes(volume_files: Sequence[str]) -> list[str]:
+    """Step 3: three commands per volume (make its folder, decrypt and unpack, check)."""
+    lines = [
         "3. Decrypt and unpack each volume",
         "",
         "Each volume unpacks into its own folder under restored/. Inside it, a",
@@ -96,7 +129,12 @@ def render_readme(
             f"{COMMAND_PREFIX}(cd {folder} && sha256sum -c --quiet SHA256SUMS && echo OK)",
             "",
         ]
-    lines += [
+    return lines
+
+
+def _unpack_index() -> list[str]:
+    """Step 4, then what the manifest holds and what handover itself would do."""
+    return [
         "4. Decrypt the index",
         "",
         f"{COMMAND_PREFIX}mkdir -p restored/index",
@@ -112,7 +150,6 @@ def render_readme(
         "and `handover open` unpacks everything (it refuses links and device files).",
         "",
     ]
-    return "\n".join(lines)
 
 
 def readme_commands(text: str) -> list[str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
-from handover.bundle.tarstream import TarParser, pump_tar, render_sums
+from handover.bundle.pump import pump_tar
+from handover.bundle.sums import render_sums
+from handover.bundle.tarparse import TarParser
 from handover.bundle.types import MemberRecord, VolumeSource
 
 

@@ -45,15 +45,11 @@ from handover.bundle.manifest import (
     Manifest,
     VolumeRecord,
 )
+from handover.bundle.pump import pump_tar, seal_trailer
 from handover.bundle.readme import NAMESPACE, render_readme
 from handover.bundle.sshsig import SigningKey, sign
-from handover.bundle.tarstream import (
-    SUMS_NAME,
-    TarParser,
-    pump_tar,
-    render_sums,
-    seal_trailer,
-)
+from handover.bundle.sums import SUMS_NAME, render_sums
+from handover.bundle.tarparse import TarParser
 from handover.bundle.types import BundleTarget, VolumeSource
 from handover.errors import BundleError, UsageError
 

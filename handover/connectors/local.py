@@ -239,7 +239,7 @@ class LocalDumpSource:
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:
         """Run the dump to a private temp file, then yield it as a one-member tar stream."""
-        from handover.bundle.tarstream import end_of_archive
+        from handover.bundle.sums import end_of_archive
 
         if not self.root.is_dir():
             raise PermanentConnectorError(f"root {self.root} is not a folder", host=self.host)

@@ -248,7 +248,9 @@ def run_backup(
     every failure nothing is left under the backup's name.
     """
     from handover.bundle.age import AgeWriter
-    from handover.bundle.tarstream import TarParser, pump_tar, render_sums, seal_trailer
+    from handover.bundle.pump import pump_tar, seal_trailer
+    from handover.bundle.sums import render_sums
+    from handover.bundle.tarparse import TarParser
 
     if not recipients:
         raise UsageError(f"backup {contract}/{dataset}: no recipient to encrypt to")
@@ -361,7 +363,9 @@ def restore_check(
     problem, not a damaged backup.
     """
     from handover.bundle.age import AgeReader
-    from handover.bundle.tarstream import TarParser, parse_sums, pump_tar, render_sums
+    from handover.bundle.pump import pump_tar
+    from handover.bundle.sums import parse_sums, render_sums
+    from handover.bundle.tarparse import TarParser
     from handover.errors import NoMatchingIdentity
 
     problems: list[str] = []

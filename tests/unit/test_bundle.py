@@ -22,7 +22,7 @@ from handover.bundle.manifest import VolumeRecord, load_manifest
 from handover.bundle.reader import open_bundle, verify_bundle
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.sshsig import SigningKey
-from handover.bundle.tarstream import parse_sums
+from handover.bundle.sums import parse_sums
 from handover.bundle.types import MemberRecord
 from handover.bundle.writer import BundleWriter
 from handover.errors import BundleCorrupt, BundleError, ConnectorError, UsageError
@@ -312,7 +312,7 @@ def test_replaced_provider_key_and_signature_fail_against_the_real_signer(
     (bundle / "provider.pub").write_text(mallory.public_line("provider") + "\n")
     sums = parse_sums((bundle / "SHA256SUMS").read_bytes(), "x")
     sums["provider.pub"] = hashlib.sha256((bundle / "provider.pub").read_bytes()).hexdigest()
-    from handover.bundle.tarstream import render_sums
+    from handover.bundle.sums import render_sums
 
     (bundle / "SHA256SUMS").write_bytes(render_sums(sums))
     (bundle / "SHA256SUMS.sig").write_text(

@@ -94,7 +94,8 @@ def test_dump_source_success_one_member_with_right_bytes(tmp_path: Path) -> None
 
 
 def test_dump_source_is_parsed_by_the_bundle_tar_parser(tmp_path: Path) -> None:
-    from handover.bundle.tarstream import TarParser, pump_tar
+    from handover.bundle.pump import pump_tar
+    from handover.bundle.tarparse import TarParser
 
     source = LocalConnector("db01", tmp_path).dump_source("db", "printf abc", "a.sql")
     parser = TarParser("db")

@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from handover.bundle.tarstream import (
-    TarParser,
-    parse_sums,
-    pump_tar,
-    render_sums,
-    seal_trailer,
-)
+from handover.bundle.pump import pump_tar, seal_trailer
+from handover.bundle.sums import parse_sums, render_sums
+from handover.bundle.tarparse import TarParser
 from handover.errors import BundleError
 from tests.conftest import require_binary
 

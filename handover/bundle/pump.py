@@ -1,0 +1,192 @@
+"""Pass a tar stream through unchanged while hashing every member, then seal it.
+
+`pump_tar` runs three stages so both cores work: a reader thread fills
+large buffers (`readinto`, GIL released), the calling thread parses and
+hashes (hashlib releases the GIL on large buffers), a writer thread encrypts
+and writes (cryptography releases it too). Buffers come from a fixed pool,
+so memory stays bounded whatever the size of the stream. Separate from the
+parser, which knows nothing of threads, and from the `SHA256SUMS` format,
+which the trailer only uses.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import IO, Any, Protocol
+
+from handover.bundle.sums import end_of_archive, render_sums, sums_member
+from handover.bundle.tarparse import TarParser
+
+READ_SIZE = 4 << 20  # fewer hand-offs between threads: each one may wait for the GIL
+POOL_BUFFERS = 4
+READER_GRACE_S = 30.0
+
+
+class _Sink(Protocol):
+    def write(self, data: Any, /) -> Any: ...
+
+
+def _read_full(src: IO[bytes], buffer: bytearray) -> int:
+    """Fill `buffer` as far as the stream allows (short reads from pipes, sockets, decryptors)."""
+    view = memoryview(buffer)
+    total = 0
+    size = len(buffer)
+    readinto = getattr(src, "readinto", None)
+    while total < size:
+        if readinto is not None:
+            got = readinto(view[total:])
+        else:
+            chunk = src.read(size - total)
+            got = len(chunk)
+            view[total : total + got] = chunk
+        if not got:
+            break
+        total += got
+    return total
+
+
+class _Pipeline:
+    """The queues and threads of one pump: read stage, parse stage (the caller), write stage.
+
+    The first exception of any stage is kept in `error`; the other stages
+    stop at their next step, and `pump_tar` raises it once all have stopped.
+    """
+
+    def __init__(self, src: IO[bytes], sink: _Sink | None, read_size: int) -> None:
+        self.src = src
+        self.sink = sink
+        self.error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self.free: queue.Queue[bytearray | None] = queue.Queue()
+        for _ in range(POOL_BUFFERS):
+            self.free.put(bytearray(read_size))
+        self.full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self.out: queue.Queue[tuple[bytearray | bytes, int] | None] = queue.Queue()
+        self.stop = threading.Event()
+        self.reader = threading.Thread(target=self._read_stage, name="tar-read", daemon=True)
+        self.writer = (
+            threading.Thread(target=self._write_stage, name="tar-write", daemon=True)
+            if sink is not None
+            else None
+        )
+
+    def fail(self, error: BaseException) -> None:
+        with self._error_lock:
+            if self.error is None:
+                self.error = error
+
+    def start(self) -> None:
+        self.reader.start()
+        if self.writer is not None:
+            self.writer.start()
+
+    def _read_stage(self) -> None:
+        try:
+            while not self.stop.is_set():
+                buffer = self.free.get()
+                if buffer is None or self.stop.is_set():
+                    return
+                count = _read_full(self.src, buffer)
+                if not count:
+                    break
+                self.full.put((buffer, count))
+        except BaseException as exc:
+            self.fail(exc)
+        finally:
+            self.full.put(None)
+
+    def _write_stage(self) -> None:
+        assert self.sink is not None
+        write = self.sink.write
+        try:
+            while True:
+                item = self.out.get()
+                if item is None:
+                    return
+                buffer, count = item
+                if self.error is None:
+                    write(memoryview(buffer)[:count])
+                if isinstance(buffer, bytearray):
+                    self.free.put(buffer)
+        except BaseException as exc:
+            self.fail(exc)
+            self.stop.set()
+            self.free.put(None)
+
+    def parse_stage(
+        self,
+        parser: TarParser,
+        trailer: Callable[[TarParser], bytes] | None,
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        """Feed every buffer read to `parser`, pass what it keeps on; return bytes passed."""
+        written = 0
+        while (item := self.full.get()) is not None and self.error is None:
+            buffer, count = item
+            kept = parser.feed(memoryview(buffer)[:count])
+            if progress is not None:
+                progress(count)
+            if self.writer is not None:
+                written += kept
+                self.out.put((buffer, kept))
+            else:
+                written += count
+                self.free.put(buffer)
+        if self.error is None:
+            parser.close()
+            if self.writer is not None and trailer is not None:
+                tail = trailer(parser)
+                written += len(tail)
+                self.out.put((tail, len(tail)))
+        return written
+
+    def finish(self) -> None:
+        """Stop the stages and wait for them; raise the first error of any stage."""
+        self.stop.set()
+        self.free.put(None)
+        if self.writer is not None:
+            self.out.put(None)
+            self.writer.join()
+        # On failure the reader stops after its current read (a stalled remote producer is
+        # left behind after READER_GRACE_S rather than hanging the caller).
+        self.reader.join(timeout=READER_GRACE_S if self.error is not None else None)
+        if self.error is not None:
+            raise self.error
+
+
+def pump_tar(
+    src: IO[bytes],
+    parser: TarParser,
+    sink: _Sink | None = None,
+    *,
+    trailer: Callable[[TarParser], bytes] | None = None,
+    progress: Callable[[int], None] | None = None,
+    read_size: int = READ_SIZE,
+) -> int:
+    """Stream `src` through `parser` (and on to `sink`, cut before end-of-archive).
+
+    When `sink` is given, `trailer(parser)` is called once the archive has
+    ended and its bytes (the `SHA256SUMS` member and a fresh end-of-archive)
+    are written after the archive. Returns the number of bytes written to
+    `sink` (or read from `src` without one). Raises BundleError when the
+    stream is not a complete tar archive; errors of `src` and `sink` pass
+    through unchanged.
+    """
+    pipeline = _Pipeline(src, sink, read_size)
+    pipeline.start()
+    written = 0
+    try:
+        written = pipeline.parse_stage(parser, trailer, progress)
+    except BaseException as exc:
+        pipeline.fail(exc)
+    finally:
+        pipeline.finish()
+    return written
+
+
+def seal_trailer(parser: TarParser) -> bytes:
+    """`SHA256SUMS` member for the files seen, then end-of-archive blocks."""
+    tail = sums_member(render_sums(parser.sums()))
+    return tail + end_of_archive(parser.archive_size + len(tail))
