@@ -17,9 +17,9 @@ from handover.operations.backup import (
     BackupStore,
     LocalBackupStore,
     prune,
-    restore_check,
     run_backup,
 )
+from handover.operations.restore_check import restore_check
 from tasks.hosts import open_dataset
 from tasks.keys import backup_identities, backup_recipients
 from tasks.runtime import only_transient

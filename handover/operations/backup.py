@@ -13,9 +13,9 @@ volume. It is plaintext and therefore holds no client file name: only sizes,
 counts and hashes. The timestamp sorts chronologically as text, which is all
 `prune` needs: it never reads a record to decide.
 
-`restore_check` is the sample restore of the operational checklist: it
-decrypts a backup and checks every member against the inner `SHA256SUMS`
-without writing any plaintext anywhere.
+The sample restore of the operational checklist, which decrypts a backup
+and checks it without writing any plaintext, is
+`handover.operations.restore_check`.
 """
 
 from __future__ import annotations
@@ -35,18 +35,16 @@ from handover.errors import BundleCorrupt, BundleError, UsageError
 from handover.state.atomic import atomic_writer
 
 if TYPE_CHECKING:
-    from handover.bundle.age import Identity, Recipient
+    from handover.bundle.age import Recipient
     from handover.bundle.types import VolumeSource
 
 __all__ = [
     "BackupRecord",
     "BackupStore",
     "LocalBackupStore",
-    "RestoreCheckResult",
     "backup_prefix",
     "list_backups",
     "prune",
-    "restore_check",
     "run_backup",
 ]
 
@@ -157,19 +155,6 @@ class BackupRecord(BaseModel):
         return self.volume.removesuffix(VOLUME_SUFFIX) + RECORD_SUFFIX
 
 
-class RestoreCheckResult(BaseModel):
-    """Outcome of a sample restore; `problems` says what failed, without naming client files."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    volume: str
-    checked_at: datetime
-    ok: bool
-    files_checked: int
-    bytes_checked: int
-    problems: list[str]
-
-
 def backup_prefix(contract: str, dataset: str) -> str:
     """`<contract>/<dataset>/`: where a dataset's backups live in a store."""
     for what, value in (("contract", contract), ("dataset", dataset)):
@@ -207,24 +192,6 @@ class _HashingWriter:
 
     def flush(self) -> None:
         self._dst.flush()
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
-class _HashingReader:
-    """Hashes the ciphertext as the decryptor reads it, to compare with the record."""
-
-    def __init__(self, src: IO[bytes]) -> None:
-        self._src = src
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._src.read(size)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
@@ -345,82 +312,3 @@ def prune(
                 store.delete(name)
                 deleted.append(name)
     return deleted
-
-
-def restore_check(
-    store: BackupStore,
-    record: BackupRecord,
-    identities: Sequence[Identity],
-    *,
-    now: datetime | None = None,
-) -> RestoreCheckResult:
-    """Decrypt a backup and check every file against its inner SHA256SUMS, writing nothing.
-
-    Also checks the encrypted volume's SHA-256 and sizes against the record.
-    Corruption (a flipped byte, a truncated volume, a member that does not
-    match) is reported in `problems` with `ok=False`. Raises
-    NoMatchingIdentity if no identity opens the volume: that is a key
-    problem, not a damaged backup.
-    """
-    from handover.bundle.age import AgeReader
-    from handover.bundle.pump import pump_tar
-    from handover.bundle.sums import parse_sums, render_sums
-    from handover.bundle.tarparse import TarParser
-    from handover.errors import NoMatchingIdentity
-
-    problems: list[str] = []
-    decrypted = False
-    parser = TarParser(record.volume, capture_sums=True)
-    with store.open_read(record.volume) as raw:
-        src = _HashingReader(raw)
-        try:
-            with AgeReader(src, identities, name=record.volume) as plain:
-                pump_tar(cast(IO[bytes], plain), parser)
-            decrypted = True
-        except NoMatchingIdentity:
-            raise
-        except BundleError as exc:
-            problems.append(str(exc))
-        # Read whatever the decryptor left (all of it after a failure), so the
-        # hash and size compared with the record cover the whole file.
-        while src.read(1 << 20):
-            pass
-    if src.hexdigest() != record.sha256 or src.size != record.size:
-        problems.append(
-            f"{record.volume}: encrypted volume does not match its record "
-            f"(SHA-256 or size differs: {src.size} bytes read, {record.size} recorded)"
-        )
-    actual = parser.sums()
-    checked_bytes = sum(m.size for m in parser.members() if m.type == "file")
-    if decrypted:
-        if parser.inner_sums is None:
-            problems.append(f"{record.volume}: no SHA256SUMS member in the volume")
-        else:
-            try:
-                expected = parse_sums(parser.inner_sums, f"{record.volume}:SHA256SUMS")
-            except BundleError as exc:
-                expected = {}
-                problems.append(str(exc))
-            # Counts only: member names are client data and results end up in reports.
-            missing = len(set(expected) - set(actual))
-            unlisted = len(set(actual) - set(expected))
-            differing = sum(1 for p, d in expected.items() if p in actual and actual[p] != d)
-            if missing or unlisted or differing:
-                problems.append(
-                    f"{record.volume}: {differing} files differ from SHA256SUMS, "
-                    f"{missing} listed but absent, {unlisted} present but unlisted"
-                )
-            if hashlib.sha256(render_sums(actual)).hexdigest() != record.sums_sha256:
-                problems.append(f"{record.volume}: content differs from the one recorded")
-            if len(actual) != record.file_count:
-                problems.append(
-                    f"{record.volume}: {len(actual)} files, the record says {record.file_count}"
-                )
-    return RestoreCheckResult(
-        volume=record.volume,
-        checked_at=now or datetime.now(UTC),
-        ok=not problems,
-        files_checked=len(actual),
-        bytes_checked=checked_bytes,
-        problems=problems,
-    )

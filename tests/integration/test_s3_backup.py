@@ -17,7 +17,8 @@ from handover.connectors.s3 import (
     s3_backup_store_from_url,
 )
 from handover.errors import PermanentConnectorError
-from handover.operations.backup import list_backups, prune, restore_check, run_backup
+from handover.operations.backup import list_backups, prune, run_backup
+from handover.operations.restore_check import restore_check
 from tests.fixtures.s3 import fill_bucket
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,8 @@ from handover.connectors.ssh.connector import SSHConnector
 from handover.connectors.ssh.url import ssh_source_from_url
 from handover.contract.perimeter import Host
 from handover.errors import ConnectorError, PermanentConnectorError, TransientConnectorError
-from handover.operations.backup import LocalBackupStore, restore_check, run_backup
+from handover.operations.backup import LocalBackupStore, run_backup
+from handover.operations.restore_check import restore_check
 from tests.conftest import require_binary
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
 

@@ -17,9 +17,9 @@ from handover.operations.backup import (
     LocalBackupStore,
     list_backups,
     prune,
-    restore_check,
     run_backup,
 )
+from handover.operations.restore_check import restore_check
 from tests.conftest import require_binary
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)
