@@ -41,6 +41,7 @@ from handover.errors import (
     KeyFormatError,
     UsageError,
 )
+from handover.sshkeys import SSH_KEY_TYPES
 
 COPY_SIZE = 1 << 20
 MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
@@ -113,7 +114,7 @@ def _signer_line(signer: str | Path | None, source: BundleSource) -> tuple[str, 
         data = _read_small(source, PROVIDER_KEY_NAME)
         return data.decode("utf-8", "replace").strip(), PROVIDER_KEY_NAME
     text = str(signer).strip()
-    if text.startswith(("ssh-", "ecdsa-", "sk-")):
+    if text and text.split(None, 1)[0] in SSH_KEY_TYPES:  # a key line, not a file name
         return text, "the given signer key"
     try:
         line = Path(text).read_text(encoding="utf-8").strip()

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from handover.errors import BundleCorrupt, KeyFormatError
+from handover.sshkeys import SshPublicKey, parse_public_key
 
 MAGIC = b"SSHSIG"
 SIG_VERSION = 1
@@ -108,10 +109,13 @@ class SigningKey:
         raw = self._private.public_key().public_bytes_raw()
         return _string(b"ssh-ed25519") + _string(raw)
 
+    def public_key(self, comment: str = "") -> SshPublicKey:
+        """The public half as every public key of handover is held (line, fingerprint)."""
+        return SshPublicKey("ssh-ed25519", self.public_wire(), comment)
+
     def public_line(self, comment: str = "handover") -> str:
         """`ssh-ed25519 AAAA... comment`, as in a .pub or allowed_signers file."""
-        blob = base64.b64encode(self.public_wire()).decode("ascii")
-        return f"ssh-ed25519 {blob} {comment}".rstrip()
+        return self.public_key(comment.rstrip()).line()
 
     def allowed_signers_line(self, principal: str = "provider", namespace: str = "") -> str:
         """A line for the `-f allowed_signers` file of `ssh-keygen -Y verify`.
@@ -125,8 +129,7 @@ class SigningKey:
 
     def fingerprint(self) -> str:
         """`SHA256:...` as `ssh-keygen -l` prints it."""
-        digest = hashlib.sha256(self.public_wire()).digest()
-        return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+        return self.public_key().fingerprint
 
     def _sign_raw(self, data: bytes) -> bytes:
         return self._private.sign(data)
@@ -183,17 +186,6 @@ def sign_stream(fileobj: BinaryIO, key: SigningKey, namespace: str) -> str:
     return sign_digest(digest.digest(), key, namespace)
 
 
-def _parse_public_line(public_line: str) -> bytes:
-    fields = public_line.split()
-    if len(fields) < 2 or not fields[0].startswith(("ssh-", "rsa-")):
-        raise KeyFormatError(f"signer key {public_line[:40]!r}: expected 'ssh-ed25519 AAAA...'")
-    try:
-        wire = base64.b64decode(fields[1], validate=True)
-    except binascii.Error as exc:
-        raise KeyFormatError(f"signer key {public_line[:40]!r}: bad base64") from exc
-    return wire
-
-
 def _unarmor(signature: str) -> bytes:
     text = signature.strip()
     if not text.startswith(ARMOR_BEGIN) or not text.endswith(ARMOR_END):
@@ -237,7 +229,7 @@ def verify_digest(
     digest_of: dict[str, bytes], signature: str, public_line: str, namespace: str
 ) -> None:
     """Verify with precomputed digests (`{"sha512": ..., "sha256": ...}`); see verify()."""
-    wire = _parse_public_line(public_line)
+    wire = parse_public_key(public_line, "signer key").blob
     blob = _unarmor(signature)
     try:
         cur = _Cursor(blob)

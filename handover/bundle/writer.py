@@ -21,7 +21,6 @@ folder and `verify` reports it as an extra file.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -67,12 +66,6 @@ def slugify(text: str, fallback: str = "data") -> str:
     """A file-name-safe label: letters, digits, dot, dash, underscore."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return slug[:80] or fallback
-
-
-def key_fingerprint(public_line: str) -> str:
-    """`SHA256:...` fingerprint of an OpenSSH public key line, as ssh-keygen -l prints it."""
-    blob = base64.b64decode(public_line.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 class BundleResult(BaseModel):
@@ -356,7 +349,7 @@ class BundleWriter:
         files[INDEX_NAME] = out.hexdigest()
 
         readme = render_readme(
-            [v.file for v in volumes], created, key_fingerprint(public_line), self.title
+            [v.file for v in volumes], created, self.signing_key.fingerprint(), self.title
         ).encode("utf-8")
         files[README_NAME] = self._put(README_NAME, readme)
         files[PROVIDER_KEY_NAME] = self._put(PROVIDER_KEY_NAME, (public_line + "\n").encode())

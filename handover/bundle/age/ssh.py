@@ -9,9 +9,9 @@ keys themselves (a `.pub` line, an unencrypted OpenSSH or PEM private key).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Sequence
+from typing import ClassVar
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +27,7 @@ from handover.bundle.age.primitives import (
 from handover.bundle.age.stanza import Identity, Recipient, Stanza
 from handover.bundle.age.x25519 import exchange, stanza_share
 from handover.errors import AgeFormatError, KeyFormatError
-from handover.sshkeys import shown
+from handover.sshkeys import SshPublicKey, parse_public_key, shown
 
 ED25519_LABEL = b"age-encryption.org/v1/ssh-ed25519"
 RSA_LABEL = b"age-encryption.org/v1/ssh-rsa"
@@ -62,18 +62,41 @@ def _oaep() -> padding.OAEP:
     )
 
 
-class SshEd25519Recipient(Recipient):
-    """An `ssh-ed25519 AAAA...` public key used as an age recipient."""
+class _SshRecipient(Recipient):
+    """What both SSH recipient types share: the key's wire form, its age tag, its comment."""
 
-    def __init__(self, public: ed25519.Ed25519PublicKey, comment: str = "") -> None:
-        self._public = public
+    key_type: ClassVar[str]
+
+    def __init__(self, public: ed25519.Ed25519PublicKey | rsa.RSAPublicKey, comment: str) -> None:
+        # The wire form is re-encoded from the key, as age does, so the tag matches age's.
         self._wire = _ssh_wire(public)
         self._tag = _ssh_tag(self._wire)
+        self.comment = comment
+
+    @property
+    def ssh_key(self) -> SshPublicKey:
+        return SshPublicKey(self.key_type, self._wire, self.comment)
+
+    @property
+    def key_text(self) -> str:
+        return self.ssh_key.line(comment="")
+
+    def __str__(self) -> str:
+        """`ssh-... AAAA... comment` (the comment only when there is one)."""
+        return self.ssh_key.line()
+
+
+class SshEd25519Recipient(_SshRecipient):
+    """An `ssh-ed25519 AAAA...` public key used as an age recipient."""
+
+    key_type = "ssh-ed25519"
+
+    def __init__(self, public: ed25519.Ed25519PublicKey, comment: str = "") -> None:
+        super().__init__(public, comment)
         self._mont = x25519.X25519PublicKey.from_public_bytes(
             _ed25519_to_x25519_public(public.public_bytes_raw())
         )
         self._mont_bytes = self._mont.public_bytes_raw()
-        self.comment = comment
 
     def wrap(self, file_key: bytes) -> list[Stanza]:
         ephemeral = x25519.X25519PrivateKey.generate()
@@ -87,37 +110,21 @@ class SshEd25519Recipient(Recipient):
         args = [self._tag, b64encode_raw(share)]
         return [Stanza("ssh-ed25519", args, aead_wrap(wrap_key, file_key))]
 
-    @property
-    def key_text(self) -> str:
-        return "ssh-ed25519 " + base64.b64encode(self._wire).decode("ascii")
 
-    def __str__(self) -> str:
-        """`ssh-ed25519 AAAA... comment` (the comment only when there is one)."""
-        return f"{self.key_text} {self.comment}" if self.comment else self.key_text
-
-
-class SshRsaRecipient(Recipient):
+class SshRsaRecipient(_SshRecipient):
     """An `ssh-rsa AAAA...` public key (at least 2048 bits) used as an age recipient."""
+
+    key_type = "ssh-rsa"
 
     def __init__(self, public: rsa.RSAPublicKey, comment: str = "") -> None:
         if public.key_size < RSA_MIN_BITS:
             raise KeyFormatError(f"ssh-rsa key of {public.key_size} bits: age needs >= 2048")
+        super().__init__(public, comment)
         self._public = public
-        self._wire = _ssh_wire(public)
-        self._tag = _ssh_tag(self._wire)
-        self.comment = comment
 
     def wrap(self, file_key: bytes) -> list[Stanza]:
         body = self._public.encrypt(file_key, _oaep())
         return [Stanza("ssh-rsa", [self._tag], body)]
-
-    @property
-    def key_text(self) -> str:
-        return "ssh-rsa " + base64.b64encode(self._wire).decode("ascii")
-
-    def __str__(self) -> str:
-        """`ssh-rsa AAAA... comment` (the comment only when there is one)."""
-        return f"{self.key_text} {self.comment}" if self.comment else self.key_text
 
 
 class SshEd25519Identity(Identity):
@@ -188,23 +195,20 @@ class SshRsaIdentity(Identity):
 def parse_ssh_recipient(text: str) -> Recipient:
     """Parse `ssh-ed25519 AAAA... [comment]` or `ssh-rsa AAAA... [comment]` (stripped).
 
-    Raises KeyFormatError quoting the (shortened) line and the cause.
+    The line is read by `handover.sshkeys` like every public key of handover;
+    `cryptography` then checks the key itself (a point on the curve, an RSA
+    modulus). Raises KeyFormatError quoting the (shortened) line and the cause.
     """
-    fields = text.split(None, 2)
-    kind, blob = fields[0], fields[1]
-    comment = fields[2].strip() if len(fields) > 2 else ""
+    line = parse_public_key(text, "malformed SSH public key")
     try:
-        wire = base64.b64decode(blob, validate=True)
-        key = serialization.load_ssh_public_key(f"{kind} {blob}".encode("ascii"))
-    except (ValueError, binascii.Error, UnsupportedAlgorithm, UnicodeEncodeError) as exc:
+        key = serialization.load_ssh_public_key(line.line(comment="").encode("ascii"))
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFormatError(f"malformed SSH public key {shown(text)!r}: {exc}") from exc
-    if not wire.startswith(len(kind).to_bytes(4, "big") + kind.encode()):
-        raise KeyFormatError(f"malformed SSH public key {shown(text)!r}: type does not match key")
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
-            return SshEd25519Recipient(key, comment)
+            return SshEd25519Recipient(key, line.comment)
         if isinstance(key, rsa.RSAPublicKey):
-            return SshRsaRecipient(key, comment)
+            return SshRsaRecipient(key, line.comment)
     except KeyFormatError as exc:
         raise KeyFormatError(f"unusable SSH public key {shown(text)!r}: {exc}") from exc
     raise KeyFormatError(f"unsupported SSH public key {shown(text)!r}")
