@@ -122,28 +122,47 @@ def start(port: int | None = None) -> ServerInfo:
     running = status()
     if running is not None:
         return running
+    port = _choose_port(port)
+    log_path = prefect_home() / "server.log"
+    process = _spawn_server(port, log_path)
+    info = _info(port, process.pid)
+    _wait_until_healthy(process, info, log_path)
+    _state_file().write_text(json.dumps({"pid": process.pid, "port": port}))
+    return info
+
+
+def _choose_port(port: int | None) -> int:
+    """The port asked for (it must be free), else HANDOVER_PREFECT_PORT or 4200, else any."""
     if port is None:
         wanted = int(os.environ.get("HANDOVER_PREFECT_PORT", DEFAULT_PORT))
-        port = wanted if _port_free(wanted) else _free_port()
-    elif not _port_free(port):
+        return wanted if _port_free(wanted) else _free_port()
+    if not _port_free(port):
         raise HandoverError(f"port {port} is in use: choose another with --port")
+    return port
+
+
+def _server_environment(port: int) -> dict[str, str]:
+    """The server's settings: its SQLite database under the handover home, this port only."""
     home = prefect_home()
     env = {**os.environ, **client_environment()}
     env.pop("PREFECT_API_URL", None)
-    api_url = f"http://127.0.0.1:{port}/api"
     env.update(
         {
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_SERVER_API_HOST": "127.0.0.1",
             "PREFECT_SERVER_API_PORT": str(port),
             # On any port but 4200 the UI must be told where its API is.
-            "PREFECT_UI_API_URL": api_url,
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
             "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
         }
     )
-    log_path = home / "server.log"
+    return env
+
+
+def _spawn_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`prefect server start` in its own session (stopped as a group), output to `log_path`."""
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -160,19 +179,21 @@ def start(port: int | None = None) -> ServerInfo:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=home,
+            env=_server_environment(port),
+            cwd=prefect_home(),
             start_new_session=True,
         )
-    info = _info(port, process.pid)
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], info: ServerInfo, log_path: Path) -> None:
+    """Return once the API answers; raise with the log's tail if the server exits or is slow."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
             raise HandoverError(f"the Prefect server exited at start (log {log_path}):\n{tail}")
         if _healthy(info.api_url):
-            _state_file().write_text(json.dumps({"pid": process.pid, "port": port}))
-            return info
+            return
         time.sleep(0.3)
     process.terminate()
     raise HandoverError(
