@@ -13,13 +13,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
+import yaml
 from prefect import get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from pydantic import BaseModel, ConfigDict
 
 from handover.checklist.model import Checklist, Evidence, Status, evidence_for_file
 from handover.contract.playbook import Playbook, phase_items
+from handover.documents.document import Document
 from handover.errors import HandoverError
 from handover.state.atomic import write_atomic
 from handover.state.home import contract_dir
@@ -27,6 +34,7 @@ from tasks.checklist import complete_item, fail_item, open_checklist, start_item
 from tasks.runtime import flow_run_id
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class PhaseIncomplete(HandoverError):
@@ -37,12 +45,31 @@ class StepFailed(HandoverError):
     """A step that gathered some evidence but cannot call its item done."""
 
 
+class PhaseOutcome(BaseModel):
+    """What a phase flow returns when every item of its checklist is done or waived."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contract: str
+    phase: str
+    status: Literal["complete"] = "complete"
+
+
 @dataclass
 class Step(Generic[T]):
     """What a step gives back: evidence for the checklist and a value for the next steps."""
 
     evidence: list[Evidence] = field(default_factory=list)
     value: T | None = None
+
+
+def phase_task_runner() -> TaskRunner[PrefectFuture[Any]]:
+    """A thread pool for one phase flow: its hosts and datasets are worked on four at a time.
+
+    The flow decorator types its parameter as the invariant `TaskRunner[PrefectFuture[Any]]`,
+    which Prefect's own ThreadPoolTaskRunner (futures of a subclass) does not match: cast.
+    """
+    return cast(TaskRunner[PrefectFuture[Any]], ThreadPoolTaskRunner(max_workers=4))
 
 
 def describe_error(exc: BaseException) -> str:
@@ -98,14 +125,14 @@ class PhaseRun:
     def _mark(self, item_id: str, status: Status) -> None:
         self.checklist.item(item_id).status = status
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> PhaseOutcome:
         """Raise PhaseIncomplete if an item failed; else a short summary for the flow's result."""
         if self.failures:
             lines = "; ".join(f"{item}: {reason}" for item, reason in self.failures)
             raise PhaseIncomplete(
                 f"{self.contract} {self.phase}: {len(self.failures)} item(s) failed — {lines}"
             )
-        return {"contract": self.contract, "phase": self.phase, "status": "complete"}
+        return PhaseOutcome(contract=self.contract, phase=self.phase)
 
     # -- evidence files ---------------------------------------------------------------
 
@@ -116,15 +143,23 @@ class PhaseRun:
         return evidence_for_file(path, kind, flow_run_id())
 
     def write_json(self, relpath: str, value: Any, kind: str) -> Evidence:
-        data = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
+        """Write `value` as sorted, indented JSON; task results (pydantic models) as they dump."""
+        data = json.dumps(value, indent=2, ensure_ascii=False, default=_jsonable, sort_keys=True)
         return self.write_file(relpath, (data + "\n").encode("utf-8"), kind)
 
-    def write_document(self, doc: Any, kind: str = "document") -> list[Evidence]:
+    def write_document(self, doc: Document, kind: str = "document") -> list[Evidence]:
         """Write a report as Markdown and HTML under documents/; return both evidences."""
         return [
             self.write_file(f"documents/{doc.name}.md", doc.markdown.encode("utf-8"), kind),
             self.write_file(f"documents/{doc.name}.html", doc.html.encode("utf-8"), kind),
         ]
+
+
+def _jsonable(value: object) -> Any:
+    """JSON for what `json` cannot write: models as their JSON dump, anything else as text."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
 
 
 def hosts_failed(errors: dict[str, str]) -> None:
@@ -133,9 +168,11 @@ def hosts_failed(errors: dict[str, str]) -> None:
         raise StepFailed("; ".join(f"{host}: {why}" for host, why in sorted(errors.items())))
 
 
-def gather(futures: Sequence[Any], names: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+def gather(
+    futures: Sequence[PrefectFuture[R]], names: Sequence[str]
+) -> tuple[dict[str, R], dict[str, str]]:
     """Wait for task futures; split results and errors by name (one host never stops the others)."""
-    results: dict[str, Any] = {}
+    results: dict[str, R] = {}
     errors: dict[str, str] = {}
     for name, future in zip(names, futures, strict=True):
         try:
@@ -155,15 +192,10 @@ def phase_run_name() -> str:
 
     The run history of a contract finds its runs by this name.
     """
-    import yaml
-    from prefect.runtime import flow_run
-
     path = str(flow_run.parameters.get("playbook_path", ""))
     try:
         with open(path, encoding="utf-8") as handle:
             contract = str(yaml.safe_load(handle)["contract"]["id"])
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         contract = Path(path).stem or "contract"
-    from datetime import UTC, datetime
-
     return f"{flow_run.flow_name}-{contract}-{datetime.now(UTC):%Y%m%d-%H%M%S}"

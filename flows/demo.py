@@ -14,14 +14,16 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from flows.server import ServerInfo
+from handover.checklist.model import Checklist, ChecklistItem, Status
 from handover.contract.loader import load_playbook
+from handover.contract.phases import Phase
+from handover.contract.playbook import Playbook
 from handover.demo.estate import build_demo_estate
-from handover.demo.keys import make_demo_keys
+from handover.demo.keys import DemoKeys, make_demo_keys
 from handover.state.home import handover_home
 
 console = Console(highlight=False)
@@ -89,7 +91,7 @@ def prepare_vault(contract: str) -> int:
 STATUS_MARKS = {"done": "[green]✓[/]", "failed": "[red]✗[/]", "waived": "[yellow]–[/]"}
 
 
-def print_item(checklist: Any, item: Any, previous: Any) -> None:
+def print_item(checklist: Checklist, item: ChecklistItem, previous: Status | None) -> None:
     """Progress: one line per checklist item as it ends."""
     mark = STATUS_MARKS.get(str(item.status))
     if mark is None:
@@ -98,60 +100,77 @@ def print_item(checklist: Any, item: Any, previous: Any) -> None:
     console.print(f"      {mark} {item.id}: {item.title}{reason}", soft_wrap=True)
 
 
+TOTAL_STEPS = 7
+
+
 def run_demo(playbook_path: Path, server: ServerInfo) -> bool:
     """Run the demo lifecycle; True when all four phases completed."""
     from tasks.checklist import watch_checklists
 
     watch_checklists(print_item)
-    from flows.implementation import implementation
-    from flows.lifecycle import answer_acceptance_when_paused
-    from flows.operational import operational
-    from flows.reversibility import reversibility
-    from flows.takeover import takeover
-
     started = time.monotonic()
     playbook = load_playbook(playbook_path)
-    contract = playbook.contract_id
     demo_root = handover_home() / "demo"
-    total = 7
 
-    _step(1, total, "building the sandbox client estate (three hosts)")
+    _step(1, TOTAL_STEPS, "building the sandbox client estate (three hosts)")
+    build_estate(demo_root)
+    _step(
+        2,
+        TOTAL_STEPS,
+        "keys: client age identity, provider backup key and signing key; credential vault",
+    )
+    keys = prepare_keys(demo_root, playbook.contract_id, server)
+    if not run_phases_before_exit(str(playbook_path)):
+        return False
+    _step(
+        6, TOTAL_STEPS, "reversibility flow (the client's acceptance is answered through the API)"
+    )
+    bundle = run_exit(playbook, str(playbook_path))
+    if bundle is None:
+        return False
+    _step(7, TOTAL_STEPS, f"done in {time.monotonic() - started:.0f} s")
+    print_client_commands(bundle, keys.client_key, server)
+    return True
+
+
+def build_estate(demo_root: Path) -> None:
+    """The three sandbox hosts, built once and reused afterwards."""
     estate = build_demo_estate(demo_root)
     for host in estate.hosts:
-        state = "reused" if host.reused else "built"
-        console.print(
-            f"      {host.name}: {host.files:,} files, {host.bytes / 1e6:.1f} MB ({state})"
-        )
+        how = "reused" if host.reused else "built"
+        console.print(f"      {host.name}: {host.files:,} files, {host.bytes / 1e6:.1f} MB ({how})")
 
-    _step(
-        2, total, "keys: client age identity, provider backup key and signing key; credential vault"
-    )
+
+def prepare_keys(demo_root: Path, contract: str, server: ServerInfo) -> DemoKeys:
+    """The demo keys and the contract's credential vault."""
     keys = make_demo_keys(demo_root / "keys")
     entries = prepare_vault(contract)
     console.print(f"      keys in {keys.folder}; vault of {contract}: {entries} credentials")
     console.print(f"      Prefect UI: [link={server.ui_url}]{server.ui_url}[/link]")
+    return keys
 
-    path = str(playbook_path)
-    results = {}
-    for number, (name, run) in enumerate(
-        [
-            ("takeover", lambda: takeover(path, fresh=True, return_state=True)),
-            ("implementation", lambda: implementation(path, fresh=True, return_state=True)),
-            ("operational", lambda: operational(path, return_state=True)),
-        ],
-        start=3,
-    ):
-        _step(number, total, f"{name} flow")
-        state = run()
-        results[name] = state
+
+def run_phases_before_exit(path: str) -> bool:
+    """Takeover, implementation and one operational run, each from scratch; False at a failure."""
+    from flows.lifecycle import run_phase_flow
+
+    for number, phase in enumerate((Phase.TAKEOVER, Phase.IMPLEMENTATION, Phase.OPERATIONAL), 3):
+        _step(number, TOTAL_STEPS, f"{phase} flow")
+        state = run_phase_flow(phase, path, pin_host_keys=False, fresh=True)
         if not state.is_completed():
-            console.print(f"[red]{name} ended {state.type.value}: {state.message}[/red]")
+            console.print(f"[red]{phase} ended {state.type.value}: {state.message}[/red]")
             return False
+    return True
 
-    _step(6, total, "reversibility flow (the client's acceptance is answered through the API)")
+
+def run_exit(playbook: Playbook, path: str) -> Path | None:
+    """The reversibility flow, the client's acceptance answered; the delivered bundle."""
+    from flows.lifecycle import answer_acceptance_when_paused
+    from flows.reversibility import ExitOutcome, reversibility
+
     stop = threading.Event()
     answer_acceptance_when_paused(
-        f"reversibility-{contract}", playbook.contract.parties.client.legal_name, stop
+        f"reversibility-{playbook.contract_id}", playbook.contract.parties.client.legal_name, stop
     )
     try:
         state = reversibility(path, fresh=True, return_state=True)
@@ -159,13 +178,12 @@ def run_demo(playbook_path: Path, server: ServerInfo) -> bool:
         stop.set()
     if not state.is_completed():
         console.print(f"[red]reversibility ended {state.type.value}: {state.message}[/red]")
-        return False
+        return None
     outcome = state.result()
-    bundle = Path(outcome["bundle"])
-
-    _step(7, total, f"done in {time.monotonic() - started:.0f} s")
-    print_client_commands(bundle, keys.client_key, server)
-    return True
+    if not isinstance(outcome, ExitOutcome) or outcome.bundle is None:
+        console.print("[red]reversibility completed without delivering a bundle[/red]")
+        return None
+    return Path(outcome.bundle)
 
 
 def print_client_commands(bundle: Path, client_key: Path, server: ServerInfo) -> None:

@@ -8,7 +8,7 @@ from prefect.input import RunInput
 
 from flows._phase import PhaseRun, StepFailed
 from handover.checklist.model import Evidence
-from tasks.host_keys import first_contact_keys, pin_host_keys
+from tasks.host_keys import PresentedHostKey, first_contact_keys, pin_host_keys
 
 CONFIRM_TIMEOUT_S = 24 * 3600
 
@@ -20,17 +20,28 @@ class HostKeysConfirmation(RunInput):
     confirmed_by: str
 
 
-def fingerprints_table(rows: list[dict[str, str | None]]) -> str:
+def fingerprints_table(rows: list[PresentedHostKey]) -> str:
     lines = [
         "| host | address | presented now | in the playbook | agrees |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['host']} | {row['address']} | `{row['presented']}` | "
-            f"`{row['playbook'] or '—'}` | {row['agrees'] or 'not pinned'} |"
+            f"| {row.host} | {row.address} | `{row.presented}` | "
+            f"`{row.playbook or '—'}` | {row.agrees or 'not pinned'} |"
         )
     return "\n".join(lines)
+
+
+def show_first_contact_keys(contract: str, table: str) -> None:
+    """The keys as the `<contract>-host-keys` artifact, with how the client checks them."""
+    create_markdown_artifact(
+        f"## Host keys of first contact\n\n{table}\n\n"
+        "Compare each fingerprint with what the client reads on the host "
+        "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then answer in this flow run.",
+        key=f"{contract}-host-keys",
+        description="SSH host keys awaiting confirmation",
+    )
 
 
 def confirm_and_pin(run: PhaseRun, playbook_path: str) -> list[Evidence]:
@@ -39,21 +50,13 @@ def confirm_and_pin(run: PhaseRun, playbook_path: str) -> list[Evidence]:
     if not rows:
         return []
     table = fingerprints_table(rows)
-    create_markdown_artifact(
-        f"## Host keys of first contact\n\n{table}\n\n"
-        "Compare each fingerprint with what the client reads on the host "
-        "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then answer in this flow run.",
-        key=f"{run.contract}-host-keys",
-        description="SSH host keys awaiting confirmation",
-    )
-    mismatched = [r["host"] for r in rows if r["agrees"] == "False"]
+    show_first_contact_keys(run.contract, table)
+    mismatched = [r for r in rows if r.agrees == "False"]
     if mismatched:
         raise StepFailed(
             "host key differs from the playbook for "
             + ", ".join(
-                f"{r['host']} (presented {r['presented']}, pinned {r['playbook']})"
-                for r in rows
-                if r["agrees"] == "False"
+                f"{r.host} (presented {r.presented}, pinned {r.playbook})" for r in mismatched
             )
         )
     answer = pause_flow_run(

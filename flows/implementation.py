@@ -9,13 +9,19 @@ the hotline/on-site procedure and the runbooks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._phase import PhaseRun, Step, gather, hosts_failed, phase_run_name
-from flows.serving import deploy_backup_schedule
+from flows._phase import (
+    PhaseOutcome,
+    PhaseRun,
+    Step,
+    gather,
+    hosts_failed,
+    phase_run_name,
+    phase_task_runner,
+)
+from flows.schedules import deploy_backup_schedule
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.hotline_procedure import hotline_procedure
@@ -31,10 +37,10 @@ DRILL_EVERY_N_RUNS = 1
 @flow(
     name="implementation",
     flow_run_name=phase_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    task_runner=phase_task_runner(),
     log_prints=True,
 )
-def implementation(playbook_path: str, fresh: bool = False) -> dict[str, Any]:
+def implementation(playbook_path: str, fresh: bool = False) -> PhaseOutcome:
     """Mise en œuvre: provider access, health checks, backup schedule, procedures, runbooks."""
     playbook = load_playbook(Path(playbook_path))
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
@@ -81,7 +87,7 @@ def define_health_checks(run: PhaseRun, playbook: Playbook) -> Step[None]:
 
 
 def schedule_backups(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
-    cron = getattr(playbook.backups, "schedule", None) or DEFAULT_BACKUP_CRON
+    cron = (playbook.backups.schedule if playbook.backups else None) or DEFAULT_BACKUP_CRON
     deployment = deploy_backup_schedule(playbook_path, playbook.contract_id, cron)
     return Step([run.write_json("backup-schedule.json", deployment, "log")])
 

@@ -12,21 +12,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from flows._phase import (
+    PhaseOutcome,
+    PhaseRun,
+    Step,
+    StepFailed,
+    gather,
+    hosts_failed,
+    phase_run_name,
+    phase_task_runner,
+)
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
 from handover.estate.health import HealthCheckResult, availability
+from handover.operations.backup import BackupRecord
 from tasks.backups import backup_dataset, check_restore, prune_backups
 from tasks.drill import reversibility_drill
 from tasks.health import check_host_health, pending_updates
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
+from tasks.incidents import load_incidents, measure
 from tasks.runtime import ensure_concurrency_limit
 
 PERIOD_DAYS = {"monthly": 30, "quarterly": 91}
@@ -35,16 +44,16 @@ PERIOD_DAYS = {"monthly": 30, "quarterly": 91}
 @dataclass
 class Seen:
     checks: list[HealthCheckResult] = field(default_factory=list)
-    backups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backups: dict[str, BackupRecord] = field(default_factory=dict)
 
 
 @flow(
     name="operational",
     flow_run_name=phase_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    task_runner=phase_task_runner(),
     log_prints=True,
 )
-def operational(playbook_path: str, fresh: bool = True) -> dict[str, Any]:
+def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     """Exploitation: health checks, backups, restore check, updates, incidents, SLA report, drill.
 
     Every run is a new round of the same obligations, so items done in an
@@ -78,17 +87,7 @@ def run_health_checks(
                 host=name, check="reachable", ok=False, detail=why, at=datetime.now(UTC)
             )
         )
-    findings = [c for c in seen.checks if not c.ok]
-    table = "\n".join(
-        f"| {c.host} | {c.check} | {'ok' if c.ok else '**finding**'} | {c.detail} |"
-        for c in seen.checks
-    )
-    create_markdown_artifact(
-        f"## Health of {playbook.contract_id}\n\n"
-        f"| host | check | verdict | detail |\n|---|---|---|---|\n{table}\n",
-        key=f"{playbook.contract_id}-health",
-        description=f"{len(findings)} finding(s)",
-    )
+    publish_health(playbook.contract_id, seen.checks)
     evidence = [
         run.write_json(
             "health/latest.json",
@@ -101,6 +100,20 @@ def run_health_checks(
     ]
     hosts_failed(errors)  # a host that could not be checked fails the item; findings do not
     return Step(evidence)
+
+
+def publish_health(contract: str, checks: list[HealthCheckResult]) -> None:
+    """The health table as the `<contract>-health` artifact, findings counted in its description."""
+    findings = [c for c in checks if not c.ok]
+    table = "\n".join(
+        f"| {c.host} | {c.check} | {'ok' if c.ok else '**finding**'} | {c.detail} |" for c in checks
+    )
+    create_markdown_artifact(
+        f"## Health of {contract}\n\n"
+        f"| host | check | verdict | detail |\n|---|---|---|---|\n{table}\n",
+        key=f"{contract}-health",
+        description=f"{len(findings)} finding(s)",
+    )
 
 
 def run_backups(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
@@ -121,11 +134,11 @@ def run_restore_check(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[Non
     if not seen.backups:
         raise StepFailed("no backup was made in this run: nothing to restore")
     # The sample: the smallest backup of this run, so the check stays quick.
-    dataset = min(seen.backups, key=lambda name: seen.backups[name].get("size", 0))
+    dataset = min(seen.backups, key=lambda name: seen.backups[name].size)
     result = check_restore(playbook_path, dataset, seen.backups[dataset])
     evidence = [run.write_json(f"backups/restore-check-{dataset}.json", result, "log")]
-    if not result.get("ok"):
-        raise StepFailed(f"restore check of {dataset} failed: {result.get('problems')}")
+    if not result.ok:
+        raise StepFailed(f"restore check of {dataset} failed: {result.problems}")
     return Step(evidence)
 
 
@@ -139,8 +152,6 @@ def report_updates(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Ste
 
 def measure_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
     """Incidents recorded for the contract (incidents.json), each against its severity's times."""
-    from tasks.incidents import measure
-
     result = measure(playbook)
     return Step([run.write_json("incidents.json", result, "report")])
 
@@ -148,8 +159,6 @@ def measure_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
 def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
     end = datetime.now(UTC)
     start = end - timedelta(days=PERIOD_DAYS.get(playbook.sla.reporting_period, 30))
-    from tasks.incidents import load_incidents
-
     doc = sla_report(playbook, start, end, seen.checks, load_incidents(playbook.contract_id))
     return Step(run.write_document(doc, "report"))
 
@@ -157,6 +166,6 @@ def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None
 def run_drill(run: PhaseRun, playbook_path: str) -> Step[None]:
     result = reversibility_drill(playbook_path)
     evidence = [run.write_json("reversibility-drill.json", result, "report")]
-    if result["problems"]:
-        raise StepFailed("drill found differences: " + "; ".join(result["problems"][:5]))
+    if result.problems:
+        raise StepFailed("drill found differences: " + "; ".join(result.problems[:5]))
     return Step(evidence)

@@ -13,33 +13,50 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, ConfigDict
 
-from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from flows._phase import (
+    PhaseOutcome,
+    PhaseRun,
+    Step,
+    StepFailed,
+    gather,
+    hosts_failed,
+    phase_run_name,
+    phase_task_runner,
+)
 from handover.contract.deadlines import exit_deadlines
 from handover.contract.loader import load_playbook
-from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook
+from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
-from tasks.access import revoke_access
+from tasks.access import ProviderAccessRevoked, revoke_access
 from tasks.bundle import (
+    Delivery,
+    LinkDelivery,
+    SealedBundle,
+    VolumeSummary,
     deliver_by_links,
     deliver_to_folder,
     export_dataset,
     seal_bundle,
     start_bundle,
 )
-from tasks.documents import collect_exit_documents, run_history
-from tasks.erasure import erase_copies
+from tasks.checklist import phase_checklists
+from tasks.documents import collect_exit_documents, deliver_beside_bundle, run_history
+from tasks.erasure import SignedErasure, erase_copies
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.vault import export_credentials
+
+if TYPE_CHECKING:
+    from handover.connectors.s3 import S3Client
 
 ACCEPTANCE_TIMEOUT_S = 30 * 24 * 3600  # the retrieval period: the client may take its time
 
@@ -52,32 +69,49 @@ class ClientAcceptance(RunInput):
     comment: str = ""
 
 
+class AcceptanceRecord(BaseModel):
+    """The client's answer as the checklist evidence and the exit report keep it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: bool
+    accepted_by: str
+    comment: str
+    at: str  # ISO 8601, UTC
+
+
+class ExitOutcome(PhaseOutcome):
+    """The reversibility flow's result: the phase summary and where the bundle was delivered."""
+
+    bundle: str | None = None  # None when no bundle was delivered in this run
+
+
 @dataclass
 class Seen:
     bundle_name: str = ""
-    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[VolumeSummary] = field(default_factory=list)
     documents: dict[str, str] = field(default_factory=dict)
-    sealed: dict[str, Any] = field(default_factory=dict)
-    delivery: dict[str, Any] = field(default_factory=dict)
-    acceptance: dict[str, Any] | None = None
-    revocations: list[dict[str, Any]] = field(default_factory=list)
-    erasure: dict[str, Any] | None = None
+    sealed: SealedBundle | None = None
+    delivery: Delivery | None = None
+    acceptance: AcceptanceRecord | None = None
+    revocations: list[ProviderAccessRevoked] = field(default_factory=list)
+    erasure: SignedErasure | None = None
     password_file: str | None = None  # the KDBX password, encrypted to the client, delivered apart
     deadlines: dict[str, str] = field(default_factory=dict)
     # S3 client for the files delivered beside the bundle, made at delivery: the erasure
     # deletes the vault that may hold the S3 credentials, and the exit report comes after it.
-    s3: Any = None
+    s3: S3Client | None = None
 
 
 @flow(
     name="reversibility",
     flow_run_name=phase_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    task_runner=phase_task_runner(),
     log_prints=True,
 )
 def reversibility(
     playbook_path: str, notice_date: date | None = None, fresh: bool = False
-) -> dict[str, Any]:
+) -> ExitOutcome:
     """Réversibilité: notice, inventory, export, credentials, documentation, seal, delivery,
     client acceptance, access revoked, copies erased, exit report."""
     playbook = load_playbook(Path(playbook_path))
@@ -92,14 +126,26 @@ def reversibility(
     run.item("documentation-exported", lambda: gather_documentation(run, playbook, seen))
     run.item("bundle-sealed", lambda: seal(run, seen))
     run.item("bundle-delivered", lambda: deliver(run, playbook_path, playbook, seen))
-    if not seen.delivery:
-        return run.finish()  # nothing reached the client: no acceptance, no revocation, no erasure
-    run.item("client-acceptance", lambda: await_acceptance(run, playbook, seen))
-    if seen.acceptance and seen.acceptance["accepted"]:
+    if seen.delivery is None:
+        # Nothing reached the client: no acceptance, no revocation, no erasure.
+        return exit_outcome(run, seen)
+    delivery = seen.delivery
+    run.item("client-acceptance", lambda: await_acceptance(run, playbook, delivery, seen))
+    if seen.acceptance and seen.acceptance.accepted:
         run.item("access-revoked", lambda: revoke(run, playbook_path, playbook, seen))
-        run.item("copies-erased", lambda: erase(run, playbook_path, seen))
-    run.item("exit-report", lambda: write_exit_report(run, playbook, seen))
-    return {**run.finish(), "bundle": seen.delivery.get("location")}
+        run.item("copies-erased", lambda: erase(run, playbook_path, delivery, seen))
+    run.item("exit-report", lambda: write_exit_report(run, playbook, delivery, seen))
+    return exit_outcome(run, seen)
+
+
+def exit_outcome(run: PhaseRun, seen: Seen) -> ExitOutcome:
+    """The phase summary (PhaseIncomplete if an item failed) with the delivered bundle."""
+    outcome = run.finish()
+    return ExitOutcome(
+        contract=outcome.contract,
+        phase=outcome.phase,
+        bundle=seen.delivery.location if seen.delivery else None,
+    )
 
 
 def record_notice(run: PhaseRun, playbook: Playbook, notice: date, seen: Seen) -> Step[None]:
@@ -144,10 +190,10 @@ def export_datasets(
 
 def hand_back_credentials(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
     exported = export_credentials(playbook_path, seen.bundle_name)
-    if exported.get("kdbx"):
-        seen.documents["credentials.kdbx"] = exported["kdbx"]
-    seen.password_file = exported.get("password_file")
-    return Step([run.write_json("credentials-export.json", exported["record"], "log")])
+    if exported.kdbx:
+        seen.documents["credentials.kdbx"] = exported.kdbx
+    seen.password_file = exported.password_file
+    return Step([run.write_json("credentials-export.json", exported.record, "log")])
 
 
 def gather_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
@@ -164,65 +210,64 @@ def gather_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[
 def seal(run: PhaseRun, seen: Seen) -> Step[None]:
     if not seen.volumes:
         raise StepFailed("no dataset was exported: nothing to seal")
-    from tasks.checklist import store
-
     snapshot = {
-        phase: store().load(run.contract, phase).model_dump(mode="json")
-        for phase in PHASES
-        if store().exists(run.contract, phase)
+        phase: checklist.model_dump(mode="json")
+        for phase, checklist in phase_checklists(run.contract).items()
     }
     seen.sealed = seal_bundle(seen.bundle_name, seen.documents, {"checklists": snapshot})
     return Step([run.write_json("bundle.json", seen.sealed, "bundle")])
 
 
 def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
-    if not seen.sealed:
+    if seen.sealed is None:
         raise StepFailed("the bundle was not sealed: nothing to deliver")
+    delivery: Delivery
     if playbook.reversibility.delivery.kind == "s3":
         from handover.connectors.s3 import s3_client
 
-        seen.delivery = deliver_by_links(playbook_path, seen.bundle_name)
+        delivery = deliver_by_links(playbook_path, seen.bundle_name)
         seen.s3 = s3_client(playbook.perimeter.s3)
     else:
-        seen.delivery = deliver_to_folder(playbook_path, seen.bundle_name)
+        delivery = deliver_to_folder(playbook_path, seen.bundle_name)
+    seen.delivery = delivery
     if seen.password_file:
-        from tasks.documents import deliver_beside_bundle
-
         deliver_beside_bundle(
             playbook,
             seen.bundle_name,
-            seen.delivery,
+            delivery,
             {"credentials-password.txt.age": Path(seen.password_file).read_bytes()},
             s3=seen.s3,
         )
     create_markdown_artifact(
-        delivery_markdown(seen),
+        delivery_markdown(seen.bundle_name, seen.sealed, delivery),
         key=f"{playbook.contract_id}-delivery",
         description="Bundle delivered",
     )
-    return Step([run.write_json("delivery.json", seen.delivery, "bundle")])
+    return Step([run.write_json("delivery.json", delivery, "bundle")])
 
 
-def delivery_markdown(seen: Seen) -> str:
+def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: Delivery) -> str:
     lines = [
-        f"## Restitution bundle `{seen.bundle_name}`",
+        f"## Restitution bundle `{bundle_name}`",
         "",
-        f"Location: `{seen.delivery['location']}`",
+        f"Location: `{delivery.location}`",
         "",
     ]
-    for volume in seen.sealed.get("volumes", []):
-        lines.append(f"- `{volume['file']}`: {volume['files']} files, {volume['bytes']} bytes")
-    if "links" in seen.delivery:
-        lines.append(f"\nPresigned links valid {seen.delivery['link_expiry_days']} days.")
+    for volume in sealed.volumes:
+        lines.append(f"- `{volume.file}`: {volume.files} files, {volume.bytes} bytes")
+    if isinstance(delivery, LinkDelivery):
+        lines.append(f"\nPresigned links valid {delivery.link_expiry_days} days.")
     return "\n".join(lines)
 
 
-def await_acceptance(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+def await_acceptance(
+    run: PhaseRun, playbook: Playbook, delivery: Delivery, seen: Seen
+) -> Step[None]:
     """Pause until the client (through the operator) accepts or refuses the bundle."""
     answer = pause_flow_run(
         wait_for_input=ClientAcceptance.with_initial_data(
             description=(
-                f"Client acceptance of `{seen.bundle_name}` at `{seen.delivery['location']}`: "
+                f"Client acceptance of `{seen.bundle_name}` at `{delivery.location}`: "
                 "the client verifies and opens it with the commands of its README.txt, "
                 "then answers."
             ),
@@ -233,12 +278,12 @@ def await_acceptance(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None
     )
     if answer is None:
         raise StepFailed("no answer from the client")
-    seen.acceptance = {
-        "accepted": answer.accepted,
-        "accepted_by": answer.accepted_by,
-        "comment": answer.comment,
-        "at": datetime.now(UTC).isoformat(),
-    }
+    seen.acceptance = AcceptanceRecord(
+        accepted=answer.accepted,
+        accepted_by=answer.accepted_by,
+        comment=answer.comment,
+        at=datetime.now(UTC).isoformat(),
+    )
     evidence = [run.write_json("client-acceptance.json", seen.acceptance, "human")]
     if not answer.accepted:
         raise StepFailed(f"the client refused the bundle: {answer.comment or 'no comment'}")
@@ -257,10 +302,10 @@ def revoke(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) ->
     return Step(evidence)
 
 
-def erase(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
-    seen.erasure = erase_copies(playbook_path, seen.bundle_name, seen.delivery)
-    certificate = seen.erasure["certificate"].encode("utf-8")
-    signature = seen.erasure["signature"].encode("ascii")
+def erase(run: PhaseRun, playbook_path: str, delivery: Delivery, seen: Seen) -> Step[None]:
+    seen.erasure = erase_copies(playbook_path, seen.bundle_name, delivery)
+    certificate = seen.erasure.certificate.encode("utf-8")
+    signature = seen.erasure.signature.encode("ascii")
     evidence = [
         run.write_file("erasure-certificate.md", certificate, "certificate"),
         run.write_file("erasure-certificate.md.sig", signature, "certificate"),
@@ -268,42 +313,32 @@ def erase(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
     return Step(evidence)
 
 
-def write_exit_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
-    from tasks.checklist import store
-
-    checklists = [
-        store().load(run.contract, phase) for phase in PHASES if store().exists(run.contract, phase)
-    ]
-    bundle_summary = {**seen.sealed, "name": seen.bundle_name, "deadlines": seen.deadlines}
-    doc = exit_report(
-        playbook,
-        bundle_summary,
-        [seen.delivery] if seen.delivery else [],
-        seen.acceptance,
-        seen.revocations,
-        {k: v for k, v in seen.erasure.items() if k != "signature"} if seen.erasure else None,
-        checklists,
-    )
+def write_exit_report(
+    run: PhaseRun, playbook: Playbook, delivery: Delivery, seen: Seen
+) -> Step[None]:
+    """The exit report in the contract folder, and beside the bundle with the erasure proof."""
+    doc = exit_report_document(run, playbook, delivery, seen)
     evidence = run.write_document(doc, "report")
-    from tasks.documents import deliver_beside_bundle
-
-    deliver_beside_bundle(
-        playbook,
-        seen.bundle_name,
-        seen.delivery,
-        {
-            "exit-report.md": doc.markdown,
-            "exit-report.html": doc.html,
-            **(
-                {
-                    "erasure-certificate.md": seen.erasure["certificate"],
-                    "erasure-certificate.md.sig": seen.erasure["signature"],
-                    "provider.pub": seen.erasure["provider_key"] + "\n",
-                }
-                if seen.erasure
-                else {}
-            ),
-        },
-        s3=seen.s3,
-    )
+    files: dict[str, str | bytes] = {"exit-report.md": doc.markdown, "exit-report.html": doc.html}
+    if seen.erasure:
+        files["erasure-certificate.md"] = seen.erasure.certificate
+        files["erasure-certificate.md.sig"] = seen.erasure.signature
+        files["provider.pub"] = seen.erasure.provider_key + "\n"
+    deliver_beside_bundle(playbook, seen.bundle_name, delivery, files, s3=seen.s3)
     return Step(evidence)
+
+
+def exit_report_document(
+    run: PhaseRun, playbook: Playbook, delivery: Delivery, seen: Seen
+) -> Document:
+    """The report of what this run gave back, proved and erased (open points included)."""
+    sealed = seen.sealed.model_dump(mode="json") if seen.sealed else {}
+    return exit_report(
+        playbook,
+        {**sealed, "name": seen.bundle_name, "deadlines": seen.deadlines},
+        [delivery.model_dump(mode="json")],
+        seen.acceptance.model_dump(mode="json") if seen.acceptance else None,
+        [revoked.model_dump(mode="json") for revoked in seen.revocations],
+        seen.erasure.model_dump(mode="json", exclude={"signature"}) if seen.erasure else None,
+        list(phase_checklists(run.contract).values()),
+    )

@@ -11,12 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._phase import PhaseRun, Step, StepFailed, gather, hosts_failed, phase_run_name
+from flows._phase import (
+    PhaseOutcome,
+    PhaseRun,
+    Step,
+    StepFailed,
+    gather,
+    hosts_failed,
+    phase_run_name,
+    phase_task_runner,
+)
 from flows.host_keys import confirm_and_pin
 from handover.bundle.types import MemberRecord
 from handover.contract.loader import load_playbook
@@ -32,12 +39,10 @@ from tasks.runtime import ensure_concurrency_limit
 @flow(
     name="takeover",
     flow_run_name=phase_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    task_runner=phase_task_runner(),
     log_prints=True,
 )
-def takeover(
-    playbook_path: str, pin_host_keys: bool = False, fresh: bool = False
-) -> dict[str, Any]:
+def takeover(playbook_path: str, pin_host_keys: bool = False, fresh: bool = False) -> PhaseOutcome:
     """Prise en charge: parties, hosts, inventory, credentials, baseline, documentation, plan.
 
     `pin_host_keys` records the host keys of first contact into the contract's
@@ -156,7 +161,7 @@ def collect_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step
     for name, inv in sorted(inventories.items()):
         facts = {
             "host": name,
-            "os": inv.os_name if hasattr(inv, "os_name") else inv.os_release,
+            "os": inv.os_name,
             "services": [s.model_dump(mode="json") for s in inv.services],
             "cron": [c.model_dump(mode="json") for c in inv.cron],
         }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -19,7 +18,7 @@ from handover.operations.backup import (
     prune,
     run_backup,
 )
-from handover.operations.restore_check import restore_check
+from handover.operations.restore_check import RestoreCheckResult, restore_check
 from tasks.hosts import open_dataset
 from tasks.keys import backup_identities, backup_recipients
 from tasks.runtime import only_transient
@@ -45,15 +44,14 @@ def backup_store(playbook: Playbook) -> BackupStore:
     cache_policy=NO_CACHE,
     task_run_name="backup {dataset_name}",
 )
-def backup_dataset(playbook_path: str, dataset_name: str) -> dict[str, Any]:
+def backup_dataset(playbook_path: str, dataset_name: str) -> BackupRecord:
     """Seal one dataset into the backup store; returns its record (sizes and hashes only)."""
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
     store = backup_store(playbook)
     recipients = backup_recipients(playbook)
     with open_dataset(playbook, dataset) as source:
-        record = run_backup(store, playbook.contract_id, dataset.name, source, recipients)
-    return record.model_dump(mode="json")
+        return run_backup(store, playbook.contract_id, dataset.name, source, recipients)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="prune backups of {dataset_name}")
@@ -71,10 +69,9 @@ def prune_backups(playbook_path: str, dataset_name: str) -> list[str]:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="restore check of {dataset_name}")
-def check_restore(playbook_path: str, dataset_name: str, record: dict[str, Any]) -> dict[str, Any]:
+def check_restore(
+    playbook_path: str, dataset_name: str, record: BackupRecord
+) -> RestoreCheckResult:
     """Decrypt one backup and check every file's hash, writing no plaintext."""
     playbook = load_playbook(Path(playbook_path))
-    result = restore_check(
-        backup_store(playbook), BackupRecord.model_validate(record), backup_identities(playbook)
-    )
-    return result.model_dump(mode="json")
+    return restore_check(backup_store(playbook), record, backup_identities(playbook))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
+from pydantic import BaseModel, ConfigDict, Field
 
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord
@@ -51,17 +52,67 @@ def bundle_target(playbook: Playbook, bundle_name: str) -> BundleTarget:
     return DirectoryTarget(working_copy(playbook, bundle_name))
 
 
-def summary(record: VolumeRecord) -> dict[str, Any]:
+class VolumeSummary(BaseModel):
     """A volume without its member names: what a task may return or log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    number: int
+    file: str  # bundle-relative path of the .tar.age
+    size: int  # bytes of the encrypted volume
+    sha256: str
+    files: int  # regular files inside
+    bytes: int  # their total size
+
+
+def volume_summary(record: VolumeRecord) -> VolumeSummary:
     files = [m for m in record.members if m.type == "file"]
-    return {
-        "number": record.number,
-        "file": record.file,
-        "size": record.size,
-        "sha256": record.sha256,
-        "files": len(files),
-        "bytes": sum(m.size for m in files),
-    }
+    return VolumeSummary(
+        number=record.number,
+        file=record.file,
+        size=record.size,
+        sha256=record.sha256,
+        files=len(files),
+        bytes=sum(m.size for m in files),
+    )
+
+
+class SealedBundle(BaseModel):
+    """A sealed bundle as the flow records it: the writer's result, volumes summarised."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    location: str
+    files: dict[str, str]  # bundle-relative path -> SHA-256, as in SHA256SUMS
+    manifest_sha256: str
+    provider_key: str
+    created: str
+    volumes: list[VolumeSummary]
+
+
+class FolderDelivery(BaseModel):
+    """The bundle copied into the delivery folder, verified there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["local"] = "local"
+    location: str  # absolute path of the delivered bundle folder
+
+
+class LinkDelivery(BaseModel):
+    """The bundle verified in the provider's bucket, handed over as presigned links."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["s3"] = "s3"
+    location: str  # s3://bucket/prefix of the bundle
+    # s3://client-bucket/name when the playbook asks for a copy (absent otherwise).
+    client_copy: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    links: dict[str, str]  # bundle-relative path -> presigned GET URL
+    link_expiry_days: int
+
+
+Delivery = FolderDelivery | LinkDelivery
 
 
 @task(cache_policy=NO_CACHE, task_run_name="open bundle {bundle_name}")
@@ -96,20 +147,20 @@ def writer_of(bundle_name: str) -> BundleWriter:
 )
 def export_dataset(
     playbook_path: str, bundle_name: str, dataset_name: str, number: int
-) -> dict[str, Any]:
+) -> VolumeSummary:
     """Seal one dataset into its volume (read, hash, tar, encrypt, write in one pass)."""
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
     writer = writer_of(bundle_name)
     with open_dataset(playbook, dataset) as source:
         record = writer.add_volume(source, number=number)
-    return summary(record)
+    return volume_summary(record)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="seal bundle {bundle_name}")
 def seal_bundle(
     bundle_name: str, documents: dict[str, str], extra_manifest: dict[str, Any]
-) -> dict[str, Any]:
+) -> SealedBundle:
     """Write the index, README, provider key, then SHA256SUMS and its signature last."""
     writer = writer_of(bundle_name)
     result: BundleResult = writer.finish(
@@ -117,18 +168,18 @@ def seal_bundle(
     )
     with _lock:
         _writers.pop(bundle_name, None)
-    return {
-        "location": result.location,
-        "files": result.files,
-        "manifest_sha256": result.manifest_sha256,
-        "provider_key": result.provider_key,
-        "created": result.created,
-        "volumes": [summary(v) for v in result.volumes],
-    }
+    return SealedBundle(
+        location=result.location,
+        files=result.files,
+        manifest_sha256=result.manifest_sha256,
+        provider_key=result.provider_key,
+        created=result.created,
+        volumes=[volume_summary(v) for v in result.volumes],
+    )
 
 
 @task(cache_policy=NO_CACHE, task_run_name="deliver {bundle_name} to a folder")
-def deliver_to_folder(playbook_path: str, bundle_name: str) -> dict[str, Any]:
+def deliver_to_folder(playbook_path: str, bundle_name: str) -> FolderDelivery:
     """Copy the sealed bundle into the delivery folder, check it there, then make it visible.
 
     The copy lands under a dot-name, is verified (outer hashes and
@@ -151,11 +202,11 @@ def deliver_to_folder(playbook_path: str, bundle_name: str) -> dict[str, Any]:
     if final.exists():
         shutil.rmtree(final)
     partial.rename(final)
-    return {"kind": "local", "location": str(final.resolve())}
+    return FolderDelivery(location=str(final.resolve()))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="deliver {bundle_name} by links")
-def deliver_by_links(playbook_path: str, bundle_name: str) -> dict[str, Any]:
+def deliver_by_links(playbook_path: str, bundle_name: str) -> LinkDelivery:
     """Check the bundle in the bucket, presign links, copy to the client's bucket if asked."""
     from handover.connectors.s3 import (
         S3BundleSource,
@@ -175,11 +226,14 @@ def deliver_by_links(playbook_path: str, bundle_name: str) -> dict[str, Any]:
         raise BundleError(
             f"s3://{delivery.bucket}/{prefix}: does not verify: " + "; ".join(problems)
         )
-    result: dict[str, Any] = {"kind": "s3", "location": f"s3://{delivery.bucket}/{prefix}"}
+    client_copy = None
     if delivery.client_bucket:
         copy_bundle(client, delivery.bucket, prefix, delivery.client_bucket, bundle_name)
-        result["client_copy"] = f"s3://{delivery.client_bucket}/{bundle_name}"
+        client_copy = f"s3://{delivery.client_bucket}/{bundle_name}"
     expiry_days = delivery.link_expiry_days or playbook.reversibility.deadlines.retrieval_days
-    result["links"] = presign_bundle(client, delivery.bucket, prefix, expiry_days)
-    result["link_expiry_days"] = expiry_days
-    return result
+    return LinkDelivery(
+        location=f"s3://{delivery.bucket}/{prefix}",
+        client_copy=client_copy,
+        links=presign_bundle(client, delivery.bucket, prefix, expiry_days),
+        link_expiry_days=expiry_days,
+    )

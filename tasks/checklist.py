@@ -20,6 +20,7 @@ from prefect.events import emit_event
 from handover.actor import actor
 from handover.checklist.model import Checklist, ChecklistItem, Evidence, Status
 from handover.checklist.store import ChecklistStore
+from handover.contract.phases import PHASES, Phase
 from tasks.runtime import flow_run_id
 
 
@@ -86,6 +87,16 @@ def store() -> ChecklistStore:
     for listener in _local_listeners:
         checklist_store.add_listener(listener)
     return checklist_store
+
+
+def phase_checklists(contract: str) -> dict[Phase, Checklist]:
+    """The contract's checklists so far, in phase order (phases not started are left out)."""
+    checklist_store = store()
+    return {
+        phase: checklist_store.load(contract, phase)
+        for phase in PHASES
+        if checklist_store.exists(contract, phase)
+    }
 
 
 @task(cache_policy=NO_CACHE, task_run_name="open {phase} checklist")

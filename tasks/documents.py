@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from pydantic import BaseModel, ConfigDict
 
+from handover.checklist.store import ChecklistStore
 from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook
 from handover.state.atomic import write_atomic
 from handover.state.home import contract_dir
+from tasks.bundle import Delivery, FolderDelivery, LinkDelivery
+
+if TYPE_CHECKING:
+    from handover.connectors.s3 import S3Client
 
 
 @task(cache_policy=NO_CACHE, task_run_name="collect documentation of {contract}")
 def collect_exit_documents(contract: str) -> dict[str, str]:
     """Index-relative name → file: every phase's documents, the checklists and the audit log."""
     root = contract_dir(contract)
+    checklists = ChecklistStore()
     documents: dict[str, str] = {}
     for phase in PHASES:
         folder = root / phase / "documents"
@@ -27,17 +34,29 @@ def collect_exit_documents(contract: str) -> dict[str, str]:
             for path in sorted(folder.iterdir()):
                 if path.is_file():
                     documents[f"documents/{phase}/{path.name}"] = str(path)
-        checklist = root / "checklists" / f"{phase}.json"
+        checklist = checklists.path(contract, phase)
         if checklist.is_file():
             documents[f"checklists/{phase}.json"] = str(checklist)
-    audit = root / "audit.log"
+    audit = checklists.audit_log(contract).path
     if audit.is_file():
         documents["audit/audit.log"] = str(audit)
     return documents
 
 
+class FlowRunRecord(BaseModel):
+    """One flow run of the contract as the run history lists it (times in ISO 8601)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    state: str | None
+    start_time: str | None
+    end_time: str | None
+
+
 @task(cache_policy=NO_CACHE, task_run_name="run history of {contract}")
-def run_history(contract: str) -> list[dict[str, Any]]:
+def run_history(contract: str) -> list[FlowRunRecord]:
     """Every flow run of the contract known to the Prefect server, oldest first."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
@@ -45,25 +64,25 @@ def run_history(contract: str) -> list[dict[str, Any]]:
             limit=200,
         )
     rows = [
-        {
-            "id": str(r.id),
-            "name": r.name,
-            "state": r.state.type.value if r.state else None,
-            "start_time": r.start_time.isoformat() if r.start_time else None,
-            "end_time": r.end_time.isoformat() if r.end_time else None,
-        }
+        FlowRunRecord(
+            id=str(r.id),
+            name=r.name,
+            state=r.state.type.value if r.state else None,
+            start_time=r.start_time.isoformat() if r.start_time else None,
+            end_time=r.end_time.isoformat() if r.end_time else None,
+        )
         for r in runs
     ]
-    return sorted(rows, key=lambda row: row["start_time"] or "")
+    return sorted(rows, key=lambda row: row.start_time or "")
 
 
 def deliver_beside_bundle(
     playbook: Playbook,
     bundle_name: str,
-    delivery: dict[str, Any],
+    delivery: Delivery,
     files: dict[str, str | bytes],
     *,
-    s3: Any = None,
+    s3: S3Client | None = None,
 ) -> list[str]:
     """Put the exit report and erasure certificate next to the bundle (never inside: sealed).
 
@@ -71,12 +90,12 @@ def deliver_beside_bundle(
     credentials may live in the vault that the erasure deletes).
     """
     written: list[str] = []
-    if delivery.get("kind") == "local":
-        folder = Path(delivery["location"]).parent / f"{bundle_name}.exit"
+    if isinstance(delivery, FolderDelivery):
+        folder = Path(delivery.location).parent / f"{bundle_name}.exit"
         for name, text in files.items():
             write_atomic(folder / name, text if isinstance(text, bytes) else text.encode("utf-8"))
             written.append(str(folder / name))
-    elif delivery.get("kind") == "s3":
+    elif isinstance(delivery, LinkDelivery):
         from handover.connectors.s3 import S3Target, join_key, s3_client
 
         d = playbook.reversibility.delivery

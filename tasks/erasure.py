@@ -12,18 +12,22 @@ categories the playbook exempts by law, all listed on the certificate.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
 from handover.actor import actor
 from handover.checklist.store import ChecklistStore
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
+from handover.errors import HandoverError
 from handover.exit.erasure import (
     DeletionResult,
+    ErasureRecord,
     ErasureTarget,
     erase_contract_copies,
     path_target,
@@ -33,7 +37,11 @@ from handover.exit.erasure import (
 from handover.exit.erasure_certificate import erasure_certificate, sign_certificate
 from handover.secrets.vault import Vault
 from handover.state.home import contract_dir
+from tasks.bundle import Delivery, LinkDelivery
 from tasks.keys import signing_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 WORKING_COPIES = {
     "bundles": "bundle working copies",
@@ -46,7 +54,19 @@ WORKING_COPIES = {
 }
 
 
-def _s3_prefix_deleter(playbook: Playbook, url: str) -> Any:
+class SignedErasure(BaseModel):
+    """The erasure certificate, its SSH signature and what it records (no secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    certificate: str  # Markdown, delivered beside the bundle
+    signature: str  # ssh-keygen -Y sign armor, namespace handover-erasure
+    certificate_sha256: str
+    provider_key: str  # the public line that verifies the signature
+    records: list[ErasureRecord]
+
+
+def _s3_prefix_deleter(playbook: Playbook, url: str) -> Callable[[], DeletionResult]:
     from handover.connectors.s3 import parse_s3_url, s3_client
 
     bucket, prefix = parse_s3_url(url)
@@ -56,7 +76,7 @@ def _s3_prefix_deleter(playbook: Playbook, url: str) -> Any:
         objects = size = 0
         paginator = client.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            batch = [
+            batch: list[ObjectIdentifierTypeDef] = [
                 {"Key": v["Key"], "VersionId": v["VersionId"]}
                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
             ]
@@ -71,7 +91,7 @@ def _s3_prefix_deleter(playbook: Playbook, url: str) -> Any:
     return delete
 
 
-def erasure_targets(playbook: Playbook, delivery: dict[str, Any]) -> list[ErasureTarget]:
+def erasure_targets(playbook: Playbook, delivery: Delivery) -> list[ErasureTarget]:
     root = contract_dir(playbook.contract_id)
     targets = [path_target("local", root / rel, what) for rel, what in WORKING_COPIES.items()]
     if playbook.backups is not None:
@@ -82,8 +102,8 @@ def erasure_targets(playbook: Playbook, delivery: dict[str, Any]) -> list[Erasur
         else:
             folder = Path(target).absolute() / playbook.contract_id
             targets.append(path_target("backups", folder, "backups"))
-    if delivery.get("kind") == "s3":
-        url = str(delivery["location"])
+    if isinstance(delivery, LinkDelivery):
+        url = delivery.location
         targets.append(
             s3_target(url, _s3_prefix_deleter(playbook, url), "bundle in the provider's bucket")
         )
@@ -91,9 +111,7 @@ def erasure_targets(playbook: Playbook, delivery: dict[str, Any]) -> list[Erasur
     return targets
 
 
-def erase_and_certify(
-    playbook: Playbook, bundle_name: str, delivery: dict[str, Any]
-) -> dict[str, Any]:
+def erase_and_certify(playbook: Playbook, bundle_name: str, delivery: Delivery) -> SignedErasure:
     report = erase_contract_copies(
         playbook.contract_id, erasure_targets(playbook, delivery), actor=actor()
     )
@@ -113,20 +131,18 @@ def erase_and_certify(
         ],
     )
     if not report.complete:
-        from handover.errors import HandoverError
-
         raise HandoverError("erasure incomplete: " + "; ".join(report.problems()))
-    return {
-        "certificate": text,
-        "signature": signature,
-        "certificate_sha256": digest,
-        "provider_key": key.public_line("provider"),
-        "records": [r.model_dump(mode="json") for r in report.records],
-    }
+    return SignedErasure(
+        certificate=text,
+        signature=signature,
+        certificate_sha256=digest,
+        provider_key=key.public_line("provider"),
+        records=report.records,
+    )
 
 
 @task(cache_policy=NO_CACHE, task_run_name="erase provider copies")
-def erase_copies(playbook_path: str, bundle_name: str, delivery: dict[str, Any]) -> dict[str, Any]:
+def erase_copies(playbook_path: str, bundle_name: str, delivery: Delivery) -> SignedErasure:
     """Delete the provider's copies of the contract's data; return the signed certificate."""
     playbook = load_playbook(Path(playbook_path))
     return erase_and_certify(playbook, bundle_name, delivery)

@@ -7,10 +7,7 @@ responded_at, resolved_at}); a ticketing connector would write the same file.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from handover.contract.playbook import Playbook
 from handover.errors import UsageError
@@ -30,10 +27,33 @@ def load_incidents(contract: str) -> list[Incident]:
         raise UsageError(f"{path}: not a list of incidents: {exc}") from exc
 
 
-def measure(playbook: Playbook) -> dict[str, Any]:
+class IncidentMeasure(BaseModel):
+    """One incident's times, and whether each met its severity's target (None: not measurable)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    severity: str
+    response_minutes: float | None
+    resolution_hours: float | None
+    response_met: bool | None
+    resolution_met: bool | None
+
+
+class IncidentsMeasured(BaseModel):
+    """The contract's recorded incidents, measured (item incidents of the operational run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incidents: list[IncidentMeasure]
+    count: int
+    source: str  # the file the incidents were read from, relative to the contract folder
+
+
+def measure(playbook: Playbook) -> IncidentsMeasured:
     """Each incident with its response/resolution time and whether it met its severity's target."""
     targets = {s.level: s for s in playbook.sla.severities}
-    rows: list[dict[str, Any]] = []
+    rows: list[IncidentMeasure] = []
     for incident in load_incidents(playbook.contract_id):
         target = targets.get(incident.severity)
         response_min = (
@@ -47,21 +67,17 @@ def measure(playbook: Playbook) -> dict[str, Any]:
             else None
         )
         rows.append(
-            {
-                "id": incident.id,
-                "severity": incident.severity,
-                "response_minutes": response_min,
-                "resolution_hours": resolution_h,
-                "response_met": None
+            IncidentMeasure(
+                id=incident.id,
+                severity=incident.severity,
+                response_minutes=response_min,
+                resolution_hours=resolution_h,
+                response_met=None
                 if target is None or response_min is None
                 else response_min <= target.response_minutes,
-                "resolution_met": None
+                resolution_met=None
                 if target is None or resolution_h is None
                 else resolution_h <= target.resolution_hours,
-            }
+            )
         )
-    return {"incidents": rows, "count": len(rows), "source": INCIDENTS_FILE}
-
-
-def dumps(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, indent=2)
+    return IncidentsMeasured(incidents=rows, count=len(rows), source=INCIDENTS_FILE)

@@ -8,10 +8,12 @@ names; values are read inside the task that needs them and never returned.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from prefect import Task
 from prefect.blocks.system import Secret as PrefectSecretBlock
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State, TaskRun
 
 from handover.connectors.s3.client import S3Credentials, register_credentials_provider
 from handover.errors import SecretRefError, TransientConnectorError
@@ -20,7 +22,9 @@ from handover.secrets.references import Secret, register_resolver
 
 def _resolve_prefect_secret(name: str) -> bytes:
     try:
-        block = PrefectSecretBlock.load(name)
+        # Resolved inside synchronous tasks, where Prefect's async_dispatch loads the block
+        # synchronously; its typing still offers a coroutine.
+        block = cast("PrefectSecretBlock[Any]", PrefectSecretBlock.load(name))
     except ValueError as exc:
         raise SecretRefError(f"prefect-secret:{name}: no such Secret block") from exc
     value: Any = block.get()
@@ -40,7 +44,7 @@ def flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def only_transient(task: Any, task_run: Any, state: Any) -> bool:
+def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry condition: retry timeouts and refused connections, never auth or usage errors."""
     try:
         state.result()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
 from handover.bundle.age import AgeWriter
 from handover.contract.loader import load_playbook
@@ -23,6 +24,37 @@ from handover.secrets.vault import Vault
 from handover.state.atomic import atomic_writer
 from handover.state.home import contract_dir
 from tasks.keys import bundle_recipients
+
+
+class KdbxExported(BaseModel):
+    """The record of an export (item credentials-exported): counts and a hash, no value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entries: int
+    groups: list[str]
+    created_by_provider: int
+    kdbx_sha256: str
+    password: str  # where the master password went, never the password itself
+
+
+class NothingToExport(BaseModel):
+    """The record when the provider holds no credential of the contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entries: Literal[0] = 0
+    note: str = "the provider holds no credential of this contract"
+
+
+class CredentialsExport(BaseModel):
+    """Where the export left its files (paths only), and its record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: KdbxExported | NothingToExport
+    kdbx: str | None = None  # credentials.kdbx, for the bundle's index
+    password_file: str | None = None  # its password encrypted to the client, delivered beside
 
 
 def _show_once(contract: str, password: str) -> None:
@@ -35,13 +67,12 @@ def _show_once(contract: str, password: str) -> None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="export credentials of {bundle_name}")
-def export_credentials(playbook_path: str, bundle_name: str) -> dict[str, Any]:
+def export_credentials(playbook_path: str, bundle_name: str) -> CredentialsExport:
+    """Export the vault to KDBX and its password encrypted to the client; paths and the record."""
     playbook = load_playbook(Path(playbook_path))
     vault = Vault(playbook.contract_id)
     if not vault.exists() or not vault.names():
-        return {
-            "record": {"entries": 0, "note": "the provider holds no credential of this contract"}
-        }
+        return CredentialsExport(record=NothingToExport())
     folder = contract_dir(playbook.contract_id) / "reversibility" / "private" / bundle_name
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
@@ -56,14 +87,14 @@ def export_credentials(playbook_path: str, bundle_name: str) -> dict[str, Any]:
     _show_once(playbook.contract_id, password)
     del password
     entries = vault.entries()
-    return {
-        "kdbx": str(kdbx),
-        "password_file": str(password_file),
-        "record": {
-            "entries": len(entries),
-            "groups": sorted({e.group for e in entries}),
-            "created_by_provider": sum(1 for e in entries if str(e.created_by) == "provider"),
-            "kdbx_sha256": hashlib.sha256(kdbx.read_bytes()).hexdigest(),
-            "password": "encrypted to the client's recipients, delivered beside the bundle",
-        },
-    }
+    return CredentialsExport(
+        kdbx=str(kdbx),
+        password_file=str(password_file),
+        record=KdbxExported(
+            entries=len(entries),
+            groups=sorted({e.group for e in entries}),
+            created_by_provider=sum(1 for e in entries if str(e.created_by) == "provider"),
+            kdbx_sha256=hashlib.sha256(kdbx.read_bytes()).hexdigest(),
+            password="encrypted to the client's recipients, delivered beside the bundle",
+        ),
+    )
