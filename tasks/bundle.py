@@ -13,11 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, ConfigDict, Field
 
+from handover.bundle.age import client_requirements
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord
 from handover.bundle.reader import verify_bundle
@@ -125,6 +126,8 @@ def start_bundle(playbook_path: str, bundle_name: str) -> str:
         signing_key(playbook),
         title=f"{playbook.contract.title} — {playbook.contract.parties.client.legal_name}",
     )
+    for warning in client_requirements(writer.recipients):
+        get_run_logger().warning(warning)
     with _lock:
         _writers[bundle_name] = writer
     return writer.target.describe()

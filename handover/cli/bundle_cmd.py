@@ -105,6 +105,21 @@ def _recipients(to: Sequence[str], to_files: Sequence[Path]) -> list[Recipient]:
     return recipients
 
 
+def _warn_client_requirements(recipients: Sequence[Recipient]) -> None:
+    """Say which recipients need a newer `age` than a client may have (sealing goes on)."""
+    from rich.markup import escape
+
+    from handover.bundle.age import client_requirements
+
+    for warning in client_requirements(recipients):
+        err_console.print(
+            f"[yellow]warning:[/yellow] {escape(warning)}",
+            markup=True,
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
 def _identities(paths: Sequence[Path]) -> list[Identity]:
     from handover.bundle.age import load_identities
 
@@ -264,6 +279,7 @@ def seal(
     from handover.bundle.writer import BundleWriter
 
     recipients = _recipients(to or [], to_file or [])
+    _warn_client_requirements(recipients)
     key = SigningKey.load(sign_key)
     labels = unique_labels(sources)
     volume_sources = [

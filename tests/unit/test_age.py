@@ -26,6 +26,7 @@ from handover.bundle.age import (
     SshEd25519Identity,
     X25519Identity,
     X25519Recipient,
+    client_requirements,
     load_identities,
     parse_identities,
     parse_recipient,
@@ -606,3 +607,19 @@ def test_post_quantum_and_classic_recipients_are_not_mixed() -> None:
     pq = MLKEM768X25519Identity.generate().recipient()
     with pytest.raises(ValueError, match="cannot be mixed"):
         AgeWriter(io.BytesIO(), [pq, X25519Identity.generate().recipient()])
+
+
+def test_post_quantum_recipients_warn_that_the_client_needs_age_1_3(
+    ssh_keys: dict[str, PrivateKey],
+) -> None:
+    pq = MLKEM768X25519Identity.generate().recipient()
+    (warning,) = client_requirements([pq])
+    assert "1.3.0" in warning and "1.1.1" in warning
+    assert str(pq)[:30] in warning and len(warning) < 200  # names the key, shortened
+    classic = [
+        X25519Identity.generate().recipient(),
+        parse_recipient(_public_line(ssh_keys["ssh-ed25519"])),
+        parse_recipient(_public_line(ssh_keys["ssh-rsa"])),
+        ScryptRecipient("passphrase"),
+    ]
+    assert client_requirements(classic) == []

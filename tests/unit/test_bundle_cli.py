@@ -60,6 +60,23 @@ def test_seal_verify_open_round_trip(keys: tuple[Path, str, Path], tmp_path: Pat
     assert (tmp_path / "o" / "0001-tree" / "tree" / "sub" / "a.txt").read_text() == "a"
 
 
+def test_seal_warns_when_the_client_needs_a_recent_age(
+    keys: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    from handover.bundle.age import MLKEM768X25519Identity
+
+    _identity, recipient, signing = keys
+    (tmp_path / "f").write_text("x")
+    pq = str(MLKEM768X25519Identity.generate().recipient())
+    args = ["--sign-key", signing]
+    code, out = invoke("seal", tmp_path / "f", "--to", pq, *args, "--out", tmp_path / "b1")
+    assert code == 0, out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "age 1.3.0 or later" in warnings[0], out
+    code, out = invoke("seal", tmp_path / "f", "--to", recipient, *args, "--out", tmp_path / "b2")
+    assert code == 0 and "warning:" not in out, out
+
+
 def test_verify_prints_one_line_per_problem(keys: tuple[Path, str, Path], tmp_path: Path) -> None:
     _identity, recipient, signing = keys
     (tmp_path / "f").write_text("x")

@@ -6,8 +6,8 @@ implementation: `writer.py` and `reader.py` for the payload (`stream.py` the
 STREAM construction they share, `header.py` the header), one module per
 recipient type (`x25519.py`, `ssh.py`, `scrypt.py`, `mlkem.py`) on the
 shared `stanza.py` and `primitives.py`, `parse.py` to read keys from text,
-`armor.py` for ASCII armor. Import from here; the modules of this package
-import each other directly.
+`armor.py` for ASCII armor, `compat.py` for the age release a client needs.
+Import from here; the modules of this package import each other directly.
 
     with AgeWriter(dst, [parse_recipient("age1...")]) as w:
         shutil.copyfileobj(src, w, 1 << 20)
@@ -16,6 +16,7 @@ import each other directly.
 """
 
 from handover.bundle.age.armor import ArmoredReader
+from handover.bundle.age.compat import client_requirements
 from handover.bundle.age.mlkem import MLKEM768X25519Identity, MLKEM768X25519Recipient
 from handover.bundle.age.parse import (
     load_identities,
@@ -56,6 +57,7 @@ __all__ = [
     "Stanza",
     "X25519Identity",
     "X25519Recipient",
+    "client_requirements",
     "load_identities",
     "parse_identities",
     "parse_identity",

@@ -64,6 +64,8 @@ def _hpke_base_context(shared_secret: bytes) -> tuple[ChaCha20Poly1305, bytes]:
 class MLKEM768X25519Recipient(Recipient):
     """A hybrid post-quantum recipient, `age1pq1...` (age 1.3+); never mixed with classic ones."""
 
+    min_age_version = (1, 3, 0)
+
     def __init__(self, public: bytes) -> None:
         if len(public) != PQ_PUBLIC_SIZE:
             raise KeyFormatError("post-quantum recipient: public key has the wrong size")

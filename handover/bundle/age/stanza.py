@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -23,6 +24,10 @@ class Stanza:
 
 class Recipient(ABC):
     """Something a file key can be wrapped to. `str()` gives the canonical text back."""
+
+    # The oldest `age` release that decrypts a file wrapped to this recipient type:
+    # age 1.0.0 already had X25519, SSH and scrypt recipients.
+    min_age_version: ClassVar[tuple[int, int, int]] = (1, 0, 0)
 
     @abstractmethod
     def wrap(self, file_key: bytes) -> list[Stanza]:
