@@ -111,37 +111,53 @@ def s3_client(
 
     profile = settings.profile if settings else None
     region = settings.region if settings else None
-    key_id: str | None = None
-    secret: Secret | None = None
-    token: Secret | None = None
     if credentials is None and settings is not None:
-        if settings.access_key_id and settings.secret_access_key:
-            key_id = resolve_secret(settings.access_key_id).reveal_text()
-            secret = Secret(resolve_secret(settings.secret_access_key).reveal_text().encode())
-        elif settings.aws_credentials_block:
-            if _credentials_provider is None:
-                raise SecretRefError(
-                    f"perimeter.s3.aws_credentials_block {settings.aws_credentials_block!r}: "
-                    "no credentials provider registered in this process (run through the flows)"
-                )
-            credentials = _credentials_provider(settings.aws_credentials_block)
+        credentials = _settings_credentials(settings)
     if credentials is not None:
-        key_id, secret, token = (
-            credentials.access_key_id,
-            credentials.secret_access_key,
-            credentials.session_token,
-        )
         region = region or credentials.region
+    secret = credentials.secret_access_key if credentials else None
+    token = credentials.session_token if credentials else None
     try:
         session = boto3.session.Session(
             profile_name=profile,
-            aws_access_key_id=key_id,
+            aws_access_key_id=credentials.access_key_id if credentials else None,
             aws_secret_access_key=secret.reveal_text() if secret else None,
             aws_session_token=token.reveal_text() if token else None,
             region_name=region,
         )
     except botocore.exceptions.ProfileNotFound:
         raise AuthFailed(f"AWS profile {profile!r} not found in ~/.aws/config") from None
+    endpoint = settings.endpoint_url if settings and settings.endpoint_url else None
+    try:
+        client = session.client(
+            "s3", endpoint_url=endpoint, config=Config(**_client_options(settings))
+        )
+    except ValueError as exc:  # botocore rejects a malformed endpoint URL
+        raise UsageError(f"perimeter.s3.endpoint_url {endpoint!r}: {exc}") from None
+    return client  # type: ignore[no-any-return]
+
+
+def _settings_credentials(settings: S3SettingsLike) -> S3Credentials | None:
+    """The credentials the playbook names (references, or a block), or None for boto3's chain."""
+    if settings.access_key_id and settings.secret_access_key:
+        return S3Credentials(
+            access_key_id=resolve_secret(settings.access_key_id).reveal_text(),
+            secret_access_key=Secret(
+                resolve_secret(settings.secret_access_key).reveal_text().encode()
+            ),
+        )
+    if settings.aws_credentials_block:
+        if _credentials_provider is None:
+            raise SecretRefError(
+                f"perimeter.s3.aws_credentials_block {settings.aws_credentials_block!r}: "
+                "no credentials provider registered in this process (run through the flows)"
+            )
+        return _credentials_provider(settings.aws_credentials_block)
+    return None
+
+
+def _client_options(settings: S3SettingsLike | None) -> dict[str, Any]:
+    """botocore Config arguments: pools, timeouts and retries for bulk transfers, then settings."""
     options: dict[str, Any] = {
         "max_pool_connections": MAX_POOL_CONNECTIONS,
         "tcp_keepalive": True,
@@ -155,12 +171,7 @@ def s3_client(
     if settings is not None and settings.checksum_when_required:
         options["request_checksum_calculation"] = "when_required"
         options["response_checksum_validation"] = "when_required"
-    endpoint = settings.endpoint_url if settings and settings.endpoint_url else None
-    try:
-        client = session.client("s3", endpoint_url=endpoint, config=Config(**options))
-    except ValueError as exc:  # botocore rejects a malformed endpoint URL
-        raise UsageError(f"perimeter.s3.endpoint_url {endpoint!r}: {exc}") from None
-    return client  # type: ignore[no-any-return]
+    return options
 
 
 def is_aws_endpoint(client: S3Client) -> bool:
