@@ -400,6 +400,19 @@ def test_open_refuses_tampered_bundle_and_writes_nothing(
     assert list(into.iterdir()) == []
 
 
+def test_open_accepts_the_zero_padding_tarfile_leaves_after_the_end_of_archive(
+    tmp_path: Path, keys: tuple[X25519Identity, SigningKey]
+) -> None:
+    """Volumes whose end-of-archive falls near a 1 MiB read boundary were refused as damaged."""
+    for size in range((1 << 20) - 4096, (1 << 20) - 1024, 512):
+        path = tmp_path / f"b{size}"
+        writer = BundleWriter(path, [keys[0].recipient()], keys[1])
+        writer.add_volume(MemorySource("v", {"f.bin": b"x" * size}))
+        writer.finish()
+        open_bundle(path, [keys[0]], tmp_path / f"o{size}")
+        assert (tmp_path / f"o{size}" / "0001-v" / "f.bin").stat().st_size == size
+
+
 def test_open_refuses_a_non_empty_destination(
     bundle: Path, keys: tuple[X25519Identity, SigningKey], tmp_path: Path
 ) -> None:
