@@ -153,12 +153,6 @@ class _Drain:
         return self._tail.decode("utf-8", "replace")
 
 
-def local_file_source(label: str, path: Path) -> LocalPathSource:
-    """A dataset of one local file: the volume holds it under its own name."""
-    path = Path(path).absolute()
-    return LocalPathSource(label, path.parent, [path.name])
-
-
 def local_path_source(label: str, path: Path) -> LocalPathSource:
     """A dataset of one local file or folder, member names starting with its base name."""
     path = Path(os.path.abspath(path))

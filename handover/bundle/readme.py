@@ -150,10 +150,3 @@ def _unpack_index() -> list[str]:
         "and `handover open` unpacks everything (it refuses links and device files).",
         "",
     ]
-
-
-def readme_commands(text: str) -> list[str]:
-    """The shell commands of a README.txt, in order (what a client would type)."""
-    return [
-        line[len(COMMAND_PREFIX) :] for line in text.splitlines() if line.startswith(COMMAND_PREFIX)
-    ]

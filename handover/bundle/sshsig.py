@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import struct
 from pathlib import Path
-from typing import BinaryIO
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,7 +33,6 @@ HASH_ALGORITHM = "sha512"
 ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
 ARMOR_END = "-----END SSH SIGNATURE-----"
 _LINE_LEN = 70  # what ssh-keygen writes
-_READ_SIZE = 1 << 20
 
 
 def _string(data: bytes) -> bytes:
@@ -117,16 +115,6 @@ class SigningKey:
         """`ssh-ed25519 AAAA... comment`, as in a .pub or allowed_signers file."""
         return self.public_key(comment.rstrip()).line()
 
-    def allowed_signers_line(self, principal: str = "provider", namespace: str = "") -> str:
-        """A line for the `-f allowed_signers` file of `ssh-keygen -Y verify`.
-
-        With `namespace`, the key is only trusted for that namespace.
-        """
-        if not principal or any(c.isspace() for c in principal):
-            raise ValueError(f"principal {principal!r} must be one word")
-        options = f' namespaces="{namespace}"' if namespace else ""
-        return f"{principal}{options} {self.public_line('').strip()}"
-
     def fingerprint(self) -> str:
         """`SHA256:...` as `ssh-keygen -l` prints it."""
         return self.public_key().fingerprint
@@ -153,12 +141,10 @@ def _check_namespace(namespace: str) -> None:
         raise ValueError("an SSH signature needs a non-empty namespace")
 
 
-def sign_digest(digest: bytes, key: SigningKey, namespace: str) -> str:
-    """Armored signature over a message whose SHA-512 is `digest`."""
+def sign(data: bytes, key: SigningKey, namespace: str) -> str:
+    """Armored `-----BEGIN SSH SIGNATURE-----` text over `data`, as `ssh-keygen -Y sign`."""
     _check_namespace(namespace)
-    if len(digest) != 64:
-        raise ValueError("sign_digest expects a SHA-512 digest (64 bytes)")
-    raw_sig = key._sign_raw(_signed_blob(namespace, digest))
+    raw_sig = key._sign_raw(_signed_blob(namespace, hashlib.sha512(data).digest()))
     blob = (
         MAGIC
         + struct.pack(">I", SIG_VERSION)
@@ -171,19 +157,6 @@ def sign_digest(digest: bytes, key: SigningKey, namespace: str) -> str:
     text = base64.b64encode(blob).decode("ascii")
     lines = [text[i : i + _LINE_LEN] for i in range(0, len(text), _LINE_LEN)]
     return "\n".join([ARMOR_BEGIN, *lines, ARMOR_END]) + "\n"
-
-
-def sign(data: bytes, key: SigningKey, namespace: str) -> str:
-    """Armored `-----BEGIN SSH SIGNATURE-----` text over `data`, as `ssh-keygen -Y sign`."""
-    return sign_digest(hashlib.sha512(data).digest(), key, namespace)
-
-
-def sign_stream(fileobj: BinaryIO, key: SigningKey, namespace: str) -> str:
-    """Like sign(), hashing `fileobj` as it is read (bounded memory)."""
-    digest = hashlib.sha512()
-    while chunk := fileobj.read(_READ_SIZE):
-        digest.update(chunk)
-    return sign_digest(digest.digest(), key, namespace)
 
 
 def _unarmor(signature: str) -> bytes:
@@ -225,7 +198,7 @@ def _verify_raw(wire: bytes, sig: bytes, signed: bytes) -> None:
     )
 
 
-def verify_digest(
+def _verify_digests(
     digest_of: dict[str, bytes], signature: str, public_line: str, namespace: str
 ) -> None:
     """Verify with precomputed digests (`{"sha512": ..., "sha256": ...}`); see verify()."""
@@ -271,15 +244,4 @@ def verify(data: bytes, signature: str, public_line: str, namespace: str) -> Non
     """
     _check_namespace(namespace)
     digests = {"sha512": hashlib.sha512(data).digest(), "sha256": hashlib.sha256(data).digest()}
-    verify_digest(digests, signature, public_line, namespace)
-
-
-def verify_stream(fileobj: BinaryIO, signature: str, public_line: str, namespace: str) -> None:
-    """Like verify(), hashing `fileobj` as it is read."""
-    _check_namespace(namespace)
-    sha512, sha256 = hashlib.sha512(), hashlib.sha256()
-    while chunk := fileobj.read(_READ_SIZE):
-        sha512.update(chunk)
-        sha256.update(chunk)
-    digests = {"sha512": sha512.digest(), "sha256": sha256.digest()}
-    verify_digest(digests, signature, public_line, namespace)
+    _verify_digests(digests, signature, public_line, namespace)

@@ -290,7 +290,7 @@ def test_allowed_signers_line_works_with_ssh_keygen(tmp_path: Path) -> None:
     key = SigningKey.generate()
     data = b"sums\n"
     allowed = tmp_path / "allowed_signers"
-    allowed.write_text(key.allowed_signers_line("provider", NS) + "\n")
+    allowed.write_text(f'provider namespaces="{NS}" {key.public_line("")}\n')
     (tmp_path / "sig").write_text(sign(data, key, NS))
     args = [ssh_keygen, "-Y", "verify", "-f", str(allowed), "-I", "provider", "-s"]
     assert run([*args, str(tmp_path / "sig"), "-n", NS], data).returncode == 0

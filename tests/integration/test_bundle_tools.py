@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from handover.bundle.readme import KEY_PLACEHOLDER, readme_commands
+from handover.bundle.readme import COMMAND_PREFIX, KEY_PLACEHOLDER
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,13 @@ def client_keys(folder: Path) -> tuple[Path, str, Path, str]:
         check=True,
     )
     return age_key, recipient, ssh_key, Path(f"{ssh_key}.pub").read_text().strip()
+
+
+def readme_commands(text: str) -> list[str]:
+    """The shell commands of a README.txt, in order (what a client would type)."""
+    return [
+        line[len(COMMAND_PREFIX) :] for line in text.splitlines() if line.startswith(COMMAND_PREFIX)
+    ]
 
 
 def run_readme(bundle: Path, key: Path) -> str:

@@ -10,7 +10,6 @@ from handover.bundle.local import (
     DirectorySource,
     DirectoryTarget,
     LocalPathSource,
-    local_file_source,
     local_path_source,
 )
 from handover.bundle.snapshot import snapshot_source
@@ -45,7 +44,7 @@ def test_missing_path_fails_with_tar_message(tmp_path: Path) -> None:
 def test_single_file_source(tmp_path: Path) -> None:
     require_binary("tar", "tar")
     (tmp_path / "dump.sql").write_text("select 1;")
-    members = snapshot_source(local_file_source("db", tmp_path / "dump.sql"))
+    members = snapshot_source(local_path_source("db", tmp_path / "dump.sql"))
     assert [(m.path, m.size) for m in members] == [("dump.sql", 9)]
 
 

@@ -240,21 +240,6 @@ class AgeReader:
         self._plain_start += n
         return out
 
-    def drain(self) -> int:
-        """Read and discard the rest, so a truncated or extended file is still detected.
-
-        Call it when the consumer stops early (a tar reader stops at its
-        end-of-archive blocks): the final chunk is only checked when reached.
-        Returns the number of plaintext bytes discarded.
-        """
-        discarded = self._plain_end - self._plain_start
-        self._plain_start = self._plain_end
-        while not self._done:
-            self._decrypt_batch()
-            discarded += self._plain_end
-            self._plain_start = self._plain_end
-        return discarded
-
     def close(self) -> None:
         """Release buffers; src stays open."""
         self._closed = True

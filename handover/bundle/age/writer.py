@@ -78,7 +78,6 @@ class AgeWriter:
         dst.write(memoryview(encode_header(stanzas, file_key) + nonce))
         self._counter = 0
         self._closed = False
-        self.bytes_in = 0
         self._worker: _SealWorker | None = None
         if background:
             self._worker = _SealWorker(dst, self._aead)
@@ -112,7 +111,6 @@ class AgeWriter:
             self._pending_len += take
             pos = take
             if pos == size:
-                self.bytes_in += size
                 return size
             self._seal(self._pending_view, final=False)
             self._pending_len = 0
@@ -122,7 +120,6 @@ class AgeWriter:
         rest = size - pos
         self._pending[:rest] = view[pos:]
         self._pending_len = rest
-        self.bytes_in += size
         return size
 
     def _write_background(self, view: memoryview) -> int:
@@ -136,7 +133,6 @@ class AgeWriter:
             self._batch[self._batch_len : self._batch_len + take] = view[pos : pos + take]
             self._batch_len += take
             pos += take
-        self.bytes_in += size
         return size
 
     def _submit(self, final: bool) -> None:

@@ -54,10 +54,6 @@ class X25519Recipient(Recipient):
         self._public = public_key
         self._key = x25519.X25519PublicKey.from_public_bytes(public_key)
 
-    @property
-    def public_bytes(self) -> bytes:
-        return self._public
-
     def wrap(self, file_key: bytes) -> list[Stanza]:
         ephemeral = x25519.X25519PrivateKey.generate()
         share = ephemeral.public_key().public_bytes_raw()
