@@ -322,40 +322,49 @@ class BundleWriter:
         volumes = self.volumes
         created = datetime.now(UTC).replace(microsecond=0).isoformat()
         public_line = self.signing_key.public_line("provider")
-
-        doc_records: list[DocumentRecord] = []
-        for name in sorted(documents):
-            _check_document_name(name)
-            size, digest = _hash_document(documents[name])
-            doc_records.append(DocumentRecord(path=name, size=size, sha256=digest))
         manifest = Manifest(
             created=created,
             provider_key=public_line,
             volumes=volumes,
-            documents=doc_records,
+            documents=_document_records(documents),
             extra=dict(extra_manifest or {}),
         )
-        manifest_bytes = manifest.to_json()
         files: dict[str, str] = {v.file: v.sha256 for v in volumes}
+        files[INDEX_NAME], manifest_sha256 = self._write_index(manifest, documents)
+        readme = render_readme(
+            [v.file for v in volumes], created, self.signing_key.fingerprint(), self.title
+        ).encode("utf-8")
+        files[README_NAME] = self._put(README_NAME, readme)
+        files[PROVIDER_KEY_NAME] = self._put(PROVIDER_KEY_NAME, (public_line + "\n").encode())
+        self._sign(files)
+        return BundleResult(
+            location=self.target.describe(),
+            volumes=volumes,
+            files=files,
+            manifest_sha256=manifest_sha256,
+            provider_key=public_line,
+            created=created,
+        )
 
+    def _write_index(
+        self, manifest: Manifest, documents: Mapping[str, bytes | Path]
+    ) -> tuple[str, str]:
+        """Seal `index.tar.age`; return its SHA-256 and the manifest's."""
+        manifest_bytes = manifest.to_json()
         inner = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
-        inner.update({d.path: d.sha256 for d in doc_records})
+        inner.update({d.path: d.sha256 for d in manifest.documents})
         with (
             self.target.open_write(INDEX_NAME) as raw,
             _HashingWriter(raw).running() as out,
             AgeWriter(cast(BinaryIO, out), self.recipients) as age,
         ):
             _write_index(age, manifest_bytes, documents, render_sums(inner))
-        files[INDEX_NAME] = out.hexdigest()
+        return out.hexdigest(), inner[MANIFEST_NAME]
 
-        readme = render_readme(
-            [v.file for v in volumes], created, self.signing_key.fingerprint(), self.title
-        ).encode("utf-8")
-        files[README_NAME] = self._put(README_NAME, readme)
-        files[PROVIDER_KEY_NAME] = self._put(PROVIDER_KEY_NAME, (public_line + "\n").encode())
-
+    def _sign(self, files: dict[str, str]) -> None:
+        """Write SHA256SUMS of `files`, then its signature last, once the rest is durable."""
         sums = render_sums(files)
-        files[SUMS_NAME] = self._put(SUMS_NAME, sums)
+        self._put(SUMS_NAME, sums)
         signature = sign(sums, self.signing_key, NAMESPACE)
         sync = getattr(self.target, "sync", None)
         if sync is not None:  # everything durable before the file that says "complete"
@@ -363,20 +372,21 @@ class BundleWriter:
         self._put(SIGNATURE_NAME, signature.encode("ascii"))
         if sync is not None:
             sync()
-        del files[SUMS_NAME]
-        return BundleResult(
-            location=self.target.describe(),
-            volumes=volumes,
-            files=files,
-            manifest_sha256=inner[MANIFEST_NAME],
-            provider_key=public_line,
-            created=created,
-        )
 
     def _put(self, relpath: str, data: bytes) -> str:
         with self.target.open_write(relpath) as handle:
             handle.write(data)
         return hashlib.sha256(data).hexdigest()
+
+
+def _document_records(documents: Mapping[str, bytes | Path]) -> list[DocumentRecord]:
+    """Each document's size and SHA-256, sorted by name (names checked first)."""
+    records: list[DocumentRecord] = []
+    for name in sorted(documents):
+        _check_document_name(name)
+        size, digest = _hash_document(documents[name])
+        records.append(DocumentRecord(path=name, size=size, sha256=digest))
+    return records
 
 
 def _check_document_name(name: str) -> None:
