@@ -24,6 +24,7 @@ import typer
 
 from handover.cli import app, console, err_console, handles_errors
 from handover.errors import KeyFormatError, UsageError
+from handover.sizes import size_text
 from handover.state.atomic import atomic_writer
 
 if TYPE_CHECKING:  # the bundle modules are imported inside commands: `handover --help` stays quick
@@ -243,14 +244,6 @@ def _progress(enabled: bool, description: str) -> Iterator[Callable[[int], None]
         yield advance
 
 
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 @app.command()
 @handles_errors
 def seal(
@@ -306,8 +299,8 @@ def seal(
     data = sum(record.data_size for record in records)
     files = sum(record.file_count for record in records)
     console.print(
-        f"Sealed {len(records)} volume(s), {files} files, {_human(data)} in {elapsed:.1f} s "
-        f"({_human(data / max(elapsed, 1e-9))}/s) -> {result.location}",
+        f"Sealed {len(records)} volume(s), {files} files, {size_text(data)} in {elapsed:.1f} s "
+        f"({size_text(data / max(elapsed, 1e-9))}/s) -> {result.location}",
         soft_wrap=True,
     )
 

@@ -21,9 +21,9 @@ from handover.documents.formatting import (
     date_text,
     datetime_text,
     scrub,
-    size_text,
 )
 from handover.documents.sections import header_fields, parties_section, perimeter_section
+from handover.sizes import size_text
 
 if TYPE_CHECKING:
     from handover.contract.playbook import Playbook

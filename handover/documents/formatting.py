@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from handover.clock import as_utc
 from handover.documents.blocks import Inline, Span, code
-from handover.operations.sla import as_utc
+from handover.sizes import size_text
 
 
 def date_text(value: date | datetime | None) -> str:
@@ -33,16 +34,6 @@ def datetime_text(value: datetime | None) -> str:
     if value is None:
         return "—"
     return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def size_text(n: int) -> str:
-    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    value = float(n)
-    for unit in units:
-        if value < 1024 or unit == units[-1]:
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} bytes"  # pragma: no cover
 
 
 def minutes_text(total: float) -> str:

@@ -13,13 +13,13 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from handover.bundle.readme import NAMESPACE, SIGNER_IDENTITY
+from handover.clock import as_utc
 from handover.contract.deadlines import exit_deadlines
 from handover.documents.blocks import Inline, code
 from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
 from handover.documents.formatting import date_text, shorten
 from handover.documents.sections import dataset_source, escalation_tables, header_fields
-from handover.operations.sla import as_utc
 from handover.sshkeys import line_fingerprint
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 
 from handover.estate.inventory import Inventory
+from handover.sizes import size_text
 
 __all__ = ["HealthCheckResult", "availability", "evaluate_health"]
 
@@ -28,10 +29,6 @@ class HealthCheckResult(BaseModel):
     ok: bool
     detail: str
     at: datetime
-
-
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.1f} GiB"
 
 
 def evaluate_health(
@@ -62,8 +59,8 @@ def evaluate_health(
     for disk in inventory.disks:
         ok = disk.used_percent < disk_threshold_percent
         detail = (
-            f"{disk.used_percent:.1f}% used ({_gib(disk.avail_bytes)} free of "
-            f"{_gib(disk.size_bytes)}), threshold {disk_threshold_percent:g}%"
+            f"{disk.used_percent:.1f}% used ({size_text(disk.avail_bytes)} free of "
+            f"{size_text(disk.size_bytes)}), threshold {disk_threshold_percent:g}%"
         )
         results.append(
             HealthCheckResult(host=name, check=f"disk:{disk.mount}", ok=ok, detail=detail, at=when)

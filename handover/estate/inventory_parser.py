@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from handover.clock import as_utc
 from handover.estate.eol import eol_flags
 from handover.estate.inventory import (
     Certificate,
@@ -401,9 +402,7 @@ def parse_inventory(host: str, output: str, now: datetime | None = None) -> Inve
     script declared unreadable is recorded in `unreadable` ("fact: why"), and
     output cut short (no end marker) is recorded as such.
     """
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = as_utc(now or datetime.now(UTC))
     sections, unreadable, complete = _split_sections(output)
     if not complete:
         unreadable.append("inventory: output ended before the end marker (truncated run)")

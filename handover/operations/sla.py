@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from handover.clock import as_utc
 from handover.estate.health import HealthCheckResult, availability
 from handover.operations.incidents import Incident
 
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from handover.contract.services import Severity
 
 Verdict = Literal["met", "breached", "not measured"]
-
-
-def as_utc(value: datetime) -> datetime:
-    """`value` in UTC; a naive datetime is taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def period_bounds(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
