@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field
 from handover.errors import UsageError
 from handover.secrets.references import SCHEMES, is_ref
 from handover.sshkeys import normalize_fingerprint, public_key_problem
+from handover.state.home import CONTRACT_ID_PATTERN
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -48,6 +49,15 @@ def _check_slug(value: str) -> str:
         raise ValueError(
             f"bad slug {value[:70]!r}: use 1 to 63 characters among a-z, 0-9 and '-', "
             "starting with a letter or digit"
+        )
+    return value
+
+
+def _check_contract_id(value: str) -> str:
+    if not CONTRACT_ID_PATTERN.match(value):
+        raise ValueError(
+            f"bad slug {value[:70]!r}: a contract id takes 2 to 63 characters among a-z, 0-9 "
+            "and '-', starting with a letter or digit (it names the contract's state and vault)"
         )
     return value
 
@@ -104,6 +114,7 @@ def _check_public_key(value: str) -> str:
 
 
 Slug = Annotated[str, AfterValidator(_check_slug)]
+ContractId = Annotated[str, AfterValidator(_check_contract_id)]
 SecretRef = Annotated[
     str,
     AfterValidator(_check_ref),

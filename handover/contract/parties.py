@@ -12,7 +12,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from handover.contract.base import PlaybookModel
-from handover.contract.fields import Email, NonEmpty, Slug
+from handover.contract.fields import ContractId, Email, NonEmpty
 
 
 class Contact(PlaybookModel):
@@ -101,7 +101,7 @@ class Billing(PlaybookModel):
 class Contract(PlaybookModel):
     """Who, when, how billed: the header of the contract."""
 
-    id: Slug = Field(description="Contract id (slug), used in file and artifact names.")
+    id: ContractId = Field(description="Contract id (slug), used in file and artifact names.")
     title: NonEmpty = Field(description='Human title, e.g. "Infogérance du SI d\'ACME".')
     parties: Parties
     dates: ContractDates

@@ -143,6 +143,17 @@ def test_software_version_number_becomes_text() -> None:
     assert playbook.perimeter.software[0].version == "1.22"
 
 
+def test_one_letter_contract_id_is_refused_as_the_state_would_refuse_it() -> None:
+    """The checklist store and the vault take 2 to 63 characters: validate says so first."""
+    data = demo_data()
+    data["contract"]["id"] = "a"
+    problems = problems_of(data)
+    assert any("contract.id: bad slug 'a': a contract id takes 2 to 63" in p for p in problems)
+    data["perimeter"]["hosts"][0]["name"] = "w"  # hosts and datasets may be one letter
+    data["contract"]["id"] = "ab"
+    assert not any("perimeter.hosts" in p for p in problems_of(data))
+
+
 def test_problems_are_sorted_by_line_and_all_reported() -> None:
     data = demo_data()
     data["contract"]["id"] = "BAD ID"
