@@ -12,7 +12,7 @@ from pydantic import Field
 
 from handover.contract.base import PlaybookModel
 from handover.contract.fields import NonEmpty, SecretRef
-from handover.contract.recipients import RecipientEntry, load_recipients
+from handover.contract.recipients import RecipientList, load_recipients
 
 
 class Backups(PlaybookModel):
@@ -26,9 +26,7 @@ class Backups(PlaybookModel):
     schedule: str | None = Field(
         default=None, description="Cron expression of the backup deployment."
     )
-    recipients: list[RecipientEntry] = Field(
-        min_length=1, description="The provider's backup keys."
-    )
+    recipients: RecipientList = Field(min_length=1, description="The provider's backup keys.")
     identity: SecretRef | None = Field(
         default=None,
         description="Reference to the backup identity, used by the sample restore check.",

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from handover.bundle.age import parse_recipient
+from handover.bundle.age import parse_recipient, recipients_problem
 from handover.contract.fields import literal_secret_kind
 from handover.errors import KeyFormatError
 
@@ -89,4 +89,19 @@ def load_recipients(entries: Sequence[str], base: Path, field: str) -> list[str]
         result.extend(_read_recipients_file(path if path.is_absolute() else base / path, field))
     if not result:
         raise KeyFormatError(f"{field}: no recipient found")
+    problem = recipients_problem([parse_recipient(text) for text in result])
+    if problem is not None:
+        raise KeyFormatError(f"{field}: {problem}")
     return result
+
+
+def _check_recipient_list(entries: list[str]) -> list[str]:
+    """The age rules on who may share a file, for the literal entries (files are read later)."""
+    literals = [e.strip() for e in entries if not e.startswith(FILE_PREFIX)]
+    problem = recipients_problem([parse_recipient(text) for text in literals]) if literals else None
+    if problem is not None:
+        raise ValueError(problem)
+    return entries
+
+
+RecipientList = Annotated[list[RecipientEntry], AfterValidator(_check_recipient_list)]

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from handover.contract.base import LocatedProblems, PlaybookModel
 from handover.contract.fields import NonEmpty, SecretRef
-from handover.contract.recipients import RecipientEntry, load_recipients
+from handover.contract.recipients import RecipientList, load_recipients
 
 
 class Delivery(PlaybookModel):
@@ -126,7 +126,7 @@ class DataFormat(PlaybookModel):
 class Reversibility(PlaybookModel):
     """How the client gets everything back at exit (réversibilité)."""
 
-    recipients: list[RecipientEntry] = Field(
+    recipients: RecipientList = Field(
         min_length=1, description="Who can open the bundle: the client and/or the new provider."
     )
     signing_key: SecretRef = Field(description="Reference to the provider's OpenSSH Ed25519 key.")

@@ -383,7 +383,7 @@ def test_scrypt_round_trip_and_wrong_passphrase() -> None:
 
 
 def test_scrypt_must_be_alone() -> None:
-    with pytest.raises(ValueError, match="only recipient"):
+    with pytest.raises(KeyFormatError, match="only recipient"):
         AgeWriter(io.BytesIO(), [ScryptRecipient("pw", 10), X25519Identity.generate().recipient()])
 
 
@@ -604,9 +604,14 @@ def test_post_quantum_round_trip_and_texts() -> None:
 
 
 def test_post_quantum_and_classic_recipients_are_not_mixed() -> None:
+    """A usage error (exit 2), refused before anything is written."""
     pq = MLKEM768X25519Identity.generate().recipient()
-    with pytest.raises(ValueError, match="cannot be mixed"):
-        AgeWriter(io.BytesIO(), [pq, X25519Identity.generate().recipient()])
+    out = io.BytesIO()
+    with pytest.raises(KeyFormatError, match="cannot be mixed"):
+        AgeWriter(out, [pq, X25519Identity.generate().recipient()])
+    assert out.getvalue() == b""
+    with pytest.raises(KeyFormatError, match="no recipient"):
+        AgeWriter(out, [])
 
 
 def test_post_quantum_recipients_warn_that_the_client_needs_age_1_3(

@@ -231,6 +231,23 @@ def test_load_recipients_names_file_and_line_of_bad_entry(tmp_path: Path) -> Non
         playbook.backups.load_recipients(tmp_path)
 
 
+def test_post_quantum_and_classic_recipients_together_are_refused(tmp_path: Path) -> None:
+    """age refuses to mix them; validate says so, and so does a recipients file read later."""
+    from handover.bundle.age import MLKEM768X25519Identity
+
+    pq = str(MLKEM768X25519Identity.generate().recipient())
+    data = demo_data()
+    data["reversibility"]["recipients"] = [pq, AGE_RECIPIENT]
+    problems = problems_of(data)
+    assert any("reversibility.recipients: " in p and "cannot be mixed" in p for p in problems)
+    data["reversibility"]["recipients"] = [pq]
+    playbook = Playbook.model_validate(data)
+    (tmp_path / "more.recipients").write_text(f"{AGE_RECIPIENT}\n")
+    playbook.reversibility.recipients = [pq, "file:more.recipients"]
+    with pytest.raises(KeyFormatError, match=r"reversibility\.recipients: post-quantum"):
+        playbook.reversibility.load_recipients(tmp_path)
+
+
 def test_load_recipients_missing_file_names_field(tmp_path: Path) -> None:
     playbook = load_playbook(DEMO)
     with pytest.raises(KeyFormatError, match=r"reversibility\.recipients: recipients file .*"):

@@ -16,7 +16,7 @@ Import from here; the modules of this package import each other directly.
 """
 
 from handover.bundle.age.armor import ArmoredReader
-from handover.bundle.age.compat import client_requirements
+from handover.bundle.age.compat import client_requirements, recipients_problem
 from handover.bundle.age.mlkem import MLKEM768X25519Identity, MLKEM768X25519Recipient
 from handover.bundle.age.parse import (
     load_identities,
@@ -62,4 +62,5 @@ __all__ = [
     "parse_identities",
     "parse_identity",
     "parse_recipient",
+    "recipients_problem",
 ]

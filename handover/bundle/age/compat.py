@@ -1,4 +1,4 @@
-"""Which `age` release a client needs to open a file, given the file's recipients.
+"""Which recipients may share a file, and which `age` release a client needs to open it.
 
 A bundle promises that the client opens it with standard tools alone, and
 the `age` of a stable distribution lags behind: Debian 12 ships age 1.1.1,
@@ -10,8 +10,10 @@ module says what to warn about, and the CLI and the flows print it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from handover.bundle.age.mlkem import MLKEM768X25519Recipient
+from handover.bundle.age.scrypt import ScryptRecipient
 from handover.bundle.age.stanza import Recipient
 from handover.sshkeys import shown
 
@@ -31,3 +33,23 @@ def client_requirements(recipients: Iterable[Recipient]) -> list[str]:
                 f"to decrypt this bundle ({STABLE_AGE_RELEASE}, which cannot)"
             )
     return warnings
+
+
+def recipients_problem(recipients: Sequence[Recipient]) -> str | None:
+    """Why these recipients cannot share one age file (the rules of age), or None.
+
+    A passphrase must be alone (anyone holding it could otherwise swap the
+    other recipients), and post-quantum recipients are never mixed with classic
+    ones (the classic ones would void the quantum resistance).
+    """
+    if not recipients:
+        return "no recipient"
+    if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
+        return "a passphrase (scrypt) recipient must be the only recipient"
+    post_quantum = [isinstance(r, MLKEM768X25519Recipient) for r in recipients]
+    if any(post_quantum) and not all(post_quantum):
+        return (
+            "post-quantum (age1pq1...) and classic recipients cannot be mixed: "
+            "the classic ones would void the quantum resistance"
+        )
+    return None

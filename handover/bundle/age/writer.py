@@ -17,10 +17,9 @@ from typing import Self
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from handover.bundle.age.compat import recipients_problem
 from handover.bundle.age.header import encode_header
-from handover.bundle.age.mlkem import MLKEM768X25519Recipient
 from handover.bundle.age.primitives import FILE_KEY_SIZE
-from handover.bundle.age.scrypt import ScryptRecipient
 from handover.bundle.age.stanza import Recipient
 from handover.bundle.age.stream import (
     BATCH_BYTES,
@@ -33,22 +32,9 @@ from handover.bundle.age.stream import (
     chunk_nonce,
     stream_key,
 )
+from handover.errors import KeyFormatError
 
 _BACKGROUND_BUFFERS = 3
-
-
-def _check_recipients(recipients: Sequence[Recipient]) -> None:
-    """The rules of age on who may share a file; ValueError naming the broken one."""
-    if not recipients:
-        raise ValueError("AgeWriter needs at least one recipient")
-    if len(recipients) > 1 and any(isinstance(r, ScryptRecipient) for r in recipients):
-        raise ValueError("a passphrase (scrypt) recipient must be the only recipient")
-    post_quantum = [isinstance(r, MLKEM768X25519Recipient) for r in recipients]
-    if any(post_quantum) and not all(post_quantum):
-        raise ValueError(
-            "post-quantum (age1pq1...) and classic recipients cannot be mixed: "
-            "the classic ones would void the quantum resistance"
-        )
 
 
 class AgeWriter:
@@ -69,7 +55,9 @@ class AgeWriter:
     def __init__(
         self, dst: ByteSink, recipients: Sequence[Recipient], *, background: bool = False
     ) -> None:
-        _check_recipients(recipients)
+        problem = recipients_problem(recipients)
+        if problem is not None:
+            raise KeyFormatError(f"age recipients: {problem}")
         self._dst = dst
         file_key = os.urandom(FILE_KEY_SIZE)
         stanzas = [s for r in recipients for s in r.wrap(file_key)]
