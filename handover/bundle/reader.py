@@ -24,9 +24,10 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO
 
 from handover.bundle.age import AgeReader, Identity
+from handover.bundle.hashing import HashingReader
 from handover.bundle.local import DirectorySource
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
 from handover.bundle.pump import pump_tar
@@ -53,37 +54,6 @@ _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
 _ARMOR = re.compile(
     r"-----BEGIN SSH SIGNATURE-----\n(?:[A-Za-z0-9+/]{1,76}={0,2}\n)+-----END SSH SIGNATURE-----\n"
 )
-
-
-class _HashingReader:
-    """Hashes the ciphertext as the decryptor pulls it, so a volume is read once."""
-
-    def __init__(self, src: IO[bytes]) -> None:
-        self._src = src
-        self._sha = hashlib.sha256()
-        self.size = 0
-
-    def readinto(self, buffer: Any) -> int:
-        got = self._src.readinto(buffer)  # type: ignore[attr-defined]
-        if got:
-            self._sha.update(memoryview(buffer)[:got])
-            self.size += got
-        return int(got or 0)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._src.read(size)
-        self._sha.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        """Read what the decryptor left (nothing, for a valid file) so the hash covers it all."""
-        while chunk := self._src.read(COPY_SIZE):
-            self._sha.update(chunk)
-            self.size += len(chunk)
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
 
 
 def _as_source(source: BundleSource | Path | str) -> BundleSource:
@@ -238,7 +208,7 @@ def _read_index(
 ) -> tuple[Manifest, dict[str, bytes]]:
     """Decrypt index.tar.age in memory (it is small); return the manifest and its members."""
     with source.open_read(INDEX_NAME) as raw:
-        hashing = _HashingReader(raw)
+        hashing = HashingReader(raw)
         with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
             members: dict[str, bytes] = {}
             try:
@@ -327,7 +297,7 @@ def _verify_volume(
     parser = TarParser(volume.file, capture_sums=True)
     problems: list[str] = []
     with source.open_read(volume.file) as raw:
-        hashing = _HashingReader(raw)
+        hashing = HashingReader(raw)
         try:
             with AgeReader(hashing, identities, name=volume.file) as age:  # type: ignore[arg-type]
                 pump_tar(age, parser, None)  # type: ignore[arg-type]
@@ -438,7 +408,7 @@ def _open_volume(
 ) -> None:
     where = volume.file
     with source.open_read(where) as raw:
-        hashing = _HashingReader(raw)
+        hashing = HashingReader(raw)
         with AgeReader(hashing, identities, name=where) as age:  # type: ignore[arg-type]
             hashes, sums, _dirs = _extract_volume(age, dest, where)  # type: ignore[arg-type]
             _check_end_padding(age, where)  # type: ignore[arg-type]

@@ -27,10 +27,11 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from handover.bundle.hashing import HashingWriter
 from handover.errors import BundleCorrupt, BundleError, UsageError
 from handover.state.atomic import atomic_writer
 
@@ -176,27 +177,6 @@ def _parse_stamp(stem: str) -> datetime | None:
     return base + timedelta(milliseconds=int(match[2]))
 
 
-class _HashingWriter:
-    """Counts and hashes the ciphertext on its way to the store (no second read)."""
-
-    def __init__(self, dst: IO[bytes]) -> None:
-        self._dst = dst
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self._hash.update(data)
-        self.size += len(data)
-        self._dst.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self._dst.flush()
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
 def run_backup(
     store: BackupStore,
     contract: str,
@@ -230,7 +210,7 @@ def run_backup(
         volume = f"{prefix}{_stamp(created)}{VOLUME_SUFFIX}"
     parser = TarParser(volume)
     with store.put(volume) as raw:
-        out = _HashingWriter(raw)
+        out = HashingWriter(raw)
         with AgeWriter(cast(BinaryIO, out), recipients) as age, source.open_tar() as stream:
             tar_size = pump_tar(stream, parser, age, trailer=seal_trailer)
     members = parser.members()

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from handover.bundle.hashing import HashingReader
 from handover.errors import BundleError, NoMatchingIdentity
 from handover.operations.backup import BackupRecord, BackupStore
 
@@ -39,24 +40,6 @@ class RestoreCheckResult(BaseModel):
     problems: list[str]
 
 
-class _HashingReader:
-    """Hashes the ciphertext as the decryptor reads it, to compare with the record."""
-
-    def __init__(self, src: IO[bytes]) -> None:
-        self._src = src
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._src.read(size)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
 def restore_check(
     store: BackupStore,
     record: BackupRecord,
@@ -76,7 +59,7 @@ def restore_check(
 
     parser = TarParser(record.volume, capture_sums=True)
     with store.open_read(record.volume) as raw:
-        src = _HashingReader(raw)
+        src = HashingReader(raw)
         damage = _decrypt_into(parser, src, record, identities)
         # Read whatever the decryptor left (all of it after a failure), so the
         # hash and size compared with the record cover the whole file.
@@ -97,7 +80,7 @@ def restore_check(
 
 
 def _decrypt_into(
-    parser: TarParser, src: _HashingReader, record: BackupRecord, identities: Sequence[Identity]
+    parser: TarParser, src: HashingReader, record: BackupRecord, identities: Sequence[Identity]
 ) -> str | None:
     """Decrypt the volume through the tar parser; why it is damaged, or None when it read whole.
 
@@ -116,7 +99,7 @@ def _decrypt_into(
     return None
 
 
-def _volume_problems(record: BackupRecord, src: _HashingReader) -> list[str]:
+def _volume_problems(record: BackupRecord, src: HashingReader) -> list[str]:
     """The encrypted volume as read against its record: SHA-256 and size."""
     if src.hexdigest() == record.sha256 and src.size == record.size:
         return []
