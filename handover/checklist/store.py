@@ -100,11 +100,6 @@ class ChecklistStore:
         with self._lock:
             self._listeners.append(callback)
 
-    def remove_listener(self, callback: Listener) -> None:
-        """Stop calling `callback` (no error if it was not registered)."""
-        with self._lock, contextlib.suppress(ValueError):
-            self._listeners.remove(callback)
-
     def _notify(self, checklist: Checklist, item: ChecklistItem, previous: Status | None) -> None:
         for callback in list(self._listeners):
             try:

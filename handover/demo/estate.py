@@ -74,9 +74,6 @@ class DemoEstate(BaseModel):
     def reused(self) -> bool:
         return all(h.reused for h in self.hosts)
 
-    def host_root(self, name: str) -> Path:
-        return next(h.root for h in self.hosts if h.name == name)
-
 
 _CERTS: dict[str, list[tuple[str, int]]] = {
     "web01": [("www.demo-estate.example", 365), ("intranet.demo-estate.example", SOON_CERT_DAYS)],

@@ -23,6 +23,10 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> DemoEstate:
     return build_demo_estate(tmp_path_factory.mktemp("demo"))
 
 
+def host_root(estate: DemoEstate, name: str) -> Path:
+    return next(h.root for h in estate.hosts if h.name == name)
+
+
 def tree_digest(root: Path, skip: str = "etc/ssl/demo") -> dict[str, str]:
     out: dict[str, str] = {}
     for path in sorted(root.rglob("*")):
@@ -36,7 +40,7 @@ def test_estate_has_three_realistic_hosts(estate: DemoEstate) -> None:
     assert [h.name for h in estate.hosts] == ["web01", "db01", "files01"]
     assert not estate.reused
     assert estate.files >= 3000 and estate.bytes > 20_000_000
-    web, db, files = (estate.host_root(n) for n in ("web01", "db01", "files01"))
+    web, db, files = (host_root(estate, n) for n in ("web01", "db01", "files01"))
     assert (web / "etc/hostname").read_text() == "web01\n"
     assert (
         "server_name www.demo-estate.example"
@@ -64,8 +68,8 @@ def test_estate_has_three_realistic_hosts(estate: DemoEstate) -> None:
 
 
 def test_second_build_reuses_everything_without_writing(estate: DemoEstate) -> None:
-    sql = estate.host_root("db01") / "var/backups/db/demo.sql"
-    cert = estate.host_root("web01") / "etc/ssl/demo/www.demo-estate.example.pem"
+    sql = host_root(estate, "db01") / "var/backups/db/demo.sql"
+    cert = host_root(estate, "web01") / "etc/ssl/demo/www.demo-estate.example.pem"
     before = (sql.stat().st_mtime_ns, sql.stat().st_ino, cert.read_bytes())
 
     again = build_demo_estate(estate.root)
@@ -75,14 +79,14 @@ def test_second_build_reuses_everything_without_writing(estate: DemoEstate) -> N
 
 
 def test_a_damaged_host_is_rebuilt_alone(estate: DemoEstate) -> None:
-    index = estate.host_root("web01") / "var/www/demo-estate/index.php"
+    index = host_root(estate, "web01") / "var/www/demo-estate/index.php"
     index.unlink()
 
     again = build_demo_estate(estate.root)
 
     assert [h.reused for h in again.hosts] == [False, True, True]
     assert index.is_file()
-    assert tree_digest(estate.host_root("web01")) == expected_digest("web01")
+    assert tree_digest(host_root(estate, "web01")) == expected_digest("web01")
 
 
 def expected_digest(host: str) -> dict[str, str]:
@@ -91,12 +95,12 @@ def expected_digest(host: str) -> dict[str, str]:
 
 def test_content_is_deterministic(estate: DemoEstate) -> None:
     for name in ("web01", "db01", "files01"):
-        assert tree_digest(estate.host_root(name)) == expected_digest(name), name
+        assert tree_digest(host_root(estate, name)) == expected_digest(name), name
     assert generate_host_files("db01") == generate_host_files("db01")
 
 
 def test_certificates_one_valid_one_expiring_found_by_inventory(estate: DemoEstate) -> None:
-    inv = collect_inventory(LocalConnector("web01", estate.host_root("web01")), ["/etc/ssl/demo"])
+    inv = collect_inventory(LocalConnector("web01", host_root(estate, "web01")), ["/etc/ssl/demo"])
     days = sorted(c.days_left for c in inv.certificates)
     assert len(days) == 2 and 8 <= days[0] <= 10 and days[1] >= 360
     assert {c.path for c in inv.certificates} == {
