@@ -20,8 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from handover.bundle.age import X25519Identity
+from handover.bundle.extract import open_bundle
 from handover.bundle.manifest import VolumeRecord
-from handover.bundle.reader import open_bundle
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.writer import BundleWriter
 from handover.contract.loader import load_playbook

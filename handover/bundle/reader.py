@@ -1,4 +1,4 @@
-"""Verify and open restitution bundles.
+"""Read restitution bundles: the outer checks, the index, and `verify_bundle`.
 
 `verify_bundle` checks what a client checks with standard tools, and more:
 the outer `SHA256SUMS` (missing, extra and altered files), its signature,
@@ -6,32 +6,25 @@ and with an identity every volume decrypted as a stream and every member
 re-hashed against MANIFEST.json and the volume's own `SHA256SUMS`, without
 writing plaintext to disk. Each problem is one line naming the file.
 
-`open_bundle` extracts into a staging folder next to the destination with
-`tarfile`'s `data` filter, refuses links, device files and paths leaving
-the destination, checks every hash as it goes, and moves the result into
-place only when everything matched: a failed open leaves the destination
-as it was.
+The outer checks and the index are shared with `extract.open_bundle`, so
+that verifying and opening read a bundle the same way.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
-from typing import IO
+from pathlib import Path
 
 from handover.bundle.age import AgeReader, Identity
 from handover.bundle.hashing import HashingReader
 from handover.bundle.local import DirectorySource
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
 from handover.bundle.pump import pump_tar
-from handover.bundle.readme import NAMESPACE, volume_folder
+from handover.bundle.readme import NAMESPACE
 from handover.bundle.sums import SUMS_NAME, parse_sums
 from handover.bundle.tarparse import TarParser
 from handover.bundle.types import BundleSource, MemberRecord
@@ -40,14 +33,12 @@ from handover.errors import (
     BundleCorrupt,
     BundleError,
     KeyFormatError,
-    UsageError,
 )
 from handover.sshkeys import SSH_KEY_TYPES
 
 COPY_SIZE = 1 << 20
 MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
 MAX_PROBLEMS_PER_VOLUME = 20
-INDEX_FOLDER = "index"
 _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
 # The signature file is not covered by a checksum: accept only the exact armor handover writes,
 # so that no byte of it can change unnoticed (not even whitespace).
@@ -56,7 +47,7 @@ _ARMOR = re.compile(
 )
 
 
-def _as_source(source: BundleSource | Path | str) -> BundleSource:
+def as_source(source: BundleSource | Path | str) -> BundleSource:
     if isinstance(source, str | Path):
         return DirectorySource(Path(source))
     return source
@@ -95,7 +86,7 @@ def _signer_line(signer: str | Path | None, source: BundleSource) -> tuple[str, 
     return line.splitlines()[0], text
 
 
-class _Outer:
+class OuterChecks:
     """Result of the checks that need no identity."""
 
     def __init__(self) -> None:
@@ -104,13 +95,13 @@ class _Outer:
         self.present: set[str] = set()
 
 
-def _check_outer(
+def check_outer(
     source: BundleSource, signer: str | Path | None, *, hash_encrypted: bool
-) -> _Outer:
+) -> OuterChecks:
     """SHA256SUMS listing, signature, and hashes (of `.age` files only if `hash_encrypted`)."""
     from handover.bundle.sshsig import verify
 
-    result = _Outer()
+    result = OuterChecks()
     problems = result.problems
     result.present = set(source.list_files())
     if SUMS_NAME not in result.present:
@@ -154,7 +145,7 @@ def _check_outer(
         if relpath.endswith(".age") and not hash_encrypted:
             continue
         if _hash_file(source, relpath) != expected:
-            problems.append(_mismatch(relpath))
+            problems.append(mismatch_problem(relpath))
     return result
 
 
@@ -169,7 +160,7 @@ def _canonical_armor(text: str) -> bool:
         return False
 
 
-def _mismatch(relpath: str) -> str:
+def mismatch_problem(relpath: str) -> str:
     return f"{relpath}: SHA-256 does not match {SUMS_NAME} (corrupted or tampered)"
 
 
@@ -203,8 +194,8 @@ def _manifest_volume_problems(
     return problems
 
 
-def _read_index(
-    source: BundleSource, identities: Sequence[Identity], outer: _Outer
+def read_index(
+    source: BundleSource, identities: Sequence[Identity], outer: OuterChecks
 ) -> tuple[Manifest, dict[str, bytes]]:
     """Decrypt index.tar.age in memory (it is small); return the manifest and its members."""
     with source.open_read(INDEX_NAME) as raw:
@@ -223,7 +214,7 @@ def _read_index(
         hashing.drain()
     expected = outer.sums.get(INDEX_NAME)
     if expected is not None and hashing.hexdigest() != expected:
-        raise BundleCorrupt(_mismatch(INDEX_NAME))
+        raise BundleCorrupt(mismatch_problem(INDEX_NAME))
     if MANIFEST_NAME not in members:
         raise BundleCorrupt(f"{INDEX_NAME}: no {MANIFEST_NAME} inside")
     inner = parse_sums(members.get(SUMS_NAME, b""), f"{INDEX_NAME}: {SUMS_NAME}")
@@ -234,7 +225,7 @@ def _read_index(
     return manifest, members
 
 
-def _check_volume_listing(manifest: Manifest, outer: _Outer) -> list[str]:
+def check_volume_listing(manifest: Manifest, outer: OuterChecks) -> list[str]:
     problems: list[str] = []
     listed = {v.file for v in manifest.volumes}
     for volume in manifest.volumes:
@@ -262,8 +253,8 @@ def verify_bundle(
     re-hash every member. Raises UsageError for an unreadable signer key or
     a missing bundle folder; everything else is reported as a problem.
     """
-    bundle = _as_source(source)
-    outer = _check_outer(bundle, signer, hash_encrypted=not identities)
+    bundle = as_source(source)
+    outer = check_outer(bundle, signer, hash_encrypted=not identities)
     problems = outer.problems
     if not identities or SUMS_NAME not in outer.present:
         return problems
@@ -272,12 +263,12 @@ def verify_bundle(
     decrypted: set[str] = set()
     if INDEX_NAME in outer.present:
         try:
-            manifest, _ = _read_index(bundle, identities, outer)
+            manifest, _ = read_index(bundle, identities, outer)
         except BundleError as exc:  # NoMatchingIdentity too
             problems.append(str(exc))
         else:
             decrypted.add(INDEX_NAME)
-            problems += _check_volume_listing(manifest, outer)
+            problems += check_volume_listing(manifest, outer)
             for volume in manifest.volumes:
                 if volume.file in outer.present:
                     problems += _verify_volume(
@@ -287,7 +278,7 @@ def verify_bundle(
     for relpath, expected in sorted(outer.sums.items()):
         unchecked = relpath.endswith(".age") and relpath not in decrypted
         if unchecked and relpath in outer.present and _hash_file(bundle, relpath) != expected:
-            problems.append(_mismatch(relpath))
+            problems.append(mismatch_problem(relpath))
     return problems
 
 
@@ -305,175 +296,7 @@ def _verify_volume(
             problems.append(str(exc))
         hashing.drain()
     if expected is not None and hashing.hexdigest() != expected:
-        problems.insert(0, _mismatch(volume.file))
+        problems.insert(0, mismatch_problem(volume.file))
     if not problems:
         problems += _manifest_volume_problems(volume, parser, volume.members)
     return problems
-
-
-# -- open ------------------------------------------------------------------------------------
-
-
-_REFUSED = {
-    tarfile.SYMTYPE: "a symbolic link",
-    tarfile.LNKTYPE: "a hard link",
-    tarfile.CHRTYPE: "a character device",
-    tarfile.BLKTYPE: "a block device",
-    tarfile.FIFOTYPE: "a FIFO",
-}
-
-
-def _safe_member(info: tarfile.TarInfo, dest: Path, where: str) -> tarfile.TarInfo:
-    """The member as the `data` filter allows it, or BundleCorrupt naming why it is refused."""
-    kind = _REFUSED.get(info.type)
-    if kind is not None:
-        raise BundleCorrupt(
-            f"{where}: member {info.name!r} is {kind}; handover open refuses links and "
-            "device files (use age and tar by hand to keep them, see README.txt)"
-        )
-    if info.name.startswith("/") or PurePosixPath(info.name).is_absolute():
-        raise BundleCorrupt(f"{where}: member {info.name!r} has an absolute path: refused")
-    if ".." in PurePosixPath(info.name).parts:
-        raise BundleCorrupt(f"{where}: member {info.name!r} points outside the folder: refused")
-    if not (info.isfile() or info.isdir()):
-        raise BundleCorrupt(f"{where}: member {info.name!r} has an unsupported type: refused")
-    try:
-        filtered = tarfile.data_filter(info, str(dest))
-    except tarfile.FilterError as exc:
-        raise BundleCorrupt(f"{where}: member {info.name!r} refused: {exc}") from exc
-    return filtered
-
-
-def _extract_volume(
-    stream: IO[bytes], dest: Path, where: str
-) -> tuple[dict[str, str], bytes | None, set[str]]:
-    """Extract a tar stream under `dest`; return {file: sha256}, the SHA256SUMS bytes, dirs."""
-    hashes: dict[str, str] = {}
-    dirs: set[str] = set()
-    sums: bytes | None = None
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=COPY_SIZE) as tar:  # type: ignore[call-overload]
-            for original in tar:
-                info = _safe_member(original, dest, where)
-                name = info.name.rstrip("/")
-                target = dest.joinpath(*PurePosixPath(name).parts)
-                if info.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    dirs.add(name)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.is_dir() or target.is_symlink():
-                    raise BundleCorrupt(f"{where}: member {name!r} replaces a folder: refused")
-                handle = tar.extractfile(original)
-                sha = hashlib.sha256()
-                kept = bytearray() if name == SUMS_NAME else None
-                with open(target, "wb") as out:
-                    if handle is not None:
-                        while chunk := handle.read(COPY_SIZE):
-                            sha.update(chunk)
-                            out.write(chunk)
-                            if kept is not None:
-                                kept += chunk
-                os.chmod(target, (info.mode or 0o644) & 0o755 | 0o600)
-                if info.mtime is not None:
-                    os.utime(target, (info.mtime, info.mtime))
-                if kept is not None:
-                    sums = bytes(kept)
-                else:
-                    hashes[name] = sha.hexdigest()
-    except tarfile.TarError as exc:
-        raise BundleCorrupt(f"{where}: not a valid tar archive: {exc}") from exc
-    return hashes, sums, dirs
-
-
-def _check_end_padding(stream: IO[bytes], where: str) -> None:
-    """Only zeros may follow where tarfile stopped (the rest of the last 10 KiB tar record).
-
-    tarfile stops after the first end-of-archive block, so how much padding
-    it left depends on where its reads fell. Reading to the end also makes
-    the age reader check the final chunk.
-    """
-    while chunk := stream.read(COPY_SIZE):
-        if chunk.strip(b"\0"):
-            raise BundleCorrupt(f"{where}: data after the end of the tar archive")
-
-
-def _open_volume(
-    source: BundleSource,
-    volume: VolumeRecord,
-    identities: Sequence[Identity],
-    expected: str,
-    dest: Path,
-) -> None:
-    where = volume.file
-    with source.open_read(where) as raw:
-        hashing = HashingReader(raw)
-        with AgeReader(hashing, identities, name=where) as age:  # type: ignore[arg-type]
-            hashes, sums, _dirs = _extract_volume(age, dest, where)  # type: ignore[arg-type]
-            _check_end_padding(age, where)  # type: ignore[arg-type]
-        hashing.drain()
-    if hashing.hexdigest() != expected:
-        raise BundleCorrupt(_mismatch(where))
-    if sums is None:
-        raise BundleCorrupt(f"{where}: the volume has no {SUMS_NAME} member")
-    if parse_sums(sums, f"{where}: {SUMS_NAME}") != hashes:
-        raise BundleCorrupt(f"{where}: files do not match the volume's {SUMS_NAME}")
-    recorded = {m.path: m.sha256 for m in volume.members if m.type == "file"}
-    if recorded != hashes:
-        missing = sorted(set(recorded) - set(hashes))
-        differ = sorted(p for p in hashes if recorded.get(p) != hashes[p])
-        detail = f"missing {missing[:3]}" if missing else f"differ {differ[:3]}"
-        raise BundleCorrupt(f"{where}: files do not match {MANIFEST_NAME} ({detail})")
-
-
-def open_bundle(
-    source: BundleSource | Path | str,
-    identities: Sequence[Identity],
-    into: Path,
-    signer: str | Path | None = None,
-) -> Manifest:
-    """Verify and extract a bundle into `into` (absent or empty); return its manifest.
-
-    Each volume lands in `into/<NNNN-label>/`, the index in `into/index/`.
-    Raises BundleCorrupt (one line per problem) or NoMatchingIdentity; then
-    `into` is left as it was. Raises UsageError when `into` is not empty.
-    """
-    bundle = _as_source(source)
-    into = Path(into).absolute()
-    if into.exists() and (not into.is_dir() or any(into.iterdir())):
-        raise UsageError(f"{into}: must be an empty folder or not exist yet")
-    outer = _check_outer(bundle, signer, hash_encrypted=False)
-    if outer.problems:
-        raise BundleCorrupt("\n".join(outer.problems))
-    if INDEX_NAME not in outer.sums:
-        raise BundleCorrupt(f"{INDEX_NAME}: not listed in {SUMS_NAME}")
-    into.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{into.name}.opening-", dir=into.parent))
-    try:
-        manifest, members = _read_index(bundle, identities, outer)
-        problems = _check_volume_listing(manifest, outer)
-        if problems:
-            raise BundleCorrupt("\n".join(problems))
-        index_dir = staging / INDEX_FOLDER
-        index_dir.mkdir()
-        for name, data in members.items():
-            _write_index_member(index_dir, name, data)
-        for volume in manifest.volumes:
-            dest = staging / volume_folder(volume.file)
-            _open_volume(bundle, volume, identities, outer.sums[volume.file], dest)
-        into.mkdir(exist_ok=True)
-        for child in sorted(staging.iterdir()):
-            os.replace(child, into / child.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return manifest
-
-
-def _write_index_member(index_dir: Path, name: str, data: bytes) -> None:
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        raise BundleCorrupt(f"{INDEX_NAME}: member {name!r} points outside the folder: refused")
-    target = index_dir.joinpath(*pure.parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)

@@ -352,7 +352,7 @@ def open_command(
     ] = None,
 ) -> None:
     """Verify and extract a bundle; nothing is left in --into unless everything checks out."""
-    from handover.bundle.reader import open_bundle
+    from handover.bundle.extract import open_bundle
 
     identities = _identities(identity)
     if not identities:

@@ -17,9 +17,10 @@ from typing import BinaryIO
 import pytest
 
 from handover.bundle.age import AgeReader, AgeWriter, X25519Identity
+from handover.bundle.extract import open_bundle
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord, load_manifest
-from handover.bundle.reader import open_bundle, verify_bundle
+from handover.bundle.reader import verify_bundle
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.sums import parse_sums
