@@ -28,7 +28,7 @@ from pathlib import Path
 
 import paramiko
 
-from handover import sshkeys
+import handover.sshkeys as sshkeys
 from handover.errors import (
     HostKeyMismatch,
     PermanentConnectorError,
