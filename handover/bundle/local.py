@@ -119,6 +119,11 @@ class LocalPathSource:
         try:
             yield process.stdout  # type: ignore[misc]
             completed = True
+            # A reader may stop at the end-of-archive blocks (tarfile does); tar then still
+            # writes the padding of its last record, and closing the pipe under it would
+            # kill it with SIGPIPE: read the rest so that tar exits on its own.
+            while process.stdout.read(PIPE_SIZE):
+                pass
         finally:
             if not completed:
                 process.kill()
