@@ -51,10 +51,10 @@ from handover.errors import (
 from handover.secrets.references import Secret
 from handover.secrets.vault_key import VaultKey, load_vault_key
 from handover.state.atomic import write_atomic
-from handover.state.home import CONTRACT_ID_PATTERN, contract_dir
+from handover.state.home import CONTRACT_ID_PATTERN
+from handover.state.layout import ContractPaths
 
 VAULT_FORMAT = "handover-vault/1"
-VAULT_FILENAME = "vault.age"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,126}$")
 
 
@@ -159,7 +159,7 @@ class Vault:
         if not CONTRACT_ID_PATTERN.match(contract_id):
             raise VaultError(f"invalid contract id {contract_id!r}")
         self.contract_id = contract_id
-        self.path = path if path is not None else contract_dir(contract_id) / VAULT_FILENAME
+        self.path = path if path is not None else ContractPaths(contract_id).vault_file
         self._key = key
 
     def __repr__(self) -> str:

@@ -68,7 +68,7 @@ from handover.errors import (
     UsageError,
 )
 from handover.sshkeys import normalize_fingerprint
-from handover.state.home import contract_dir
+from handover.state.layout import ContractPaths
 
 if TYPE_CHECKING:
     from handover.contract.perimeter import Host
@@ -130,7 +130,7 @@ class SSHConnector:
         TransientConnectorError (after `retries` retries).
         """
         if known_hosts is None:
-            known_hosts = contract_dir(contract_id) / "known_hosts"
+            known_hosts = ContractPaths(contract_id).known_hosts
         return cls.connect(
             SSHTarget.from_host(host),
             known_hosts=known_hosts,

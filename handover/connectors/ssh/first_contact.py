@@ -21,7 +21,7 @@ from handover.connectors.ssh.trust import (
 )
 from handover.errors import HostKeyMismatch
 from handover.sshkeys import normalize_fingerprint
-from handover.state.home import contract_dir
+from handover.state.layout import ContractPaths
 
 if TYPE_CHECKING:
     from handover.contract.perimeter import Host
@@ -55,7 +55,7 @@ def pin_first_contact(
     with another key is never replaced.
     """
     target = SSHTarget.from_host(host)
-    path = known_hosts or contract_dir(contract_id) / "known_hosts"
+    path = known_hosts or ContractPaths(contract_id).known_hosts
     key = fetch_host_key(target.address, target.port, timeout_s=timeout_s)
     presented = fingerprint(key)
     for what, wanted in (("confirmed", expected), ("playbook", target.host_key)):
