@@ -13,6 +13,8 @@ The public names of the S3 connector, gathered from its modules:
   `s3_bundle_source_from_url(url)`, `presign_bundle(client, bucket, prefix, expiry_days)`,
   `copy_bundle(client, src_bucket, src_prefix, dst_bucket, dst_prefix)`,
   `abort_incomplete_uploads(client, bucket, prefix)`.
+- `deletion`: `delete_prefix(client, bucket, prefix) -> DeletionCounts` (every version and
+  delete marker; the versions S3 refused in `failed`).
 - `backup`: `S3BackupStore(client, bucket, prefix)` (a BackupStore of
   handover.operations.backup), `s3_backup_store_from_url(url)`,
   `install_lifecycle_rule(client, bucket, prefix, days)`.
@@ -39,6 +41,7 @@ from handover.connectors.s3.client import (
     register_credentials_provider,
     s3_client,
 )
+from handover.connectors.s3.deletion import DeletionCounts, FailedDeletion, delete_prefix
 from handover.connectors.s3.delivery import (
     S3BundleSource,
     S3Target,
@@ -52,6 +55,8 @@ from handover.connectors.s3.errors import raise_s3_error
 from handover.connectors.s3.source import S3PrefixSource, s3_source_from_url
 
 __all__ = [
+    "DeletionCounts",
+    "FailedDeletion",
     "S3BackupStore",
     "S3BundleSource",
     "S3Client",
@@ -61,6 +66,7 @@ __all__ = [
     "S3Target",
     "abort_incomplete_uploads",
     "copy_bundle",
+    "delete_prefix",
     "install_lifecycle_rule",
     "join_key",
     "parse_s3_url",
