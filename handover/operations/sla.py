@@ -4,7 +4,9 @@ The SLA report renders these figures; they are computed here, apart from
 any table, so the rules (what counts as a sample, when a host is "not
 measured", when an incident is late) are stated once and can be checked on
 plain values. Times are compared in UTC; a naive datetime is read as UTC,
-which is how handover records facts and incidents.
+which is how handover records facts and incidents. The operational run's
+`incidents` item records the same incident times (`measure_incidents`), and
+its SLA report covers the period `reporting_period` gives.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from handover.clock import as_utc
 from handover.estate.health import HealthCheckResult, availability
@@ -23,6 +27,18 @@ if TYPE_CHECKING:
     from handover.contract.services import Severity
 
 Verdict = Literal["met", "breached", "not measured"]
+ReportingPeriod = Literal["monthly", "quarterly"]
+
+REPORTING_PERIOD_DAYS: dict[ReportingPeriod, int] = {"monthly": 30, "quarterly": 91}
+
+
+def reporting_period(end: datetime, period: ReportingPeriod) -> tuple[datetime, datetime]:
+    """The period a report made at `end` covers: the playbook's `sla.reporting_period` before it.
+
+    A rolling window (30 days for monthly, 91 for quarterly) rather than the
+    calendar month or quarter: each scheduled run reports what came before it.
+    """
+    return end - timedelta(days=REPORTING_PERIOD_DAYS[period]), end
 
 
 def period_bounds(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
@@ -132,7 +148,6 @@ def sla_figures(
     target = playbook.sla.availability_percent
     hosts = [h.name for h in playbook.perimeter.hosts]
     hosts += sorted({c.host for c in in_period} - set(hosts))
-    levels = {s.level: s for s in playbook.sla.severities}
     measured = any(c.check == "reachable" for c in in_period)
     return SlaFigures(
         start=start,
@@ -141,10 +156,7 @@ def sla_figures(
         checks=in_period,
         hosts=tuple(_host_availability(host, in_period, target) for host in hosts),
         overall=availability(in_period) if measured else None,
-        incidents=tuple(
-            _incident_times(incident, levels.get(incident.severity))
-            for incident in sorted(incidents, key=lambda i: i.opened_at)
-        ),
+        incidents=incident_times(playbook, sorted(incidents, key=lambda i: i.opened_at)),
     )
 
 
@@ -161,6 +173,12 @@ def _host_availability(
     )
 
 
+def incident_times(playbook: Playbook, incidents: Iterable[Incident]) -> tuple[IncidentTimes, ...]:
+    """Each incident with its times and its severity in the SLA, in the order given."""
+    levels = {s.level: s for s in playbook.sla.severities}
+    return tuple(_incident_times(i, levels.get(i.severity)) for i in incidents)
+
+
 def _incident_times(incident: Incident, severity: Severity | None) -> IncidentTimes:
     return IncidentTimes(
         incident=incident,
@@ -174,3 +192,54 @@ def _elapsed_minutes(start: datetime, end: datetime | None) -> float | None:
     if end is None:
         return None
     return (as_utc(end) - as_utc(start)).total_seconds() / 60
+
+
+class IncidentMeasure(BaseModel):
+    """One incident's times, and whether each met its severity's target (None: not measurable)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    severity: str
+    response_minutes: float | None
+    resolution_hours: float | None
+    response_met: bool | None  # None only for a severity the SLA does not define
+    resolution_met: bool | None
+
+
+class IncidentsMeasured(BaseModel):
+    """The contract's recorded incidents, measured (item incidents of the operational run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incidents: list[IncidentMeasure]
+    count: int
+    source: str  # the file the incidents were read from, relative to the contract folder
+
+
+def measure_incidents(
+    playbook: Playbook, incidents: Iterable[Incident], source: str
+) -> IncidentsMeasured:
+    """The incidents as recorded (file order), each against its severity's times.
+
+    The rule is the SLA report's (`IncidentTimes.late`): an incident still
+    waiting for its response or resolution has not met that target.
+    """
+    rows = [_measure(times) for times in incident_times(playbook, incidents)]
+    return IncidentsMeasured(incidents=rows, count=len(rows), source=source)
+
+
+def _measure(times: IncidentTimes) -> IncidentMeasure:
+    late = times.late
+    measurable = times.severity is not None
+    resolution = times.resolution_minutes
+    return IncidentMeasure(
+        id=times.incident.id,
+        severity=times.incident.severity,
+        response_minutes=times.response_minutes,
+        resolution_hours=None if resolution is None else resolution / 60,
+        response_met=("response" not in late) if measurable else None,
+        resolution_met=("resolution" not in late and "unresolved" not in late)
+        if measurable
+        else None,
+    )

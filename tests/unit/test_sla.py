@@ -9,7 +9,12 @@ import pytest
 from handover.contract.playbook import Playbook
 from handover.estate.health import HealthCheckResult
 from handover.operations.incidents import Incident
-from handover.operations.sla import period_bounds, sla_figures
+from handover.operations.sla import (
+    measure_incidents,
+    period_bounds,
+    reporting_period,
+    sla_figures,
+)
 from tests.unit.documents_fixtures import NOW, load_test_playbook
 
 
@@ -97,3 +102,33 @@ def test_naive_incident_times_are_read_as_utc(playbook: Playbook) -> None:
     )
     (times,) = sla_figures(playbook, NOW, NOW, [], [incident]).incidents
     assert times.response_minutes == 10
+
+
+def test_reporting_period_is_the_window_before_the_run() -> None:
+    assert reporting_period(NOW, "monthly") == (NOW - timedelta(days=30), NOW)
+    assert reporting_period(NOW, "quarterly") == (NOW - timedelta(days=91), NOW)
+
+
+def test_measured_incidents_follow_the_sla_rule_in_file_order(playbook: Playbook) -> None:
+    incidents = [
+        Incident(
+            id="fast",
+            severity="P1",
+            summary="s",
+            opened_at=NOW,
+            responded_at=NOW + timedelta(minutes=10),
+            resolved_at=NOW + timedelta(hours=5),
+        ),
+        Incident(id="open", severity="P2", summary="s", opened_at=NOW - timedelta(hours=1)),
+        Incident(id="odd", severity="P9", summary="s", opened_at=NOW),
+    ]
+    measured = measure_incidents(playbook, incidents, "incidents.json")
+    assert (measured.count, measured.source) == (3, "incidents.json")
+    fast, still_open, odd = measured.incidents
+    assert (fast.id, fast.response_minutes, fast.resolution_hours) == ("fast", 10, 5)
+    assert (fast.response_met, fast.resolution_met) == (True, False)
+    # No answer yet is not within the SLA's times (the SLA report's rule).
+    assert (still_open.response_minutes, still_open.resolution_hours) == (None, None)
+    assert (still_open.response_met, still_open.resolution_met) == (False, False)
+    # A level the SLA does not define cannot be measured.
+    assert (odd.response_met, odd.resolution_met) == (None, None)
