@@ -9,8 +9,6 @@ with standard tools alone.
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from pathlib import Path
@@ -22,70 +20,16 @@ from handover.checklist.model import Checklist, ChecklistItem, Status
 from handover.contract.loader import load_playbook
 from handover.contract.phases import Phase
 from handover.contract.playbook import Playbook
+from handover.demo.credentials import prepare_vault
 from handover.demo.estate import build_demo_estate
 from handover.demo.keys import DemoKeys, make_demo_keys
 from handover.state.home import handover_home
 
 console = Console(highlight=False)
 
-DEMO_CREDENTIALS = [
-    # name, kind, username, url, group, created_by
-    (
-        "db01-postgres",
-        "password",
-        "postgres",
-        "postgresql://db01:5432",
-        "Servers/Database",
-        "client",
-    ),
-    (
-        "web01-admin",
-        "password",
-        "admin",
-        "https://web01.demo-estate.example/admin",
-        "Servers/Web",
-        "client",
-    ),
-    (
-        "files01-backup-operator",
-        "password",
-        "svc-backup",
-        "smb://files01",
-        "Servers/Files",
-        "provider",
-    ),
-]
-
 
 def _step(number: int, total: int, text: str) -> None:
     console.print(f"[bold cyan][{number}/{total}][/] {text}")
-
-
-def prepare_vault(contract: str) -> int:
-    """The demo contract's vault: a few client credentials and one the provider created."""
-    from handover.secrets.references import Secret
-    from handover.secrets.vault import CreatedBy, Kind, Vault, VaultEntry
-    from handover.secrets.vault_key import KEY_ENV, create_key_file, default_key_file
-
-    # The vault key lives outside .handover/ (default ~/.config/handover/vault.key).
-    if not os.environ.get(KEY_ENV) and not default_key_file().exists():
-        create_key_file(default_key_file())
-    vault = Vault(contract)
-    vault.init()
-    have = set(vault.names())
-    for name, kind, username, url, group, created_by in DEMO_CREDENTIALS:
-        if name in have:
-            continue
-        entry = VaultEntry(
-            name=name,
-            kind=Kind(kind),
-            username=username,
-            url=url,
-            group=group,
-            created_by=CreatedBy(created_by),
-        )
-        vault.add(entry, Secret(secrets.token_urlsafe(18).encode()))
-    return len(vault.names())
 
 
 STATUS_MARKS = {"done": "[green]✓[/]", "failed": "[red]✗[/]", "waived": "[yellow]–[/]"}

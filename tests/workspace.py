@@ -31,7 +31,7 @@ class Workspace:
 def make_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, vault: bool = True
 ) -> Workspace:
-    from flows.demo import prepare_vault
+    from handover.demo.credentials import prepare_vault
     from handover.demo.estate import build_demo_estate
     from handover.demo.keys import make_demo_keys
 
