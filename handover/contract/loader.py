@@ -128,3 +128,19 @@ def load_playbook(path: Path) -> Playbook:
     playbook = validate_playbook_text(text, file)
     playbook._source = Path(path)
     return playbook
+
+
+def read_contract_id(path: Path) -> str | None:
+    """The playbook's `contract.id` alone, without validating anything else; None when unreadable.
+
+    For what must name a contract before (or without) loading its playbook,
+    such as a flow run's name: it never raises, and reads the file with the
+    same YAML composer as `load_playbook` (aliases checked, no arbitrary tags).
+    """
+    try:
+        data = compose(Path(path).read_text(encoding="utf-8"), str(path)).data
+    except (OSError, ValueError, PlaybookError):  # UnicodeDecodeError is a ValueError
+        return None
+    contract = data.get("contract") if isinstance(data, dict) else None
+    contract_id = contract.get("id") if isinstance(contract, dict) else None
+    return None if contract_id is None else str(contract_id)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from handover.contract.checklists import load_phase_template
-from handover.contract.loader import load_playbook, validate_playbook_text
+from handover.contract.loader import load_playbook, read_contract_id, validate_playbook_text
 from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook, phase_items, playbook_json_schema
 from handover.errors import KeyFormatError, PlaybookError, UsageError
@@ -393,3 +393,30 @@ def test_aliases_within_limits_are_fine() -> None:
     text = text[:rest] + "public_keys: *ops_keys" + text[end + 1 :]
     playbook = validate_playbook_text(text, "t.yaml")
     assert playbook.security.provider_access[1].public_keys[0].startswith(key)
+
+
+def test_read_contract_id_reads_the_id_alone_and_never_raises(tmp_path: Path) -> None:
+    assert read_contract_id(Path("playbooks/examples/acme.yaml")) == "acme-2026"
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("contract:\n  id: acme-2026\nperimeter: 12\n")
+    assert read_contract_id(invalid) == "acme-2026"  # the rest is the flow's to report
+    cases = {
+        "missing.yaml": None,
+        "syntax.yaml": "contract: [\n",
+        "list.yaml": "- a\n",
+        "no-id.yaml": "contract: {title: x}\n",
+        "binary.yaml": b"\xff\xfe",
+        "bomb.yaml": "a: &a [1]\n"
+        + "".join(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for p, c in zip("abcdefghij", "bcdefghijk", strict=True)
+        ),
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        assert read_contract_id(path) is None, name
+    assert read_contract_id(tmp_path) is None  # a folder
