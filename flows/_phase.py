@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
 
-import yaml
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -25,11 +24,13 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
 from handover.checklist.model import Checklist, Evidence, Status, evidence_for_file
+from handover.contract.loader import read_contract_id
 from handover.contract.playbook import Playbook, phase_items
 from handover.documents.document import Document
 from handover.errors import HandoverError
+from handover.estate.inventory import Inventory
 from handover.state.atomic import write_atomic
-from handover.state.home import contract_dir
+from handover.state.layout import ContractPaths
 from tasks.checklist import complete_item, fail_item, open_checklist, start_item, waive_item
 from tasks.runtime import flow_run_id
 
@@ -86,7 +87,8 @@ class PhaseRun:
         self.playbook = playbook
         self.contract = playbook.contract_id
         self.phase = phase
-        self.folder = contract_dir(self.contract) / phase
+        self.paths = ContractPaths(self.contract)
+        self.folder = self.paths.phase_dir(phase)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.checklist: Checklist = open_checklist(
             self.contract, phase, phase_items(playbook, phase), fresh
@@ -136,22 +138,35 @@ class PhaseRun:
 
     # -- evidence files ---------------------------------------------------------------
 
-    def write_file(self, relpath: str, data: bytes, kind: str) -> Evidence:
-        """Write an evidence file under the contract's phase folder; return its evidence."""
-        path = self.folder / relpath
+    def write_file(self, where: str | Path, data: bytes, kind: str) -> Evidence:
+        """Write an evidence file; return its evidence.
+
+        `where`: a file name inside the phase folder, or a path of the contract's map
+        (`self.paths`) for the files others read or erase.
+        """
+        path = where if isinstance(where, Path) else self.folder / where
         write_atomic(path, data)
         return evidence_for_file(path, kind, flow_run_id())
 
-    def write_json(self, relpath: str, value: Any, kind: str) -> Evidence:
+    def write_json(self, where: str | Path, value: Any, kind: str) -> Evidence:
         """Write `value` as sorted, indented JSON; task results (pydantic models) as they dump."""
         data = json.dumps(value, indent=2, ensure_ascii=False, default=_jsonable, sort_keys=True)
-        return self.write_file(relpath, (data + "\n").encode("utf-8"), kind)
+        return self.write_file(where, (data + "\n").encode("utf-8"), kind)
+
+    def write_inventories(self, inventories: dict[str, Inventory]) -> list[Evidence]:
+        """Each host's inventory in the phase's inventory folder, by host name."""
+        folder = self.paths.inventories_dir(self.phase)
+        return [
+            self.write_json(folder / f"{name}.json", inventory.model_dump(mode="json"), "inventory")
+            for name, inventory in sorted(inventories.items())
+        ]
 
     def write_document(self, doc: Document, kind: str = "document") -> list[Evidence]:
-        """Write a report as Markdown and HTML under documents/; return both evidences."""
+        """Write a report as Markdown and HTML in the phase's documents; return both evidences."""
+        folder = self.paths.documents_dir(self.phase)
         return [
-            self.write_file(f"documents/{doc.name}.md", doc.markdown.encode("utf-8"), kind),
-            self.write_file(f"documents/{doc.name}.html", doc.html.encode("utf-8"), kind),
+            self.write_file(folder / f"{doc.name}.md", doc.markdown.encode("utf-8"), kind),
+            self.write_file(folder / f"{doc.name}.html", doc.html.encode("utf-8"), kind),
         ]
 
 
@@ -182,20 +197,14 @@ def gather(
     return results, errors
 
 
-def evidence_files(paths: Sequence[Path], kind: str) -> list[Evidence]:
-    run_id = flow_run_id()
-    return [evidence_for_file(p, kind, run_id) for p in paths]
-
-
 def phase_run_name() -> str:
     """`<phase>-<contract>-<UTC time>`: the name auditors read in the run list.
 
-    The run history of a contract finds its runs by this name.
+    The run history of a contract finds its runs by this name. Only the id is
+    read, and a playbook without one is named by its file: a playbook with
+    other problems still names its run after its contract, and the flow
+    itself then reports the problems.
     """
     path = str(flow_run.parameters.get("playbook_path", ""))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            contract = str(yaml.safe_load(handle)["contract"]["id"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        contract = Path(path).stem or "contract"
+    contract = read_contract_id(Path(path)) or Path(path).stem or "contract"
     return f"{flow_run.flow_name}-{contract}-{datetime.now(UTC):%Y%m%d-%H%M%S}"

@@ -10,7 +10,7 @@ dataset, open the bundle in a sandbox, compare with the source).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
@@ -31,14 +31,13 @@ from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
 from handover.estate.health import HealthCheckResult, availability
 from handover.operations.backup import BackupRecord
+from handover.operations.incidents import load_incidents
+from handover.operations.sla import measure_incidents, reporting_period
 from tasks.backups import backup_dataset, check_restore, prune_backups
 from tasks.drill import reversibility_drill
 from tasks.health import check_host_health, pending_updates
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
-from tasks.incidents import load_incidents, measure
 from tasks.runtime import ensure_concurrency_limit
-
-PERIOD_DAYS = {"monthly": 30, "quarterly": 91}
 
 
 @dataclass
@@ -68,7 +67,7 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     run.item("backups", lambda: run_backups(run, playbook_path, playbook, seen))
     run.item("restore-check", lambda: run_restore_check(run, playbook_path, seen))
     run.item("security-updates", lambda: report_updates(run, playbook_path, playbook))
-    run.item("incidents", lambda: measure_incidents(run, playbook))
+    run.item("incidents", lambda: record_incidents(run, playbook))
     run.item("sla-report", lambda: write_sla_report(run, playbook, seen))
     run.item("reversibility-drill", lambda: run_drill(run, playbook_path))
     return run.finish()
@@ -90,7 +89,7 @@ def run_health_checks(
     publish_health(playbook.contract_id, seen.checks)
     evidence = [
         run.write_json(
-            "health/latest.json",
+            run.paths.health_record,
             {
                 "availability_percent": availability(seen.checks) if seen.checks else None,
                 "checks": [c.model_dump(mode="json") for c in seen.checks],
@@ -150,16 +149,19 @@ def report_updates(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Ste
     return Step(evidence)
 
 
-def measure_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
+def record_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
     """Incidents recorded for the contract (incidents.json), each against its severity's times."""
-    result = measure(playbook)
-    return Step([run.write_json("incidents.json", result, "report")])
+    source = run.paths.incidents_file
+    measured = measure_incidents(
+        playbook, load_incidents(source), source.relative_to(run.paths.root).as_posix()
+    )
+    return Step([run.write_json(run.paths.incidents_measured, measured, "report")])
 
 
 def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
-    end = datetime.now(UTC)
-    start = end - timedelta(days=PERIOD_DAYS.get(playbook.sla.reporting_period, 30))
-    doc = sla_report(playbook, start, end, seen.checks, load_incidents(playbook.contract_id))
+    start, end = reporting_period(datetime.now(UTC), playbook.sla.reporting_period)
+    incidents = load_incidents(run.paths.incidents_file)
+    doc = sla_report(playbook, start, end, seen.checks, incidents)
     return Step(run.write_document(doc, "report"))
 
 

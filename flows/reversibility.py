@@ -36,6 +36,7 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
+from handover.exit.erasure_certificate import SignedErasure
 from tasks.access import ProviderAccessRevoked, revoke_access
 from tasks.bundle import (
     Delivery,
@@ -50,7 +51,7 @@ from tasks.bundle import (
 )
 from tasks.checklist import phase_checklists
 from tasks.documents import collect_exit_documents, deliver_beside_bundle, run_history
-from tasks.erasure import SignedErasure, erase_copies
+from tasks.erasure import erase_copies
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.vault import export_credentials
@@ -157,10 +158,7 @@ def record_notice(run: PhaseRun, playbook: Playbook, notice: date, seen: Seen) -
 def final_inventory(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
     names = [h.name for h in playbook.hosts]
     inventories, errors = gather([inventory_host.submit(playbook_path, n) for n in names], names)
-    evidence = [
-        run.write_json(f"inventory/{name}.json", inv.model_dump(mode="json"), "inventory")
-        for name, inv in sorted(inventories.items())
-    ]
+    evidence = run.write_inventories(inventories)
     assets = {
         "hosts": names,
         "datasets": [{"name": d.name, "host": d.host, "kind": d.kind} for d in playbook.datasets],
@@ -243,7 +241,7 @@ def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -
         key=f"{playbook.contract_id}-delivery",
         description="Bundle delivered",
     )
-    return Step([run.write_json("delivery.json", delivery, "bundle")])
+    return Step([run.write_json(run.paths.delivery_record, delivery, "bundle")])
 
 
 def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: Delivery) -> str:

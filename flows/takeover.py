@@ -120,10 +120,7 @@ def reach_hosts(
 
 
 def record_inventories(run: PhaseRun, seen: Seen) -> Step[None]:
-    evidence = [
-        run.write_json(f"inventory/{name}.json", inv.model_dump(mode="json"), "inventory")
-        for name, inv in sorted(seen.inventories.items())
-    ]
+    evidence = run.write_inventories(seen.inventories)
     hosts_failed(seen.host_errors)
     return Step(evidence)
 
@@ -142,7 +139,9 @@ def take_baseline(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: S
     seen.snapshots, errors = gather(futures, names)
     evidence = [
         run.write_json(
-            f"baseline/{name}.json", [m.model_dump(mode="json") for m in members], "snapshot"
+            run.paths.baselines_dir / f"{name}.json",
+            [m.model_dump(mode="json") for m in members],
+            "snapshot",
         )
         for name, members in sorted(seen.snapshots.items())
     ]
@@ -153,10 +152,11 @@ def take_baseline(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: S
 def collect_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
     """The documentation handed over: the playbook and what the hosts say of themselves."""
     inventories = seen.inventories
+    folder = run.paths.documentation_dir
     evidence = []
     if playbook.source is not None:
         evidence.append(
-            run.write_file("documentation/playbook.yaml", playbook.source.read_bytes(), "document")
+            run.write_file(folder / "playbook.yaml", playbook.source.read_bytes(), "document")
         )
     for name, inv in sorted(inventories.items()):
         facts = {
@@ -165,7 +165,7 @@ def collect_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step
             "services": [s.model_dump(mode="json") for s in inv.services],
             "cron": [c.model_dump(mode="json") for c in inv.cron],
         }
-        evidence.append(run.write_json(f"documentation/{name}-services.json", facts, "document"))
+        evidence.append(run.write_json(folder / f"{name}-services.json", facts, "document"))
     return Step(evidence)
 
 

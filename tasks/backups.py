@@ -8,19 +8,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from handover.contract.keys import backup_identities, backup_recipients
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.errors import UsageError
-from handover.operations.backup import (
-    BackupRecord,
-    BackupStore,
-    LocalBackupStore,
-    prune,
-    run_backup,
-)
+from handover.operations.backup import BackupRecord, BackupStore, prune, run_backup
+from handover.operations.backup_target import open_backup_store
 from handover.operations.restore_check import RestoreCheckResult, restore_check
 from tasks.hosts import open_dataset
-from tasks.keys import backup_identities, backup_recipients
 from tasks.runtime import only_transient
 
 
@@ -28,13 +23,7 @@ def backup_store(playbook: Playbook) -> BackupStore:
     """The playbook's backup target: `s3://bucket/prefix` or a folder."""
     if playbook.backups is None:
         raise UsageError(f"{playbook.contract_id}: the playbook has no backups section")
-    target = playbook.backups.target
-    if target.startswith("s3://"):
-        from handover.connectors.s3 import S3BackupStore, parse_s3_url, s3_client
-
-        bucket, prefix = parse_s3_url(target)
-        return S3BackupStore(s3_client(playbook.perimeter.s3), bucket, prefix)
-    return LocalBackupStore(Path(target))
+    return open_backup_store(playbook.backups.target, playbook.perimeter.s3)
 
 
 @task(

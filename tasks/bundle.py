@@ -24,12 +24,12 @@ from handover.bundle.manifest import VolumeRecord
 from handover.bundle.reader import verify_bundle
 from handover.bundle.types import BundleTarget
 from handover.bundle.writer import BundleResult, BundleWriter
+from handover.contract.keys import bundle_recipients, signing_key
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.errors import BundleError
-from handover.state.home import contract_dir
+from handover.state.layout import ContractPaths
 from tasks.hosts import open_dataset
-from tasks.keys import bundle_recipients, signing_key
 from tasks.runtime import only_transient
 
 _writers: dict[str, BundleWriter] = {}
@@ -38,7 +38,7 @@ _lock = threading.Lock()
 
 def working_copy(playbook: Playbook, bundle_name: str) -> Path:
     """Where the provider seals a bundle before delivering it to a folder."""
-    return contract_dir(playbook.contract_id) / "bundles" / bundle_name
+    return ContractPaths(playbook.contract_id).bundle_work_dir(bundle_name)
 
 
 def bundle_target(playbook: Playbook, bundle_name: str) -> BundleTarget:

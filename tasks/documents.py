@@ -11,11 +11,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from pydantic import BaseModel, ConfigDict
 
-from handover.checklist.store import ChecklistStore
 from handover.contract.phases import PHASES
 from handover.contract.playbook import Playbook
 from handover.state.atomic import write_atomic
-from handover.state.home import contract_dir
+from handover.state.layout import ContractPaths
 from tasks.bundle import Delivery, FolderDelivery, LinkDelivery
 
 if TYPE_CHECKING:
@@ -25,19 +24,18 @@ if TYPE_CHECKING:
 @task(cache_policy=NO_CACHE, task_run_name="collect documentation of {contract}")
 def collect_exit_documents(contract: str) -> dict[str, str]:
     """Index-relative name → file: every phase's documents, the checklists and the audit log."""
-    root = contract_dir(contract)
-    checklists = ChecklistStore()
+    paths = ContractPaths(contract)
     documents: dict[str, str] = {}
     for phase in PHASES:
-        folder = root / phase / "documents"
+        folder = paths.documents_dir(phase)
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
                 if path.is_file():
                     documents[f"documents/{phase}/{path.name}"] = str(path)
-        checklist = checklists.path(contract, phase)
+        checklist = paths.checklist_file(phase)
         if checklist.is_file():
             documents[f"checklists/{phase}.json"] = str(checklist)
-    audit = checklists.audit_log(contract).path
+    audit = paths.audit_log
     if audit.is_file():
         documents["audit/audit.log"] = str(audit)
     return documents

@@ -18,12 +18,12 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from handover.bundle.age import AgeWriter
+from handover.contract.keys import bundle_recipients
 from handover.contract.loader import load_playbook
 from handover.secrets.kdbx import export_kdbx
 from handover.secrets.vault import Vault
 from handover.state.atomic import atomic_writer
-from handover.state.home import contract_dir
-from tasks.keys import bundle_recipients
+from handover.state.layout import ContractPaths
 
 
 class KdbxExported(BaseModel):
@@ -73,7 +73,7 @@ def export_credentials(playbook_path: str, bundle_name: str) -> CredentialsExpor
     vault = Vault(playbook.contract_id)
     if not vault.exists() or not vault.names():
         return CredentialsExport(record=NothingToExport())
-    folder = contract_dir(playbook.contract_id) / "reversibility" / "private" / bundle_name
+    folder = ContractPaths(playbook.contract_id).credentials_export_dir(bundle_name)
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     kdbx = folder / "credentials.kdbx"

@@ -11,14 +11,23 @@ signature can never pass for it:
         -s erasure-certificate.md.sig < erasure-certificate.md
 
 The certificate names locations (folders, buckets, prefixes), never the
-client's file names, which stay confidential.
+client's file names, which stay confidential. `erase_and_certify` is the
+exit's erasure step: erase, write and sign the certificate, record it in
+the contract's audit log.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
-from handover.exit.erasure import ErasureReport
+from pydantic import BaseModel, ConfigDict
+
+from handover.actor import actor
+from handover.checklist.store import ChecklistStore
+from handover.contract.keys import signing_key
+from handover.errors import HandoverError
+from handover.exit.erasure import ErasureRecord, ErasureReport, ErasureTarget, erase_contract_copies
 
 if TYPE_CHECKING:
     from handover.bundle.sshsig import SigningKey
@@ -94,3 +103,51 @@ def sign_certificate(text: str, signing_key: SigningKey) -> str:
     from handover.bundle.sshsig import sign
 
     return sign(text.encode("utf-8"), signing_key, ERASURE_NAMESPACE)
+
+
+class SignedErasure(BaseModel):
+    """The erasure certificate, its SSH signature and what it records (no secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    certificate: str  # Markdown, delivered beside the bundle
+    signature: str  # ssh-keygen -Y sign armor, namespace handover-erasure
+    certificate_sha256: str
+    provider_key: str  # the public line that verifies the signature
+    records: list[ErasureRecord]
+
+
+def erase_and_certify(
+    playbook: Playbook, bundle_name: str, targets: list[ErasureTarget]
+) -> SignedErasure:
+    """Erase every target, sign the certificate and record its digest in the audit log.
+
+    The audit log records the erasure even when a target failed; HandoverError
+    is raised afterwards, naming the failures, so the exit's checklist item
+    fails rather than deliver a certificate of an incomplete erasure.
+    """
+    report = erase_contract_copies(playbook.contract_id, targets, actor=actor())
+    text = erasure_certificate(report, playbook)
+    key = signing_key(playbook)
+    signature = sign_certificate(text, key)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    ChecklistStore().audit_log(playbook.contract_id).append(
+        "erasure.certificate",
+        actor(),
+        bundle=bundle_name,
+        certificate_sha256=digest,
+        complete=report.complete,
+        targets=[
+            {"location": r.location, "status": r.status, "objects": r.objects}
+            for r in report.records
+        ],
+    )
+    if not report.complete:
+        raise HandoverError("erasure incomplete: " + "; ".join(report.problems()))
+    return SignedErasure(
+        certificate=text,
+        signature=signature,
+        certificate_sha256=digest,
+        provider_key=key.public_line("provider"),
+        records=report.records,
+    )

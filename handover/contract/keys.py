@@ -1,4 +1,9 @@
-"""Keys of a contract, loaded inside the task that uses them (never task inputs or results)."""
+"""The keys a playbook names, loaded: who opens the bundle and the backups, who signs.
+
+Loaded by the code that uses them, at the last moment: keys are never task
+inputs or results. Recipients files are read relative to the working
+directory, as the playbook's other paths are.
+"""
 
 from __future__ import annotations
 
