@@ -36,11 +36,10 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
+from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_bundle
 from handover.exit.erasure_certificate import SignedErasure
 from tasks.access import ProviderAccessRevoked, revoke_access
 from tasks.bundle import (
-    Delivery,
-    LinkDelivery,
     SealedBundle,
     VolumeSummary,
     deliver_by_links,
@@ -50,7 +49,7 @@ from tasks.bundle import (
     start_bundle,
 )
 from tasks.checklist import phase_checklists
-from tasks.documents import collect_exit_documents, deliver_beside_bundle, run_history
+from tasks.documents import collect_exit_documents, run_history
 from tasks.erasure import erase_copies
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
@@ -93,7 +92,7 @@ class Seen:
     volumes: list[VolumeSummary] = field(default_factory=list)
     documents: dict[str, str] = field(default_factory=dict)
     sealed: SealedBundle | None = None
-    delivery: Delivery | None = None
+    delivery: DeliveryRecord | None = None
     acceptance: AcceptanceRecord | None = None
     revocations: list[ProviderAccessRevoked] = field(default_factory=list)
     erasure: SignedErasure | None = None
@@ -219,7 +218,7 @@ def seal(run: PhaseRun, seen: Seen) -> Step[None]:
 def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
     if seen.sealed is None:
         raise StepFailed("the bundle was not sealed: nothing to deliver")
-    delivery: Delivery
+    delivery: DeliveryRecord
     if playbook.reversibility.delivery.kind == "s3":
         from handover.connectors.s3 import s3_client
 
@@ -244,7 +243,7 @@ def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -
     return Step([run.write_json(run.paths.delivery_record, delivery, "bundle")])
 
 
-def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: Delivery) -> str:
+def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: DeliveryRecord) -> str:
     lines = [
         f"## Restitution bundle `{bundle_name}`",
         "",
@@ -259,7 +258,7 @@ def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: Delivery
 
 
 def await_acceptance(
-    run: PhaseRun, playbook: Playbook, delivery: Delivery, seen: Seen
+    run: PhaseRun, playbook: Playbook, delivery: DeliveryRecord, seen: Seen
 ) -> Step[None]:
     """Pause until the client (through the operator) accepts or refuses the bundle."""
     answer = pause_flow_run(
@@ -300,7 +299,7 @@ def revoke(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) ->
     return Step(evidence)
 
 
-def erase(run: PhaseRun, playbook_path: str, delivery: Delivery, seen: Seen) -> Step[None]:
+def erase(run: PhaseRun, playbook_path: str, delivery: DeliveryRecord, seen: Seen) -> Step[None]:
     seen.erasure = erase_copies(playbook_path, seen.bundle_name, delivery)
     certificate = seen.erasure.certificate.encode("utf-8")
     signature = seen.erasure.signature.encode("ascii")
@@ -312,7 +311,7 @@ def erase(run: PhaseRun, playbook_path: str, delivery: Delivery, seen: Seen) -> 
 
 
 def write_exit_report(
-    run: PhaseRun, playbook: Playbook, delivery: Delivery, seen: Seen
+    run: PhaseRun, playbook: Playbook, delivery: DeliveryRecord, seen: Seen
 ) -> Step[None]:
     """The exit report in the contract folder, and beside the bundle with the erasure proof."""
     doc = exit_report_document(run, playbook, delivery, seen)
@@ -327,7 +326,7 @@ def write_exit_report(
 
 
 def exit_report_document(
-    run: PhaseRun, playbook: Playbook, delivery: Delivery, seen: Seen
+    run: PhaseRun, playbook: Playbook, delivery: DeliveryRecord, seen: Seen
 ) -> Document:
     """The report of what this run gave back, proved and erased (open points included)."""
     sealed = seen.sealed.model_dump(mode="json") if seen.sealed else {}

@@ -18,13 +18,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from handover.contract.loader import load_playbook
+from handover.exit.delivery import DeliveryRecord, LinkDelivery
 from handover.exit.erasure_certificate import SignedErasure, erase_and_certify
 from handover.exit.erasure_targets import erasure_targets
-from tasks.bundle import Delivery, LinkDelivery
 
 
 @task(cache_policy=NO_CACHE, task_run_name="erase provider copies")
-def erase_copies(playbook_path: str, bundle_name: str, delivery: Delivery) -> SignedErasure:
+def erase_copies(playbook_path: str, bundle_name: str, delivery: DeliveryRecord) -> SignedErasure:
     """Delete the provider's copies of the contract's data; return the signed certificate."""
     playbook = load_playbook(Path(playbook_path))
     delivered_prefix = delivery.location if isinstance(delivery, LinkDelivery) else None
