@@ -73,7 +73,7 @@ def run(
 ) -> None:
     """Run one phase flow of a contract against the Prefect server."""
     from handover.contract.loader import load_playbook
-    from handover.contract.phases import parse_phase
+    from handover.phases import parse_phase
 
     parse_phase(phase)
     load_playbook(playbook)  # an invalid playbook never creates a flow run

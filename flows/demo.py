@@ -18,7 +18,7 @@ from rich.console import Console
 from flows.server import ServerInfo
 from handover.checklist.model import Checklist, ChecklistItem, Status
 from handover.contract.loader import load_playbook
-from handover.contract.phases import Phase
+from handover.phases import Phase
 from handover.contract.playbook import Playbook
 from handover.demo.credentials import prepare_vault
 from handover.demo.estate import build_demo_estate

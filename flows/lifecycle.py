@@ -25,7 +25,7 @@ from flows.implementation import implementation
 from flows.operational import operational
 from flows.reversibility import ExitOutcome, reversibility
 from flows.takeover import takeover
-from handover.contract.phases import Phase, parse_phase
+from handover.phases import Phase, parse_phase
 
 
 class LifecycleOutcome(BaseModel):

@@ -40,8 +40,8 @@ _EXPORTS: dict[str, str] = {
     # the contract
     "Playbook": "handover.contract.playbook",
     "load_playbook": "handover.contract.loader",
-    "Phase": "handover.contract.phases",
-    "PHASES": "handover.contract.phases",
+    "Phase": "handover.phases",
+    "PHASES": "handover.phases",
     # checklists and the audit log
     "Status": "handover.checklist.model",
     "Evidence": "handover.checklist.model",
@@ -137,7 +137,7 @@ if TYPE_CHECKING:
     from handover.connectors.base import HostConnector
     from handover.connectors.factory import connect_host
     from handover.contract.loader import load_playbook
-    from handover.contract.phases import PHASES, Phase
+    from handover.phases import PHASES, Phase
     from handover.contract.playbook import Playbook
     from handover.errors import (
         AgeFormatError,

@@ -20,7 +20,7 @@ from prefect.events import emit_event
 from handover.actor import actor
 from handover.checklist.model import Checklist, ChecklistItem, Evidence, Status
 from handover.checklist.store import ChecklistStore
-from handover.contract.phases import PHASES, Phase
+from handover.phases import PHASES, Phase
 from tasks.runtime import flow_run_id
 
 

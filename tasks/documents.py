@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from pydantic import BaseModel, ConfigDict
 
-from handover.contract.phases import PHASES
+from handover.phases import PHASES
 from handover.state.layout import ContractPaths
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handover.contract.phases import Phase
+from handover.phases import Phase
 from handover.errors import HandoverError, InvalidTransition, UsageError
 
 

@@ -43,10 +43,11 @@ from handover.checklist.model import (
     check_move,
 )
 from handover.checklist.templates import TemplateMerge, merge_templates, template_entries
-from handover.contract.phases import Phase, parse_phase
 from handover.errors import HandoverError, UsageError
+from handover.phases import Phase, parse_phase
 from handover.state.atomic import write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
+from handover.state.layout import ContractPaths
 
 log = logging.getLogger("handover.checklist")
 
@@ -72,18 +73,18 @@ class ChecklistStore:
 
     def path(self, contract: str, phase: Phase | str) -> Path:
         """Where the checklist of `contract`/`phase` is stored."""
-        return self._contract_dir(contract) / "checklists" / f"{parse_phase(phase).value}.json"
+        return self._paths(contract).checklist_file(parse_phase(phase))
 
     def audit_log(self, contract: str) -> AuditLog:
         """The contract's audit log (shared with other modules that record events)."""
-        return AuditLog(self._contract_dir(contract) / "audit.log")
+        return AuditLog(self._paths(contract).audit_log)
 
-    def _contract_dir(self, contract: str) -> Path:
+    def _paths(self, contract: str) -> ContractPaths:
         if not CONTRACT_ID_PATTERN.match(contract):
             raise UsageError(
                 f"contract id {contract!r}: must be a slug (lowercase letters, digits, dashes)"
             )
-        return self.root / contract
+        return ContractPaths(contract, self.root)
 
     # -- listeners ---------------------------------------------------------
 
@@ -324,7 +325,7 @@ class ChecklistStore:
     @contextlib.contextmanager
     def _locked(self, contract: str) -> Iterator[None]:
         """Thread lock of this store, then an flock on the contract's checklists folder."""
-        folder = self._contract_dir(contract) / "checklists"
+        folder = self._paths(contract).checklists_dir
         with self._lock:
             if self._held.get(contract):  # re-entered (prepare_rerun → reopen): flock held
                 self._held[contract] += 1

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handover.checklist.model import Checklist, ChecklistItem, Status
-from handover.contract.phases import Phase, parse_phase
+from handover.phases import Phase, parse_phase
 from handover.errors import UsageError
 
 _ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.fields import NonEmpty, Slug
-from handover.contract.phases import PHASES, parse_phase
+from handover.phases import PHASES, parse_phase
 from handover.contract.yaml_lines import FAST_LOADER
 
 Owner = Literal["provider", "client"]

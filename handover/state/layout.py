@@ -6,9 +6,7 @@ folder of client data cannot be written without the erasure knowing it.
 Evidence files that one checklist step writes and nobody reads again are
 named by that step, inside its phase folder (`phase_dir`).
 
-Phase folders are named by the phase's value (`handover.contract.phases`):
-the values are spelled below because the contract package itself depends on
-`handover.state`; a unit test checks them against the phase list.
+Phase folders are named by the phase's value (`handover.phases`).
 """
 
 from __future__ import annotations
@@ -16,11 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from handover.phases import Phase
 from handover.state.home import contract_dir
-
-TAKEOVER = "takeover"
-OPERATIONAL = "operational"
-REVERSIBILITY = "reversibility"
 
 
 @dataclass(frozen=True)
@@ -28,11 +23,16 @@ class ContractPaths:
     """The paths of one contract's folder, named after what they hold."""
 
     contract_id: str
+    contracts_root: Path | None = None  # where contract folders live; default: the home's
 
     @property
     def root(self) -> Path:
         """The contract's folder (created on first use)."""
-        return contract_dir(self.contract_id)
+        if self.contracts_root is None:
+            return contract_dir(self.contract_id)
+        path = self.contracts_root / self.contract_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # -- evidence of how the contract was performed (kept by the erasure) -----------------
 
@@ -40,7 +40,7 @@ class ContractPaths:
     def checklists_dir(self) -> Path:
         return self.root / "checklists"
 
-    def checklist_file(self, phase: str) -> Path:
+    def checklist_file(self, phase: Phase | str) -> Path:
         return self.checklists_dir / f"{phase}.json"
 
     @property
@@ -48,28 +48,28 @@ class ContractPaths:
         """The hash-chained audit log of every checklist change."""
         return self.root / "audit.log"
 
-    def phase_dir(self, phase: str) -> Path:
+    def phase_dir(self, phase: Phase | str) -> Path:
         """The evidence files a phase's flow writes (one folder per phase)."""
         return self.root / phase
 
-    def documents_dir(self, phase: str) -> Path:
+    def documents_dir(self, phase: Phase | str) -> Path:
         """The reports of a phase (Markdown and HTML), handed to the client at exit."""
         return self.phase_dir(phase) / "documents"
 
     @property
     def health_record(self) -> Path:
         """The latest health checks of the operational run."""
-        return self.phase_dir(OPERATIONAL) / "health" / "latest.json"
+        return self.phase_dir(Phase.OPERATIONAL) / "health" / "latest.json"
 
     @property
     def incidents_measured(self) -> Path:
         """The recorded incidents, measured against the SLA by the operational run."""
-        return self.phase_dir(OPERATIONAL) / "incidents.json"
+        return self.phase_dir(Phase.OPERATIONAL) / "incidents.json"
 
     @property
     def delivery_record(self) -> Path:
         """Where and how the restitution bundle was delivered."""
-        return self.phase_dir(REVERSIBILITY) / "delivery.json"
+        return self.phase_dir(Phase.REVERSIBILITY) / "delivery.json"
 
     # -- inputs and trust ---------------------------------------------------------------
 
@@ -105,7 +105,7 @@ class ContractPaths:
 
     @property
     def private_exports_dir(self) -> Path:
-        return self.phase_dir(REVERSIBILITY) / "private"
+        return self.phase_dir(Phase.REVERSIBILITY) / "private"
 
     def credentials_export_dir(self, bundle_name: str) -> Path:
         """The exported KDBX and its encrypted password, for one bundle."""
@@ -114,16 +114,16 @@ class ContractPaths:
     @property
     def baselines_dir(self) -> Path:
         """The takeover baseline: each dataset's file list with hashes."""
-        return self.phase_dir(TAKEOVER) / "baseline"
+        return self.phase_dir(Phase.TAKEOVER) / "baseline"
 
-    def inventories_dir(self, phase: str) -> Path:
+    def inventories_dir(self, phase: Phase | str) -> Path:
         """The host inventories taken in a phase (takeover, and the final one at exit)."""
         return self.phase_dir(phase) / "inventory"
 
     @property
     def documentation_dir(self) -> Path:
         """The documentation collected at takeover (the playbook, what the hosts say)."""
-        return self.phase_dir(TAKEOVER) / "documentation"
+        return self.phase_dir(Phase.TAKEOVER) / "documentation"
 
     def working_copies(self) -> list[tuple[Path, str]]:
         """The folders holding the provider's copies of client data, with what each holds.
@@ -139,7 +139,7 @@ class ContractPaths:
                 "exported credentials (KDBX) and its encrypted password",
             ),
             (self.baselines_dir, "baseline snapshots (file lists with hashes)"),
-            (self.inventories_dir(TAKEOVER), "host inventories (takeover)"),
+            (self.inventories_dir(Phase.TAKEOVER), "host inventories (takeover)"),
             (self.documentation_dir, "documentation collected at takeover"),
-            (self.inventories_dir(REVERSIBILITY), "host inventories (exit)"),
+            (self.inventories_dir(Phase.REVERSIBILITY), "host inventories (exit)"),
         ]

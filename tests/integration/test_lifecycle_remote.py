@@ -24,7 +24,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from flows.lifecycle import run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
-from handover.contract.phases import Phase
+from handover.phases import Phase
 from handover.secrets.references import Secret
 from handover.secrets.vault import Kind, Vault, VaultEntry
 from tests.canary import kdbx_plaintext, make_canaries, search_canaries, search_text

@@ -22,7 +22,7 @@ from handover.checklist.model import (
     evidence_for_file,
 )
 from handover.checklist.store import ChecklistStore
-from handover.contract.phases import Phase
+from handover.phases import Phase
 from handover.errors import HandoverError, InvalidTransition, UsageError
 
 C = "acme-2026"

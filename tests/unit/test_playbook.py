@@ -12,7 +12,7 @@ import yaml
 
 from handover.contract.checklists import load_phase_template
 from handover.contract.loader import load_playbook, read_contract_id, validate_playbook_text
-from handover.contract.phases import PHASES
+from handover.phases import PHASES
 from handover.contract.playbook import Playbook, phase_items, playbook_json_schema
 from handover.errors import KeyFormatError, PlaybookError, UsageError
 
