@@ -10,20 +10,11 @@ from prefect.tasks import exponential_backoff
 
 from handover.contract.keys import backup_identities, backup_recipients
 from handover.contract.loader import load_playbook
-from handover.contract.playbook import Playbook
-from handover.errors import UsageError
-from handover.operations.backup import BackupRecord, BackupStore, prune, run_backup
-from handover.operations.backup_target import open_backup_store
+from handover.operations.backup import BackupRecord, prune, run_backup
+from handover.operations.backup_target import playbook_backup_store
 from handover.operations.restore_check import RestoreCheckResult, restore_check
 from tasks.hosts import open_dataset
 from tasks.runtime import only_transient
-
-
-def backup_store(playbook: Playbook) -> BackupStore:
-    """The playbook's backup target: `s3://bucket/prefix` or a folder."""
-    if playbook.backups is None:
-        raise UsageError(f"{playbook.contract_id}: the playbook has no backups section")
-    return open_backup_store(playbook.backups.target, playbook.perimeter.s3)
 
 
 @task(
@@ -37,7 +28,7 @@ def backup_dataset(playbook_path: str, dataset_name: str) -> BackupRecord:
     """Seal one dataset into the backup store; returns its record (sizes and hashes only)."""
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
-    store = backup_store(playbook)
+    store = playbook_backup_store(playbook)
     recipients = backup_recipients(playbook)
     with open_dataset(playbook, dataset) as source:
         return run_backup(store, playbook.contract_id, dataset.name, source, recipients)
@@ -47,13 +38,13 @@ def backup_dataset(playbook_path: str, dataset_name: str) -> BackupRecord:
 def prune_backups(playbook_path: str, dataset_name: str) -> list[str]:
     """Apply the playbook's retention; returns the names deleted."""
     playbook = load_playbook(Path(playbook_path))
-    assert playbook.backups is not None
+    backups = playbook.require_backups()
     return prune(
-        backup_store(playbook),
+        playbook_backup_store(playbook),
         playbook.contract_id,
         dataset_name,
-        playbook.backups.retention_days,
-        playbook.backups.keep_last,
+        backups.retention_days,
+        backups.keep_last,
     )
 
 
@@ -63,4 +54,4 @@ def check_restore(
 ) -> RestoreCheckResult:
     """Decrypt one backup and check every file's hash, writing no plaintext."""
     playbook = load_playbook(Path(playbook_path))
-    return restore_check(backup_store(playbook), record, backup_identities(playbook))
+    return restore_check(playbook_backup_store(playbook), record, backup_identities(playbook))

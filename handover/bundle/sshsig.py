@@ -81,17 +81,26 @@ class SigningKey:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise KeyFormatError(f"{path}: cannot read signing key: {exc.strerror}") from exc
+        return cls.from_openssh(data, str(path))
+
+    @classmethod
+    def from_openssh(cls, data: bytes, where: str) -> SigningKey:
+        """Parse an unencrypted OpenSSH Ed25519 private key; KeyFormatError names `where`.
+
+        `where` says where the bytes came from (a path, a secret reference),
+        never the key itself.
+        """
         try:
             key = serialization.load_ssh_private_key(data, password=None)
         except TypeError as exc:
             raise KeyFormatError(
-                f"{path}: the signing key is encrypted with a passphrase; "
+                f"{where}: the signing key is encrypted with a passphrase; "
                 "handover needs an unencrypted key (keep it in the vault instead)"
             ) from exc
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyFormatError(f"{path}: not an OpenSSH private key: {exc}") from exc
+            raise KeyFormatError(f"{where}: not an OpenSSH private key: {exc}") from exc
         if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise KeyFormatError(f"{path}: signing key must be Ed25519 (ssh-keygen -t ed25519)")
+            raise KeyFormatError(f"{where}: signing key must be Ed25519 (ssh-keygen -t ed25519)")
         return cls(key)
 
     def private_openssh(self) -> bytes:

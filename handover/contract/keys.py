@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from handover.bundle.age import Identity, Recipient, parse_identities, parse_recipient
 from handover.bundle.sshsig import SigningKey
 from handover.contract.playbook import Playbook
-from handover.errors import KeyFormatError, UsageError
+from handover.errors import UsageError
 from handover.secrets.references import resolve_secret
 
 
@@ -26,9 +22,9 @@ def bundle_recipients(playbook: Playbook) -> list[Recipient]:
 
 
 def backup_recipients(playbook: Playbook) -> list[Recipient]:
-    if playbook.backups is None:
-        raise UsageError(f"{playbook.contract_id}: the playbook has no backups section")
-    return [parse_recipient(r) for r in playbook.backups.load_recipients(Path.cwd())]
+    """Who can open the provider's backups: the provider's backup keys."""
+    backups = playbook.require_backups()
+    return [parse_recipient(r) for r in backups.load_recipients(Path.cwd())]
 
 
 def backup_identities(playbook: Playbook) -> list[Identity]:
@@ -39,13 +35,6 @@ def backup_identities(playbook: Playbook) -> list[Identity]:
 
 
 def signing_key(playbook: Playbook) -> SigningKey:
-    """The provider's signing key, from the playbook's reference."""
+    """The provider's signing key, from the playbook's reference (errors name the reference)."""
     ref = playbook.reversibility.signing_key
-    data = resolve_secret(ref).reveal()
-    try:
-        key = serialization.load_ssh_private_key(data, password=None)
-    except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyFormatError(f"{ref}: not an unencrypted OpenSSH private key") from exc
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise KeyFormatError(f"{ref}: the signing key must be Ed25519")
-    return SigningKey(key)
+    return SigningKey.from_openssh(resolve_secret(ref).reveal(), ref)

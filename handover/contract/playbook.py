@@ -159,6 +159,12 @@ class Playbook(PlaybookModel):
             f"{self._source or self.contract_id}: unknown host {name!r} (hosts: {names})"
         )
 
+    def require_backups(self) -> Backups:
+        """The backups section, for the code that backs up; UsageError when there is none."""
+        if self.backups is None:
+            raise UsageError(f"{self.contract_id}: the playbook has no backups section")
+        return self.backups
+
     def datasets_of(self, host_name: str) -> list[Dataset]:
         """The datasets read from host `host_name` (never the S3 ones)."""
         return [d for d in self.perimeter.datasets if d.host == host_name]

@@ -76,12 +76,16 @@ class Severity(PlaybookModel):
     )
 
 
+#: How often the SLA report covers: a 30-day or a 91-day period (`handover.operations.sla`).
+ReportingPeriod = Literal["monthly", "quarterly"]
+
+
 class Sla(PlaybookModel):
     """Service levels (niveaux de service) measured by the operational phase."""
 
     availability_percent: float = Field(default=99.0, gt=0, le=100)
     severities: list[Severity] = Field(default_factory=list)
-    reporting_period: Literal["monthly", "quarterly"] = "monthly"
+    reporting_period: ReportingPeriod = "monthly"
     disk_threshold_percent: int = Field(
         default=90, ge=1, le=100, description="Disk use that raises an alert."
     )

@@ -1,6 +1,7 @@
 """The playbook's `backups.target`, read in one place: a folder, or an `s3://bucket/prefix`.
 
-The backup tasks open the store it names (`open_backup_store`); the erasure
+The backup tasks open the store it names (`open_backup_store`, or
+`playbook_backup_store` for the playbook's own section); the erasure
 at exit deletes one contract's part of it (`contract_backups`). Both decide
 here which kind of target it is, so they cannot disagree on where backups are.
 """
@@ -14,6 +15,7 @@ from handover.operations.backup import BackupStore, LocalBackupStore
 
 if TYPE_CHECKING:
     from handover.connectors.s3.client import S3SettingsLike
+    from handover.contract.playbook import Playbook
 
 S3_SCHEME = "s3://"
 
@@ -26,6 +28,11 @@ def open_backup_store(target: str, s3_settings: S3SettingsLike | None) -> Backup
 
         return s3_backup_store_from_url(target, settings=s3_settings)
     return LocalBackupStore(Path(target))
+
+
+def playbook_backup_store(playbook: Playbook) -> BackupStore:
+    """The store of the playbook's backups section; UsageError when the playbook has none."""
+    return open_backup_store(playbook.require_backups().target, playbook.perimeter.s3)
 
 
 def contract_backups(target: str, contract: str) -> Path | str:

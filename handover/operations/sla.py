@@ -24,10 +24,9 @@ from handover.operations.incidents import Incident
 
 if TYPE_CHECKING:
     from handover.contract.playbook import Playbook
-    from handover.contract.services import Severity
+    from handover.contract.services import ReportingPeriod, Severity
 
 Verdict = Literal["met", "breached", "not measured"]
-ReportingPeriod = Literal["monthly", "quarterly"]
 
 REPORTING_PERIOD_DAYS: dict[ReportingPeriod, int] = {"monthly": 30, "quarterly": 91}
 

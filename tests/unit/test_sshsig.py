@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from handover.bundle.sshsig import (
     ARMOR_BEGIN,
@@ -127,3 +127,27 @@ def test_load_rejects_rsa_encrypted_and_missing(tmp_path: Path) -> None:
 def test_empty_namespace_refused() -> None:
     with pytest.raises(ValueError):
         sign(b"x", SigningKey.generate(), "")
+
+
+def test_from_openssh_names_where_the_bytes_came_from_never_the_key(tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    parsed = SigningKey.from_openssh(key.private_openssh(), "vault:acme/signing")
+    assert parsed.public_line() == key.public_line()
+    with pytest.raises(KeyFormatError, match=r"^vault:acme/signing: not an OpenSSH private key"):
+        SigningKey.from_openssh(b"hello", "vault:acme/signing")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(KeyFormatError, match=r"^env:KEY: signing key must be Ed25519") as info:
+        SigningKey.from_openssh(pem, "env:KEY")
+    assert "PRIVATE" not in str(info.value)
+    encrypted = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    with pytest.raises(KeyFormatError, match="encrypted with a passphrase"):
+        SigningKey.from_openssh(encrypted, "file:provider-signing")
