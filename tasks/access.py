@@ -24,7 +24,6 @@ from handover.estate.access import (
 )
 from handover.secrets.references import resolve_secret
 from handover.sshkeys import find_public_key, parse_public_key
-from handover.state.layout import ContractPaths
 from tasks.hosts import host_session
 from tasks.runtime import only_transient
 
@@ -117,7 +116,7 @@ def revoke_access(playbook_path: str, index: int) -> ProviderAccessRevoked:
     login_refused = None
     if host.transport == "ssh" and access.verify_key:
         assert host.address is not None
-        known_hosts = ContractPaths(playbook.contract_id).known_hosts
+        known_hosts = playbook.known_hosts_file()
         refused = verify_key_refused(
             host.address, host.port, access.account, resolve_secret(access.verify_key), known_hosts
         )

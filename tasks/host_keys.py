@@ -57,14 +57,17 @@ def first_contact_keys(playbook_path: str) -> list[PresentedHostKey]:
 
 @task(cache_policy=NO_CACHE, task_run_name="pin host keys")
 def pin_host_keys(playbook_path: str, rows: list[PresentedHostKey]) -> str:
-    """Record the confirmed keys in the contract's known_hosts; return its path."""
+    """Record the confirmed keys in the playbook's known_hosts; return its path."""
     from handover.connectors.ssh.first_contact import pin_first_contact
 
     playbook = load_playbook(Path(playbook_path))
     confirmed = {r.host: r.presented for r in rows}
+    known_hosts = playbook.known_hosts_file()
     path = None
     for host in playbook.hosts:
         if host.transport == "ssh" and host.name in confirmed:
             # The key must still be the one the human confirmed, or nothing is pinned.
-            path = pin_first_contact(host, playbook.contract_id, expected=confirmed[host.name])
+            path = pin_first_contact(
+                host, playbook.contract_id, expected=confirmed[host.name], known_hosts=known_hosts
+            )
     return str(path)

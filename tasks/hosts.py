@@ -37,13 +37,20 @@ def ssh_limit_name(contract: str) -> str:
 
 @contextlib.contextmanager
 def host_session(playbook: Playbook, host: Host) -> Iterator[HostConnector]:
-    """Connect to a host, holding one of the contract's SSH slots for SSH hosts."""
-    slot = (
-        concurrency(ssh_limit_name(playbook.contract_id), occupy=1)
-        if host.transport == "ssh"
-        else contextlib.nullcontext()
-    )
-    with slot, connect_host(host, playbook.contract_id) as connector:
+    """Connect to a host for the length of the block.
+
+    An SSH host holds one of the contract's SSH slots meanwhile, and is
+    trusted through the playbook's known_hosts (`Playbook.known_hosts_file`).
+    """
+    if host.transport != "ssh":
+        with connect_host(host, playbook.contract_id) as connector:
+            yield connector
+        return
+    known_hosts = playbook.known_hosts_file()
+    with (
+        concurrency(ssh_limit_name(playbook.contract_id), occupy=1),
+        connect_host(host, playbook.contract_id, known_hosts=known_hosts) as connector,
+    ):
         yield connector
 
 

@@ -19,12 +19,16 @@ if TYPE_CHECKING:
 __all__ = ["connect_host"]
 
 
-def connect_host(host: Host, contract_id: str, **options: Any) -> HostConnector:
+def connect_host(
+    host: Host, contract_id: str, *, known_hosts: Path | None = None, **options: Any
+) -> HostConnector:
     """Return the connector for a playbook host, per its `transport`.
 
     `local` needs nothing else; `ssh` goes to `SSHConnector.from_host` with
-    the contract (for its known_hosts) and `options` (timeouts, secrets
-    resolver...). Raises UsageError for a transport nobody implements.
+    the contract, the known_hosts to trust (the playbook's
+    `Playbook.known_hosts_file()`; None: the contract's own file) and
+    `options` (timeouts, retries...). Raises UsageError for a transport
+    nobody implements.
     """
     if host.transport == "local":
         return LocalConnector(host.name, Path(host.root or "/"))
@@ -32,7 +36,7 @@ def connect_host(host: Host, contract_id: str, **options: Any) -> HostConnector:
         # Imported here: paramiko is loaded only for contracts that use SSH.
         from handover.connectors.ssh.connector import SSHConnector
 
-        return SSHConnector.from_host(host, contract_id, **options)
+        return SSHConnector.from_host(host, contract_id, known_hosts=known_hosts, **options)
     raise UsageError(
         f"host {host.name!r}: unknown transport {host.transport!r} (expected ssh or local)"
     )

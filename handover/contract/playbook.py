@@ -30,6 +30,7 @@ from handover.contract.reversibility import Reversibility
 from handover.contract.security import Security
 from handover.contract.services import Services, Sla
 from handover.errors import UsageError
+from handover.state.layout import ContractPaths
 
 
 def _duplicate(section: str, what: str, index: int, name: str, first: int) -> tuple[Loc, str]:
@@ -164,6 +165,20 @@ class Playbook(PlaybookModel):
         if self.backups is None:
             raise UsageError(f"{self.contract_id}: the playbook has no backups section")
         return self.backups
+
+    def known_hosts_file(self) -> Path:
+        """The SSH host keys the contract trusts: `perimeter.known_hosts`, else its own file.
+
+        A relative `perimeter.known_hosts` is taken under the working directory
+        (`~` expanded), as the playbook's recipients files are. Connecting to
+        the hosts, pinning their keys at first contact and the login check of
+        the revocation all use this one file.
+        """
+        configured = self.perimeter.known_hosts
+        if not configured:
+            return ContractPaths(self.contract_id).known_hosts
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else Path.cwd() / path
 
     def datasets_of(self, host_name: str) -> list[Dataset]:
         """The datasets read from host `host_name` (never the S3 ones)."""
