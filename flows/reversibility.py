@@ -36,9 +36,10 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
+from handover.estate.provider_access import ProviderAccessRevoked
 from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_bundle
 from handover.exit.erasure_certificate import SignedErasure
-from tasks.access import ProviderAccessRevoked, revoke_access
+from tasks.access import revoke_access
 from tasks.bundle import (
     SealedBundle,
     VolumeSummary,

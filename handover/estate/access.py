@@ -17,7 +17,8 @@ the same steps.
 
 `verify_key_refused` then tries to log in with the provider's private key,
 checking the host key against a pinned known_hosts (RejectPolicy), and says
-True only when the server refuses the key.
+True only when the server refuses the key. Which account's file, and the
+playbook's entries carried out with these steps, are `provider_access.py`.
 """
 
 from __future__ import annotations
@@ -291,15 +292,6 @@ def remove_provider_keys(
         at=datetime.now(UTC),
         by=actor or default_actor(),
     )
-
-
-def account_authorized_keys(connector: HostConnector, account: str) -> str:
-    """The default `~/.ssh/authorized_keys` of `account` on the host (from `getent passwd`)."""
-    result = connector.run(f"getent passwd {shlex.quote(account)}", timeout_s=30)
-    fields = result.stdout.decode("utf-8", "replace").strip().split(":")
-    if result.exit_status != 0 or len(fields) < 6 or not fields[5].startswith("/"):
-        raise PermanentConnectorError(f"account {account!r}: not found", host=connector.name)
-    return f"{fields[5].rstrip('/')}/.ssh/authorized_keys"
 
 
 # --- login checks --------------------------------------------------------------------------
