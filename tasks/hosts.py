@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.types import MemberRecord, VolumeSource
 from handover.connectors.base import HostConnector
+from handover.connectors.datasets import dataset_source
 from handover.connectors.factory import connect_host
 from handover.contract.loader import load_playbook
 from handover.contract.perimeter import Dataset, Host
@@ -54,32 +55,14 @@ def host_session(playbook: Playbook, host: Host) -> Iterator[HostConnector]:
         yield connector
 
 
-def dataset_source(
-    playbook: Playbook, connector: HostConnector | None, dataset: Dataset
-) -> VolumeSource:
-    """The VolumeSource of one dataset: a tree, a dump command, or an S3 prefix."""
-    label = f"{dataset.host}-{dataset.name}" if dataset.host else dataset.name
-    if dataset.s3 is not None:
-        from handover.connectors.s3 import S3PrefixSource, s3_client
-
-        client = s3_client(playbook.perimeter.s3)
-        return S3PrefixSource(
-            client, dataset.s3.bucket, dataset.s3.prefix, label, versions=dataset.s3.versions
-        )
-    assert connector is not None, "a host dataset needs a connector"
-    if dataset.dump is not None:
-        return connector.dump_source(label, dataset.dump.command, dataset.dump.filename)
-    return connector.tree_source(label, list(dataset.paths or []))
-
-
 @contextlib.contextmanager
 def open_dataset(playbook: Playbook, dataset: Dataset) -> Iterator[VolumeSource]:
     """The dataset's VolumeSource, its host's session open (and SSH slot held) while in use."""
     if dataset.host is None:
-        yield dataset_source(playbook, None, dataset)
+        yield dataset_source(dataset, None, playbook.perimeter.s3)
         return
     with host_session(playbook, playbook.host(dataset.host)) as connector:
-        yield dataset_source(playbook, connector, dataset)
+        yield dataset_source(dataset, connector, playbook.perimeter.s3)
 
 
 @task(
