@@ -31,6 +31,7 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
+from handover.bundle.summary import SealedBundle, VolumeSummary
 from handover.contract.deadlines import exit_deadlines
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
@@ -41,8 +42,6 @@ from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_
 from handover.exit.erasure_certificate import SignedErasure
 from tasks.access import revoke_access
 from tasks.bundle import (
-    SealedBundle,
-    VolumeSummary,
     deliver_by_links,
     deliver_to_folder,
     export_dataset,

@@ -15,11 +15,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
-from pydantic import BaseModel, ConfigDict
 
 from handover.bundle.age import client_requirements
-from handover.bundle.manifest import VolumeRecord
-from handover.bundle.writer import BundleResult, BundleWriter
+from handover.bundle.summary import SealedBundle, VolumeSummary, sealed_bundle, volume_summary
+from handover.bundle.writer import BundleWriter
 from handover.contract.keys import bundle_recipients, signing_key
 from handover.contract.loader import load_playbook
 from handover.errors import BundleError
@@ -35,44 +34,6 @@ from tasks.runtime import only_transient
 
 _writers: dict[str, BundleWriter] = {}
 _lock = threading.Lock()
-
-
-class VolumeSummary(BaseModel):
-    """A volume without its member names: what a task may return or log."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    number: int
-    file: str  # bundle-relative path of the .tar.age
-    size: int  # bytes of the encrypted volume
-    sha256: str
-    files: int  # regular files inside
-    bytes: int  # their total size
-
-
-def volume_summary(record: VolumeRecord) -> VolumeSummary:
-    files = [m for m in record.members if m.type == "file"]
-    return VolumeSummary(
-        number=record.number,
-        file=record.file,
-        size=record.size,
-        sha256=record.sha256,
-        files=len(files),
-        bytes=sum(m.size for m in files),
-    )
-
-
-class SealedBundle(BaseModel):
-    """A sealed bundle as the flow records it: the writer's result, volumes summarised."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    location: str
-    files: dict[str, str]  # bundle-relative path -> SHA-256, as in SHA256SUMS
-    manifest_sha256: str
-    provider_key: str
-    created: str
-    volumes: list[VolumeSummary]
 
 
 @task(cache_policy=NO_CACHE, task_run_name="open bundle {bundle_name}")
@@ -125,19 +86,10 @@ def seal_bundle(
 ) -> SealedBundle:
     """Write the index, README, provider key, then SHA256SUMS and its signature last."""
     writer = writer_of(bundle_name)
-    result: BundleResult = writer.finish(
-        {name: Path(path) for name, path in documents.items()}, extra_manifest
-    )
+    result = writer.finish({name: Path(path) for name, path in documents.items()}, extra_manifest)
     with _lock:
         _writers.pop(bundle_name, None)
-    return SealedBundle(
-        location=result.location,
-        files=result.files,
-        manifest_sha256=result.manifest_sha256,
-        provider_key=result.provider_key,
-        created=result.created,
-        volumes=[volume_summary(v) for v in result.volumes],
-    )
+    return sealed_bundle(result)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="deliver {bundle_name} to a folder")

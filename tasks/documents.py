@@ -8,28 +8,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from pydantic import BaseModel, ConfigDict
 
-from handover.phases import PHASES
+from handover.exit.documentation import exit_documents
 from handover.state.layout import ContractPaths
 
 
 @task(cache_policy=NO_CACHE, task_run_name="collect documentation of {contract}")
 def collect_exit_documents(contract: str) -> dict[str, str]:
     """Index-relative name → file: every phase's documents, the checklists and the audit log."""
-    paths = ContractPaths(contract)
-    documents: dict[str, str] = {}
-    for phase in PHASES:
-        folder = paths.documents_dir(phase)
-        if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if path.is_file():
-                    documents[f"documents/{phase}/{path.name}"] = str(path)
-        checklist = paths.checklist_file(phase)
-        if checklist.is_file():
-            documents[f"checklists/{phase}.json"] = str(checklist)
-    audit = paths.audit_log
-    if audit.is_file():
-        documents["audit/audit.log"] = str(audit)
-    return documents
+    return exit_documents(ContractPaths(contract))
 
 
 class FlowRunRecord(BaseModel):
