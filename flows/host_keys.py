@@ -8,7 +8,8 @@ from prefect.input import RunInput
 
 from flows._phase import PhaseRun, StepFailed
 from handover.checklist.model import Evidence
-from tasks.host_keys import PresentedHostKey, first_contact_keys, pin_host_keys
+from handover.connectors.ssh.first_contact import PresentedHostKey
+from tasks.host_keys import first_contact_keys, pin_host_keys
 
 CONFIRM_TIMEOUT_S = 24 * 3600
 

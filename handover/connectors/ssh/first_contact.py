@@ -5,12 +5,17 @@ only the host key is fetched (a key exchange alone). The checklist item
 shows `first_contact_fingerprint` for a human to compare with what the client
 reads on the host; `pin_first_contact` then records that exact key into the
 contract's known_hosts, refusing one that changed in between.
+`presented_host_keys` lists what every SSH host of a playbook presents, next
+to the playbook's pins, for the table the human confirms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from handover.connectors.ssh.target import SSHTarget
 from handover.connectors.ssh.trust import (
@@ -26,7 +31,32 @@ from handover.state.layout import ContractPaths
 if TYPE_CHECKING:
     from handover.contract.perimeter import Host
 
-__all__ = ["first_contact_fingerprint", "pin_first_contact"]
+__all__ = [
+    "PresentedHostKey",
+    "agreement",
+    "first_contact_fingerprint",
+    "pin_first_contact",
+    "presented_host_keys",
+]
+
+
+class PresentedHostKey(BaseModel):
+    """The key an SSH host presents at first contact, next to the one the playbook pins."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str
+    address: str  # address:port
+    presented: str  # SHA256 fingerprint
+    playbook: str | None  # the pinned fingerprint, if the playbook has one
+    agrees: Literal["True", "False"] | None  # as the confirmation table shows it; None: not pinned
+
+
+def agreement(pinned: str | None, presented: str) -> Literal["True", "False"] | None:
+    """Whether the presented key is the pinned one (None when the playbook pins none)."""
+    if pinned is None:
+        return None
+    return "True" if pinned == presented else "False"
 
 
 def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float = 10.0) -> str:
@@ -36,6 +66,30 @@ def first_contact_fingerprint(address: str, port: int = 22, *, timeout_s: float 
     reads on the host. Raises TransientConnectorError when unreachable.
     """
     return fingerprint(fetch_host_key(address, port, timeout_s=timeout_s))
+
+
+def presented_host_keys(hosts: Sequence[Host]) -> list[PresentedHostKey]:
+    """The key each SSH host of `hosts` presents now, next to the one the playbook pins (if any).
+
+    Local hosts are left out. Raises TransientConnectorError for a host that
+    cannot be reached.
+    """
+    rows: list[PresentedHostKey] = []
+    for host in hosts:
+        if host.transport != "ssh":
+            continue
+        target = SSHTarget.from_host(host)
+        presented = first_contact_fingerprint(target.address, target.port)
+        rows.append(
+            PresentedHostKey(
+                host=host.name,
+                address=f"{target.address}:{target.port}",
+                presented=presented,
+                playbook=host.host_key,
+                agrees=agreement(host.host_key, presented),
+            )
+        )
+    return rows
 
 
 def pin_first_contact(
