@@ -18,11 +18,11 @@ from rich.console import Console
 from flows.server import ServerInfo
 from handover.checklist.model import Checklist, ChecklistItem, Status
 from handover.contract.loader import load_playbook
-from handover.phases import Phase
 from handover.contract.playbook import Playbook
 from handover.demo.credentials import prepare_vault
 from handover.demo.estate import build_demo_estate
 from handover.demo.keys import DemoKeys, make_demo_keys
+from handover.phases import Phase
 from handover.state.home import handover_home
 
 console = Console(highlight=False)

@@ -137,7 +137,6 @@ if TYPE_CHECKING:
     from handover.connectors.base import HostConnector
     from handover.connectors.factory import connect_host
     from handover.contract.loader import load_playbook
-    from handover.phases import PHASES, Phase
     from handover.contract.playbook import Playbook
     from handover.errors import (
         AgeFormatError,
@@ -157,5 +156,6 @@ if TYPE_CHECKING:
         UsageError,
         VaultError,
     )
+    from handover.phases import PHASES, Phase
     from handover.secrets.references import Secret, resolve_secret
     from handover.secrets.vault import Vault

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handover.phases import Phase
 from handover.errors import HandoverError, InvalidTransition, UsageError
+from handover.phases import Phase
 
 
 def _now() -> datetime:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handover.checklist.model import Checklist, ChecklistItem, Status
-from handover.phases import Phase, parse_phase
 from handover.errors import UsageError
+from handover.phases import Phase, parse_phase
 
 _ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 

@@ -18,8 +18,8 @@ from handover.checklist.model import Checklist, Status
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
 from handover.cli import app, console, handles_errors
-from handover.phases import Phase, parse_phase
 from handover.errors import HandoverError, UsageError
+from handover.phases import Phase, parse_phase
 
 STATUS_STYLE: dict[Status, str] = {
     Status.PENDING: "dim",

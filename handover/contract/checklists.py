@@ -17,8 +17,8 @@ from pydantic import Field, model_validator
 
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.fields import NonEmpty, Slug
-from handover.phases import PHASES, parse_phase
 from handover.contract.yaml_lines import FAST_LOADER
+from handover.phases import PHASES, parse_phase
 
 Owner = Literal["provider", "client"]
 EvidenceKind = Literal[

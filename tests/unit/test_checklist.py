@@ -22,8 +22,8 @@ from handover.checklist.model import (
     evidence_for_file,
 )
 from handover.checklist.store import ChecklistStore
-from handover.phases import Phase
 from handover.errors import HandoverError, InvalidTransition, UsageError
+from handover.phases import Phase
 
 C = "acme-2026"
 P = Phase.TAKEOVER

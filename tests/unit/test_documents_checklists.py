@@ -8,9 +8,9 @@ import pytest
 
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
-from handover.phases import Phase
 from handover.contract.playbook import Playbook, phase_items
 from handover.documents.checklists_report import checklists_report
+from handover.phases import Phase
 from tests.unit.documents_fixtures import NOW, check_html, load_test_playbook
 
 

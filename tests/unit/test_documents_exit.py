@@ -11,9 +11,9 @@ from handover.checklist.model import Evidence
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
 from handover.contract.deadlines import exit_deadlines
-from handover.phases import Phase
 from handover.contract.playbook import Playbook, phase_items
 from handover.documents.exit_report import exit_report
+from handover.phases import Phase
 from tests.unit.documents_fixtures import HOSTILE, NOW, check_html, load_test_playbook
 
 

@@ -12,9 +12,9 @@ import yaml
 
 from handover.contract.checklists import load_phase_template
 from handover.contract.loader import load_playbook, read_contract_id, validate_playbook_text
-from handover.phases import PHASES
 from handover.contract.playbook import Playbook, phase_items, playbook_json_schema
 from handover.errors import KeyFormatError, PlaybookError, UsageError
+from handover.phases import PHASES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO = PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml"
