@@ -15,7 +15,8 @@
     │   └── PermanentConnectorError    not worth retrying
     │       ├── AuthFailed
     │       └── HostKeyMismatch        shows both fingerprints
-    └── VaultError                     wrong key, tampered file, unknown entry
+    ├── VaultError                     wrong key, tampered file, unknown entry
+    └── DiskFull                       ENOSPC/EDQUOT: file, file system, bytes written, free, needed
 
 Messages name the file, host or field they concern and never a secret.
 """
@@ -105,3 +106,29 @@ class HostKeyMismatch(PermanentConnectorError):
 
 class VaultError(HandoverError):
     """The vault cannot be opened or an entry is missing."""
+
+
+class DiskFull(HandoverError):
+    """A write that ran out of space (ENOSPC) or quota (EDQUOT); nothing partial is left.
+
+    Built by `handover.state.diskspace.disk_full_error`, so that every writer
+    says it the same way: the file, its file system, the bytes written so
+    far, the space left and, when the writer knew it, the space needed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        filesystem: str,
+        written: int,
+        free: int | None,
+        needed: int | None = None,
+    ) -> None:
+        self.path = path
+        self.filesystem = filesystem
+        self.written = written
+        self.free = free
+        self.needed = needed
+        super().__init__(message)

@@ -5,7 +5,9 @@ times faster than walking it in Python on small files (DESIGN.md, "Moving
 data fast"); handover only parses the stream. `DirectoryTarget` writes each
 bundle file under a temporary name and renames it when complete, so a crash
 leaves complete files and `.tmp` leftovers, never a half file under a final
-name. `DirectorySource` reads a bundle folder back for verify and open.
+name; a full disk is a DiskFull naming the file and its file system
+(`handover.state.diskspace`), the temporary file removed. `DirectorySource`
+reads a bundle folder back for verify and open.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
 from handover.errors import BundleError, ConnectorError, UsageError
+from handover.state.diskspace import disk_full_from, file_size
 
 PIPE_SIZE = 1 << 20
 TAR_BLOCKING_FACTOR = 2048  # 1 MiB writes: a third less CPU in tar than 10 KiB records
@@ -191,17 +194,31 @@ class DirectoryTarget:
 
     @contextlib.contextmanager
     def open_write(self, relpath: str) -> Iterator[BinaryIO]:
+        """Yield a file that appears as `relpath` only if the block ends without error.
+
+        On any error the temporary file is removed; a full disk (ENOSPC,
+        EDQUOT) becomes DiskFull naming the file, the file system, the bytes
+        written and the space left.
+        """
         final = self.path.joinpath(*_check_relpath(relpath).parts)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent)
+        tmp: str | None = None
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent
+            )
             with os.fdopen(fd, "wb") as handle:
                 yield handle
             os.chmod(tmp, 0o644)
             os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        except BaseException as exc:
+            # Said before the temporary file goes, so the free space is that of the failure.
+            full = disk_full_from(exc, final, file_size(tmp) if tmp is not None else 0)
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            if full is not None:
+                raise full from exc
             raise
         with self._lock:
             self._written.append(final)
@@ -216,6 +233,14 @@ class DirectoryTarget:
                 fd = os.open(path, os.O_RDONLY)
                 try:
                     os.fsync(fd)
+                except OSError as exc:
+                    # Some file systems (NFS, quotas) report the lack of space only now: the
+                    # file under its final name may not be whole, so it goes.
+                    full = disk_full_from(exc, path, file_size(path))
+                    if full is None or path in folders:
+                        raise
+                    path.unlink(missing_ok=True)
+                    raise full from exc
                 finally:
                     os.close(fd)
 

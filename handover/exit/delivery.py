@@ -20,6 +20,7 @@ from handover.bundle.local import DirectoryTarget
 from handover.bundle.reader import verify_bundle
 from handover.errors import BundleError
 from handover.state.atomic import write_atomic
+from handover.state.diskspace import disk_full_from, file_size, require_space
 from handover.state.layout import ContractPaths
 
 if TYPE_CHECKING:
@@ -79,8 +80,7 @@ def copy_to_delivery_folder(playbook: Playbook, bundle_name: str) -> FolderDeliv
     final = Path(delivery.path) / bundle_name
     partial = final.with_name(f".{bundle_name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, partial)
+    _copy_bundle(source, partial)
     problems = verify_bundle(partial)
     if problems:
         shutil.rmtree(partial, ignore_errors=True)
@@ -89,6 +89,39 @@ def copy_to_delivery_folder(playbook: Playbook, bundle_name: str) -> FolderDeliv
         shutil.rmtree(final)
     partial.rename(final)
     return FolderDelivery(location=str(final.resolve()))
+
+
+def _copy_bundle(source: Path, partial: Path) -> None:
+    """Copy the bundle folder `source` to `partial`, or leave no `partial` at all.
+
+    The size of the copy is known up front: a delivery folder without room
+    for it is refused before anything is written, and a disk that fills
+    during the copy anyway gives a DiskFull naming the file being written and
+    how far the copy got.
+    """
+    if not source.is_dir():
+        raise BundleError(f"{source}: no sealed bundle there to deliver")
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    needed = sum(p.stat().st_size for p in files)
+    try:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        require_space(partial.parent, needed)
+        partial.mkdir()
+        copied = 0
+        for src in files:
+            dst = partial / src.relative_to(source)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+            except OSError as exc:
+                full = disk_full_from(exc, dst, copied + file_size(dst), needed)
+                if full is not None:
+                    raise full from exc
+                raise
+            copied += src.stat().st_size
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def share_by_links(playbook: Playbook, bundle_name: str) -> LinkDelivery:

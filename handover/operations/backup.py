@@ -191,8 +191,9 @@ def run_backup(
     One pass: the source's tar stream is parsed and hashed, the inner
     `SHA256SUMS` appended, everything encrypted to `recipients` and hashed on
     its way to the store. Raises UsageError without recipients, ConnectorError
-    if the source fails, BundleError if its stream is not a tar archive; in
-    every failure nothing is left under the backup's name.
+    if the source fails, BundleError if its stream is not a tar archive,
+    DiskFull when a local store's disk fills (naming the file and the file
+    system); in every failure nothing is left under the backup's name.
     """
     from handover.bundle.age import AgeWriter
     from handover.bundle.pump import pump_tar, seal_trailer
@@ -228,8 +229,15 @@ def run_backup(
         data_bytes=sum(m.size for m in files),
         sums_sha256=hashlib.sha256(render_sums(parser.sums())).hexdigest(),
     )
-    with store.put(record.record_name) as handle:
-        handle.write(record.model_dump_json(indent=2).encode() + b"\n")
+    try:
+        with store.put(record.record_name) as handle:
+            handle.write(record.model_dump_json(indent=2).encode() + b"\n")
+    except BaseException:
+        # A volume without its record is an unfinished backup (a full disk, most likely,
+        # reported by the store as DiskFull): take it away rather than leave it to prune.
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            store.delete(volume)
+        raise
     return record
 
 
