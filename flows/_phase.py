@@ -1,11 +1,16 @@
 """How a phase flow walks its checklist: one item at a time, evidence in, failures recorded.
 
-`PhaseRun.item(item_id, step)` marks the item running, calls `step()`, and
-marks it done with the evidence the step returns, or failed with the
-reason of the exception it raised. The flow goes on with the next items
-(an unreachable host must not hide what the others gave); `finish()` then
-raises `PhaseIncomplete` when any item failed, so the flow run ends Failed,
-never Completed with silent gaps.
+`PhaseRun.item(item_id, step, needs=...)` marks the item running, calls
+`step()`, and marks it done with the evidence the step returns, or failed
+with the reason of the exception it raised. An item runs only when the
+items it needs are done or waived: one whose prerequisite failed (or is
+still pending, like a manual item nobody ticked) stays pending, and the
+reason is logged. A sequential phase (the exit) makes every item need all
+the items before it, so a failure stops the phase before its one-way doors.
+Independent items still run after a failure (an unreachable host must not
+hide what the others gave). `finish()` reads the checklist back and raises
+`PhaseIncomplete` unless every item is done or waived, so a flow run is
+Completed only when its checklist has nothing pending or failed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from handover.errors import HandoverError
 from handover.estate.inventory import Inventory
 from handover.state.atomic import write_atomic
 from handover.state.layout import ContractPaths
-from tasks.checklist import complete_item, fail_item, open_checklist, start_item, waive_item
+from tasks.checklist import (
+    complete_item,
+    fail_item,
+    load_checklist,
+    open_checklist,
+    start_item,
+    waive_item,
+)
 from tasks.runtime import flow_run_id
 
 T = TypeVar("T")
@@ -83,8 +95,11 @@ def describe_error(exc: BaseException) -> str:
 class PhaseRun:
     """The checklist of one phase during one flow run."""
 
-    def __init__(self, playbook: Playbook, phase: str, *, fresh: bool = False) -> None:
+    def __init__(
+        self, playbook: Playbook, phase: str, *, fresh: bool = False, sequential: bool = False
+    ) -> None:
         self.playbook = playbook
+        self.sequential = sequential
         self.contract = playbook.contract_id
         self.phase = phase
         self.paths = ContractPaths(self.contract)
@@ -94,16 +109,29 @@ class PhaseRun:
             self.contract, phase, phase_items(playbook, phase), fresh
         )
         self.failures: list[tuple[str, str]] = []
+        self.blocked: dict[str, str] = {}
         self.log = get_run_logger()
 
     def status(self, item_id: str) -> Status:
         return self.checklist.item(item_id).status
 
-    def item(self, item_id: str, step: Callable[[], Step[T]]) -> T | None:
-        """Run `step` for a pending item; skip items already done or waived."""
+    def item(
+        self, item_id: str, step: Callable[[], Step[T]], *, needs: Sequence[str] = ()
+    ) -> T | None:
+        """Run `step` for a pending item whose prerequisites hold; skip done or waived items.
+
+        `needs`: the items that must be done or waived first (in a sequential
+        phase, every earlier item of the checklist as well).
+        """
         status = self.status(item_id)
         if status != Status.PENDING:
             self.log.info("%s: %s, skipped", item_id, status.value)
+            return None
+        waiting = self.unmet(item_id, needs)
+        if waiting:
+            reason = "not started: waiting for " + ", ".join(waiting)
+            self.log.warning("%s %s", item_id, reason)
+            self.blocked[item_id] = reason
             return None
         start_item(self.contract, self.phase, item_id)
         try:
@@ -119,6 +147,25 @@ class PhaseRun:
         self._mark(item_id, Status.DONE)
         return result.value
 
+    def unmet(self, item_id: str, needs: Sequence[str] = ()) -> list[str]:
+        """The prerequisites of `item_id` not done or waived, as `id (status)`.
+
+        Read from the store, not from memory: a manual item ticked from the
+        CLI while the flow waited counts.
+        """
+        checklist = load_checklist(self.contract, self.phase)
+        self.checklist = checklist
+        ids = [entry.id for entry in checklist.items]
+        required = list(needs)
+        if self.sequential and item_id in ids:
+            required = ids[: ids.index(item_id)] + required
+        finished = (Status.DONE, Status.WAIVED)
+        return [
+            f"{need} ({checklist.item(need).status.value})"
+            for need in dict.fromkeys(required)
+            if checklist.item(need).status not in finished
+        ]
+
     def waive(self, item_id: str, reason: str) -> None:
         if self.status(item_id) == Status.PENDING:
             waive_item(self.contract, self.phase, item_id, reason)
@@ -128,11 +175,27 @@ class PhaseRun:
         self.checklist.item(item_id).status = status
 
     def finish(self) -> PhaseOutcome:
-        """Raise PhaseIncomplete if an item failed; else a short summary for the flow's result."""
-        if self.failures:
-            lines = "; ".join(f"{item}: {reason}" for item, reason in self.failures)
+        """A short summary for the flow's result, or PhaseIncomplete naming every open item.
+
+        Reads the checklist back: the run is complete only when every item is
+        done or waived, whatever this run did (a manual item left pending, a
+        prerequisite that failed in an earlier run).
+        """
+        checklist = load_checklist(self.contract, self.phase)
+        open_items = [entry for entry in checklist.items if not _finished(entry.status)]
+        if open_items:
+            reasons = dict(self.failures)
+            lines = "; ".join(
+                f"{entry.id}: {entry.status.value}"
+                + (
+                    f" ({reasons.get(entry.id) or self.blocked.get(entry.id) or entry.reason})"
+                    if reasons.get(entry.id) or self.blocked.get(entry.id) or entry.reason
+                    else ""
+                )
+                for entry in open_items
+            )
             raise PhaseIncomplete(
-                f"{self.contract} {self.phase}: {len(self.failures)} item(s) failed — {lines}"
+                f"{self.contract} {self.phase}: {len(open_items)} item(s) not done — {lines}"
             )
         return PhaseOutcome(contract=self.contract, phase=self.phase)
 
@@ -168,6 +231,10 @@ class PhaseRun:
             self.write_file(folder / f"{doc.name}.md", doc.markdown.encode("utf-8"), kind),
             self.write_file(folder / f"{doc.name}.html", doc.html.encode("utf-8"), kind),
         ]
+
+
+def _finished(status: Status) -> bool:
+    return status in (Status.DONE, Status.WAIVED)
 
 
 def _jsonable(value: object) -> Any:

@@ -68,22 +68,39 @@ def run(
     accept: bool = typer.Option(
         False,
         "--accept",
-        help="reversibility: answer the client-acceptance step as accepted (tests, drills).",
+        help="reversibility: answer the human steps automatically (tests, drills); the "
+        "client asks for early erasure, and the notice is dated so the switch-over is today.",
+    ),
+    notice_date: str = typer.Option(
+        None,
+        "--notice-date",
+        help="reversibility: the date the exit notice was given (YYYY-MM-DD; default today).",
     ),
 ) -> None:
     """Run one phase flow of a contract against the Prefect server."""
+    from datetime import date
+
     from handover.contract.loader import load_playbook
+    from handover.errors import UsageError
     from handover.phases import parse_phase
 
     parse_phase(phase)
     load_playbook(playbook)  # an invalid playbook never creates a flow run
+    notice: date | None = None
+    if notice_date is not None:
+        try:
+            notice = date.fromisoformat(notice_date)
+        except ValueError:
+            raise UsageError(f"--notice-date {notice_date!r}: expected YYYY-MM-DD") from None
     from flows import server
 
     info = server.ensure_server()
     console.print(f"Prefect UI: {info.ui_url}")
     from flows.lifecycle import run_phase
 
-    state_ok = run_phase(phase, playbook, pin_host_keys=pin_host_keys, auto_accept=accept)
+    state_ok = run_phase(
+        phase, playbook, pin_host_keys=pin_host_keys, auto_accept=accept, notice_date=notice
+    )
     raise typer.Exit(0 if state_ok else 1)
 
 

@@ -109,7 +109,7 @@ def run_phases_before_exit(path: str) -> bool:
 
 def run_exit(playbook: Playbook, path: str) -> Path | None:
     """The reversibility flow, the client's acceptance answered; the delivered bundle."""
-    from flows.lifecycle import answer_acceptance_when_paused
+    from flows.lifecycle import answer_acceptance_when_paused, drill_notice_date
     from flows.reversibility import ExitOutcome, reversibility
 
     stop = threading.Event()
@@ -117,7 +117,8 @@ def run_exit(playbook: Playbook, path: str) -> Path | None:
         f"reversibility-{playbook.contract_id}", playbook.contract.parties.client.legal_name, stop
     )
     try:
-        state = reversibility(path, fresh=True, return_state=True)
+        notice = drill_notice_date(Path(path))
+        state = reversibility(path, notice, fresh=True, return_state=True)
     finally:
         stop.set()
     if not state.is_completed():

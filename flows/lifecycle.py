@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -50,27 +51,47 @@ def lifecycle(playbook_path: str, fresh: bool = False) -> LifecycleOutcome:
     )
 
 
+AUTO_ANSWER_NOTE = "answered automatically by handover (--accept: demo, drill or test)"
+
+
 def answer_acceptance_when_paused(
     contract_flow_name: str, accepted_by: str, stop: threading.Event, timeout_s: float = 3600
 ) -> threading.Thread:
-    """Answer the client-acceptance step through the API once the flow pauses (demo, drills).
+    """Answer the exit's human steps through the API when the flow pauses (demo, drills, tests).
 
-    A real exit is answered by a person in the Prefect UI; this stands in for
-    them by calling the same API the UI calls.
+    The client's acceptance (accepted, asking for early erasure so the drill
+    need not wait for the retrieval period) and the incoming team's
+    knowledge-transfer confirmation. A real exit is answered by people in the
+    Prefect UI; this stands in for them by calling the same API the UI
+    calls, and every answer says it was automatic.
     """
 
     def watch() -> None:
+        answered: set[tuple[str, str]] = set()
         deadline = time.monotonic() + timeout_s
         while not stop.is_set() and time.monotonic() < deadline:
-            paused = paused_flow_runs(contract_flow_name)
-            if paused:
-                accept_bundle(paused[0].id, accepted_by)
-                return
+            for paused in paused_flow_runs(contract_flow_name):
+                key = pause_key(paused)
+                if (str(paused.id), key) in answered:
+                    continue
+                if key == "client-acceptance":
+                    accept_bundle(paused.id, accepted_by)
+                elif key == "knowledge-transfer":
+                    confirm_knowledge_transfer(paused.id, accepted_by)
+                else:
+                    continue
+                answered.add((str(paused.id), key))
             stop.wait(1.0)
 
     thread = threading.Thread(target=watch, name="acceptance", daemon=True)
     thread.start()
     return thread
+
+
+def pause_key(run: FlowRun) -> str:
+    """The key of the pause a paused run waits at ("" when unknown)."""
+    details = run.state.state_details if run.state else None
+    return (details.pause_key or "") if details else ""
 
 
 def paused_flow_runs(name_like: str) -> list[FlowRun]:
@@ -84,16 +105,34 @@ def paused_flow_runs(name_like: str) -> list[FlowRun]:
         )
 
 
-def accept_bundle(flow_run_id: UUID, accepted_by: str) -> None:
-    """Resume a paused reversibility run with the client's acceptance (its ClientAcceptance)."""
+def accept_bundle(flow_run_id: UUID, accepted_by: str, *, early_erasure: bool = True) -> None:
+    """Resume a paused reversibility run with an acceptance (its ClientAcceptance)."""
     resume_flow_run(
         flow_run_id,
         run_input={
             "accepted": True,
             "accepted_by": accepted_by,
-            "comment": "verified with age, tar, sha256sum -c and ssh-keygen -Y verify",
+            "comment": AUTO_ANSWER_NOTE,
+            "early_erasure": early_erasure,
         },
     )
+
+
+def confirm_knowledge_transfer(flow_run_id: UUID, confirmed_by: str) -> None:
+    """Resume a paused reversibility run with the knowledge-transfer confirmation."""
+    resume_flow_run(
+        flow_run_id,
+        run_input={"confirmed_by": confirmed_by, "sessions": AUTO_ANSWER_NOTE},
+    )
+
+
+def drill_notice_date(playbook_path: Path) -> date:
+    """A notice date whose switch-over is today: a drill exports at once, as a real exit
+    would on its switch-over day (the calendar itself is kept and shown)."""
+    from handover.contract.loader import load_playbook
+
+    deadlines = load_playbook(playbook_path).reversibility.deadlines
+    return date.today() - timedelta(days=31 * deadlines.notice_months + deadlines.transition_days)
 
 
 def run_phase(
@@ -103,8 +142,13 @@ def run_phase(
     pin_host_keys: bool = False,
     auto_accept: bool = False,
     fresh: bool = False,
+    notice_date: date | None = None,
 ) -> bool:
-    """Run one phase flow in this process; True when it completed."""
+    """Run one phase flow in this process; True when it completed.
+
+    `auto_accept` (reversibility): answer the human steps automatically and,
+    unless `notice_date` is given, date the notice so the switch-over is today.
+    """
     from handover.contract.loader import load_playbook
 
     which = parse_phase(phase)
@@ -115,13 +159,19 @@ def run_phase(
             f"reversibility-{pb.contract_id}", pb.contract.parties.client.legal_name, stop
         )
     try:
-        state = run_phase_flow(which, str(playbook), pin_host_keys=pin_host_keys, fresh=fresh)
+        if which == Phase.REVERSIBILITY and auto_accept and notice_date is None:
+            notice_date = drill_notice_date(playbook)
+        state = run_phase_flow(
+            which, str(playbook), pin_host_keys=pin_host_keys, fresh=fresh, notice_date=notice_date
+        )
     finally:
         stop.set()
     return state.is_completed()
 
 
-def run_phase_flow(phase: Phase, path: str, *, pin_host_keys: bool, fresh: bool) -> State[Any]:
+def run_phase_flow(
+    phase: Phase, path: str, *, pin_host_keys: bool, fresh: bool, notice_date: date | None = None
+) -> State[Any]:
     """Call the phase's flow and return its final state (an operational run is always fresh)."""
     match phase:
         case Phase.TAKEOVER:
@@ -131,4 +181,4 @@ def run_phase_flow(phase: Phase, path: str, *, pin_host_keys: bool, fresh: bool)
         case Phase.OPERATIONAL:
             return operational(path, return_state=True)
         case Phase.REVERSIBILITY:
-            return reversibility(path, fresh=fresh, return_state=True)
+            return reversibility(path, notice_date, fresh=fresh, return_state=True)

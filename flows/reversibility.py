@@ -1,16 +1,24 @@
 """Reversibility (réversibilité): give everything back, prove it, then leave.
 
-Record the exit notice and its deadlines, take a final inventory, export
-every dataset into an encrypted, signed restitution bundle together with
-the credentials, the documentation, the checklists, the audit log and the
-run history, deliver it, wait for the client's acceptance (a human step in
-the Prefect UI), revoke the provider's access, erase the provider's copies
-with a signed certificate, and write the exit report.
+Record the exit notice and its calendar, plan the knowledge transfer, wait
+for the switch-over, take a final inventory, export every dataset into an
+encrypted, signed restitution bundle together with the credentials, the
+documentation, the checklists, the audit log and the run history, deliver
+it, wait for the client's acceptance and for the incoming team to confirm
+the knowledge transfer (people, in the Prefect UI), then pass the two
+one-way doors: revoke the provider's access and, once the retrieval period
+is over (or earlier if the client asked), erase the provider's copies with
+a signed certificate; then write the exit report.
+
+The phase is sequential: an item runs only when every item before it is
+done or waived, so a failed export stops the exit before delivery, and
+nothing before acceptance can open the one-way doors. Everything a later
+item needs is in the exit state on disk (`handover.exit.progress`) as soon
+as it exists: a rerun after a crash at any point goes on from there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +27,6 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import BaseModel, ConfigDict
 
 from flows._phase import (
     PhaseOutcome,
@@ -31,17 +38,19 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
-from handover.bundle.summary import SealedBundle, VolumeSummary
-from handover.contract.deadlines import exit_deadlines
+from flows.waits import start_of, wait_until
+from handover.bundle.summary import SealedBundle
+from handover.checklist.model import Status
+from handover.contract.deadlines import ExitDeadlines, exit_deadlines
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
-from handover.estate.provider_access import ProviderAccessRevoked
 from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_bundle
-from handover.exit.erasure_certificate import SignedErasure
+from handover.exit.progress import AcceptanceRecord, ExitProgress, ExitState
 from tasks.access import revoke_access
 from tasks.bundle import (
+    dataset_numbers,
     deliver_by_links,
     deliver_to_folder,
     export_dataset,
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
     from handover.connectors.s3 import S3Client
 
 ACCEPTANCE_TIMEOUT_S = 30 * 24 * 3600  # the retrieval period: the client may take its time
+KNOWLEDGE_TRANSFER_TIMEOUT_S = 30 * 24 * 3600
 
 
 class ClientAcceptance(RunInput):
@@ -67,40 +77,58 @@ class ClientAcceptance(RunInput):
     accepted: bool
     accepted_by: str
     comment: str = ""
+    early_erasure: bool = False  # the client asks for erasure before the retrieval period ends
 
 
-class AcceptanceRecord(BaseModel):
-    """The client's answer as the checklist evidence and the exit report keep it."""
+class KnowledgeTransferDone(RunInput):
+    """The incoming team confirms the knowledge-transfer sessions were held."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    accepted: bool
-    accepted_by: str
-    comment: str
-    at: str  # ISO 8601, UTC
+    confirmed_by: str
+    sessions: str  # dates and topics of the sessions held
 
 
 class ExitOutcome(PhaseOutcome):
     """The reversibility flow's result: the phase summary and where the bundle was delivered."""
 
-    bundle: str | None = None  # None when no bundle was delivered in this run
+    bundle: str | None = None  # None when no bundle was delivered
 
 
-@dataclass
-class Seen:
-    bundle_name: str = ""
-    volumes: list[VolumeSummary] = field(default_factory=list)
-    documents: dict[str, str] = field(default_factory=dict)
-    sealed: SealedBundle | None = None
-    delivery: DeliveryRecord | None = None
-    acceptance: AcceptanceRecord | None = None
-    revocations: list[ProviderAccessRevoked] = field(default_factory=list)
-    erasure: SignedErasure | None = None
-    password_file: str | None = None  # the KDBX password, encrypted to the client, delivered apart
-    deadlines: dict[str, str] = field(default_factory=dict)
-    # S3 client for the files delivered beside the bundle, made at delivery: the erasure
-    # deletes the vault that may hold the S3 credentials, and the exit report comes after it.
-    s3: S3Client | None = None
+class Exit:
+    """One run of the exit: its checklist, its playbook and the exit state on disk."""
+
+    def __init__(self, run: PhaseRun, playbook_path: str, playbook: Playbook) -> None:
+        self.run = run
+        self.playbook_path = playbook_path
+        self.playbook = playbook
+        self.progress = ExitProgress(playbook.contract_id)
+        self.state = self._open_state()
+        # S3 client for the files delivered beside the bundle, made before the erasure
+        # deletes the vault that may hold the S3 credentials.
+        self.s3: S3Client | None = None
+
+    def _open_state(self) -> ExitState:
+        """The exit in progress, or a new one when the exit starts (again) from its notice.
+
+        The first item pending means this run starts the exit: a fresh run, a
+        first run, or one whose notice never got recorded. An earlier exit's
+        state is then kept beside, under its bundle's name, never overwritten.
+        """
+        state = self.progress.load()
+        if state is not None and self.run.status("exit-notice") is not Status.PENDING:
+            return state
+        if state is not None:
+            self.progress.archive(state)
+        name = f"{self.playbook.contract_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        return self.progress.start(name)
+
+    def save(self) -> None:
+        self.progress.save(self.state)
+
+    @property
+    def deadlines(self) -> ExitDeadlines:
+        if self.state.deadlines is None:
+            raise StepFailed("the exit notice is not recorded: no calendar")
+        return self.state.deadlines
 
 
 @flow(
@@ -112,51 +140,94 @@ class Seen:
 def reversibility(
     playbook_path: str, notice_date: date | None = None, fresh: bool = False
 ) -> ExitOutcome:
-    """Réversibilité: notice, inventory, export, credentials, documentation, seal, delivery,
-    client acceptance, access revoked, copies erased, exit report."""
+    """Réversibilité: notice, knowledge transfer, switch-over, inventory, export, credentials,
+    documentation, seal, delivery, acceptance, access revoked, copies erased, exit report."""
     playbook = load_playbook(Path(playbook_path))
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
-    run = PhaseRun(playbook, "reversibility", fresh=fresh)
-    seen = Seen(bundle_name=f"{playbook.contract_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    run = PhaseRun(playbook, "reversibility", fresh=fresh, sequential=True)
+    ex = Exit(run, playbook_path, playbook)
 
-    run.item("exit-notice", lambda: record_notice(run, playbook, notice_date or date.today(), seen))
-    run.item("final-inventory", lambda: final_inventory(run, playbook_path, playbook))
-    run.item("datasets-exported", lambda: export_datasets(run, playbook_path, playbook, seen))
-    run.item("credentials-exported", lambda: hand_back_credentials(run, playbook_path, seen))
-    run.item("documentation-exported", lambda: gather_documentation(run, playbook, seen))
-    run.item("bundle-sealed", lambda: seal(run, seen))
-    run.item("bundle-delivered", lambda: deliver(run, playbook_path, playbook, seen))
-    if seen.delivery is None:
-        # Nothing reached the client: no acceptance, no revocation, no erasure.
-        return exit_outcome(run, seen)
-    delivery = seen.delivery
-    run.item("client-acceptance", lambda: await_acceptance(run, playbook, delivery, seen))
-    if seen.acceptance and seen.acceptance.accepted:
-        run.item("access-revoked", lambda: revoke(run, playbook_path, playbook, seen))
-        run.item("copies-erased", lambda: erase(run, playbook_path, delivery, seen))
-    run.item("exit-report", lambda: write_exit_report(run, playbook, delivery, seen))
-    return exit_outcome(run, seen)
-
-
-def exit_outcome(run: PhaseRun, seen: Seen) -> ExitOutcome:
-    """The phase summary (PhaseIncomplete if an item failed) with the delivered bundle."""
+    run.item("exit-notice", lambda: record_notice(ex, notice_date or date.today()))
+    run.item("knowledge-transfer-plan", lambda: plan_knowledge_transfer(ex))
+    if not run.unmet("final-inventory") and run.status("final-inventory") is Status.PENDING:
+        wait_for_switch_over(ex)
+    run.item("final-inventory", lambda: final_inventory(ex))
+    run.item("datasets-exported", lambda: export_datasets(ex))
+    run.item("credentials-exported", lambda: hand_back_credentials(ex))
+    run.item("documentation-exported", lambda: gather_documentation(ex))
+    run.item("bundle-sealed", lambda: seal(ex))
+    run.item("bundle-delivered", lambda: deliver(ex))
+    run.item("client-acceptance", lambda: await_acceptance(ex))
+    run.item("knowledge-transfer-sessions", lambda: await_knowledge_transfer(ex))
+    run.item("access-revoked", lambda: revoke(ex))
+    run.item("copies-erased", lambda: erase(ex))
+    run.item("exit-report", lambda: write_exit_report(ex))
     outcome = run.finish()
     return ExitOutcome(
         contract=outcome.contract,
         phase=outcome.phase,
-        bundle=seen.delivery.location if seen.delivery else None,
+        bundle=ex.state.delivery.location if ex.state.delivery else None,
     )
 
 
-def record_notice(run: PhaseRun, playbook: Playbook, notice: date, seen: Seen) -> Step[None]:
-    dates = exit_deadlines(playbook.reversibility.deadlines, notice)
-    seen.deadlines = {key: value.isoformat() for key, value in dates.model_dump().items()}
-    return Step([run.write_json("exit-notice.json", seen.deadlines, "document")])
+def record_notice(ex: Exit, notice: date) -> Step[None]:
+    """The exit calendar from the notice date, recorded once for the whole exit."""
+    if ex.state.deadlines is not None and ex.state.deadlines.notice_date != notice:
+        ex.run.log.warning(
+            "exit notice already recorded on %s; keeping it", ex.state.deadlines.notice_date
+        )
+    else:
+        ex.state.deadlines = exit_deadlines(ex.playbook.reversibility.deadlines, notice)
+        ex.save()
+    dates = ex.deadlines.model_dump(mode="json")
+    return Step([ex.run.write_json("exit-notice.json", dates, "document")])
 
 
-def final_inventory(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
+def plan_knowledge_transfer(ex: Exit) -> Step[None]:
+    """What the incoming team must learn before the switch-over, and from which documents."""
+    playbook = ex.playbook
+    documents = sorted(
+        str(path.relative_to(ex.run.paths.root))
+        for phase in ("takeover", "implementation", "operational")
+        for path in (
+            sorted(ex.run.paths.documents_dir(phase).glob("*.md"))
+            if ex.run.paths.documents_dir(phase).is_dir()
+            else []
+        )
+    )
+    plan = {
+        "switch_over": ex.deadlines.transition_ends.isoformat(),
+        "incoming": [str(r) for r in playbook.reversibility.recipients],
+        "topics": [
+            {"topic": "hosts and services", "items": [h.name for h in playbook.hosts]},
+            {"topic": "datasets and their formats", "items": [d.name for d in playbook.datasets]},
+            {"topic": "backups and restore checks", "items": [d.name for d in playbook.datasets]},
+            {"topic": "credentials handed back", "items": ["credentials.kdbx in the bundle"]},
+            {"topic": "runbooks and procedures", "items": documents},
+        ],
+        "sessions": "to be confirmed by the incoming team (item knowledge-transfer-sessions)",
+    }
+    return Step([ex.run.write_json("knowledge-transfer-plan.json", plan, "document")])
+
+
+def wait_for_switch_over(ex: Exit) -> None:
+    """The final export happens at the switch-over (end of the transition), not on notice day."""
+    if "switch-over" in ex.state.waits:
+        return
+    ended = wait_until(
+        "switch-over",
+        start_of(ex.deadlines.transition_ends),
+        "final export at the switch-over (end of the transition period)",
+        may_continue_early=True,
+    )
+    ex.state.waits["switch-over"] = ended
+    ex.save()
+
+
+def final_inventory(ex: Exit) -> Step[None]:
+    run, playbook = ex.run, ex.playbook
     names = [h.name for h in playbook.hosts]
-    inventories, errors = gather([inventory_host.submit(playbook_path, n) for n in names], names)
+    inventories, errors = gather([inventory_host.submit(ex.playbook_path, n) for n in names], names)
     evidence = run.write_inventories(inventories)
     assets = {
         "hosts": names,
@@ -169,78 +240,102 @@ def final_inventory(run: PhaseRun, playbook_path: str, playbook: Playbook) -> St
     return Step(evidence)
 
 
-def export_datasets(
-    run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen
-) -> Step[None]:
-    start_bundle(playbook_path, seen.bundle_name)
-    names = [d.name for d in playbook.datasets]
-    futures = [
-        export_dataset.submit(playbook_path, seen.bundle_name, name, number)
-        for number, name in enumerate(names, start=1)
-    ]
-    volumes, errors = gather(futures, names)
-    seen.volumes = [volumes[n] for n in names if n in volumes]
-    evidence = [run.write_json("volumes.json", seen.volumes, "bundle")]
+def export_datasets(ex: Exit) -> Step[None]:
+    """Every dataset into its volume; volumes an earlier run finished are adopted, not redone."""
+    name = ex.state.bundle_name
+    adopted = set(start_bundle(ex.playbook_path, name))
+    numbers = dataset_numbers(ex.playbook)
+    todo = [d for d in numbers if d not in adopted]
+    futures = [export_dataset.submit(ex.playbook_path, name, d, numbers[d]) for d in todo]
+    _, errors = gather(futures, todo)
+    ex.state.sealed = None  # whatever was sealed before is sealed again
+    ex.save()
+    saved = ex.progress.saved_volumes(name)
+    listing = {
+        dataset: {
+            "volume": saved[dataset].file,
+            "sha256": saved[dataset].sha256,
+            "adopted": dataset in adopted,
+        }
+        for dataset in numbers
+        if dataset in saved
+    }
+    evidence = [ex.run.write_json("volumes.json", listing, "bundle")]
     hosts_failed(errors)
     return Step(evidence)
 
 
-def hand_back_credentials(run: PhaseRun, playbook_path: str, seen: Seen) -> Step[None]:
-    exported = export_credentials(playbook_path, seen.bundle_name)
+def hand_back_credentials(ex: Exit) -> Step[None]:
+    exported = export_credentials(ex.playbook_path, ex.state.bundle_name)
     if exported.kdbx:
-        seen.documents["credentials.kdbx"] = exported.kdbx
-    seen.password_file = exported.password_file
-    return Step([run.write_json("credentials-export.json", exported.record, "log")])
+        ex.state.documents["credentials.kdbx"] = exported.kdbx
+    ex.state.password_file = exported.password_file
+    ex.save()
+    return Step([ex.run.write_json("credentials-export.json", exported.record, "log")])
 
 
-def gather_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
-    docs = collect_exit_documents(playbook.contract_id)
-    history = run_history(playbook.contract_id)
-    history_evidence = run.write_json("run-history.json", history, "log")
+def gather_documentation(ex: Exit) -> Step[None]:
+    contract = ex.playbook.contract_id
+    docs = collect_exit_documents(contract)
+    # The checklists go in as the bundle sees them (evidence paths into the bundle),
+    # written when the bundle is sealed.
+    docs = {n: p for n, p in docs.items() if not n.startswith("checklists/")}
+    history = run_history(contract)
+    history_evidence = ex.run.write_json("run-history.json", history, "log")
     assert history_evidence.path is not None
     docs["run-history.json"] = history_evidence.path
-    seen.documents.update(docs)
-    listing = {name: Path(path).stat().st_size for name, path in sorted(seen.documents.items())}
-    return Step([run.write_json("documents.json", listing, "document")])
+    ex.state.documents.update(docs)
+    ex.save()
+    listing = {name: Path(path).stat().st_size for name, path in sorted(ex.state.documents.items())}
+    return Step([ex.run.write_json("documents.json", listing, "document")])
 
 
-def seal(run: PhaseRun, seen: Seen) -> Step[None]:
-    if not seen.volumes:
-        raise StepFailed("no dataset was exported: nothing to seal")
-    snapshot = {
-        phase: checklist.model_dump(mode="json")
-        for phase, checklist in phase_checklists(run.contract).items()
-    }
-    seen.sealed = seal_bundle(seen.bundle_name, seen.documents, {"checklists": snapshot})
-    return Step([run.write_json("bundle.json", seen.sealed, "bundle")])
+def seal(ex: Exit) -> Step[None]:
+    ex.state.sealed = seal_bundle(ex.playbook_path, ex.state.bundle_name)
+    ex.save()
+    return Step([ex.run.write_json("bundle.json", ex.state.sealed, "bundle")])
 
 
-def deliver(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
-    if seen.sealed is None:
+def deliver(ex: Exit) -> Step[None]:
+    sealed, playbook = ex.state.sealed, ex.playbook
+    if sealed is None:
         raise StepFailed("the bundle was not sealed: nothing to deliver")
     delivery: DeliveryRecord
     if playbook.reversibility.delivery.kind == "s3":
-        from handover.connectors.s3 import s3_client
-
-        delivery = deliver_by_links(playbook_path, seen.bundle_name)
-        seen.s3 = s3_client(playbook.perimeter.s3)
+        delivery = deliver_by_links(ex.playbook_path, ex.state.bundle_name)
     else:
-        delivery = deliver_to_folder(playbook_path, seen.bundle_name)
-    seen.delivery = delivery
-    if seen.password_file:
+        delivery = deliver_to_folder(ex.playbook_path, ex.state.bundle_name)
+    if ex.state.password_file:
         deliver_beside_bundle(
             playbook,
-            seen.bundle_name,
+            ex.state.bundle_name,
             delivery,
-            {"credentials-password.txt.age": Path(seen.password_file).read_bytes()},
-            s3=seen.s3,
+            {"credentials-password.txt.age": Path(ex.state.password_file).read_bytes()},
+            s3=s3_of(ex),
         )
+    ex.state.delivery = delivery
+    ex.save()
     create_markdown_artifact(
-        delivery_markdown(seen.bundle_name, seen.sealed, delivery),
+        delivery_markdown(ex.state.bundle_name, sealed, delivery),
         key=f"{playbook.contract_id}-delivery",
         description="Bundle delivered",
     )
-    return Step([run.write_json(run.paths.delivery_record, delivery, "bundle")])
+    return Step([ex.run.write_json(ex.run.paths.delivery_record, delivery, "bundle")])
+
+
+def s3_of(ex: Exit) -> S3Client | None:
+    """The S3 client of an S3 delivery, made once (before the erasure removes the vault)."""
+    if ex.s3 is None and ex.playbook.reversibility.delivery.kind == "s3":
+        from handover.connectors.s3 import s3_client
+
+        ex.s3 = s3_client(ex.playbook.perimeter.s3)
+    return ex.s3
+
+
+def delivered(ex: Exit) -> DeliveryRecord:
+    if ex.state.delivery is None:
+        raise StepFailed("the bundle was not delivered")
+    return ex.state.delivery
 
 
 def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: DeliveryRecord) -> str:
@@ -257,85 +352,146 @@ def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: Delivery
     return "\n".join(lines)
 
 
-def await_acceptance(
-    run: PhaseRun, playbook: Playbook, delivery: DeliveryRecord, seen: Seen
-) -> Step[None]:
+def await_acceptance(ex: Exit) -> Step[None]:
     """Pause until the client (through the operator) accepts or refuses the bundle."""
-    answer = pause_flow_run(
-        wait_for_input=ClientAcceptance.with_initial_data(
-            description=(
-                f"Client acceptance of `{seen.bundle_name}` at `{delivery.location}`: "
-                "the client verifies and opens it with the commands of its README.txt, "
-                "then answers."
+    delivery = delivered(ex)
+    if ex.state.acceptance is None or not ex.state.acceptance.accepted:
+        answer = pause_flow_run(
+            wait_for_input=ClientAcceptance.with_initial_data(
+                description=(
+                    f"Client acceptance of `{ex.state.bundle_name}` at `{delivery.location}`: "
+                    "the client verifies and opens it with the commands of its README.txt, "
+                    "then answers. Early erasure: the client asks for its data to be erased "
+                    "before the end of the retrieval period "
+                    f"({ex.deadlines.retrieval_ends.isoformat()})."
+                ),
+                accepted=False,
+                accepted_by=ex.playbook.contract.parties.client.legal_name,
             ),
-            accepted=False,
-            accepted_by=playbook.contract.parties.client.legal_name,
-        ),
-        timeout=ACCEPTANCE_TIMEOUT_S,
-    )
-    if answer is None:
-        raise StepFailed("no answer from the client")
-    seen.acceptance = AcceptanceRecord(
-        accepted=answer.accepted,
-        accepted_by=answer.accepted_by,
-        comment=answer.comment,
-        at=datetime.now(UTC).isoformat(),
-    )
-    evidence = [run.write_json("client-acceptance.json", seen.acceptance, "human")]
-    if not answer.accepted:
-        raise StepFailed(f"the client refused the bundle: {answer.comment or 'no comment'}")
+            timeout=ACCEPTANCE_TIMEOUT_S,
+            key="client-acceptance",
+        )
+        if answer is None:
+            raise StepFailed("no answer from the client")
+        ex.state.acceptance = AcceptanceRecord(
+            accepted=answer.accepted,
+            accepted_by=answer.accepted_by,
+            comment=answer.comment,
+            at=datetime.now(UTC).isoformat(),
+            early_erasure=answer.early_erasure,
+        )
+        ex.save()
+    acceptance = ex.state.acceptance
+    evidence = [ex.run.write_json("client-acceptance.json", acceptance, "human")]
+    if not acceptance.accepted:
+        raise StepFailed(f"the client refused the bundle: {acceptance.comment or 'no comment'}")
     return Step(evidence)
 
 
-def revoke(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
-    entries = playbook.security.provider_access
+def await_knowledge_transfer(ex: Exit) -> Step[None]:
+    """Pause until the incoming team confirms the knowledge-transfer sessions were held.
+
+    The item may also be ticked from the CLI (`handover checklist done`); then
+    the flow finds it done and never pauses.
+    """
+    answer = pause_flow_run(
+        wait_for_input=KnowledgeTransferDone.with_initial_data(
+            description=(
+                "Knowledge transfer (transfert de compétences): the incoming team confirms "
+                "the sessions held (dates, topics), following knowledge-transfer-plan.json."
+            ),
+            confirmed_by="",
+            sessions="",
+        ),
+        timeout=KNOWLEDGE_TRANSFER_TIMEOUT_S,
+        key="knowledge-transfer",
+    )
+    if answer is None or not answer.confirmed_by.strip() or not answer.sessions.strip():
+        raise StepFailed("the knowledge transfer was not confirmed (who and which sessions)")
+    record = {
+        "confirmed_by": answer.confirmed_by,
+        "sessions": answer.sessions,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return Step([ex.run.write_json("knowledge-transfer-sessions.json", record, "human")])
+
+
+def revoke(ex: Exit) -> Step[None]:
+    """One-way door: only after a valid acceptance (and every item before it, by the gate)."""
+    if ex.state.acceptance is None or not ex.state.acceptance.accepted:
+        raise StepFailed("no valid client acceptance: access stays")
+    entries = ex.playbook.security.provider_access
     labels = [f"{e.host}/{e.account}" for e in entries]
     records, errors = gather(
-        [revoke_access.submit(playbook_path, i) for i in range(len(entries))], labels
+        [revoke_access.submit(ex.playbook_path, i) for i in range(len(entries))], labels
     )
-    seen.revocations = [records[label] for label in labels if label in records]
-    evidence = [run.write_json("access-revoked.json", seen.revocations, "log")]
+    ex.state.revocations = [records[label] for label in labels if label in records]
+    ex.save()
+    evidence = [ex.run.write_json("access-revoked.json", ex.state.revocations, "log")]
     hosts_failed(errors)
     return Step(evidence)
 
 
-def erase(run: PhaseRun, playbook_path: str, delivery: DeliveryRecord, seen: Seen) -> Step[None]:
-    seen.erasure = erase_copies(playbook_path, seen.bundle_name, delivery)
-    certificate = seen.erasure.certificate.encode("utf-8")
-    signature = seen.erasure.signature.encode("ascii")
+def erase(ex: Exit) -> Step[None]:
+    """One-way door: after the retrieval period, or earlier if the client's acceptance asked."""
+    acceptance = ex.state.acceptance
+    if acceptance is None or not acceptance.accepted:
+        raise StepFailed("no valid client acceptance: copies stay")
+    delivery = delivered(ex)
+    s3_of(ex)  # made now: the erasure deletes the vault that may hold the S3 credentials
+    if acceptance.early_erasure:
+        ex.state.waits.setdefault(
+            "erasure", f"early erasure asked by {acceptance.accepted_by} on {acceptance.at}"
+        )
+    elif "erasure" not in ex.state.waits:
+        ex.state.waits["erasure"] = wait_until(
+            "erasure",
+            start_of(ex.deadlines.retrieval_ends),
+            "erasure of the provider's copies after the retrieval period",
+            may_continue_early=False,
+        )
+    ex.save()
+    ex.state.erasure = erase_copies(ex.playbook_path, ex.state.bundle_name, delivery)
+    ex.save()
+    erasure = ex.state.erasure
     evidence = [
-        run.write_file("erasure-certificate.md", certificate, "certificate"),
-        run.write_file("erasure-certificate.md.sig", signature, "certificate"),
+        ex.run.write_file("erasure-certificate.md", erasure.certificate.encode(), "certificate"),
+        ex.run.write_file(
+            "erasure-certificate.md.sig", erasure.signature.encode("ascii"), "certificate"
+        ),
     ]
+    if not getattr(erasure, "complete", True):
+        remaining = ", ".join(getattr(erasure, "remaining", [])) or "see the certificate"
+        raise StepFailed(f"erasure incomplete: {remaining}")
     return Step(evidence)
 
 
-def write_exit_report(
-    run: PhaseRun, playbook: Playbook, delivery: DeliveryRecord, seen: Seen
-) -> Step[None]:
+def write_exit_report(ex: Exit) -> Step[None]:
     """The exit report in the contract folder, and beside the bundle with the erasure proof."""
-    doc = exit_report_document(run, playbook, delivery, seen)
-    evidence = run.write_document(doc, "report")
+    delivery = delivered(ex)
+    doc = exit_report_document(ex, delivery)
+    evidence = ex.run.write_document(doc, "report")
     files: dict[str, str | bytes] = {"exit-report.md": doc.markdown, "exit-report.html": doc.html}
-    if seen.erasure:
-        files["erasure-certificate.md"] = seen.erasure.certificate
-        files["erasure-certificate.md.sig"] = seen.erasure.signature
-        files["provider.pub"] = seen.erasure.provider_key + "\n"
-    deliver_beside_bundle(playbook, seen.bundle_name, delivery, files, s3=seen.s3)
+    erasure = ex.state.erasure
+    if erasure:
+        files["erasure-certificate.md"] = erasure.certificate
+        files["erasure-certificate.md.sig"] = erasure.signature
+        files["provider.pub"] = erasure.provider_key + "\n"
+    deliver_beside_bundle(ex.playbook, ex.state.bundle_name, delivery, files, s3=s3_of(ex))
     return Step(evidence)
 
 
-def exit_report_document(
-    run: PhaseRun, playbook: Playbook, delivery: DeliveryRecord, seen: Seen
-) -> Document:
-    """The report of what this run gave back, proved and erased (open points included)."""
-    sealed = seen.sealed.model_dump(mode="json") if seen.sealed else {}
+def exit_report_document(ex: Exit, delivery: DeliveryRecord) -> Document:
+    """The report of what this exit gave back, proved and erased (open points included)."""
+    state = ex.state
+    sealed = state.sealed.model_dump(mode="json") if state.sealed else {}
+    deadlines = state.deadlines.model_dump(mode="json") if state.deadlines else {}
     return exit_report(
-        playbook,
-        {**sealed, "name": seen.bundle_name, "deadlines": seen.deadlines},
+        ex.playbook,
+        {**sealed, "name": state.bundle_name, "deadlines": deadlines, "waits": state.waits},
         [delivery.model_dump(mode="json")],
-        seen.acceptance.model_dump(mode="json") if seen.acceptance else None,
-        [revoked.model_dump(mode="json") for revoked in seen.revocations],
-        seen.erasure.model_dump(mode="json", exclude={"signature"}) if seen.erasure else None,
-        list(phase_checklists(run.contract).values()),
+        state.acceptance.model_dump(mode="json") if state.acceptance else None,
+        [revoked.model_dump(mode="json") for revoked in state.revocations],
+        state.erasure.model_dump(mode="json", exclude={"signature"}) if state.erasure else None,
+        list(phase_checklists(ex.run.contract).values()),
     )

@@ -4,24 +4,33 @@ The BundleWriter of a run lives in this process (it holds the signing key
 and the volume records, which name client files); tasks reach it through
 the bundle's name, so task inputs and results stay small references and
 summaries without file names.
+
+Each finished volume's record is saved with the contract's exit state
+(`handover.exit.progress`) as soon as the volume is complete. A rerun after a
+crash opens a writer on the same bundle, adopts the volumes whose records and
+files agree, and reseals only the others; sealing after a crash builds its
+writer from the saved records alone.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from handover.bundle.age import client_requirements
+from handover.bundle.local import DirectoryTarget
+from handover.bundle.manifest import VolumeRecord
 from handover.bundle.summary import SealedBundle, VolumeSummary, sealed_bundle, volume_summary
-from handover.bundle.writer import BundleWriter
+from handover.bundle.writer import SIGNATURE_NAME, VOLUMES_DIR, BundleWriter
 from handover.contract.keys import bundle_recipients, signing_key
 from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.errors import BundleError
+from handover.exit.bundle_evidence import bundle_checklists
 from handover.exit.delivery import (
     FolderDelivery,
     LinkDelivery,
@@ -29,6 +38,7 @@ from handover.exit.delivery import (
     copy_to_delivery_folder,
     share_by_links,
 )
+from handover.exit.progress import ExitProgress
 from tasks.hosts import open_dataset
 from tasks.runtime import only_transient
 
@@ -36,21 +46,75 @@ _writers: dict[str, BundleWriter] = {}
 _lock = threading.Lock()
 
 
-@task(cache_policy=NO_CACHE, task_run_name="open bundle {bundle_name}")
-def start_bundle(playbook_path: str, bundle_name: str) -> str:
-    """Create the run's writer (removing partial files a crashed run left); returns its location."""
-    playbook = load_playbook(Path(playbook_path))
+def _new_writer(playbook: Playbook, bundle_name: str) -> BundleWriter:
+    """A writer on the bundle's target; it removes the partial files a crashed run left."""
     writer = BundleWriter(
         bundle_target(playbook, bundle_name),
         bundle_recipients(playbook),
         signing_key(playbook),
         title=f"{playbook.contract.title} — {playbook.contract.parties.client.legal_name}",
     )
+    # A bundle being (re)built is not a sealed one: its old signature goes first, so
+    # nothing under construction ever looks complete.
+    if isinstance(writer.target, DirectoryTarget):
+        (writer.target.path / SIGNATURE_NAME).unlink(missing_ok=True)
+    return writer
+
+
+def dataset_numbers(playbook: Playbook) -> dict[str, int]:
+    """Each dataset's volume number: its place in the playbook, from 1."""
+    return {dataset.name: number for number, dataset in enumerate(playbook.datasets, start=1)}
+
+
+def _adoptable(writer: BundleWriter, record: VolumeRecord, number: int) -> bool:
+    """A saved volume is adopted only if its number holds and its file is whole."""
+    if record.number != number or not writer.target.exists(record.file):
+        return False
+    if isinstance(writer.target, DirectoryTarget):
+        return (writer.target.path / record.file).stat().st_size == record.size
+    return True
+
+
+def _adopt_saved(playbook: Playbook, bundle_name: str, writer: BundleWriter) -> list[str]:
+    """Adopt the saved volumes that still hold; forget the others. Returns the datasets adopted."""
+    progress = ExitProgress(playbook.contract_id)
+    numbers = dataset_numbers(playbook)
+    adopted: list[str] = []
+    for dataset, record in progress.saved_volumes(bundle_name).items():
+        if dataset in numbers and _adoptable(writer, record, numbers[dataset]):
+            writer.adopt_volume(record)
+            adopted.append(dataset)
+        else:
+            progress.forget_volume(bundle_name, dataset)
+    if isinstance(writer.target, DirectoryTarget):
+        # Volume files no record vouches for (a crash before the record, a dataset since
+        # removed) would be extra files of the bundle: remove them before sealing anew.
+        kept = {record.file for record in writer.volumes}
+        folder = writer.target.path / VOLUMES_DIR
+        for path in sorted(folder.glob("*.tar.age")) if folder.is_dir() else []:
+            if f"{VOLUMES_DIR}/{path.name}" not in kept:
+                path.unlink()
+    return sorted(adopted)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="open bundle {bundle_name}")
+def start_bundle(playbook_path: str, bundle_name: str) -> list[str]:
+    """Create the run's writer, adopting the volumes an earlier run finished.
+
+    Returns the datasets whose volumes were adopted (they are not exported again).
+    """
+    playbook = load_playbook(Path(playbook_path))
+    writer = _new_writer(playbook, bundle_name)
     for warning in client_requirements(writer.recipients):
         get_run_logger().warning(warning)
+    adopted = _adopt_saved(playbook, bundle_name, writer)
+    if adopted:
+        get_run_logger().info(
+            "%d volume(s) adopted from an earlier run: %s", len(adopted), ", ".join(adopted)
+        )
     with _lock:
         _writers[bundle_name] = writer
-    return writer.target.describe()
+    return adopted
 
 
 def writer_of(bundle_name: str) -> BundleWriter:
@@ -71,24 +135,51 @@ def writer_of(bundle_name: str) -> BundleWriter:
 def export_dataset(
     playbook_path: str, bundle_name: str, dataset_name: str, number: int
 ) -> VolumeSummary:
-    """Seal one dataset into its volume (read, hash, tar, encrypt, write in one pass)."""
+    """Seal one dataset into its volume (read, hash, tar, encrypt, write in one pass).
+
+    The volume's record is saved with the exit state once the file is complete.
+    """
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
     writer = writer_of(bundle_name)
     with open_dataset(playbook, dataset) as source:
         record = writer.add_volume(source, number=number)
+    ExitProgress(playbook.contract_id).save_volume(bundle_name, dataset_name, record)
     return volume_summary(record)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="seal bundle {bundle_name}")
-def seal_bundle(
-    bundle_name: str, documents: dict[str, str], extra_manifest: dict[str, Any]
-) -> SealedBundle:
-    """Write the index, README, provider key, then SHA256SUMS and its signature last."""
-    writer = writer_of(bundle_name)
-    result = writer.finish({name: Path(path) for name, path in documents.items()}, extra_manifest)
+def seal_bundle(playbook_path: str, bundle_name: str) -> SealedBundle:
+    """Write the index, README, provider key, then SHA256SUMS and its signature last.
+
+    Uses the writer of this run's export, or after a crash a new one built from
+    the saved volume records. Every dataset of the playbook must have its
+    volume; the index holds the documents of the exit state, the checklists
+    as they are now (evidence paths pointing into the bundle) and the
+    evidence files themselves.
+    """
+    from tasks.checklist import phase_checklists
+
+    playbook = load_playbook(Path(playbook_path))
+    progress = ExitProgress(playbook.contract_id)
     with _lock:
-        _writers.pop(bundle_name, None)
+        writer = _writers.pop(bundle_name, None)
+    if writer is None:
+        writer = _new_writer(playbook, bundle_name)
+        _adopt_saved(playbook, bundle_name, writer)
+    sealed_numbers = {record.number for record in writer.volumes}
+    missing = [n for n, number in dataset_numbers(playbook).items() if number not in sealed_numbers]
+    if missing:
+        raise BundleError(f"{bundle_name}: no volume for dataset(s) {', '.join(missing)}")
+    state = progress.load()
+    documents: dict[str, bytes | Path] = {
+        name: Path(path) for name, path in (state.documents if state else {}).items()
+    }
+    checklists = {str(phase): c for phase, c in phase_checklists(playbook.contract_id).items()}
+    texts, evidence, snapshot = bundle_checklists(checklists, progress.paths.root)
+    documents.update(texts)
+    documents.update({name: Path(path) for name, path in evidence.items()})
+    result = writer.finish(documents, {"checklists": snapshot})
     return sealed_bundle(result)
 
 

@@ -89,6 +89,11 @@ def store() -> ChecklistStore:
     return checklist_store
 
 
+def load_checklist(contract: str, phase: str) -> Checklist:
+    """The phase's checklist as stored now (a plain read: no task run, no event)."""
+    return ChecklistStore().load(contract, phase)
+
+
 def phase_checklists(contract: str) -> dict[Phase, Checklist]:
     """The contract's checklists so far, in phase order (phases not started are left out)."""
     checklist_store = store()

@@ -1,0 +1,146 @@
+"""What an exit has produced so far, on disk as it is produced, so a crash loses nothing.
+
+A reversibility run that dies (kill -9, power cut, a dead worker) must be
+resumable by a plain rerun: same bundle, finished volumes adopted instead
+of resealed, the delivery, the client's answer and the deadlines exactly as
+they were recorded. Everything a later step needs is written here, each
+piece atomically, the moment the step that made it finishes:
+
+- `exit-state.json` in the reversibility folder: the bundle's name, the exit
+  calendar, the documents to seal, the sealed bundle's summary, the
+  delivery, the acceptance, the revocations, the erasure certificate. It
+  holds no client file names (summaries only), so it may be shown.
+- one `<dataset>.json` per finished volume, beside the bundle's working copy
+  (`bundles/<name>.volumes/`): the writer's full `VolumeRecord`, member names
+  included, which is why it lives with the working copies that the erasure
+  deletes and never in the phase's evidence.
+
+A volume file exists under its final name only once complete (the writer
+renames it into place) and its record is written after that: a crash in
+between leaves a volume without a record, which the rerun reseals. A record
+whose volume is missing or of another size is ignored the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from handover.bundle.manifest import VolumeRecord
+from handover.bundle.summary import SealedBundle
+from handover.contract.deadlines import ExitDeadlines
+from handover.errors import HandoverError
+from handover.estate.provider_access import ProviderAccessRevoked
+from handover.exit.delivery import FolderDelivery, LinkDelivery
+from handover.exit.erasure_certificate import SignedErasure
+from handover.phases import Phase
+from handover.state.atomic import write_atomic
+from handover.state.layout import ContractPaths
+
+STATE_NAME = "exit-state.json"
+
+
+class AcceptanceRecord(BaseModel):
+    """The client's answer as the checklist evidence and the exit report keep it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: bool
+    accepted_by: str
+    comment: str
+    at: str  # ISO 8601, UTC
+    # The client asks for its data to be erased before the end of the retrieval period.
+    early_erasure: bool = False
+
+
+class ExitState(BaseModel):
+    """The exit so far: each field is set by one step and read by the later ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle_name: str
+    deadlines: ExitDeadlines | None = None
+    # How each calendar wait ended (date reached, or continued early and why), by wait.
+    waits: dict[str, str] = {}
+    documents: dict[str, str] = {}  # index name -> provider-side file to seal
+    password_file: str | None = None  # the KDBX password, encrypted to the client
+    sealed: SealedBundle | None = None
+    delivery: Annotated[FolderDelivery | LinkDelivery, Field(discriminator="kind")] | None = None
+    acceptance: AcceptanceRecord | None = None
+    revocations: list[ProviderAccessRevoked] = []
+    erasure: SignedErasure | None = None
+
+
+class ExitProgress:
+    """Reads and writes one contract's exit state; safe to use from the flow's task threads."""
+
+    def __init__(self, contract: str, root: Path | None = None) -> None:
+        self.paths = ContractPaths(contract, root)
+        self.file = self.paths.phase_dir(Phase.REVERSIBILITY) / STATE_NAME
+        self._lock = threading.Lock()
+
+    def load(self) -> ExitState | None:
+        """The recorded state, None when no exit was started; HandoverError if it is damaged."""
+        try:
+            data = self.file.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return ExitState.model_validate_json(data)
+        except ValidationError as exc:
+            raise HandoverError(
+                f"{self.file}: the recorded exit state is damaged ({exc.error_count()} "
+                "problem(s)); restore it from backup or start the exit again with --fresh"
+            ) from exc
+
+    def save(self, state: ExitState) -> None:
+        with self._lock:
+            data = state.model_dump_json(indent=2, exclude_none=True) + "\n"
+            write_atomic(self.file, data.encode("utf-8"))
+
+    def start(self, bundle_name: str) -> ExitState:
+        """A new exit state (a fresh exit), saved at once."""
+        state = ExitState(bundle_name=bundle_name)
+        self.save(state)
+        return state
+
+    def archive(self, state: ExitState) -> Path:
+        """Keep an earlier exit's state beside, named after its bundle, before a new exit."""
+        kept = self.file.with_name(f"exit-state-{state.bundle_name}.json")
+        data = state.model_dump_json(indent=2, exclude_none=True) + "\n"
+        write_atomic(kept, data.encode("utf-8"))
+        return kept
+
+    # -- volumes --------------------------------------------------------------------------
+
+    def volumes_dir(self, bundle_name: str) -> Path:
+        return self.paths.bundles_dir / f"{bundle_name}.volumes"
+
+    def save_volume(self, bundle_name: str, dataset: str, record: VolumeRecord) -> None:
+        """Record a finished volume (after its file is complete under its final name).
+
+        Dataset names are playbook slugs, so they are file names as they are.
+        """
+        path = self.volumes_dir(bundle_name) / f"{dataset}.json"
+        write_atomic(path, record.model_dump_json().encode("utf-8"))
+
+    def forget_volume(self, bundle_name: str, dataset: str) -> None:
+        path = self.volumes_dir(bundle_name) / f"{dataset}.json"
+        path.unlink(missing_ok=True)
+
+    def saved_volumes(self, bundle_name: str) -> dict[str, VolumeRecord]:
+        """Finished volumes by dataset name; unreadable records are left out (resealed)."""
+        folder = self.volumes_dir(bundle_name)
+        records: dict[str, VolumeRecord] = {}
+        if not folder.is_dir():
+            return records
+        for path in sorted(folder.glob("*.json")):
+            try:
+                records[path.stem] = VolumeRecord.model_validate_json(path.read_bytes())
+            except (OSError, ValidationError, json.JSONDecodeError):
+                continue
+        return records
