@@ -1,15 +1,22 @@
-"""Console entry point: the core commands plus those that need Prefect."""
+"""Console entry point: the core commands plus those that need Prefect.
+
+It also registers, with the CLI's error translators, the one that turns a
+Prefect API dying during a command into a one-line PrefectApiUnreachable
+(`flows.server.api_error`) instead of a traceback.
+"""
 
 from __future__ import annotations
 
-from handover.cli import _register, app, run_app
+from handover.cli import _register, app, run_app, translate_errors
 
 
 def main() -> None:
     """Run `handover` with every command registered."""
     _register()
     import flows.commands  # noqa: F401  (registers server, serve, demo, run)
+    from flows.server import api_error
 
+    translate_errors(api_error)
     run_app(app)
 
 

@@ -8,6 +8,13 @@ home, with analytics off, and point this process at it.
 
 This module only spawns and probes processes; it imports nothing from
 Prefect so that it can set the environment before Prefect reads it.
+
+A dead API must fail a command at once, in one line: Prefect's client
+retries a lost connection with exponential backoff, for minutes, and then
+shows a traceback. `ensure_server` therefore asks the API's `/health` with a
+short timeout before any flow starts (`require_api`), and `api_error`
+turns the httpx errors of an API that dies during a run into the same
+PrefectApiUnreachable at the command boundary (`flows.cli` registers it).
 """
 
 from __future__ import annotations
@@ -24,12 +31,30 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from handover.errors import HandoverError
+from handover.errors import HandoverError, UsageError
 from handover.state.home import handover_home
 
 DEFAULT_PORT = 4200
 START_TIMEOUT_S = 240.0
+API_CHECK_TIMEOUT_S = 3.0  # a healthy local or LAN server answers /health in milliseconds
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_managed_api_url = ""  # the embedded server's API once ensure_server chose it
+
+
+class PrefectApiUnreachable(HandoverError):
+    """The Prefect API does not answer: nothing listens there, or it died during the run.
+
+    Exit code 1, not 2: the command itself was right; a service it needs is
+    down, as with an unreachable host. The message says how to bring it back.
+    """
+
+    def __init__(self, api_url: str, reason: str, hint: str) -> None:
+        self.api_url = api_url
+        self.reason = reason
+        super().__init__(f"the Prefect API at {api_url} does not answer ({reason}); {hint}")
 
 
 @dataclass(frozen=True)
@@ -67,11 +92,101 @@ def client_environment() -> dict[str, str]:
 
 
 def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
+    return _health_problem(api_url, timeout_s) is None
+
+
+def _health_problem(api_url: str, timeout_s: float) -> str | None:
+    """Why `GET <api_url>/health` fails, in a few words; None when it answers 200."""
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        url = f"{api_url.rstrip('/')}/health"
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} on /health: is it a Prefect API?"
+    except urllib.error.URLError as exc:
+        return _reason(exc.reason, timeout_s)
+    except (OSError, ValueError) as exc:
+        return _reason(exc, timeout_s)
+    return None if status == 200 else f"HTTP {status} on /health"
+
+
+def _reason(cause: object, timeout_s: float) -> str:
+    """A connection failure in words: refused, timed out, unknown host, or the OS's text."""
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, TimeoutError | socket.timeout):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(cause, socket.gaierror):
+        return "unknown host name"
+    if isinstance(cause, OSError):
+        return (cause.strerror or str(cause) or type(cause).__name__).lower()
+    return str(cause) or type(cause).__name__
+
+
+def _hint(api_url: str, managed: bool) -> str:
+    """How to bring the API back: the embedded server's command, else the setting to fix."""
+    if managed:
+        return "restart it with 'handover server start'"
+    parts = urlsplit(api_url)
+    if parts.hostname in _LOOPBACK and parts.port is not None:
+        if parts.port == DEFAULT_PORT:
+            return "start it with 'handover server start' or fix PREFECT_API_URL"
+        return f"start it with 'handover server start --port {parts.port}' or fix PREFECT_API_URL"
+    return "start that server or fix PREFECT_API_URL"
+
+
+def _httpx_reason(error: BaseException, httpx: Any) -> str:
+    """What happened to a request, in the words `_reason` uses for the health check."""
+    text = str(error).lower()
+    if isinstance(error, httpx.ConnectError) and "refused" in text:
+        return "connection refused"
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "connection lost during a request"
+    return text or type(error).__name__
+
+
+def require_api(info: ServerInfo, timeout_s: float = API_CHECK_TIMEOUT_S) -> None:
+    """Raise PrefectApiUnreachable unless the API answers `/health` within `timeout_s`.
+
+    A PREFECT_API_URL that is not an http(s) URL is a UsageError (exit 2).
+    """
+    parts = urlsplit(info.api_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"PREFECT_API_URL={info.api_url!r} is not an http(s) URL "
+            "(expected http://HOST:PORT/api)"
+        )
+    problem = _health_problem(info.api_url, timeout_s)
+    if problem is not None:
+        raise PrefectApiUnreachable(info.api_url, problem, _hint(info.api_url, info.managed))
+
+
+def api_error(error: Exception) -> PrefectApiUnreachable | None:
+    """The PrefectApiUnreachable behind an error of Prefect's client, else None.
+
+    Prefect's client raises httpx's transport errors (refused, reset, timed
+    out) once its retries are spent, sometimes wrapped in a RuntimeError
+    ("Failed to reach API"): look down the chain. Registered with the CLI's
+    error translators by `flows.cli`.
+    """
+    httpx = sys.modules.get("httpx")  # not loaded: the error cannot be one of its
+    if httpx is None:
+        return None
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            api_url = os.environ.get("PREFECT_API_URL", "")
+            managed = bool(api_url) and api_url == _managed_api_url
+            reason = _httpx_reason(current, httpx)
+            return PrefectApiUnreachable(
+                api_url or "PREFECT_API_URL", reason, _hint(api_url, managed)
+            )
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _port_free(port: int) -> bool:
@@ -228,15 +343,22 @@ def stop() -> bool:
 def ensure_server() -> ServerInfo:
     """Point this process at a Prefect API: the user's PREFECT_API_URL, else the embedded server.
 
+    Either way the API has answered `/health` when this returns: a user's
+    URL where nothing answers raises PrefectApiUnreachable within
+    API_CHECK_TIMEOUT_S, instead of Prefect retrying it for minutes.
     Must run before Prefect's settings are first read (before importing flows).
     """
     for key, value in client_environment().items():
         os.environ.setdefault(key, value)
+    global _managed_api_url
     user_url = os.environ.get("PREFECT_API_URL")
     if user_url:
         ui = os.environ.get("PREFECT_UI_URL", user_url.removesuffix("/api"))
-        return ServerInfo(api_url=user_url, ui_url=ui, pid=None, port=0, managed=False)
+        info = ServerInfo(api_url=user_url, ui_url=ui, pid=None, port=0, managed=False)
+        require_api(info)
+        return info
     info = start()
     os.environ["PREFECT_API_URL"] = info.api_url
     os.environ["PREFECT_UI_URL"] = info.ui_url
+    _managed_api_url = info.api_url
     return info

@@ -6,7 +6,10 @@ checklist, vault. The Prefect commands (server, serve, demo, run) are added
 by `flows.cli`, which is the console entry point.
 
 Errors: a HandoverError is printed as red lines on stderr and the process
-exits with its `exit_code` (2 for usage errors, 1 for failed operations);
+exits with its `exit_code` (2 for usage errors, 1 for failed operations).
+Errors of libraries the core does not know (the Prefect API's connection
+errors, raised by httpx deep inside a flow run) become HandoverErrors through
+translators that the layer knowing them registers (`translate_errors`);
 anything else is a bug and shows a traceback.
 """
 
@@ -32,6 +35,30 @@ err_console = Console(stderr=True, highlight=False)
 console = Console(highlight=False)
 
 
+ErrorTranslator = Callable[[Exception], HandoverError | None]
+_TRANSLATORS: list[ErrorTranslator] = []
+
+
+def translate_errors(translator: ErrorTranslator) -> ErrorTranslator:
+    """Register `translator`: it turns an exception it knows into a HandoverError, else None.
+
+    For the layers above the core (flows registers the Prefect API's
+    connection errors), so that the core needs no import of their libraries.
+    """
+    if translator not in _TRANSLATORS:
+        _TRANSLATORS.append(translator)
+    return translator
+
+
+def translated(error: Exception) -> HandoverError | None:
+    """The HandoverError a registered translator makes of `error`, or None."""
+    for translator in _TRANSLATORS:
+        mapped = translator(error)
+        if mapped is not None:
+            return mapped
+    return None
+
+
 def print_error(error: HandoverError) -> None:
     """Print a HandoverError as one red line per problem, on stderr."""
     for line in str(error).splitlines() or [type(error).__name__]:
@@ -51,6 +78,12 @@ def run_app(application: typer.Typer, argv: list[str] | None = None) -> None:
     except HandoverError as error:
         print_error(error)
         sys.exit(error.exit_code)
+    except Exception as error:
+        mapped = translated(error)
+        if mapped is None:
+            raise
+        print_error(mapped)
+        sys.exit(mapped.exit_code)
 
 
 def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -63,6 +96,11 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except HandoverError as error:
             fail(error)
+        except Exception as error:
+            mapped = translated(error)
+            if mapped is None:
+                raise
+            fail(mapped)
 
     return wrapper
 
