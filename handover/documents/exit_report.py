@@ -3,21 +3,34 @@
 Each section states one step of the exit from the facts the reversibility
 flow gathered, and every step missing or failed becomes an open point, so
 the report never reads as complete when it is not; the verdict is put
-first, right after the header.
+first, right after the header. The exit calendar the flow recorded (with
+the transition's legal basis) and the knowledge transfer come before the
+steps, as the plan they were measured against.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from handover.checklist.model import Checklist
+from pydantic import ValidationError
+
+from handover.checklist.model import Checklist, ChecklistItem
+from handover.clock import as_utc
+from handover.contract.deadlines import ExitDeadlines
+from handover.contract.playbook import phase_items
 from handover.documents.blocks import Fields, Inline, Para, badge
 from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
-from handover.documents.formatting import value_text
+from handover.documents.exit_sections import (
+    calendar_section,
+    planned_transfer_section,
+    recorded_transfer_section,
+)
+from handover.documents.formatting import date_text, value_text
 from handover.documents.sections import checklist_sections, dict_fields, dict_table, header_fields
+from handover.phases import Phase
 
 if TYPE_CHECKING:
     from handover.contract.playbook import Playbook
@@ -32,6 +45,8 @@ def exit_report(
     erasure: Mapping[str, Any] | None,
     checklists: Sequence[Checklist],
     generated_at: datetime | None = None,
+    *,
+    deadlines: ExitDeadlines | None = None,
 ) -> Document:
     """The final exit report (rapport de fin de contrat / de réversibilité).
 
@@ -42,14 +57,23 @@ def exit_report(
     failed is listed under "Open points", so the report never reads as
     complete when it is not. Values under keys that look secret (password,
     token, private...) are masked.
+
+    `deadlines` is the exit calendar the flow recorded at the notice; without
+    it, a calendar under the bundle summary's `deadlines` key is used (and
+    not repeated among the bundle's fields). An erasure still pending after
+    `erasure_by`, as of `generated_at`, is an open point of its own.
     """
+    summary = dict(bundle_summary)
+    dates = deadlines or _recorded_calendar(summary)
+    today = as_utc(generated_at).date() if generated_at else None
     b = DocumentBuilder()
     header_fields(b, playbook, generated_at)
-    open_points = _bundle_section(b, bundle_summary)
+    _calendar_and_transfer(b, playbook, dates, acceptance, checklists)
+    open_points = _bundle_section(b, summary)
     open_points += _deliveries_section(b, deliveries)
     open_points += _acceptance_section(b, acceptance)
     open_points += _revocations_section(b, playbook, revocations)
-    open_points += _erasure_section(b, erasure)
+    open_points += _erasure_section(b, erasure, dates, today)
     b.h(2, "Checklists")
     open_points += checklist_sections(b, checklists, level=3)
     if not checklists:
@@ -132,10 +156,62 @@ def _revocations_section(
     return []
 
 
-def _erasure_section(b: DocumentBuilder, erasure: Mapping[str, Any] | None) -> list[Inline]:
+def _erasure_section(
+    b: DocumentBuilder,
+    erasure: Mapping[str, Any] | None,
+    dates: ExitDeadlines | None,
+    today: date | None,
+) -> list[Inline]:
     b.h(2, "Erasure of provider copies")
     if erasure:
         dict_fields(b, erasure)
         return []
     b.p("Provider copies not erased yet; the signed erasure certificate is pending.", "warning")
+    if dates is not None and today is not None and dates.erasure_overdue(today):
+        return [f"Erasure of provider copies overdue: due by {date_text(dates.erasure_by)}."]
     return ["Erasure of provider copies pending."]
+
+
+def _recorded_calendar(summary: dict[str, Any]) -> ExitDeadlines | None:
+    """The calendar under the summary's `deadlines` key, taken out of it; None if none valid."""
+    value = summary.get("deadlines")
+    if isinstance(value, ExitDeadlines):
+        del summary["deadlines"]
+        return value
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        dates = ExitDeadlines.model_validate(dict(value))
+    except ValidationError:
+        return None  # a calendar of another form: shown as it is, among the bundle's fields
+    del summary["deadlines"]
+    return dates
+
+
+def _calendar_and_transfer(
+    b: DocumentBuilder,
+    playbook: Playbook,
+    dates: ExitDeadlines | None,
+    acceptance: Mapping[str, Any] | None,
+    checklists: Sequence[Checklist],
+) -> None:
+    """The recorded exit calendar, then the knowledge-transfer items as the checklist has them."""
+    if dates is None:
+        b.h(2, "Exit calendar (calendrier de sortie)")
+        b.p("No exit calendar recorded: the exit notice was not recorded.", "warning")
+    else:
+        early = bool(acceptance and acceptance.get("early_erasure") is True)
+        calendar_section(b, dates, early_erasure=early)
+    exit_items = _reversibility_items(checklists)
+    if exit_items is not None:
+        recorded_transfer_section(b, exit_items)
+    else:
+        switch_over = dates.switch_over if dates else None
+        planned_transfer_section(b, phase_items(playbook, "reversibility"), switch_over)
+
+
+def _reversibility_items(checklists: Sequence[Checklist]) -> list[ChecklistItem] | None:
+    for checklist in checklists:
+        if checklist.phase is Phase.REVERSIBILITY:
+            return list(checklist.items)
+    return None

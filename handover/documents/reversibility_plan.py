@@ -1,9 +1,11 @@
 """The reversibility plan (plan de réversibilité): how the client gets everything back at exit.
 
 Drafted at takeover and kept with the contract: who can decrypt the bundle,
-how it is delivered, the exit calendar, what is returned and what is not,
-whose deliverables are whose, the provider access revoked at the end, and
-how the client checks the bundle with standard tools only.
+how it is delivered, the exit calendar with the legal basis of its
+transition, the knowledge transfer (transfert de compétences) planned
+during the transition, what is returned and what is not, whose deliverables
+are whose, the provider access revoked at the end, and how the client
+checks the bundle with standard tools only.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import TYPE_CHECKING
 from handover.bundle.readme import NAMESPACE, SIGNER_IDENTITY
 from handover.clock import as_utc
 from handover.contract.deadlines import exit_deadlines
+from handover.contract.playbook import phase_items
 from handover.documents.blocks import Inline, code
 from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
-from handover.documents.formatting import date_text, shorten
+from handover.documents.exit_sections import calendar_section, planned_transfer_section
+from handover.documents.formatting import shorten
 from handover.documents.sections import dataset_source, escalation_tables, header_fields
 from handover.sshkeys import line_fingerprint
 
@@ -118,49 +122,20 @@ def _delivery_section(b: DocumentBuilder, delivery: Delivery) -> None:
 def _deadlines_section(
     b: DocumentBuilder, playbook: Playbook, notice: date, actual: date | None
 ) -> None:
-    """The exit calendar from `notice`: the actual notice date, or an example one when None."""
-    deadlines = playbook.reversibility.deadlines
+    """The exit calendar from `notice` (the actual notice, or an example one when None),
+    then the knowledge transfer that takes place during the transition."""
     example = actual is None
-    dates = exit_deadlines(deadlines, notice)
-    b.h(2, "Deadlines (délais)")
-    b.table(
-        ["Step", "Delay", "Date" + (" (example)" if example else "")],
-        [
-            ["Exit notice received", "—", date_text(dates.notice_date)],
-            [
-                "End of notice, switching starts",
-                f"{deadlines.notice_months} months",
-                date_text(dates.switching_starts),
-            ],
-            [
-                "End of transition: bundle delivered",
-                f"{deadlines.transition_days} days",
-                date_text(dates.transition_ends),
-            ],
-            [
-                "End of retrieval period",
-                f"{deadlines.retrieval_days} days",
-                date_text(dates.retrieval_ends),
-            ],
-            [
-                "Provider copies erased, certificate issued",
-                f"{deadlines.erasure_days} days",
-                date_text(dates.erasure_by),
-            ],
-        ],
-    )
-    if example:
-        b.p(
-            f"No exit notice yet: dates are an example for a notice given on "
-            f"{date_text(dates.notice_date)}. The exit flow recomputes them from the actual "
-            "notice.",
-            "note",
-        )
+    dates = exit_deadlines(playbook.reversibility.deadlines, notice)
+    calendar_section(b, dates, example=example)
     b.p(
         f"Contract termination notice (préavis de résiliation): "
         f"{playbook.contract.dates.notice_period_months} months. Switching deadlines follow the "
         "EU Data Act (Regulation 2023/2854, art. 25): notice at most 2 months, transition at "
-        "most 30 days, retrieval at least 30 days."
+        "most 30 days unless a longer one is notified as technically necessary (art. 25(4), "
+        "at most 7 months) or agreed in the contract, retrieval at least 30 days."
+    )
+    planned_transfer_section(
+        b, phase_items(playbook, "reversibility"), dates.switch_over, example=example
     )
 
 

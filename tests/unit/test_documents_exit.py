@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from handover.checklist.model import Evidence
+from handover.checklist.model import Checklist, Evidence
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
 from handover.contract.deadlines import exit_deadlines
 from handover.contract.playbook import Playbook, phase_items
+from handover.contract.reversibility import Deadlines
 from handover.documents.exit_report import exit_report
 from handover.phases import Phase
 from tests.unit.documents_fixtures import HOSTILE, NOW, check_html, load_test_playbook
@@ -65,7 +66,11 @@ def test_exit_report_lists_everything_and_the_open_points(
     assert "Canary42" not in md and "Canary42" not in doc.html
     assert "| web01 | ops | no | \\*\\*\\* |" in md
     assert "| `bundle-sealed` |" in md and "SHA256SUMS (dddddddddddd)" in md
-    assert "**incomplete** 2 done, 0 waived, 1 failed, 1 running, 7 pending (version 8)." in md
+    pending = len(checklist.items) - 4
+    assert (
+        f"**incomplete** 2 done, 0 waived, 1 failed, 1 running, {pending} pending (version 8)."
+        in (md)
+    )
     open_points = md.split("## Open points")[1]
     assert "Access revocation failed: web01" in open_points
     assert "Erasure of provider copies pending." in open_points
@@ -127,6 +132,126 @@ def test_exit_report_hides_presigned_signatures_and_shows_certificates_as_text(
     )
     assert "```\nERASURE CERTIFICATE\nContract: demo-estate\nErased: 3 volumes\n```" in doc.markdown
     assert "<pre><code>ERASURE CERTIFICATE\nContract: demo-estate" in doc.html
-    assert "retrieval_ends: 2026-06-30" in doc.markdown
+    # the calendar given inside the bundle summary is shown as the calendar, not as a field
+    assert "| End of retrieval period: erasure from | 30 days | 2026-06-30 |" in doc.markdown
+    assert "retrieval_ends" not in doc.markdown
     assert "Client acceptance not received." in doc.markdown
     check_html(doc)
+
+
+def _reversibility_checklist(playbook: Playbook, tmp_path: Path) -> Checklist:
+    """The exit's checklist with the first knowledge-transfer item done, the others pending."""
+    store = ChecklistStore(tmp_path)
+    contract = playbook.contract.id
+    store.open(contract, Phase.REVERSIBILITY, phase_items(playbook, "reversibility"))
+    first = next(
+        i
+        for i in store.load(contract, Phase.REVERSIBILITY).items
+        if i.id.startswith("knowledge-transfer")
+    )
+    store.start(contract, Phase.REVERSIBILITY, first.id, "flow")
+    store.complete(
+        contract,
+        Phase.REVERSIBILITY,
+        first.id,
+        "flow",
+        [Evidence(kind="document", path="/c/knowledge-transfer-plan.json", sha256="a" * 64)],
+    )
+    return store.load(contract, Phase.REVERSIBILITY)
+
+
+def test_exit_report_shows_the_recorded_calendar_and_the_knowledge_transfer(
+    playbook: Playbook, tmp_path: Path
+) -> None:
+    checklist = _reversibility_checklist(playbook, tmp_path)
+    transfer = [i for i in checklist.items if i.id.startswith("knowledge-transfer")]
+    assert transfer, "the reversibility template holds knowledge-transfer items"
+    extended = Deadlines.model_validate(
+        {
+            "transition_days": 90,
+            "transition_extension": {
+                "basis": "data-act-art-25-4",
+                "justification": "40 TB over a 1 Gbit/s link",
+            },
+        }
+    )
+    dates = exit_deadlines(extended, date(2026, 3, 1))
+    doc = exit_report(
+        playbook,
+        {"location": "/b"},
+        [{"kind": "local", "path": "/d"}],
+        {"accepted": True, "accepted_by": "Léa Durand", "early_erasure": False},
+        [],
+        None,
+        [checklist],
+        NOW,
+        deadlines=dates,
+    )
+    md = doc.markdown
+    calendar = md.split("## Exit calendar (calendrier de sortie)")[1].split("\n## ")[0]
+    assert "| Exit notice received | — | 2026-03-01 |" in calendar
+    assert (
+        "| Switch-over: end of transition, final export and delivery | 90 days | 2026-07-30 |"
+        in (calendar)
+    )
+    assert "| End of retrieval period: erasure from | 30 days | 2026-08-29 |" in calendar
+    assert "Data Act art. 25(4): alternative transitional period of 90 days" in calendar
+    assert "40 TB over a 1 Gbit/s link" in calendar
+    assert "- **Erasure window:** from 2026-08-29 to 2026-09-28; earlier only if" in calendar
+    section = md.split("## Knowledge transfer (transfert de compétences)")[1].split("\n## ")[0]
+    assert f"1 of {len(transfer)} item" in section
+    assert f"| `{transfer[0].id}` | {transfer[0].title} | **done** |" in section
+    assert "knowledge-transfer-plan.json (aaaaaaaaaaaa)" in section
+    for item in transfer[1:]:
+        assert f"| `{item.id}` | {item.title} | **pending** |" in section
+    assert "`exit-notice`" not in section
+    # not overdue on NOW: erasure is only pending
+    assert "Erasure of provider copies pending." in md.split("## Open points")[1]
+    check_html(doc)
+
+
+def test_exit_report_flags_early_erasure_and_an_overdue_erasure(playbook: Playbook) -> None:
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2025, 6, 1))
+    assert NOW.date() > dates.erasure_by
+    doc = exit_report(
+        playbook,
+        {"location": "/b"},
+        [{"kind": "local", "path": "/d"}],
+        {"accepted": True, "early_erasure": True},
+        [],
+        None,
+        [],
+        NOW,
+        deadlines=dates,
+    )
+    md = doc.markdown
+    assert (
+        "- **Erasure window:** **early erasure requested** by the client's signed acceptance: "
+        f"from acceptance to {dates.erasure_by.isoformat()}" in md
+    )
+    open_points = md.split("## Open points")[1]
+    assert f"Erasure of provider copies overdue: due by {dates.erasure_by.isoformat()}." in (
+        open_points
+    )
+    assert "Erasure of provider copies pending." not in open_points
+    # without a checklist, the knowledge transfer is the one the playbook plans
+    section = md.split("## Knowledge transfer (transfert de compétences)")[1].split("\n## ")[0]
+    assert f"before the switch-over on {dates.switch_over.isoformat()}" in section
+    assert "| `knowledge-transfer-" in section
+
+
+def test_exit_report_without_a_calendar_says_so(playbook: Playbook) -> None:
+    doc = exit_report(
+        playbook,
+        {"location": "/b", "deadlines": {"switch_over": "soon"}},
+        [],
+        None,
+        [],
+        None,
+        [],
+        NOW,
+    )
+    md = doc.markdown
+    assert "No exit calendar recorded: the exit notice was not recorded." in md
+    assert "- **Deadlines:** switch_over: soon" in md  # an unreadable calendar stays visible
+    assert "before the switch-over, the provider hands" in md

@@ -55,6 +55,7 @@ DOCUMENTED_IDS = {
     ],
     "reversibility": [
         "exit-notice",
+        "knowledge-transfer-plan",
         "final-inventory",
         "datasets-exported",
         "credentials-exported",
@@ -62,6 +63,7 @@ DOCUMENTED_IDS = {
         "bundle-sealed",
         "bundle-delivered",
         "client-acceptance",
+        "knowledge-transfer-sessions",
         "access-revoked",
         "copies-erased",
         "exit-report",
@@ -420,3 +422,95 @@ def test_read_contract_id_reads_the_id_alone_and_never_raises(tmp_path: Path) ->
             path.write_text(content)
         assert read_contract_id(path) is None, name
     assert read_contract_id(tmp_path) is None  # a folder
+
+
+def _with_transition(days: int, extension: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = demo_data()
+    deadlines = data["reversibility"]["deadlines"]
+    deadlines["transition_days"] = days
+    if extension is not None:
+        deadlines["transition_extension"] = extension
+    return data
+
+
+UNFEASIBLE = {"basis": "data-act-art-25-4", "justification": "40 TB over a 1 Gbit/s link"}
+TUILAGE = {
+    "basis": "contractual-tuilage",
+    "justification": "the incoming team runs the estate beside us",
+    "clause": "Art. 12.2 Tuilage",
+}
+
+
+def test_transition_above_30_days_needs_a_declared_basis() -> None:
+    problems = problems_of(_with_transition(45))
+    assert len(problems) == 1, problems
+    assert (
+        "reversibility.deadlines.transition_days: transition_days is 45, must be between 1 and "
+        "30: the transitional period is at most 30 days (Data Act art. 25(2)); a longer one needs "
+        "transition_extension with its legal basis" in problems[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extension", "days", "bound", "rule"),
+    [
+        (
+            UNFEASIBLE,
+            213,
+            "must be between 31 and 212",
+            "may not exceed 7 months (Data Act art. 25(4))",
+        ),
+        (
+            TUILAGE,
+            181,
+            "must be between 31 and 180",
+            "tuilage) is at most 180 days (handover's bound",
+        ),
+        (UNFEASIBLE, 30, "must be between 31 and 212", "needs no transition_extension; remove it"),
+    ],
+)
+def test_extended_transition_stays_within_its_basis(
+    extension: dict[str, Any], days: int, bound: str, rule: str
+) -> None:
+    problems = problems_of(_with_transition(days, extension))
+    assert len(problems) == 1, problems
+    assert (
+        f"reversibility.deadlines.transition_days: transition_days is {days}, {bound}"
+        in (problems[0])
+    )
+    assert rule in problems[0]
+
+
+def test_extended_transition_within_its_basis_validates() -> None:
+    for days, extension in ((212, UNFEASIBLE), (180, TUILAGE), (31, TUILAGE)):
+        text = yaml.safe_dump(_with_transition(days, extension), allow_unicode=True)
+        playbook = validate_playbook_text(text, "t.yaml")
+        deadlines = playbook.reversibility.deadlines
+        assert deadlines.transition_days == days
+        assert deadlines.transition_extension is not None
+        assert extension["justification"] in deadlines.transition_basis()
+
+
+def test_transition_extension_fields_are_checked() -> None:
+    no_clause = {k: v for k, v in TUILAGE.items() if k != "clause"}
+    problems = problems_of(_with_transition(60, no_clause))
+    assert any(
+        "reversibility.deadlines.transition_extension.clause: required for contractual-tuilage" in p
+        for p in problems
+    ), problems
+    problems = problems_of(_with_transition(60, {**UNFEASIBLE, "basis": "data-act-art-25-5"}))
+    assert any("reversibility.deadlines.transition_extension.basis" in p for p in problems)
+    problems = problems_of(_with_transition(60, {"basis": "data-act-art-25-4"}))
+    assert any(
+        "reversibility.deadlines.transition_extension.justification: missing" in p for p in problems
+    )
+
+
+def test_schema_describes_the_transition_extension() -> None:
+    schema = playbook_json_schema()
+    extension = schema["$defs"]["TransitionExtension"]
+    assert extension["properties"]["basis"]["enum"] == ["data-act-art-25-4", "contractual-tuilage"]
+    assert "14 working days" in extension["properties"]["basis"]["description"]
+    assert set(extension["required"]) == {"basis", "justification"}
+    transition = schema["$defs"]["Deadlines"]["properties"]["transition_days"]
+    assert "up to 212" in transition["description"] and "up to 180" in transition["description"]
