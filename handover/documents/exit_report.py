@@ -64,7 +64,8 @@ def exit_report(
     `erasure_by`, as of `generated_at`, is an open point of its own.
     """
     summary = dict(bundle_summary)
-    dates = deadlines or _recorded_calendar(summary)
+    recorded = _recorded_calendar(summary)  # taken out of the summary either way
+    dates = deadlines or recorded
     today = as_utc(generated_at).date() if generated_at else None
     b = DocumentBuilder()
     header_fields(b, playbook, generated_at)

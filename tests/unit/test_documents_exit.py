@@ -176,9 +176,10 @@ def test_exit_report_shows_the_recorded_calendar_and_the_knowledge_transfer(
         }
     )
     dates = exit_deadlines(extended, date(2026, 3, 1))
+    other = exit_deadlines(playbook.reversibility.deadlines, date(2026, 1, 1))
     doc = exit_report(
         playbook,
-        {"location": "/b"},
+        {"location": "/b", "deadlines": other.model_dump(mode="json")},
         [{"kind": "local", "path": "/d"}],
         {"accepted": True, "accepted_by": "Léa Durand", "early_erasure": False},
         [],
@@ -189,7 +190,8 @@ def test_exit_report_shows_the_recorded_calendar_and_the_knowledge_transfer(
     )
     md = doc.markdown
     calendar = md.split("## Exit calendar (calendrier de sortie)")[1].split("\n## ")[0]
-    assert "| Exit notice received | — | 2026-03-01 |" in calendar
+    assert "| Exit notice received | — | 2026-03-01 |" in calendar  # the explicit calendar wins
+    assert "2026-01-01" not in md  # and the one in the summary is not repeated as a field
     assert (
         "| Switch-over: end of transition, final export and delivery | 90 days | 2026-07-30 |"
         in (calendar)
