@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Self
@@ -36,6 +37,13 @@ from handover.connectors.base import (
     CommandResult,
     require_small_file,
     stderr_summary,
+)
+from handover.connectors.ssh.reach import (
+    AUTH_TIMEOUT_S,
+    BANNER_TIMEOUT_S,
+    HANDSHAKE_TIMEOUT_S,
+    handshake_error,
+    open_tcp,
 )
 from handover.connectors.ssh.sources import SSHDumpSource, SSHTreeSource, check_absolute
 from handover.connectors.ssh.streams import (
@@ -78,7 +86,7 @@ __all__ = ["SSHConnector"]
 RUN_OUTPUT_LIMIT = 64 * 1024 * 1024  # run() is for commands with small outputs, not data
 KEEPALIVE_S = 30
 
-_TRANSIENT_SSH_HINTS = ("banner", "timed out", "timeout", "reset", "eof", "closed", "refused")
+_TRANSIENT_SSH_HINTS = ("timed out", "timeout", "reset", "eof", "closed", "refused")
 
 
 class SSHConnector:
@@ -118,6 +126,8 @@ class SSHConnector:
         known_hosts: Path | None = None,
         pin_host_keys: bool = False,
         connect_timeout_s: float = 10.0,
+        banner_timeout_s: float = BANNER_TIMEOUT_S,
+        auth_timeout_s: float = AUTH_TIMEOUT_S,
         retries: int = 3,
         retry_delay_s: float = 1.0,
     ) -> SSHConnector:
@@ -126,7 +136,11 @@ class SSHConnector:
         With `pin_host_keys`, a host neither the playbook nor known_hosts knows
         has its key recorded into known_hosts (first contact); the connector's
         `recorded_fingerprint` then says so, for a human to confirm.
+        Timeouts: `connect_timeout_s` for the TCP connection (and opening
+        channels), `banner_timeout_s` for the server's first line,
+        `auth_timeout_s` for the answer to authentication (see `reach.py`).
         Raises HostKeyMismatch, AuthFailed, KeyFormatError, SecretRefError,
+        PermanentConnectorError (no banner, no answer to authentication),
         TransientConnectorError (after `retries` retries).
         """
         if known_hosts is None:
@@ -136,6 +150,8 @@ class SSHConnector:
             known_hosts=known_hosts,
             pin_host_keys=pin_host_keys,
             connect_timeout_s=connect_timeout_s,
+            banner_timeout_s=banner_timeout_s,
+            auth_timeout_s=auth_timeout_s,
             retries=retries,
             retry_delay_s=retry_delay_s,
         )
@@ -148,14 +164,17 @@ class SSHConnector:
         known_hosts: Path | None,
         pin_host_keys: bool = False,
         connect_timeout_s: float = 10.0,
+        banner_timeout_s: float = BANNER_TIMEOUT_S,
+        auth_timeout_s: float = AUTH_TIMEOUT_S,
         retries: int = 3,
         retry_delay_s: float = 1.0,
     ) -> SSHConnector:
         """Connect to `target`, retrying transient failures with exponential backoff."""
         delay = retry_delay_s
+        timeouts = _Timeouts(connect_timeout_s, banner_timeout_s, auth_timeout_s)
         for attempt in range(retries + 1):
             try:
-                return cls._connect_once(target, known_hosts, pin_host_keys, connect_timeout_s)
+                return cls._connect_once(target, known_hosts, pin_host_keys, timeouts)
             except TransientConnectorError as exc:
                 if attempt == retries:
                     reason = str(exc).removeprefix(f"{target.name}: ")
@@ -172,10 +191,12 @@ class SSHConnector:
         target: SSHTarget,
         known_hosts: Path | None,
         pin_host_keys: bool,
-        timeout_s: float,
+        timeouts: _Timeouts,
     ) -> SSHConnector:
         pkey, password = resolve_credentials(target)
         client, policy = _trusting_client(target, known_hosts, pin_host_keys)
+        # The TCP connection is ours: its failures get their own messages (reach.py).
+        sock = open_tcp(target.name, target.where, target.address, target.port, timeouts.connect)
         try:
             client.connect(
                 target.address,
@@ -183,17 +204,21 @@ class SSHConnector:
                 username=target.user,
                 pkey=pkey,
                 password=password,
-                timeout=timeout_s,
-                banner_timeout=timeout_s,
-                auth_timeout=timeout_s,
-                channel_timeout=timeout_s,
+                sock=sock,
+                # How long to wait for the handshake as a whole: longer than its parts, so
+                # that paramiko's own banner or key-exchange timeout is what ends a silence.
+                timeout=timeouts.banner + HANDSHAKE_TIMEOUT_S + 1,
+                banner_timeout=timeouts.banner,
+                auth_timeout=timeouts.auth,
+                channel_timeout=timeouts.connect,
                 allow_agent=target.use_agent,
                 look_for_keys=target.use_agent,
                 transport_factory=fast_transport,  # type: ignore[arg-type]
             )
         except BaseException as exc:
             client.close()
-            mapped = _connect_error(target, exc, known_hosts)
+            sock.close()
+            mapped = _connect_error(target, exc, known_hosts, timeouts)
             if mapped is exc:
                 raise
             raise mapped from exc
@@ -455,13 +480,25 @@ def _trusting_client(
     return client, policy
 
 
+@dataclass(frozen=True)
+class _Timeouts:
+    """The connection's timeouts, in seconds: TCP connect (and channels), banner, auth."""
+
+    connect: float
+    banner: float
+    auth: float
+
+
 def _connect_error(
-    target: SSHTarget, exc: BaseException, known_hosts: Path | None
+    target: SSHTarget, exc: BaseException, known_hosts: Path | None, timeouts: _Timeouts
 ) -> BaseException:
     """Map what paramiko and sockets raise to handover's errors (messages hold no secret)."""
     where = target.where
     if isinstance(exc, ConnectorError | UsageError):
         return exc
+    handshake = handshake_error(exc, target.name, where, timeouts.banner, timeouts.auth)
+    if handshake is not None:
+        return handshake
     if isinstance(exc, paramiko.BadHostKeyException):
         return HostKeyMismatch(
             f"host key mismatch for {known_hosts_name(target.address, target.port)}: "

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 
 import handover.sshkeys as sshkeys
+from handover.connectors.ssh.reach import HANDSHAKE_TIMEOUT_S, handshake_error, open_tcp
 from handover.errors import (
     HostKeyMismatch,
     PermanentConnectorError,
@@ -159,18 +159,21 @@ class PinnedFingerprintPolicy(paramiko.RejectPolicy):
 def fetch_host_key(address: str, port: int = 22, *, timeout_s: float = 10.0) -> paramiko.PKey:
     """The key the host presents, fetched with a key exchange only (no authentication).
 
-    Raises TransientConnectorError when the host cannot be reached.
+    Raises TransientConnectorError when the host cannot be reached,
+    PermanentConnectorError when what answers there sends no SSH banner
+    within `timeout_s` (see `reach.py`).
     """
     name = known_hosts_name(address, port)
-    try:
-        sock = socket.create_connection((address, port), timeout=timeout_s)
-    except OSError as exc:
-        raise TransientConnectorError(f"cannot connect: {exc.strerror or exc}", host=name) from exc
+    sock = open_tcp(name, "", address, port, timeout_s)
     transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout_s
     try:
-        transport.start_client(timeout=timeout_s)
+        transport.start_client(timeout=timeout_s + HANDSHAKE_TIMEOUT_S + 1)
         return transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as exc:
+        mapped = handshake_error(exc, name, "", timeout_s, timeout_s)
+        if mapped is not None:
+            raise mapped from exc
         raise TransientConnectorError(f"SSH handshake failed: {exc}", host=name) from exc
     finally:
         transport.close()
