@@ -4,10 +4,18 @@ What is erased: the provider's working copies of the contract's data under
 its contract folder (baseline snapshots, inventories, collected
 documentation, drill leftovers, bundle working copies, the exported
 credentials), the backups (folder or S3 prefix), the S3 delivery prefix once
-the client has accepted, and the vault (`handover.exit.erasure_targets`).
-What is kept: the checklists and the hash-chained audit log (evidence of how
-the contract was performed) and the categories the playbook exempts by law,
-all listed on the certificate (`handover.exit.erasure_certificate`).
+the client has accepted, and the vault, last (`handover.exit.erasure_targets`).
+Every deletion is checked afterwards. What is kept: the playbook's exempted
+categories, and the checklists, the hash-chained audit log, the reports and
+the run history (evidence of how the contract was performed), all listed
+with where and why on the certificate (`handover.exit.erasure_certificate`).
+
+The targets are listed here, before the erasure starts, so the S3 clients
+(and their credentials, which may live in the vault) are made before
+anything is deleted. An incomplete erasure returns its certificate with
+`complete` False and the `remaining` locations: the flow keeps the
+certificate as evidence, then fails the item. Rerunning after a crash is
+safe: what is already gone counts as absent.
 """
 
 from __future__ import annotations
@@ -25,7 +33,11 @@ from handover.exit.erasure_targets import erasure_targets
 
 @task(cache_policy=NO_CACHE, task_run_name="erase provider copies")
 def erase_copies(playbook_path: str, bundle_name: str, delivery: DeliveryRecord) -> SignedErasure:
-    """Delete the provider's copies of the contract's data; return the signed certificate."""
+    """Delete and check the provider's copies of the contract's data; the signed certificate.
+
+    Check `.complete` on the result: False means something meant to go
+    remains (`.remaining`), and the certificate says `Result: incomplete`.
+    """
     playbook = load_playbook(Path(playbook_path))
     delivered_prefix = delivery.location if isinstance(delivery, LinkDelivery) else None
     return erase_and_certify(playbook, bundle_name, erasure_targets(playbook, delivered_prefix))

@@ -1,19 +1,50 @@
-"""The erasure certificate: the erasure report as Markdown, signed as `handover-erasure`.
+"""The erasure certificate: the checked erasure report as Markdown, signed as `handover-erasure`.
 
 The client receives a certificate saying what was erased, where, how, when
-and by whom, and which data the provider keeps because a law requires it
-(the playbook's `reversibility.exempted`, with reason and legal basis). It
-is plain text signed with the provider's SSH signing key in its own
-namespace, so the client checks it with OpenSSH alone and a bundle
-signature can never pass for it:
+and by whom; whether the erasure is complete and, when it is not, what
+remains and why; and what the provider keeps, each thing with its location
+and reason (the playbook's exempted categories with their legal basis, and
+the provider's records of how the contract was performed). It is plain text
+signed with the provider's SSH signing key in its own namespace, so the
+client checks it with OpenSSH alone and a bundle signature can never pass
+for it:
 
     ssh-keygen -Y verify -f allowed_signers -I provider -n handover-erasure \\
         -s erasure-certificate.md.sig < erasure-certificate.md
 
 The certificate names locations (folders, buckets, prefixes), never the
-client's file names, which stay confidential. `erase_and_certify` is the
-exit's erasure step: erase, write and sign the certificate, record it in
-the contract's audit log.
+client's file names, which stay confidential.
+
+`erase_and_certify` is the exit's erasure step, ordered so that the
+certificate never says more than what happened and a rerun after a crash
+(kill -9 anywhere) finishes the job:
+
+1. The signing key is loaded into memory before anything is deleted (the S3
+   clients, with their credentials, are made when the targets are listed,
+   before this step). When the key cannot be loaded nothing is deleted, and
+   the error says why.
+2. Every target is deleted and checked; each record is journalled at once
+   (`erasure-journal.json` in the reversibility folder, written atomically)
+   so a rerun's certificate still shows what the crashed run erased.
+3. The vault goes last, and only when every other copy is checked gone.
+4. Only then is the certificate written and signed, from the checked
+   records, and recorded in the journal and the audit log.
+
+Signing comes after the vault's deletion because the certificate says the
+vault was erased: signing earlier would state something not yet true. So
+the one unsafe moment is a crash between the vault's deletion and the
+journal's record of the certificate: with the signing key inside the vault
+(`vault:` reference), a rerun cannot sign. It then fails before deleting
+anything, saying so and what to do (point `reversibility.signing_key` at
+the provider's key kept outside the vault). A rerun after the certificate
+was recorded needs no key: it checks every target again and, when all are
+still gone, returns the recorded certificate. An incomplete erasure keeps
+the vault, so its rerun still has the credentials it needs.
+
+An incomplete erasure is not raised: the certificate says `Result:
+incomplete` and lists what remains; `SignedErasure.complete` and
+`.remaining` let the flow keep the certificate as evidence and then fail
+the checklist item.
 """
 
 from __future__ import annotations
@@ -21,73 +52,93 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from handover.actor import actor
 from handover.checklist.store import ChecklistStore
 from handover.contract.keys import signing_key
-from handover.errors import HandoverError
-from handover.exit.erasure import ErasureRecord, ErasureReport, ErasureTarget, erase_contract_copies
+from handover.errors import HandoverError, SecretRefError
+from handover.exit.erasure import (
+    DONE,
+    ErasureRecord,
+    ErasureReport,
+    ErasureTarget,
+    KeptRecord,
+    erase_contract_copies,
+)
+from handover.exit.erasure_targets import kept_records
+from handover.phases import Phase
+from handover.state.atomic import write_atomic
+from handover.state.layout import ContractPaths
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from handover.bundle.sshsig import SigningKey
     from handover.contract.playbook import Playbook
 
 ERASURE_NAMESPACE = "handover-erasure"
+JOURNAL_NAME = "erasure-journal.json"
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _when(record: ErasureRecord) -> str:
+    return record.verified_at.isoformat(timespec="seconds") if record.verified_at else "no"
+
+
 def erasure_certificate(report: ErasureReport, playbook: Playbook) -> str:
     """The certificate text (Markdown), to be signed with sign_certificate()."""
     contract = playbook.contract
     parties = contract.parties
+    provider = parties.provider.legal_name
+    remaining = [r for r in report.records if r.status not in DONE]
     lines = [
         f"# Erasure certificate — contract {contract.id}",
         "",
         f"- Contract: {contract.title} ({contract.id})",
-        f"- Provider: {parties.provider.legal_name}",
+        f"- Provider: {provider}",
         f"- Client: {parties.client.legal_name}",
         f"- Erasure started: {report.started_at.isoformat(timespec='seconds')}",
         f"- Erasure finished: {report.finished_at.isoformat(timespec='seconds')}",
         f"- Performed by: {report.by}",
-        f"- Result: {'complete' if report.complete else 'INCOMPLETE (see failures below)'}",
+        f"- Result: {'complete' if report.complete else 'incomplete'}",
+    ]
+    if remaining:
+        lines.append(
+            f"- Remaining: {len(remaining)} location(s) still hold data meant to be erased "
+            "(see Remaining)"
+        )
+    lines += [
         "",
         "## Copies erased",
         "",
-        "| # | what | where | method | status | objects | bytes | when |",
-        "|---|------|-------|--------|--------|---------|-------|------|",
+        "Status: erased (deleted, then checked gone), absent (found already gone when "
+        "checked), failed, refused or postponed (not erased: see Remaining). Objects and "
+        "bytes count only what was checked gone.",
+        "",
+        "| # | what | where | method | status | objects | bytes | when | checked gone |",
+        "|---|------|-------|--------|--------|---------|-------|------|--------------|",
     ]
     for number, r in enumerate(report.records, start=1):
         what = r.description or r.kind
         lines.append(
             f"| {number} | {_cell(what)} | {_cell(r.location)} | {_cell(r.method)} | {r.status} "
-            f"| {r.objects} | {r.bytes} | {r.at.isoformat(timespec='seconds')} |"
+            f"| {r.objects} | {r.bytes} | {r.at.isoformat(timespec='seconds')} | {_when(r)} |"
         )
-    failures = [r for r in report.records if r.error]
-    if failures:
-        lines += ["", "## Failures", ""]
-        lines += [f"- {_cell(r.location)}: {r.status}: {_cell(r.error)}" for r in failures]
-    lines += ["", "## Data kept by law (not erased)", ""]
-    exempted = playbook.reversibility.exempted
-    if exempted:
-        for item in exempted:
-            basis = f" — legal basis: {item.legal_basis}" if item.legal_basis else ""
-            lines.append(f"- {item.category}: {item.reason}{basis}")
-    else:
-        lines.append("- none")
+    if remaining:
+        lines += ["", "## Remaining (meant to be erased, still there)", ""]
+        lines += [
+            f"- {_cell(r.location)} ({_cell(r.description or r.kind)}): {r.status}"
+            + (f", {r.remaining} entries left" if r.remaining else "")
+            + f": {_cell(r.error)}"
+            for r in remaining
+        ]
+    lines += _kept_section(report.kept)
+    lines += ["", "## Statement", "", _statement(provider, report), ""]
     lines += [
-        "",
-        "## Statement",
-        "",
-        f"{parties.provider.legal_name} declares that, after the client's acceptance of the "
-        "restitution bundle, the copies listed above were deleted from the provider's systems "
-        "by the method stated (file system unlink or S3 object deletion; storage blocks are "
-        "not overwritten), except the data kept by law listed above, which will be deleted "
-        "when its legal retention period ends.",
-        "",
         "## Verify this certificate",
         "",
         '    echo "provider $(cat provider.pub)" > allowed_signers',
@@ -98,6 +149,51 @@ def erasure_certificate(report: ErasureReport, playbook: Playbook) -> str:
     return "\n".join(lines)
 
 
+def _kept_section(kept: list[KeptRecord]) -> list[str]:
+    lines = ["", "## Kept (not erased), and why", ""]
+    exempted = [k for k in kept if k.kind != "evidence"]
+    lines += ["### Kept by law or by the contract (the playbook's exemptions)", ""]
+    if exempted:
+        lines += ["| what | why | legal basis |", "|------|-----|-------------|"]
+        lines += [
+            f"| {_cell(k.what)} | {_cell(k.reason)} | {_cell(k.basis) or 'none given'} |"
+            for k in exempted
+        ]
+    else:
+        lines.append("- none")
+    evidence = [k for k in kept if k.kind == "evidence"]
+    lines += ["", "### The provider's records of how the contract was performed", ""]
+    if evidence:
+        lines += ["| what | where | why |", "|------|-------|-----|"]
+        lines += [f"| {_cell(k.what)} | {_cell(k.where)} | {_cell(k.reason)} |" for k in evidence]
+    else:
+        lines.append("- none")
+    return lines
+
+
+def _statement(provider: str, report: ErasureReport) -> str:
+    kept = (
+        "The data listed under Kept is not erased: the exempted categories until their "
+        "retention period ends, the records of the contract as evidence."
+    )
+    method = (
+        "by the method stated (file system unlink or S3 object deletion; storage blocks are "
+        "not overwritten)"
+    )
+    if report.complete:
+        return (
+            f"{provider} declares that, after the client's acceptance of the restitution "
+            f"bundle, the copies listed above as erased were deleted from its systems {method} "
+            "and checked gone afterwards, and that those listed as absent were checked gone "
+            f"already. {kept}"
+        )
+    return (
+        f"{provider} declares that this erasure is INCOMPLETE: the locations listed under "
+        "Remaining still hold, or may hold, data meant to be erased. Only the copies listed "
+        f"as erased or absent were deleted {method} and checked gone. {kept}"
+    )
+
+
 def sign_certificate(text: str, signing_key: SigningKey) -> str:
     """Armored SSH signature of the certificate (namespace `handover-erasure`)."""
     from handover.bundle.sshsig import sign
@@ -106,7 +202,12 @@ def sign_certificate(text: str, signing_key: SigningKey) -> str:
 
 
 class SignedErasure(BaseModel):
-    """The erasure certificate, its SSH signature and what it records (no secret)."""
+    """The erasure certificate, its SSH signature and what it records (no secret).
+
+    `complete`: every target checked gone; when False, `remaining` lists the
+    locations still holding something meant to go (never a client file name)
+    and the flow must fail its checklist item after keeping the certificate.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,39 +216,158 @@ class SignedErasure(BaseModel):
     certificate_sha256: str
     provider_key: str  # the public line that verifies the signature
     records: list[ErasureRecord]
+    complete: bool
+    remaining: list[str] = []
+    kept: list[KeptRecord] = []
+
+
+class ErasureJournal(BaseModel):
+    """The erasure's progress on disk: the latest record of each target, then the certificate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contract_id: str
+    records: dict[str, ErasureRecord] = {}  # by location
+    signed: SignedErasure | None = None
+
+
+def journal_path(contract_id: str) -> Path:
+    """`erasure-journal.json` in the contract's reversibility folder (kept as evidence)."""
+    return ContractPaths(contract_id).phase_dir(Phase.REVERSIBILITY) / JOURNAL_NAME
+
+
+def load_journal(contract_id: str) -> ErasureJournal:
+    """The recorded progress (empty when none); HandoverError when the file is damaged."""
+    path = journal_path(contract_id)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ErasureJournal(contract_id=contract_id)
+    try:
+        return ErasureJournal.model_validate_json(data)
+    except ValidationError as exc:
+        raise HandoverError(
+            f"{path}: the erasure journal is damaged ({exc.error_count()} problem(s)); "
+            "restore it from backup, or move it aside to erase without the earlier records"
+        ) from exc
+
+
+def _save(journal: ErasureJournal) -> None:
+    data = journal.model_dump_json(indent=2) + "\n"
+    write_atomic(journal_path(journal.contract_id), data.encode("utf-8"))
+
+
+def _load_key(playbook: Playbook, journal: ErasureJournal) -> tuple[SigningKey | None, str]:
+    """The signing key in memory, or why it cannot be loaded and what to do about it."""
+    ref = playbook.reversibility.signing_key
+    try:
+        return signing_key(playbook), ""
+    except HandoverError as exc:
+        why = f"the signing key {ref} (reversibility.signing_key) cannot be loaded: {exc}"
+        vault = ContractPaths(playbook.contract_id).vault_file.absolute()
+        if not ref.startswith(f"vault:{playbook.contract_id}/") or vault.exists():
+            return None, why
+        earlier = journal.records.get(str(vault))
+        if earlier is not None and earlier.status == "erased":
+            why += (
+                ". The contract's vault is gone: an earlier erasure deleted it last, once "
+                "every other copy was checked gone, and stopped before its certificate was "
+                "recorded"
+            )
+        else:
+            why += f". The contract's vault ({vault}) does not exist"
+        return None, why + (
+            ". Point reversibility.signing_key at the provider's signing key kept outside "
+            "the vault (env:, file: or prefect-secret:) and rerun"
+        )
 
 
 def erase_and_certify(
     playbook: Playbook, bundle_name: str, targets: list[ErasureTarget]
 ) -> SignedErasure:
-    """Erase every target, sign the certificate and record its digest in the audit log.
+    """Erase and check every target, sign the certificate, journal it and record its digest.
 
-    The audit log records the erasure even when a target failed; HandoverError
-    is raised afterwards, naming the failures, so the exit's checklist item
-    fails rather than deliver a certificate of an incomplete erasure.
+    Returns the signed certificate even when the erasure is incomplete
+    (`complete` False, `remaining` set): the flow keeps it as evidence, then
+    fails its item. Raises SecretRefError, before deleting anything, when the
+    signing key cannot be loaded and no complete certificate was recorded by
+    an earlier run (see the module docstring).
     """
-    report = erase_contract_copies(playbook.contract_id, targets, actor=actor())
-    text = erasure_certificate(report, playbook)
-    key = signing_key(playbook)
-    signature = sign_certificate(text, key)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    ChecklistStore().audit_log(playbook.contract_id).append(
-        "erasure.certificate",
-        actor(),
-        bundle=bundle_name,
-        certificate_sha256=digest,
-        complete=report.complete,
-        targets=[
-            {"location": r.location, "status": r.status, "objects": r.objects}
-            for r in report.records
-        ],
+    cid = playbook.contract_id
+    journal = load_journal(cid)
+    key, no_key = _load_key(playbook, journal)
+    recorded = journal.signed if journal.signed is not None and journal.signed.complete else None
+    if key is None and recorded is None:
+        raise SecretRefError(f"erasure not started, nothing deleted: {no_key}")
+
+    def progress(record: ErasureRecord) -> None:
+        journal.records[record.location] = record
+        _save(journal)
+
+    by = actor()
+    report = erase_contract_copies(
+        cid,
+        targets,
+        actor=by,
+        kept=kept_records(playbook, [t.location for t in targets]),
+        previous=list(journal.records.values()),
+        on_record=progress,
     )
-    if not report.complete:
-        raise HandoverError("erasure incomplete: " + "; ".join(report.problems()))
-    return SignedErasure(
+    if key is None:
+        assert recorded is not None
+        return _recorded_still_true(playbook, bundle_name, report, recorded, no_key)
+    text = erasure_certificate(report, playbook)
+    signed = SignedErasure(
         certificate=text,
-        signature=signature,
-        certificate_sha256=digest,
+        signature=sign_certificate(text, key),
+        certificate_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         provider_key=key.public_line("provider"),
         records=report.records,
+        complete=report.complete,
+        remaining=report.remaining(),
+        kept=report.kept,
+    )
+    journal.signed = signed
+    _save(journal)
+    _audit(playbook, "erasure.certificate", bundle_name, signed)
+    return signed
+
+
+def _recorded_still_true(
+    playbook: Playbook,
+    bundle_name: str,
+    report: ErasureReport,
+    recorded: SignedErasure,
+    no_key: str,
+) -> SignedErasure:
+    """The certificate an earlier run recorded, when this run found every target still gone.
+
+    Without a signing key nothing new can be certified: anything this run
+    had to delete, or could not, or a different list of targets, is an error.
+    """
+    fresh = [r for r in report.records if r.status != "absent" and r.at >= report.started_at]
+    same_targets = {r.location for r in report.records} == {r.location for r in recorded.records}
+    if report.complete and not fresh and same_targets:
+        _audit(playbook, "erasure.rechecked", bundle_name, recorded)
+        return recorded
+    found = ", ".join(f"{r.location}: {r.status}" for r in fresh) or "other targets"
+    raise SecretRefError(
+        "an earlier run recorded a complete erasure certificate, but this run found "
+        f"{found} and cannot sign a new certificate: {no_key}"
+    )
+
+
+def _audit(playbook: Playbook, event: str, bundle_name: str, signed: SignedErasure) -> None:
+    ChecklistStore().audit_log(playbook.contract_id).append(
+        event,
+        actor(),
+        bundle=bundle_name,
+        certificate_sha256=signed.certificate_sha256,
+        complete=signed.complete,
+        remaining=signed.remaining,
+        targets=[
+            {"location": r.location, "status": r.status, "objects": r.objects}
+            for r in signed.records
+        ],
+        kept=[{"kind": k.kind, "where": k.where} for k in signed.kept],
     )

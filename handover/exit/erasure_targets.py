@@ -1,37 +1,55 @@
-"""What the erasure deletes for one contract: every copy the provider still holds, and where.
+"""What the erasure deletes for one contract, and what the provider keeps, each with where.
 
-The provider's working copies come from the map of the contract's folder
-(`ContractPaths.working_copies`), so the erasure deletes what the writers
-wrote there; then the backups (a folder, or an S3 prefix with every object
-version), the bundle in the provider's bucket when it was handed over by
-links, and the vault. The checklists and the audit log are kept: they are
-the evidence of how the contract was performed.
+Deleted (`erasure_targets`): the provider's working copies from the map of
+the contract's folder (`ContractPaths.working_copies`), so the erasure
+deletes what the writers wrote there; then the backups (a folder, or an S3
+prefix with every object version), the bundle in the provider's bucket when
+it was handed over by links, and the vault, last.
+
+Kept (`kept_records`): the playbook's exempted categories (with their
+reason and legal basis), and the provider's own records of how the contract
+was performed, each with its location: the checklists, the hash-chained
+audit log, each phase's reports and evidence files, the incidents file, the
+trusted host keys, the Prefect run history, and anything else found in the
+contract's folder, so the certificate never keeps something silently.
+
+Everything the S3 deletions need is loaded here, before anything is
+deleted: the S3 clients are made (their credentials resolved, possibly from
+the vault that goes last) when the targets are listed. A client that cannot
+be made fails its target with the reason, and nothing is deleted under it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from handover.errors import PermanentConnectorError
 from handover.exit.erasure import (
     DeletionResult,
     ErasureTarget,
+    KeptRecord,
     path_target,
+    reason,
     s3_target,
     vault_target,
 )
 from handover.operations.backup_target import contract_backups
+from handover.phases import PHASES
 from handover.state.layout import ContractPaths
 
 if TYPE_CHECKING:
     from handover.connectors.s3.client import S3SettingsLike
     from handover.contract.playbook import Playbook
+    from handover.contract.reversibility import Exemption
+
+EVIDENCE = "evidence of how the contract was performed (the provider's own record)"
 
 
 def erasure_targets(playbook: Playbook, delivered_prefix: str | None) -> list[ErasureTarget]:
-    """The contract's copies, in the certificate's order.
+    """The contract's copies, in the order of deletion (the vault last).
 
     `delivered_prefix`: the `s3://bucket/prefix` of a bundle handed over by
     links (None when it was delivered to a folder: the client's copy is not
@@ -54,25 +72,122 @@ def erasure_targets(playbook: Playbook, delivered_prefix: str | None) -> list[Er
 
 
 def s3_prefix_deleter(settings: S3SettingsLike | None, url: str) -> Callable[[], DeletionResult]:
-    """Delete every version under `url` when called; a version S3 refuses fails the target.
+    """Delete every version under `url` when called; the client is made now, before any deletion.
 
-    The failure is raised (the erasure records the target as failed, with the
-    count and S3's reason) and never names a key.
+    The result counts what listing the prefix again shows gone; the versions
+    S3 refused (per-key `Errors` of DeleteObjects) and anything still listed
+    fail the target, with counts and S3's error codes, never a key. A client
+    that cannot be made now (credentials that do not resolve) makes the
+    deleter raise that reason when called.
     """
     from handover.connectors.s3.client import parse_s3_url, s3_client
-    from handover.connectors.s3.deletion import delete_prefix
+    from handover.connectors.s3.deletion import delete_prefix, failure_summary
+    from handover.errors import HandoverError
 
     bucket, prefix = parse_s3_url(url)
+    try:
+        client = s3_client(settings)
+    except HandoverError as exc:
+        unavailable = f"no S3 client, nothing deleted: {reason(exc)}"
+
+        def cannot_delete() -> DeletionResult:
+            raise HandoverError(unavailable)
+
+        return cannot_delete
 
     def delete() -> DeletionResult:
-        counts = delete_prefix(s3_client(settings), bucket, prefix)
-        if counts.failed:
-            first = counts.failed[0]
-            raise PermanentConnectorError(
-                f"{len(counts.failed)} object version(s) not deleted "
-                f"({first.code}: {first.message})",
-                host=url,
-            )
-        return DeletionResult(counts.objects, counts.bytes)
+        counts = delete_prefix(client, bucket, prefix)
+        remaining = max(counts.remaining_versions, counts.remaining_objects)
+        return DeletionResult(
+            counts.objects,
+            counts.bytes,
+            found=counts.found,
+            remaining=remaining,
+            error=failure_summary(counts.failed) if counts.failed else "",
+        )
 
     return delete
+
+
+def kept_records(playbook: Playbook, erased: Sequence[str] = ()) -> list[KeptRecord]:
+    """What the provider keeps after the erasure, with where and why (see the module docstring).
+
+    `erased`: the targets' locations, never listed as kept. Folders and files
+    are listed when they exist; the exempted categories and the Prefect run
+    history always.
+    """
+    kept = [_exempted(item) for item in playbook.reversibility.exempted]
+    paths = ContractPaths(playbook.contract_id)
+    skip = {str(Path(location).absolute()) for location in erased}
+    known: list[tuple[Path, str]] = [
+        (paths.checklists_dir, "the contract's checklists (each item's status and evidence)"),
+        (paths.audit_log, "the hash-chained audit log of every checklist change"),
+    ]
+    for phase in PHASES:
+        known.append((paths.documents_dir(phase), f"the {phase} phase's reports"))
+        known.append(
+            (
+                paths.phase_dir(phase),
+                f"the {phase} phase's evidence files (the working copies inside it are "
+                "erased, listed above)",
+            )
+        )
+    known += [
+        (paths.incidents_file, "the incidents recorded during the contract"),
+        (paths.known_hosts, "the SSH host keys the provider trusted"),
+    ]
+    listed = set(skip)
+    for path, what in known:
+        listed.add(str(path))
+        if path.exists() and str(path) not in skip:
+            kept.append(KeptRecord(kind="evidence", what=what, where=str(path), reason=EVIDENCE))
+    kept.append(
+        KeptRecord(
+            kind="evidence",
+            what="the Prefect run history (flow and task runs of this contract, their logs "
+            "and artifacts)",
+            where=_prefect_location(),
+            reason=EVIDENCE,
+        )
+    )
+    kept += _others(paths.root, listed)
+    return kept
+
+
+def _exempted(item: Exemption) -> KeptRecord:
+    basis = item.legal_basis or ""
+    return KeptRecord(
+        kind="legal-retention" if basis else "exempted",
+        what=item.category,
+        where="",
+        reason=item.reason,
+        basis=basis,
+    )
+
+
+def _others(root: Path, listed: set[str]) -> list[KeptRecord]:
+    """Entries of the contract's folder neither erased nor known: kept, and said so."""
+    others = []
+    for entry in sorted(root.iterdir()):
+        if str(entry) in listed or entry.name.endswith(".lock"):
+            continue
+        others.append(
+            KeptRecord(
+                kind="evidence",
+                what="another record of the contract's folder",
+                where=str(entry),
+                reason="not one of the working copies the erasure deletes; kept with the "
+                "contract's records",
+            )
+        )
+    return others
+
+
+def _prefect_location() -> str:
+    """The Prefect server the runs are recorded on, as scheme://host:port (never credentials)."""
+    url = os.environ.get("PREFECT_API_URL", "")
+    parts = urlsplit(url)
+    if parts.scheme and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"Prefect server {parts.scheme}://{parts.hostname}{port}"
+    return "the Prefect server's database (PREFECT_API_URL of the runs)"
