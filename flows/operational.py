@@ -65,10 +65,16 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
 
     run.item("health-checks", lambda: run_health_checks(run, playbook_path, playbook, seen))
     run.item("backups", lambda: run_backups(run, playbook_path, playbook, seen))
-    run.item("restore-check", lambda: run_restore_check(run, playbook_path, seen))
+    run.item(
+        "restore-check", lambda: run_restore_check(run, playbook_path, seen), needs=["backups"]
+    )
     run.item("security-updates", lambda: report_updates(run, playbook_path, playbook))
     run.item("incidents", lambda: record_incidents(run, playbook))
-    run.item("sla-report", lambda: write_sla_report(run, playbook, seen))
+    run.item(
+        "sla-report",
+        lambda: write_sla_report(run, playbook, seen),
+        needs=["health-checks", "incidents"],
+    )
     run.item("reversibility-drill", lambda: run_drill(run, playbook_path))
     return run.finish()
 

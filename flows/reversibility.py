@@ -38,7 +38,7 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
-from flows.waits import start_of, wait_until
+from flows.waits import poll_interval, start_of, wait_until
 from handover.bundle.summary import SealedBundle
 from handover.checklist.model import Status
 from handover.contract.deadlines import ExitDeadlines, exit_deadlines
@@ -160,6 +160,8 @@ def reversibility(
     run.item("client-acceptance", lambda: await_acceptance(ex))
     run.item("knowledge-transfer-sessions", lambda: await_knowledge_transfer(ex))
     run.item("access-revoked", lambda: revoke(ex))
+    if not run.unmet("copies-erased") and run.status("copies-erased") is Status.PENDING:
+        wait_for_erasure_date(ex)
     run.item("copies-erased", lambda: erase(ex))
     run.item("exit-report", lambda: write_exit_report(ex))
     outcome = run.finish()
@@ -369,6 +371,7 @@ def await_acceptance(ex: Exit) -> Step[None]:
                 accepted_by=ex.playbook.contract.parties.client.legal_name,
             ),
             timeout=ACCEPTANCE_TIMEOUT_S,
+            poll_interval=poll_interval(),
             key="client-acceptance",
         )
         if answer is None:
@@ -404,6 +407,7 @@ def await_knowledge_transfer(ex: Exit) -> Step[None]:
             sessions="",
         ),
         timeout=KNOWLEDGE_TRANSFER_TIMEOUT_S,
+        poll_interval=poll_interval(),
         key="knowledge-transfer",
     )
     if answer is None or not answer.confirmed_by.strip() or not answer.sessions.strip():
@@ -432,25 +436,39 @@ def revoke(ex: Exit) -> Step[None]:
     return Step(evidence)
 
 
-def erase(ex: Exit) -> Step[None]:
-    """One-way door: after the retrieval period, or earlier if the client's acceptance asked."""
+def wait_for_erasure_date(ex: Exit) -> None:
+    """Erasure waits for the end of the retrieval period, unless the client asked otherwise.
+
+    Only the client's acceptance can bring it forward: an operator resuming
+    the pause early changes nothing.
+    """
     acceptance = ex.state.acceptance
-    if acceptance is None or not acceptance.accepted:
-        raise StepFailed("no valid client acceptance: copies stay")
-    delivery = delivered(ex)
-    s3_of(ex)  # made now: the erasure deletes the vault that may hold the S3 credentials
+    if "erasure" in ex.state.waits or acceptance is None:
+        return
     if acceptance.early_erasure:
-        ex.state.waits.setdefault(
-            "erasure", f"early erasure asked by {acceptance.accepted_by} on {acceptance.at}"
-        )
-    elif "erasure" not in ex.state.waits:
-        ex.state.waits["erasure"] = wait_until(
+        ended = f"early erasure asked by {acceptance.accepted_by} on {acceptance.at}"
+    else:
+        ended = wait_until(
             "erasure",
             start_of(ex.deadlines.retrieval_ends),
             "erasure of the provider's copies after the retrieval period",
             may_continue_early=False,
         )
+    ex.state.waits["erasure"] = ended
     ex.save()
+
+
+def erase(ex: Exit) -> Step[None]:
+    """One-way door: after the retrieval period, or earlier if the client's acceptance asked."""
+    acceptance = ex.state.acceptance
+    if acceptance is None or not acceptance.accepted:
+        raise StepFailed("no valid client acceptance: copies stay")
+    if "erasure" not in ex.state.waits:
+        raise StepFailed(
+            f"the retrieval period runs until {ex.deadlines.retrieval_ends}: copies stay"
+        )
+    delivery = delivered(ex)
+    s3_of(ex)  # made now: the erasure deletes the vault that may hold the S3 credentials
     ex.state.erasure = erase_copies(ex.playbook_path, ex.state.bundle_name, delivery)
     ex.save()
     erasure = ex.state.erasure

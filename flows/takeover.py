@@ -8,7 +8,7 @@ lieux") and the reversibility plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from flows._phase import (
 )
 from flows.host_keys import confirm_and_pin
 from handover.bundle.types import MemberRecord
+from handover.checklist.model import evidence_for_file
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.baseline_report import baseline_report
@@ -33,7 +34,7 @@ from handover.documents.reversibility_plan import reversibility_plan
 from handover.estate.inventory import Inventory
 from tasks.credentials import missing_credentials
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, snapshot_dataset, ssh_limit_name
-from tasks.runtime import ensure_concurrency_limit
+from tasks.runtime import ensure_concurrency_limit, flow_run_id
 
 
 @flow(
@@ -53,29 +54,65 @@ def takeover(playbook_path: str, pin_host_keys: bool = False, fresh: bool = Fals
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
     run = PhaseRun(playbook, "takeover", fresh=fresh)
 
-    # What the hosts gave, shared by the items below (partial when a host failed).
-    seen = Seen()
-
+    # Each item persists what it gathers; later items read it back from disk, so a
+    # rerun after a crash works from what was recorded, never from an empty memory.
     run.item("parties-confirmed", lambda: confirm_parties(run, playbook))
-    run.item(
-        "hosts-reachable", lambda: reach_hosts(run, playbook_path, playbook, seen, pin_host_keys)
-    )
-    run.item("inventory", lambda: record_inventories(run, seen))
+    run.item("hosts-reachable", lambda: reach_hosts(run, playbook_path, playbook, pin_host_keys))
+    run.item("inventory", lambda: record_inventories(run, playbook), needs=["hosts-reachable"])
     run.item("credentials-received", lambda: check_credentials(run, playbook_path))
-    run.item("baseline-snapshot", lambda: take_baseline(run, playbook_path, playbook, seen))
-    run.item("documentation-collected", lambda: collect_documentation(run, playbook, seen))
-    run.item("baseline-report", lambda: write_baseline_report(run, playbook, seen))
+    run.item(
+        "baseline-snapshot",
+        lambda: take_baseline(run, playbook_path, playbook),
+        needs=["hosts-reachable"],
+    )
+    run.item(
+        "documentation-collected",
+        lambda: collect_documentation(run, playbook),
+        needs=["inventory"],
+    )
+    run.item(
+        "baseline-report",
+        lambda: write_baseline_report(run, playbook),
+        needs=["inventory", "baseline-snapshot"],
+    )
     run.item("reversibility-plan", lambda: draft_reversibility_plan(run, playbook))
     return run.finish()
 
 
-@dataclass
-class Seen:
-    """Facts gathered by one item and used by the next ones."""
+def saved_inventories(run: PhaseRun, playbook: Playbook) -> dict[str, Inventory]:
+    """Every host's inventory as recorded on disk; StepFailed naming the hosts without one."""
+    folder = run.paths.inventories_dir(run.phase)
+    inventories: dict[str, Inventory] = {}
+    problems: list[str] = []
+    for host in playbook.hosts:
+        path = folder / f"{host.name}.json"
+        try:
+            inventories[host.name] = Inventory.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            problems.append(f"{host.name}: no inventory recorded")
+        except ValueError as exc:
+            problems.append(f"{host.name}: recorded inventory unreadable ({exc})")
+    if problems:
+        raise StepFailed("; ".join(problems))
+    return inventories
 
-    inventories: dict[str, Inventory] = field(default_factory=dict)
-    host_errors: dict[str, str] = field(default_factory=dict)
-    snapshots: dict[str, list[MemberRecord]] = field(default_factory=dict)
+
+def saved_baselines(run: PhaseRun, playbook: Playbook) -> dict[str, list[MemberRecord]]:
+    """Every dataset's baseline as recorded on disk; StepFailed naming the missing ones."""
+    baselines: dict[str, list[MemberRecord]] = {}
+    problems: list[str] = []
+    for dataset in playbook.datasets:
+        path = run.paths.baselines_dir / f"{dataset.name}.json"
+        try:
+            rows = json.loads(path.read_bytes())
+            baselines[dataset.name] = [MemberRecord.model_validate(row) for row in rows]
+        except FileNotFoundError:
+            problems.append(f"{dataset.name}: no baseline recorded")
+        except ValueError as exc:
+            problems.append(f"{dataset.name}: recorded baseline unreadable ({exc})")
+    if problems:
+        raise StepFailed("; ".join(problems))
+    return baselines
 
 
 def confirm_parties(run: PhaseRun, playbook: Playbook) -> Step[None]:
@@ -97,9 +134,12 @@ def confirm_parties(run: PhaseRun, playbook: Playbook) -> Step[None]:
 
 
 def reach_hosts(
-    run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen, pin_host_keys: bool
+    run: PhaseRun, playbook_path: str, playbook: Playbook, pin_host_keys: bool
 ) -> Step[None]:
     """Reach every host through its pinned key; the inventory run proves it.
+
+    The inventories of the hosts reached are recorded at once (a host that
+    failed does not hide what the others gave).
 
     With `pin_host_keys`, the keys of first contact are shown to a human
     (next to what the playbook pins) and recorded once confirmed.
@@ -109,20 +149,24 @@ def reach_hosts(
         evidence.extend(confirm_and_pin(run, playbook_path))
     names = [h.name for h in playbook.hosts]
     futures = [inventory_host.submit(playbook_path, name) for name in names]
-    seen.inventories, seen.host_errors = gather(futures, names)
-    table = {
-        name: {"reachable": name in seen.inventories, "error": seen.host_errors.get(name)}
-        for name in names
-    }
+    inventories, errors = gather(futures, names)
+    run.write_inventories(inventories)
+    table = {name: {"reachable": name in inventories, "error": errors.get(name)} for name in names}
     evidence.append(run.write_json("reachability.json", table, "log"))
-    hosts_failed(seen.host_errors)
+    hosts_failed(errors)
     return Step(evidence)
 
 
-def record_inventories(run: PhaseRun, seen: Seen) -> Step[None]:
-    evidence = run.write_inventories(seen.inventories)
-    hosts_failed(seen.host_errors)
-    return Step(evidence)
+def record_inventories(run: PhaseRun, playbook: Playbook) -> Step[None]:
+    """The inventories recorded when the hosts were reached, read back and checked."""
+    folder = run.paths.inventories_dir(run.phase)
+    saved_inventories(run, playbook)
+    return Step(
+        [
+            evidence_for_file(folder / f"{host.name}.json", "inventory", flow_run_id())
+            for host in playbook.hosts
+        ]
+    )
 
 
 def check_credentials(run: PhaseRun, playbook_path: str) -> Step[None]:
@@ -133,25 +177,25 @@ def check_credentials(run: PhaseRun, playbook_path: str) -> Step[None]:
     return Step([run.write_json("credentials-check.json", {"missing": []}, "log")])
 
 
-def take_baseline(run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen) -> Step[None]:
+def take_baseline(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
     names = [d.name for d in playbook.datasets]
     futures = [snapshot_dataset.submit(playbook_path, name) for name in names]
-    seen.snapshots, errors = gather(futures, names)
+    snapshots, errors = gather(futures, names)
     evidence = [
         run.write_json(
             run.paths.baselines_dir / f"{name}.json",
             [m.model_dump(mode="json") for m in members],
             "snapshot",
         )
-        for name, members in sorted(seen.snapshots.items())
+        for name, members in sorted(snapshots.items())
     ]
     hosts_failed(errors)
     return Step(evidence)
 
 
-def collect_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+def collect_documentation(run: PhaseRun, playbook: Playbook) -> Step[None]:
     """The documentation handed over: the playbook and what the hosts say of themselves."""
-    inventories = seen.inventories
+    inventories = saved_inventories(run, playbook)
     folder = run.paths.documentation_dir
     evidence = []
     if playbook.source is not None:
@@ -169,9 +213,10 @@ def collect_documentation(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step
     return Step(evidence)
 
 
-def write_baseline_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
+def write_baseline_report(run: PhaseRun, playbook: Playbook) -> Step[None]:
+    inventories = saved_inventories(run, playbook)
     doc = baseline_report(
-        playbook, list(seen.inventories.values()), seen.snapshots, datetime.now(UTC)
+        playbook, list(inventories.values()), saved_baselines(run, playbook), datetime.now(UTC)
     )
     return Step(run.write_document(doc, "report"))
 

@@ -16,6 +16,7 @@ expired pause) and goes on.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from uuid import UUID
@@ -28,6 +29,14 @@ from prefect.input import RunInput
 from prefect.states import Running
 
 from tasks.runtime import flow_run_id
+
+
+def poll_interval() -> int:
+    """Seconds between two looks at a paused run (HANDOVER_PAUSE_POLL_SECONDS, default 10)."""
+    try:
+        return max(1, int(os.environ.get("HANDOVER_PAUSE_POLL_SECONDS", "10")))
+    except ValueError:
+        return 10
 
 
 class ContinueNow(RunInput):
@@ -76,6 +85,7 @@ def wait_until(
                         reason="",
                     ),
                     timeout=math.ceil(left),
+                    poll_interval=poll_interval(),
                     key=f"{key}-{attempt}",
                 )
                 reason = answer.reason.strip() if answer is not None else ""
@@ -83,7 +93,9 @@ def wait_until(
                     return f"{what}: continued early on {now().date().isoformat()}: {reason}"
                 log.warning("%s: resumed without a reason, waiting again", key)
             else:
-                pause_flow_run(timeout=math.ceil(left), key=f"{key}-{attempt}")
+                pause_flow_run(
+                    timeout=math.ceil(left), poll_interval=poll_interval(), key=f"{key}-{attempt}"
+                )
                 if now() < due:
                     log.warning("%s: resumed before %s, waiting again", key, due.date())
         except FlowPauseTimeout:
