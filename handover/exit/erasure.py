@@ -19,9 +19,10 @@ a rerun after a failure needs the credentials it holds (the S3 keys, often
 the signing key). Until then it is `postponed`, which counts as remaining.
 
 A rerun finds the targets a crashed run deleted already gone (`absent`,
-not a failure); given the earlier run's records (`previous`), an absent
-target that run had verified erased keeps that record (its counts and
-time), with the new check's time in `verified_at`.
+not a failure). Given the earlier runs' records (`previous`), a target's
+record adds up what each run checked gone: the earlier counts plus this
+run's, the first run's time in `at`, this run's check in `verified_at`; a
+target an earlier run erased and this run finds absent stays `erased`.
 
 Deletion is the file system's `unlink` (and S3 `DeleteObjects`): it removes
 the data from the provider's systems as far as the provider controls them;
@@ -308,6 +309,17 @@ def _record(target: ErasureTarget, outcome: _Outcome, by: str, at: datetime) -> 
     )
 
 
+def _with_earlier(record: ErasureRecord, earlier: ErasureRecord) -> ErasureRecord:
+    """This run's record of a target, adding what earlier runs checked gone there."""
+    objects, size = earlier.objects + record.objects, earlier.bytes + record.bytes
+    if not (objects or size or earlier.status == "erased"):
+        return record
+    update: dict[str, object] = {"objects": objects, "bytes": size, "at": earlier.at}
+    if record.status == "absent":
+        update |= {"status": "erased", "method": earlier.method}
+    return record.model_copy(update=update)
+
+
 def erase_contract_copies(
     contract_id: str,
     targets: list[ErasureTarget],
@@ -330,7 +342,7 @@ def erase_contract_copies(
     """
     by = actor or default_actor()
     started = datetime.now(UTC)
-    erased_before = {r.location: r for r in previous if r.status == "erased"}
+    earlier_records = {r.location: r for r in previous}
     ordered = [t for t in targets if t.kind != "vault"] + [t for t in targets if t.kind == "vault"]
     records: list[ErasureRecord] = []
     for target in ordered:
@@ -344,9 +356,9 @@ def erase_contract_copies(
         else:
             outcome = _outcome(target)
         record = _record(target, outcome, by, at)
-        earlier = erased_before.get(target.location)
-        if record.status == "absent" and earlier is not None:
-            record = earlier.model_copy(update={"verified_at": record.verified_at})
+        earlier = earlier_records.get(target.location)
+        if earlier is not None:
+            record = _with_earlier(record, earlier)
         records.append(record)
         if on_record is not None:
             on_record(record)

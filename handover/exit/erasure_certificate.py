@@ -345,12 +345,14 @@ def _recorded_still_true(
     Without a signing key nothing new can be certified: anything this run
     had to delete, or could not, or a different list of targets, is an error.
     """
-    fresh = [r for r in report.records if r.status != "absent" and r.at >= report.started_at]
-    same_targets = {r.location for r in report.records} == {r.location for r in recorded.records}
-    if report.complete and not fresh and same_targets:
+    before = {r.location: (r.status, r.objects, r.bytes) for r in recorded.records}
+    changed = [
+        r for r in report.records if before.get(r.location) != (r.status, r.objects, r.bytes)
+    ]
+    if report.complete and not changed and len(before) == len(report.records):
         _audit(playbook, "erasure.rechecked", bundle_name, recorded)
         return recorded
-    found = ", ".join(f"{r.location}: {r.status}" for r in fresh) or "other targets"
+    found = ", ".join(f"{r.location}: {r.status}" for r in changed) or "other targets"
     raise SecretRefError(
         "an earlier run recorded a complete erasure certificate, but this run found "
         f"{found} and cannot sign a new certificate: {no_key}"
