@@ -304,15 +304,13 @@ def erase_and_certify(
         journal.records[record.location] = record
         _save(journal)
 
-    by = actor()
+    _save(journal)  # the journal exists from the start: it is among the records kept
     report = erase_contract_copies(
-        cid,
-        targets,
-        actor=by,
-        kept=kept_records(playbook, [t.location for t in targets]),
-        previous=list(journal.records.values()),
-        on_record=progress,
+        cid, targets, actor=actor(), previous=list(journal.records.values()), on_record=progress
     )
+    # listed once the deletions are over, as they are left
+    kept = kept_records(playbook, [t.location for t in targets])
+    report = report.model_copy(update={"kept": kept})
     if key is None:
         assert recorded is not None
         return _recorded_still_true(playbook, bundle_name, report, recorded, no_key)

@@ -190,4 +190,4 @@ def _prefect_location() -> str:
     if parts.scheme and parts.hostname:
         port = f":{parts.port}" if parts.port else ""
         return f"Prefect server {parts.scheme}://{parts.hostname}{port}"
-    return "the Prefect server's database (PREFECT_API_URL of the runs)"
+    return "the Prefect server the flows ran on"

@@ -225,6 +225,10 @@ def test_erase_and_certify_signs_records_and_journals_the_erasure(
     assert entry["data"]["certificate_sha256"] == signed.certificate_sha256
     journal = load_journal(playbook.contract_id)
     assert journal.signed == signed and list(journal.records) == [str(copy)]
+    # the journal (and the certificate the flow writes beside it) are kept, and listed
+    reversibility = ContractPaths(playbook.contract_id).phase_dir(Phase.REVERSIBILITY)
+    assert journal_path(playbook.contract_id).parent == reversibility
+    assert str(reversibility) in {k.where for k in signed.kept}
 
 
 def test_an_incomplete_erasure_is_certified_as_incomplete_not_raised(
