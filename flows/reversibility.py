@@ -198,7 +198,7 @@ def plan_knowledge_transfer(ex: Exit) -> Step[None]:
         )
     )
     plan = {
-        "switch_over": ex.deadlines.transition_ends.isoformat(),
+        "switch_over": ex.deadlines.switch_over.isoformat(),
         "incoming": [str(r) for r in playbook.reversibility.recipients],
         "topics": [
             {"topic": "hosts and services", "items": [h.name for h in playbook.hosts]},
@@ -218,7 +218,7 @@ def wait_for_switch_over(ex: Exit) -> None:
         return
     ended = wait_until(
         "switch-over",
-        start_of(ex.deadlines.transition_ends),
+        start_of(ex.deadlines.switch_over),
         "final export at the switch-over (end of the transition period)",
         may_continue_early=True,
     )
@@ -365,7 +365,7 @@ def await_acceptance(ex: Exit) -> Step[None]:
                     "the client verifies and opens it with the commands of its README.txt, "
                     "then answers. Early erasure: the client asks for its data to be erased "
                     "before the end of the retrieval period "
-                    f"({ex.deadlines.retrieval_ends.isoformat()})."
+                    f"({ex.deadlines.erasure_earliest.isoformat()})."
                 ),
                 accepted=False,
                 accepted_by=ex.playbook.contract.parties.client.legal_name,
@@ -450,7 +450,7 @@ def wait_for_erasure_date(ex: Exit) -> None:
     else:
         ended = wait_until(
             "erasure",
-            start_of(ex.deadlines.retrieval_ends),
+            start_of(ex.deadlines.erasure_earliest),
             "erasure of the provider's copies after the retrieval period",
             may_continue_early=False,
         )
@@ -465,7 +465,7 @@ def erase(ex: Exit) -> Step[None]:
         raise StepFailed("no valid client acceptance: copies stay")
     if "erasure" not in ex.state.waits:
         raise StepFailed(
-            f"the retrieval period runs until {ex.deadlines.retrieval_ends}: copies stay"
+            f"the retrieval period runs until {ex.deadlines.erasure_earliest}: copies stay"
         )
     delivery = delivered(ex)
     s3_of(ex)  # made now: the erasure deletes the vault that may hold the S3 credentials
@@ -512,4 +512,5 @@ def exit_report_document(ex: Exit, delivery: DeliveryRecord) -> Document:
         [revoked.model_dump(mode="json") for revoked in state.revocations],
         state.erasure.model_dump(mode="json", exclude={"signature"}) if state.erasure else None,
         list(phase_checklists(ex.run.contract).values()),
+        deadlines=state.deadlines,
     )
