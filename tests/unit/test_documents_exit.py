@@ -14,6 +14,8 @@ from handover.contract.deadlines import exit_deadlines
 from handover.contract.playbook import Playbook, phase_items
 from handover.contract.reversibility import Deadlines
 from handover.documents.exit_report import exit_report
+from handover.exit.erasure import ErasureRecord, KeptRecord
+from handover.exit.erasure_certificate import SignedErasure
 from handover.phases import Phase
 from tests.unit.documents_fixtures import HOSTILE, NOW, check_html, load_test_playbook
 
@@ -257,3 +259,211 @@ def test_exit_report_without_a_calendar_says_so(playbook: Playbook) -> None:
     assert "No exit calendar recorded: the exit notice was not recorded." in md
     assert "- **Deadlines:** switch_over: soon" in md  # an unreadable calendar stays visible
     assert "before the switch-over, the provider hands" in md
+
+
+def _section(md: str, heading: str) -> str:
+    """The Markdown of one `## ` section, up to the next one."""
+    return md.split(f"## {heading}")[1].split("\n## ")[0]
+
+
+def _signed_erasure(complete: bool) -> dict[str, object]:
+    """A `SignedErasure` as the flow dumps it (JSON, no signature): two targets, two kept."""
+    erasure = SignedErasure(
+        certificate="# Erasure certificate — contract demo-estate\n\n- Result: see below\n",
+        signature="-----BEGIN SSH SIGNATURE-----\nCanarySig\n-----END SSH SIGNATURE-----",
+        certificate_sha256="f" * 64,
+        provider_key="ssh-ed25519 AAAAC3Nza provider",
+        records=[
+            ErasureRecord(
+                kind="bundle",
+                location="/srv/handover/demo-estate/bundle",
+                description="restitution bundle",
+                method="unlink",
+                status="erased",
+                objects=12,
+                bytes=4096,
+                at=NOW,
+                by="ops@provider",
+                verified_at=NOW,
+            ),
+            ErasureRecord(
+                kind="backups",
+                location="s3://backups/demo-estate/",
+                description="backup archives",
+                method="S3 object deletion",
+                status="erased" if complete else "refused",
+                objects=3 if complete else 0,
+                bytes=0,
+                at=NOW,
+                by="ops@provider",
+                error="" if complete else "AccessDenied: legal hold",
+                remaining=0 if complete else 7,
+            ),
+        ],
+        complete=complete,
+        remaining=[] if complete else ["s3://backups/demo-estate/"],
+        kept=[
+            KeptRecord(
+                kind="legal-retention",
+                what="invoices",
+                where="",
+                reason="kept by the provider for its own accounts",
+                basis="Code de commerce L123-22, 10 ans",
+            ),
+            KeptRecord(
+                kind="evidence",
+                what="audit log and checklists",
+                where="/srv/handover/demo-estate/reversibility",
+                reason="evidence of how the contract was performed",
+            ),
+        ],
+    )
+    return erasure.model_dump(mode="json", exclude={"signature"})
+
+
+def _erasure_report(
+    playbook: Playbook, erasure: dict[str, object] | None, **summary: object
+) -> str:
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2025, 6, 1))
+    doc = exit_report(
+        playbook,
+        {"location": "/b", **summary},
+        [{"kind": "local", "path": "/d"}],
+        {"accepted": True, "accepted_by": "Léa Durand", "early_erasure": False},
+        [],
+        erasure,
+        [],
+        NOW,
+        deadlines=dates,
+    )
+    check_html(doc)
+    assert "CanarySig" not in doc.markdown
+    return doc.markdown
+
+
+def test_an_incomplete_erasure_is_a_warning_and_an_open_point(playbook: Playbook) -> None:
+    md = _erasure_report(playbook, _signed_erasure(complete=False))
+    section = _section(md, "Erasure of provider copies")
+    assert (
+        "> **Warning:** **incomplete** The erasure is incomplete: data meant to be erased "
+        "remains, or may remain, in 1 location: s3://backups/demo-estate/." in section
+    )
+    assert "Erasure incomplete: s3://backups/demo-estate/" in _section(md, "Open points")
+    assert "**incomplete**" in md.split("## Exit calendar")[0]  # and the verdict says so
+    # each target is a row: what, where, method, status, objects, when
+    assert "| What | Where | Method | Status | Objects | When |" in section
+    assert (
+        "| restitution bundle | `/srv/handover/demo-estate/bundle` | unlink | **erased** | 12 "
+        "| 2026-02-03 10:00 UTC |" in section
+    )
+    assert (
+        "| backup archives | `s3://backups/demo-estate/` | S3 object deletion | **refused** | 0 "
+        "| 2026-02-03 10:00 UTC |" in section
+    )
+    assert "- **Records:**" not in section  # a table, not an inline dump
+    assert "- **Certificate sha256:** `" + "f" * 64 + "`" in section
+
+
+def test_the_kept_records_are_a_table_with_their_legal_basis(playbook: Playbook) -> None:
+    md = _erasure_report(playbook, _signed_erasure(complete=True))
+    section = _section(md, "Erasure of provider copies")
+    kept = section.split("### Kept (not erased), and why")[1].split("\n### ")[0]
+    assert "| What | Where | Reason | Legal basis |" in kept
+    assert (
+        "| invoices | not stated | kept by the provider for its own accounts "
+        "| Code de commerce L123-22, 10 ans |" in kept
+    )
+    assert (
+        "| audit log and checklists | `/srv/handover/demo-estate/reversibility` "
+        "| evidence of how the contract was performed | — |" in kept
+    )
+    assert "- **Kept:**" not in section
+    assert "**complete** Every target was erased or found absent, and checked." in section
+    assert "Erasure incomplete" not in md
+    assert "Warning" not in section
+
+
+def test_an_erasure_not_yet_done_says_when_it_is_due(playbook: Playbook) -> None:
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2026, 1, 10))
+    doc = exit_report(
+        playbook,
+        {"location": "/b", "waits": {}},
+        [],
+        {"accepted": True, "accepted_by": "Léa Durand", "early_erasure": False},
+        [],
+        None,
+        [],
+        NOW,
+        deadlines=dates,
+    )
+    section = _section(doc.markdown, "Erasure of provider copies")
+    assert (
+        "Provider copies have not been erased yet; the signed erasure certificate is pending. "
+        f"The erasure is due from {dates.erasure_earliest.isoformat()}, the end of the retrieval "
+        f"period, and by {dates.erasure_by.isoformat()} at the latest." in section
+    )
+
+
+def test_the_calendar_says_how_each_wait_ended(playbook: Playbook) -> None:
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2025, 6, 1))
+    waits = {
+        "switch-over": "final export at the switch-over (end of the transition period): "
+        "continued early on 2025-08-20: the incoming provider's migration window",
+        "erasure": "early erasure asked by Léa Durand on 2025-08-25T09:00:00+00:00",
+    }
+    md = _erasure_report(playbook, _signed_erasure(complete=True), waits=waits)
+    calendar = _section(md, "Exit calendar (calendrier de sortie)")
+    assert (
+        "- **Final export:** **brought forward** on 2025-08-20, before the switch-over of "
+        f"{dates.switch_over.isoformat()}; reason recorded: the incoming provider's "
+        "migration window" in calendar
+    )
+    assert "not before" not in calendar  # the rule is not claimed as kept
+    assert (
+        "- **Erasure:** **brought forward** at the client's request, before the end of the "
+        f"retrieval period ({dates.erasure_earliest.isoformat()}): early erasure asked by "
+        "Léa Durand on 2025-08-25T09:00:00+00:00" in calendar
+    )
+    assert "Waits" not in _section(md, "Restitution bundle")  # not repeated as a field
+
+
+def test_waits_reached_on_their_dates_and_a_wait_still_to_come(playbook: Playbook) -> None:
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2025, 6, 1))
+    reached = (
+        "final export at the switch-over (end of the transition period): "
+        f"{dates.switch_over.isoformat()} reached"
+    )
+    md = _erasure_report(playbook, None, waits={"switch-over": reached})
+    calendar = _section(md, "Exit calendar (calendrier de sortie)")
+    assert (
+        f"- **Final export:** **waited** for the switch-over: {dates.switch_over.isoformat()} "
+        "reached" in calendar
+    )
+    assert (
+        "- **Erasure:** **still to come**: the erasure waits for the end of the retrieval "
+        f"period, {dates.erasure_earliest.isoformat()}" in calendar
+    )
+
+
+def test_a_wait_recorded_before_its_date_or_missing_after_its_step_is_not_called_kept(
+    playbook: Playbook,
+) -> None:
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2025, 6, 1))
+    # a record saying the date was reached before the calendar's date: not on time
+    early = (
+        "erasure of the provider's copies after the retrieval period: "
+        f"{dates.switch_over.isoformat()} reached"
+    )
+    md = _erasure_report(playbook, _signed_erasure(complete=True), waits={"erasure": early})
+    calendar = _section(md, "Exit calendar (calendrier de sortie)")
+    assert (
+        f"- **Erasure:** **before its date** recorded as reached on "
+        f"{dates.switch_over.isoformat()}, before the end of the retrieval period on "
+        f"{dates.erasure_earliest.isoformat()}" in calendar
+    )
+    # delivered without a switch-over record (an exit recorded before waits were kept)
+    assert (
+        "- **Final export:** **not recorded**: the delivery is recorded, but not how its "
+        "wait ended" in calendar
+    )
+    assert "still to come" not in calendar
