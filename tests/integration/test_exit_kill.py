@@ -103,13 +103,13 @@ def _last_seq(ws: Workspace) -> int:
     return entries[-1]["seq"] if entries else 0
 
 
-def _started_since(ws: Workspace, item: str, since: int) -> bool:
+def _started_since(ws: Workspace, item: str, since: int, phase: str = "reversibility") -> bool:
     """The item started (or finished) in the run begun after audit entry `since`."""
     return any(
         entry["seq"] > since
         and entry["event"] in ("checklist.running", "checklist.done")
         and entry["data"].get("item") == item
-        and entry["data"].get("phase") == "reversibility"
+        and entry["data"].get("phase") == phase
         for entry in _audit_lines(ws)
     )
 
@@ -260,3 +260,38 @@ def test_kill_at_every_exit_item_then_rerun(workspace: Workspace, tmp_path: Path
     assert sum(p.stat().st_size for p in big.rglob("part-*.bin")) == BIG_FILES * BIG_FILE_SIZE
     assert (deliveries / f"{state['bundle_name']}.exit" / "erasure-certificate.md").exists()
     shutil.rmtree(out)
+
+
+@pytest.fixture
+def fresh_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str
+) -> Workspace:
+    return make_workspace(tmp_path, monkeypatch)
+
+
+def test_takeover_killed_mid_way_resumes_from_what_it_recorded(fresh_workspace: Workspace) -> None:
+    """Takeover killed after the inventory: the rerun's report uses the recorded inventories."""
+    ws = fresh_workspace
+    command = [sys.executable, "-m", "flows.cli", "run", "takeover", str(ws.playbook)]
+    proc = subprocess.Popen(
+        command, cwd=ws.root, env={**os.environ}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert _kill_when(proc, lambda: _started_since(ws, "baseline-snapshot", 0, "takeover"))
+    before = ChecklistStore().load(ws.contract, "takeover")
+    assert before.item("inventory").status is Status.DONE
+    assert before.item("baseline-report").status is Status.PENDING
+
+    rerun = subprocess.run(command, cwd=ws.root, env={**os.environ}, capture_output=True)
+    assert rerun.returncode == 0, rerun.stderr.decode(errors="replace")[-3000:]
+    report = (ws.home / "contracts" / ws.contract / "takeover" / "documents").glob("*.md")
+    text = "\n".join(p.read_text() for p in report)
+    assert "was not inventoried" not in text
+    for host in ("web01", "db01", "files01"):
+        assert host in text
+    starts = Counter(
+        entry["data"]["item"]
+        for entry in _audit_lines(ws)
+        if entry["event"] == "checklist.running" and entry["data"].get("phase") == "takeover"
+    )
+    assert starts["inventory"] == 1 and starts["hosts-reachable"] == 1  # not redone
