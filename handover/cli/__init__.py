@@ -113,4 +113,4 @@ def main() -> None:
 
 def _register() -> None:
     """Import the command modules: each adds its commands to `app` when first imported."""
-    from handover.cli import bundle_cmd, checklist_cmd, playbook_cmd, vault_cmd  # noqa: F401
+    from handover.cli import bundle_cmd, checklist_cmd, item_cmd, playbook_cmd, vault_cmd  # noqa: F401
