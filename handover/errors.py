@@ -16,6 +16,9 @@
     │       ├── AuthFailed
     │       └── HostKeyMismatch        shows both fingerprints
     ├── VaultError                     wrong key, tampered file, unknown entry
+    ├── AuditError                     the audit trail cannot be trusted as it stands
+    │   ├── AuditTornTail              the log's last line is torn: `handover audit --repair`
+    │   └── AuditTrailBroken           chain, checkpoints or checklists disagree; `problems`
     └── DiskFull                       ENOSPC/EDQUOT: file, file system, bytes written, free, needed
 
 Messages name the file, host or field they concern and never a secret.
@@ -106,6 +109,27 @@ class HostKeyMismatch(PermanentConnectorError):
 
 class VaultError(HandoverError):
     """The vault cannot be opened or an entry is missing."""
+
+
+class AuditError(HandoverError):
+    """The audit trail (log, checkpoints, checklists) cannot be trusted as it stands."""
+
+
+class AuditTornTail(AuditError):
+    """The audit log ends with a torn line; appends stop until `handover audit --repair`."""
+
+
+class AuditTrailBroken(AuditError):
+    """The audit log, its signed checkpoints or the checklists disagree.
+
+    `problems` holds one line per problem, each saying what and where.
+    """
+
+    def __init__(
+        self, what: str, problems: list[str], verdict: str = "audit trail NOT intact"
+    ) -> None:
+        self.problems = problems
+        super().__init__("\n".join([*problems, f"{what}: {verdict}"]))
 
 
 class DiskFull(HandoverError):

@@ -17,12 +17,39 @@ decision.
 The core knows nothing of Prefect: the Prefect layer registers a listener
 (`add_listener`) to publish the table artifact and emit an event on each
 change.
+
+A change and its audit entry never exist one without the other. Two files
+cannot be written at once, so each change goes through a write-ahead
+record, under the contract's lock:
+
+1. `<phase>.json.pending` is written atomically: the new checklist and the
+   audit entries that describe it, each entry carrying the checklist's new
+   `version` and the SHA-256 of its bytes (`state_sha256`);
+2. the entries are appended to the audit log;
+3. the checklist file is replaced by the new state and the pending record
+   removed.
+
+If appending the first entry fails (a torn log, a full disk), the pending
+record is removed and the error raised: nothing happened. Once an entry is
+in the log the change is decided: a crash, or a failure of a later entry,
+leaves the pending record, and the next `load`, `exists` or `open` of that
+checklist rolls it forward under the lock: it appends the entries the log
+does not hold yet (found by `state_sha256`) and writes the checklist. A
+reader therefore never sees a state the log does not describe, nor a log
+entry whose state was lost. A checklist file replaced behind the store's
+back (an old copy restored) is not repaired: `cross_check` reports it.
+
+Per-item entries also carry `changed_at`, the item's `updated_at`, so that
+`cross_check` can compare each item's status, actor and time with the last
+entry the log holds for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -33,7 +60,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handover.checklist.audit import AuditLog
+from handover.checklist.audit import AuditLog, canonical_json
 from handover.checklist.model import (
     Checklist,
     ChecklistItem,
@@ -44,7 +71,7 @@ from handover.checklist.model import (
 )
 from handover.checklist.templates import TemplateMerge, merge_templates, template_entries
 from handover.errors import HandoverError, UsageError
-from handover.phases import Phase, parse_phase
+from handover.phases import PHASES, Phase, parse_phase
 from handover.state.atomic import write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
 from handover.state.layout import ContractPaths
@@ -52,6 +79,10 @@ from handover.state.layout import ContractPaths
 log = logging.getLogger("handover.checklist")
 
 Listener = Callable[[Checklist, ChecklistItem, Status | None], None]
+# One audit entry still to append: event, actor, data.
+Record = tuple[str, str, dict[str, Any]]
+PENDING_FORMAT = "handover-checklist-pending/1"
+_LEGACY_TIME_SLACK_S = 60.0  # entries written before `changed_at`: item time vs entry time
 
 
 class ChecklistStore:
@@ -78,6 +109,15 @@ class ChecklistStore:
     def audit_log(self, contract: str) -> AuditLog:
         """The contract's audit log (shared with other modules that record events)."""
         return AuditLog(self._paths(contract).audit_log)
+
+    def checkpoints_path(self, contract: str) -> Path:
+        """Where the signed checkpoints of the contract's audit log are kept."""
+        return self._paths(contract).audit_checkpoints
+
+    def pending_path(self, contract: str, phase: Phase | str) -> Path:
+        """The write-ahead record of a change not yet complete (see the module docstring)."""
+        path = self.path(contract, phase)
+        return path.with_name(path.name + ".pending")
 
     def _paths(self, contract: str) -> ContractPaths:
         if not CONTRACT_ID_PATTERN.match(contract):
@@ -117,10 +157,18 @@ class ChecklistStore:
 
     def exists(self, contract: str, phase: Phase | str) -> bool:
         """True if the checklist was opened before."""
+        self._recover(contract, phase)
         return self.path(contract, phase).exists()
 
     def load(self, contract: str, phase: Phase | str) -> Checklist:
-        """Load a stored checklist. Raises HandoverError if it was never opened or is corrupt."""
+        """Load a stored checklist. Raises HandoverError if it was never opened or is corrupt.
+
+        A change a crash left half done is completed first (see the module docstring).
+        """
+        self._recover(contract, phase)
+        return self._read(contract, phase)
+
+    def _read(self, contract: str, phase: Phase | str) -> Checklist:
         path = self.path(contract, phase)
         try:
             data = path.read_bytes()
@@ -155,52 +203,21 @@ class ChecklistStore:
         phase = parse_phase(phase)
         entries = template_entries(contract, phase, template_items)
         with self._locked(contract):
+            self._recover(contract, phase)
             path = self.path(contract, phase)
             created = not path.exists()
-            checklist = (
-                Checklist(contract=contract, phase=phase) if created else self.load(contract, phase)
-            )
+            if created:
+                checklist = Checklist(contract=contract, phase=phase)
+            else:
+                checklist = self._read(contract, phase)
             merge = merge_templates(checklist, entries)
             if not (created or merge.changed):
                 return checklist
             checklist.version += 1
             checklist.updated_at = datetime.now(UTC)
-            write_atomic(path, _dump(checklist))
-            self._audit_merge(checklist, created, merge)
+            self._commit(checklist, _merge_records(checklist, created, merge))
             self._notify_merge(checklist, merge)
             return checklist
-
-    def _audit_merge(self, checklist: Checklist, created: bool, merge: TemplateMerge) -> None:
-        """One entry for the opening (or the added and the reworded items), one per waiver move."""
-        audit = self.audit_log(checklist.contract)
-        where = {"contract": checklist.contract, "phase": checklist.phase.value}
-        if created:
-            audit.append(
-                "checklist.opened", "playbook", **where, items=[i.id for i in checklist.items]
-            )
-        else:
-            if merge.added:
-                audit.append("checklist.items-added", "playbook", **where, items=merge.added)
-            if merge.reworded:
-                audit.append("checklist.items-reworded", "playbook", **where, items=merge.reworded)
-        for item, previous in merge.waived:
-            audit.append(
-                "checklist.waived",
-                "playbook",
-                **where,
-                item=item.id,
-                **{"from": previous.value if previous else None, "to": Status.WAIVED.value},
-                reason=item.reason,
-            )
-        for item in merge.unwaived:
-            audit.append(
-                "checklist.reopened",
-                "playbook",
-                **where,
-                item=item.id,
-                **{"from": Status.WAIVED.value, "to": Status.PENDING.value},
-                reason=item.reason,
-            )
 
     def _notify_merge(self, checklist: Checklist, merge: TemplateMerge) -> None:
         for item, previous in merge.waived:
@@ -287,40 +304,114 @@ class ChecklistStore:
             dropped = apply_move(item, to, actor, now, reason, evidence)
             checklist.version += 1
             checklist.updated_at = now
-            write_atomic(self.path(contract, phase), _dump(checklist))
-            self._audit_change(checklist, item, previous, actor, dropped, evidence)
+            record = _change_record(checklist, item, previous, actor, dropped, evidence)
+            self._commit(checklist, [record])
             self._notify(checklist, item, previous)
             return checklist
 
-    def _audit_change(
-        self,
-        checklist: Checklist,
-        item: ChecklistItem,
-        previous: Status,
-        actor: str,
-        dropped: list[str],
-        evidence: Sequence[Evidence],
-    ) -> None:
-        """`checklist.<status>` (or `checklist.reopened`): the move, its reason and evidence."""
-        to = item.status
-        data: dict[str, Any] = {
-            "contract": checklist.contract,
-            "phase": checklist.phase.value,
-            "item": item.id,
-            "from": previous.value,
-            "to": to.value,
+    # -- the write-ahead record ------------------------------------------------
+
+    def _commit(self, checklist: Checklist, records: Sequence[Record]) -> None:
+        """Pending record, then audit entries, then the checklist (see the module docstring)."""
+        contract, phase = checklist.contract, checklist.phase
+        state = _dump(checklist)
+        digest = hashlib.sha256(state).hexdigest()
+        entries: list[dict[str, Any]] = [
+            {
+                "event": event,
+                "actor": who,
+                "data": {**data, "version": checklist.version, "state_sha256": digest},
+            }
+            for event, who, data in records
+        ]
+        pending = self.pending_path(contract, phase)
+        record = {
+            "format": PENDING_FORMAT,
+            "contract": contract,
+            "phase": phase.value,
+            "state_sha256": digest,
+            "entries": entries,
+            "state": state.decode("utf-8"),
         }
-        if item.reason:
-            data["reason"] = item.reason
-        if to is Status.PENDING and dropped:
-            data["previous_evidence"] = dropped
-        if evidence:
-            data["evidence"] = [
-                e.model_dump(mode="json", exclude_none=True, exclude={"recorded_at"})
-                for e in evidence
-            ]
-        event = "checklist.reopened" if to is Status.PENDING else f"checklist.{to.value}"
-        self.audit_log(checklist.contract).append(event, actor, **data)
+        write_atomic(pending, canonical_json(record) + b"\n")
+        audit = self.audit_log(contract)
+        for number, entry in enumerate(entries):
+            try:
+                audit.append(entry["event"], entry["actor"], **entry["data"])
+            except Exception:
+                if number == 0:  # nothing in the log yet: the change did not happen
+                    pending.unlink(missing_ok=True)
+                raise
+        write_atomic(self.path(contract, phase), state)
+        pending.unlink()
+
+    def _recover(self, contract: str, phase: Phase | str) -> None:
+        """Complete a change a crash left between its pending record and its checklist file.
+
+        Appends the entries of the record the log does not hold yet, writes
+        the checklist, removes the record. Raises HandoverError naming the
+        record when it cannot be read or the log refuses the entries.
+        """
+        pending = self.pending_path(contract, phase)
+        if not pending.exists():
+            return
+        with self._locked(contract):
+            if not pending.exists():  # another thread or process completed it meanwhile
+                return
+            state, digest, entries = _read_pending(pending)
+            audit = self.audit_log(contract)
+            present = sum(
+                1
+                for entry in audit.readable_entries()
+                if isinstance(entry.get("data"), dict)
+                and entry["data"].get("state_sha256") == digest
+            )
+            try:
+                for entry in entries[present:]:
+                    audit.append(entry["event"], entry["actor"], **entry["data"])
+            except HandoverError as exc:
+                raise HandoverError(
+                    f"{pending}: a checklist change waits for its audit entries and the log "
+                    f"refuses them: {exc}"
+                ) from exc
+            write_atomic(self.path(contract, phase), state)
+            pending.unlink()
+            log.warning(
+                "%s: completed a checklist change a crash interrupted (%d audit entries added)",
+                pending,
+                len(entries) - present,
+            )
+
+    # -- the checklists against the log --------------------------------------------
+
+    def cross_check(self, contract: str) -> list[str]:
+        """Each item's status, actor and time against the last audit entry for it.
+
+        Returns one line per disagreement (empty when the checklists and the
+        log agree): an item whose status, actor or time differs from the
+        log's last `checklist.<status>` entry for it, an item the log never
+        mentions, an item the log mentions and the checklist lacks, a
+        checklist whose version is behind or ahead of the log's, a change
+        still waiting in its pending record. Reads only: repairs nothing.
+        """
+        history = _AuditHistory(contract, self.audit_log(contract).readable_entries())
+        problems: list[str] = []
+        for phase in PHASES:
+            where = f"{contract}/{phase.value}"
+            if self.pending_path(contract, phase).exists():
+                problems.append(
+                    f"{where}: a change waits in {self.pending_path(contract, phase).name} "
+                    "(interrupted); the next load of the checklist completes it"
+                )
+            if not self.path(contract, phase).exists():
+                if history.mentions(phase.value):
+                    problems.append(
+                        f"{where}: the audit log records this checklist but its file "
+                        f"{self.path(contract, phase)} is missing"
+                    )
+                continue
+            problems.extend(history.compare(self._read(contract, phase)))
+        return problems
 
     @contextlib.contextmanager
     def _locked(self, contract: str) -> Iterator[None]:
@@ -347,3 +438,177 @@ class ChecklistStore:
 
 def _dump(checklist: Checklist) -> bytes:
     return checklist.model_dump_json(indent=2).encode("utf-8") + b"\n"
+
+
+def _read_pending(pending: Path) -> tuple[bytes, str, list[dict[str, Any]]]:
+    """The state, its SHA-256 and the entries of a pending record; HandoverError if damaged."""
+    try:
+        record = json.loads(pending.read_bytes())
+        state = str(record["state"]).encode("utf-8")
+        digest = str(record["state_sha256"])
+        entries = [
+            {"event": str(e["event"]), "actor": str(e["actor"]), "data": dict(e["data"])}
+            for e in record["entries"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HandoverError(
+            f"{pending}: damaged pending checklist change ({exc}); "
+            "compare it with the audit log before removing it"
+        ) from exc
+    if hashlib.sha256(state).hexdigest() != digest:
+        raise HandoverError(
+            f"{pending}: pending checklist change does not match its own hash (edited?)"
+        )
+    return state, digest, entries
+
+
+def _item_data(
+    checklist: Checklist, item: ChecklistItem, previous: Status | None
+) -> dict[str, Any]:
+    return {
+        "contract": checklist.contract,
+        "phase": checklist.phase.value,
+        "item": item.id,
+        "from": previous.value if previous else None,
+        "to": item.status.value,
+        "changed_at": item.updated_at.isoformat(timespec="microseconds"),
+    }
+
+
+def _change_record(
+    checklist: Checklist,
+    item: ChecklistItem,
+    previous: Status,
+    actor: str,
+    dropped: list[str],
+    evidence: Sequence[Evidence],
+) -> Record:
+    """`checklist.<status>` (or `checklist.reopened`): the move, its reason and evidence."""
+    to = item.status
+    data = _item_data(checklist, item, previous)
+    if item.reason:
+        data["reason"] = item.reason
+    if to is Status.PENDING and dropped:
+        data["previous_evidence"] = dropped
+    if evidence:
+        data["evidence"] = [
+            e.model_dump(mode="json", exclude_none=True, exclude={"recorded_at"}) for e in evidence
+        ]
+    event = "checklist.reopened" if to is Status.PENDING else f"checklist.{to.value}"
+    return event, actor, data
+
+
+def _merge_records(checklist: Checklist, created: bool, merge: TemplateMerge) -> list[Record]:
+    """One entry for the opening (or the added and the reworded items), one per waiver move."""
+    where: dict[str, Any] = {"contract": checklist.contract, "phase": checklist.phase.value}
+    records: list[Record] = []
+    if created:
+        records.append(
+            ("checklist.opened", "playbook", {**where, "items": [i.id for i in checklist.items]})
+        )
+    else:
+        if merge.added:
+            records.append(("checklist.items-added", "playbook", {**where, "items": merge.added}))
+        if merge.reworded:
+            records.append(
+                ("checklist.items-reworded", "playbook", {**where, "items": merge.reworded})
+            )
+    for item, previous in merge.waived:
+        records.append(
+            (
+                "checklist.waived",
+                "playbook",
+                {**_item_data(checklist, item, previous), "reason": item.reason},
+            )
+        )
+    for item in merge.unwaived:
+        records.append(
+            (
+                "checklist.reopened",
+                "playbook",
+                {**_item_data(checklist, item, Status.WAIVED), "reason": item.reason},
+            )
+        )
+    return records
+
+
+class _AuditHistory:
+    """What the audit log says of one contract's checklists, for `cross_check`."""
+
+    def __init__(self, contract: str, entries: Sequence[dict[str, Any]]) -> None:
+        self.last: dict[tuple[str, str], dict[str, Any]] = {}
+        self.listed: dict[str, set[str]] = {}
+        self.version: dict[str, int] = {}
+        for entry in entries:
+            data = entry.get("data")
+            if not isinstance(data, dict) or data.get("contract") != contract:
+                continue
+            phase = data.get("phase")
+            event = str(entry.get("event", ""))
+            if not isinstance(phase, str) or not event.startswith("checklist."):
+                continue
+            if isinstance(data.get("version"), int):
+                self.version[phase] = max(self.version.get(phase, 0), data["version"])
+            if event in ("checklist.opened", "checklist.items-added"):
+                self.listed.setdefault(phase, set()).update(str(i) for i in data.get("items", []))
+            elif isinstance(data.get("item"), str) and "to" in data:
+                self.last[(phase, data["item"])] = entry
+
+    def mentions(self, phase: str) -> bool:
+        return phase in self.listed or any(p == phase for p, _ in self.last)
+
+    def compare(self, checklist: Checklist) -> list[str]:
+        phase = checklist.phase.value
+        where = f"{checklist.contract}/{phase}"
+        problems: list[str] = []
+        logged = self.version.get(phase)
+        if logged is not None and checklist.version != logged:
+            state = "behind" if checklist.version < logged else "ahead of"
+            problems.append(
+                f"{where}: checklist version {checklist.version} is {state} the audit log's "
+                f"(version {logged}): a change was lost, or made without its audit entry"
+            )
+        ids = {item.id for item in checklist.items}
+        for p, item_id in sorted(self.last):
+            if p == phase and item_id not in ids:
+                problems.append(
+                    f"{where}/{item_id}: recorded in the audit log, missing from the checklist"
+                )
+        for item in checklist.items:
+            problems.extend(self._compare_item(where, phase, item))
+        return problems
+
+    def _compare_item(self, where: str, phase: str, item: ChecklistItem) -> list[str]:
+        entry = self.last.get((phase, item.id))
+        said = f"{where}/{item.id}: checklist says {item.status.value} by {item.actor}"
+        if entry is None:
+            if item.id not in self.listed.get(phase, set()):
+                return [f"{said}, but the audit log never mentions the item"]
+            if item.status is not Status.PENDING or item.actor != "playbook":
+                return [f"{said}, but the audit log records no change since it was opened"]
+            return []
+        data = entry["data"]
+        seq = entry.get("seq")
+        problems: list[str] = []
+        if data.get("to") != item.status.value or entry.get("actor") != item.actor:
+            problems.append(
+                f"{said}, the audit log's last entry for it (seq {seq}) says "
+                f"{data.get('to')} by {entry.get('actor')}"
+            )
+        elif not _same_time(item.updated_at, data.get("changed_at"), entry.get("at")):
+            problems.append(
+                f"{said} at {item.updated_at.isoformat()}, the audit log's last entry for it "
+                f"(seq {seq}) at {data.get('changed_at') or entry.get('at')}"
+            )
+        return problems
+
+
+def _same_time(updated_at: datetime, changed_at: Any, entry_at: Any) -> bool:
+    """The item's time is the entry's `changed_at`; older entries: within a minute of `at`."""
+    try:
+        if isinstance(changed_at, str):
+            return datetime.fromisoformat(changed_at) == updated_at
+        logged = datetime.fromisoformat(str(entry_at))
+    except ValueError:
+        return False
+    return abs((logged - updated_at).total_seconds()) <= _LEGACY_TIME_SLACK_S

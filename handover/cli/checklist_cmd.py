@@ -6,6 +6,7 @@ template items as pending without creating any state.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +19,10 @@ from handover.checklist.model import Checklist, Status
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
 from handover.cli import app, console, handles_errors
-from handover.errors import HandoverError, UsageError
+from handover.errors import AuditTrailBroken, HandoverError, UsageError
 from handover.phases import Phase, parse_phase
+from handover.sshkeys import parse_public_key
+from handover.state.home import CONTRACT_ID_PATTERN
 
 STATUS_STYLE: dict[Status, str] = {
     Status.PENDING: "dim",
@@ -124,7 +127,12 @@ def _data_summary(data: dict[str, Any]) -> str:
         value = data[key]
         if key == "contract" or value is None:
             continue
-        if isinstance(value, list):
+        if key == "signature":  # an armored block: its hash is enough to tell it
+            digest = hashlib.sha256(str(value).encode("utf-8")).hexdigest()
+            parts.append(f"signature=sha256:{digest[:12]}…")
+        elif key.endswith("sha256") and isinstance(value, str) and len(value) > 16:
+            parts.append(f"{key}={value[:12]}…")
+        elif isinstance(value, list):
             shown = ", ".join(_short_value(v) for v in value[:4])
             if len(value) > 4:
                 shown += f", … (+{len(value) - 4})"
@@ -150,27 +158,44 @@ def audit_command(
         typer.Argument(help="A playbook (its contract's log) or an audit.log file itself."),
     ],
     verify: Annotated[
-        bool, typer.Option("--verify", help="Check the hash chain; exit 1 if it is broken.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the hash chain, the signed checkpoints and the checklists; "
+            "exit 1 on any problem.",
+        ),
     ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Move a torn last line aside (kept as audit.log.torn-<time>), truncate to "
+            "the last whole line and record it in the log.",
+        ),
+    ] = False,
+    signer: Annotated[
+        Path | None,
+        typer.Option("--signer", help="The provider's signing public key (.pub) to trust."),
+    ] = None,
+    playbook_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--playbook", help="The contract's playbook: its signing key is the one to trust."
+        ),
+    ] = None,
 ) -> None:
-    """Print a contract's audit log and, with --verify, check its hash chain."""
-    if file.suffix in (".log", ".jsonl"):
-        if not file.is_file():
-            raise UsageError(f"{file}: no such audit log")
-        log = AuditLog(file)
-    else:
-        from handover.contract.loader import load_playbook
-
-        playbook = load_playbook(file)
-        log = ChecklistStore().audit_log(playbook.contract.id)
+    """Print a contract's audit log; --verify checks it whole, --repair mends a torn tail."""
+    store, contract = _audit_target(file)
+    log = store.audit_log(contract)
     if not log.path.exists():
         console.print(f"no audit log yet at {log.path}")
         return
+    if repair:
+        _repair(log)
     if verify:
-        problems = log.verify()
-        if problems:
-            raise HandoverError("\n".join([*problems, f"{log.path}: audit chain NOT intact"]))
-    entries = log.entries()
+        _verify(store, contract, file, signer, playbook_file)
+    torn = log.torn_tail()
+    entries = log.readable_entries()
     table = Table(title=str(log.path), title_justify="left")
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("at (UTC)", no_wrap=True)
@@ -185,9 +210,117 @@ def audit_command(
             Text(_data_summary(data or {})),
         )
     console.print(table)
+    if torn is not None:
+        console.print(
+            Text(
+                f"{log.path}:{torn.line}: torn last line ({len(torn.data)} bytes); "
+                "`handover audit --repair` moves it aside",
+                style="red",
+            ),
+            soft_wrap=True,
+        )
     if verify:
         console.print(
             Text(f"{len(entries)} entries, hash chain intact", style="green"), soft_wrap=True
         )
     else:
         console.print(f"{len(entries)} entries")
+
+
+def _audit_target(file: Path) -> tuple[ChecklistStore, str]:
+    """The store and contract whose log `file` names (a playbook, or the log file itself)."""
+    if file.suffix in (".log", ".jsonl"):
+        if not file.is_file():
+            raise UsageError(f"{file}: no such audit log")
+        folder = file.resolve().parent
+        if file.name != "audit.log" or not CONTRACT_ID_PATTERN.match(folder.name):
+            raise UsageError(
+                f"{file}: not a contract's audit.log (expected .handover/contracts/<id>/audit.log)"
+            )
+        return ChecklistStore(folder.parent), folder.name
+    from handover.contract.loader import load_playbook
+
+    return ChecklistStore(), load_playbook(file).contract.id
+
+
+def _repair(log: AuditLog) -> None:
+    from handover.actor import actor
+
+    done = log.repair(actor())
+    if done is None:
+        console.print(Text(f"{log.path}: no torn line, nothing to repair", style="green"))
+        return
+    console.print(
+        Text(
+            f"{log.path}:{done.torn.line}: moved {len(done.torn.data)} torn bytes "
+            f"(SHA-256 {done.torn.sha256}) to {done.moved_to}; "
+            f"recorded as entry {done.entry['seq']} ({done.entry['event']})",
+            style="yellow",
+        ),
+        soft_wrap=True,
+    )
+
+
+def _verify(
+    store: ChecklistStore,
+    contract: str,
+    file: Path,
+    signer: Path | None,
+    playbook_file: Path | None,
+) -> None:
+    """Check chain, checkpoints and checklists; print the checkpoint checked against; raise."""
+    from handover.checklist.trail import verify_trail
+
+    public_line, source = _trusted_key(file, signer, playbook_file)
+    report = verify_trail(store, contract, public_line, source)
+    latest = report.checkpoint_check.latest
+    if latest is not None:
+        console.print(
+            Text(
+                f"checked against the {latest.label()}: seq {latest.seq}, "
+                f"hash {latest.hash[:16]}…, signed by {latest.signer}",
+                style="green",
+            ),
+            soft_wrap=True,
+        )
+        if report.checkpoint_check.unsigned_after:
+            console.print(
+                f"{report.checkpoint_check.unsigned_after} entries after it are not signed yet",
+                soft_wrap=True,
+            )
+    console.print(Text(f"signer key: {report.key_source}", style="dim"), soft_wrap=True)
+    if report.problems:
+        verdict = "audit chain NOT intact" if report.chain_problems else "audit trail NOT intact"
+        raise AuditTrailBroken(str(report.log.path), report.problems, verdict)
+    console.print(Text("checklists agree with the audit log", style="green"), soft_wrap=True)
+
+
+def _trusted_key(
+    file: Path, signer: Path | None, playbook_file: Path | None
+) -> tuple[str | None, str]:
+    """The public key to check checkpoints with, and where it came from (None: self-asserted)."""
+    if signer is not None:
+        try:
+            text = signer.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--signer {signer}: {exc.strerror}") from exc
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                return parse_public_key(line, f"--signer {signer}").line(), f"--signer {signer}"
+        raise UsageError(f"--signer {signer}: no public key in the file")
+    playbook_path = playbook_file or (None if file.suffix in (".log", ".jsonl") else file)
+    if playbook_path is None:
+        return None, ""
+    from handover.contract.keys import signing_key
+    from handover.contract.loader import load_playbook
+
+    playbook = load_playbook(playbook_path)
+    try:
+        key = signing_key(playbook)
+    except HandoverError as exc:
+        console.print(
+            Text(f"the playbook's signing key cannot be read ({exc})", style="yellow"),
+            soft_wrap=True,
+        )
+        return None, ""
+    return key.public_line(), f"the playbook's signing key ({playbook.reversibility.signing_key})"

@@ -48,6 +48,11 @@ class ContractPaths:
         """The hash-chained audit log of every checklist change."""
         return self.root / "audit.log"
 
+    @property
+    def audit_checkpoints(self) -> Path:
+        """The signed checkpoints of the audit log's head, kept outside the log (JSON Lines)."""
+        return self.root / "audit-checkpoints.jsonl"
+
     def phase_dir(self, phase: Phase | str) -> Path:
         """The evidence files a phase's flow writes (one folder per phase)."""
         return self.root / phase

@@ -566,10 +566,20 @@ def test_cli_audit_prints_and_verifies_the_chain(demo: Path) -> None:
     store.open("demo-estate", P, TEMPLATE)
     store.start("demo-estate", P, "inventory", "ops@provider")
     result = _cli("audit", str(demo), "--verify")
+    assert result.exit_code == 1  # a log no checkpoint vouches for could have been cut
+    assert "no checkpoint: the log has 3 entries and none is signed" in result.output
+    from handover.bundle.sshsig import SigningKey
+    from handover.checklist.checkpoints import CheckpointFile, make_checkpoint
+
+    key = SigningKey.generate()
+    checkpoints = CheckpointFile(store.checkpoints_path("demo-estate"))
+    make_checkpoint(store.audit_log("demo-estate"), key, "test", checkpoints=checkpoints)
+    (demo.parent / "provider.pub").write_text(key.public_line())
+    result = _cli("audit", str(demo), "--verify", "--signer", str(demo.parent / "provider.pub"))
     assert result.exit_code == 0, result.output
     assert "no audit log yet" not in result.output
     assert "checklist.opened" in result.output and "checklist.running" in result.output
-    assert "3 entries, hash chain intact" in result.output
+    assert "4 entries, hash chain intact" in result.output
     log_path = store.audit_log("demo-estate").path
     lines = log_path.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b"playbook", b"mallory!")
