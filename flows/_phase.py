@@ -36,6 +36,7 @@ from handover.errors import HandoverError
 from handover.estate.inventory import Inventory
 from handover.state.atomic import write_atomic
 from handover.state.layout import ContractPaths
+from tasks.audit import anchor_audit
 from tasks.checklist import (
     complete_item,
     fail_item,
@@ -183,6 +184,7 @@ class PhaseRun:
         """
         checklist = load_checklist(self.contract, self.phase)
         open_items = [entry for entry in checklist.items if not _finished(entry.status)]
+        self.anchor(f"{self.phase} run end ({'incomplete' if open_items else 'complete'})")
         if open_items:
             reasons = dict(self.failures)
             lines = "; ".join(
@@ -198,6 +200,21 @@ class PhaseRun:
                 f"{self.contract} {self.phase}: {len(open_items)} item(s) not done — {lines}"
             )
         return PhaseOutcome(contract=self.contract, phase=self.phase)
+
+    def anchor(self, reason: str) -> None:
+        """Sign the audit chain's head and publish it outside the file (`tasks.audit`).
+
+        A run whose items are recorded but whose checkpoint cannot be signed
+        (the signing key unreadable, e.g. kept in a vault the exit erased) is
+        not undone for it: the failure is logged loudly, and the next
+        checkpoint covers these entries.
+        """
+        if self.playbook.source is None:
+            return
+        try:
+            anchor_audit(str(self.playbook.source), reason)
+        except HandoverError as exc:
+            self.log.error("audit checkpoint not signed (%s): %s", reason, describe_error(exc))
 
     # -- evidence files ---------------------------------------------------------------
 

@@ -27,4 +27,7 @@ def exit_documents(paths: ContractPaths) -> dict[str, str]:
     audit = paths.audit_log
     if audit.is_file():
         documents["audit/audit.log"] = str(audit)
+    checkpoints = paths.audit_checkpoints
+    if checkpoints.is_file():
+        documents["audit/checkpoints.jsonl"] = str(checkpoints)
     return documents
