@@ -17,11 +17,10 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from handover.actor import actor
 from handover.checklist.model import Checklist, ChecklistItem, Evidence, Status
 from handover.checklist.store import ChecklistStore
 from handover.phases import PHASES, Phase
-from tasks.runtime import flow_run_id
+from tasks.runtime import flow_run_id, run_actor
 
 
 def artifact_key(contract: str, phase: str) -> str:
@@ -111,12 +110,12 @@ def open_checklist(
     """Open the phase's checklist; reopen failed (and, for a fresh run, done) items."""
     checklist_store = store()
     checklist = checklist_store.open(contract, phase, template_items)
-    checklist = checklist_store.prepare_rerun(contract, phase, actor())
+    checklist = checklist_store.prepare_rerun(contract, phase, run_actor())
     if reopen_done:
         for item in checklist.items:
             if item.status == Status.DONE:
                 checklist = checklist_store.reopen(
-                    contract, phase, item.id, actor(), reason="phase run again from the start"
+                    contract, phase, item.id, run_actor(), reason="phase run again from the start"
                 )
     publish_checklist(checklist)
     return checklist
@@ -133,7 +132,7 @@ def publish_checklist(checklist: Checklist) -> None:
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: running")
 def start_item(contract: str, phase: str, item_id: str) -> None:
-    store().start(contract, phase, item_id, actor())
+    store().start(contract, phase, item_id, run_actor())
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: done")
@@ -142,14 +141,14 @@ def complete_item(contract: str, phase: str, item_id: str, evidence: list[Eviden
     stamped = [
         e if e.flow_run_id else e.model_copy(update={"flow_run_id": run_id}) for e in evidence
     ]
-    store().complete(contract, phase, item_id, actor(), stamped)
+    store().complete(contract, phase, item_id, run_actor(), stamped)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: failed")
 def fail_item(contract: str, phase: str, item_id: str, reason: str) -> None:
-    store().fail(contract, phase, item_id, actor(), reason)
+    store().fail(contract, phase, item_id, run_actor(), reason)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: waived")
 def waive_item(contract: str, phase: str, item_id: str, reason: str) -> None:
-    store().waive(contract, phase, item_id, actor(), reason)
+    store().waive(contract, phase, item_id, run_actor(), reason)

@@ -8,13 +8,16 @@ names; values are read inside the task that needs them and never returned.
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
+from uuid import UUID
 
 from prefect import Task
 from prefect.blocks.system import Secret as PrefectSecretBlock
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 
+from handover.actor import actor
 from handover.connectors.s3.client import S3Credentials, register_credentials_provider
 from handover.errors import SecretRefError, TransientConnectorError
 from handover.secrets.references import Secret, register_resolver
@@ -34,6 +37,34 @@ def _resolve_prefect_secret(name: str) -> bytes:
 
 
 register_resolver("prefect-secret", _resolve_prefect_secret)
+
+
+_scheduled_runs: dict[str, bool] = {}
+
+
+def run_actor() -> str:
+    """Who acts in this flow run: the declared operator, or "schedule" for a scheduled run.
+
+    `HANDOVER_ACTOR` (set by `handover run --as`, or for a worker) names a
+    person; a run the Prefect scheduler created has no person behind it and
+    says so, with its deployment, rather than carry the worker's login.
+    """
+    if os.environ.get("HANDOVER_ACTOR"):
+        return actor()
+    run_id = flow_run_id()
+    if run_id is not None:
+        if run_id not in _scheduled_runs:
+            try:
+                with get_client(sync_client=True) as client:
+                    run = client.read_flow_run(UUID(run_id))
+                _scheduled_runs[run_id] = bool(run.auto_scheduled)
+            except Exception:  # no server answer: the login is still a true name
+                _scheduled_runs[run_id] = False
+        if _scheduled_runs[run_id]:
+            from prefect.runtime import deployment, flow_run
+
+            return f"schedule ({deployment.name or flow_run.flow_name})"
+    return actor()
 
 
 def flow_run_id() -> str | None:
