@@ -113,4 +113,11 @@ def main() -> None:
 
 def _register() -> None:
     """Import the command modules: each adds its commands to `app` when first imported."""
-    from handover.cli import bundle_cmd, checklist_cmd, item_cmd, playbook_cmd, vault_cmd  # noqa: F401
+    from handover.cli import (  # noqa: F401
+        bundle_cmd,
+        checklist_cmd,
+        item_cmd,
+        playbook_cmd,
+        report_cmd,
+        vault_cmd,
+    )
