@@ -139,3 +139,40 @@ def demo(
 
     ok = run_demo(playbook, info)
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+@handles_errors
+def history(
+    contract: str = typer.Argument(..., help="The contract id (contract.id of its playbook)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Write the whole history (runs, task runs, logs, checklists) as JSON."
+    ),
+) -> None:
+    """Show a contract's flow runs: every run tagged `contract:<id>`, oldest first."""
+    from rich.table import Table
+
+    from handover.errors import UsageError
+    from handover.operations.run_history import HISTORY_COLUMNS, history_rows
+    from handover.state.home import CONTRACT_ID_PATTERN
+
+    if not CONTRACT_ID_PATTERN.match(contract):
+        raise UsageError(f"{contract!r} is not a contract id (2 to 63 of a-z, 0-9 and -)")
+    from flows import server
+
+    server.ensure_server()
+    from tasks.run_history import read_run_history
+
+    found = read_run_history(contract, include_logs=as_json)
+    if as_json:
+        typer.echo(found.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{contract}: {len(found.runs)} flow run(s)", title_justify="left")
+    for column in HISTORY_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in history_rows(found):
+        table.add_row(*row)
+    console.print(table)
+    versions = len(found.artifacts)
+    console.print(f"{versions} checklist artifact version(s); selected by tag {found.selected_by}")
+    console.print("logs, parameters and task runs of each run: --json")

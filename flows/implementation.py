@@ -29,6 +29,7 @@ from handover.documents.runbooks import runbooks
 from tasks.access import install_access
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
+from tasks.tags import tag_flow_run
 
 DEFAULT_BACKUP_CRON = "0 2 * * *"
 DRILL_EVERY_N_RUNS = 1
@@ -43,6 +44,7 @@ DRILL_EVERY_N_RUNS = 1
 def implementation(playbook_path: str, fresh: bool = False) -> PhaseOutcome:
     """Mise en œuvre: provider access, health checks, backup schedule, procedures, runbooks."""
     playbook = load_playbook(Path(playbook_path))
+    tag_flow_run(playbook.contract_id, "implementation")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
     run = PhaseRun(playbook, "implementation", fresh=fresh)
 

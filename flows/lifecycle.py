@@ -26,7 +26,9 @@ from flows.implementation import implementation
 from flows.operational import operational
 from flows.reversibility import ExitOutcome, reversibility
 from flows.takeover import takeover
+from handover.contract.loader import read_contract_id
 from handover.phases import Phase, parse_phase
+from tasks.tags import phase_tags, tag_flow_run
 
 
 class LifecycleOutcome(BaseModel):
@@ -42,12 +44,27 @@ class LifecycleOutcome(BaseModel):
 
 @flow(name="lifecycle", flow_run_name=phase_run_name, log_prints=True)
 def lifecycle(playbook_path: str, fresh: bool = False) -> LifecycleOutcome:
-    """Takeover, implementation, one operational run, then reversibility (as subflows)."""
+    """Takeover, implementation, one operational run, then reversibility (as subflows).
+
+    The run is tagged `phase:lifecycle` and each subflow is created with its
+    own phase tag (both with the contract's), so a contract's history lists
+    them all, each under its phase.
+    """
+    contract = read_contract_id(Path(playbook_path))
+    tag_flow_run(contract, "lifecycle")
+    with phase_tags(contract, Phase.TAKEOVER):
+        took_over = takeover(playbook_path, fresh=fresh)
+    with phase_tags(contract, Phase.IMPLEMENTATION):
+        implemented = implementation(playbook_path, fresh=fresh)
+    with phase_tags(contract, Phase.OPERATIONAL):
+        operated = operational(playbook_path)
+    with phase_tags(contract, Phase.REVERSIBILITY):
+        exited = reversibility(playbook_path, fresh=fresh)
     return LifecycleOutcome(
-        takeover=takeover(playbook_path, fresh=fresh),
-        implementation=implementation(playbook_path, fresh=fresh),
-        operational=operational(playbook_path),
-        reversibility=reversibility(playbook_path, fresh=fresh),
+        takeover=took_over,
+        implementation=implemented,
+        operational=operated,
+        reversibility=exited,
     )
 
 
@@ -172,13 +189,19 @@ def run_phase(
 def run_phase_flow(
     phase: Phase, path: str, *, pin_host_keys: bool, fresh: bool, notice_date: date | None = None
 ) -> State[Any]:
-    """Call the phase's flow and return its final state (an operational run is always fresh)."""
-    match phase:
-        case Phase.TAKEOVER:
-            return takeover(path, pin_host_keys=pin_host_keys, fresh=fresh, return_state=True)
-        case Phase.IMPLEMENTATION:
-            return implementation(path, fresh=fresh, return_state=True)
-        case Phase.OPERATIONAL:
-            return operational(path, return_state=True)
-        case Phase.REVERSIBILITY:
-            return reversibility(path, notice_date, fresh=fresh, return_state=True)
+    """Call the phase's flow and return its final state (an operational run is always fresh).
+
+    The run is created with the tags `contract:<id>` and `phase:<phase>`
+    (the contract as the playbook names it), so it belongs to the
+    contract's history even if it fails before reading its playbook.
+    """
+    with phase_tags(read_contract_id(Path(path)), phase):
+        match phase:
+            case Phase.TAKEOVER:
+                return takeover(path, pin_host_keys=pin_host_keys, fresh=fresh, return_state=True)
+            case Phase.IMPLEMENTATION:
+                return implementation(path, fresh=fresh, return_state=True)
+            case Phase.OPERATIONAL:
+                return operational(path, return_state=True)
+            case Phase.REVERSIBILITY:
+                return reversibility(path, notice_date, fresh=fresh, return_state=True)

@@ -38,6 +38,7 @@ from tasks.drill import reversibility_drill
 from tasks.health import check_host_health, pending_updates
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
+from tasks.tags import tag_flow_run
 
 
 @dataclass
@@ -59,6 +60,7 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     earlier run are reopened (`fresh` defaults to true).
     """
     playbook = load_playbook(Path(playbook_path))
+    tag_flow_run(playbook.contract_id, "operational")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
     run = PhaseRun(playbook, "operational", fresh=fresh)
     seen = Seen()

@@ -62,6 +62,7 @@ from tasks.documents import collect_exit_documents, run_history
 from tasks.erasure import erase_copies
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
+from tasks.tags import tag_flow_run
 from tasks.vault import export_credentials
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ def reversibility(
     """Réversibilité: notice, knowledge transfer, switch-over, inventory, export, credentials,
     documentation, seal, delivery, acceptance, access revoked, copies erased, exit report."""
     playbook = load_playbook(Path(playbook_path))
+    tag_flow_run(playbook.contract_id, "reversibility")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
     run = PhaseRun(playbook, "reversibility", fresh=fresh, sequential=True)
     ex = Exit(run, playbook_path, playbook)

@@ -3,7 +3,9 @@
 The implementation phase deploys it (`deploy_backup_schedule`) and records it
 in the handover home (`handover.operations.schedules`); `handover serve`
 rebuilds the same deployment from that record (`scheduled_deployment`), so
-the scheduled runs execute in the serving process.
+the scheduled runs execute in the serving process. The deployment's tags,
+`contract:<id>` and `phase:operational`, are on every run the scheduler
+creates, so the contract's run history finds them, future ones included.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from prefect.deployments.runner import RunnerDeployment
 from pydantic import BaseModel, ConfigDict
 
 from flows.operational import operational
+from handover.operations.run_history import run_tags
 from handover.operations.schedules import BackupSchedule, record_schedule
 
 
@@ -39,7 +42,9 @@ def scheduled_deployment(contract: str, schedule: BackupSchedule) -> RunnerDeplo
         cron=schedule.cron,
         parameters={"playbook_path": schedule.playbook_path},
         description=f"Scheduled operational run of {contract}: health checks, backups, reports.",
-        tags=[f"contract:{contract}"],
+        # Runs the scheduler creates carry these (and Prefect's `auto-scheduled`) from
+        # their creation, future ones included; the flow adds `trigger:schedule` when it runs.
+        tags=run_tags(contract, "operational"),
     )
     # Called from synchronous code only (a sync task, the serve command), where Prefect's
     # async_dispatch runs the synchronous implementation; its typing still offers a coroutine.

@@ -6,6 +6,18 @@ set `PREFECT_API_URL` (their own server wins), commands start or reuse a
 real `prefect server start` process whose state lives under the handover
 home, with analytics off, and point this process at it.
 
+Events (checklist changes, state changes) are an audit record too, and the
+server deletes those older than its events retention period (Prefect's
+default: 7 days). The embedded server keeps them for
+`DEFAULT_EVENTS_RETENTION` (10 years), so that they last at least the
+contract's duration (a usual term is 3 to 5 years) plus the period its
+records are kept after the exit. A value set by the user
+(`PREFECT_SERVER_EVENTS_RETENTION_PERIOD`, or its older name
+`PREFECT_EVENTS_RETENTION_PERIOD`) wins: set it longer for a longer
+contract. Flow runs, task runs, logs and
+artifacts are not deleted by default (Prefect's vacuum of flow runs is off
+unless `PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED` names it): leave it off.
+
 This module only spawns and probes processes; it imports nothing from
 Prefect so that it can set the environment before Prefect reads it.
 
@@ -39,6 +51,11 @@ from handover.state.home import handover_home
 
 DEFAULT_PORT = 4200
 START_TIMEOUT_S = 240.0
+DEFAULT_EVENTS_RETENTION = "P3650D"  # ISO 8601: 10 years (see the module docstring)
+EVENTS_RETENTION_SETTINGS = (
+    "PREFECT_SERVER_EVENTS_RETENTION_PERIOD",
+    "PREFECT_EVENTS_RETENTION_PERIOD",
+)
 API_CHECK_TIMEOUT_S = 3.0  # a healthy local or LAN server answers /health in milliseconds
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _managed_api_url = ""  # the embedded server's API once ensure_server chose it
@@ -257,7 +274,8 @@ def _choose_port(port: int | None) -> int:
 
 
 def _server_environment(port: int) -> dict[str, str]:
-    """The server's settings: its SQLite database under the handover home, this port only."""
+    """The server's settings: its SQLite database under the handover home, this port only,
+    and events kept for years unless the user chose otherwise."""
     home = prefect_home()
     env = {**os.environ, **client_environment()}
     env.pop("PREFECT_API_URL", None)
@@ -271,6 +289,8 @@ def _server_environment(port: int) -> dict[str, str]:
             "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
         }
     )
+    if not any(env.get(name) for name in EVENTS_RETENTION_SETTINGS):
+        env["PREFECT_SERVER_EVENTS_RETENTION_PERIOD"] = DEFAULT_EVENTS_RETENTION
     return env
 
 

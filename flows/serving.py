@@ -19,21 +19,43 @@ from flows.operational import operational
 from flows.reversibility import reversibility
 from flows.schedules import scheduled_deployment
 from flows.takeover import takeover
+from handover.operations.run_history import run_tags
 from handover.operations.schedules import load_schedules
 
 
 def phase_deployments() -> list[RunnerDeployment]:
-    """One deployment per phase flow, plus the lifecycle."""
+    """One deployment per phase flow, plus the lifecycle.
+
+    Each carries its `phase:<phase>` tag, which every run it creates
+    inherits; the contract is a parameter (the playbook), so its tag is
+    added by the flow once it has read the playbook (`tasks.tags`).
+    """
     deployments = [
-        takeover.to_deployment(name="takeover", description="Prise en charge of a contract."),
-        implementation.to_deployment(name="implementation", description="Mise en œuvre."),
-        operational.to_deployment(name="operational", description="One operational run."),
-        reversibility.to_deployment(name="reversibility", description="Réversibilité: the exit."),
-        lifecycle.to_deployment(name="lifecycle", description="The four phases in order."),
+        takeover.to_deployment(
+            name="takeover", description="Prise en charge of a contract.", tags=_tags("takeover")
+        ),
+        implementation.to_deployment(
+            name="implementation", description="Mise en œuvre.", tags=_tags("implementation")
+        ),
+        operational.to_deployment(
+            name="operational", description="One operational run.", tags=_tags("operational")
+        ),
+        reversibility.to_deployment(
+            name="reversibility",
+            description="Réversibilité: the exit.",
+            tags=_tags("reversibility"),
+        ),
+        lifecycle.to_deployment(
+            name="lifecycle", description="The four phases in order.", tags=_tags("lifecycle")
+        ),
     ]
     # Built outside any run, where Prefect's async_dispatch runs the synchronous
     # implementation; its typing still offers a coroutine.
     return [cast(RunnerDeployment, deployment) for deployment in deployments]
+
+
+def _tags(phase: str) -> list[str]:
+    return run_tags(None, phase)
 
 
 def serve_phases(limit: int = 4) -> None:

@@ -35,6 +35,7 @@ from handover.estate.inventory import Inventory
 from tasks.credentials import missing_credentials
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, snapshot_dataset, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit, flow_run_id
+from tasks.tags import tag_flow_run
 
 
 @flow(
@@ -51,6 +52,7 @@ def takeover(playbook_path: str, pin_host_keys: bool = False, fresh: bool = Fals
     `fresh` reruns items already done.
     """
     playbook = load_playbook(Path(playbook_path))
+    tag_flow_run(playbook.contract_id, "takeover")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
     run = PhaseRun(playbook, "takeover", fresh=fresh)
 
