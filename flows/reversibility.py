@@ -38,6 +38,7 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
+from flows.acceptance import await_signed_acceptance
 from flows.waits import poll_interval, start_of, wait_until
 from handover.bundle.summary import SealedBundle
 from handover.checklist.model import Status
@@ -47,7 +48,7 @@ from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
 from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_bundle
-from handover.exit.progress import AcceptanceRecord, ExitProgress, ExitState
+from handover.exit.progress import ExitProgress, ExitState
 from tasks.access import revoke_access
 from tasks.bundle import (
     dataset_numbers,
@@ -68,17 +69,7 @@ from tasks.vault import export_credentials
 if TYPE_CHECKING:
     from handover.connectors.s3 import S3Client
 
-ACCEPTANCE_TIMEOUT_S = 30 * 24 * 3600  # the retrieval period: the client may take its time
 KNOWLEDGE_TRANSFER_TIMEOUT_S = 30 * 24 * 3600
-
-
-class ClientAcceptance(RunInput):
-    """The client's answer after checking and opening the bundle."""
-
-    accepted: bool
-    accepted_by: str
-    comment: str = ""
-    early_erasure: bool = False  # the client asks for erasure before the retrieval period ends
 
 
 class KnowledgeTransferDone(RunInput):
@@ -357,39 +348,39 @@ def delivery_markdown(bundle_name: str, sealed: SealedBundle, delivery: Delivery
 
 
 def await_acceptance(ex: Exit) -> Step[None]:
-    """Pause until the client (through the operator) accepts or refuses the bundle."""
-    delivery = delivered(ex)
-    if ex.state.acceptance is None or not ex.state.acceptance.accepted:
-        answer = pause_flow_run(
-            wait_for_input=ClientAcceptance.with_initial_data(
-                description=(
-                    f"Client acceptance of `{ex.state.bundle_name}` at `{delivery.location}`: "
-                    "the client verifies and opens it with the commands of its README.txt, "
-                    "then answers. Early erasure: the client asks for its data to be erased "
-                    "before the end of the retrieval period "
-                    f"({ex.deadlines.erasure_earliest.isoformat()})."
-                ),
-                accepted=False,
-                accepted_by=ex.playbook.contract.parties.client.legal_name,
-            ),
-            timeout=ACCEPTANCE_TIMEOUT_S,
-            poll_interval=poll_interval(),
-            key="client-acceptance",
-        )
-        if answer is None:
-            raise StepFailed("no answer from the client")
-        ex.state.acceptance = AcceptanceRecord(
-            accepted=answer.accepted,
-            accepted_by=answer.accepted_by,
-            comment=answer.comment,
-            at=datetime.now(UTC).isoformat(),
-            early_erasure=answer.early_erasure,
-        )
-        ex.save()
+    """Pause until the client's signed acceptance (procès-verbal de réception) comes in.
+
+    Only a statement signed by a key of `reversibility.client_signers`, for
+    this bundle and its SHA256SUMS, counts (flows.acceptance). `accepted`
+    opens the way to the one-way doors; `accepted-with-reservations` and
+    `refused` fail the item, so the sequential gate keeps revocation and
+    erasure closed until a corrected re-delivery is accepted. The signed
+    statement and its signature are the item's evidence.
+    """
+    delivered(ex)
     acceptance = ex.state.acceptance
-    evidence = [ex.run.write_json("client-acceptance.json", acceptance, "human")]
+    if acceptance is None or not acceptance.accepted:
+        acceptance = await_signed_acceptance(ex.playbook, ex.state, s3=s3_of(ex))
+        ex.state.acceptance = acceptance
+        ex.save()
+    record = acceptance.model_dump(mode="json", exclude={"statement", "signature"})
+    evidence = [ex.run.write_json("client-acceptance.json", record, "human")]
+    if acceptance.statement:
+        evidence += [
+            ex.run.write_file(
+                "client-acceptance.txt", acceptance.statement.encode("utf-8"), "human"
+            ),
+            ex.run.write_file(
+                "client-acceptance.txt.sig", acceptance.signature.encode("ascii"), "human"
+            ),
+        ]
+    if acceptance.decision == "accepted-with-reservations":
+        raise StepFailed(
+            "accepted with reservations: corrected re-delivery needed: "
+            + acceptance.reservations.replace("\n", "; ")
+        )
     if not acceptance.accepted:
-        raise StepFailed(f"the client refused the bundle: {acceptance.comment or 'no comment'}")
+        raise StepFailed(f"refused: {acceptance.comment or 'no reason given'}")
     return Step(evidence)
 
 

@@ -148,6 +148,8 @@ def make_remote_workspace(
     monkeypatch.delenv("HANDOVER_VAULT_KEY", raising=False)
     create_key_file(key_file)
     keys = make_demo_keys(tmp_path / "keys")
+    # remote_playbook names keys.client_allowed_signers; --accept signs with this key.
+    monkeypatch.setenv("HANDOVER_TEST_SIGNER_KEY", str(keys.client_signing_key))
     provider_key = tmp_path / "keys" / "provider-access"
     subprocess.run(
         [
@@ -205,6 +207,7 @@ def remote_playbook(
     data["security"]["access_policy"] = [{"who": "provider ops", "what": "test hosts"}]
     data["reversibility"]["recipients"] = [f"file:{ws.keys.client_recipients}"]
     data["reversibility"]["signing_key"] = f"file:{ws.keys.signing_key}"
+    data["reversibility"]["client_signers"] = [f"file:{ws.keys.client_allowed_signers}"]
     data["reversibility"]["delivery"] = delivery or {
         "kind": "local",
         "path": str(ws.root / "deliveries"),

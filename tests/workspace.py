@@ -42,6 +42,8 @@ def make_workspace(
     monkeypatch.setenv("HANDOVER_VAULT_KEY_FILE", str(tmp_path / "vault.key"))
     build_demo_estate(root / ".handover" / "demo")
     keys = make_demo_keys(root / ".handover" / "demo" / "keys")
+    # The demo playbook names client.allowed_signers; --accept signs with this key.
+    monkeypatch.setenv("HANDOVER_TEST_SIGNER_KEY", str(keys.client_signing_key))
     playbook = root / "demo.yaml"
     shutil.copy(PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml", playbook)
     if vault:

@@ -114,6 +114,7 @@ def main() -> None:
 def _register() -> None:
     """Import the command modules: each adds its commands to `app` when first imported."""
     from handover.cli import (  # noqa: F401
+        acceptance_cmd,
         bundle_cmd,
         checklist_cmd,
         item_cmd,

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, model_validator
 from handover.contract.base import LocatedProblems, PlaybookModel
 from handover.contract.fields import NonEmpty, SecretRef
 from handover.contract.recipients import RecipientList, load_recipients
+from handover.contract.signers import SignerList
 
 
 class Delivery(PlaybookModel):
@@ -260,6 +261,13 @@ class Reversibility(PlaybookModel):
         min_length=1, description="Who can open the bundle: the client and/or the new provider."
     )
     signing_key: SecretRef = Field(description="Reference to the provider's OpenSSH Ed25519 key.")
+    client_signers: SignerList | None = Field(
+        default=None,
+        description="Who may sign the client's acceptance (procès-verbal de réception): "
+        "allowed_signers lines '<principal> <keytype> <base64> [comment]' or file:PATH of an "
+        "allowed_signers file. Optional to validate, but without it the exit never opens its "
+        "one-way doors (an acceptance cannot be verified).",
+    )
     delivery: Delivery
     deadlines: Deadlines = Field(default_factory=Deadlines)
     formats: list[DataFormat] = Field(default_factory=list)

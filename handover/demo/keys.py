@@ -1,8 +1,8 @@
-"""The demo's keys: the client's age identity, the provider's backup identity and signing key.
+"""The demo's keys: the client's age identity and signing key, the provider's keys.
 
-`handover demo` encrypts the bundle to a client, backs up to the provider
-and signs, as a real contract does, so it needs the three keys a real
-contract names in its playbook. They are generated once under the demo's
+`handover demo` encrypts the bundle to a client, backs up to the provider,
+signs, and has the client sign its acceptance, as a real contract does, so
+it needs the keys a real contract names in its playbook. They are generated once under the demo's
 keys folder and kept; a real contract brings its own.
 """
 
@@ -29,6 +29,10 @@ class DemoKeys(BaseModel):
     backup_recipients: Path
     signing_key: Path
     signing_pub: Path
+    # The client's OpenSSH Ed25519 key that signs its acceptance (the demo's automatic answer
+    # uses it through HANDOVER_TEST_SIGNER_KEY), and the allowed_signers file naming it.
+    client_signing_key: Path
+    client_allowed_signers: Path
     created: list[str]  # names of the files written by this call (empty when all existed)
 
 
@@ -50,15 +54,37 @@ def _age_identity_files(key_path: Path, recipients_path: Path, created: list[str
         created.append(recipients_path.name)
 
 
+CLIENT_PRINCIPAL = "client@demo"
+
+
+def _signing_key_files(key_path: Path, pub_path: Path, comment: str, created: list[str]) -> str:
+    """An OpenSSH Ed25519 key and its .pub, made once; the public line."""
+    from handover.bundle.sshsig import SigningKey
+
+    if key_path.exists():
+        key = SigningKey.load(key_path)
+    else:
+        key = SigningKey.generate()
+        write_atomic(key_path, key.private_openssh(), mode=0o600)
+        created.append(key_path.name)
+    public = key.public_line(comment)
+    if not pub_path.exists():
+        write_atomic(pub_path, (public + "\n").encode(), mode=0o600)
+        created.append(pub_path.name)
+    return public
+
+
 def make_demo_keys(keys_dir: Path) -> DemoKeys:
-    """Generate, once, the demo's client age identity, backup identity and signing key.
+    """Generate, once, the demo's client and provider keys.
 
     `client.key`/`client.recipients` (what the client decrypts the bundle with),
     `backup.key`/`backup.recipients` (the provider's backup key),
-    `provider-signing`/`provider-signing.pub` (OpenSSH Ed25519, signs SHA256SUMS).
+    `provider-signing`/`provider-signing.pub` (OpenSSH Ed25519, signs SHA256SUMS),
+    `client-signing`/`client-signing.pub` (OpenSSH Ed25519, signs the client's acceptance)
+    and `client.allowed_signers` (`client@demo` and that key: the playbook's
+    `reversibility.client_signers`, and what `ssh-keygen -Y verify -f` reads).
     Existing files are kept; a missing public half is derived from its private key.
     """
-    from handover.bundle.sshsig import SigningKey
 
     folder = Path(keys_dir).absolute()
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,15 +94,15 @@ def make_demo_keys(keys_dir: Path) -> DemoKeys:
     _age_identity_files(folder / "backup.key", folder / "backup.recipients", created)
     signing_path = folder / "provider-signing"
     pub_path = folder / "provider-signing.pub"
-    if signing_path.exists():
-        key = SigningKey.load(signing_path)
-    else:
-        key = SigningKey.generate()
-        write_atomic(signing_path, key.private_openssh(), mode=0o600)
-        created.append(signing_path.name)
-    if not pub_path.exists():
-        write_atomic(pub_path, (key.public_line("demo-provider") + "\n").encode(), mode=0o600)
-        created.append(pub_path.name)
+    _signing_key_files(signing_path, pub_path, "demo-provider", created)
+    client_signing = folder / "client-signing"
+    client_public = _signing_key_files(
+        client_signing, folder / "client-signing.pub", "demo-client", created
+    )
+    allowed = folder / "client.allowed_signers"
+    if not allowed.exists():
+        write_atomic(allowed, f"{CLIENT_PRINCIPAL} {client_public}\n".encode(), mode=0o600)
+        created.append(allowed.name)
     return DemoKeys(
         folder=folder,
         client_key=folder / "client.key",
@@ -85,5 +111,7 @@ def make_demo_keys(keys_dir: Path) -> DemoKeys:
         backup_recipients=folder / "backup.recipients",
         signing_key=signing_path,
         signing_pub=pub_path,
+        client_signing_key=client_signing,
+        client_allowed_signers=allowed,
         created=created,
     )

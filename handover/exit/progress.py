@@ -26,15 +26,16 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from handover.bundle.manifest import VolumeRecord
 from handover.bundle.summary import SealedBundle
 from handover.contract.deadlines import ExitDeadlines
 from handover.errors import HandoverError
 from handover.estate.provider_access import ProviderAccessRevoked
+from handover.exit.acceptance import Decision
 from handover.exit.delivery import FolderDelivery, LinkDelivery
 from handover.exit.erasure_certificate import SignedErasure
 from handover.phases import Phase
@@ -45,16 +46,38 @@ STATE_NAME = "exit-state.json"
 
 
 class AcceptanceRecord(BaseModel):
-    """The client's answer as the checklist evidence and the exit report keep it."""
+    """The client's answer as the checklist evidence and the exit report keep it.
+
+    Since answers are signed statements (`handover.exit.acceptance`), the
+    record keeps the decision, the signer's key fingerprint and the statement
+    and signature texts themselves, so the exit documents can show what was
+    signed and anyone can check it again with `ssh-keygen -Y verify`.
+    `accepted` is True only for the decision `accepted`: it is what the
+    one-way doors read. Records written before signed answers have no
+    `decision` (None) and empty signature fields.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     accepted: bool
-    accepted_by: str
-    comment: str
-    at: str  # ISO 8601, UTC
+    accepted_by: str  # the signatory named in the statement
+    comment: str  # the reservations (or the reason of a refusal)
+    at: str  # ISO 8601, UTC: when the flow received and checked the answer
     # The client asks for its data to be erased before the end of the retrieval period.
     early_erasure: bool = False
+    decision: Decision | None = None
+    reservations: str = ""
+    signer_principal: str = ""  # the allowed signer's principal(s)
+    signer_fingerprint: str = ""  # SHA256:... of the client key that signed
+    statement_sha256: str = ""
+    statement: str = ""  # the statement as signed
+    signature: str = ""  # its armored SSH signature (namespace handover-acceptance)
+
+    @model_validator(mode="after")
+    def _accepted_means_accepted(self) -> Self:
+        if self.decision is not None and self.accepted != (self.decision == "accepted"):
+            raise ValueError(f"accepted must be {self.decision == 'accepted'} for {self.decision}")
+        return self
 
 
 class ExitState(BaseModel):

@@ -124,6 +124,9 @@ def test_demo_keys_made_once_and_usable_by_standard_tools(tmp_path: Path) -> Non
             "backup.recipients",
             "provider-signing",
             "provider-signing.pub",
+            "client-signing",
+            "client-signing.pub",
+            "client.allowed_signers",
         ]
     )
     assert keys.folder.stat().st_mode & 0o777 == 0o700
