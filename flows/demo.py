@@ -9,6 +9,7 @@ with standard tools alone.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -88,6 +89,9 @@ def build_estate(demo_root: Path) -> None:
 def prepare_keys(demo_root: Path, contract: str, server: ServerInfo) -> DemoKeys:
     """The demo keys and the contract's credential vault."""
     keys = make_demo_keys(demo_root / "keys")
+    # The demo answers the client's acceptance itself, signed with the demo client's
+    # key, which the demo playbook declares in reversibility.client_signers.
+    os.environ.setdefault("HANDOVER_TEST_SIGNER_KEY", str(keys.client_signing_key))
     entries = prepare_vault(contract)
     console.print(f"      keys in {keys.folder}; vault of {contract}: {entries} credentials")
     console.print(f"      Prefect UI: [link={server.ui_url}]{server.ui_url}[/link]")
@@ -113,9 +117,7 @@ def run_exit(playbook: Playbook, path: str) -> Path | None:
     from flows.reversibility import ExitOutcome, reversibility
 
     stop = threading.Event()
-    answer_acceptance_when_paused(
-        f"reversibility-{playbook.contract_id}", playbook.contract.parties.client.legal_name, stop
-    )
+    answer_acceptance_when_paused(Path(path), stop)
     try:
         notice = drill_notice_date(Path(path))
         state = reversibility(path, notice, fresh=True, return_state=True)

@@ -13,9 +13,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
-    FlowRunFilterName,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.flow_runs import resume_flow_run
@@ -72,29 +72,37 @@ AUTO_ANSWER_NOTE = "answered automatically by handover (--accept: demo, drill or
 
 
 def answer_acceptance_when_paused(
-    contract_flow_name: str, accepted_by: str, stop: threading.Event, timeout_s: float = 3600
+    playbook_path: Path, stop: threading.Event, timeout_s: float = 3600
 ) -> threading.Thread:
     """Answer the exit's human steps through the API when the flow pauses (demo, drills, tests).
 
-    The client's acceptance (accepted, asking for early erasure so the drill
-    need not wait for the retrieval period) and the incoming team's
-    knowledge-transfer confirmation. A real exit is answered by people in the
-    Prefect UI; this stands in for them by calling the same API the UI
-    calls, and every answer says it was automatic.
+    The client's acceptance, a statement signed with the test key of
+    HANDOVER_TEST_SIGNER_KEY (declared in the playbook's client_signers like
+    any client key; accepted, asking for early erasure so a drill need not
+    wait for the retrieval period), and the incoming team's knowledge-transfer
+    confirmation. A real exit is answered by people; this stands in for them
+    by calling the same API the UI calls, and every answer says it was
+    automatic.
     """
+    from flows.acceptance import auto_acceptance_input
+    from handover.contract.loader import load_playbook
+
+    playbook = load_playbook(playbook_path)
+    contract = playbook.contract_id
+    incoming = f"{playbook.contract.parties.client.legal_name} ({AUTO_ANSWER_NOTE})"
 
     def watch() -> None:
         answered: set[tuple[str, str]] = set()
         deadline = time.monotonic() + timeout_s
         while not stop.is_set() and time.monotonic() < deadline:
-            for paused in paused_flow_runs(contract_flow_name):
+            for paused in paused_flow_runs(contract):
                 key = pause_key(paused)
                 if (str(paused.id), key) in answered:
                     continue
                 if key == "client-acceptance":
-                    accept_bundle(paused.id, accepted_by)
+                    resume_flow_run(paused.id, run_input=auto_acceptance_input(playbook, paused.id))
                 elif key == "knowledge-transfer":
-                    confirm_knowledge_transfer(paused.id, accepted_by)
+                    confirm_knowledge_transfer(paused.id, incoming)
                 else:
                     continue
                 answered.add((str(paused.id), key))
@@ -111,28 +119,15 @@ def pause_key(run: FlowRun) -> str:
     return (details.pause_key or "") if details else ""
 
 
-def paused_flow_runs(name_like: str) -> list[FlowRun]:
-    """The paused flow runs whose name contains `name_like`."""
+def paused_flow_runs(contract: str) -> list[FlowRun]:
+    """The contract's paused exit runs, found by their tags (never by name)."""
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                name=FlowRunFilterName(like_=name_like),
+                tags=FlowRunFilterTags(all_=[f"contract:{contract}", "phase:reversibility"]),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
             )
         )
-
-
-def accept_bundle(flow_run_id: UUID, accepted_by: str, *, early_erasure: bool = True) -> None:
-    """Resume a paused reversibility run with an acceptance (its ClientAcceptance)."""
-    resume_flow_run(
-        flow_run_id,
-        run_input={
-            "accepted": True,
-            "accepted_by": accepted_by,
-            "comment": AUTO_ANSWER_NOTE,
-            "early_erasure": early_erasure,
-        },
-    )
 
 
 def confirm_knowledge_transfer(flow_run_id: UUID, confirmed_by: str) -> None:
@@ -166,15 +161,11 @@ def run_phase(
     `auto_accept` (reversibility): answer the human steps automatically and,
     unless `notice_date` is given, date the notice so the switch-over is today.
     """
-    from handover.contract.loader import load_playbook
 
     which = parse_phase(phase)
     stop = threading.Event()
     if which == Phase.REVERSIBILITY and auto_accept:
-        pb = load_playbook(playbook)
-        answer_acceptance_when_paused(
-            f"reversibility-{pb.contract_id}", pb.contract.parties.client.legal_name, stop
-        )
+        answer_acceptance_when_paused(playbook, stop)
     try:
         if which == Phase.REVERSIBILITY and auto_accept and notice_date is None:
             notice_date = drill_notice_date(playbook)

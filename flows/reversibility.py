@@ -47,9 +47,11 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
+from handover.errors import AuditTrailBroken
 from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_bundle
 from handover.exit.progress import ExitProgress, ExitState
 from tasks.access import revoke_access
+from tasks.audit import anchor_audit, verify_audit
 from tasks.bundle import (
     dataset_numbers,
     deliver_by_links,
@@ -286,6 +288,15 @@ def gather_documentation(ex: Exit) -> Step[None]:
 
 
 def seal(ex: Exit) -> Step[None]:
+    """Check the audit trail, sign its head, then seal: the bundle's copy covers the exit so far."""
+    try:
+        verify_audit(ex.playbook_path)
+    except AuditTrailBroken as exc:
+        # A contract whose earlier runs predate checkpoints has none yet: the one made
+        # below is its first. Anything else (a cut or rewritten log) stops the exit.
+        if not all(problem.startswith("no checkpoint") for problem in exc.problems):
+            raise
+    anchor_audit(ex.playbook_path, "before sealing")
     ex.state.sealed = seal_bundle(ex.playbook_path, ex.state.bundle_name)
     ex.save()
     return Step([ex.run.write_json("bundle.json", ex.state.sealed, "bundle")])

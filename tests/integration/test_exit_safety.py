@@ -20,6 +20,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.flow_runs import resume_flow_run
 
+from flows.acceptance import auto_acceptance_input
 from flows.lifecycle import pause_key, paused_flow_runs, run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
@@ -105,7 +106,7 @@ def test_failed_export_stops_the_exit_before_delivery_and_the_one_way_doors(
 def _wait_for_pause(contract: str, key: str, timeout_s: float = 120) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for run in paused_flow_runs(f"reversibility-{contract}"):
+        for run in paused_flow_runs(contract):
             if pause_key(run) == key:
                 return str(run.id)
         time.sleep(0.5)
@@ -142,8 +143,7 @@ def test_exit_waits_for_switch_over_and_retrieval_period(workspace: Workspace) -
 
         run_id = _wait_for_pause(ws.contract, "client-acceptance")
         resume_flow_run(
-            run_id,
-            run_input={"accepted": True, "accepted_by": "Client", "comment": "checked"},
+            run_id, run_input=auto_acceptance_input(ws.playbook, run_id, early_erasure=False)
         )
         run_id = _wait_for_pause(ws.contract, "knowledge-transfer")
         resume_flow_run(

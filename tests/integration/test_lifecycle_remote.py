@@ -21,7 +21,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-from flows.lifecycle import run_phase
+from flows.acceptance import auto_acceptance_input
+from flows.lifecycle import drill_notice_date, pause_key, run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
 from handover.phases import Phase
@@ -370,6 +371,7 @@ class ClientAtExit(threading.Thread):
         from prefect.client.schemas.objects import StateType
         from prefect.flow_runs import resume_flow_run
 
+        answered_acceptance = False
         deadline = time.monotonic() + 900
         while not self.stop.is_set() and time.monotonic() < deadline:
             with get_client(sync_client=True) as client:
@@ -381,18 +383,27 @@ class ClientAtExit(threading.Thread):
                         ),
                     )
                 )
-            if runs:
+            waiting = {pause_key(run): run for run in runs}
+            if "client-acceptance" in waiting and not answered_acceptance:
                 try:
                     self.download()
                 except BaseException as exc:  # reported by check(); the client refuses
                     self.error = exc
                 resume_flow_run(
-                    runs[0].id,
-                    run_input={
-                        "accepted": self.error is None,
-                        "accepted_by": "client (test)",
-                        "comment": "downloaded by the links; checked after acceptance",
-                    },
+                    waiting["client-acceptance"].id,
+                    run_input=auto_acceptance_input(
+                        self.ws.playbook,
+                        waiting["client-acceptance"].id,
+                        decision="accepted" if self.error is None else "refused",
+                    ),
+                )
+                answered_acceptance = True
+                if self.error is not None:
+                    return
+            elif "knowledge-transfer" in waiting:
+                resume_flow_run(
+                    waiting["knowledge-transfer"].id,
+                    run_input={"confirmed_by": "incoming team (test)", "sessions": "test"},
                 )
                 return
             self.stop.wait(0.5)
@@ -420,7 +431,13 @@ class ClientAtExit(threading.Thread):
 def run_reversibility_as_client(ws: RemoteWorkspace, client: ClientAtExit) -> bool:
     client.start()
     try:
-        return run_phase("reversibility", ws.playbook, auto_accept=False, fresh=True)
+        return run_phase(
+            "reversibility",
+            ws.playbook,
+            auto_accept=False,
+            fresh=True,
+            notice_date=drill_notice_date(ws.playbook),
+        )
     finally:
         client.check()
 

@@ -54,7 +54,7 @@ class People(threading.Thread):
     def _wait(self, key: str, timeout_s: float = 300) -> str:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for run in paused_flow_runs(f"reversibility-{self.ws.contract}"):
+            for run in paused_flow_runs(self.ws.contract):
                 if pause_key(run) == key:
                     self.keys_seen.append(key)
                     return str(run.id)
