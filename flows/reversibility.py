@@ -424,10 +424,22 @@ def await_knowledge_transfer(ex: Exit) -> Step[None]:
     return Step([ex.run.write_json("knowledge-transfer-sessions.json", record, "human")])
 
 
+def signed_acceptance(ex: Exit) -> bool:
+    """The one-way doors open only on a verified, signed `accepted` (an unsigned record of an
+    earlier version, or any other decision, keeps them closed)."""
+    acceptance = ex.state.acceptance
+    return (
+        acceptance is not None
+        and acceptance.accepted
+        and acceptance.decision == "accepted"
+        and bool(acceptance.signer_fingerprint)
+    )
+
+
 def revoke(ex: Exit) -> Step[None]:
     """One-way door: only after a valid acceptance (and every item before it, by the gate)."""
-    if ex.state.acceptance is None or not ex.state.acceptance.accepted:
-        raise StepFailed("no valid client acceptance: access stays")
+    if not signed_acceptance(ex):
+        raise StepFailed("no signed client acceptance: access stays")
     entries = ex.playbook.security.provider_access
     labels = [f"{e.host}/{e.account}" for e in entries]
     records, errors = gather(
@@ -465,8 +477,8 @@ def wait_for_erasure_date(ex: Exit) -> None:
 def erase(ex: Exit) -> Step[None]:
     """One-way door: after the retrieval period, or earlier if the client's acceptance asked."""
     acceptance = ex.state.acceptance
-    if acceptance is None or not acceptance.accepted:
-        raise StepFailed("no valid client acceptance: copies stay")
+    if acceptance is None or not signed_acceptance(ex):
+        raise StepFailed("no signed client acceptance: copies stay")
     if "erasure" not in ex.state.waits:
         raise StepFailed(
             f"the retrieval period runs until {ex.deadlines.erasure_earliest}: copies stay"
