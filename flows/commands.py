@@ -7,6 +7,7 @@ when first imported.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -76,6 +77,12 @@ def run(
         "--notice-date",
         help="reversibility: the date the exit notice was given (YYYY-MM-DD; default today).",
     ),
+    as_: str = typer.Option(
+        None,
+        "--as",
+        help="Who runs it, as the checklists and the audit log record it "
+        "(default: HANDOVER_ACTOR, else user@host).",
+    ),
 ) -> None:
     """Run one phase flow of a contract against the Prefect server."""
     from datetime import date
@@ -86,6 +93,10 @@ def run(
 
     parse_phase(phase)
     load_playbook(playbook)  # an invalid playbook never creates a flow run
+    if as_ is not None:
+        if not as_.strip():
+            raise UsageError("--as: give a name")
+        os.environ["HANDOVER_ACTOR"] = as_.strip()
     notice: date | None = None
     if notice_date is not None:
         try:

@@ -41,7 +41,8 @@ pytestmark = pytest.mark.integration
 
 BIG_FILES = 4
 BIG_FILE_SIZE = 48 << 20  # 192 MiB of random data: the export takes a few seconds
-KILL_INSIDE_EXPORT_AT = 24 << 20  # bytes of the big volume written when the kill lands
+KILL_INSIDE_EXPORT_AT = 24 << 20
+OPERATOR = "Claire Martin (exploitation)"  # bytes of the big volume written when the kill lands
 
 
 @pytest.fixture
@@ -170,6 +171,7 @@ def test_kill_at_every_exit_item_then_rerun(workspace: Workspace, tmp_path: Path
     items = [entry["id"] for entry in phase_items(load_playbook(ws.playbook), "reversibility")]
     command = [
         sys.executable, "-m", "flows.cli", "run", "reversibility", str(ws.playbook), "--accept",
+        "--as", OPERATOR,
     ]  # fmt: skip
     store = ChecklistStore()
     contract_dir = ws.home / "contracts" / ws.contract
@@ -238,6 +240,13 @@ def test_kill_at_every_exit_item_then_rerun(workspace: Workspace, tmp_path: Path
         for entry in store.audit_log(ws.contract).entries()
         if entry["event"] == "checklist.running" and entry["data"]["phase"] == "reversibility"
     )
+    # Every change of the exit names the declared operator, not the login.
+    assert {
+        entry["actor"]
+        for entry in store.audit_log(ws.contract).entries()
+        if entry["event"] in ("checklist.running", "checklist.done", "checklist.reopened")
+        and entry["data"].get("phase") == "reversibility"
+    } == {OPERATOR}
     for item in items:
         expected = 1 + redo_expected[item]
         assert starts[item] == expected, (item, starts[item], redo_expected)
