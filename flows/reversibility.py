@@ -40,14 +40,16 @@ from flows._phase import (
 )
 from flows.acceptance import await_signed_acceptance
 from flows.waits import poll_interval, start_of, wait_until
+from handover.bundle.sshsig import SigningKey, sign
 from handover.bundle.summary import SealedBundle
 from handover.checklist.model import Status
 from handover.contract.deadlines import ExitDeadlines, exit_deadlines
+from handover.contract.keys import signing_key
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
-from handover.errors import AuditTrailBroken
+from handover.errors import AuditTrailBroken, HandoverError
 from handover.exit.delivery import DeliveryRecord, LinkDelivery, deliver_beside_bundle
 from handover.exit.progress import ExitProgress, ExitState
 from tasks.access import revoke_access
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
     from handover.connectors.s3 import S3Client
 
 KNOWLEDGE_TRANSFER_TIMEOUT_S = 30 * 24 * 3600
+EXIT_NAMESPACE = "handover-exit"  # the signed exit record, never to pass for another signature
 
 
 class KnowledgeTransferDone(RunInput):
@@ -99,6 +102,20 @@ class Exit:
         # S3 client for the files delivered beside the bundle, made before the erasure
         # deletes the vault that may hold the S3 credentials.
         self.s3: S3Client | None = None
+        # The provider's signing key, loaded before the erasure (it may live in the vault
+        # the erasure deletes) for the signed exit record written after it.
+        self.key: SigningKey | None = None
+
+    def signing_key(self) -> SigningKey:
+        if self.key is None:
+            try:
+                self.key = signing_key(self.playbook)
+            except HandoverError as exc:
+                raise StepFailed(
+                    f"the provider's signing key cannot be loaded ({exc}); the exit record "
+                    "is signed with it: keep reversibility.signing_key outside the vault"
+                ) from exc
+        return self.key
 
     def _open_state(self) -> ExitState:
         """The exit in progress, or a new one when the exit starts (again) from its notice.
@@ -485,6 +502,7 @@ def erase(ex: Exit) -> Step[None]:
         )
     delivery = delivered(ex)
     s3_of(ex)  # made now: the erasure deletes the vault that may hold the S3 credentials
+    ex.signing_key()  # likewise the key that signs the exit record afterwards
     ex.state.erasure = erase_copies(ex.playbook_path, ex.state.bundle_name, delivery)
     ex.save()
     erasure = ex.state.erasure
@@ -503,16 +521,30 @@ def erase(ex: Exit) -> Step[None]:
 
 
 def write_exit_report(ex: Exit) -> Step[None]:
-    """The exit report in the contract folder, and beside the bundle with the erasure proof."""
+    """The signed exit record: the report in the contract folder and beside the bundle.
+
+    The bundle's copy of the audit log ends at sealing; what came after
+    (delivery, acceptance, revocation, erasure) is in this report, signed in
+    its own namespace so the client checks it with OpenSSH:
+    `ssh-keygen -Y verify -f allowed_signers -I provider -n handover-exit
+    -s exit-report.md.sig < exit-report.md`.
+    """
     delivery = delivered(ex)
+    key = ex.signing_key()
     doc = exit_report_document(ex, delivery)
     evidence = ex.run.write_document(doc, "report")
-    files: dict[str, str | bytes] = {"exit-report.md": doc.markdown, "exit-report.html": doc.html}
+    signature = sign(doc.markdown.encode("utf-8"), key, EXIT_NAMESPACE)
+    evidence.append(ex.run.write_file("exit-report.md.sig", signature.encode("ascii"), "report"))
+    files: dict[str, str | bytes] = {
+        "exit-report.md": doc.markdown,
+        "exit-report.md.sig": signature,
+        "exit-report.html": doc.html,
+        "provider.pub": key.public_line("provider") + "\n",
+    }
     erasure = ex.state.erasure
     if erasure:
         files["erasure-certificate.md"] = erasure.certificate
         files["erasure-certificate.md.sig"] = erasure.signature
-        files["provider.pub"] = erasure.provider_key + "\n"
     deliver_beside_bundle(ex.playbook, ex.state.bundle_name, delivery, files, s3=s3_of(ex))
     return Step(evidence)
 

@@ -267,7 +267,18 @@ def test_kill_at_every_exit_item_then_rerun(workspace: Workspace, tmp_path: Path
     _verify_with_standard_tools(bundle, ws.client_key, out)
     big = next(out.glob("*big*"))
     assert sum(p.stat().st_size for p in big.rglob("part-*.bin")) == BIG_FILES * BIG_FILE_SIZE
-    assert (deliveries / f"{state['bundle_name']}.exit" / "erasure-certificate.md").exists()
+    # The signed exit record beside the bundle covers what came after sealing.
+    beside = deliveries / f"{state['bundle_name']}.exit"
+    assert (beside / "erasure-certificate.md").exists()
+    allowed = out / "allowed_exit"
+    allowed.write_text(f"provider {(beside / 'provider.pub').read_text()}")
+    keygen = require_binary("ssh-keygen", "openssh-client")
+    with (beside / "exit-report.md").open("rb") as report:
+        subprocess.run(
+            [keygen, "-Y", "verify", "-f", str(allowed), "-I", "provider", "-n",
+             "handover-exit", "-s", str(beside / "exit-report.md.sig")],
+            stdin=report, check=True, capture_output=True,
+        )  # fmt: skip
     shutil.rmtree(out)
 
 
