@@ -1,4 +1,4 @@
-"""What an auditor sees in the Prefect UI after a takeover run, checked in headless Chromium.
+"""What an auditor sees in the Prefect UI, checked in headless Chromium.
 
 The takeover flow runs for the demo contract against the session's Prefect
 server; then the UI (served by that server, its API URL set with
@@ -33,6 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from flows.lifecycle import run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
+from handover.exit.progress import ExitProgress
 from tests.browser import chromium
 from tests.workspace import Workspace, make_workspace
 
@@ -204,3 +205,44 @@ def test_auditor_sees_run_checklist_versions_and_task_runs(
         text = settle_and_save(driver, shots / "4-flow-run-task-runs.png")
         assert run.name in text and "Completed" in text
         assert {f"{i}: done" for i in expected} <= names, names
+        # The run carries the contract's tags, which the run list filters on.
+        assert f"contract:{workspace.contract}" in text, text[:1500]
+        assert "phase:takeover" in text, text[:1500]
+
+
+def test_auditor_sees_the_signed_acceptance_and_who_signed(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """After an exit, the acceptance artifact shows the decision and the signer's key."""
+    for phase in ("takeover", "implementation", "operational", "reversibility"):
+        assert run_phase(phase, workspace.playbook, auto_accept=True), f"{phase} did not complete"
+    record = ExitProgress(workspace.contract).load()
+    assert record is not None and record.acceptance is not None
+    fingerprint = record.acceptance.signer_fingerprint
+    assert fingerprint.startswith("SHA256:")
+    key = f"{workspace.contract}-acceptance"
+
+    ui = os.environ["PREFECT_UI_URL"].rstrip("/")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with chromium() as driver:
+        driver.get(f"{ui}/artifacts/key/{key}")
+        link = wait_for(
+            driver,
+            lambda d: next(
+                iter(d.find_elements(By.CSS_SELECTOR, 'a[href*="/artifacts/artifact/"]')), None
+            ),
+            f"the newest version of artifact {key}",
+            shots / "a-key.png",
+        )
+        assert "Client acceptance: accepted" in body_text(driver)
+        link.click()
+
+        def shown(d: WebDriver) -> str | None:
+            text = body_text(d)
+            return text if fingerprint in text else None
+
+        text = wait_for(driver, shown, f"the signer's key on artifact {key}", shots / "a.png")
+        settle_and_save(driver, shots / "acceptance.png")
+        assert "Client acceptance" in text and "accepted" in text, text[:1500]
+        assert record.acceptance.accepted_by in text, text[:1500]
