@@ -75,6 +75,9 @@ class Step(Generic[T]):
 
     evidence: list[Evidence] = field(default_factory=list)
     value: T | None = None
+    # Who did it, when not the run's operator: the client's key that signed the
+    # acceptance, the person who confirmed a session in a pause form.
+    actor: str | None = None
 
 
 def phase_task_runner() -> TaskRunner[PrefectFuture[Any]]:
@@ -144,7 +147,7 @@ class PhaseRun:
             self.failures.append((item_id, reason))
             self._mark(item_id, Status.FAILED)
             return None
-        complete_item(self.contract, self.phase, item_id, result.evidence)
+        complete_item(self.contract, self.phase, item_id, result.evidence, result.actor)
         self._mark(item_id, Status.DONE)
         return result.value
 

@@ -409,7 +409,8 @@ def await_acceptance(ex: Exit) -> Step[None]:
         )
     if not acceptance.accepted:
         raise StepFailed(f"refused: {acceptance.comment or 'no reason given'}")
-    return Step(evidence)
+    signer = f"{acceptance.accepted_by} (signed by {acceptance.signer_principal}, key"
+    return Step(evidence, actor=f"{signer} {acceptance.signer_fingerprint})")
 
 
 def await_knowledge_transfer(ex: Exit) -> Step[None]:
@@ -438,7 +439,10 @@ def await_knowledge_transfer(ex: Exit) -> Step[None]:
         "sessions": answer.sessions,
         "at": datetime.now(UTC).isoformat(),
     }
-    return Step([ex.run.write_json("knowledge-transfer-sessions.json", record, "human")])
+    return Step(
+        [ex.run.write_json("knowledge-transfer-sessions.json", record, "human")],
+        actor=f"{answer.confirmed_by.strip()} (declared in the pause form)",
+    )
 
 
 def signed_acceptance(ex: Exit) -> bool:

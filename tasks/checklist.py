@@ -136,12 +136,15 @@ def start_item(contract: str, phase: str, item_id: str) -> None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: done")
-def complete_item(contract: str, phase: str, item_id: str, evidence: list[Evidence]) -> None:
+def complete_item(
+    contract: str, phase: str, item_id: str, evidence: list[Evidence], actor: str | None = None
+) -> None:
+    """Mark the item done; `actor` names who did it when it is not the run's operator."""
     run_id = flow_run_id()
     stamped = [
         e if e.flow_run_id else e.model_copy(update={"flow_run_id": run_id}) for e in evidence
     ]
-    store().complete(contract, phase, item_id, run_actor(), stamped)
+    store().complete(contract, phase, item_id, actor or run_actor(), stamped)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: failed")

@@ -240,13 +240,23 @@ def test_kill_at_every_exit_item_then_rerun(workspace: Workspace, tmp_path: Path
         for entry in store.audit_log(ws.contract).entries()
         if entry["event"] == "checklist.running" and entry["data"]["phase"] == "reversibility"
     )
-    # Every change of the exit names the declared operator, not the login.
-    assert {
-        entry["actor"]
+    # Every change of the exit names who made it: the declared operator, not the login;
+    # the client's signing key for the acceptance; the person who confirmed the sessions.
+    by_people = {"client-acceptance", "knowledge-transfer-sessions"}
+    changes = [
+        entry
         for entry in store.audit_log(ws.contract).entries()
         if entry["event"] in ("checklist.running", "checklist.done", "checklist.reopened")
         and entry["data"].get("phase") == "reversibility"
+    ]
+    assert {
+        e["actor"]
+        for e in changes
+        if not (e["event"] == "checklist.done" and e["data"]["item"] in by_people)
     } == {OPERATOR}
+    done_by = {e["data"]["item"]: e["actor"] for e in changes if e["event"] == "checklist.done"}
+    assert "SHA256:" in done_by["client-acceptance"], done_by["client-acceptance"]
+    assert "pause form" in done_by["knowledge-transfer-sessions"]
     for item in items:
         expected = 1 + redo_expected[item]
         assert starts[item] == expected, (item, starts[item], redo_expected)
