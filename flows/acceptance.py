@@ -42,9 +42,8 @@ from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
-from prefect.states import Running
 
-from flows.waits import poll_interval
+from flows.waits import back_to_running, poll_interval
 from handover.actor import actor
 from handover.bundle.sshsig import SigningKey, sign
 from handover.checklist.store import ChecklistStore
@@ -190,7 +189,7 @@ def _pause(ex: _Exit, key: str, watcher: _DropWatcher, deadline: float) -> Signe
             key=key,
         )
     except FlowPauseTimeout as exc:
-        _back_to_running()
+        back_to_running("no signed acceptance in time")
         raise HandoverError(
             "no signed acceptance from the client within the retrieval period"
         ) from exc
@@ -386,17 +385,6 @@ class _DropWatcher:
         state = run.state
         return bool(
             state is not None and state.is_paused() and state.state_details.pause_key == self._key
-        )
-
-
-def _back_to_running() -> None:
-    """Set the run Running again after its pause expired, so the item can fail cleanly."""
-    run_id = flow_run_id()
-    if run_id is None:
-        return
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(
-            UUID(run_id), Running(message="no signed acceptance in time"), force=True
         )
 
 

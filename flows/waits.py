@@ -99,15 +99,14 @@ def wait_until(
                 if now() < due:
                     log.warning("%s: resumed before %s, waiting again", key, due.date())
         except FlowPauseTimeout:
-            _back_to_running()
+            back_to_running("the awaited date has come")
 
 
-def _back_to_running() -> None:
-    """Set the run Running again after its pause expired (the date has come)."""
+def back_to_running(why: str) -> None:
+    """Set the run Running again after its pause expired (forced: the server refuses to
+    resume an expired pause), so the flow goes on or fails its item cleanly."""
     run_id = flow_run_id()
     if run_id is None:
         return
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(
-            UUID(run_id), Running(message="the awaited date has come"), force=True
-        )
+        client.set_flow_run_state(UUID(run_id), Running(message=why), force=True)
