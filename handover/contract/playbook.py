@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from handover.contract.backups import Backups
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.checklists import Phases, load_phase_template
+from handover.contract.operations import Operations
 from handover.contract.parties import Contract
 from handover.contract.perimeter import Dataset, Host, Perimeter
 from handover.contract.reversibility import Reversibility
@@ -115,6 +116,7 @@ class Playbook(PlaybookModel):
     security: Security = Field(default_factory=Security)
     reversibility: Reversibility
     backups: Backups | None = None
+    operations: Operations = Field(default_factory=Operations)
     phases: Phases = Field(default_factory=Phases)
 
     _source: Path | None = PrivateAttr(None)
