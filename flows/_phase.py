@@ -34,7 +34,7 @@ from handover.contract.playbook import Playbook, phase_items
 from handover.documents.document import Document
 from handover.errors import HandoverError
 from handover.estate.inventory import Inventory
-from handover.state.atomic import write_atomic
+from handover.state.atomic import ensure_private_dir, write_atomic
 from handover.state.layout import ContractPaths
 from tasks.audit import anchor_audit
 from tasks.checklist import (
@@ -108,7 +108,7 @@ class PhaseRun:
         self.phase = phase
         self.paths = ContractPaths(self.contract)
         self.folder = self.paths.phase_dir(phase)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.folder)
         self.checklist: Checklist = open_checklist(
             self.contract, phase, phase_items(playbook, phase), fresh
         )

@@ -25,6 +25,7 @@ from handover.contract.loader import load_playbook
 from handover.contract.perimeter import Dataset
 from handover.contract.playbook import Playbook
 from handover.operations.drill import Comparison, DrillResult, compare_with_source, drill_result
+from handover.state.atomic import ensure_private_dir
 from handover.state.layout import ContractPaths
 from tasks.hosts import open_dataset
 
@@ -35,7 +36,7 @@ def reversibility_drill(playbook_path: str) -> DrillResult:
     playbook = load_playbook(Path(playbook_path))
     identity = X25519Identity.generate()
     base = ContractPaths(playbook.contract_id).drill_dir
-    base.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(base)
     workdir = Path(tempfile.mkdtemp(prefix="drill-", dir=base))
     try:
         datasets = seal_datasets(playbook, workdir / "bundle", identity)

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from handover.errors import AuditTornTail, HandoverError
+from handover.state.atomic import ensure_private_dir
 
 GENESIS = "0" * 64
 _FIELDS = ("seq", "at", "actor", "event", "data", "prev", "hash")
@@ -132,7 +133,7 @@ class AuditLog:
         """
         if not event:
             raise ValueError("audit: event must not be empty")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent)
         with self._lock, self._locked_file() as handle:
             return self._append_locked(handle, event, actor, data)
 
@@ -176,7 +177,7 @@ class AuditLog:
                 return None
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             aside = self.path.with_name(f"{self.path.name}.torn-{stamp}")
-            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 out.write(torn.data)
                 out.flush()
@@ -304,7 +305,7 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _locked_file(self) -> Iterator[Any]:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "r+b") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from handover.bundle.sshsig import SigningKey, sign, verify
 from handover.checklist.audit import AuditLog, canonical_json
 from handover.errors import AuditError, BundleCorrupt, KeyFormatError
+from handover.state.atomic import ensure_private_dir
 from handover.state.layout import ContractPaths
 
 NAMESPACE = "handover-audit"
@@ -108,7 +109,7 @@ class CheckpointFile:
         return cls(ContractPaths(folder.name, folder.parent).audit_checkpoints)
 
     def append(self, checkpoint: Checkpoint) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent)
         line = checkpoint.model_dump_json().encode("utf-8") + b"\n"
         with self._locked() as fd:
             os.write(fd, line)
@@ -136,7 +137,7 @@ class CheckpointFile:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield fd

@@ -72,7 +72,7 @@ from handover.checklist.model import (
 from handover.checklist.templates import TemplateMerge, merge_templates, template_entries
 from handover.errors import HandoverError, UsageError
 from handover.phases import PHASES, Phase, parse_phase
-from handover.state.atomic import write_atomic
+from handover.state.atomic import ensure_private_dir, write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
 from handover.state.layout import ContractPaths
 
@@ -425,7 +425,7 @@ class ChecklistStore:
                 finally:
                     self._held[contract] -= 1
                 return
-            folder.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(folder)
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)

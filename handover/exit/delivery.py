@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.reader import verify_bundle
 from handover.errors import BundleError
-from handover.state.atomic import write_atomic
+from handover.state.atomic import SHARED_FILE_MODE, write_atomic
 from handover.state.diskspace import disk_full_from, file_size, require_space
 from handover.state.layout import ContractPaths
 
@@ -168,7 +168,9 @@ def deliver_beside_bundle(
     if isinstance(delivery, FolderDelivery):
         folder = Path(delivery.location).parent / f"{bundle_name}.exit"
         for name, text in files.items():
-            write_atomic(folder / name, text if isinstance(text, bytes) else text.encode("utf-8"))
+            data = text if isinstance(text, bytes) else text.encode("utf-8")
+            # For the client, like the bundle's own files beside them: readable by all.
+            write_atomic(folder / name, data, mode=SHARED_FILE_MODE)
             written.append(str(folder / name))
     elif isinstance(delivery, LinkDelivery):
         from handover.connectors.s3.client import join_key, s3_client

@@ -3,6 +3,11 @@
 `HANDOVER_HOME` moves it (tests use a temporary folder). Everything a run
 writes (checklists, audit logs, Prefect's SQLite database, demo estate,
 bundles) lives below it, so one folder holds a site's whole state.
+
+That state describes a client's systems, so the folder and every contract
+folder are 0700 whatever the umask: `handover_home` and `contract_dir` set
+the mode each time they are called, which also tightens a folder made by an
+older version (or by hand) with the umask's 0755.
 """
 
 from __future__ import annotations
@@ -11,20 +16,28 @@ import os
 import re
 from pathlib import Path
 
+from handover.state.atomic import PRIVATE_DIR_MODE, ensure_private_dir
+
 #: A contract id as handover's state accepts it: it names the contract's folder, its
 #: vault and its `vault:` references, so it must be a short lowercase slug.
 CONTRACT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 def handover_home() -> Path:
-    """Return the state folder, creating it on first use."""
+    """Return the state folder (0700), creating it on first use."""
     home = Path(os.environ.get("HANDOVER_HOME", ".handover")).absolute()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    return _private(home)
 
 
 def contract_dir(contract_id: str) -> Path:
     """Return the folder holding one contract's state (checklists, audit log, known_hosts)."""
-    path = handover_home() / "contracts" / contract_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    contracts = _private(handover_home() / "contracts")
+    return _private(contracts / contract_id)
+
+
+def _private(folder: Path) -> Path:
+    """`folder`, created if missing, with mode 0700 (tightened if it was wider)."""
+    ensure_private_dir(folder)
+    if folder.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        os.chmod(folder, PRIVATE_DIR_MODE)
+    return folder

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handover.phases import Phase
+from handover.state.atomic import ensure_private_dir
 from handover.state.home import contract_dir
 
 
@@ -30,9 +31,7 @@ class ContractPaths:
         """The contract's folder (created on first use)."""
         if self.contracts_root is None:
             return contract_dir(self.contract_id)
-        path = self.contracts_root / self.contract_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return ensure_private_dir(self.contracts_root / self.contract_id)
 
     # -- evidence of how the contract was performed (kept by the erasure) -----------------
 

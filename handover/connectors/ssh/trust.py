@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from handover.errors import (
     TransientConnectorError,
     UsageError,
 )
-from handover.state.atomic import write_atomic
+from handover.state.atomic import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
 
 __all__ = [
     "PinnedFingerprintPolicy",
@@ -78,8 +79,9 @@ def known_keys(path: Path, address: str, port: int) -> dict[str, paramiko.PKey]:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Serialize read-modify-write of a known_hosts file across threads and processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
+    ensure_private_dir(path.parent)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -108,7 +110,10 @@ def record_host_key(path: Path, address: str, port: int, key: paramiko.PKey) -> 
             if text and not text.endswith("\n"):
                 text += "\n"
             text += f"{name} {key.get_name()} {key.get_base64()}\n"
-            write_atomic(path, text.encode("ascii"), mode=0o644)
+            # A known_hosts file keeps its mode (the user's own may be 0644); a new one is
+            # private, like the rest of the contract's state.
+            mode = path.stat().st_mode & 0o777 if path.exists() else PRIVATE_FILE_MODE
+            write_atomic(path, text.encode("ascii"), mode=mode)
     return fingerprint(key)
 
 
