@@ -30,6 +30,8 @@ def server_start(
     console.print(f"Prefect server running (pid {info.pid})")
     console.print(f"  UI:  {info.ui_url}")
     console.print(f"  API: {info.api_url}")
+    # The path, never the string: terminals are logged and shared.
+    console.print(f"  Login: the auth string in {server.auth_file()} (the UI asks for it)")
 
 
 @server_app.command("stop")
@@ -52,6 +54,7 @@ def server_status() -> None:
         console.print("no local Prefect server is running (start it with `handover server start`)")
         raise typer.Exit(1)
     console.print(f"running (pid {info.pid})  UI: {info.ui_url}  API: {info.api_url}")
+    console.print(f"login: the auth string in {server.auth_file()}")
 
 
 @app.command()

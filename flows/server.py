@@ -27,17 +27,31 @@ shows a traceback. `ensure_server` therefore asks the API's `/health` with a
 short timeout before any flow starts (`require_api`), and `api_error`
 turns the httpx errors of an API that dies during a run into the same
 PrefectApiUnreachable at the command boundary (`flows.cli` registers it).
+
+Whoever reaches the API can start, resume and delete runs, so the embedded
+server requires an auth string (Prefect's HTTP basic auth,
+`PREFECT_SERVER_API_AUTH_STRING`); only `GET /api/health` and `/api/ready`
+answer without it. The string is generated once, kept 0600 in
+`.handover/prefect/api-auth` (`auth_string`), reused by every later start, and
+given to this process as `PREFECT_API_AUTH_STRING` only when it talks to the
+embedded server: a user's own PREFECT_API_URL gets the user's own setting,
+never this one. The UI asks for it in its login form. The Prefect home is
+0700 and its files (database, log, state) 0600 whatever the umask: the
+database holds the run history of client systems.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +61,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from handover.errors import HandoverError, UsageError
+from handover.state.atomic import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, write_atomic
 from handover.state.home import handover_home
 
 DEFAULT_PORT = 4200
@@ -58,6 +73,11 @@ EVENTS_RETENTION_SETTINGS = (
 )
 API_CHECK_TIMEOUT_S = 3.0  # a healthy local or LAN server answers /health in milliseconds
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+AUTH_FILE = "api-auth"  # the embedded server's auth string, under the Prefect home (0600)
+AUTH_USER = "handover"  # the UI's form reads "admin:pass": the string is user:token
+AUTH_HEADER_PROBE = "admin/version"  # a cheap GET that needs the auth string
+#: Files of the Prefect home made private after the server starts (SQLite's too).
+PRIVATE_FILES = ("prefect.db", "prefect.db-wal", "prefect.db-shm", "server.log", "server.json")
 _managed_api_url = ""  # the embedded server's API once ensure_server chose it
 
 
@@ -86,9 +106,53 @@ class ServerInfo:
 
 
 def prefect_home() -> Path:
+    """The embedded server's folder, 0700 whatever the umask (it holds the run history)."""
     path = handover_home() / "prefect"
     path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_DIR_MODE)
     return path
+
+
+def auth_file() -> Path:
+    return prefect_home() / AUTH_FILE
+
+
+def auth_string() -> str:
+    """The embedded server's auth string: read from `api-auth`, or created there once.
+
+    Created under a temporary name (0600) and linked into place, so two
+    commands starting at once agree on one string: the second link fails and
+    that command reads the first one's. A restart reuses it.
+    """
+    path = auth_file()
+    existing = _read_auth(path)
+    if existing is not None:
+        return existing
+    value = f"{AUTH_USER}:{secrets.token_urlsafe(32)}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{AUTH_FILE}.", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    found = _read_auth(path)
+    if found is None:
+        raise HandoverError(f"{path}: empty auth string; remove the file and start again")
+    return found
+
+
+def _read_auth(path: Path) -> str | None:
+    """The string in `path` (made 0600 if it was not), None if the file is missing or empty."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    os.chmod(path, PRIVATE_FILE_MODE)
+    return text or None
 
 
 def _state_file() -> Path:
@@ -237,6 +301,35 @@ def _info(port: int, pid: int | None) -> ServerInfo:
     return ServerInfo(api_url=f"{base}/api", ui_url=base, pid=pid, port=port, managed=True)
 
 
+def require_auth(
+    api_url: str, auth: str | None, managed: bool, timeout_s: float = API_CHECK_TIMEOUT_S
+) -> None:
+    """Raise UsageError if the API refuses `auth` (HTTP 401): a missing or stale auth string.
+
+    `/health` answers without credentials, so `require_api` cannot tell; this
+    asks an endpoint that needs them, once, before any flow starts.
+    """
+    request = urllib.request.Request(f"{api_url.rstrip('/')}/{AUTH_HEADER_PROBE}")
+    if auth:
+        token = base64.b64encode(auth.encode("utf-8")).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            return  # not ours to judge: the flows' own calls will say what is wrong
+    except (urllib.error.URLError, OSError, ValueError):
+        return  # reachability is require_api's job
+    what = "the auth string given" if auth else "requests without an auth string"
+    hint = (
+        "restart it with 'handover server stop' then 'handover server start'"
+        if managed
+        else "set PREFECT_API_AUTH_STRING to that server's auth string"
+    )
+    raise UsageError(f"the Prefect API at {api_url} refuses {what} (HTTP 401); {hint}")
+
+
 def status() -> ServerInfo | None:
     """The embedded server if it runs and answers, else None."""
     try:
@@ -259,8 +352,20 @@ def start(port: int | None = None) -> ServerInfo:
     process = _spawn_server(port, log_path)
     info = _info(port, process.pid)
     _wait_until_healthy(process, info, log_path)
-    _state_file().write_text(json.dumps({"pid": process.pid, "port": port}))
+    write_atomic(_state_file(), json.dumps({"pid": process.pid, "port": port}).encode())
+    _make_private(prefect_home())
     return info
+
+
+def _make_private(home: Path) -> None:
+    """chmod 0600 the database, its journal files, the log and the state file.
+
+    The server runs with umask 077, so files it creates are private already;
+    this also closes a database created before that (by an older handover).
+    """
+    for name in PRIVATE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(home / name, PRIVATE_FILE_MODE)
 
 
 def _choose_port(port: int | None) -> int:
@@ -287,6 +392,9 @@ def _server_environment(port: int) -> dict[str, str]:
             # On any port but 4200 the UI must be told where its API is.
             "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
             "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
+            # Every API request but /health needs it; the UI shows its login form.
+            "PREFECT_SERVER_API_AUTH_STRING": auth_string(),
+            "PREFECT_API_AUTH_STRING": auth_string(),
         }
     )
     if not any(env.get(name) for name in EVENTS_RETENTION_SETTINGS):
@@ -295,8 +403,14 @@ def _server_environment(port: int) -> dict[str, str]:
 
 
 def _spawn_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """`prefect server start` in its own session (stopped as a group), output to `log_path`."""
-    with open(log_path, "ab") as log:
+    """`prefect server start` in its own session (stopped as a group), output to `log_path`.
+
+    Umask 077: the SQLite database and whatever else the server creates are
+    private from their first byte.
+    """
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    os.chmod(log_path, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "ab") as log:
         return subprocess.Popen(
             [
                 sys.executable,
@@ -317,6 +431,7 @@ def _spawn_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
             env=_server_environment(port),
             cwd=prefect_home(),
             start_new_session=True,
+            umask=0o077,
         )
 
 
@@ -367,6 +482,8 @@ def ensure_server() -> ServerInfo:
     URL where nothing answers raises PrefectApiUnreachable within
     API_CHECK_TIMEOUT_S, instead of Prefect retrying it for minutes.
     Must run before Prefect's settings are first read (before importing flows).
+    The embedded server's auth string goes into PREFECT_API_AUTH_STRING; a
+    user's server gets the user's own (an auth string refused fails here).
     """
     for key, value in client_environment().items():
         os.environ.setdefault(key, value)
@@ -376,8 +493,12 @@ def ensure_server() -> ServerInfo:
         ui = os.environ.get("PREFECT_UI_URL", user_url.removesuffix("/api"))
         info = ServerInfo(api_url=user_url, ui_url=ui, pid=None, port=0, managed=False)
         require_api(info)
+        require_auth(info.api_url, os.environ.get("PREFECT_API_AUTH_STRING"), managed=False)
         return info
     info = start()
+    auth = auth_string()
+    require_auth(info.api_url, auth, managed=True)
+    os.environ["PREFECT_API_AUTH_STRING"] = auth
     os.environ["PREFECT_API_URL"] = info.api_url
     os.environ["PREFECT_UI_URL"] = info.ui_url
     _managed_api_url = info.api_url
