@@ -1,153 +1,143 @@
 """Open a restitution bundle: verified extraction into a folder (`handover open`).
 
-`open_bundle` runs the same outer checks as `verify_bundle`, then extracts
-into a staging folder next to the destination with `tarfile`'s `data`
-filter, refuses links, device files and paths leaving the destination,
-checks every hash as it goes, and moves the result into place only when
-everything matched: a failed open leaves the destination as it was.
+`open_bundle` runs the same outer checks as `verify_bundle`, then reads the
+index and every volume with the same parser, member policy and comparisons
+(`reader.read_index`, `reader.read_volume`), this time with a `FolderWriter`
+receiving each member's data as it is hashed. Everything lands in a private
+staging folder beside the destination and is moved into place only when all
+matched: a failed open leaves the destination as it was, and nothing is ever
+written outside the staging folder, whatever names a bundle carries (the
+policy refuses absolute names, `..`, links, devices, clashes and over-long
+names before anything is created).
+
+A staging folder left by a killed open holds decrypted client data: the
+next open of the same destination removes it and says so.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
+import re
 import shutil
-import tarfile
 import tempfile
-from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
-from typing import IO
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
 
-from handover.bundle.age import AgeReader, Identity
-from handover.bundle.hashing import HashingReader
-from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord
+from handover.bundle.age import Identity
+from handover.bundle.manifest import Manifest
 from handover.bundle.reader import (
     COPY_SIZE,
     as_source,
     check_outer,
     check_volume_listing,
-    mismatch_problem,
     read_index,
+    read_volume,
 )
-from handover.bundle.readme import volume_folder
-from handover.bundle.sums import SUMS_NAME, parse_sums
+from handover.bundle.readme import INDEX_FOLDER, volume_folder
+from handover.bundle.sums import SUMS_NAME
 from handover.bundle.types import BundleSource
 from handover.bundle.writer import INDEX_NAME
-from handover.errors import BundleCorrupt, UsageError
+from handover.errors import BundleCorrupt, BundleError, UsageError
+from handover.state.diskspace import disk_full_from
 
-INDEX_FOLDER = "index"
+__all__ = ["INDEX_FOLDER", "FolderWriter", "open_bundle", "staging_prefix"]
 
-_REFUSED = {
-    tarfile.SYMTYPE: "a symbolic link",
-    tarfile.LNKTYPE: "a hard link",
-    tarfile.CHRTYPE: "a character device",
-    tarfile.BLKTYPE: "a block device",
-    tarfile.FIFOTYPE: "a FIFO",
-}
+_STAGING_PID = re.compile(r"opening-(\d+)-")
 
 
-def _safe_member(info: tarfile.TarInfo, dest: Path, where: str) -> tarfile.TarInfo:
-    """The member as the `data` filter allows it, or BundleCorrupt naming why it is refused."""
-    kind = _REFUSED.get(info.type)
-    if kind is not None:
-        raise BundleCorrupt(
-            f"{where}: member {info.name!r} is {kind}; handover open refuses links and "
-            "device files (use age and tar by hand to keep them, see README.txt)"
-        )
-    if info.name.startswith("/") or PurePosixPath(info.name).is_absolute():
-        raise BundleCorrupt(f"{where}: member {info.name!r} has an absolute path: refused")
-    if ".." in PurePosixPath(info.name).parts:
-        raise BundleCorrupt(f"{where}: member {info.name!r} points outside the folder: refused")
-    if not (info.isfile() or info.isdir()):
-        raise BundleCorrupt(f"{where}: member {info.name!r} has an unsupported type: refused")
-    try:
-        filtered = tarfile.data_filter(info, str(dest))
-    except tarfile.FilterError as exc:
-        raise BundleCorrupt(f"{where}: member {info.name!r} refused: {exc}") from exc
-    return filtered
+class FolderWriter:
+    """Writes the members a TarParser reads under `root`, which it creates and owns.
 
-
-def _extract_volume(
-    stream: IO[bytes], dest: Path, where: str
-) -> tuple[dict[str, str], bytes | None, set[str]]:
-    """Extract a tar stream under `dest`; return {file: sha256}, the SHA256SUMS bytes, dirs."""
-    hashes: dict[str, str] = {}
-    dirs: set[str] = set()
-    sums: bytes | None = None
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=COPY_SIZE) as tar:  # type: ignore[call-overload]
-            for original in tar:
-                info = _safe_member(original, dest, where)
-                name = info.name.rstrip("/")
-                target = dest.joinpath(*PurePosixPath(name).parts)
-                if info.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    dirs.add(name)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.is_dir() or target.is_symlink():
-                    raise BundleCorrupt(f"{where}: member {name!r} replaces a folder: refused")
-                handle = tar.extractfile(original)
-                sha = hashlib.sha256()
-                kept = bytearray() if name == SUMS_NAME else None
-                with open(target, "wb") as out:
-                    if handle is not None:
-                        while chunk := handle.read(COPY_SIZE):
-                            sha.update(chunk)
-                            out.write(chunk)
-                            if kept is not None:
-                                kept += chunk
-                os.chmod(target, (info.mode or 0o644) & 0o755 | 0o600)
-                if info.mtime is not None:
-                    os.utime(target, (info.mtime, info.mtime))
-                if kept is not None:
-                    sums = bytes(kept)
-                else:
-                    hashes[name] = sha.hexdigest()
-    except tarfile.TarError as exc:
-        raise BundleCorrupt(f"{where}: not a valid tar archive: {exc}") from exc
-    return hashes, sums, dirs
-
-
-def _check_end_padding(stream: IO[bytes], where: str) -> None:
-    """Only zeros may follow where tarfile stopped (the rest of the last 10 KiB tar record).
-
-    tarfile stops after the first end-of-archive block, so how much padding
-    it left depends on where its reads fell. Reading to the end also makes
-    the age reader check the final chunk.
+    Paths reach it only after the member policy accepted them (relative, no
+    `..`, no clash, no link), and it creates no link itself, so joining them
+    to `root` stays inside it; files are still created with O_EXCL and
+    O_NOFOLLOW so that a mistake fails instead of following anything.
     """
-    while chunk := stream.read(COPY_SIZE):
-        if chunk.strip(b"\0"):
-            raise BundleCorrupt(f"{where}: data after the end of the tar archive")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        self._out: IO[bytes] | None = None
+        self._pending: tuple[Path, int, float] | None = None
+
+    def _target(self, path: str) -> Path:
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        if not parts or ".." in parts:  # the policy refused these already
+            raise BundleCorrupt(f"{self.root.name}: member path {path!r} refused")
+        return self.root.joinpath(*parts)
+
+    def directory(self, path: str) -> None:
+        if path.strip("/.") == "":
+            return
+        self._target(path).mkdir(parents=True, exist_ok=True)
+
+    def open_file(self, path: str, mode: int, mtime: float) -> Callable[[Any], Any]:
+        target = self._target(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(target, flags, 0o600)
+        self._out = os.fdopen(fd, "wb", buffering=COPY_SIZE)
+        self._pending = (target, mode, mtime)
+        return self._out.write
+
+    def close_file(self) -> None:
+        out, pending = self._out, self._pending
+        self._out = self._pending = None
+        if out is None or pending is None:
+            return
+        out.close()
+        target, mode, mtime = pending
+        os.chmod(target, (mode & 0o755) | 0o600)
+        with contextlib.suppress(OverflowError, ValueError, OSError):  # a hostile mtime
+            os.utime(target, (mtime, mtime))
+
+    def abort(self) -> None:
+        """Close a file left open by a failed read (the staging folder goes anyway)."""
+        out, self._out, self._pending = self._out, None, None
+        if out is not None:
+            with contextlib.suppress(OSError):
+                out.close()
 
 
-def _open_volume(
-    source: BundleSource,
-    volume: VolumeRecord,
-    identities: Sequence[Identity],
-    expected: str,
-    dest: Path,
-) -> None:
-    where = volume.file
-    with source.open_read(where) as raw:
-        hashing = HashingReader(raw)
-        with AgeReader(hashing, identities, name=where) as age:  # type: ignore[arg-type]
-            hashes, sums, _dirs = _extract_volume(age, dest, where)  # type: ignore[arg-type]
-            _check_end_padding(age, where)  # type: ignore[arg-type]
-        hashing.drain()
-    if hashing.hexdigest() != expected:
-        raise BundleCorrupt(mismatch_problem(where))
-    if sums is None:
-        raise BundleCorrupt(f"{where}: the volume has no {SUMS_NAME} member")
-    if parse_sums(sums, f"{where}: {SUMS_NAME}") != hashes:
-        raise BundleCorrupt(f"{where}: files do not match the volume's {SUMS_NAME}")
-    recorded = {m.path: m.sha256 for m in volume.members if m.type == "file"}
-    if recorded != hashes:
-        missing = sorted(set(recorded) - set(hashes))
-        differ = sorted(p for p in hashes if recorded.get(p) != hashes[p])
-        detail = f"missing {missing[:3]}" if missing else f"differ {differ[:3]}"
-        raise BundleCorrupt(f"{where}: files do not match {MANIFEST_NAME} ({detail})")
+def staging_prefix(into: Path) -> str:
+    """Name prefix of the staging folders of opens into `into` (beside it)."""
+    return f".{into.name}.opening-"
+
+
+def _clear_leftovers(into: Path, notes: list[str]) -> None:
+    """Remove staging folders a killed open left beside `into`; note each one.
+
+    A folder whose process still runs (its pid is in the name) is left and
+    noted: another open of the same destination may be under way.
+    """
+    parent = into.parent
+    if not parent.is_dir():
+        return
+    prefix = staging_prefix(into)
+    for entry in sorted(parent.iterdir()):
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+            continue
+        found = _STAGING_PID.search(entry.name[len(prefix) - len("opening-") :])
+        if found and int(found[1]) != os.getpid() and _alive(int(found[1])):
+            notes.append(f"{entry}: staging folder of a running open (pid {found[1]}): left")
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if entry.exists():
+            notes.append(f"{entry}: staging folder of an interrupted open: could not remove it")
+        else:
+            notes.append(f"{entry}: removed the decrypted data an interrupted open left")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_bundle(
@@ -155,48 +145,68 @@ def open_bundle(
     identities: Sequence[Identity],
     into: Path,
     signer: str | Path | None = None,
+    *,
+    notes: list[str] | None = None,
 ) -> Manifest:
     """Verify and extract a bundle into `into` (absent or empty); return its manifest.
 
     Each volume lands in `into/<NNNN-label>/`, the index in `into/index/`.
     Raises BundleCorrupt (one line per problem) or NoMatchingIdentity; then
     `into` is left as it was. Raises UsageError when `into` is not empty.
+    `notes` (when given) receives lines for the user: the signer's
+    fingerprint and whether it was checked, leftovers of an interrupted open.
     """
     bundle = as_source(source)
     into = Path(into).absolute()
+    said = notes if notes is not None else []
     if into.exists() and (not into.is_dir() or any(into.iterdir())):
         raise UsageError(f"{into}: must be an empty folder or not exist yet")
+    _clear_leftovers(into, said)
     outer = check_outer(bundle, signer, hash_encrypted=False)
     if outer.problems:
         raise BundleCorrupt("\n".join(outer.problems))
     if INDEX_NAME not in outer.sums:
         raise BundleCorrupt(f"{INDEX_NAME}: not listed in {SUMS_NAME}")
+    said.append(signer_note(outer.signer_fingerprint, outer.signer_checked))
     into.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{into.name}.opening-", dir=into.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f"{staging_prefix(into)}{os.getpid()}-", dir=into.parent)
+    )
+    writer: FolderWriter | None = None
     try:
-        manifest, members = read_index(bundle, identities, outer)
+        writer = FolderWriter(staging / INDEX_FOLDER)
+        manifest = read_index(bundle, identities, outer, writer)
         problems = check_volume_listing(manifest, outer)
         if problems:
             raise BundleCorrupt("\n".join(problems))
-        index_dir = staging / INDEX_FOLDER
-        index_dir.mkdir()
-        for name, data in members.items():
-            _write_index_member(index_dir, name, data)
         for volume in manifest.volumes:
-            dest = staging / volume_folder(volume.file)
-            _open_volume(bundle, volume, identities, outer.sums[volume.file], dest)
+            writer = FolderWriter(staging / volume_folder(volume.file))
+            expected = outer.sums[volume.file]
+            problems = read_volume(bundle, volume, identities, expected, writer)
+            if problems:
+                raise BundleCorrupt("\n".join(problems))
         into.mkdir(exist_ok=True)
         for child in sorted(staging.iterdir()):
             os.replace(child, into / child.name)
+    except OSError as exc:
+        where = Path(exc.filename) if isinstance(exc.filename, str) else staging
+        full = disk_full_from(exc, where, 0)
+        if full is not None:
+            raise full from exc
+        raise BundleError(f"{where}: cannot write while opening: {exc.strerror}") from exc
     finally:
+        if writer is not None:
+            writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 
-def _write_index_member(index_dir: Path, name: str, data: bytes) -> None:
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        raise BundleCorrupt(f"{INDEX_NAME}: member {name!r} points outside the folder: refused")
-    target = index_dir.joinpath(*pure.parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+def signer_note(fingerprint: str | None, checked: bool) -> str:
+    """One line on who signed: checked against the reader's key, or only self-asserted."""
+    if checked:
+        return f"signed by {fingerprint}: matches the key given with --signer"
+    return (
+        f"signed by {fingerprint} (the bundle's own provider.pub): NOT checked against a key "
+        "you trust; compare this fingerprint with the one your provider gave you out of band, "
+        "or pass --signer FILE"
+    )

@@ -13,9 +13,11 @@ reads a bundle folder back for verify and open.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -23,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
-from handover.errors import BundleError, ConnectorError, UsageError
+from handover.errors import BundleCorrupt, BundleError, ConnectorError, UsageError
 from handover.state.diskspace import disk_full_from, file_size
 
 PIPE_SIZE = 1 << 20
@@ -263,7 +265,13 @@ class DirectoryTarget:
 
 
 class DirectorySource:
-    """A bundle folder read back for verify and open."""
+    """A bundle folder read back for verify and open.
+
+    A bundle may come from anyone: every file is opened without following
+    symbolic links (in any component of its path) and must be a regular
+    file, so a volume that is a link to `/dev/zero`, a FIFO or a device
+    never hangs or misleads a reader; it is refused, named, instead.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -271,21 +279,51 @@ class DirectorySource:
             raise UsageError(f"{self.path}: not a bundle folder (no such folder)")
 
     def list_files(self) -> Iterator[str]:
+        """Every entry that is not a folder: files, and links and devices to be refused."""
         for dirpath, dirnames, filenames in os.walk(self.path):
-            dirnames.sort()
             base = Path(dirpath).relative_to(self.path)
-            for name in sorted(filenames):
+            linked = {name for name in dirnames if os.path.islink(os.path.join(dirpath, name))}
+            dirnames[:] = sorted(set(dirnames) - linked)  # os.walk does not follow them anyway
+            for name in sorted([*filenames, *linked]):
                 yield (base / name).as_posix()
 
     @contextlib.contextmanager
     def open_read(self, relpath: str) -> Iterator[BinaryIO]:
-        final = self.path.joinpath(*_check_relpath(relpath).parts)
-        try:
-            handle = open(final, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            raise BundleError(f"{relpath}: missing from {self.path}") from None
+        handle = os.fdopen(self._open_regular(relpath), "rb")
         with handle:
             yield handle
 
+    def _open_regular(self, relpath: str) -> int:
+        """A descriptor on `relpath`, walked one component at a time without following links."""
+        parts = _check_relpath(relpath).parts
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                for part in parts[:-1]:
+                    inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=folder)
+                    os.close(folder)
+                    folder = inner
+                fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=folder)
+            finally:
+                os.close(folder)
+        except FileNotFoundError:
+            raise BundleError(f"{relpath}: missing from {self.path}") from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
+                raise BundleCorrupt(_IRREGULAR.format(relpath)) from None
+            raise BundleError(f"{relpath}: cannot read: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BundleCorrupt(_IRREGULAR.format(relpath))
+        os.set_blocking(fd, True)
+        return fd
+
     def describe(self) -> str:
         return str(self.path)
+
+
+_IRREGULAR = (
+    "{}: not a regular file (a symbolic link, device, FIFO or socket): refused; "
+    "a bundle holds only plain files"
+)

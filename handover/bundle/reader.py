@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from handover.bundle.hashing import HashingReader
 from handover.bundle.local import DirectorySource
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
 from handover.bundle.pump import pump_tar
-from handover.bundle.readme import NAMESPACE
+from handover.bundle.readme import NAMESPACE, volume_file_problem
 from handover.bundle.sums import SUMS_NAME, parse_sums
-from handover.bundle.tarparse import TarParser
+from handover.bundle.tarparse import Extractor, MemberPolicy, TarParser, shown
 from handover.bundle.types import BundleSource, MemberRecord
 from handover.bundle.writer import INDEX_NAME, PROVIDER_KEY_NAME, SIGNATURE_NAME
 from handover.errors import (
@@ -34,11 +33,13 @@ from handover.errors import (
     BundleError,
     KeyFormatError,
 )
-from handover.sshkeys import SSH_KEY_TYPES
+from handover.sshkeys import SSH_KEY_TYPES, line_fingerprint
 
 COPY_SIZE = 1 << 20
 MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
 MAX_PROBLEMS_PER_VOLUME = 20
+MAX_MANIFEST_SIZE = 256 << 20  # MANIFEST.json is held in memory: about a million members
+MAX_INDEX_SUMS_SIZE = 16 << 20
 _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
 # The signature file is not covered by a checksum: accept only the exact armor handover writes,
 # so that no byte of it can change unnoticed (not even whitespace).
@@ -87,12 +88,32 @@ def _signer_line(signer: str | Path | None, source: BundleSource) -> tuple[str, 
 
 
 class OuterChecks:
-    """Result of the checks that need no identity."""
+    """Result of the checks that need no identity.
+
+    `signer_fingerprint` is the `SHA256:` fingerprint of the key the
+    signature verified with (None when it did not verify); `signer_checked`
+    says whether that key was one the reader supplied (`--signer`) rather
+    than the bundle's own provider.pub, which proves nothing by itself.
+    """
 
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.sums: dict[str, str] = {}
         self.present: set[str] = set()
+        self.signer_fingerprint: str | None = None
+        self.signer_checked = False
+
+
+def named(relpath: str) -> str:
+    """A bundle file's path as the first word of a problem: as is, quoted only when odd."""
+    return relpath if relpath.isprintable() and len(relpath) <= 200 else shown(relpath)
+
+
+def plain_relpath(relpath: str) -> bool:
+    """A path a bundle may list: relative, no empty, '.' or '..' component, no NUL."""
+    if not relpath or relpath.startswith("/") or "\0" in relpath:
+        return False
+    return all(part not in ("", ".", "..") for part in relpath.split("/"))
 
 
 def check_outer(
@@ -109,11 +130,23 @@ def check_outer(
             f"{SUMS_NAME}: missing: the bundle is incomplete (sealing did not finish) or damaged"
         )
         return result
-    sums_data = _read_small(source, SUMS_NAME)
     try:
-        result.sums = parse_sums(sums_data, SUMS_NAME)
+        sums_data = _read_small(source, SUMS_NAME)
+    except BundleError as exc:
+        problems.append(str(exc))
+        return result
+    try:
+        listed = parse_sums(sums_data, SUMS_NAME)
     except BundleError as exc:
         problems.append(f"{exc} (corrupted or tampered)")
+        listed = {}
+    for relpath in sorted(listed):
+        if not plain_relpath(relpath):
+            problems.append(
+                f"{SUMS_NAME}: lists {shown(relpath)}, not a plain relative path: refused"
+            )
+            del listed[relpath]
+    result.sums = listed
     if SIGNATURE_NAME not in result.present:
         problems.append(f"{SIGNATURE_NAME}: missing: the bundle is unsigned or incomplete")
     else:
@@ -123,6 +156,8 @@ def check_outer(
             if not _canonical_armor(signature):
                 raise BundleCorrupt("not an armored SSH signature as handover writes it")
             verify(sums_data, signature, public_line, NAMESPACE)
+            result.signer_fingerprint = line_fingerprint(public_line)
+            result.signer_checked = signer is not None
         except BundleCorrupt as exc:
             problems.append(
                 f"{SIGNATURE_NAME}: signature of {SUMS_NAME} does not verify with "
@@ -138,15 +173,23 @@ def check_outer(
         if relpath not in result.present:
             problems.append(f"{relpath}: listed in {SUMS_NAME} but missing")
     for relpath in sorted(result.present - set(result.sums) - _SIGNED):
-        problems.append(f"{relpath}: not listed in {SUMS_NAME} (extra file)")
+        problems.append(f"{named(relpath)}: not listed in {SUMS_NAME} (extra file)")
     for relpath, expected in sorted(result.sums.items()):
         if relpath not in result.present:
             continue
         if relpath.endswith(".age") and not hash_encrypted:
             continue
-        if _hash_file(source, relpath) != expected:
-            problems.append(mismatch_problem(relpath))
+        problems += hash_problems(source, relpath, expected)
     return result
+
+
+def hash_problems(source: BundleSource, relpath: str, expected: str) -> list[str]:
+    """[] when the file hashes to `expected`, else the one line saying why not."""
+    try:
+        digest = _hash_file(source, relpath)
+    except BundleError as exc:  # not a regular file, unreadable
+        return [str(exc)]
+    return [] if digest == expected else [mismatch_problem(relpath)]
 
 
 def _canonical_armor(text: str) -> bool:
@@ -174,10 +217,10 @@ def _manifest_volume_problems(
     expected = {(m.path, m.type, m.size, m.sha256, m.link) for m in recorded}
     for path, kind, _size, _digest, _link in sorted(expected - seen, key=str):
         problems.append(
-            f"{where}: member {path!r} ({kind}) differs from {MANIFEST_NAME} or is missing"
+            f"{where}: member {shown(path)} ({kind}) differs from {MANIFEST_NAME} or is missing"
         )
     for path, kind, _size, _digest, _link in sorted(seen - expected, key=str):
-        problems.append(f"{where}: member {path!r} ({kind}) is not in {MANIFEST_NAME}")
+        problems.append(f"{where}: member {shown(path)} ({kind}) is not in {MANIFEST_NAME}")
     if parser.inner_sums is None:
         problems.append(f"{where}: the volume has no {SUMS_NAME} member")
     else:
@@ -195,40 +238,67 @@ def _manifest_volume_problems(
 
 
 def read_index(
-    source: BundleSource, identities: Sequence[Identity], outer: OuterChecks
-) -> tuple[Manifest, dict[str, bytes]]:
-    """Decrypt index.tar.age in memory (it is small); return the manifest and its members."""
+    source: BundleSource,
+    identities: Sequence[Identity],
+    outer: OuterChecks,
+    extractor: Extractor | None = None,
+) -> Manifest:
+    """Decrypt index.tar.age as a stream and return its manifest.
+
+    The ciphertext is hashed as it is decrypted and the tar read by the same
+    parser and member policy as the volumes; only MANIFEST.json and the
+    index's SHA256SUMS are held in memory (both capped), the documents are
+    hashed on the way (and written by `extractor`, for open). A parse error
+    on a file whose digest does not match is reported as the mismatch.
+    """
+    policy = MemberPolicy(INDEX_NAME)
+    parser = TarParser(
+        INDEX_NAME,
+        capture_sums=True,
+        sums_limit=MAX_INDEX_SUMS_SIZE,
+        capture={MANIFEST_NAME: MAX_MANIFEST_SIZE},
+        policy=policy,
+        extractor=extractor,
+    )
+    expected = outer.sums.get(INDEX_NAME)
+    failure: BundleError | None = None
     with source.open_read(INDEX_NAME) as raw:
         hashing = HashingReader(raw)
-        with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
-            members: dict[str, bytes] = {}
-            try:
-                with tarfile.open(fileobj=age, mode="r|") as tar:  # type: ignore[call-overload]
-                    for info in tar:
-                        if not info.isfile():
-                            raise BundleCorrupt(f"{INDEX_NAME}: unexpected member {info.name!r}")
-                        handle = tar.extractfile(info)
-                        members[info.name] = handle.read() if handle else b""
-            except tarfile.TarError as exc:
-                raise BundleCorrupt(f"{INDEX_NAME}: not a valid tar archive: {exc}") from exc
+        try:
+            with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
+                pump_tar(age, parser, None)  # type: ignore[arg-type]
+        except BundleError as exc:
+            failure = exc
         hashing.drain()
-    expected = outer.sums.get(INDEX_NAME)
     if expected is not None and hashing.hexdigest() != expected:
         raise BundleCorrupt(mismatch_problem(INDEX_NAME))
-    if MANIFEST_NAME not in members:
+    if failure is not None:
+        raise failure
+    for path, kind, *_ in parser.rows:
+        if kind != "file":
+            raise BundleCorrupt(f"{INDEX_NAME}: unexpected member {shown(path)} ({kind})")
+    manifest_data = parser.captured.get(MANIFEST_NAME)
+    if manifest_data is None:
         raise BundleCorrupt(f"{INDEX_NAME}: no {MANIFEST_NAME} inside")
-    inner = parse_sums(members.get(SUMS_NAME, b""), f"{INDEX_NAME}: {SUMS_NAME}")
-    for name, data in members.items():
-        if name != SUMS_NAME and inner.get(name) != hashlib.sha256(data).hexdigest():
-            raise BundleCorrupt(f"{INDEX_NAME}: {name} does not match the index's {SUMS_NAME}")
-    manifest = load_manifest(members[MANIFEST_NAME], f"{INDEX_NAME}: {MANIFEST_NAME}")
-    return manifest, members
+    inner = parse_sums(parser.inner_sums or b"", f"{INDEX_NAME}: {SUMS_NAME}")
+    for path, digest in parser.sums().items():
+        if inner.get(path) != digest:
+            raise BundleCorrupt(
+                f"{INDEX_NAME}: {shown(path)} does not match the index's {SUMS_NAME}"
+            )
+    return load_manifest(manifest_data, f"{INDEX_NAME}: {MANIFEST_NAME}")
 
 
 def check_volume_listing(manifest: Manifest, outer: OuterChecks) -> list[str]:
     problems: list[str] = []
     listed = {v.file for v in manifest.volumes}
+    if len(listed) != len(manifest.volumes):
+        problems.append(f"{INDEX_NAME}: {MANIFEST_NAME} lists a volume file twice")
     for volume in manifest.volumes:
+        named = volume_file_problem(volume.file)
+        if named is not None:
+            problems.append(f"{INDEX_NAME}: {MANIFEST_NAME}: volume {shown(volume.file)} {named}")
+            continue
         expected = outer.sums.get(volume.file)
         if expected is None:
             problems.append(f"{volume.file}: in {MANIFEST_NAME} but not in {SUMS_NAME}")
@@ -238,6 +308,15 @@ def check_volume_listing(manifest: Manifest, outer: OuterChecks) -> list[str]:
         if relpath.startswith("volumes/") and relpath not in listed:
             problems.append(f"{relpath}: not in {MANIFEST_NAME}")
     return problems
+
+
+class VerifyOutcome:
+    """What `verify_bundle_outcome` found: the problems, and who signed (see OuterChecks)."""
+
+    def __init__(self, problems: list[str], outer: OuterChecks) -> None:
+        self.problems = problems
+        self.signer_fingerprint = outer.signer_fingerprint
+        self.signer_checked = outer.signer_checked
 
 
 def verify_bundle(
@@ -250,42 +329,70 @@ def verify_bundle(
     Without identities: outer SHA256SUMS and signature (against `signer`, a
     public key line or file, else the bundle's own provider.pub). With
     identities: also decrypt the index and every volume as streams and
-    re-hash every member. Raises UsageError for an unreadable signer key or
-    a missing bundle folder; everything else is reported as a problem.
+    re-hash every member, applying the member policy `handover open` applies
+    (a bundle open would refuse is reported here). Raises UsageError for an
+    unreadable signer key or a missing bundle folder; everything else is
+    reported as a problem.
     """
+    return verify_bundle_outcome(source, identities, signer).problems
+
+
+def verify_bundle_outcome(
+    source: BundleSource | Path | str,
+    identities: Sequence[Identity] | None = None,
+    signer: str | Path | None = None,
+) -> VerifyOutcome:
+    """`verify_bundle`, also saying which key signed and whether the reader supplied it."""
     bundle = as_source(source)
     outer = check_outer(bundle, signer, hash_encrypted=not identities)
     problems = outer.problems
     if not identities or SUMS_NAME not in outer.present:
-        return problems
+        return VerifyOutcome(problems, outer)
     # Encrypted files are hashed while they are decrypted; any that is not (no index, no
     # matching identity, not in the manifest) is hashed on its own at the end.
     decrypted: set[str] = set()
     if INDEX_NAME in outer.present:
         try:
-            manifest, _ = read_index(bundle, identities, outer)
+            manifest = read_index(bundle, identities, outer)
         except BundleError as exc:  # NoMatchingIdentity too
             problems.append(str(exc))
         else:
             decrypted.add(INDEX_NAME)
             problems += check_volume_listing(manifest, outer)
             for volume in manifest.volumes:
-                if volume.file in outer.present:
-                    problems += _verify_volume(
-                        bundle, volume, identities, outer.sums.get(volume.file)
-                    )
+                if volume.file in outer.present and volume_file_problem(volume.file) is None:
+                    problems += read_volume(bundle, volume, identities, outer.sums.get(volume.file))
                     decrypted.add(volume.file)
     for relpath, expected in sorted(outer.sums.items()):
         unchecked = relpath.endswith(".age") and relpath not in decrypted
-        if unchecked and relpath in outer.present and _hash_file(bundle, relpath) != expected:
-            problems.append(mismatch_problem(relpath))
-    return problems
+        if unchecked and relpath in outer.present:
+            problems += hash_problems(bundle, relpath, expected)
+    return VerifyOutcome(problems, outer)
 
 
-def _verify_volume(
-    source: BundleSource, volume: VolumeRecord, identities: Sequence[Identity], expected: str | None
+def read_volume(
+    source: BundleSource,
+    volume: VolumeRecord,
+    identities: Sequence[Identity],
+    expected: str | None,
+    extractor: Extractor | None = None,
 ) -> list[str]:
-    parser = TarParser(volume.file, capture_sums=True)
+    """Decrypt, parse and check one volume; return one line per problem.
+
+    Verify and open both come here (open with an `extractor` writing the
+    members), so they parse the same bytes with the same member policy and
+    compare the same things: the ciphertext digest, the volume's own
+    SHA256SUMS and the manifest's members. The volume's SHA256SUMS is held in
+    memory, capped in proportion to the manifest's listing of the volume.
+    """
+    listed = sum(4 * len(member.path) + 80 for member in volume.members)
+    parser = TarParser(
+        volume.file,
+        capture_sums=True,
+        sums_limit=(1 << 20) + listed,
+        policy=MemberPolicy(volume.file),
+        extractor=extractor,
+    )
     problems: list[str] = []
     with source.open_read(volume.file) as raw:
         hashing = HashingReader(raw)

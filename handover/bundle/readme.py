@@ -8,18 +8,39 @@ client reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 NAMESPACE = "handover-bundle"
 SIGNER_IDENTITY = "provider"
 COMMAND_PREFIX = "    $ "
 KEY_PLACEHOLDER = "key.txt"
+INDEX_FOLDER = "index"  # where `handover open` puts the index, beside the volume folders
+# What the writer names volumes (`volumes/0001-web01-www.tar.age`); a reader accepts no other.
+_VOLUME_FILE = re.compile(r"volumes/[0-9]+-[A-Za-z0-9_][A-Za-z0-9._-]{0,120}\.tar\.age")
 
 
 def volume_folder(volume_file: str) -> str:
-    """Where a volume is unpacked: `volumes/0001-web01-www.tar.age` -> `0001-web01-www`."""
+    """Where a volume is unpacked: `volumes/0001-web01-www.tar.age` -> `0001-web01-www`.
+
+    Raises ValueError for a name the writer never produces (`volumes/...tar.age`
+    would give `..`): readers check `volume_file_problem` first.
+    """
+    if volume_file_problem(volume_file) is not None:
+        raise ValueError(f"not a volume file name: {volume_file!r}")
     name = volume_file.rsplit("/", 1)[-1]
     return name.removesuffix(".tar.age")
+
+
+def volume_file_problem(volume_file: str) -> str | None:
+    """Why a manifest's volume `file` is not one a reader may use, or None.
+
+    The name decides a folder `handover open` creates: only the names the
+    writer gives (number, dash, label of letters, digits, `.`, `_`, `-`) pass.
+    """
+    if not _VOLUME_FILE.fullmatch(volume_file):
+        return "is not named volumes/NNNN-<label>.tar.age: refused"
+    return None
 
 
 def render_readme(
@@ -95,8 +116,14 @@ def _check_signature(provider_fingerprint: str) -> list[str]:
         "2. Check that the bundle comes from your provider",
         "",
         f"First compare the key in provider.pub (fingerprint {provider_fingerprint})",
-        "with the one your provider gave you by another channel (contract annex, e-mail,",
-        "phone): the signature only proves something if that key is the right one.",
+        "with the fingerprint your provider gave you by another channel (contract annex,",
+        "e-mail, phone). Do not trust the fingerprint written here or the one handover",
+        "prints: anyone who altered this bundle can change this file and provider.pub",
+        "too. Print the fingerprint of provider.pub yourself and compare:",
+        "",
+        f"{COMMAND_PREFIX}ssh-keygen -lf provider.pub",
+        "",
+        "The signature only proves something if that key is the right one.",
         "Then build an allowed_signers file from it and check the signature:",
         "",
         f'{COMMAND_PREFIX}echo "{SIGNER_IDENTITY} $(cat provider.pub)" > allowed_signers',
@@ -146,7 +173,9 @@ def _unpack_index() -> list[str]:
         "",
         "Symbolic links are kept as they were on the source system; check where they",
         "point before following them. If you have handover installed, `handover verify",
-        "--identity KEY .` checks all of the above without writing plaintext to disk,",
-        "and `handover open` unpacks everything (it refuses links and device files).",
+        "--identity KEY --signer provider-key.pub .` checks all of the above without",
+        "writing plaintext to disk, against the provider key you received out of band",
+        "(without --signer it prints the signer's fingerprint for you to compare), and",
+        "`handover open` unpacks everything (it refuses links and device files).",
         "",
     ]

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from handover.bundle.sums import SUMS_NAME
 from handover.bundle.types import MemberRecord
@@ -26,6 +26,10 @@ from handover.errors import BundleError
 
 BLOCK_SIZE = tarfile.BLOCKSIZE
 MAX_EXTENDED_HEADER_SIZE = 1 << 20  # PAX / GNU long names beyond this are hostile, not data
+MAX_SUMS_SIZE = 256 << 20  # a volume's own SHA256SUMS, held in memory while reading
+MAX_PATH_BYTES = 4000  # under PATH_MAX (4096) once the destination folder is added
+MAX_COMPONENT_BYTES = 255  # NAME_MAX of every common file system
+SHOWN_NAME_CHARS = 120
 
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
 _PLAIN_FILE_TYPES = (ord("0"), 0)
@@ -126,6 +130,112 @@ def extract_path(name: str) -> str:
     return path
 
 
+def shown(name: str) -> str:
+    """A member name for a one-line message: quoted and escaped by repr, cut when very long.
+
+    repr() turns newlines and control characters into escapes, so a hostile
+    name never splits a message; the CLI escapes rich markup on top.
+    """
+    text = repr(name)
+    if len(text) <= SHOWN_NAME_CHARS:
+        return text
+    return f"{text[:SHOWN_NAME_CHARS]}... ({len(name)} characters)"
+
+
+OPEN_REFUSED_KINDS = {
+    "symlink": "a symbolic link",
+    "hardlink": "a hard link",
+    "char": "a character device",
+    "block": "a block device",
+    "fifo": "a FIFO",
+}
+
+
+def name_problem(name: str, kind: str) -> str | None:
+    """Why `handover open` cannot extract a member of this name and kind, or None.
+
+    The one member policy of the reading side: verify and open both apply it
+    (through `MemberPolicy`), so they reach the same verdict on the same
+    bundle. Links and devices are valid tar members that `tar -x` restores,
+    but open refuses them wherever they point rather than reason about it.
+    """
+    if "\0" in name:
+        return "contains a NUL byte: refused"
+    if name.startswith("/"):
+        return "has an absolute path: refused"
+    parts = name.split("/")
+    if ".." in parts:
+        return "points outside the folder ('..'): refused"
+    refused = OPEN_REFUSED_KINDS.get(kind)
+    if refused is not None:
+        return (
+            f"is {refused}; handover open refuses links and device files "
+            "(age and tar restore them, see README.txt)"
+        )
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > MAX_PATH_BYTES:
+        return f"is longer than {MAX_PATH_BYTES} bytes: refused"
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES for part in parts):
+        return f"has a name component longer than {MAX_COMPONENT_BYTES} bytes: refused"
+    if kind != "dir" and not any(part not in ("", ".") for part in parts):
+        return "is not a file name: refused"
+    return None
+
+
+class MemberPolicy:
+    """The member policy of one tar stream read back (verify and open alike).
+
+    Besides `name_problem`, it refuses what would make extraction depend on
+    the order of members or on the file system: the same path twice (`a`
+    and `./a` are the same path), and a member under a path that is a file
+    (`a` then `a/b`). It keeps one entry per path, like the rows themselves.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self._kinds: dict[str, str] = {}
+        self._last_parent = ""
+
+    def check(self, name: str, kind: str) -> None:
+        """Raise BundleError naming the member when open could not extract it as it is."""
+        problem = name_problem(name, kind)
+        if problem is not None:
+            raise BundleError(f"{self.where}: member {shown(name)} {problem}")
+        parts = [part for part in name.split("/") if part not in ("", ".")]
+        if not parts:
+            return  # the root folder itself
+        kinds = self._kinds
+        parent = "/".join(parts[:-1])
+        if parent and parent != self._last_parent:
+            for end in range(1, len(parts)):
+                prefix = "/".join(parts[:end])
+                seen = kinds.setdefault(prefix, "dir")
+                if seen != "dir":
+                    raise BundleError(
+                        f"{self.where}: member {shown(name)} lies under {shown(prefix)}, "
+                        "which is a file in the same volume: refused"
+                    )
+            self._last_parent = parent
+        key = "/".join(parts)
+        before = kinds.get(key)
+        if before is not None and not (before == "dir" and kind == "dir"):
+            raise BundleError(
+                f"{self.where}: member {shown(name)} appears twice (or as both a file and "
+                "a folder) in the same volume: refused"
+            )
+        kinds[key] = kind
+
+
+class Extractor(Protocol):
+    """Where `handover open` writes the members the parser reads (see extract.py)."""
+
+    def directory(self, path: str) -> None: ...
+
+    def open_file(self, path: str, mode: int, mtime: float) -> Callable[[Any], Any]: ...
+
+    def close_file(self) -> None: ...
+
+
 class TarParser:
     """Incremental parser of one tar stream: feed it buffers, it hashes members as they pass.
 
@@ -133,13 +243,38 @@ class TarParser:
     its end-of-archive blocks, so a caller forwarding the stream can cut the
     end marker off and append a `SHA256SUMS` member. With `capture_sums`
     (verification), a root `SHA256SUMS` member is kept in `inner_sums`
-    instead of refused.
+    instead of refused (at most `sums_limit` bytes); members named in
+    `capture` ({path: byte limit}) are kept in `captured` and listed as files.
+
+    Reading a bundle back passes a `MemberPolicy` (every member name and kind
+    is checked as it is read) and, for `handover open`, an `Extractor` that
+    receives the members' data as the parser hashes it, so verify and open
+    read exactly the same members the same way.
     """
 
-    def __init__(self, where: str, *, capture_sums: bool = False) -> None:
+    def __init__(
+        self,
+        where: str,
+        *,
+        capture_sums: bool = False,
+        sums_limit: int = MAX_SUMS_SIZE,
+        capture: Mapping[str, int] | None = None,
+        policy: MemberPolicy | None = None,
+        extractor: Extractor | None = None,
+    ) -> None:
+        if extractor is not None and policy is None:
+            raise ValueError("an extractor needs a member policy")
         self.where = where
         self.capture_sums = capture_sums
         self.inner_sums: bytes | None = None
+        self.captured: dict[str, bytes] = {}
+        self._capture: dict[str, int] = dict(capture or {})
+        if capture_sums:
+            self._capture.update(dict.fromkeys(_SUMS_PATHS, sums_limit))
+        self._policy = policy
+        self._extractor = extractor
+        # The fast path neither writes nor captures: it serves sealing and verifying.
+        self._fast = extractor is None and not capture
         self.ended = False
         self.offset = 0  # bytes consumed so far
         self.archive_size = 0  # bytes before the end-of-archive marker, once ended
@@ -172,7 +307,9 @@ class TarParser:
             if self._data_left:
                 pos = self._pass_data(view, pos, size)
                 continue
-            if not (self._partial or self._pax or self._global or self._long_name is not None):
+            if self._fast and not (
+                self._partial or self._pax or self._global or self._long_name is not None
+            ):
                 pos = self._plain_files(view, pos, size)
                 if pos == size:
                     break
@@ -237,6 +374,7 @@ class TarParser:
         the position of the first header left to `_header` (or the buffer end).
         """
         rows = self.rows
+        policy = self._policy
         while size - pos >= BLOCK_SIZE:
             if view[pos + 156] not in _PLAIN_FILE_TYPES:  # typeflag, read before any copy
                 return pos
@@ -256,6 +394,8 @@ class TarParser:
             path = _ustar_name(header)
             if not path or path[0] == "/" or path[-1] == "/" or ".." in path or path in _SUMS_PATHS:
                 return pos
+            if policy is not None:
+                policy.check(path, "file")
             digest = _sha256(view[start:end]).hexdigest()
             rows.append((path, "file", msize, digest, mode, float(mtime), None))
             pos = end + (-msize % BLOCK_SIZE)
@@ -328,19 +468,19 @@ class TarParser:
         mtime_text = None
         if pax:
             if any(key.startswith("GNU.sparse") for key in pax):
-                raise BundleError(f"{where}: sparse member {name!r} is not supported")
+                raise BundleError(f"{where}: sparse member {shown(name)} is not supported")
             if "size" in pax:
                 try:
                     size = int(pax["size"])
                 except ValueError:
-                    raise BundleError(f"{where}: malformed PAX size for {name!r}") from None
+                    raise BundleError(f"{where}: malformed PAX size for {shown(name)}") from None
             mtime_text = pax.get("mtime")
         if mtime_text is None:
             return size, float(_number(header[136:148], "mtime", where))
         try:
             return size, float(mtime_text)
         except ValueError:
-            raise BundleError(f"{where}: malformed PAX mtime for {name!r}") from None
+            raise BundleError(f"{where}: malformed PAX mtime for {shown(name)}") from None
 
     def _link_target(self, header: bytes, pax: dict[str, str]) -> str:
         if self._long_link is not None:
@@ -361,23 +501,36 @@ class TarParser:
     ) -> None:
         """Record a member without data, or start hashing (or skipping) the data that follows."""
         where = self.where
+        if self._policy is not None:
+            # a GNU dumpdir (D) is a directory; a volume label (V) is checked as one
+            skipped = kind is None and typeflag in _SKIPPED_DATA_TYPES
+            self._policy.check(name, "dir" if skipped else kind or "file")
         path = extract_path(name)
         if not path or path in (".", "./"):
             path = "."
         if ".." in path.split("/"):
-            raise BundleError(f"{where}: member {name!r} points outside the archive ('..')")
+            raise BundleError(f"{where}: member {shown(name)} points outside the archive ('..')")
+        limit = self._capture.get(path)
+        if limit is not None and kind is None and typeflag not in _SKIPPED_DATA_TYPES:
+            if size > limit:
+                raise BundleError(
+                    f"{where}: member {shown(name)} is {size} bytes, more than the "
+                    f"{limit} bytes a reader holds in memory: refused"
+                )
+            self._current = (path, "capture", size, mode, mtime, None)
+            self._collect = bytearray()
+            self._begin_data(size, self._collect.extend)
+            return
         if path in _SUMS_PATHS:
-            if self.capture_sums and kind is None:
-                self._current = (path, "sums", size, mode, mtime, None)
-                self._collect = bytearray()
-                self._begin_data(size, self._collect.extend)
-                return
             raise BundleError(
-                f"{where}: member {name!r} would collide with the {SUMS_NAME} that "
+                f"{where}: member {shown(name)} would collide with the {SUMS_NAME} that "
                 "handover adds at the root of every volume; rename it or seal its parent folder"
             )
+        extractor = self._extractor
         if kind is not None:
             self.rows.append((path, kind, 0, None, mode, mtime, link))
+            if kind == "dir" and extractor is not None:
+                extractor.directory(path)
             return
         if typeflag in _SKIPPED_DATA_TYPES:
             self._current = None
@@ -386,7 +539,17 @@ class TarParser:
         hasher = hashlib.sha256()
         self._hasher = hasher
         self._current = (path, "file", size, mode, mtime, None)
-        self._begin_data(size, hasher.update)
+        if extractor is None:
+            self._begin_data(size, hasher.update)
+            return
+        write = extractor.open_file(path, mode, mtime)
+        update = hasher.update
+
+        def sink(view: Any) -> None:
+            update(view)
+            write(view)
+
+        self._begin_data(size, sink)
 
     def _begin_data(self, size: int, sink: Callable[[Any], Any] | None) -> None:
         if size < 0:
@@ -408,15 +571,25 @@ class TarParser:
             return
         self._current = None
         path, kind, size, mode, mtime, _ = current
+        if self._extractor is not None:
+            self._extractor.close_file()
         self.rows.append((path, kind, size, self._hasher.hexdigest(), mode, mtime, None))
         self._hasher = None
 
     def _end_collected(self, data: bytes) -> None:
         """A collected member ended: the volume's own SHA256SUMS, or an extended header."""
         current = self._current
-        if current is not None and current[1] == "sums":
+        if current is not None and current[1] == "capture":
             self._current = None
-            self.inner_sums = data
+            path, _, size, mode, mtime, _ = current
+            if self._extractor is not None:
+                self._extractor.open_file(path, mode, mtime)(data)
+                self._extractor.close_file()
+            if path in _SUMS_PATHS:
+                self.inner_sums = data
+                return
+            self.captured[path] = data
+            self.rows.append((path, "file", size, _sha256(data).hexdigest(), mode, mtime, None))
             return
         ext = self._ext_kind
         if ext == _EXT_PAX:

@@ -424,17 +424,24 @@ def test_open_refuses_a_non_empty_destination(
         open_bundle(bundle, [keys[0]], into)
 
 
-def test_volume_with_links_verifies_but_does_not_open(
+def test_volume_with_links_seals_and_verify_says_open_refuses_it(
     tmp_path: Path, keys: tuple[X25519Identity, SigningKey]
 ) -> None:
+    """Links are valid members (tar -x restores them); open refuses them and verify says so."""
     writer = BundleWriter(tmp_path / "b", [keys[0].recipient()], keys[1])
     record = writer.add_volume(MemorySource("l", {"d/a": b"a"}, links={"d/l": "a"}))
     writer.finish()
     link = next(m for m in record.members if m.path == "d/l")
     assert (link.type, link.link) == ("symlink", "a")
-    assert verify_bundle(tmp_path / "b", [keys[0]]) == []
-    with pytest.raises(BundleCorrupt, match="symbolic link"):
+    assert verify_bundle(tmp_path / "b") == []  # outer checks: the bundle is intact
+    problems = verify_bundle(tmp_path / "b", [keys[0]])
+    assert problems == [
+        "volumes/0001-l.tar.age: member 'd/l' is a symbolic link; handover open refuses "
+        "links and device files (age and tar restore them, see README.txt)"
+    ]
+    with pytest.raises(BundleCorrupt) as caught:
         open_bundle(tmp_path / "b", [keys[0]], tmp_path / "into")
+    assert str(caught.value) == problems[0]
 
 
 def test_writer_refuses_no_recipient(
