@@ -21,6 +21,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from handover.errors import HandoverError
 
@@ -62,7 +63,7 @@ def translated(error: Exception) -> HandoverError | None:
 def print_error(error: HandoverError) -> None:
     """Print a HandoverError as one red line per problem, on stderr."""
     for line in str(error).splitlines() or [type(error).__name__]:
-        err_console.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
 
 
 def fail(error: HandoverError) -> None:

@@ -317,18 +317,27 @@ def verify(
         Path | None, typer.Option("--signer", help="Provider's public key file to trust.")
     ] = None,
 ) -> None:
-    """Check a bundle; exit 0 if all is good, else one line per problem and exit 1."""
-    from handover.bundle.reader import verify_bundle
+    """Check a bundle; exit 0 if all is good, else one line per problem and exit 1.
+
+    Without --signer the signature is checked with the bundle's own
+    provider.pub, which anyone altering the bundle can replace: the signer's
+    fingerprint is printed for the client to compare with the one received
+    out of band. With --signer, a bundle signed by another key fails.
+    """
+    from rich.markup import escape
+
+    from handover.bundle.extract import signer_note
+    from handover.bundle.reader import verify_bundle_outcome
 
     identities = _identities(identity or [])
     source = _bundle_source(bundle)
     if signer is not None and not signer.is_file():
         raise UsageError(f"{signer}: no such signer key file")
-    problems = verify_bundle(source, identities or None, signer)
-    if problems:
-        for line in problems:
+    outcome = verify_bundle_outcome(source, identities or None, signer)
+    if outcome.problems:
+        for line in outcome.problems:
             err_console.print(
-                f"[red]error:[/red] {line}", markup=True, soft_wrap=True, highlight=False
+                f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True, highlight=False
             )
         raise typer.Exit(1)
     checked = (
@@ -336,7 +345,9 @@ def verify(
         if identities
         else ("outer checksums and signature (add --identity to check the contents)")
     )
-    console.print(f"OK: {source.describe()}: {checked}", soft_wrap=True)
+    console.print(f"OK: {source.describe()}: {checked}", soft_wrap=True, markup=False)
+    note = signer_note(outcome.signer_fingerprint, outcome.signer_checked)
+    console.print(note, soft_wrap=True, markup=False)
 
 
 @app.command("open")
@@ -359,12 +370,22 @@ def open_command(
         raise UsageError("--identity FILE is required to open a bundle")
     if signer is not None and not signer.is_file():
         raise UsageError(f"{signer}: no such signer key file")
-    manifest = open_bundle(_bundle_source(bundle), identities, into, signer)
+    notes: list[str] = []
+    try:
+        manifest = open_bundle(_bundle_source(bundle), identities, into, signer, notes=notes)
+    finally:  # leftovers of an interrupted open are said even when this one fails
+        for line in notes:
+            if not line.startswith("signed by"):
+                err_console.print(f"note: {line}", soft_wrap=True, markup=False)
     files = sum(v.file_count for v in manifest.volumes)
     console.print(
         f"Opened {len(manifest.volumes)} volume(s), {files} files verified -> {into}",
         soft_wrap=True,
+        markup=False,
     )
+    for line in notes:
+        if line.startswith("signed by"):
+            console.print(line, soft_wrap=True, markup=False)
 
 
 __all__ = ["keygen", "open_command", "seal", "unique_labels", "verify"]
