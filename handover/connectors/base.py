@@ -10,7 +10,7 @@ the implementation from the playbook's `transport`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
@@ -20,6 +20,7 @@ from handover.errors import PermanentConnectorError
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
+    from handover.secrets.references import Secret
 
 __all__ = [
     "MAX_READ_FILE_BYTES",
@@ -106,8 +107,14 @@ class HostConnector(Protocol):
         """The files under `paths` as one tar stream (the host's own `tar` walks them)."""
         ...
 
-    def dump_source(self, label: str, command: str, filename: str) -> VolumeSource:
-        """The stdout of `command` (a database dump) as a tar holding one member `filename`."""
+    def dump_source(
+        self, label: str, command: str, filename: str, env: Mapping[str, Secret] | None = None
+    ) -> VolumeSource:
+        """The stdout of `command` (a database dump) as a tar holding one member `filename`.
+
+        `env`: variables the command finds in its environment (its passwords),
+        never written on a command line.
+        """
         ...
 
     def read_file(self, path: str) -> bytes:

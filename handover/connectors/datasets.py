@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from handover.bundle.types import VolumeSource
 from handover.connectors.base import HostConnector
+from handover.secrets.references import resolve_secret
 
 if TYPE_CHECKING:
     from handover.connectors.s3.client import S3SettingsLike
@@ -30,7 +31,8 @@ def dataset_source(
     `connector` is the session to the dataset's host (None for an S3
     dataset, which has no host); `s3_settings` are the contract's
     (`perimeter.s3`). The volume is labelled `<host>-<dataset>`, or the
-    dataset's name alone for S3.
+    dataset's name alone for S3. A dump's `env` references are resolved here
+    (SecretRefError names the reference, never a value).
     """
     label = f"{dataset.host}-{dataset.name}" if dataset.host else dataset.name
     if dataset.s3 is not None:
@@ -46,5 +48,7 @@ def dataset_source(
         )
     assert connector is not None, "a host dataset needs a connector"
     if dataset.dump is not None:
-        return connector.dump_source(label, dataset.dump.command, dataset.dump.filename)
+        # Resolved here, when the data is read; the values reach the command's environment only.
+        env = {name: resolve_secret(ref) for name, ref in dataset.dump.env.items()}
+        return connector.dump_source(label, dataset.dump.command, dataset.dump.filename, env)
     return connector.tree_source(label, list(dataset.paths or []))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Self, cast
@@ -37,6 +38,7 @@ from handover.state.atomic import write_atomic
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
+    from handover.secrets.references import Secret
 
 __all__ = ["LocalConnector", "LocalDumpSource"]
 
@@ -126,9 +128,15 @@ class LocalConnector:
 
         return LocalPathSource(label, self.root, paths)
 
-    def dump_source(self, label: str, command: str, filename: str) -> VolumeSource:
-        """The stdout of `command` (run in `root`) as a tar holding one member `filename`."""
-        return LocalDumpSource(label, self.name, self.root, command, filename)
+    def dump_source(
+        self, label: str, command: str, filename: str, env: Mapping[str, Secret] | None = None
+    ) -> VolumeSource:
+        """The stdout of `command` (run in `root`) as a tar holding one member `filename`.
+
+        `env` is added to the command's environment (the process's own, not
+        its command line).
+        """
+        return LocalDumpSource(label, self.name, self.root, command, filename, env=env)
 
     # -- small files -----------------------------------------------------------------
 
@@ -180,7 +188,9 @@ class LocalDumpSource:
     host, then streams out as a tar. The temporary folder is removed when
     `open_tar()` exits, whatever happened. If the command fails, ConnectorError
     carries the exit status and the end of its stderr (never its stdout: that
-    is client data).
+    is client data). `env` (the dump's passwords) is added to the process
+    environment of the command, which other users cannot read, unlike its
+    command line.
     """
 
     def __init__(
@@ -191,6 +201,7 @@ class LocalDumpSource:
         command: str,
         filename: str,
         tmp_dir: Path | None = None,
+        env: Mapping[str, Secret] | None = None,
     ) -> None:
         pure = PurePosixPath(filename)
         if not filename or pure.is_absolute() or ".." in pure.parts or filename.endswith("/"):
@@ -201,6 +212,7 @@ class LocalDumpSource:
         self.command = command
         self.filename = pure.as_posix()
         self.tmp_dir = tmp_dir
+        self._env: dict[str, Secret] = dict(env or {})
 
     @property
     def label(self) -> str:
@@ -219,6 +231,7 @@ class LocalDumpSource:
                 done = subprocess.run(
                     ["sh", "-c", self.command],
                     cwd=self.root,
+                    env=self._environment(),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.PIPE,
@@ -235,6 +248,13 @@ class LocalDumpSource:
                 f"{stderr_summary(done.stderr)}",
                 host=self.host,
             )
+
+    def _environment(self) -> dict[str, str] | None:
+        """The worker's environment plus `env`, or None (inherit) when there is none."""
+        if not self._env:
+            return None
+        values = {name: secret.reveal_text() for name, secret in self._env.items()}
+        return {**os.environ, **values}
 
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:

@@ -22,7 +22,12 @@ from handover.contract.base import Loc, format_loc
 from handover.contract.fields import REF_HELP, literal_secret_kind
 from handover.contract.playbook import Playbook, raw_reference_problems
 from handover.contract.problem_lines import describe, error_lines
-from handover.contract.yaml_lines import ComposedYaml, compose
+from handover.contract.yaml_lines import (
+    MAX_PLAYBOOK_BYTES,
+    ComposedYaml,
+    compose,
+    size_problem,
+)
 from handover.errors import PlaybookError
 
 
@@ -106,17 +111,39 @@ def validate_playbook_text(text: str, file: str) -> Playbook:
     return playbook
 
 
+def read_playbook_text(path: Path) -> str:
+    """The text of a playbook file, read no further than the size limit.
+
+    Raises PlaybookError for a file over MAX_PLAYBOOK_BYTES (without reading
+    it all: it may be a device or a huge file named by mistake), OSError and
+    UnicodeDecodeError as `open` and `decode` do.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_PLAYBOOK_BYTES + 1)
+    if len(data) > MAX_PLAYBOOK_BYTES:
+        size = max(len(data), _size_or_zero(path))
+        raise PlaybookError(str(path), [size_problem(size, str(path)) or str(path)])
+    return data.decode("utf-8")
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def load_playbook(path: Path) -> Playbook:
     """Read and validate a playbook file.
 
     Raises PlaybookError with one `file:line: field.path: message` line per
     problem (YAML syntax, duplicate keys, unknown keys, types, slugs, cross
     references, deadlines, recipients, secrets), or naming the file when it
-    cannot be read.
+    cannot be read or is over the limits (1 MiB, nesting, number of values).
     """
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_playbook_text(Path(path))
     except FileNotFoundError as exc:
         raise PlaybookError(file, [f"{file}: no such file"]) from exc
     except IsADirectoryError as exc:
@@ -138,7 +165,7 @@ def read_contract_id(path: Path) -> str | None:
     same YAML composer as `load_playbook` (aliases checked, no arbitrary tags).
     """
     try:
-        data = compose(Path(path).read_text(encoding="utf-8"), str(path)).data
+        data = compose(read_playbook_text(Path(path)), str(path)).data
     except (OSError, ValueError, PlaybookError):  # UnicodeDecodeError is a ValueError
         return None
     contract = data.get("contract") if isinstance(data, dict) else None

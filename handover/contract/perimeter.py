@@ -14,8 +14,13 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.fields import AbsPath, Fingerprint, NonEmpty, SecretRef, Slug
+from handover.contract.literal_secrets import ENV_HELP, command_secret_kind
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Variables that change how the shell or the loader runs the command, not what it reads.
+_RESERVED_ENV = frozenset({"PATH", "IFS", "ENV", "BASH_ENV", "SHELL", "HOME", "PS4"})
+MAX_DUMP_ENV = 32
 
 
 class Host(PlaybookModel):
@@ -90,12 +95,50 @@ class S3Settings(PlaybookModel):
 
 
 class DumpSpec(PlaybookModel):
-    """A database dump: a command run on the host whose stdout is the dump file."""
+    """A database dump: a command run on the host whose stdout is the dump file.
+
+    The command is text anyone reading the playbook, its documents or the
+    host's process list sees, so it holds no secret (`literal_secrets`): the
+    passwords a dump needs are named in `env` and reach the command through
+    its environment only.
+    """
 
     command: NonEmpty = Field(
-        description="Command writing the dump to stdout, e.g. 'pg_dump -Fc acme'."
+        description="Command writing the dump to stdout, e.g. 'pg_dump -Fc acme'. No secret in "
+        "it: give passwords in `env`."
     )
     filename: NonEmpty = Field(description="Name of the dump file inside the volume.")
+    env: dict[str, SecretRef] = Field(
+        default_factory=dict,
+        max_length=MAX_DUMP_ENV,
+        description="Environment variables of the dump command, each a credential reference "
+        "(env:, file:, vault:, prefect-secret:) resolved when the dump runs, e.g. "
+        "{PGPASSWORD: vault:acme-2026/erp-db}. Sent to the host through the command's stdin "
+        "(SSH) or the process environment (local), never on a command line.",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _no_literal_secret(cls, value: str) -> str:
+        kind = command_secret_kind(value)
+        if kind:
+            raise ValueError(f"holds a literal secret ({kind}): {ENV_HELP}")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        problems: list[tuple[Loc, str]] = []
+        for name in value:
+            if not _ENV_NAME_RE.match(name):
+                problems.append(((name,), "not a variable name: letters, digits and '_'"))
+            elif name in _RESERVED_ENV or name.startswith("LD_"):
+                problems.append(
+                    ((name,), "changes how the command runs, not what it reads: not allowed")
+                )
+        if problems:
+            raise LocatedProblems(problems)
+        return value
 
     @field_validator("filename")
     @classmethod

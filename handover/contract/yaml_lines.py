@@ -4,6 +4,14 @@ Messages point at `file:line`, so the loader needs the line of every
 location, which only the node tree knows. Composing first also lets the
 loader refuse recursive aliases and alias bombs before anything expands them,
 and report duplicate keys, which a plain `yaml.safe_load` silently merges.
+
+A playbook is bounded before it is composed (`check_limits`): the text in
+size, the document in nesting depth and in number of values, counted on the
+parser's flat event stream. The composer and the constructor recurse once
+per level of nesting, so a document of a million `[` would otherwise end in
+a RecursionError (or worse, in the C composer) instead of a message; and no
+real playbook comes near these bounds (about 10 levels and a few thousand
+values for a large estate).
 """
 
 from __future__ import annotations
@@ -19,6 +27,12 @@ from handover.errors import PlaybookError
 # libyaml when present: composing is most of the time spent on a playbook.
 FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_EXPANDED_NODES = 100_000
+#: Largest playbook accepted, in bytes of UTF-8 text.
+MAX_PLAYBOOK_BYTES = 1024 * 1024
+#: Deepest nesting of mappings and lists accepted.
+MAX_DEPTH = 32
+#: Most values (scalars, aliases, mappings, lists) in the document as written.
+MAX_NODES = 50_000
 
 
 @dataclass
@@ -75,6 +89,56 @@ def _check_aliases(root: yaml.Node, file: str) -> None:
         )
 
 
+def size_problem(size: int, file: str) -> str | None:
+    """The message for a playbook of `size` bytes when it is over the limit, else None."""
+    if size <= MAX_PLAYBOOK_BYTES:
+        return None
+    return (
+        f"{file}: playbook too large ({size} bytes; at most {MAX_PLAYBOOK_BYTES} bytes, 1 MiB): "
+        "a playbook describes a contract, it does not carry data"
+    )
+
+
+def check_limits(text: str, file: str) -> None:
+    """Refuse text over MAX_PLAYBOOK_BYTES, deeper than MAX_DEPTH, or over MAX_NODES values.
+
+    Walks the parser's events (no recursion, nothing built), so it is safe
+    on any input; YAML syntax errors are left to `compose`, which reports
+    them with their line.
+    """
+    too_big = size_problem(len(text.encode("utf-8", "surrogatepass")), file)
+    if too_big:
+        raise PlaybookError(file, [too_big])
+    depth = 0
+    nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=FAST_LOADER):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = _line(event)
+                    raise PlaybookError(
+                        file,
+                        [f"{file}:{line}: (top): nested deeper than {MAX_DEPTH} levels"],
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    line = _line(event)
+                    raise PlaybookError(
+                        file, [f"{file}:{line}: (top): more than {MAX_NODES} values"]
+                    )
+    except yaml.YAMLError:
+        return  # compose reports it, with its line
+
+
+def _line(event: yaml.Event) -> int:
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 1
+
+
 def _syntax_error(exc: yaml.YAMLError, file: str) -> PlaybookError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = f"{mark.line + 1}:" if mark is not None else ""
@@ -116,7 +180,11 @@ def _record_lines(root: yaml.Node, composed: ComposedYaml, file: str) -> None:
 
 
 def compose(text: str, file: str) -> ComposedYaml:
-    """Parse YAML text; `file` names it in messages. Raises PlaybookError for bad YAML."""
+    """Parse YAML text; `file` names it in messages.
+
+    Raises PlaybookError for bad YAML and for text over the limits (`check_limits`).
+    """
+    check_limits(text, file)
     try:
         node = yaml.compose(text, Loader=FAST_LOADER)
         if node is None:

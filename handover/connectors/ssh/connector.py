@@ -24,7 +24,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -80,6 +80,7 @@ from handover.state.layout import ContractPaths
 
 if TYPE_CHECKING:
     from handover.contract.perimeter import Host
+    from handover.secrets.references import Secret
 
 __all__ = ["SSHConnector"]
 
@@ -380,20 +381,24 @@ class SSHConnector:
         return path
 
     @contextlib.contextmanager
-    def stream_command(self, command: str, what: str) -> Iterator[BinaryIO]:
+    def stream_command(self, command: str, what: str, stdin: bytes = b"") -> Iterator[BinaryIO]:
         """The stdout of `command` as a checked stream (see `streams.open_exec_tar`).
 
         For data (a tar, a dump): no size limit, an idle timeout instead.
-        `what` names the stream in errors.
+        `what` names the stream in errors; `stdin` (small) is sent to the
+        command before its stdin is closed.
         """
-        with open_exec_tar(self._exec(command, IDLE_TIMEOUT_S), self.target, what) as stream:
+        channel = self._exec(command, IDLE_TIMEOUT_S)
+        with open_exec_tar(channel, self.target, what, stdin) as stream:
             yield stream
 
     def tree_source(self, label: str, paths: Sequence[str]) -> SSHTreeSource:
         return SSHTreeSource(self, label, paths)
 
-    def dump_source(self, label: str, command: str, filename: str) -> SSHDumpSource:
-        return SSHDumpSource(self, label, command, filename)
+    def dump_source(
+        self, label: str, command: str, filename: str, env: Mapping[str, Secret] | None = None
+    ) -> SSHDumpSource:
+        return SSHDumpSource(self, label, command, filename, env)
 
     def read_file(self, path: str) -> bytes:
         """A small file's bytes (up to MAX_READ_FILE_BYTES); PermanentConnectorError if absent."""

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import re
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import paramiko
 
@@ -26,7 +27,12 @@ from handover.connectors.ssh.sftp import open_sftp_tar
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import UsageError
 
+if TYPE_CHECKING:
+    from handover.secrets.references import Secret
+
 __all__ = ["SSHDumpSource", "SSHSession", "SSHTreeSource", "check_absolute", "relative_paths"]
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # GNU tar: same options as the local source (POSIX format, no atime/ctime records, sorted,
 # hard links stored as files). Elsewhere (BusyBox) plain `tar -cf -`; handover parses both.
@@ -40,8 +46,9 @@ _TAR_SCRIPT = (
 # A tar header states the member's size before its data, and a dump's size is known only
 # when the dump ends: so the dump goes to a private temp file on the host first, its exit
 # status is checked, and only then is it tarred and streamed (and the temp folder removed).
+# {env} reads the dump's variables from stdin, one line each (see `env_script`).
 _DUMP_SCRIPT = """umask 077
-d=$(mktemp -d) || exit 97
+{env}d=$(mktemp -d) || exit 97
 trap 'rm -rf "$d"' EXIT HUP INT TERM
 sh -c {command} > "$d"/{filename} </dev/null
 status=$?
@@ -68,7 +75,9 @@ class SSHSession(Protocol):
 
     def require_shell(self, what: str) -> None: ...
 
-    def stream_command(self, command: str, what: str) -> AbstractContextManager[BinaryIO]: ...
+    def stream_command(
+        self, command: str, what: str, stdin: bytes = b""
+    ) -> AbstractContextManager[BinaryIO]: ...
 
     def sftp(self) -> paramiko.SFTPClient: ...
 
@@ -146,6 +155,39 @@ class SSHTreeSource:
             yield stream
 
 
+def env_script(names: Sequence[str]) -> str:
+    """Shell lines that read one variable per line of stdin and export it.
+
+    The values never appear in the script (which is the exec request, and
+    the command line `ps` shows on the host): only the names do. sshd
+    refuses to pass arbitrary variables (`AcceptEnv`), so the values come
+    through the channel's stdin, read by the shell's own `read` builtin, and
+    reach the dump command as its environment. `IFS=` and `-r` keep each
+    value byte for byte (spaces, backslashes).
+    """
+    lines = []
+    for name in names:
+        if not _ENV_NAME_RE.match(name):
+            raise UsageError(f"dump variable {name!r}: not a variable name")
+        lines.append(f"IFS= read -r {name} || exit 96\nexport {name}\n")
+    return "".join(lines)
+
+
+def env_input(env: Mapping[str, Secret], host: str) -> bytes:
+    """The stdin `env_script` reads: each value on its own line, in the order of `env`."""
+    out = bytearray()
+    for name, secret in env.items():
+        value = secret.reveal_text()
+        if "\n" in value or "\r" in value or "\0" in value:
+            # The value is not quoted: it is a secret.
+            raise UsageError(
+                f"{host}: dump variable {name}: its value holds a line break or a NUL byte, "
+                "which cannot be passed to the command"
+            )
+        out += value.encode("utf-8") + b"\n"
+    return bytes(out)
+
+
 class SSHDumpSource:
     """A dump command's output on an SSH host, as a tar holding one member `filename`.
 
@@ -153,10 +195,20 @@ class SSHDumpSource:
     `mktemp -d`), checks its exit status, then tars the file and removes the
     folder, all in one script: a tar member's size is written before its
     data, so the dump must end before its bytes can be framed. The host needs
-    free temp space for one dump.
+    free temp space for one dump. The variables of `env` (the dump's
+    passwords) are sent on the channel's stdin and exported by the script
+    before it runs the command: they are in the command's environment, never
+    on a command line of the host.
     """
 
-    def __init__(self, session: SSHSession, label: str, command: str, filename: str) -> None:
+    def __init__(
+        self,
+        session: SSHSession,
+        label: str,
+        command: str,
+        filename: str,
+        env: Mapping[str, Secret] | None = None,
+    ) -> None:
         if not filename or "/" in filename or filename in (".", ".."):
             raise UsageError(
                 f"{session.target.name}: dump filename {filename!r} must be a plain name"
@@ -165,6 +217,8 @@ class SSHDumpSource:
         self._label = label
         self._command = command
         self.filename = filename
+        self._env: dict[str, Secret] = dict(env or {})
+        env_script(list(self._env))  # refuse a bad name now, not once connected
 
     @property
     def label(self) -> str:
@@ -179,13 +233,17 @@ class SSHDumpSource:
         return {}
 
     def script(self) -> str:
+        """The remote script: names of the variables, never their values."""
         return _DUMP_SCRIPT.format(
-            command=shlex.quote(self._command), filename=shlex.quote(self.filename)
+            env=env_script(list(self._env)),
+            command=shlex.quote(self._command),
+            filename=shlex.quote(self.filename),
         )
 
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:
         self.session.require_shell(f"run the dump for {self.filename}")
         command = "sh -c " + shlex.quote(self.script())
-        with self.session.stream_command(command, f"dump {self.filename}") as stream:
+        stdin = env_input(self._env, self.session.target.name)
+        with self.session.stream_command(command, f"dump {self.filename}", stdin) as stream:
             yield stream

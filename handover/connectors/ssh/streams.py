@@ -133,13 +133,28 @@ class _CheckedStream(io.RawIOBase):
 class _ExecStream:
     """The stdout of a remote command as a checked stream; stderr drained aside."""
 
-    def __init__(self, channel: paramiko.Channel, target: SSHTarget, what: str) -> None:
+    def __init__(
+        self, channel: paramiko.Channel, target: SSHTarget, what: str, stdin: bytes = b""
+    ) -> None:
         self.target = target
         self.what = what
         self.channel = channel
+        if stdin:
+            # Small (a few variables): sent whole before reading, within the channel window.
+            self._send(stdin)
         self.channel.shutdown_write()
         self.stderr = StderrDrain(self.channel)
         self._checked = False
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.channel.sendall(data)
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            # The data is never quoted: it may be the command's secrets.
+            raise TransientConnectorError(
+                f"{self.target.where}: connection lost sending the input of {self.what}",
+                host=self.target.name,
+            ) from exc
 
     def recv(self, size: int) -> bytes:
         try:
@@ -187,15 +202,25 @@ class _ExecStream:
 
 
 @contextlib.contextmanager
-def open_exec_tar(channel: paramiko.Channel, target: SSHTarget, what: str) -> Iterator[BinaryIO]:
+def open_exec_tar(
+    channel: paramiko.Channel, target: SSHTarget, what: str, stdin: bytes = b""
+) -> Iterator[BinaryIO]:
     """The stdout of the command running on `channel` (opened with IDLE_TIMEOUT_S), checked.
+
+    `stdin` is sent to the command, then its stdin is closed (small inputs
+    only, such as the variables of a dump: it is sent before reading).
 
     Leaving the block after the consumer read everything drains the rest and
     raises ConnectorError if the command failed (status and stderr tail), or
     TransientConnectorError if the connection dropped. `what` names the
     stream in those messages.
     """
-    stream = _ExecStream(channel, target, what)
+    try:
+        stream = _ExecStream(channel, target, what, stdin)
+    except BaseException:
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            channel.close()
+        raise
     raw = _CheckedStream(stream.recv, stream.check)
     completed = False
     try:
