@@ -2,9 +2,11 @@
 
 Every contract starts from the same checklist per phase
 (`handover/contract/templates/<phase>.yaml`); a playbook adds items, waives
-the ones the contract does not need and rewords titles. Separate from the
-phase list (`phases.py`), which the checklist store and the CLI use without
-any playbook.
+the ones the contract does not need and rewords titles. No flow ticks an item
+a playbook adds, so such an item says `manual: true`: a person ticks it with
+`handover item done` (`validate` refuses an added item without it, see
+`readiness`). Separate from the phase list (`phases.py`), which the
+checklist store and the CLI use without any playbook.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class ChecklistItemSpec(PlaybookModel):
     clause: NonEmpty = Field(description="Contract clause or regulation served.")
     owner: Owner
     evidence_kind: EvidenceKind
+    manual: bool = Field(
+        default=False,
+        description="A person ticks this item with `handover item done` (no flow does). "
+        "An item a playbook adds is ticked by no flow, so it must say `manual: true`.",
+    )
 
 
 _template_cache: dict[str, list[dict[str, Any]]] = {}
@@ -53,7 +60,11 @@ def load_phase_template(phase: str) -> list[dict[str, Any]]:
             .read_text("utf-8")
         )
         data = yaml.load(text, Loader=FAST_LOADER)  # a safe loader
-        items = [ChecklistItemSpec.model_validate(item).model_dump() for item in data["items"]]
+        # A template item is ticked by its phase's flow: `manual` is for the items playbooks add.
+        items = [
+            ChecklistItemSpec.model_validate(item).model_dump(exclude={"manual"})
+            for item in data["items"]
+        ]
         _template_cache[phase] = items
     return [dict(item) for item in _template_cache[phase]]
 
