@@ -6,7 +6,8 @@ PREFECT_UI_API_URL) is opened in Chromium and checked as rendered: the run
 is listed as Completed, the keyed checklist artifact lists several
 versions, the newest version shows the checklist table (item ids, titles,
 "done"), and the flow run page lists its task runs. Each page is saved as
-a screenshot under the test's tmp folder.
+a screenshot under the test's tmp folder. The server requires its auth
+string: the auditor first meets the login form (and no runs), and logs in.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from flows.lifecycle import run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
 from handover.exit.progress import ExitProgress
-from tests.browser import chromium
+from tests.browser import chromium, log_in
+from tests.fixtures.prefect_server import AUTH_STRING
 from tests.workspace import Workspace, make_workspace
 
 pytestmark = pytest.mark.integration
@@ -132,6 +134,10 @@ def test_auditor_sees_run_checklist_versions_and_task_runs(
     shots.mkdir()
 
     with chromium() as driver:
+        # (0) Without the auth string the UI shows its login form, not the runs.
+        before = log_in(driver, f"{ui}/runs", AUTH_STRING)
+        assert "Login" in before and run.name not in before, before[:500]
+
         # (1) The runs list shows the takeover run as Completed.
         driver.get(f"{ui}/runs")
 
@@ -226,6 +232,8 @@ def test_auditor_sees_the_signed_acceptance_and_who_signed(
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with chromium() as driver:
+        before = log_in(driver, f"{ui}/artifacts/key/{key}", AUTH_STRING)
+        assert "Login" in before and "Client acceptance" not in before, before[:500]
         driver.get(f"{ui}/artifacts/key/{key}")
         link = wait_for(
             driver,
