@@ -123,13 +123,20 @@ def run(
 def serve(
     limit: int = typer.Option(4, help="How many flow runs may execute at once."),
 ) -> None:
-    """Serve the four phase flows so that they can be started from the Prefect UI."""
+    """Serve the four phase flows so that they can be started from the Prefect UI.
+
+    Runs started there may only use playbooks inside the playbook folders
+    (HANDOVER_PLAYBOOK_DIRS, default ./playbooks).
+    """
     from flows import server
+    from handover.contract.playbook_dirs import ENV_VAR, playbook_dirs
 
     info = server.ensure_server()
     from flows.serving import serve_phases
 
+    folders = ", ".join(str(f) for f in playbook_dirs(os.environ.get(ENV_VAR), Path.cwd()))
     console.print(f"Serving the phase flows; start them from {info.ui_url}/deployments")
+    console.print(f"Runs started there may use the playbooks in: {folders} ({ENV_VAR})")
     serve_phases(limit=limit)
 
 

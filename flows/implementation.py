@@ -21,6 +21,7 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
+from flows.playbook_guard import guard_playbook_path
 from flows.schedules import deploy_backup_schedule
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
@@ -43,6 +44,7 @@ DRILL_EVERY_N_RUNS = 1
 )
 def implementation(playbook_path: str, fresh: bool = False) -> PhaseOutcome:
     """Mise en œuvre: provider access, health checks, backup schedule, procedures, runbooks."""
+    guard_playbook_path(playbook_path)  # a deployment run: only playbooks in the folders
     playbook = load_playbook(Path(playbook_path))
     tag_flow_run(playbook.contract_id, "implementation")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)

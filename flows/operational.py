@@ -26,6 +26,7 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
+from flows.playbook_guard import guard_playbook_path
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
@@ -59,6 +60,7 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     Every run is a new round of the same obligations, so items done in an
     earlier run are reopened (`fresh` defaults to true).
     """
+    guard_playbook_path(playbook_path)  # a deployment run: only playbooks in the folders
     playbook = load_playbook(Path(playbook_path))
     tag_flow_run(playbook.contract_id, "operational")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)

@@ -4,6 +4,13 @@ One deployment per phase (the UI builds the run form from the flow's
 parameters: a playbook path, never a secret), the whole lifecycle, and, for
 each contract whose implementation phase deployed a backup schedule, the
 scheduled operational deployment, so scheduled runs execute here too.
+
+Whoever reaches the API can start these with a `playbook_path` of their
+choosing: each phase flow, run from a deployment, first checks that the
+playbook is inside the playbook folders (`flows.playbook_guard`). A
+contract's recorded schedule whose playbook is outside them stops
+`handover serve` at start, with the setting to change, rather than failing
+at every scheduled run.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.implementation import implementation
 from flows.lifecycle import lifecycle
 from flows.operational import operational
+from flows.playbook_guard import check_deployment_playbook
 from flows.reversibility import reversibility
 from flows.schedules import scheduled_deployment
 from flows.takeover import takeover
+from handover.contract.playbook_dirs import PlaybookOutsideFolders
 from handover.operations.run_history import run_tags
 from handover.operations.schedules import load_schedules
 
@@ -59,8 +68,21 @@ def _tags(phase: str) -> list[str]:
 
 
 def serve_phases(limit: int = 4) -> None:
-    """Serve the phase flows (and the contracts' schedules) until interrupted."""
+    """Serve the phase flows (and the contracts' schedules) until interrupted.
+
+    Raises PlaybookOutsideFolders (exit 2) before serving anything if a
+    recorded schedule's playbook is outside the playbook folders.
+    """
     deployments = phase_deployments()
     for contract, schedule in sorted(load_schedules().items()):
+        check_scheduled_playbook(contract, schedule.playbook_path)
         deployments.append(scheduled_deployment(contract, schedule))
     serve(*deployments, limit=limit)
+
+
+def check_scheduled_playbook(contract: str, playbook_path: str) -> None:
+    """The schedule's playbook must pass the check its runs will face, said with the contract."""
+    try:
+        check_deployment_playbook(playbook_path)
+    except PlaybookOutsideFolders as refused:
+        raise PlaybookOutsideFolders(f"backup schedule of {contract}: {refused}") from None

@@ -25,6 +25,7 @@ from flows._phase import (
     phase_task_runner,
 )
 from flows.host_keys import confirm_and_pin
+from flows.playbook_guard import guard_playbook_path
 from handover.bundle.types import MemberRecord
 from handover.checklist.model import evidence_for_file
 from handover.contract.loader import load_playbook
@@ -51,6 +52,7 @@ def takeover(playbook_path: str, pin_host_keys: bool = False, fresh: bool = Fals
     known_hosts, once a human confirms them (the flow pauses for it).
     `fresh` reruns items already done.
     """
+    guard_playbook_path(playbook_path)  # a deployment run: only playbooks in the folders
     playbook = load_playbook(Path(playbook_path))
     tag_flow_run(playbook.contract_id, "takeover")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
