@@ -296,6 +296,7 @@ class DirectorySource:
     def _open_regular(self, relpath: str) -> int:
         """A descriptor on `relpath`, walked one component at a time without following links."""
         parts = _check_relpath(relpath).parts
+        shown = relpath if relpath.isprintable() else repr(relpath)
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -308,14 +309,14 @@ class DirectorySource:
             finally:
                 os.close(folder)
         except FileNotFoundError:
-            raise BundleError(f"{relpath}: missing from {self.path}") from None
+            raise BundleError(f"{shown}: missing from {self.path}") from None
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
-                raise BundleCorrupt(_IRREGULAR.format(relpath)) from None
-            raise BundleError(f"{relpath}: cannot read: {exc.strerror}") from None
+                raise BundleCorrupt(_IRREGULAR.format(shown)) from None
+            raise BundleError(f"{shown}: cannot read: {exc.strerror}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise BundleCorrupt(_IRREGULAR.format(relpath))
+            raise BundleCorrupt(_IRREGULAR.format(shown))
         os.set_blocking(fd, True)
         return fd
 

@@ -173,7 +173,7 @@ def check_outer(
         if relpath not in result.present:
             problems.append(f"{relpath}: listed in {SUMS_NAME} but missing")
     for relpath in sorted(result.present - set(result.sums) - _SIGNED):
-        problems.append(f"{named(relpath)}: not listed in {SUMS_NAME} (extra file)")
+        problems.append(_extra_problem(source, relpath))
     for relpath, expected in sorted(result.sums.items()):
         if relpath not in result.present:
             continue
@@ -181,6 +181,18 @@ def check_outer(
             continue
         problems += hash_problems(source, relpath, expected)
     return result
+
+
+def _extra_problem(source: BundleSource, relpath: str) -> str:
+    """An unlisted entry: said as irregular when it is (a link, a device), else as extra."""
+    try:
+        with source.open_read(relpath):
+            pass
+    except BundleCorrupt as exc:
+        return str(exc)
+    except BundleError:
+        pass
+    return f"{named(relpath)}: not listed in {SUMS_NAME} (extra file)"
 
 
 def hash_problems(source: BundleSource, relpath: str, expected: str) -> list[str]:
@@ -394,14 +406,17 @@ def read_volume(
         extractor=extractor,
     )
     problems: list[str] = []
-    with source.open_read(volume.file) as raw:
-        hashing = HashingReader(raw)
-        try:
-            with AgeReader(hashing, identities, name=volume.file) as age:  # type: ignore[arg-type]
-                pump_tar(age, parser, None)  # type: ignore[arg-type]
-        except BundleError as exc:
-            problems.append(str(exc))
-        hashing.drain()
+    try:
+        with source.open_read(volume.file) as raw:
+            hashing = HashingReader(raw)
+            try:
+                with AgeReader(hashing, identities, name=volume.file) as age:  # type: ignore[arg-type]
+                    pump_tar(age, parser, None)  # type: ignore[arg-type]
+            except BundleError as exc:
+                problems.append(str(exc))
+            hashing.drain()
+    except BundleError as exc:  # not a regular file, vanished
+        return [str(exc)]
     if expected is not None and hashing.hexdigest() != expected:
         problems.insert(0, mismatch_problem(volume.file))
     if not problems:
