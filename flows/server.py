@@ -346,6 +346,7 @@ def start(port: int | None = None) -> ServerInfo:
     """Start the embedded server (or return the one already running) and wait until it answers."""
     running = status()
     if running is not None:
+        _refuse_open_server(running)
         return running
     port = _choose_port(port)
     log_path = prefect_home() / "server.log"
@@ -366,6 +367,26 @@ def _make_private(home: Path) -> None:
     for name in PRIVATE_FILES:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(home / name, PRIVATE_FILE_MODE)
+
+
+def _refuse_open_server(info: ServerInfo) -> None:
+    """Raise if the running embedded server answers without an auth string.
+
+    A server started by a handover from before the auth string keeps
+    running after an upgrade, open to anyone who reaches its port: say so
+    rather than use it.
+    """
+    try:
+        with urllib.request.urlopen(
+            f"{info.api_url}/{AUTH_HEADER_PROBE}", timeout=API_CHECK_TIMEOUT_S
+        ):
+            pass
+    except (urllib.error.URLError, OSError, ValueError):
+        return  # 401 (as it should be), or no answer: the health checks deal with that
+    raise HandoverError(
+        f"the Prefect server at {info.api_url} (pid {info.pid}) answers without an auth "
+        "string: restart it with 'handover server stop' then 'handover server start'"
+    )
 
 
 def _choose_port(port: int | None) -> int:

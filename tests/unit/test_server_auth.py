@@ -9,6 +9,7 @@ the real server.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import threading
@@ -19,18 +20,23 @@ from pathlib import Path
 import pytest
 
 from flows import server
-from handover.errors import UsageError
+from handover.errors import HandoverError, UsageError
 
 GOOD = "handover:the-right-one"
 
 
 class FakeApi(BaseHTTPRequestHandler):
     seen: list[str | None] = []  # noqa: RUF012 (per-test list, reset by the fixture)
+    open_to_all = False  # a server started without an auth string
 
     def do_GET(self) -> None:
         FakeApi.seen.append(self.headers.get("Authorization"))
         expected = "Basic " + base64.b64encode(GOOD.encode()).decode()
-        ok = self.path == "/api/health" or self.headers.get("Authorization") == expected
+        ok = (
+            FakeApi.open_to_all
+            or self.path == "/api/health"
+            or self.headers.get("Authorization") == expected
+        )
         self.send_response(200 if ok else 401)
         self.end_headers()
         self.wfile.write(b"{}")
@@ -42,6 +48,7 @@ class FakeApi(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_api() -> Iterator[str]:
     FakeApi.seen = []
+    FakeApi.open_to_all = False
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -116,3 +123,14 @@ def test_a_users_server_gets_the_users_string_not_ours(
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", GOOD)
     info = server.ensure_server()
     assert info.managed is False and os.environ["PREFECT_API_AUTH_STRING"] == GOOD
+
+
+def test_a_running_server_without_an_auth_string_is_not_used(fake_api: str) -> None:
+    """One left running by an older handover: the commands say to restart it."""
+    port = int(fake_api.removesuffix("/api").rsplit(":", 1)[1])
+    state = {"pid": os.getpid(), "port": port}  # a live pid: status() sees it running
+    (server.prefect_home() / "server.json").write_text(json.dumps(state))
+    assert server.start().port == port  # it requires the string: reused as it is
+    FakeApi.open_to_all = True
+    with pytest.raises(HandoverError, match="answers without an auth string: restart it"):
+        server.start()
