@@ -197,3 +197,86 @@ def history(
     versions = len(found.artifacts)
     console.print(f"{versions} checklist artifact version(s); selected by tag {found.selected_by}")
     console.print("logs, parameters and task runs of each run: --json")
+
+
+@app.command()
+@handles_errors
+def status(
+    contract: str = typer.Argument(None, help="A contract id; none: every contract here."),
+    playbooks: Path = typer.Option(
+        Path("playbooks"), help="Folder searched for the contracts' playbooks (their dates)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Write the status as JSON."),
+) -> None:
+    """Where contracts stand: phase, checklist items per phase, next dates and last runs."""
+    import json
+    from datetime import UTC, date, datetime
+
+    from handover.contract.loader import load_playbook
+    from handover.errors import HandoverError, UsageError
+    from handover.operations import status as st
+    from handover.state.home import CONTRACT_ID_PATTERN, handover_home
+
+    root = handover_home() / "contracts"
+    known = st.contract_ids(root)
+    if contract is not None and not CONTRACT_ID_PATTERN.match(contract):
+        raise UsageError(f"{contract!r} is not a contract id (2 to 63 of a-z, 0-9 and -)")
+    if contract is not None and contract not in known:
+        raise UsageError(
+            f"no contract {contract!r} under {root} (contracts: {', '.join(known) or 'none'})"
+        )
+    from flows import server
+
+    note: str | None = None
+    if not os.environ.get("PREFECT_API_URL") and server.status() is None:
+        note = "no Prefect server is running (`handover server start`): last runs not shown"
+    else:
+        try:
+            server.ensure_server()
+        except HandoverError as error:
+            note = f"last runs not shown: {error}"
+
+    def runs(contract_id: str, limit: int) -> list[st.RunLine] | None:
+        nonlocal note
+        if note is not None:
+            return None
+        from tasks.status import recent_runs
+
+        try:
+            return recent_runs(contract_id, limit)
+        except Exception as error:  # the API died while read: one line, not the screen
+            mapped = server.api_error(error)
+            if mapped is None:
+                raise
+            note = f"last runs not shown: {mapped}"
+            return None
+
+    found = st.find_playbooks(playbooks)
+    statuses = []
+    for contract_id in [contract] if contract is not None else known:
+        path, playbook, problem = found.get(contract_id), None, None
+        try:
+            playbook = load_playbook(path) if path is not None else None
+        except HandoverError:
+            problem = f"{path} does not validate (`handover validate {path}`): dates not shown"
+        if path is None:
+            problem = f"no playbook of {contract_id} under {playbooks}/ (--playbooks): no dates"
+        one = st.read_status(
+            contract_id,
+            root,
+            playbook,
+            today=date.today(),
+            now=datetime.now(UTC),
+            runs=runs(contract_id, 5 if contract is not None else 1),
+        )
+        one.playbook_note = problem
+        statuses.append(one)
+    for one in statuses:
+        one.runs_note = note
+    if as_json:
+        data = [s.model_dump(mode="json") for s in statuses]
+        typer.echo(json.dumps(data[0] if contract is not None else data, indent=2))
+    elif contract is not None:
+        console.print(st.status_view(statuses[0]))
+    else:
+        console.print(st.overview_view(statuses, note))
