@@ -42,6 +42,7 @@ from tasks.checklist import (
     fail_item,
     load_checklist,
     open_checklist,
+    reopen_item,
     start_item,
     waive_item,
 )
@@ -170,10 +171,17 @@ class PhaseRun:
             if checklist.item(need).status not in finished
         ]
 
-    def waive(self, item_id: str, reason: str) -> None:
+    def waive(self, item_id: str, reason: str, actor: str | None = None) -> None:
         if self.status(item_id) == Status.PENDING:
-            waive_item(self.contract, self.phase, item_id, reason)
+            waive_item(self.contract, self.phase, item_id, reason, actor)
             self._mark(item_id, Status.WAIVED)
+
+    def reopen(self, item_id: str, reason: str) -> None:
+        """Bring a finished or failed item back to pending (audited, with the reason)."""
+        self.checklist = load_checklist(self.contract, self.phase)
+        if self.status(item_id) != Status.PENDING:
+            reopen_item(self.contract, self.phase, item_id, reason)
+            self._mark(item_id, Status.PENDING)
 
     def _mark(self, item_id: str, status: Status) -> None:
         self.checklist.item(item_id).status = status

@@ -86,9 +86,14 @@ class SignedAcceptance(RunInput):
     file: str = ""  # or: a statement's name beside the delivery (acceptance.txt + .sig)
 
 
-def pause_key(attempt: int) -> str:
-    """`client-acceptance`, then `client-acceptance-2`, ... after each rejected answer."""
-    return PAUSE_KEY if attempt == 1 else f"{PAUSE_KEY}-{attempt}"
+def pause_key(attempt: int, revision: int = 1) -> str:
+    """`client-acceptance`, then `client-acceptance-2`, ... after each rejected answer.
+
+    A corrected re-delivery waits at `client-acceptance-r2` (then `-r2-2`, ...):
+    Prefect never pauses a run twice at the same key.
+    """
+    base = PAUSE_KEY if revision == 1 else f"{PAUSE_KEY}-r{revision}"
+    return base if attempt == 1 else f"{base}-{attempt}"
 
 
 class _Exit:
@@ -148,7 +153,7 @@ def await_signed_acceptance(
             pending = None
             if answer is None:
                 attempt += 1
-                answer = _pause(ex, pause_key(attempt), watcher, deadline)
+                answer = _pause(ex, pause_key(attempt, state.revision), watcher, deadline)
             try:
                 verified, source = _check(ex, answer, seen)
             except (AcceptanceRejected, UsageError) as exc:

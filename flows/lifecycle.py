@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import date, timedelta
@@ -99,7 +100,7 @@ def answer_acceptance_when_paused(
                 key = pause_key(paused)
                 if (str(paused.id), key) in answered:
                     continue
-                if key == "client-acceptance":
+                if key == "client-acceptance" or re.fullmatch(r"client-acceptance-r\d+", key):
                     resume_flow_run(paused.id, run_input=auto_acceptance_input(playbook, paused.id))
                 elif key == "knowledge-transfer":
                     confirm_knowledge_transfer(paused.id, incoming)

@@ -39,6 +39,7 @@ from flows._phase import (
     phase_task_runner,
 )
 from flows.acceptance import await_signed_acceptance
+from flows.redelivery import redeliver, reopen_for_redelivery
 from flows.waits import poll_interval, start_of, wait_until
 from handover.bundle.sshsig import SigningKey, sign
 from handover.bundle.summary import SealedBundle
@@ -164,12 +165,18 @@ def reversibility(
     if not run.unmet("final-inventory") and run.status("final-inventory") is Status.PENDING:
         wait_for_switch_over(ex)
     run.item("final-inventory", lambda: final_inventory(ex))
-    run.item("datasets-exported", lambda: export_datasets(ex))
-    run.item("credentials-exported", lambda: hand_back_credentials(ex))
-    run.item("documentation-exported", lambda: gather_documentation(ex))
-    run.item("bundle-sealed", lambda: seal(ex))
-    run.item("bundle-delivered", lambda: deliver(ex))
-    run.item("client-acceptance", lambda: await_acceptance(ex))
+    reopen_for_redelivery(ex)  # a crash between a new revision and reopening its items
+    while True:  # once per delivery: reservations bring a corrected re-delivery
+        run.item("datasets-exported", lambda: export_datasets(ex))
+        run.item("credentials-exported", lambda: hand_back_credentials(ex))
+        run.item("documentation-exported", lambda: gather_documentation(ex))
+        run.item("bundle-sealed", lambda: seal(ex))
+        run.item("bundle-delivered", lambda: deliver(ex))
+        run.item("client-acceptance", lambda: await_acceptance(ex))
+        if run.status("client-acceptance") is not Status.FAILED:
+            break
+        if not ex.state.reservations_open() or not redeliver(ex):
+            break
     run.item("knowledge-transfer-sessions", lambda: await_knowledge_transfer(ex))
     run.item("access-revoked", lambda: revoke(ex))
     if not run.unmet("copies-erased") and run.status("copies-erased") is Status.PENDING:
@@ -387,24 +394,26 @@ def await_acceptance(ex: Exit) -> Step[None]:
     """
     delivered(ex)
     acceptance = ex.state.acceptance
-    if acceptance is None or not acceptance.accepted:
+    # Reservations already signed for this delivery (a rerun) go straight to the correction.
+    if (acceptance is None or not acceptance.accepted) and not ex.state.reservations_open():
         acceptance = await_signed_acceptance(ex.playbook, ex.state, s3=s3_of(ex))
         ex.state.acceptance = acceptance
         ex.save()
+    assert acceptance is not None
     record = acceptance.model_dump(mode="json", exclude={"statement", "signature"})
-    evidence = [ex.run.write_json("client-acceptance.json", record, "human")]
+    # Each delivery's answer under its own name: a re-delivery never overwrites the
+    # statement that asked for it.
+    stem = "client-acceptance" + ("" if ex.state.revision == 1 else f"-r{ex.state.revision}")
+    evidence = [ex.run.write_json(f"{stem}.json", record, "human")]
     if acceptance.statement:
         evidence += [
-            ex.run.write_file(
-                "client-acceptance.txt", acceptance.statement.encode("utf-8"), "human"
-            ),
-            ex.run.write_file(
-                "client-acceptance.txt.sig", acceptance.signature.encode("ascii"), "human"
-            ),
+            ex.run.write_file(f"{stem}.txt", acceptance.statement.encode("utf-8"), "human"),
+            ex.run.write_file(f"{stem}.txt.sig", acceptance.signature.encode("ascii"), "human"),
         ]
     if acceptance.decision == "accepted-with-reservations":
         raise StepFailed(
-            "accepted with reservations: corrected re-delivery needed: "
+            f"accepted with reservations (signed by {acceptance.signer_fingerprint}): "
+            f"a corrected re-delivery follows; reservations: "
             + acceptance.reservations.replace("\n", "; ")
         )
     if not acceptance.accepted:
@@ -507,7 +516,8 @@ def erase(ex: Exit) -> Step[None]:
     delivery = delivered(ex)
     s3_of(ex)  # made now: the erasure deletes the vault that may hold the S3 credentials
     ex.signing_key()  # likewise the key that signs the exit record afterwards
-    ex.state.erasure = erase_copies(ex.playbook_path, ex.state.bundle_name, delivery)
+    earlier = [replaced.delivery for replaced in ex.state.redeliveries]
+    ex.state.erasure = erase_copies(ex.playbook_path, ex.state.bundle_name, [*earlier, delivery])
     ex.save()
     erasure = ex.state.erasure
     evidence = [
@@ -561,10 +571,16 @@ def exit_report_document(ex: Exit, delivery: DeliveryRecord) -> Document:
     return exit_report(
         ex.playbook,
         {**sealed, "name": state.bundle_name, "deadlines": deadlines, "waits": state.waits},
-        [delivery.model_dump(mode="json")],
+        [
+            *(replaced.delivery.model_dump(mode="json") for replaced in state.redeliveries),
+            delivery.model_dump(mode="json"),
+        ],
         state.acceptance.model_dump(mode="json") if state.acceptance else None,
         [revoked.model_dump(mode="json") for revoked in state.revocations],
         state.erasure.model_dump(mode="json", exclude={"signature"}) if state.erasure else None,
         list(phase_checklists(ex.run.contract).values()),
         deadlines=state.deadlines,
+        replaced=[
+            replaced.model_dump(mode="json", exclude={"sealed"}) for replaced in state.redeliveries
+        ],
     )

@@ -153,5 +153,13 @@ def fail_item(contract: str, phase: str, item_id: str, reason: str) -> None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: waived")
-def waive_item(contract: str, phase: str, item_id: str, reason: str) -> None:
-    store().waive(contract, phase, item_id, run_actor(), reason)
+def waive_item(
+    contract: str, phase: str, item_id: str, reason: str, actor: str | None = None
+) -> None:
+    store().waive(contract, phase, item_id, actor or run_actor(), reason)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{item_id}: reopened")
+def reopen_item(contract: str, phase: str, item_id: str, reason: str) -> None:
+    """Bring a done, failed or waived item back to pending, with the reason in the audit log."""
+    store().reopen(contract, phase, item_id, run_actor(), reason)

@@ -32,12 +32,16 @@ from handover.exit.erasure_targets import erasure_targets
 
 
 @task(cache_policy=NO_CACHE, task_run_name="erase provider copies")
-def erase_copies(playbook_path: str, bundle_name: str, delivery: DeliveryRecord) -> SignedErasure:
+def erase_copies(
+    playbook_path: str, bundle_name: str, deliveries: list[DeliveryRecord]
+) -> SignedErasure:
     """Delete and check the provider's copies of the contract's data; the signed certificate.
 
-    Check `.complete` on the result: False means something meant to go
-    remains (`.remaining`), and the certificate says `Result: incomplete`.
+    `deliveries`: every delivery of the exit, the ones replaced after
+    reservations included (each S3 delivery left a prefix in the provider's
+    bucket). Check `.complete` on the result: False means something meant to
+    go remains (`.remaining`), and the certificate says `Result: incomplete`.
     """
     playbook = load_playbook(Path(playbook_path))
-    delivered_prefix = delivery.location if isinstance(delivery, LinkDelivery) else None
-    return erase_and_certify(playbook, bundle_name, erasure_targets(playbook, delivered_prefix))
+    prefixes = [d.location for d in deliveries if isinstance(d, LinkDelivery)]
+    return erase_and_certify(playbook, bundle_name, erasure_targets(playbook, prefixes))

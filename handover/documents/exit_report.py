@@ -57,6 +57,7 @@ def exit_report(
     generated_at: datetime | None = None,
     *,
     deadlines: ExitDeadlines | None = None,
+    replaced: Sequence[Mapping[str, Any]] = (),
 ) -> Document:
     """The final exit report (rapport de fin de contrat / de réversibilité).
 
@@ -75,6 +76,10 @@ def exit_report(
     bundle's fields; without that key the calendar states its rules only.
     An erasure still pending after `erasure_by`, as of `generated_at`, is an
     open point of its own, and so is an incomplete one.
+
+    `replaced`: the deliveries the client accepted with reservations, each
+    with its revision, bundle, the signed reservations and the correction
+    declared (`handover.exit.progress.Redelivery`), oldest first.
     """
     summary = dict(bundle_summary)
     recorded = _recorded_calendar(summary)  # taken out of the summary either way
@@ -87,6 +92,7 @@ def exit_report(
     _calendar_and_transfer(b, playbook, dates, acceptance, checklists, waits, past)
     open_points = _bundle_section(b, summary)
     open_points += _deliveries_section(b, deliveries)
+    _replaced_section(b, replaced)
     open_points += _acceptance_section(b, acceptance)
     open_points += _revocations_section(b, playbook, revocations)
     open_points += _erasure_section(b, erasure, acceptance, dates, today)
@@ -140,6 +146,29 @@ def _deliveries_section(
         return []
     b.p("No delivery recorded.", "warning")
     return ["The bundle was not delivered."]
+
+
+def _replaced_section(b: DocumentBuilder, replaced: Sequence[Mapping[str, Any]]) -> None:
+    """Each delivery accepted with reservations, why, and what was corrected before the next."""
+    if not replaced:
+        return
+    b.h(2, "Deliveries replaced after reservations")
+    rows = []
+    for entry in replaced:
+        acceptance = entry.get("acceptance") or {}
+        correction = entry.get("correction") or {}
+        rows.append(
+            {
+                "revision": entry.get("revision"),
+                "bundle": entry.get("bundle_name"),
+                "signed by": f"{acceptance.get('accepted_by', '')} "
+                f"({acceptance.get('signer_fingerprint', '')})",
+                "reservations": acceptance.get("reservations", ""),
+                "corrected by": correction.get("corrected_by", ""),
+                "corrections": correction.get("corrections", ""),
+            }
+        )
+    dict_table(b, rows)
 
 
 def _acceptance_section(b: DocumentBuilder, acceptance: Mapping[str, Any] | None) -> list[Inline]:

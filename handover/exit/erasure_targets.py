@@ -48,13 +48,17 @@ if TYPE_CHECKING:
 EVIDENCE = "evidence of how the contract was performed (the provider's own record)"
 
 
-def erasure_targets(playbook: Playbook, delivered_prefix: str | None) -> list[ErasureTarget]:
+def erasure_targets(
+    playbook: Playbook, delivered: str | Sequence[str] | None
+) -> list[ErasureTarget]:
     """The contract's copies, in the order of deletion (the vault last).
 
-    `delivered_prefix`: the `s3://bucket/prefix` of a bundle handed over by
-    links (None when it was delivered to a folder: the client's copy is not
-    the provider's to erase).
+    `delivered`: the `s3://bucket/prefix` of each bundle handed over by
+    links, one per delivery when reservations brought a corrected one (None
+    or empty when delivered to a folder: the client's copy is not the
+    provider's to erase).
     """
+    prefixes = [delivered] if isinstance(delivered, str) else list(delivered or ())
     paths = ContractPaths(playbook.contract_id)
     targets = [path_target("local", folder, what) for folder, what in paths.working_copies()]
     s3 = playbook.perimeter.s3
@@ -64,9 +68,9 @@ def erasure_targets(playbook: Playbook, delivered_prefix: str | None) -> list[Er
             targets.append(path_target("backups", backups, "backups"))
         else:
             targets.append(s3_target(backups, s3_prefix_deleter(s3, backups), "backups"))
-    if delivered_prefix is not None:
-        deleter = s3_prefix_deleter(s3, delivered_prefix)
-        targets.append(s3_target(delivered_prefix, deleter, "bundle in the provider's bucket"))
+    for prefix in dict.fromkeys(prefixes):
+        deleter = s3_prefix_deleter(s3, prefix)
+        targets.append(s3_target(prefix, deleter, "bundle in the provider's bucket"))
     targets.append(vault_target(paths.vault_file))
     return targets
 

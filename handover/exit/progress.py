@@ -80,6 +80,38 @@ class AcceptanceRecord(BaseModel):
         return self
 
 
+Delivery = Annotated[FolderDelivery | LinkDelivery, Field(discriminator="kind")]
+
+
+class Correction(BaseModel):
+    """What the provider corrected after the client's reservations (declared in the pause form)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corrected_by: str
+    corrections: str
+    at: str  # ISO 8601, UTC
+
+
+class Redelivery(BaseModel):
+    """A delivery the client accepted with reservations, superseded by a corrected one.
+
+    Kept whole (bundle, delivery, the signed statement with its reservations,
+    the correction declared) so the exit record shows every delivery the
+    client received and why each was replaced, and so the erasure finds every
+    copy the provider made (an S3 delivery leaves one prefix per revision).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    revision: int  # 1 for the first delivery
+    bundle_name: str
+    sealed: SealedBundle
+    delivery: Delivery
+    acceptance: AcceptanceRecord
+    correction: Correction
+
+
 class ExitState(BaseModel):
     """The exit so far: each field is set by one step and read by the later ones."""
 
@@ -92,10 +124,60 @@ class ExitState(BaseModel):
     documents: dict[str, str] = {}  # index name -> provider-side file to seal
     password_file: str | None = None  # the KDBX password, encrypted to the client
     sealed: SealedBundle | None = None
-    delivery: Annotated[FolderDelivery | LinkDelivery, Field(discriminator="kind")] | None = None
+    delivery: Delivery | None = None
     acceptance: AcceptanceRecord | None = None
     revocations: list[ProviderAccessRevoked] = []
     erasure: SignedErasure | None = None
+    # Deliveries accepted with reservations and replaced, oldest first.
+    redeliveries: list[Redelivery] = []
+    # The correction declared after reservations, until its re-delivery starts.
+    correction: Correction | None = None
+    # The re-delivery whose checklist items were reopened (a crash in between reopens them).
+    reopened_for: int = 0
+
+    @property
+    def revision(self) -> int:
+        """Which delivery this is: 1, then 2 after the first reservations, and so on."""
+        return len(self.redeliveries) + 1
+
+    def reservations_open(self) -> bool:
+        """The current delivery was accepted with reservations and not yet replaced."""
+        return (
+            self.acceptance is not None
+            and self.acceptance.decision == "accepted-with-reservations"
+            and self.delivery is not None
+        )
+
+    def supersede(self) -> Self:
+        """The state of the corrected re-delivery: the current delivery moves to `redeliveries`.
+
+        The next bundle is named after the first one with `-r<revision>`, so
+        its working copy, its volumes and its delivery never mix with the
+        one the client already has. Requires reservations and a correction.
+        """
+        if not self.reservations_open() or self.correction is None:
+            raise HandoverError("no reservations with a declared correction: nothing to re-deliver")
+        assert self.sealed is not None and self.delivery is not None and self.acceptance
+        replaced = Redelivery(
+            revision=self.revision,
+            bundle_name=self.bundle_name,
+            sealed=self.sealed,
+            delivery=self.delivery,
+            acceptance=self.acceptance,
+            correction=self.correction,
+        )
+        first = self.redeliveries[0].bundle_name if self.redeliveries else self.bundle_name
+        return self.model_copy(
+            update={
+                "redeliveries": [*self.redeliveries, replaced],
+                "bundle_name": f"{first}-r{self.revision + 1}",
+                "sealed": None,
+                "delivery": None,
+                "acceptance": None,
+                "password_file": None,
+                "correction": None,
+            }
+        )
 
 
 class ExitProgress:

@@ -467,3 +467,27 @@ def test_a_wait_recorded_before_its_date_or_missing_after_its_step_is_not_called
         "wait ended" in calendar
     )
     assert "still to come" not in calendar
+
+
+def test_exit_report_shows_each_delivery_replaced_after_reservations(
+    playbook: Playbook,
+) -> None:
+    replaced = {
+        "revision": 1,
+        "bundle_name": "acme-1",
+        "delivery": {"kind": "local", "location": "/out/acme-1"},
+        "acceptance": {"accepted_by": "Client DSI", "signer_fingerprint": "SHA256:abc",
+                       "reservations": "the mail archive is missing"},
+        "correction": {"corrected_by": "Ops lead", "corrections": "mail dataset added"},
+    }  # fmt: skip
+    doc = exit_report(
+        playbook, {"location": "/b"}, [{"kind": "local", "location": "/out/acme-1-r2"}],
+        {"accepted": True}, [], None, [], NOW, replaced=[replaced],
+    )  # fmt: skip
+    section = doc.markdown.split("## Deliveries replaced after reservations", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    for text in ("acme-1", "SHA256:abc", "the mail archive is missing", "Ops lead",
+                 "mail dataset added"):  # fmt: skip
+        assert text in section
+    plain = exit_report(playbook, {"location": "/b"}, [], None, [], None, [], NOW)
+    assert "replaced after reservations" not in plain.markdown

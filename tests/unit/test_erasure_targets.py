@@ -351,3 +351,14 @@ def test_a_rerun_after_an_interrupted_erasure_finishes_with_the_earlier_records(
     assert "absent" not in [r.status for r in signed.records]
     recorded = json.loads(journal_path(playbook.contract_id).read_text())
     assert recorded["signed"]["complete"] is True
+
+
+def test_every_delivery_of_a_corrected_exit_is_a_target(
+    playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_client_module, "s3_client", lambda settings: object())
+    first, second = "s3://provider-out/acme/b-1/", "s3://provider-out/acme/b-1-r2/"
+    targets = erasure_targets(playbook, [first, second, first])
+    delivered = [t.location for t in targets if t.description == "bundle in the provider's bucket"]
+    assert delivered == [first, second]
+    assert targets[-1].kind == "vault"  # still last

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from handover.bundle.manifest import VolumeRecord
+from handover.bundle.summary import SealedBundle
 from handover.checklist.model import Checklist, ChecklistItem, Evidence
 from handover.contract.deadlines import exit_deadlines
 from handover.contract.reversibility import Deadlines
 from handover.errors import HandoverError
 from handover.exit.bundle_evidence import bundle_checklists
-from handover.exit.progress import AcceptanceRecord, ExitProgress
+from handover.exit.delivery import FolderDelivery
+from handover.exit.progress import AcceptanceRecord, Correction, ExitProgress, ExitState
 
 
 def record(number: int, name: str) -> VolumeRecord:
@@ -109,3 +111,52 @@ def test_bundle_checklists_point_evidence_into_the_bundle(tmp_path: Path) -> Non
     assert snapshot["takeover"] == sealed
     # The provider's checklist itself is left as it was.
     assert checklist.items[0].evidence[0].path == str(inventory)
+
+
+def _delivered(progress: ExitProgress, name: str) -> ExitState:
+    state = progress.start(name)
+    state.sealed = SealedBundle(
+        location=f"/bundles/{name}", files={"SHA256SUMS": "cd" * 32}, manifest_sha256="ef" * 32,
+        provider_key="ssh-ed25519 AAAA", created="2026-12-04T00:00:00Z", volumes=[],
+    )  # fmt: skip
+    state.delivery = FolderDelivery(location=f"/out/{name}")
+    return state
+
+
+def _reservations(at: str = "2026-12-04T00:00:00+00:00") -> AcceptanceRecord:
+    return AcceptanceRecord(
+        accepted=False, accepted_by="Client", comment="", at=at,
+        decision="accepted-with-reservations", reservations="mail archive missing",
+        signer_fingerprint="SHA256:client",
+    )  # fmt: skip
+
+
+def test_reservations_supersede_the_delivery_into_a_new_revision(tmp_path: Path) -> None:
+    progress = ExitProgress("acme", tmp_path)
+    state = _delivered(progress, "acme-20261204T000000Z")
+    assert state.revision == 1 and not state.reservations_open()
+    state.acceptance = _reservations()
+    assert state.reservations_open()
+    with pytest.raises(HandoverError, match="correction"):
+        state.supersede()  # reservations alone do not start a re-delivery
+    state.correction = Correction(corrected_by="Ops", corrections="added it", at="now")
+
+    second = state.supersede()
+    assert second.revision == 2 and second.bundle_name == "acme-20261204T000000Z-r2"
+    assert second.sealed is None and second.delivery is None and second.acceptance is None
+    assert second.correction is None and not second.reservations_open()
+    [replaced] = second.redeliveries
+    assert replaced.revision == 1 and replaced.bundle_name == "acme-20261204T000000Z"
+    assert replaced.acceptance.reservations == "mail archive missing"
+    assert replaced.correction.corrected_by == "Ops"
+    assert replaced.delivery.location == "/out/acme-20261204T000000Z"
+
+    second.sealed, second.delivery = state.sealed, FolderDelivery(location="/out/r2")
+    second.acceptance = _reservations()
+    second.correction = Correction(corrected_by="Ops", corrections="again", at="now")
+    third = second.supersede()
+    assert third.bundle_name == "acme-20261204T000000Z-r3"  # named after the first bundle
+    assert [r.revision for r in third.redeliveries] == [1, 2]
+
+    progress.save(third)
+    assert ExitProgress("acme", tmp_path).load() == third
