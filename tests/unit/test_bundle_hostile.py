@@ -14,6 +14,7 @@ import os
 import tarfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,7 @@ def make_bundle(
     *,
     documents: dict[str, bytes] | None = None,
     index_tar: bytes | None = None,
+    index_edit: Callable[[bytes], bytes] | None = None,
 ) -> Path:
     """A complete bundle, signed by keys[1], whatever the names and contents given."""
     identity, key = keys
@@ -126,6 +128,8 @@ def make_bundle(
     if index_tar is None:
         inner = render_sums({name: sha(data) for name, data in docs.items()})
         index_tar = plain_tar([member(n, d) for n, d in [*docs.items(), (SUMS_NAME, inner)]])
+    if index_edit is not None:
+        index_tar = index_edit(index_tar)
     files[INDEX_NAME] = encrypt(index_tar, identity)
     readme = render_readme(["volumes/0001-v.tar.age"], "now", key.fingerprint())
     files["README.txt"] = readme.encode()
