@@ -17,6 +17,7 @@ import typer
 
 from handover.cli import app, console, handles_errors
 from handover.contract.init_template import (
+    TODO,
     InitAnswers,
     InitContact,
     InitHost,
@@ -125,8 +126,8 @@ def init(
     answers = InitAnswers(
         contract_id=contract,
         title=_ask(title, "Contract title", f"Infogérance {contract}", ask),
-        provider=_ask(provider, "Provider's legal name", "TODO provider", ask),
-        client=_ask(client, "Client's legal name", "TODO client", ask),
+        provider=_ask(provider, "Provider's legal name", f"{TODO} provider", ask),
+        client=_ask(client, "Client's legal name", f"{TODO} client", ask),
         provider_contacts=_contacts(provider_contact, "--provider-contact", "Provider", ask),
         client_contacts=_contacts(client_contact, "--client-contact", "Client", ask),
         hosts=_hosts(host or [], ask),

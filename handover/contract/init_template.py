@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from handover.contract.fields import SLUG_RE
 from handover.errors import UsageError
 
+TODO = "TODO"  # what `init --yes` writes for a name it was not given
 _CONTACT_RE = re.compile(r"^\s*(?P<name>[^<>]+?)\s*(?:<(?P<email>[^<>\s]+)>)?\s*$")
 
 
@@ -226,6 +227,13 @@ def next_steps(answers: InitAnswers, path: str) -> list[str]:
     """What to fill next, in the order the flows will need it."""
     cid = answers.contract_id
     steps: list[str] = []
+    placeholders = [
+        f"contract.parties.{side}.legal_name"
+        for side, name in (("provider", answers.provider), ("client", answers.client))
+        if name.startswith(TODO)
+    ]
+    if placeholders:
+        steps.append(f"replace the placeholder legal names ({', '.join(placeholders)})")
     if not answers.hosts:
         steps.append(f"add the hosts: handover hosts import INVENTORY --into {path}")
     steps.append("list the datasets to return at exit (perimeter.datasets)")

@@ -41,6 +41,7 @@ def test_init_writes_a_playbook_that_validates_with_the_answers(tmp_path: Path) 
     assert code == 0, stderr
     assert f"wrote {out}" in stdout and "Next:" in stdout
     assert "handover hosts import" not in stdout  # hosts were given
+    assert "replace the placeholder legal names (contract.parties.provider.legal_name)" in stdout
     playbook = load_playbook(out)
     assert playbook.contract.parties.client.legal_name == 'ACME: "Industries" SAS'
     assert [c.email for c in playbook.contract.parties.provider.contacts] == ["ana@prov.example"]
