@@ -189,9 +189,16 @@ def test_handover_verify_and_open(sealed: dict[str, Path | str], tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "every volume decrypted" in done.stdout
+    # the fingerprint handover prints is the one ssh-keygen -lf gives for the provider's key
+    listed = subprocess.run(
+        ["ssh-keygen", "-lf", str(sealed["signer"])], capture_output=True, text=True, check=True
+    )
+    fingerprint = listed.stdout.split()[1]
+    assert f"signed by {fingerprint}: matches the key given with --signer" in done.stdout
     into = tmp_path / "opened"
     done = handover("open", bundle, "--identity", sealed["ssh_key"], "--into", into)
     assert done.returncode == 0, done.stderr
+    assert f"signed by {fingerprint} (the bundle's own provider.pub): NOT checked" in done.stdout
     got = sha_tree(into / "0001-site")
     got.pop("SHA256SUMS")
     assert got == sha_tree(Path(sealed["source"]))
