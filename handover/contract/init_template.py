@@ -105,9 +105,21 @@ def parse_contact(spec: str, option: str) -> InitContact:
     return InitContact(name=match.group("name").strip(), email=email)
 
 
-def _q(value: str) -> str:
-    """A YAML double-quoted scalar (a JSON string is one)."""
-    return json.dumps(value, ensure_ascii=False)
+_NOT_IN_YAML = re.compile(r"[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def yaml_string(value: str) -> str:
+    """`value` as a YAML double-quoted scalar, readable accents included.
+
+    A JSON string is a YAML double-quoted scalar; JSON leaves DEL, the C1
+    controls and lone surrogates as they are, which YAML refuses in a
+    document: those are escaped too.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return _NOT_IN_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_q = yaml_string
 
 
 def _contacts(contacts: list[InitContact], indent: str) -> list[str]:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from handover.contract.init_template import yaml_string as _q
 from handover.errors import UsageError
 
 Format = Literal["auto", "ini", "yaml", "csv"]
@@ -53,6 +54,8 @@ _ADDRESS_COLUMNS = (
     "ip_address",
     "adresse_ip",
 )
+# A DNS name, an IPv4 or an IPv6 address: letters, digits and . - _ : % (zone) only.
+_ADDRESS_RE = re.compile(r"^[A-Za-z0-9._:%-]{1,253}$")
 _RANGE_RE = re.compile(r"\[(\d+):(\d+)\]")
 _SKIP_GROUPS = {"all", "ungrouped"}
 
@@ -89,9 +92,14 @@ def _host(
         raise UsageError(f"{source}: {name}: port {port!r} is not a number") from None
     if not 1 <= number <= 65535:
         raise UsageError(f"{source}: {name}: port {number} is not between 1 and 65535")
+    target = str(address or name).strip()
+    if not _ADDRESS_RE.match(target):
+        raise UsageError(
+            f"{source}: {name}: address {target[:80]!r} is not a host name or IP address"
+        )
     return ImportedHost(
         name=slug,
-        address=str(address or name).strip(),
+        address=target,
         port=number,
         user=str(user).strip() if user not in (None, "") else None,
         tags=sorted({slugify(t) for t in tags if slugify(t)} - _SKIP_GROUPS),
@@ -257,7 +265,10 @@ def parse_csv(text: str, source: str) -> list[ImportedHost]:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = list(csv.reader(io.StringIO(text), dialect))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
+    except csv.Error as exc:
+        raise UsageError(f"{source}: not a CSV file ({exc})") from None
     if not rows:
         raise UsageError(f"{source}: empty CSV file")
     header = rows[0]
@@ -349,12 +360,6 @@ def duplicate_problems(
 
 
 # --------------------------------------------------------------------------- into the playbook
-
-
-def _q(value: str) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
 
 
 def host_entry(host: ImportedHost, indent: int) -> list[str]:

@@ -87,6 +87,8 @@ def test_glpi_csv_semicolons_bom_and_french_columns() -> None:
         ("x.csv", "name,ip,port\nweb,192.0.2.1,http\n", "x.csv:2: web: port 'http' is not"),
         ("x.ini", "[web]\nweb01 ansible_port\n", "x.ini:2: expected key=value"),
         ("x.ini", "[web\nweb01\n", "x.ini:1: unclosed section header"),
+        ("x.ini", "web01 ansible_host=a;reboot\n", "address 'a;reboot' is not a host name"),
+        ("x.csv", "name,ip\r\nweb,\"192.0.2.1\x7f\"\r\n", "x.csv:2: web: address"),
         ("x.ini", "Web01\nweb01\n", "x.ini:2: host 'web01' given twice (also x.ini:1)"),
         ("x.yaml", "all:\n  hosts: [a, b]\n", "hosts must be a mapping of names"),
         ("x.yaml", "all: {hosts: {a: 1}}\n", "host 'a': variables must be a mapping"),
@@ -214,3 +216,42 @@ def test_missing_files_and_bad_format_are_usage_errors(tmp_path: Path) -> None:
         app, ["hosts", "import", str(DATA / "hosts.ini"), "--into", str(tmp_path / "none.yaml")]
     )
     assert result.exit_code == 2 and "none.yaml: no such file" in result.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=200), fmt=st.sampled_from(["ini", "yaml", "csv"]))
+def test_any_inventory_text_gives_hosts_or_one_usage_error(text: str, fmt: str) -> None:
+    """Hostile or broken files: hosts with slug names, or a UsageError, never another error."""
+    try:
+        hosts = parse_inventory(text, f"inv.{fmt}", fmt)  # type: ignore[arg-type]
+    except UsageError:
+        return
+    for host in hosts:
+        assert host.name == slugify(host.name) and host.name
+        assert 1 <= host.port <= 65535
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            ImportedHost,
+            name=st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True),
+            address=st.text(min_size=1, max_size=20).filter(lambda s: s.strip() == s),
+            port=st.integers(1, 65535),
+            user=st.none() | st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+            source=st.just("t"),
+        ),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda h: h.name,
+    )
+)
+def test_inserted_hosts_read_back_as_written(hosts: list[ImportedHost]) -> None:
+    text = "perimeter:\n  hosts:\n    - {name: zz-existing, transport: local}\n  datasets: []\n"
+    data = yaml.safe_load(insert_hosts(text, hosts))
+    written = data["perimeter"]["hosts"][1:]
+    assert [(h["name"], h["address"], h.get("port", 22), h.get("user")) for h in written] == [
+        (h.name, h.address, h.port, h.user) for h in hosts
+    ]
+    assert data["perimeter"]["datasets"] == []
