@@ -88,7 +88,7 @@ def test_glpi_csv_semicolons_bom_and_french_columns() -> None:
         ("x.ini", "[web]\nweb01 ansible_port\n", "x.ini:2: expected key=value"),
         ("x.ini", "[web\nweb01\n", "x.ini:1: unclosed section header"),
         ("x.ini", "web01 ansible_host=a;reboot\n", "address 'a;reboot' is not a host name"),
-        ("x.csv", "name,ip\r\nweb,\"192.0.2.1\x7f\"\r\n", "x.csv:2: web: address"),
+        ("x.csv", 'name,ip\r\nweb,"192.0.2.1\x7f"\r\n', "x.csv:2: web: address"),
         ("x.ini", "Web01\nweb01\n", "x.ini:2: host 'web01' given twice (also x.ini:1)"),
         ("x.yaml", "all:\n  hosts: [a, b]\n", "hosts must be a mapping of names"),
         ("x.yaml", "all: {hosts: {a: 1}}\n", "host 'a': variables must be a mapping"),
