@@ -21,6 +21,7 @@ from handover.checklist.checkpoints import CheckpointFile
 from handover.checklist.store import ChecklistStore
 from handover.errors import AuditTrailBroken
 from tasks.audit import CheckpointSummary, anchor_audit, verify_audit
+from tests.fixtures.prefect_server import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,9 @@ def audit_events(contract: str, timeout_s: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     events: list[dict] = []
     while time.monotonic() < deadline:
-        response = httpx.post(f"{os.environ['PREFECT_API_URL']}/events/filter", json=body)
+        response = httpx.post(
+            f"{os.environ['PREFECT_API_URL']}/events/filter", json=body, headers=api_headers()
+        )
         response.raise_for_status()
         events = response.json()["events"]
         if events:

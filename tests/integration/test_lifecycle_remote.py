@@ -30,7 +30,7 @@ from handover.secrets.references import Secret
 from handover.secrets.vault import Kind, Vault, VaultEntry
 from tests.canary import kdbx_plaintext, make_canaries, search_canaries, search_text
 from tests.conftest import require_binary
-from tests.fixtures.prefect_server import prefect_home
+from tests.fixtures.prefect_server import api_headers, prefect_home
 from tests.fixtures.s3 import REGION, MotoServer
 from tests.fixtures.sshd import NOSUDO_USER, SshdFactory
 from tests.remote_estate import (
@@ -603,7 +603,7 @@ def prefect_events(api_url: str, since: float) -> tuple[int, str]:
         "limit": 50,
     }
     events: list[Any] = []
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=60, headers=api_headers()) as http:
         response = http.post(f"{api_url}/events/filter", json=body)
         while True:
             response.raise_for_status()
