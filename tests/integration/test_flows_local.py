@@ -23,6 +23,7 @@ from flows.lifecycle import run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
 from tests.conftest import require_binary
+from tests.fixtures.prefect_server import api_headers
 from tests.workspace import Workspace, make_workspace
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,9 @@ def checklist_events(contract: str, timeout_s: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     events: list[dict] = []
     while time.monotonic() < deadline:
-        response = httpx.post(f"{os.environ['PREFECT_API_URL']}/events/filter", json=body)
+        response = httpx.post(
+            f"{os.environ['PREFECT_API_URL']}/events/filter", json=body, headers=api_headers()
+        )
         response.raise_for_status()
         events = response.json()["events"]
         if len({e["event"] for e in events}) >= 2:
