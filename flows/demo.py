@@ -22,6 +22,7 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.demo.credentials import prepare_vault
 from handover.demo.estate import build_demo_estate
+from handover.demo.incidents import record_demo_incidents
 from handover.demo.keys import DemoKeys, make_demo_keys
 from handover.phases import Phase
 from handover.state.home import handover_home
@@ -93,6 +94,7 @@ def prepare_keys(demo_root: Path, contract: str, server: ServerInfo) -> DemoKeys
     # key, which the demo playbook declares in reversibility.client_signers.
     os.environ.setdefault("HANDOVER_TEST_SIGNER_KEY", str(keys.client_signing_key))
     entries = prepare_vault(contract)
+    record_demo_incidents(contract)  # the hotline's incidents, for the operational run
     console.print(f"      keys in {keys.folder}; vault of {contract}: {entries} credentials")
     console.print(f"      Prefect UI: [link={server.ui_url}]{server.ui_url}[/link]")
     return keys

@@ -5,6 +5,11 @@ checks of every host, a backup of every dataset with pruning and a sample
 restore check, pending security updates, incidents measured against the
 SLA, the SLA report for the period, and a reversibility drill (seal every
 dataset, open the bundle in a sandbox, compare with the source).
+
+The incidents item and the SLA report read the same period (the playbook's
+`sla.reporting_period` before the run) from the contract's incident journal
+(`handover incident ...`); the item is done only when the journal exists and
+was read, so "no incident" is a fact with its source, never a missing file.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
 from handover.estate.health import HealthCheckResult, availability
 from handover.operations.backup import BackupRecord
-from handover.operations.incidents import load_incidents
+from handover.operations.business_calendar import contract_calendar
+from handover.operations.incident_journal import IncidentJournal, journal_path
 from handover.operations.sla import measure_incidents, reporting_period
 from tasks.backups import backup_dataset, check_restore, prune_backups
 from tasks.drill import reversibility_drill
@@ -66,6 +72,7 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
     run = PhaseRun(playbook, "operational", fresh=fresh)
     seen = Seen()
+    period = reporting_period(datetime.now(UTC), playbook.sla.reporting_period)
 
     run.item("health-checks", lambda: run_health_checks(run, playbook_path, playbook, seen))
     run.item("backups", lambda: run_backups(run, playbook_path, playbook, seen))
@@ -73,10 +80,10 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
         "restore-check", lambda: run_restore_check(run, playbook_path, seen), needs=["backups"]
     )
     run.item("security-updates", lambda: report_updates(run, playbook_path, playbook))
-    run.item("incidents", lambda: record_incidents(run, playbook))
+    run.item("incidents", lambda: record_incidents(run, playbook, period))
     run.item(
         "sla-report",
-        lambda: write_sla_report(run, playbook, seen),
+        lambda: write_sla_report(run, playbook, seen, period),
         needs=["health-checks", "incidents"],
     )
     run.item("reversibility-drill", lambda: run_drill(run, playbook_path))
@@ -159,19 +166,44 @@ def report_updates(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Ste
     return Step(evidence)
 
 
-def record_incidents(run: PhaseRun, playbook: Playbook) -> Step[None]:
-    """Incidents recorded for the contract (incidents.json), each against its severity's times."""
-    source = run.paths.incidents_file
+def record_incidents(
+    run: PhaseRun, playbook: Playbook, period: tuple[datetime, datetime]
+) -> Step[None]:
+    """The period's incidents from the incident journal, each against its severity's times.
+
+    No journal fails the item: nobody recorded or imported anything, which
+    is not the same as no incident. An empty journal (an export with no
+    ticket was imported) is read, and "no incident" is then stated with it.
+    """
+    journal = IncidentJournal(journal_path(run.paths.root))
+    source = journal.path.relative_to(run.paths.root).as_posix()
+    if not journal.exists():
+        legacy = run.paths.incidents_file
+        hint = (
+            f"; move the older {legacy.name} into it with `handover incident import "
+            f"{playbook.contract_id} {legacy} --format json`"
+            if legacy.exists()
+            else ""
+        )
+        raise StepFailed(
+            f"no incident journal ({source}): record incidents with `handover incident open`, "
+            f"or import the ticketing tool's export (`handover incident import`), even an "
+            f"empty one{hint}"
+        )
     measured = measure_incidents(
-        playbook, load_incidents(source), source.relative_to(run.paths.root).as_posix()
+        playbook, journal.incidents(), source, period, contract_calendar(playbook)
     )
+    print(measured.statement)
     return Step([run.write_json(run.paths.incidents_measured, measured, "report")])
 
 
-def write_sla_report(run: PhaseRun, playbook: Playbook, seen: Seen) -> Step[None]:
-    start, end = reporting_period(datetime.now(UTC), playbook.sla.reporting_period)
-    incidents = load_incidents(run.paths.incidents_file)
-    doc = sla_report(playbook, start, end, seen.checks, incidents)
+def write_sla_report(
+    run: PhaseRun, playbook: Playbook, seen: Seen, period: tuple[datetime, datetime]
+) -> Step[None]:
+    journal = IncidentJournal(journal_path(run.paths.root))
+    source = journal.path.relative_to(run.paths.root).as_posix() if journal.exists() else None
+    incidents = journal.incidents() if journal.exists() else []
+    doc = sla_report(playbook, *period, seen.checks, incidents, incident_source=source)
     return Step(run.write_document(doc, "report"))
 
 

@@ -136,6 +136,7 @@ def make_remote_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract: str
 ) -> RemoteWorkspace:
     """Folder, HANDOVER_HOME, vault key (outside .handover), demo keys, provider key."""
+    from handover.demo.incidents import record_demo_incidents
     from handover.demo.keys import make_demo_keys
     from handover.secrets.vault_key import create_key_file
 
@@ -168,6 +169,7 @@ def make_remote_workspace(
         capture_output=True,
     )
     provider_pub = provider_key.with_suffix(".pub").read_text().strip()
+    record_demo_incidents(contract)  # the operational run needs an incident journal
     return RemoteWorkspace(
         root=root,
         contract=contract,

@@ -33,6 +33,7 @@ def make_workspace(
 ) -> Workspace:
     from handover.demo.credentials import prepare_vault
     from handover.demo.estate import build_demo_estate
+    from handover.demo.incidents import record_demo_incidents
     from handover.demo.keys import make_demo_keys
 
     root = tmp_path / "ws"
@@ -48,4 +49,5 @@ def make_workspace(
     shutil.copy(PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml", playbook)
     if vault:
         prepare_vault("demo-estate")
+    record_demo_incidents("demo-estate")  # the operational run needs an incident journal
     return Workspace(root=root, playbook=playbook, client_key=keys.client_key)
