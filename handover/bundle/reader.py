@@ -40,6 +40,7 @@ MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
 MAX_PROBLEMS_PER_VOLUME = 20
 MAX_MANIFEST_SIZE = 256 << 20  # MANIFEST.json is held in memory: about a million members
 MAX_INDEX_SUMS_SIZE = 16 << 20
+MAX_INDEX_MEMBERS = 100_000  # documents of the handover: a few hundred in practice
 _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
 # The signature file is not covered by a checksum: accept only the exact armor handover writes,
 # so that no byte of it can change unnoticed (not even whitespace).
@@ -271,6 +272,7 @@ def read_index(
         capture={MANIFEST_NAME: MAX_MANIFEST_SIZE},
         policy=policy,
         extractor=extractor,
+        max_members=MAX_INDEX_MEMBERS,
     )
     expected = outer.sums.get(INDEX_NAME)
     failure: BundleError | None = None
@@ -404,6 +406,7 @@ def read_volume(
         sums_limit=(1 << 20) + listed,
         policy=MemberPolicy(volume.file),
         extractor=extractor,
+        max_members=len(volume.members) + 1,  # one more: that row is then reported
     )
     problems: list[str] = []
     try:

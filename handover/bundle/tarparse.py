@@ -261,6 +261,7 @@ class TarParser:
         capture: Mapping[str, int] | None = None,
         policy: MemberPolicy | None = None,
         extractor: Extractor | None = None,
+        max_members: int | None = None,
     ) -> None:
         if extractor is not None and policy is None:
             raise ValueError("an extractor needs a member policy")
@@ -273,6 +274,8 @@ class TarParser:
             self._capture.update(dict.fromkeys(_SUMS_PATHS, sums_limit))
         self._policy = policy
         self._extractor = extractor
+        # Reading back, the manifest says how many members to expect: rows (memory) stop there.
+        self._max_members = max_members
         # The fast path neither writes nor captures: it serves sealing and verifying.
         self._fast = extractor is None and not capture
         self.ended = False
@@ -396,6 +399,7 @@ class TarParser:
                 return pos
             if policy is not None:
                 policy.check(path, "file")
+                self._count_member(len(rows))
             digest = _sha256(view[start:end]).hexdigest()
             rows.append((path, "file", msize, digest, mode, float(mtime), None))
             pos = end + (-msize % BLOCK_SIZE)
@@ -505,6 +509,7 @@ class TarParser:
             # a GNU dumpdir (D) is a directory; a volume label (V) is checked as one
             skipped = kind is None and typeflag in _SKIPPED_DATA_TYPES
             self._policy.check(name, "dir" if skipped else kind or "file")
+            self._count_member(len(self.rows))
         path = extract_path(name)
         if not path or path in (".", "./"):
             path = "."
@@ -551,6 +556,13 @@ class TarParser:
 
         self._begin_data(size, sink)
 
+    def _count_member(self, count: int) -> None:
+        if self._max_members is not None and count >= self._max_members:
+            raise BundleError(
+                f"{self.where}: more than {self._max_members} members, more than "
+                "MANIFEST.json lists: refused"
+            )
+
     def _begin_data(self, size: int, sink: Callable[[Any], Any] | None) -> None:
         if size < 0:
             raise BundleError(f"{self.where}: negative member size in tar header")
@@ -596,6 +608,8 @@ class TarParser:
             self._pax = parse_pax(data, self.where)
         elif ext == _EXT_GLOBAL:
             self._global.update(parse_pax(data, self.where))
+            if sum(len(k) + len(v) for k, v in self._global.items()) > MAX_EXTENDED_HEADER_SIZE:
+                raise BundleError(f"{self.where}: global PAX headers beyond 1 MiB in all")
         elif ext == _EXT_LONGNAME:
             self._long_name = _decode(data.split(b"\0", 1)[0])
         elif ext == _EXT_LONGLINK:

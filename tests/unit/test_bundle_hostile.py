@@ -411,3 +411,13 @@ def test_readme_tells_the_client_to_compare_the_fingerprint_out_of_band(keys: Ke
     text = render_readme(["volumes/0001-v.tar.age"], "now", keys[1].fingerprint())
     assert "ssh-keygen -lf provider.pub" in text
     assert "by another channel" in text and keys[1].fingerprint() in text
+
+
+def test_members_beyond_the_manifest_stop_the_read(tmp_path: Path, keys: Keys) -> None:
+    """Rows are kept in memory: a volume cannot hold more members than its manifest lists."""
+    tar, members = hostile_tar([member(f"f{i}", b"x") for i in range(50)])
+    bundle = make_bundle(tmp_path / "b", keys, {"volumes/0001-v.tar.age": (tar, members[:3])})
+    problem = same_refusal(bundle, keys, tmp_path / "w" / "into")
+    assert problem == (
+        "volumes/0001-v.tar.age: more than 4 members, more than MANIFEST.json lists: refused"
+    )
