@@ -28,6 +28,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
+from flows import manual_items
 from handover.checklist.model import Checklist, Evidence, Status, evidence_for_file
 from handover.contract.loader import read_contract_id
 from handover.contract.playbook import Playbook, phase_items
@@ -193,6 +194,7 @@ class PhaseRun:
         done or waived, whatever this run did (a manual item left pending, a
         prerequisite that failed in an earlier run).
         """
+        self.ask_people()
         checklist = load_checklist(self.contract, self.phase)
         open_items = [entry for entry in checklist.items if not _finished(entry.status)]
         self.anchor(f"{self.phase} run end ({'incomplete' if open_items else 'complete'})")
@@ -211,6 +213,57 @@ class PhaseRun:
                 f"{self.contract} {self.phase}: {len(open_items)} item(s) not done — {lines}"
             )
         return PhaseOutcome(contract=self.contract, phase=self.phase)
+
+    def ask_people(self) -> None:
+        """Pause for each item the playbook adds that this run reaches still pending.
+
+        People do those items (`flows.manual_items`): the form's answer, or
+        a tick from the CLI while the run waits, is what finishes them.
+        """
+        for spec in self.playbook.phases.of(self.phase).add:
+            waiting = self.unmet(spec.id)  # reads the store: a CLI tick counts
+            if self.status(spec.id) is not Status.PENDING:
+                continue
+            if waiting:
+                self.blocked[spec.id] = "not started: waiting for " + ", ".join(waiting)
+                continue
+            answer = manual_items.ask(
+                self.contract, self.phase, spec, self._status_reader(spec.id), self.log
+            )
+            if answer is not None and answer.outcome != "later":
+                self._record_answer(spec.id, answer)
+
+    def _status_reader(self, item_id: str) -> Callable[[], Status]:
+        """The item's status as stored now (read from another thread while the run waits)."""
+
+        def status_now() -> Status:
+            return load_checklist(self.contract, self.phase).item(item_id).status
+
+        return status_now
+
+    def _record_answer(self, item_id: str, answer: manual_items.ManualItemAnswer) -> None:
+        """The form's answer on the checklist, under the name given, its text kept as evidence."""
+        by, details = answer.by.strip(), answer.details.strip()
+        who = f"{by} (declared in the pause form)"
+        record = (
+            f"# {item_id}: {answer.outcome}\n\nBy: {by}\n"
+            f"At: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+            f"Flow run: {flow_run_id()}\n\n{details}\n"
+        )
+        kept = self.paths.phase_dir(self.phase) / "manual" / item_id / "pause-form.md"
+        evidence = self.write_file(kept, record.encode("utf-8"), "human")
+        if answer.outcome == "waived":
+            self.waive(item_id, f"{details} (declared by {by} in the pause form)", who)
+            return
+        start_item(self.contract, self.phase, item_id)
+        if answer.outcome == "done":
+            complete_item(self.contract, self.phase, item_id, [evidence], who)
+            self._mark(item_id, Status.DONE)
+        else:
+            reason = f"{details} (declared by {by} in the pause form)"
+            fail_item(self.contract, self.phase, item_id, reason, who)
+            self.failures.append((item_id, reason))
+            self._mark(item_id, Status.FAILED)
 
     def anchor(self, reason: str) -> None:
         """Sign the audit chain's head and publish it outside the file (`tasks.audit`).

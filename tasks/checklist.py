@@ -148,8 +148,10 @@ def complete_item(
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: failed")
-def fail_item(contract: str, phase: str, item_id: str, reason: str) -> None:
-    store().fail(contract, phase, item_id, run_actor(), reason)
+def fail_item(
+    contract: str, phase: str, item_id: str, reason: str, actor: str | None = None
+) -> None:
+    store().fail(contract, phase, item_id, actor or run_actor(), reason)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{item_id}: waived")

@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -17,9 +19,14 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterName,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
 )
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
 
-from flows.lifecycle import run_phase
+from flows.lifecycle import pause_key, run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
 from tests.conftest import require_binary
@@ -249,3 +256,87 @@ def test_invalid_playbook_creates_no_flow_run(workspace: Workspace, tmp_path: Pa
     assert result.returncode == 2, result.stderr
     assert "bad.yaml" in result.stderr and "db99" in result.stderr
     assert len(flow_runs("takeover-")) == before
+
+
+MANUAL_ITEMS = """  takeover:
+    add:
+      - {id: minutes-signed, title: Kick-off minutes signed, clause: "Art. 4", owner: client,
+         evidence_kind: human, manual: true}
+      - {id: tenant-audit, title: Tenant audit, clause: "Annexe 2", owner: provider,
+         evidence_kind: report, manual: true}
+"""
+
+
+class ManualPeople(threading.Thread):
+    """Answers the takeover's manual items: one in the form (once without details), one by CLI."""
+
+    def __init__(self, ws: Workspace) -> None:
+        super().__init__(daemon=True)
+        self.ws = ws
+        self.keys_seen: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            run_id = self._wait("manual-minutes-signed")
+            resume_flow_run(run_id, run_input={"outcome": "done", "by": "Chair", "details": ""})
+            run_id = self._wait("manual-minutes-signed-2")
+            details = "Minutes signed by both parties, ref. PV-2026-001"
+            resume_flow_run(
+                run_id, run_input={"outcome": "done", "by": "Chair", "details": details}
+            )
+            self._wait("manual-tenant-audit")
+            proof = self.ws.root / "tenant-audit.pdf"
+            proof.write_bytes(b"%PDF-1.4 audit report\n")
+            subprocess.run(
+                [sys.executable, "-m", "flows.cli", "item", "done", self.ws.contract, "takeover",
+                 "tenant-audit", "--evidence", str(proof), "--as", "Auditor"],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _wait(self, key: str, timeout_s: float = 180) -> UUID:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        tags=FlowRunFilterTags(all_=[f"contract:{self.ws.contract}"]),
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.PAUSED])
+                        ),
+                    )
+                )
+            for run in runs:
+                if pause_key(run) == key:
+                    self.keys_seen.append(key)
+                    return run.id
+            time.sleep(0.5)
+        raise AssertionError(f"the takeover never paused at {key}")
+
+
+def test_manual_items_are_asked_in_a_pause_form_or_ticked_from_the_cli(
+    workspace: Workspace,
+) -> None:
+    text = workspace.playbook.read_text()
+    workspace.playbook.write_text(text.replace("  takeover: {}\n", MANUAL_ITEMS))
+    people = ManualPeople(workspace)
+    people.start()
+    assert run_phase("takeover", workspace.playbook)
+    people.join(timeout=10)
+    assert people.error is None, people.error
+    assert people.keys_seen == [
+        "manual-minutes-signed",
+        "manual-minutes-signed-2",  # the first answer said nothing of what proves it
+        "manual-tenant-audit",
+    ]
+    checklist = ChecklistStore().load(workspace.contract, "takeover")
+    assert all(item.status is Status.DONE for item in checklist.items)
+    minutes = checklist.item("minutes-signed")
+    assert minutes.actor == "Chair (declared in the pause form)"
+    [kept] = [e.path for e in minutes.evidence]
+    assert kept is not None and "PV-2026-001" in Path(kept).read_text()
+    audit = checklist.item("tenant-audit")
+    assert audit.actor == "Auditor"
+    assert [Path(e.path or "").name for e in audit.evidence] == ["tenant-audit.pdf"]
