@@ -159,19 +159,25 @@ def open_bundle(
     bundle = as_source(source)
     into = Path(into).absolute()
     said = notes if notes is not None else []
-    if into.exists() and (not into.is_dir() or any(into.iterdir())):
-        raise UsageError(f"{into}: must be an empty folder or not exist yet")
-    _clear_leftovers(into, said)
+    try:
+        if into.exists() and (not into.is_dir() or any(into.iterdir())):
+            raise UsageError(f"{into}: must be an empty folder or not exist yet")
+        _clear_leftovers(into, said)
+    except OSError as exc:
+        raise UsageError(f"{into}: cannot use this folder: {exc.strerror}") from exc
     outer = check_outer(bundle, signer, hash_encrypted=False)
     if outer.problems:
         raise BundleCorrupt("\n".join(outer.problems))
     if INDEX_NAME not in outer.sums:
         raise BundleCorrupt(f"{INDEX_NAME}: not listed in {SUMS_NAME}")
     said.append(signer_note(outer.signer_fingerprint, outer.signer_checked))
-    into.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f"{staging_prefix(into)}{os.getpid()}-", dir=into.parent)
-    )
+    try:
+        into.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f"{staging_prefix(into)}{os.getpid()}-", dir=into.parent)
+        )
+    except OSError as exc:
+        raise UsageError(f"{into.parent}: cannot create a folder there: {exc.strerror}") from exc
     writer: FolderWriter | None = None
     try:
         writer = FolderWriter(staging / INDEX_FOLDER)

@@ -421,3 +421,13 @@ def test_members_beyond_the_manifest_stop_the_read(tmp_path: Path, keys: Keys) -
     assert problem == (
         "volumes/0001-v.tar.age: more than 4 members, more than MANIFEST.json lists: refused"
     )
+
+
+def test_an_unwritable_destination_is_one_line_exit_2(tmp_path: Path, keys: Keys) -> None:
+    bundle = one_volume(tmp_path / "b", keys, [member("a", b"a")])
+    identity = tmp_path / "id.txt"
+    identity.write_text(f"{keys[0]}\n")
+    (tmp_path / "file").write_text("not a folder")
+    code, out = invoke("open", bundle, "-i", identity, "--into", tmp_path / "file" / "into")
+    assert code == 2, out
+    assert out.count("error:") == 1 and "cannot create a folder there" in out
