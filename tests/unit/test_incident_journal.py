@@ -157,3 +157,20 @@ def test_a_damaged_line_is_located(journal: IncidentJournal) -> None:
         handle.write('{"event": "resolved", "id": "INC-1"}\n')
     with pytest.raises(UsageError, match=r"incidents\.jsonl:2: not an incident journal record"):
         journal.incidents()
+
+
+def test_the_demo_records_two_incidents_of_a_recent_working_day_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.demo.incidents import record_demo_incidents
+
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "home"))
+    now = datetime(2026, 5, 17, 8, 0, tzinfo=UTC)  # 3 days before: Ascension (Thursday 14 May)
+    path = record_demo_incidents("demo-estate", now)
+    assert record_demo_incidents("demo-estate", now) == path  # once
+    first, second = IncidentJournal(path).incidents()
+    assert first.opened_at.date().isoformat() == "2026-05-13"  # the working day before
+    assert (first.severity, second.severity) == ("P2", "P3")
+    assert first.resolved_at is not None and second.resolved_at is not None
+    lines = path.read_text().splitlines()
+    assert len(lines) == 6

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.estate.health import HealthCheckResult
+from handover.operations.incident_journal import IncidentJournal, journal_path
 from handover.operations.incidents import Incident
 from handover.operations.sla import (
     measure_incidents,
@@ -17,6 +20,7 @@ from handover.operations.sla import (
     reporting_period,
     sla_figures,
 )
+from handover.state.layout import ContractPaths
 from tests.unit.documents_fixtures import NOW, TEST_PLAYBOOK, load_test_playbook
 
 
@@ -224,3 +228,38 @@ def test_measured_incidents_of_a_period_name_their_source_even_when_there_is_non
         "2026-11-01T00:00:00+00:00 and 2026-12-01T00:00:00+00:00 (end excluded)."
     )
     assert measured.calendar is not None and "Europe/Paris" in measured.calendar
+
+
+class _Run:
+    """What `record_incidents` uses of a PhaseRun: the contract's paths and a JSON writer."""
+
+    def __init__(self, root: Path) -> None:
+        self.paths = ContractPaths("demo-estate", root)
+        self.written: dict[str, Any] = {}
+
+    def write_json(self, where: Path, value: Any, kind: str) -> str:
+        self.written[str(where)] = value
+        return kind
+
+
+def test_the_incidents_item_needs_the_journal_and_reads_its_period(
+    playbook: Playbook, tmp_path: Path
+) -> None:
+    from flows._phase import StepFailed
+    from flows.operational import record_incidents
+
+    run = _Run(tmp_path)
+    period = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    with pytest.raises(StepFailed, match=r"no incident journal \(incidents\.jsonl\)"):
+        record_incidents(run, playbook, period)  # type: ignore[arg-type]
+    assert run.written == {}
+    export = tmp_path / "none.json"
+    export.write_text("[]")
+    journal = IncidentJournal(journal_path(run.paths.root))
+    journal.import_tickets([], "glpi", export, 0, "ops")  # the tool had no ticket
+    record_incidents(run, playbook, period)  # type: ignore[arg-type]
+    (measured,) = run.written.values()
+    assert measured.count == 0 and measured.source == "incidents.jsonl"
+    assert measured.statement.startswith(
+        "No incident recorded in the incident journal (incidents.jsonl) between 2026-11-01"
+    )
