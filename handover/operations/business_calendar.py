@@ -26,12 +26,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays as holidays_lib
-
 from handover.clock import as_utc
 from handover.errors import UsageError
 
 if TYPE_CHECKING:
+    from holidays import HolidayBase
+
     from handover.contract.playbook import Playbook
 
 DEFAULT_TIMEZONE = "Europe/Paris"
@@ -144,8 +144,10 @@ def _parse_window(text: str) -> Window:
 
 
 @lru_cache(maxsize=16)
-def _holiday_table(country: str, subdivision: str | None) -> holidays_lib.HolidayBase:
-    return holidays_lib.country_holidays(country, subdiv=subdivision)
+def _holiday_table(country: str, subdivision: str | None) -> HolidayBase:
+    import holidays  # lazily: the command line starts without it
+
+    return holidays.country_holidays(country, subdiv=subdivision)
 
 
 def holiday_checker(country: str | None, subdivision: str | None = None) -> Callable[[date], bool]:
