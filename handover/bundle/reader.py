@@ -32,6 +32,7 @@ from handover.errors import (
     BundleCorrupt,
     BundleError,
     KeyFormatError,
+    NoMatchingIdentity,
 )
 from handover.sshkeys import SSH_KEY_TYPES, line_fingerprint
 
@@ -286,8 +287,10 @@ def read_index(
         hashing.drain()
     if expected is not None and hashing.hexdigest() != expected:
         raise BundleCorrupt(mismatch_problem(INDEX_NAME))
-    if failure is not None:
+    if isinstance(failure, BundleCorrupt | NoMatchingIdentity):
         raise failure
+    if failure is not None:  # the parser's BundleError: the content is at fault
+        raise BundleCorrupt(str(failure)) from failure
     for path, kind, *_ in parser.rows:
         if kind != "file":
             raise BundleCorrupt(f"{INDEX_NAME}: unexpected member {shown(path)} ({kind})")

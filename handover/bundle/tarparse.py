@@ -213,7 +213,7 @@ class MemberPolicy:
                 if seen != "dir":
                     raise BundleError(
                         f"{self.where}: member {shown(name)} lies under {shown(prefix)}, "
-                        "which is a file in the same volume: refused"
+                        "which is a file in the same archive: refused"
                     )
             self._last_parent = parent
         key = "/".join(parts)
@@ -221,7 +221,7 @@ class MemberPolicy:
         if before is not None and not (before == "dir" and kind == "dir"):
             raise BundleError(
                 f"{self.where}: member {shown(name)} appears twice (or as both a file and "
-                "a folder) in the same volume: refused"
+                "a folder) in the same archive: refused"
             )
         kinds[key] = kind
 

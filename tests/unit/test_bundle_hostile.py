@@ -431,3 +431,25 @@ def test_an_unwritable_destination_is_one_line_exit_2(tmp_path: Path, keys: Keys
     code, out = invoke("open", bundle, "-i", identity, "--into", tmp_path / "file" / "into")
     assert code == 2, out
     assert out.count("error:") == 1 and "cannot create a folder there" in out
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("../evil.txt", "points outside"),
+        ("/etc/evil", "has an absolute path"),
+        (MANIFEST_NAME + "/x", "lies under 'MANIFEST.json'"),
+    ],
+)
+def test_index_members_follow_the_same_policy(
+    tmp_path: Path, keys: Keys, document: str, message: str
+) -> None:
+    bundle = make_bundle(
+        tmp_path / "b",
+        keys,
+        {"volumes/0001-v.tar.age": hostile_tar([member("a", b"a")])},
+        documents={document: b"evil"},
+    )
+    problem = same_refusal(bundle, keys, tmp_path / "w" / "into")
+    assert problem.startswith(f"{INDEX_NAME}: member ") and message in problem
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "w" / "evil.txt").exists()

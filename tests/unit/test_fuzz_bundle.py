@@ -34,7 +34,7 @@ from handover.bundle.age import X25519Identity
 from handover.bundle.extract import open_bundle
 from handover.bundle.reader import verify_bundle
 from handover.bundle.sshsig import SigningKey
-from handover.errors import BundleError
+from handover.errors import BundleCorrupt, BundleError, NoMatchingIdentity
 from tests.unit.test_bundle_hostile import (
     Entry,
     hostile_tar,
@@ -107,6 +107,7 @@ def check(bundle: Path, work: Path) -> str:
         try:
             open_bundle(bundle, [KEYS[0]], into)
         except BundleError as exc:
+            assert isinstance(exc, BundleCorrupt | NoMatchingIdentity), repr(exc)
             assert problems, f"open refused what verify passed: {exc}"
             assert tree(into.parent) == before
             return type(exc).__name__
