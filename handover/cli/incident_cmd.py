@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.markup import escape
 
 from handover.actor import actor as default_actor
 from handover.checklist.store import ChecklistStore
@@ -187,9 +186,8 @@ def incident_import(
         raise UsageError("--format csv: give --playbook (its operations.incidents.csv columns)")
     read = read_export(file, fmt, settings)
     if read.problems and not read.tickets:
-        # escaped: print_error reads its text as rich markup, and rows hold anything
         lines = [*read.problems, f"{file}: no valid ticket, nothing imported"]
-        raise UsageError("\n".join(escape(line) for line in lines))
+        raise UsageError("\n".join(lines))
     journal = _journal(contract)
     summary = journal.import_tickets(read.tickets, fmt, file, len(read.problems), who)
     for problem in read.problems[:SHOWN_PROBLEMS]:

@@ -234,6 +234,8 @@ def read_glpi(path: Path, settings: ImportSettings) -> ExportRead:
         if value.get("is_deleted") in (1, True, "1"):
             continue
         number = value.get("id")
+        if isinstance(number, str) and number.strip().isdigit():  # some exports quote numbers
+            number = int(number)
         if not isinstance(number, int) or isinstance(number, bool):
             row.problem("no ticket id (id)")
         opened = row.moment("opened (date)", value.get("date"))

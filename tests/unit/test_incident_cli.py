@@ -154,3 +154,11 @@ def test_an_empty_export_records_the_import(home: Path, tmp_path: Path) -> None:
     assert (run["event"], run["added"], run["file"]) == ("import", 0, "none.json")
     code, out = invoke("incident", "list", "demo-estate")
     assert code == 0 and "no incident recorded in incidents.jsonl" in out
+
+
+def test_errors_holding_markup_are_printed_as_written(home: Path, tmp_path: Path) -> None:
+    export = tmp_path / "bad.json"
+    export.write_text('[{"id": "12", "name": "x", "date": "[/red] soon", "priority": 4}]')
+    code, out = invoke("incident", "import", "demo-estate", export, "--format", "glpi")
+    assert code == 2
+    assert f"{export}:1: opened (date) '[/red] soon' is not a date" in out
