@@ -45,6 +45,19 @@ def _scan_literal_secrets(data: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str, 
             yield loc, kind, data
 
 
+#: Longest problem line: a message quoting a huge value (a name of 5000 characters,
+#: listed among the known names) would otherwise flood the terminal.
+MAX_PROBLEM_CHARS = 500
+
+
+def _bounded(message: str) -> str:
+    """`message`, cut to MAX_PROBLEM_CHARS with the number of characters left out."""
+    if len(message) <= MAX_PROBLEM_CHARS:
+        return message
+    keep = MAX_PROBLEM_CHARS - 40
+    return f"{message[:keep]}... ({len(message) - keep} more characters)"
+
+
 def _located(source: ComposedYaml, file: str, loc: Loc, message: str) -> tuple[int, str]:
     line = source.line_of(loc)
     return line, f"{file}:{line}: {format_loc(loc)}: {message}"
@@ -106,7 +119,7 @@ def validate_playbook_text(text: str, file: str) -> Playbook:
         # Belt and braces: no line may quote a secret-looking value.
         for _loc, _kind, value in secrets:
             ordered = [m.replace(value, "<redacted>") for m in ordered]
-        raise PlaybookError(file, list(dict.fromkeys(ordered)))
+        raise PlaybookError(file, list(dict.fromkeys(_bounded(m) for m in ordered)))
     assert playbook is not None
     return playbook
 

@@ -148,6 +148,62 @@ def _syntax_error(exc: yaml.YAMLError, file: str) -> PlaybookError:
     return PlaybookError(file, [f"{file}:{line} YAML syntax error: {detail}"])
 
 
+# What a tagged scalar should have been, for the message of one that is not.
+_TAG_WORDS = {
+    "tag:yaml.org,2002:timestamp": "date",
+    "tag:yaml.org,2002:int": "integer",
+    "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:bool": "boolean",
+}
+
+
+def _construct(root: yaml.Node, file: str) -> Any:
+    """The Python data of the node tree; PlaybookError at the line of a value YAML cannot build.
+
+    PyYAML resolves `2026-02-30` as a date and `!!int zz` as an integer, then
+    fails building them with a bare ValueError (or TypeError, AttributeError)
+    that names no line: such a failure is located here by building the
+    scalars one at a time. The value itself is never quoted (it may be a
+    secret); a date's message says what is wrong with it.
+    """
+    try:
+        return yaml.SafeLoader("").construct_document(root)
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        bad = _failing_scalar(root)
+        line = bad.start_mark.line + 1 if bad is not None and bad.start_mark else 1
+        what = _TAG_WORDS.get(bad.tag, "value") if bad is not None else "value"
+        detail = str(exc).splitlines()[0][:80] if str(exc) else ""
+        why = f" ({detail})" if what == "date" and isinstance(exc, ValueError) and detail else ""
+        raise PlaybookError(
+            file, [f"{file}:{line}: YAML value error: not a valid {what}{why}"]
+        ) from exc
+
+
+def _failing_scalar(root: yaml.Node) -> yaml.ScalarNode | None:
+    """The first scalar (in document order) that PyYAML's safe constructor cannot build."""
+    seen: set[int] = set()
+    stack = [root]
+    scalars: list[yaml.ScalarNode] = []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            scalars.append(node)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    scalars.sort(key=lambda n: n.start_mark.index if n.start_mark else 0)
+    for scalar in scalars:
+        try:
+            yaml.SafeLoader("").construct_object(scalar)
+        except (ValueError, TypeError, AttributeError, OverflowError, yaml.YAMLError):
+            return scalar
+    return None
+
+
 def _record_lines(root: yaml.Node, composed: ComposedYaml, file: str) -> None:
     """Fill `composed.lines` from the node tree, noting keys given twice in a mapping."""
 
@@ -190,7 +246,7 @@ def compose(text: str, file: str) -> ComposedYaml:
         if node is None:
             return ComposedYaml(None)
         _check_aliases(node, file)
-        data = yaml.SafeLoader("").construct_document(node)
+        data = _construct(node, file)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, file) from exc
     composed = ComposedYaml(data)

@@ -103,3 +103,41 @@ def test_billion_laughs_is_refused_before_expansion() -> None:
 def test_a_recursive_alias_is_refused() -> None:
     problem = refused("a: &x\n  b: *x\n")
     assert "recursive YAML alias" in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("2026-02-30", "not a valid date (day is out of range for month)"),
+        ("2026-13-01", "not a valid date (month must be in 1..12)"),
+        ("2026-02-01T25:00:00Z", "not a valid date (hour must be in 0..23)"),
+        ("!!timestamp someday", "not a valid date"),
+        ("!!int twelve", "not a valid integer"),
+        ("!!float many", "not a valid number"),
+    ],
+)
+def test_a_value_yaml_cannot_build_is_a_located_error_not_a_traceback(
+    value: str, says: str
+) -> None:
+    """PyYAML raises a bare ValueError for these; the loader says where (found by the fuzz)."""
+    text = ACME.read_text(encoding="utf-8")
+    old = "signed: 2026-01-10"
+    assert old in text
+    line = text[: text.index(old)].count("\n") + 1
+    problem = refused(text.replace(old, f"signed: {value}"))
+    assert problem == f"p.yaml:{line}: YAML value error: {says}"
+
+
+def test_a_problem_quoting_a_huge_value_is_cut_to_one_short_line() -> None:
+    """A 5000-character host name, listed in 'unknown host' messages, is elided (fuzz finding)."""
+    text = ACME.read_text(encoding="utf-8")
+    assert "    - name: files01\n" in text
+    huge = "x" * 5000
+    with pytest.raises(PlaybookError) as caught:
+        validate_playbook_text(
+            text.replace("    - name: files01\n", f"    - name: {huge}\n"), "p.yaml"
+        )
+    problems = caught.value.problems
+    assert any("unknown host 'files01'" in p for p in problems)
+    assert all(len(p) <= 500 for p in problems)
+    assert any(p.endswith(" more characters)") for p in problems)
