@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from handover.errors import UsageError
 from handover.state.atomic import PRIVATE_DIR_MODE, ensure_private_dir
 
 #: A contract id as handover's state accepts it: it names the contract's folder, its
@@ -39,5 +40,11 @@ def _private(folder: Path) -> Path:
     """`folder`, created if missing, with mode 0700 (tightened if it was wider)."""
     ensure_private_dir(folder)
     if folder.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
-        os.chmod(folder, PRIVATE_DIR_MODE)
+        try:
+            os.chmod(folder, PRIVATE_DIR_MODE)
+        except OSError as exc:  # another account's folder: say so rather than use it wide open
+            raise UsageError(
+                f"{folder}: handover's state must be private (mode 0700) and this folder "
+                f"cannot be made so ({exc.strerror}); set HANDOVER_HOME to a folder you own"
+            ) from exc
     return folder

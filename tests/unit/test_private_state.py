@@ -17,6 +17,7 @@ import pytest
 
 from handover.checklist.store import ChecklistStore
 from handover.connectors.ssh.trust import record_host_key
+from handover.errors import UsageError
 from handover.phases import Phase
 from handover.state.atomic import (
     SHARED_FILE_MODE,
@@ -146,3 +147,23 @@ def test_a_new_known_hosts_is_private_an_existing_one_keeps_its_mode(
     record_host_key(own, "192.0.2.10", 22, host_key)
     assert "192.0.2.10" in own.read_text()
     assert mode(own) == 0o644
+
+
+def test_a_state_folder_that_cannot_be_made_private_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone else's folder as HANDOVER_HOME: a one-line usage error, not a wide-open state."""
+    home = Path(os.environ["HANDOVER_HOME"])
+    home.mkdir()
+    os.chmod(home, 0o755)
+
+    def refuse(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr("handover.state.home.os.chmod", refuse)
+    with pytest.raises(UsageError) as caught:
+        handover_home()
+    message = str(caught.value)
+    assert message.startswith(f"{home}: handover's state must be private (mode 0700)")
+    assert "Operation not permitted" in message and "HANDOVER_HOME" in message
+    assert caught.value.exit_code == 2
