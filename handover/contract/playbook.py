@@ -192,6 +192,9 @@ class Playbook(PlaybookModel):
         for i, host in enumerate(self.perimeter.hosts):
             if host.credential:
                 refs.append((f"perimeter.hosts[{i}].credential", host.credential))
+        for i, dataset in enumerate(self.perimeter.datasets):
+            for name, ref in (dataset.dump.env if dataset.dump else {}).items():
+                refs.append((f"perimeter.datasets[{i}].dump.env.{name}", ref))
         s3 = self.perimeter.s3
         if s3 is not None:
             for key in ("access_key_id", "secret_access_key"):

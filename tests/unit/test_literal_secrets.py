@@ -111,6 +111,10 @@ def test_env_references_validate_and_are_kept() -> None:
     playbook = validate_playbook_text(text, "acme.yaml")
     (dump,) = [d.dump for d in playbook.perimeter.datasets if d.dump is not None]
     assert dump.env == {"PGPASSWORD": "vault:acme-2026/erp-db", "PGUSER": "env:ACME_PGUSER"}
+    # Checked with the playbook's other references (credentials-received, `handover vault`).
+    refs = dict(playbook.secret_refs())
+    assert refs["perimeter.datasets[2].dump.env.PGPASSWORD"] == "vault:acme-2026/erp-db"
+    assert refs["perimeter.datasets[2].dump.env.PGUSER"] == "env:ACME_PGUSER"
 
 
 def test_env_values_must_be_references_and_are_never_echoed() -> None:
