@@ -44,7 +44,7 @@ from handover.state.diskspace import disk_full_from
 
 __all__ = ["INDEX_FOLDER", "FolderWriter", "open_bundle", "staging_prefix"]
 
-_STAGING_PID = re.compile(r"opening-(\d+)-")
+_STAGING_PID = re.compile(r"(\d+)-")  # after the prefix: the pid of the open that made it
 
 
 class FolderWriter:
@@ -119,7 +119,7 @@ def _clear_leftovers(into: Path, notes: list[str]) -> None:
     for entry in sorted(parent.iterdir()):
         if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
             continue
-        found = _STAGING_PID.search(entry.name[len(prefix) - len("opening-") :])
+        found = _STAGING_PID.match(entry.name[len(prefix) :])
         if found and int(found[1]) != os.getpid() and _alive(int(found[1])):
             notes.append(f"{entry}: staging folder of a running open (pid {found[1]}): left")
             continue
