@@ -119,6 +119,9 @@ def _clear_leftovers(into: Path, notes: list[str]) -> None:
     for entry in sorted(parent.iterdir()):
         if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
             continue
+        if entry.stat().st_uid != os.getuid():  # in a shared folder: not ours to remove
+            notes.append(f"{entry}: staging folder of another user: left")
+            continue
         found = _STAGING_PID.match(entry.name[len(prefix) :])
         if found and int(found[1]) != os.getpid() and _alive(int(found[1])):
             notes.append(f"{entry}: staging folder of a running open (pid {found[1]}): left")
