@@ -135,9 +135,12 @@ def serve(
     from flows.serving import serve_phases
 
     folders = ", ".join(str(f) for f in playbook_dirs(os.environ.get(ENV_VAR), Path.cwd()))
-    console.print(f"Serving the phase flows; start them from {info.ui_url}/deployments")
-    console.print(f"Runs started there may use the playbooks in: {folders} ({ENV_VAR})")
-    serve_phases(limit=limit)
+
+    def announce() -> None:
+        console.print(f"Serving the phase flows; start them from {info.ui_url}/deployments")
+        console.print(f"Runs started there may use the playbooks in: {folders} ({ENV_VAR})")
+
+    serve_phases(limit=limit, announce=announce)
 
 
 @app.command()

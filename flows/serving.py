@@ -15,6 +15,7 @@ at every scheduled run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from prefect import serve
@@ -67,16 +68,18 @@ def _tags(phase: str) -> list[str]:
     return run_tags(None, phase)
 
 
-def serve_phases(limit: int = 4) -> None:
+def serve_phases(limit: int = 4, *, announce: Callable[[], None] = lambda: None) -> None:
     """Serve the phase flows (and the contracts' schedules) until interrupted.
 
-    Raises PlaybookOutsideFolders (exit 2) before serving anything if a
-    recorded schedule's playbook is outside the playbook folders.
+    Raises PlaybookOutsideFolders (exit 2) before serving anything, and
+    before `announce` says it is serving, if a recorded schedule's playbook
+    is outside the playbook folders.
     """
     deployments = phase_deployments()
     for contract, schedule in sorted(load_schedules().items()):
         check_scheduled_playbook(contract, schedule.playbook_path)
         deployments.append(scheduled_deployment(contract, schedule))
+    announce()
     serve(*deployments, limit=limit)
 
 
