@@ -63,7 +63,7 @@ def test_served_flows_start_from_a_deployment_with_a_playbook_form(workspace: Wo
         assert refused.state is not None and refused.state.is_failed(), refused.state
         message = refused.state.message or ""
         assert "outside the playbook folders" in message, message
-        assert str(workspace.root / "playbooks") in message, message
+        assert str((workspace.root / "playbooks").resolve()) in message, message
         with get_client(sync_client=True) as client:
             task_runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[refused.id]))
