@@ -55,7 +55,7 @@ _AWS_KEY_ID = re.compile(r"(?<![A-Za-z0-9/+=])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-
 
 
 def command_secret_kind(command: str) -> str | None:
-    """Name the kind of literal secret `command` holds (e.g. 'a password in PGPASSWORD='), or None.
+    """Name the kind of secret `command` holds (e.g. 'PGPASSWORD=...'), or None.
 
     The name of an environment variable is said (it is not secret); its
     value never is.
@@ -63,11 +63,11 @@ def command_secret_kind(command: str) -> str | None:
     for match in _ASSIGNMENT.finditer(command):
         value = match.group("value")
         if value and not _EXPANSION.match(value):
-            return f"a secret in {match.group('name')}="
+            return f"{match.group('name')}=..."
     if _PASSWORD_OPTION.search(command):
-        return "a password option (--password) on the command line"
+        return "a --password option"
     if _GLUED_P_PROGRAMS.search(command):
-        return "a password after -p"
+        return "a password glued to -p"
     if _URL_CREDENTIALS.search(command):
         return "a URL with a password"
     if _AWS_KEY_ID.search(command):

@@ -122,7 +122,7 @@ class DumpSpec(PlaybookModel):
     def _no_literal_secret(cls, value: str) -> str:
         kind = command_secret_kind(value)
         if kind:
-            raise ValueError(f"holds a literal secret ({kind}): {ENV_HELP}")
+            raise ValueError(f"a secret on the command line ({kind}): {ENV_HELP}")
         return value
 
     @field_validator("env")
