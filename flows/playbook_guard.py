@@ -21,7 +21,12 @@ from pathlib import Path
 
 from prefect.runtime import deployment
 
-from handover.contract.playbook_dirs import ENV_VAR, check_playbook_path, playbook_dirs
+from handover.contract.playbook_dirs import (
+    ENV_VAR,
+    PlaybookOutsideFolders,
+    check_playbook_path,
+    playbook_dirs,
+)
 
 
 def guard_playbook_path(playbook_path: str) -> None:
@@ -29,6 +34,22 @@ def guard_playbook_path(playbook_path: str) -> None:
     if deployment.id is None:
         return
     check_deployment_playbook(playbook_path)
+
+
+def playbook_allowed(playbook_path: str) -> bool:
+    """False for a deployment run whose playbook is outside the folders; never raises.
+
+    For what reads the playbook before the flow's body runs (the run's name
+    is computed first): it must not open a file the guard will refuse, which
+    may be anything, a FIFO that blocks the open included.
+    """
+    if deployment.id is None:
+        return True
+    try:
+        check_deployment_playbook(playbook_path)
+    except PlaybookOutsideFolders:
+        return False
+    return True
 
 
 def check_deployment_playbook(playbook_path: str) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import prefect.runtime.deployment
 import pytest
 
-from flows.playbook_guard import guard_playbook_path
+from flows.playbook_guard import guard_playbook_path, playbook_allowed
 from flows.serving import check_scheduled_playbook
 from handover.contract.playbook_dirs import ENV_VAR, PlaybookOutsideFolders
 
@@ -38,6 +38,17 @@ def test_a_deployment_run_is_held_to_the_folders(
     guard_playbook_path("playbooks/acme.yaml")
     with pytest.raises(PlaybookOutsideFolders, match="outside the playbook folders"):
         guard_playbook_path(str(site / "mine.yaml"))
+
+
+def test_what_names_a_run_before_the_guard_asks_without_raising(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert playbook_allowed(str(site / "mine.yaml"))  # not a deployment run
+    as_deployment_run(monkeypatch)
+    assert playbook_allowed("playbooks/acme.yaml")
+    assert not playbook_allowed(str(site / "mine.yaml"))
+    assert not playbook_allowed("/dev/zero")
+    assert not playbook_allowed("playbooks/../mine.yaml")
 
 
 def test_the_setting_names_the_folders_a_deployment_run_may_use(
