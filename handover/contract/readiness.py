@@ -36,9 +36,12 @@ from handover.contract.playbook import Playbook
 from handover.contract.recipients import FILE_PREFIX, load_recipients
 from handover.contract.signers import load_signers
 from handover.contract.yaml_lines import compose
-from handover.errors import HandoverError, SecretRefError
+from handover.errors import HandoverError, SecretRefError, VaultError
 from handover.phases import PHASES
 from handover.secrets.references import parse_ref
+from handover.secrets.vault import Vault
+from handover.secrets.vault_references import parse_vault_ref
+from handover.state.layout import ContractPaths
 
 Severity = Literal["error", "warning"]
 VaultNames = Callable[[str], Collection[str] | str]
@@ -183,8 +186,10 @@ def reference_problem(
             return f"{ref}: no such file"
         return None if os.access(path, os.R_OK) else f"{ref}: file is not readable"
     if scheme == "vault":
-        target, _, _field = rest.partition("#")
-        contract, _, name = target.partition("/")
+        try:
+            contract, name, _field = parse_vault_ref(rest)
+        except SecretRefError as exc:
+            return str(exc)
         names = vault_names(contract)
         if isinstance(names, str):
             return f"{ref}: {names}"
@@ -253,10 +258,6 @@ def home_vault_names(contract: str) -> Collection[str] | str:
     Reads the vault's metadata (it decrypts the file with the vault key, as
     `handover vault list` does) and never creates the contract's folder.
     """
-    from handover.errors import VaultError
-    from handover.secrets.vault import Vault
-    from handover.state.layout import ContractPaths
-
     home = Path(os.environ.get("HANDOVER_HOME", ".handover")).absolute()
     if not (home / "contracts" / contract).is_dir():
         return f"no vault for contract {contract} yet (`handover vault init`, then add entries)"

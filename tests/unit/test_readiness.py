@@ -10,9 +10,11 @@ import re
 from datetime import date
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import handover.cli.playbook_cmd  # noqa: F401  (registers validate)
+from handover.bundle.age.x25519 import X25519Identity
 from handover.cli import app
 from handover.contract.checklists import load_phase_template
 from handover.contract.init_template import InitAnswers, InitContact, render_playbook
@@ -20,11 +22,14 @@ from handover.contract.loader import load_playbook, validate_playbook_text
 from handover.contract.readiness import (
     FLOW_ITEMS,
     Finding,
+    home_vault_names,
     located_lines,
     readiness_findings,
     reference_problem,
 )
 from handover.phases import PHASES
+from handover.secrets.vault import Kind, Vault, VaultEntry
+from handover.state.home import handover_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACME = PROJECT_ROOT / "playbooks" / "examples" / "acme.yaml"
@@ -134,6 +139,8 @@ def test_references_are_looked_up_not_resolved(tmp_path: Path) -> None:
     assert "no entry 'db' in the vault of c1" in missing
     assert reference_problem("vault:c1/db", {}, tmp_path, no_vault) == "vault:c1/db: no vault"
     assert reference_problem("prefect-secret:blk", {}, tmp_path, no_vault) is None
+    odd = reference_problem("vault:../x/y", {}, tmp_path, lambda c: {"y"}) or ""
+    assert "expected vault:CONTRACT/NAME" in odd
 
 
 def test_present_references_and_key_files_give_no_warning(tmp_path: Path) -> None:
@@ -186,3 +193,22 @@ def test_validate_fails_on_errors_and_ready_on_what_this_machine_lacks(tmp_path:
 def test_the_examples_have_no_error() -> None:
     playbook = load_playbook(ACME)
     assert errors(readiness_findings(playbook, environ={}, vault_names=no_vault)) == []
+
+
+def test_vault_references_are_looked_up_in_the_contracts_vault(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real vault under HANDOVER_HOME: entry names read, values never; no folder created."""
+    assert "no vault for contract ready-1 yet" in str(home_vault_names("ready-1"))
+    assert not (handover_home() / "contracts" / "ready-1").exists()
+    monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))
+    vault = Vault("ready-1")
+    vault.init()
+    vault.add(VaultEntry(name="provider-signing", kind=Kind.SSH_KEY), b"not-a-real-key")
+    assert set(home_vault_names("ready-1")) == {"provider-signing"}
+    playbook = validate_playbook_text(base_text(), "p.yaml")
+    found = readiness_findings(playbook, environ={})
+    assert ("reversibility", "signing_key") not in [f.loc for f in found]
+    monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))  # the wrong key
+    problem = home_vault_names("ready-1")
+    assert isinstance(problem, str) and "not-a-real-key" not in problem
