@@ -26,6 +26,7 @@ references need the Prefect server and are not checked here.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,23 +146,23 @@ def manual_item_findings(playbook: Playbook) -> list[Finding]:
     return findings
 
 
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def field_loc(path: str) -> Loc:
+    """('perimeter', 'hosts', 1, 'credential') from `perimeter.hosts[1].credential`."""
+    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(path))
+
+
 def reference_locations(playbook: Playbook) -> Iterator[tuple[Loc, str]]:
-    """Every credential reference of the playbook with its field (as `secret_refs`, located)."""
-    for i, host in enumerate(playbook.perimeter.hosts):
-        if host.credential:
-            yield ("perimeter", "hosts", i, "credential"), host.credential
-    s3 = playbook.perimeter.s3
-    if s3 is not None:
-        for key in ("access_key_id", "secret_access_key"):
-            value = getattr(s3, key)
-            if value:
-                yield ("perimeter", "s3", key), value
-    for i, access in enumerate(playbook.security.provider_access):
-        if access.verify_key:
-            yield ("security", "provider_access", i, "verify_key"), access.verify_key
-    yield ("reversibility", "signing_key"), playbook.reversibility.signing_key
-    if playbook.backups is not None and playbook.backups.identity:
-        yield ("backups", "identity"), playbook.backups.identity
+    """Every credential reference of the playbook with its field, as `secret_refs` lists them.
+
+    Taken from `Playbook.secret_refs` (the list the credentials-received item
+    and `handover vault check` use), so a new kind of reference is checked
+    here the day it is added there.
+    """
+    for path, ref in playbook.secret_refs():
+        yield field_loc(path), ref
 
 
 def reference_problem(

@@ -212,3 +212,36 @@ def test_vault_references_are_looked_up_in_the_contracts_vault(
     monkeypatch.setenv("HANDOVER_VAULT_KEY", str(X25519Identity.generate()))  # the wrong key
     problem = home_vault_names("ready-1")
     assert isinstance(problem, str) and "not-a-real-key" not in problem
+
+
+def test_every_secret_ref_is_checked_at_its_own_line(tmp_path: Path) -> None:
+    """References come from `Playbook.secret_refs`: a dump's env is checked like a host's key."""
+    text = (
+        base_text()
+        .replace(
+            "  datasets: []   #",
+            "  datasets:\n"
+            "    - name: erp\n"
+            "      host: web01\n"
+            "      dump: {command: pg_dump erp, filename: erp.dump, env: {PGPASSWORD: env:PGPW}}\n"
+            "  #",
+        )
+        .replace(
+            "perimeter:\n  hosts: []",
+            "perimeter:\n  hosts:\n    - {name: web01, transport: ssh, address: h, "
+            "credential: 'file:web01.key'}",
+        )
+    )
+    found = findings(text, tmp_path)
+    locs = {f.loc: f.message for f in found if f.loc[0] == "perimeter"}
+    assert locs == {
+        ("perimeter", "hosts", 0, "credential"): "file:web01.key: no such file",
+        ("perimeter", "datasets", 0, "dump", "env", "PGPASSWORD"): (
+            "env:PGPW: environment variable PGPW is not set"
+        ),
+    }
+    lines = dict((m.split(": ", 2)[1], m) for _s, m in located_lines(found, text, "p.yaml"))
+    dump_line = 1 + text.splitlines().index(
+        "      dump: {command: pg_dump erp, filename: erp.dump, env: {PGPASSWORD: env:PGPW}}"
+    )
+    assert lines["perimeter.datasets[0].dump.env.PGPASSWORD"].startswith(f"p.yaml:{dump_line}:")
