@@ -29,6 +29,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
 from flows import manual_items
+from flows.playbook_guard import playbook_allowed
 from handover.checklist.model import Checklist, Evidence, Status, evidence_for_file
 from handover.contract.loader import read_contract_id
 from handover.contract.playbook import Playbook, phase_items
@@ -354,5 +355,6 @@ def phase_run_name() -> str:
     itself then reports the problems.
     """
     path = str(flow_run.parameters.get("playbook_path", ""))
-    contract = read_contract_id(Path(path)) or Path(path).stem or "contract"
+    allowed = playbook_allowed(path)  # never open what a deployment run may not read
+    contract = (read_contract_id(Path(path)) if allowed else None) or Path(path).stem or "contract"
     return f"{flow_run.flow_name}-{contract}-{datetime.now(UTC):%Y%m%d-%H%M%S}"

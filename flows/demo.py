@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from flows.server import ServerInfo
+from flows.server import ServerInfo, auth_file
 from handover.checklist.model import Checklist, ChecklistItem, Status
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
@@ -141,6 +141,7 @@ def print_client_commands(bundle: Path, client_key: Path, server: ServerInfo) ->
     console.print(f"[bold]Bundle:[/]     {bundle}")
     console.print(f"[bold]Client key:[/] {client_key}")
     console.print(f"[bold]Prefect UI:[/] {server.ui_url}  (flow runs, checklist artifacts, events)")
+    console.print(f"      UI login: paste the auth string from {auth_file()}")
     console.print()
     console.print("[bold]What the client runs, with standard tools only:[/]")
     first = volumes[0] if volumes else "0001-....tar.age"

@@ -23,6 +23,7 @@ from flows._phase import (
 )
 from flows.playbook_guard import guard_playbook_path
 from flows.schedules import deploy_backup_schedule
+from flows.writer_lease import one_writer
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.hotline_procedure import hotline_procedure
@@ -42,6 +43,7 @@ DRILL_EVERY_N_RUNS = 1
     task_runner=phase_task_runner(),
     log_prints=True,
 )
+@one_writer("implementation")
 def implementation(playbook_path: str, fresh: bool = False) -> PhaseOutcome:
     """Mise en œuvre: provider access, health checks, backup schedule, procedures, runbooks."""
     guard_playbook_path(playbook_path)  # a deployment run: only playbooks in the folders

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from flows._phase import PhaseOutcome, phase_run_name
 from flows.implementation import implementation
 from flows.operational import operational
+from flows.playbook_guard import guard_playbook_path
 from flows.reversibility import ExitOutcome, reversibility
 from flows.takeover import takeover
 from handover.contract.loader import read_contract_id
@@ -51,6 +52,7 @@ def lifecycle(playbook_path: str, fresh: bool = False) -> LifecycleOutcome:
     own phase tag (both with the contract's), so a contract's history lists
     them all, each under its phase.
     """
+    guard_playbook_path(playbook_path)  # a deployment run: only playbooks in the folders
     contract = read_contract_id(Path(playbook_path))
     tag_flow_run(contract, "lifecycle")
     with phase_tags(contract, Phase.TAKEOVER):

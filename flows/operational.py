@@ -32,6 +32,7 @@ from flows._phase import (
     phase_task_runner,
 )
 from flows.playbook_guard import guard_playbook_path
+from flows.writer_lease import one_writer
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
@@ -60,6 +61,7 @@ class Seen:
     task_runner=phase_task_runner(),
     log_prints=True,
 )
+@one_writer("operational")
 def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     """Exploitation: health checks, backups, restore check, updates, incidents, SLA report, drill.
 

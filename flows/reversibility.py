@@ -39,8 +39,10 @@ from flows._phase import (
     phase_task_runner,
 )
 from flows.acceptance import await_signed_acceptance
+from flows.playbook_guard import guard_playbook_path
 from flows.redelivery import redeliver, reopen_for_redelivery
 from flows.waits import poll_interval, start_of, wait_until
+from flows.writer_lease import one_writer
 from handover.bundle.sshsig import SigningKey, sign
 from handover.bundle.summary import SealedBundle
 from handover.checklist.model import Status
@@ -149,11 +151,13 @@ class Exit:
     task_runner=phase_task_runner(),
     log_prints=True,
 )
+@one_writer("reversibility")
 def reversibility(
     playbook_path: str, notice_date: date | None = None, fresh: bool = False
 ) -> ExitOutcome:
     """Réversibilité: notice, knowledge transfer, switch-over, inventory, export, credentials,
     documentation, seal, delivery, acceptance, access revoked, copies erased, exit report."""
+    guard_playbook_path(playbook_path)  # a deployment run: only playbooks in the folders
     playbook = load_playbook(Path(playbook_path))
     tag_flow_run(playbook.contract_id, "reversibility")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -169,6 +170,8 @@ def client_environment() -> dict[str, str]:
         "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
         "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        # Runs beat every 30 s, so a run whose process died is marked Crashed (flows.zombies).
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
     }
 
 
@@ -515,6 +518,7 @@ def ensure_server() -> ServerInfo:
         info = ServerInfo(api_url=user_url, ui_url=ui, pid=None, port=0, managed=False)
         require_api(info)
         require_auth(info.api_url, os.environ.get("PREFECT_API_AUTH_STRING"), managed=False)
+        ensure_automations()
         return info
     info = start()
     auth = auth_string()
@@ -523,4 +527,20 @@ def ensure_server() -> ServerInfo:
     os.environ["PREFECT_API_URL"] = info.api_url
     os.environ["PREFECT_UI_URL"] = info.ui_url
     _managed_api_url = info.api_url
+    ensure_automations()
     return info
+
+
+def ensure_automations() -> None:
+    """The server-side automations handover relies on (`flows.zombies`); never fatal.
+
+    Called once the API answers with this process's credentials. A server
+    that refuses (an older one, no automations service) costs a warning: runs
+    still work, only a run whose process died stays Running until a rerun.
+    """
+    try:
+        from flows.zombies import ensure_zombie_automation
+
+        ensure_zombie_automation()
+    except Exception as exc:
+        logging.getLogger(__name__).warning("the zombie-run automation could not be made: %s", exc)

@@ -26,6 +26,7 @@ from flows._phase import (
 )
 from flows.host_keys import confirm_and_pin
 from flows.playbook_guard import guard_playbook_path
+from flows.writer_lease import one_writer
 from handover.bundle.types import MemberRecord
 from handover.checklist.model import evidence_for_file
 from handover.contract.loader import load_playbook
@@ -45,6 +46,7 @@ from tasks.tags import tag_flow_run
     task_runner=phase_task_runner(),
     log_prints=True,
 )
+@one_writer("takeover")
 def takeover(playbook_path: str, pin_host_keys: bool = False, fresh: bool = False) -> PhaseOutcome:
     """Prise en charge: parties, hosts, inventory, credentials, baseline, documentation, plan.
 

@@ -8,6 +8,7 @@ names; values are read inside the task that needs them and never returned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, cast
 from uuid import UUID
@@ -87,9 +88,25 @@ def only_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -
 
 
 def ensure_concurrency_limit(name: str, limit: int) -> None:
-    """Create or update a global concurrency limit (one per client, for SSH sessions)."""
+    """Create a global concurrency limit if it does not exist; never change an existing one.
+
+    Two first runs may race to create it: the loser's 409 means it exists,
+    which is all we wanted. An operator who changed the limit in the UI
+    keeps their value (an upsert would reset it on every run).
+    """
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name=name, limit=limit)
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return
+        except ObjectNotFound:
+            pass
+        with contextlib.suppress(ObjectAlreadyExists):  # created meanwhile by another run
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=limit)
+            )
 
 
 def _aws_credentials_block(name: str) -> S3Credentials:

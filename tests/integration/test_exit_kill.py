@@ -29,6 +29,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.objects import FlowRun
 
 from flows.lifecycle import run_phase
 from handover.checklist.model import Status
@@ -325,3 +328,24 @@ def test_takeover_killed_mid_way_resumes_from_what_it_recorded(fresh_workspace: 
         if entry["event"] == "checklist.running" and entry["data"].get("phase") == "takeover"
     )
     assert starts["inventory"] == 1 and starts["hosts-reachable"] == 1  # not redone
+
+    # The killed run does not stay Running: Prefect marks it Crashed once its heartbeats stop.
+    killed = _wait_for_crashed(ws.contract, "takeover")
+    assert killed.state is not None and "No heartbeat" in (killed.state.message or "")
+
+
+def _wait_for_crashed(contract: str, phase: str, timeout_s: float = 150) -> FlowRun:
+    """The contract's one run of `phase` that did not complete, once it is Crashed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[f"contract:{contract}", f"phase:{phase}"])
+                )
+            )
+        [unfinished] = [r for r in runs if r.state is None or not r.state.is_completed()]
+        if unfinished.state is not None and unfinished.state.is_crashed():
+            return unfinished
+        assert time.monotonic() < deadline, f"still {unfinished.state}: no zombie detection"
+        time.sleep(2)
