@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from handover.cli import app, console, handles_errors
+
+if TYPE_CHECKING:
+    from handover.contract.playbook import Playbook
 
 server_app = typer.Typer(help="The embedded Prefect server (SQLite under .handover/prefect).")
 app.add_typer(server_app, name="server")
@@ -57,6 +61,22 @@ def server_status() -> None:
     console.print(f"login: the auth string in {server.auth_file()}")
 
 
+def _refuse_unready(loaded: Playbook, path: Path) -> None:
+    """What `validate` refuses (no contact, an added item without `manual: true`) stops the
+    run before a flow run exists: its item would fail later with less to say."""
+    from handover.contract.readiness import (
+        contact_findings,
+        located_lines,
+        manual_item_findings,
+    )
+    from handover.errors import UsageError
+
+    findings = [*contact_findings(loaded), *manual_item_findings(loaded)]
+    if findings:
+        lines = located_lines(findings, path.read_text(encoding="utf-8"), str(path))
+        raise UsageError("; ".join(message for _severity, message in lines))
+
+
 @app.command()
 @handles_errors
 def run(
@@ -95,7 +115,8 @@ def run(
     from handover.phases import parse_phase
 
     parse_phase(phase)
-    load_playbook(playbook)  # an invalid playbook never creates a flow run
+    loaded = load_playbook(playbook)  # an invalid playbook never creates a flow run
+    _refuse_unready(loaded, playbook)
     if as_ is not None:
         if not as_.strip():
             raise UsageError("--as: give a name")
