@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
@@ -106,3 +107,24 @@ class Contract(PlaybookModel):
     parties: Parties
     dates: ContractDates
     billing: Billing | None = None
+    language: Literal["fr", "en"] = Field(
+        default="fr",
+        description="The client's language: the bundle's README.txt is written in it.",
+    )
+    timezone: str = Field(
+        default="Europe/Paris",
+        description="IANA time zone of the contract (e.g. Europe/Paris): business hours "
+        "and the dates shown to the client are in it.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """Refuse a zone zoneinfo does not know here rather than when a date is first shown."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value[:60]!r}: use an IANA name such as Europe/Paris"
+            ) from None
+        return value
