@@ -122,7 +122,9 @@ def _register() -> None:
         incident_cmd,
         init_cmd,
         item_cmd,
+        onsite_cmd,
         playbook_cmd,
         report_cmd,
         vault_cmd,
+        visit_cmd,
     )

@@ -36,7 +36,10 @@ class Hotline(PlaybookModel):
     phone: str | None = None
     email: Email | None = None
     quota: int | None = Field(
-        default=None, ge=0, description="Tickets or hours per year (mode tickets/hours)."
+        default=None,
+        ge=0,
+        description="Tickets or hours per contract year (mode tickets/hours); each incident "
+        "of the journal uses one ticket, or its business-time duration.",
     )
 
     @model_validator(mode="after")
@@ -50,6 +53,11 @@ class Onsite(PlaybookModel):
     """On-site intervention (intervention sur site)."""
 
     delay_hours: float = Field(gt=0, description="Maximum delay before a technician is on site.")
+    clock: Literal["business", "wall"] = Field(
+        default="business",
+        description="What the delay counts: business hours (the hotline's hours, holidays "
+        "closed) or wall-clock hours.",
+    )
 
 
 class Services(PlaybookModel):
