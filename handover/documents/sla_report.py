@@ -20,7 +20,9 @@ from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
 from handover.documents.formatting import datetime_text, minutes_text, scrub
 from handover.documents.sections import header_fields
+from handover.documents.sla_clauses import clause_sections
 from handover.estate.health import HealthCheckResult
+from handover.operations.clauses import ClauseRecords
 from handover.operations.incidents import Incident
 from handover.operations.sla import (
     NOT_SET,
@@ -42,6 +44,7 @@ def sla_report(
     incidents: Sequence[Incident] = (),
     generated_at: datetime | None = None,
     incident_source: str | None = None,
+    clauses: ClauseRecords | None = None,
 ) -> Document:
     """The periodic SLA report: availability against the target, findings, incidents, breaches.
 
@@ -55,7 +58,9 @@ def sla_report(
     `incident_source` names where the incidents were read (the incident
     journal); None means none was read, and the report says so rather than
     "no incident". Incidents are those opened in the period, timed on the
-    contract's business calendar.
+    contract's business calendar. The hotline quota, on-site interventions
+    and maintenance visits follow (`sla_clauses`; `clauses` holds the on-site
+    and visit journals read, None when none was).
     """
     figures = sla_figures(playbook, period_start, period_end, checks, incidents)
     b = DocumentBuilder()
@@ -97,8 +102,13 @@ def sla_report(
             [_incident_row(times, figures.sla_set) for times in figures.carried_over],
         )
         b.p("Measured in the report of the period they were opened in.", "note")
+    clause_breaches = clause_sections(
+        b, playbook, figures.start, figures.end, incidents, incident_source, clauses
+    )
     b.h(2, "Breaches")
-    b.bullets(_breaches(figures), empty="No breach of the service levels in the period.")
+    b.bullets(
+        _breaches(figures) + clause_breaches, empty="No breach of the service levels in the period."
+    )
     first, last = _days(figures)
     title = (
         f"SLA report (rapport de niveau de service) {first} to {last}: {playbook.contract.title}"

@@ -300,3 +300,17 @@ def visit_count(
         in_period=in_period,
         expected_in_period=per_year * length / year_seconds,
     )
+
+
+@dataclass(frozen=True)
+class ClauseRecords:
+    """What the SLA report reads for the on-site and visit clauses, and where from.
+
+    A source of None means that journal does not exist: the report says it
+    was not read, rather than "no intervention".
+    """
+
+    interventions: Sequence[Intervention] = ()
+    onsite_source: str | None = None
+    visits: Sequence[Visit] = ()
+    visit_source: str | None = None
