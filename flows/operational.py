@@ -42,6 +42,7 @@ from handover.operations.business_calendar import contract_calendar
 from handover.operations.incident_journal import IncidentJournal, journal_path
 from handover.operations.sla import measure_incidents, reporting_period
 from tasks.backups import backup_dataset, check_restore, prune_backups
+from tasks.clauses import clauses_for_report
 from tasks.drill import reversibility_drill
 from tasks.health import check_host_health, pending_updates
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
@@ -205,7 +206,10 @@ def write_sla_report(
     journal = IncidentJournal(journal_path(run.paths.root))
     source = journal.path.relative_to(run.paths.root).as_posix() if journal.exists() else None
     incidents = journal.incidents() if journal.exists() else []
-    doc = sla_report(playbook, *period, seen.checks, incidents, incident_source=source)
+    clauses = clauses_for_report(playbook, run.paths, incidents, period[1])
+    doc = sla_report(
+        playbook, *period, seen.checks, incidents, incident_source=source, clauses=clauses
+    )
     return Step(run.write_document(doc, "report"))
 
 
