@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from handover.contract.base import LocatedProblems, PlaybookModel
 from handover.contract.fields import Email, NonEmpty
+from handover.contract.health_checks import HealthCheckSpec
 
 
 class Maintenance(PlaybookModel):
@@ -68,6 +69,11 @@ class Services(PlaybookModel):
     onsite: Onsite | None = None
     technology_watch: bool = Field(
         default=False, description="Technology watch (veille technologique)."
+    )
+    health_checks: list[HealthCheckSpec] = Field(
+        default_factory=list,
+        description="What the health flow samples (handover.contract.health_checks); none: "
+        "a reachable check per host.",
     )
 
 
