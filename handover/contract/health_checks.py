@@ -14,7 +14,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from handover.contract.base import LocatedProblems, PlaybookModel
+from handover.contract.base import LocatedProblems, Loc, PlaybookModel
 from handover.contract.fields import SecretRef, Slug
 from handover.contract.literal_secrets import command_secret_kind
 
@@ -114,8 +114,11 @@ class HealthCheckSpec(PlaybookModel):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Self:
-        problems = [((f,), f"required for a {self.kind} check") for f in _REQUIRED[self.kind]]
-        problems = [p for p in problems if getattr(self, p[0][0]) is None]
+        problems: list[tuple[Loc, str]] = [
+            ((f,), f"required for a {self.kind} check")
+            for f in _REQUIRED[self.kind]
+            if getattr(self, f) is None
+        ]
         if self.kind != "http" and self.host is None:
             problems.append((("host",), f"required for a {self.kind} check"))
         if self.env and self.kind != "postgres":
