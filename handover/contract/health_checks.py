@@ -14,7 +14,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from handover.contract.base import LocatedProblems, Loc, PlaybookModel
+from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.fields import SecretRef, Slug
 from handover.contract.literal_secrets import command_secret_kind
 
