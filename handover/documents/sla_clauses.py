@@ -60,7 +60,7 @@ def clause_sections(
 
 
 def _amount(usage: HotlineUsage, value: float) -> str:
-    return hours_text(value) if usage.mode == "hours" else f"{value:g} ticket(s)"
+    return f"{value:.1f} h" if usage.mode == "hours" else f"{value:g} ticket(s)"
 
 
 def _hotline(
@@ -81,7 +81,7 @@ def _hotline(
             ]
         )
         return []
-    quota = hours_text(usage.quota) if usage.mode == "hours" else f"{usage.quota} ticket(s)"
+    quota = f"{usage.quota} h" if usage.mode == "hours" else f"{usage.quota} ticket(s)"
     percent = usage.percent or 0.0
     state = (
         badge("exceeded", "breach")
