@@ -7,8 +7,11 @@ receiving each member's data as it is hashed. Everything lands in a private
 staging folder beside the destination and is moved into place only when all
 matched: a failed open leaves the destination as it was, and nothing is ever
 written outside the staging folder, whatever names a bundle carries (the
-policy refuses absolute names, `..`, links, devices, clashes and over-long
-names before anything is created).
+policy refuses absolute names, `..`, devices, clashes, members under a file
+or a link, hard links to anything but an earlier file and over-long names
+before anything is created). Symbolic links are restored as links, last,
+and never followed; those whose target is absolute or climbs out of the
+volume's folder are listed in one note.
 
 A staging folder left by a killed open holds decrypted client data: the
 next open of the same destination removes it and says so.
@@ -21,7 +24,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +40,7 @@ from handover.bundle.reader import (
 )
 from handover.bundle.readme import INDEX_FOLDER, volume_folder
 from handover.bundle.sums import SUMS_NAME
+from handover.bundle.tarparse import path_key, shown
 from handover.bundle.types import BundleSource
 from handover.bundle.writer import INDEX_NAME
 from handover.errors import BundleCorrupt, BundleError, UsageError
@@ -51,9 +55,13 @@ class FolderWriter:
     """Writes the members a TarParser reads under `root`, which it creates and owns.
 
     Paths reach it only after the member policy accepted them (relative, no
-    `..`, no clash, no link), and it creates no link itself, so joining them
-    to `root` stays inside it; files are still created with O_EXCL and
-    O_NOFOLLOW so that a mistake fails instead of following anything.
+    `..`, no clash, nothing under a file or a link), so joining them to
+    `root` stays inside it. Symbolic links are only recorded while the
+    volume is read and created by `finish`, after every file and folder:
+    while data is written the folder holds no link at all, so no write can
+    pass through one whatever the order of members. Files are still created
+    with O_EXCL and O_NOFOLLOW, and links from folder descriptors opened
+    with O_NOFOLLOW, so that a mistake fails instead of following anything.
     """
 
     def __init__(self, root: Path) -> None:
@@ -61,6 +69,8 @@ class FolderWriter:
         root.mkdir()
         self._out: IO[bytes] | None = None
         self._pending: tuple[Path, int, float] | None = None
+        self._symlinks: list[tuple[str, str]] = []
+        self.outside: list[str] = []  # links whose target may lie outside the folder
 
     def _target(self, path: str) -> Path:
         parts = [part for part in path.split("/") if part not in ("", ".")]
@@ -87,18 +97,112 @@ class FolderWriter:
         self._out = self._pending = None
         if out is None or pending is None:
             return
-        out.close()
-        target, mode, mtime = pending
-        os.chmod(target, (mode & 0o755) | 0o600)
+        _, mode, mtime = pending
+        out.flush()
+        fd = out.fileno()
+        os.fchmod(fd, (mode & 0o755) | 0o600)  # on the descriptor: never through a link
         with contextlib.suppress(OverflowError, ValueError, OSError):  # a hostile mtime
-            os.utime(target, (mtime, mtime))
+            os.utime(fd, (mtime, mtime))
+        out.close()
+
+    def hardlink(self, path: str, target: str) -> None:
+        """A hard link to a regular file written earlier (the policy checked it was one)."""
+        source = self._target(target)
+        link = self._target(path)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, link, follow_symlinks=False)
+
+    def symlink(self, path: str, target: str) -> None:
+        """Record a symbolic link; `finish` creates it once every file is written."""
+        self._target(path)
+        self._symlinks.append((path, target))
+
+    def finish(self) -> None:
+        """Create the recorded symbolic links (after all data), each one never followed."""
+        if not self._symlinks:
+            return
+        links = {path_key(path): target for path, target in self._symlinks}
+        root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for path, target in self._symlinks:
+                self._make_symlink(root_fd, path_key(path), target)
+                if link_may_leave(path_key(path), target, links):
+                    self.outside.append(path_key(path))
+        finally:
+            os.close(root_fd)
+        self._symlinks = []
+
+    def _make_symlink(self, root_fd: int, key: str, target: str) -> None:
+        *folders, name = key.split("/")
+        fd = os.dup(root_fd)
+        try:
+            for folder in folders:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, 0o700, dir_fd=fd)
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                inner = os.open(folder, flags, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            os.symlink(target, name, dir_fd=fd)
+            with contextlib.suppress(OverflowError, ValueError, OSError, NotImplementedError):
+                os.utime(name, dir_fd=fd, follow_symlinks=False)  # the link itself, now
+        finally:
+            os.close(fd)
 
     def abort(self) -> None:
         """Close a file left open by a failed read (the staging folder goes anyway)."""
         out, self._out, self._pending = self._out, None, None
+        self._symlinks = []
         if out is not None:
             with contextlib.suppress(OSError):
                 out.close()
+
+
+MAX_LINK_HOPS = 40  # as the kernel: beyond this, resolution fails (ELOOP)
+
+
+def link_may_leave(path: str, target: str, links: Mapping[str, str]) -> bool:
+    """Whether the symbolic link `path` -> `target` may resolve outside its volume folder.
+
+    Resolved on paper against the volume's other links (`links`: {path:
+    target}), as the kernel would resolve it from inside the folder: an
+    absolute target, or one that climbs above the folder (`../../etc`),
+    directly or through another link, may leave. Anything unsure (a loop)
+    counts as leaving. Used only to tell the user: links are never followed.
+    """
+    if target.startswith("/"):
+        return True
+    stack = path.split("/")[:-1]
+    todo = target.split("/")
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return True
+            stack.pop()
+            continue
+        through = links.get("/".join([*stack, part]))
+        if through is None:
+            stack.append(part)
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS or through.startswith("/"):
+            return True
+        todo = through.split("/") + todo
+    return False
+
+
+def outside_links_note(outside: Sequence[str], shown_max: int = 5) -> str:
+    """One line: how many links point (or may point) outside, and the first few names."""
+    names = ", ".join(shown(path) for path in outside[:shown_max])
+    more = f" and {len(outside) - shown_max} more" if len(outside) > shown_max else ""
+    return (
+        f"{len(outside)} symbolic link(s) point outside the folder they were restored in "
+        f"(absolute or climbing target): restored as links, never followed: {names}{more}"
+    )
 
 
 def staging_prefix(into: Path) -> str:
@@ -182,9 +286,11 @@ def open_bundle(
     except OSError as exc:
         raise UsageError(f"{into.parent}: cannot create a folder there: {exc.strerror}") from exc
     writer: FolderWriter | None = None
+    outside: list[str] = []
     try:
         writer = FolderWriter(staging / INDEX_FOLDER)
         manifest = read_index(bundle, identities, outer, writer)
+        writer.finish()
         problems = check_volume_listing(manifest, outer)
         if problems:
             raise BundleCorrupt("\n".join(problems))
@@ -194,6 +300,8 @@ def open_bundle(
             problems = read_volume(bundle, volume, identities, expected, writer)
             if problems:
                 raise BundleCorrupt("\n".join(problems))
+            writer.finish()
+            outside += (f"{writer.root.name}/{path}" for path in writer.outside)
         into.mkdir(exist_ok=True)
         for child in sorted(staging.iterdir()):
             os.replace(child, into / child.name)
@@ -207,6 +315,8 @@ def open_bundle(
         if writer is not None:
             writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
+    if outside:
+        said.append(outside_links_note(outside))
     return manifest
 
 

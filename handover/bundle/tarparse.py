@@ -143,21 +143,22 @@ def shown(name: str) -> str:
 
 
 OPEN_REFUSED_KINDS = {
-    "symlink": "a symbolic link",
-    "hardlink": "a hard link",
     "char": "a character device",
     "block": "a block device",
     "fifo": "a FIFO",
 }
+MAX_LINK_TARGET_BYTES = MAX_PATH_BYTES
 
 
-def name_problem(name: str, kind: str) -> str | None:
+def name_problem(name: str, kind: str, link: str | None = None) -> str | None:
     """Why `handover open` cannot extract a member of this name and kind, or None.
 
     The one member policy of the reading side: verify and open both apply it
     (through `MemberPolicy`), so they reach the same verdict on the same
-    bundle. Links and devices are valid tar members that `tar -x` restores,
-    but open refuses them wherever they point rather than reason about it.
+    bundle. Symbolic links are client data (web roots, releases): their
+    target is only checked to be something a link can hold, never where it
+    points, since open never follows one. Device files and FIFOs are
+    refused: restoring them needs root and they carry no data.
     """
     if "\0" in name:
         return "contains a NUL byte: refused"
@@ -169,8 +170,8 @@ def name_problem(name: str, kind: str) -> str | None:
     refused = OPEN_REFUSED_KINDS.get(kind)
     if refused is not None:
         return (
-            f"is {refused}; handover open refuses links and device files "
-            "(age and tar restore them, see README.txt)"
+            f"is {refused}; handover open refuses device files and FIFOs "
+            "(tar restores them as root, see README.txt)"
         )
     raw = name.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PATH_BYTES:
@@ -179,7 +180,26 @@ def name_problem(name: str, kind: str) -> str | None:
         return f"has a name component longer than {MAX_COMPONENT_BYTES} bytes: refused"
     if kind != "dir" and not any(part not in ("", ".") for part in parts):
         return "is not a file name: refused"
+    if kind == "symlink":
+        return _symlink_target_problem(link or "")
     return None
+
+
+def _symlink_target_problem(target: str) -> str | None:
+    """What no symbolic link can hold: an empty target, a NUL byte, beyond PATH_MAX."""
+    if not target:
+        return "is a symbolic link with an empty target: refused"
+    if "\0" in target:
+        return "is a symbolic link whose target contains a NUL byte: refused"
+    if len(target.encode("utf-8", "surrogateescape")) > MAX_LINK_TARGET_BYTES:
+        limit = MAX_LINK_TARGET_BYTES
+        return f"is a symbolic link whose target is longer than {limit} bytes: refused"
+    return None
+
+
+def path_key(name: str) -> str:
+    """One spelling per path: `./a/`, `a` and `a//` are the same member path."""
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
 class MemberPolicy:
@@ -188,7 +208,10 @@ class MemberPolicy:
     Besides `name_problem`, it refuses what would make extraction depend on
     the order of members or on the file system: the same path twice (`a`
     and `./a` are the same path), and a member under a path that is a file
-    (`a` then `a/b`). It keeps one entry per path, like the rows themselves.
+    or a symbolic link (`a` then `a/b`: nothing is ever written through a
+    link). A hard link must name a regular file met earlier in the same
+    stream, the only case where `os.link` inside the extraction folder gives
+    what `tar -x` gives. It keeps one entry per path, like the rows themselves.
     """
 
     def __init__(self, where: str) -> None:
@@ -196,9 +219,9 @@ class MemberPolicy:
         self._kinds: dict[str, str] = {}
         self._last_parent = ""
 
-    def check(self, name: str, kind: str) -> None:
+    def check(self, name: str, kind: str, link: str | None = None) -> None:
         """Raise BundleError naming the member when open could not extract it as it is."""
-        problem = name_problem(name, kind)
+        problem = name_problem(name, kind, link)
         if problem is not None:
             raise BundleError(f"{self.where}: member {shown(name)} {problem}")
         parts = [part for part in name.split("/") if part not in ("", ".")]
@@ -211,9 +234,10 @@ class MemberPolicy:
                 prefix = "/".join(parts[:end])
                 seen = kinds.setdefault(prefix, "dir")
                 if seen != "dir":
+                    what = "a symbolic link" if seen == "symlink" else "a file"
                     raise BundleError(
                         f"{self.where}: member {shown(name)} lies under {shown(prefix)}, "
-                        "which is a file in the same archive: refused"
+                        f"which is {what} in the same archive: refused"
                     )
             self._last_parent = parent
         key = "/".join(parts)
@@ -223,7 +247,20 @@ class MemberPolicy:
                 f"{self.where}: member {shown(name)} appears twice (or as both a file and "
                 "a folder) in the same archive: refused"
             )
+        if kind == "hardlink":
+            self._check_hardlink(name, link or "")
         kinds[key] = kind
+
+    def _check_hardlink(self, name: str, link: str) -> None:
+        if link.startswith("/") or "\0" in link or ".." in link.split("/"):
+            target = None
+        else:
+            target = path_key(link)
+        if not target or self._kinds.get(target) != "file":
+            raise BundleError(
+                f"{self.where}: member {shown(name)} is a hard link to {shown(link)}, which is "
+                "not a regular file earlier in the same archive: refused"
+            )
 
 
 class Extractor(Protocol):
@@ -234,6 +271,10 @@ class Extractor(Protocol):
     def open_file(self, path: str, mode: int, mtime: float) -> Callable[[Any], Any]: ...
 
     def close_file(self) -> None: ...
+
+    def symlink(self, path: str, target: str) -> None: ...
+
+    def hardlink(self, path: str, target: str) -> None: ...
 
 
 class TarParser:
@@ -508,7 +549,7 @@ class TarParser:
         if self._policy is not None:
             # a GNU dumpdir (D) is a directory; a volume label (V) is checked as one
             skipped = kind is None and typeflag in _SKIPPED_DATA_TYPES
-            self._policy.check(name, "dir" if skipped else kind or "file")
+            self._policy.check(name, "dir" if skipped else kind or "file", link)
             self._count_member(len(self.rows))
         path = extract_path(name)
         if not path or path in (".", "./"):
@@ -534,8 +575,13 @@ class TarParser:
         extractor = self._extractor
         if kind is not None:
             self.rows.append((path, kind, 0, None, mode, mtime, link))
-            if kind == "dir" and extractor is not None:
-                extractor.directory(path)
+            if extractor is not None:
+                if kind == "dir":
+                    extractor.directory(path)
+                elif kind == "symlink" and link is not None:
+                    extractor.symlink(path, link)
+                elif kind == "hardlink" and link is not None:
+                    extractor.hardlink(path, path_key(link))
             return
         if typeflag in _SKIPPED_DATA_TYPES:
             self._current = None

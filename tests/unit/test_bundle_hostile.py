@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handover.bundle.age import AgeWriter, X25519Identity
-from handover.bundle.extract import open_bundle, staging_prefix
+from handover.bundle.extract import link_may_leave, open_bundle, staging_prefix
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord
 from handover.bundle.pump import seal_trailer
 from handover.bundle.reader import verify_bundle, verify_bundle_outcome
@@ -131,7 +131,9 @@ def make_bundle(
     if index_edit is not None:
         index_tar = index_edit(index_tar)
     files[INDEX_NAME] = encrypt(index_tar, identity)
-    readme = render_readme(["volumes/0001-v.tar.age"], "now", key.fingerprint())
+    readme = render_readme(
+        ["volumes/0001-v.tar.age"], "2026-01-01T00:00:00+00:00", key.fingerprint()
+    )
     files["README.txt"] = readme.encode()
     files[PROVIDER_KEY_NAME] = (key.public_line("provider") + "\n").encode()
     sums = render_sums({name: sha(data) for name, data in files.items()})
@@ -234,6 +236,17 @@ def test_sums_listing_odd_paths_is_reported_not_followed(tmp_path: Path, keys: K
 # -- one member policy for verify and open --------------------------------------------------
 
 
+DIR = tarfile.DIRTYPE
+
+
+def sym(name: str, target: str) -> Entry:
+    return member(name, kind=tarfile.SYMTYPE, link=target)
+
+
+def hard(name: str, target: str) -> Entry:
+    return member(name, kind=tarfile.LNKTYPE, link=target)
+
+
 HOSTILE_MEMBERS: list[tuple[str, list[Entry], str]] = [
     ("dotdot", [member("../x", b"evil")], "points outside"),
     ("absolute", [member("/abs", b"evil")], "has an absolute path"),
@@ -243,8 +256,19 @@ HOSTILE_MEMBERS: list[tuple[str, list[Entry], str]] = [
     ("dir then file", [member("a/b", b"1"), member("a", b"2")], "appears twice"),
     ("long component", [member("d/" + "x" * 300, b"1")], "longer than 255 bytes"),
     ("long path", [member("/".join(["y" * 200] * 25), b"1")], "longer than 4000 bytes"),
-    ("symlink", [member("l", kind=tarfile.SYMTYPE, link="/etc/passwd")], "symbolic link"),
-    ("hard link", [member("a", b"1"), member("h", kind=tarfile.LNKTYPE, link="a")], "hard link"),
+    ("under a symlink", [sym("lnk", "/tmp"), member("lnk/x", b"evil")], "which is a symbolic"),
+    ("under ./symlink", [sym("lnk", "/tmp"), member("./lnk//x", b"evil")], "which is a symbolic"),
+    ("dir under symlink", [sym("lnk", ".."), member("lnk/d", kind=DIR)], "which is a symbolic"),
+    ("symlink over a dir", [member("d/x", b"1"), sym("d", "/tmp")], "appears twice"),
+    ("symlink twice", [sym("l", "a"), sym("./l", "b")], "appears twice"),
+    ("symlink empty target", [sym("l", "")], "empty target"),
+    ("hard link ahead", [hard("h", "later"), member("later", b"1")], "hard link to 'later'"),
+    ("hard link absolute", [hard("h", "/etc/passwd")], "hard link to '/etc/passwd'"),
+    ("hard link climbing", [hard("h", "../ok.txt")], "hard link to '../ok.txt'"),
+    ("hard link to a symlink", [sym("s", "ok.txt"), hard("h", "s")], "not a regular file"),
+    ("hard link to a folder", [member("d", kind=DIR), hard("h", "d")], "not a regular file"),
+    ("hard link to itself", [hard("h", "h")], "not a regular file"),
+    ("block device", [member("blk", kind=tarfile.BLKTYPE)], "block device"),
     ("device", [member("dev", kind=tarfile.CHRTYPE)], "character device"),
     ("fifo", [member("p", kind=tarfile.FIFOTYPE)], "FIFO"),
 ]
@@ -284,15 +308,102 @@ def test_odd_but_harmless_names_open(tmp_path: Path, keys: Keys) -> None:
 
 
 def test_markup_in_a_refused_name_is_printed_literally(tmp_path: Path, keys: Keys) -> None:
-    bundle = one_volume(
-        tmp_path / "b", keys, [member("[bold red]l[/]", kind=tarfile.SYMTYPE, link="x")]
-    )
+    bundle = one_volume(tmp_path / "b", keys, [hard("[bold red]l[/]", "x")])
     identity = tmp_path / "id.txt"
     identity.write_text(f"{keys[0]}\n")
     for args in (("verify", bundle), ("open", bundle, "--into", tmp_path / "into")):
         code, out = invoke(*args, "--identity", identity)
         assert code == 1, out
-        assert "member '[bold red]l[/]' is a symbolic link" in out, out
+        assert "member '[bold red]l[/]' is a hard link to 'x'" in out, out
+
+
+# -- links are client data: restored as links, never followed -------------------------------
+
+
+def test_links_open_as_links_never_followed_and_verify_agrees(tmp_path: Path, keys: Keys) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entries = [
+        sym("zfirst", str(outside)),  # a link read before the files: still created last
+        member("www", kind=DIR),
+        member("www/index.html", b"<h1>acme</h1>"),
+        sym("www/current", "index.html"),
+        sym("etc", "/etc"),
+        sym("up", "../../x"),
+        sym("www/top", "../.."),
+        sym("hop", "."),
+        sym("via", "hop/.."),  # inside on paper, outside once 'hop' is followed
+        sym("dangling", "www/nothing"),
+        sym("www/abs", "/var/www"),
+        hard("www/hard", "www/index.html"),
+        hard("www/hard2", "./www/index.html"),
+    ]
+    bundle = one_volume(tmp_path / "b", keys, [member("ok.txt", b"ok"), *entries])
+    assert verify_bundle(bundle, [keys[0]]) == []
+    notes: list[str] = []
+    open_bundle(bundle, [keys[0]], tmp_path / "into", notes=notes)
+    root = tmp_path / "into" / "0001-v"
+    found = tree(root)
+    for info, _ in entries:
+        if info.type == tarfile.SYMTYPE:
+            assert found[info.name] == ("link", info.linkname.encode()), info.name
+    assert found["www/hard"] == found["www/hard2"] == ("file", b"<h1>acme</h1>")
+    index = (root / "www" / "index.html").stat()
+    assert (root / "www" / "hard").stat().st_ino == index.st_ino
+    assert index.st_nlink == 3
+    assert list(outside.iterdir()) == []
+    leaving = [n for n in notes if "symbolic link(s) point outside" in n]
+    assert leaving == [
+        "6 symbolic link(s) point outside the folder they were restored in (absolute or "
+        "climbing target): restored as links, never followed: '0001-v/zfirst', '0001-v/etc', "
+        "'0001-v/up', '0001-v/www/top', '0001-v/via' and 1 more"
+    ]
+
+
+def test_cli_open_restores_links_and_says_which_leave(tmp_path: Path, keys: Keys) -> None:
+    bundle = one_volume(tmp_path / "b", keys, [member("a", b"a"), sym("l", "/etc/passwd")])
+    identity = tmp_path / "id.txt"
+    identity.write_text(f"{keys[0]}\n")
+    code, out = invoke("verify", bundle, "-i", identity)
+    assert code == 0, out
+    code, out = invoke("open", bundle, "-i", identity, "--into", tmp_path / "o")
+    assert code == 0, out
+    assert "1 symbolic link(s) point outside" in out and "'0001-v/l'" in out
+    assert os.readlink(tmp_path / "o" / "0001-v" / "l") == "/etc/passwd"
+
+
+def test_a_member_under_a_link_is_never_written_through_it(tmp_path: Path, keys: Keys) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for number, name in enumerate(["lnk/x", "lnk/sub/x", "./lnk/x"]):
+        bundle = one_volume(
+            tmp_path / f"b{number}", keys, [sym("lnk", str(outside)), member(name, b"evil")]
+        )
+        problem = same_refusal(bundle, keys, tmp_path / f"w{number}" / "into")
+        assert "lies under 'lnk', which is a symbolic link in the same archive" in problem
+        assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "target", "leaves"),
+    [
+        ("a", "/etc", True),
+        ("a", "b", False),
+        ("d/a", "../b", False),
+        ("d/a", "../../b", True),
+        ("a", "./././b/../c", False),
+        ("a", "x/../..", True),
+        ("via", "hop/..", True),  # hop -> .
+        ("via", "deep/..", False),  # deep -> d/e
+        ("via", "abs/x", True),  # abs -> /tmp
+        ("via", "loop", True),  # loop -> loop: cannot tell, said
+    ],
+)
+def test_link_may_leave_resolves_through_the_volume_links(
+    path: str, target: str, leaves: bool
+) -> None:
+    links = {"hop": ".", "deep": "d/e", "abs": "/tmp", "loop": "loop"}
+    assert link_may_leave(path, target, links) is leaves
 
 
 # -- the bundle folder itself ---------------------------------------------------------------
@@ -409,7 +520,9 @@ def test_without_signer_the_fingerprint_is_shown_and_marked_unchecked(
 
 
 def test_readme_tells_the_client_to_compare_the_fingerprint_out_of_band(keys: Keys) -> None:
-    text = render_readme(["volumes/0001-v.tar.age"], "now", keys[1].fingerprint())
+    text = render_readme(
+        ["volumes/0001-v.tar.age"], "2026-01-01T00:00:00+00:00", keys[1].fingerprint()
+    )
     assert "ssh-keygen -lf provider.pub" in text
     assert "by another channel" in text and keys[1].fingerprint() in text
 
