@@ -26,11 +26,16 @@ app.add_typer(server_app, name="server")
 @handles_errors
 def server_start(
     port: int = typer.Option(None, help="Port (default 4200, or a free one)."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        help="Address to listen on (default loopback; beyond it, put TLS in front: "
+        "deployments/README.md).",
+    ),
 ) -> None:
     """Start the local Prefect server (or show the one already running)."""
     from flows import server
 
-    info = server.start(port=port)
+    info = server.start(port=port, host=host)
     console.print(f"Prefect server running (pid {info.pid})")
     console.print(f"  UI:  {info.ui_url}")
     console.print(f"  API: {info.api_url}")
@@ -41,10 +46,19 @@ def server_start(
 @server_app.command("stop")
 @handles_errors
 def server_stop() -> None:
-    """Stop the local Prefect server."""
+    """Stop the local Prefect server (only the one this handover home started)."""
     from flows import server
 
-    console.print("stopped" if server.stop() else "no local Prefect server was running")
+    outcome, pid = server.stop_server()
+    if outcome is server.StopOutcome.STOPPED:
+        console.print("stopped")
+    elif outcome is server.StopOutcome.NOT_OURS:
+        console.print(
+            f"no local Prefect server was running: {server.STATE_FILE} named pid {pid}, "
+            "a process this handover home did not start (left alone; the file is removed)"
+        )
+    else:
+        console.print("no local Prefect server was running")
 
 
 @server_app.command("status")

@@ -38,12 +38,30 @@ embedded server: a user's own PREFECT_API_URL gets the user's own setting,
 never this one. The UI asks for it in its login form. The Prefect home is
 0700 and its files (database, log, state) 0600 whatever the umask: the
 database holds the run history of client systems.
+
+A server belongs to the installation (the handover home) that started it.
+Two installations starting at the same moment both see port 4200 free; the
+one that loses the bind would otherwise find the winner answering `/health`
+and talk to it, so one client's bundle would hold another's runs. Starting
+therefore holds an fcntl lock on `server.lock` in the Prefect home (one
+starter per home), gives the server a random nonce (`HANDOVER_SERVER_NONCE`
+in its environment, and as its database `application_name` setting, which
+SQLite ignores and `GET /api/admin/settings` shows), and waits until the
+API at the chosen port answers, with this home's auth string, with that
+nonce. A server that exits because its port was taken is restarted on a
+free port (or refused when the port was asked for). `server.json` records
+pid, port, host and nonce; `status` trusts it only when the pid's
+`/proc/<pid>/environ` carries the nonce and the API answers with it, and
+`stop` signals only such a process (never a process group named by a file
+alone).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import enum
+import fcntl
 import json
 import logging
 import os
@@ -56,6 +74,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +97,21 @@ AUTH_FILE = "api-auth"  # the embedded server's auth string, under the Prefect h
 AUTH_USER = "handover"  # the UI's form reads "admin:pass": the string is user:token
 AUTH_HEADER_PROBE = "admin/version"  # a cheap GET that needs the auth string
 #: Files of the Prefect home made private after the server starts (SQLite's too).
-PRIVATE_FILES = ("prefect.db", "prefect.db-wal", "prefect.db-shm", "server.log", "server.json")
+PRIVATE_FILES = (
+    "prefect.db",
+    "prefect.db-wal",
+    "prefect.db-shm",
+    "server.log",
+    "server.json",
+    "server.lock",
+)
+NONCE_ENV = "HANDOVER_SERVER_NONCE"  # in the server's environment: who started it
+#: A setting the server shows in /api/admin/settings and SQLite ignores: the nonce, read back.
+NONCE_SETTING = "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_APPLICATION_NAME"
+STATE_FILE = "server.json"  # pid, port, host and nonce of the server this home started
+LOCK_FILE = "server.lock"  # fcntl lock: one starter (or stopper) per Prefect home
+START_ATTEMPTS = 3  # a port taken between the check and the bind: try another free one
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 _managed_api_url = ""  # the embedded server's API once ensure_server chose it
 
 
@@ -157,7 +190,7 @@ def _read_auth(path: Path) -> str | None:
 
 
 def _state_file() -> Path:
-    return prefect_home() / "server.json"
+    return prefect_home() / STATE_FILE
 
 
 def client_environment() -> dict[str, str]:
@@ -273,11 +306,12 @@ def api_error(error: Exception) -> PrefectApiUnreachable | None:
     return None
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
         return True
@@ -299,9 +333,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _info(port: int, pid: int | None) -> ServerInfo:
-    base = f"http://127.0.0.1:{port}"
+def _client_host(host: str) -> str:
+    """Where this machine reaches a server bound to `host` (a wildcard: loopback)."""
+    if host in _WILDCARD_HOSTS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _info(port: int, pid: int | None, host: str = "127.0.0.1") -> ServerInfo:
+    base = f"http://{_client_host(host)}:{port}"
     return ServerInfo(api_url=f"{base}/api", ui_url=base, pid=pid, port=port, managed=True)
+
+
+def _basic(auth: str) -> str:
+    return "Basic " + base64.b64encode(auth.encode("utf-8")).decode("ascii")
 
 
 def require_auth(
@@ -314,8 +359,7 @@ def require_auth(
     """
     request = urllib.request.Request(f"{api_url.rstrip('/')}/{AUTH_HEADER_PROBE}")
     if auth:
-        token = base64.b64encode(auth.encode("utf-8")).decode("ascii")
-        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Authorization", _basic(auth))
     try:
         with urllib.request.urlopen(request, timeout=timeout_s):
             return
@@ -333,30 +377,163 @@ def require_auth(
     raise UsageError(f"the Prefect API at {api_url} refuses {what} (HTTP 401); {hint}")
 
 
-def status() -> ServerInfo | None:
-    """The embedded server if it runs and answers, else None."""
+@dataclass(frozen=True)
+class _State:
+    """What `server.json` says: the process this home started, where, and its nonce."""
+
+    pid: int
+    port: int
+    host: str
+    nonce: str | None  # None: written by a handover from before the nonce
+
+
+def _read_state() -> _State | None:
     try:
-        state = json.loads(_state_file().read_text())
-    except (OSError, ValueError):
+        raw = json.loads(_state_file().read_text())
+        return _State(
+            pid=int(raw["pid"]),
+            port=int(raw["port"]),
+            host=str(raw.get("host", "127.0.0.1")),
+            nonce=str(raw["nonce"]) if raw.get("nonce") else None,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    info = _info(int(state["port"]), int(state["pid"]))
-    if info.pid is not None and _pid_alive(info.pid) and _healthy(info.api_url):
-        return info
-    return None
 
 
-def start(port: int | None = None) -> ServerInfo:
-    """Start the embedded server (or return the one already running) and wait until it answers."""
-    running = status()
-    if running is not None:
-        _refuse_open_server(running)
-        return running
-    port = _choose_port(port)
+def _nonce_value(nonce: str) -> str:
+    return f"handover-{nonce}"
+
+
+def _process_environ(pid: int) -> dict[str, str] | None:
+    """The environment `pid` was started with (Linux /proc), None if it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, _sep, v in pairs}
+
+
+def _is_our_process(state: _State) -> bool:
+    """Is `state.pid` alive and the server this home started (its environment says so)?
+
+    With a nonce: the process carries `HANDOVER_SERVER_NONCE=<nonce>`. A
+    state from before the nonce: the process is a `prefect server` whose
+    PREFECT_HOME is this home. A pid reused by another process, or one whose
+    environment cannot be read, is not ours.
+    """
+    if not _pid_alive(state.pid):
+        return False
+    environ = _process_environ(state.pid)
+    if environ is None:
+        return False
+    if state.nonce is not None:
+        return environ.get(NONCE_ENV) == state.nonce
+    try:
+        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (
+        b"prefect" in cmdline
+        and b"server" in cmdline
+        and environ.get("PREFECT_HOME") == str(prefect_home())
+    )
+
+
+def _answers_with(api_url: str, nonce: str, timeout_s: float = API_CHECK_TIMEOUT_S) -> bool:
+    """Does the API at `api_url`, asked with this home's auth string, show our nonce?
+
+    Another home's server refuses our auth string (401); a server of ours
+    from an earlier start shows another nonce.
+    """
+    request = urllib.request.Request(f"{api_url.rstrip('/')}/admin/settings")
+    request.add_header("Authorization", _basic(auth_string()))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            settings = json.loads(response.read(1_000_000))
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    try:
+        shown = settings["server"]["database"]["sqlalchemy"]["connect_args"]["application_name"]
+    except (KeyError, TypeError):
+        return False
+    return bool(shown == _nonce_value(nonce))
+
+
+def status() -> ServerInfo | None:
+    """The embedded server if it runs, is this home's, and answers with its nonce; else None."""
+    state = _read_state()
+    if state is None or not _is_our_process(state):
+        return None
+    info = _info(state.port, state.pid, state.host)
+    if not _healthy(info.api_url):
+        return None
+    if state.nonce is None:
+        raise HandoverError(
+            f"the Prefect server at {info.api_url} (pid {state.pid}) was started by an older "
+            "handover: restart it with 'handover server stop' then 'handover server start'"
+        )
+    return info if _answers_with(info.api_url, state.nonce) else None
+
+
+@contextlib.contextmanager
+def _home_lock() -> Iterator[None]:
+    """An exclusive fcntl lock on `server.lock`: one start or stop at a time per home.
+
+    A second starter waits here, then finds the first one's server running.
+    The kernel releases the lock if the process dies.
+    """
+    path = prefect_home() / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def start(port: int | None = None, host: str = "127.0.0.1") -> ServerInfo:
+    """Start this home's server (or return the one already running) and wait until it answers.
+
+    `host` is the address it listens on (loopback by default; the auth
+    string is always required, so any address is allowed, but requests
+    beyond loopback need TLS in front: see deployments/README.md).
+    """
+    with _home_lock():
+        running = status()
+        if running is not None:
+            _refuse_open_server(running)
+            return running
+        asked = port
+        for _attempt in range(START_ATTEMPTS):
+            chosen = _choose_port(asked, host)
+            info = _start_on(chosen, host)
+            if info is not None:
+                return info
+            if asked is not None:
+                raise HandoverError(
+                    f"port {asked} was taken by another process while the server started: "
+                    "choose another with --port"
+                )
+        raise HandoverError(
+            f"the Prefect server could not bind a port ({START_ATTEMPTS} tries, each taken "
+            f"by another process first; log {prefect_home() / 'server.log'})"
+        )
+
+
+def _start_on(port: int, host: str) -> ServerInfo | None:
+    """Spawn the server on `port` and wait until it answers with its nonce.
+
+    None if it exited because another process bound the port first.
+    """
+    nonce = secrets.token_hex(16)
     log_path = prefect_home() / "server.log"
-    process = _spawn_server(port, log_path)
-    info = _info(port, process.pid)
-    _wait_until_healthy(process, info, log_path)
-    write_atomic(_state_file(), json.dumps({"pid": process.pid, "port": port}).encode())
+    process = _spawn_server(port, log_path, nonce, host)
+    info = _info(port, process.pid, host)
+    if not _wait_until_ours(process, info, log_path, nonce, host):
+        return None
+    state = {"pid": process.pid, "port": port, "host": host, "nonce": nonce}
+    write_atomic(_state_file(), json.dumps(state).encode())
     _make_private(prefect_home())
     return info
 
@@ -392,33 +569,38 @@ def _refuse_open_server(info: ServerInfo) -> None:
     )
 
 
-def _choose_port(port: int | None) -> int:
+def _choose_port(port: int | None, host: str = "127.0.0.1") -> int:
     """The port asked for (it must be free), else HANDOVER_PREFECT_PORT or 4200, else any."""
+    bind_host = "127.0.0.1" if host in _WILDCARD_HOSTS else host
     if port is None:
         wanted = int(os.environ.get("HANDOVER_PREFECT_PORT", DEFAULT_PORT))
-        return wanted if _port_free(wanted) else _free_port()
-    if not _port_free(port):
+        return wanted if _port_free(wanted, bind_host) else _free_port()
+    if not _port_free(port, bind_host):
         raise HandoverError(f"port {port} is in use: choose another with --port")
     return port
 
 
-def _server_environment(port: int) -> dict[str, str]:
+def _server_environment(port: int, nonce: str = "", host: str = "127.0.0.1") -> dict[str, str]:
     """The server's settings: its SQLite database under the handover home, this port only,
-    and events kept for years unless the user chose otherwise."""
+    its nonce, and events kept for years unless the user chose otherwise."""
     home = prefect_home()
     env = {**os.environ, **client_environment()}
     env.pop("PREFECT_API_URL", None)
+    base = f"http://{_client_host(host)}:{port}"
     env.update(
         {
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_HOST": host,
             "PREFECT_SERVER_API_PORT": str(port),
             # On any port but 4200 the UI must be told where its API is.
-            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
-            "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
+            "PREFECT_UI_API_URL": f"{base}/api",
+            "PREFECT_UI_URL": base,
             # Every API request but /health needs it; the UI shows its login form.
             "PREFECT_SERVER_API_AUTH_STRING": auth_string(),
             "PREFECT_API_AUTH_STRING": auth_string(),
+            # Who started it: read back from /proc (stop) and the API (start, status).
+            NONCE_ENV: nonce,
+            NONCE_SETTING: _nonce_value(nonce),
         }
     )
     if not any(env.get(name) for name in EVENTS_RETENTION_SETTINGS):
@@ -426,7 +608,9 @@ def _server_environment(port: int) -> dict[str, str]:
     return env
 
 
-def _spawn_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn_server(
+    port: int, log_path: Path, nonce: str, host: str = "127.0.0.1"
+) -> subprocess.Popen[bytes]:
     """`prefect server start` in its own session (stopped as a group), output to `log_path`.
 
     Umask 077: the SQLite database and whatever else the server creates are
@@ -443,7 +627,7 @@ def _spawn_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
                 "server",
                 "start",
                 "--host",
-                "127.0.0.1",
+                host,
                 "--port",
                 str(port),
                 "--analytics-off",
@@ -452,51 +636,99 @@ def _spawn_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_server_environment(port),
+            env=_server_environment(port, nonce, host),
             cwd=prefect_home(),
             start_new_session=True,
             umask=0o077,
         )
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], info: ServerInfo, log_path: Path) -> None:
-    """Return once the API answers; raise with the log's tail if the server exits or is slow."""
+def _wait_until_ours(
+    process: subprocess.Popen[bytes], info: ServerInfo, log_path: Path, nonce: str, host: str
+) -> bool:
+    """True once the API at the port answers with our nonce; False if our process exited
+    because another one holds the port; raise with the log's tail otherwise or if slow.
+
+    `/health` alone is not enough: while ours is still starting, the
+    answer may come from another installation's server on the same port.
+    """
     deadline = time.monotonic() + START_TIMEOUT_S
+    bind_host = "127.0.0.1" if host in _WILDCARD_HOSTS else host
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if not _port_free(info.port, bind_host):
+                return False  # lost the bind to another process: the caller tries another port
             tail = log_path.read_text(errors="replace")[-2000:]
             raise HandoverError(f"the Prefect server exited at start (log {log_path}):\n{tail}")
-        if _healthy(info.api_url):
-            return
+        if _healthy(info.api_url) and _answers_with(info.api_url, nonce):
+            return True
         time.sleep(0.3)
-    process.terminate()
+    _terminate(process.pid)
     raise HandoverError(
         f"the Prefect server did not answer within {START_TIMEOUT_S:.0f}s (log {log_path})"
     )
 
 
+class StopOutcome(enum.Enum):
+    """What `stop_server` did."""
+
+    STOPPED = "stopped"
+    NOT_RUNNING = "not running"
+    NOT_OURS = "not ours"  # server.json named a process this home did not start: left alone
+
+
 def stop() -> bool:
-    """Stop the embedded server; True if one was running."""
-    try:
-        state = json.loads(_state_file().read_text())
-    except (OSError, ValueError):
-        return False
-    pid = int(state["pid"])
-    stopped = False
-    if _pid_alive(pid):
+    """Stop the embedded server; True if one was running (see `stop_server`)."""
+    return stop_server()[0] is StopOutcome.STOPPED
+
+
+def stop_server() -> tuple[StopOutcome, int | None]:
+    """Stop this home's server, and only it: the outcome and the pid `server.json` named.
+
+    The pid is signalled only if its environment carries this home's nonce
+    (`_is_our_process`): a pid reused by another process, or a state file
+    edited by hand, is never signalled. The state file is removed either way
+    (it no longer describes a server of ours).
+    """
+    with _home_lock():
+        state = _read_state()
+        if state is None:
+            _state_file().unlink(missing_ok=True)
+            return StopOutcome.NOT_RUNNING, None
+        if not _pid_alive(state.pid):
+            outcome = StopOutcome.NOT_RUNNING
+        elif not _is_our_process(state):
+            outcome = StopOutcome.NOT_OURS
+        else:
+            _terminate(state.pid)
+            outcome = StopOutcome.STOPPED
+        _state_file().unlink(missing_ok=True)
+        return outcome, state.pid
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM our server (its process group: it leads a session of its own), SIGKILL if slow.
+
+    Called only for a pid known to be ours (our child, or `_is_our_process`).
+    """
+
+    def signal_it(sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.2)
-        if _pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        stopped = True
-    _state_file().unlink(missing_ok=True)
-    return stopped
+            if os.getpgid(pid) == pid:  # started with start_new_session: its uvicorn too
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+
+    signal_it(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        signal_it(signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def ensure_server() -> ServerInfo:

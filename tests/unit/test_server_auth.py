@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import stat
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,15 @@ from flows import server
 from handover.errors import HandoverError, UsageError
 
 GOOD = "handover:the-right-one"
+NONCE = "n-test"
+#: What /api/admin/settings shows of the server started with NONCE (flows.server reads it).
+SETTINGS = json.dumps(
+    {
+        "server": {
+            "database": {"sqlalchemy": {"connect_args": {"application_name": f"handover-{NONCE}"}}}
+        }
+    }
+).encode()
 
 
 class FakeApi(BaseHTTPRequestHandler):
@@ -39,7 +49,7 @@ class FakeApi(BaseHTTPRequestHandler):
         )
         self.send_response(200 if ok else 401)
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(SETTINGS if ok and self.path == "/api/admin/settings" else b"{}")
 
     def log_message(self, *args: object) -> None:
         return
@@ -75,7 +85,8 @@ def test_the_auth_string_is_made_once_private_and_reused() -> None:
     assert server.auth_string() == first  # every later start, and every command
     assert server.stop() is False  # nothing ran; stopping keeps the string for the restart
     assert server.auth_string() == first
-    assert [p.name for p in server.prefect_home().iterdir()] == ["api-auth"]  # no temp left
+    names = sorted(p.name for p in server.prefect_home().iterdir())
+    assert names == ["api-auth", "server.lock"]  # no temp left (stop took the start lock)
 
 
 def test_an_existing_string_is_kept_and_its_file_made_private() -> None:
@@ -128,9 +139,17 @@ def test_a_users_server_gets_the_users_string_not_ours(
 def test_a_running_server_without_an_auth_string_is_not_used(fake_api: str) -> None:
     """One left running by an older handover: the commands say to restart it."""
     port = int(fake_api.removesuffix("/api").rsplit(":", 1)[1])
-    state = {"pid": os.getpid(), "port": port}  # a live pid: status() sees it running
-    (server.prefect_home() / "server.json").write_text(json.dumps(state))
-    assert server.start().port == port  # it requires the string: reused as it is
-    FakeApi.open_to_all = True
-    with pytest.raises(HandoverError, match="answers without an auth string: restart it"):
-        server.start()
+    server.auth_file().write_text(GOOD + "\n")  # the string this fake API accepts
+    ours = subprocess.Popen(  # started as the server is: the nonce in its environment
+        ["sleep", "60"], start_new_session=True, env={**os.environ, server.NONCE_ENV: NONCE}
+    )
+    try:
+        state = {"pid": ours.pid, "port": port, "nonce": NONCE}  # status() sees it running
+        (server.prefect_home() / "server.json").write_text(json.dumps(state))
+        assert server.start().port == port  # it requires the string: reused as it is
+        FakeApi.open_to_all = True
+        with pytest.raises(HandoverError, match="answers without an auth string: restart it"):
+            server.start()
+    finally:
+        ours.kill()
+        ours.wait()
