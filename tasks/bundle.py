@@ -24,6 +24,7 @@ from prefect.tasks import exponential_backoff
 from handover.bundle.age import client_requirements
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord
+from handover.bundle.readme import TEMPLATE_FOLDER, ReadmeContact, ReadmeFacts, dump_engine
 from handover.bundle.summary import SealedBundle, VolumeSummary, sealed_bundle, volume_summary
 from handover.bundle.writer import SIGNATURE_NAME, VOLUMES_DIR, BundleWriter
 from handover.contract.keys import bundle_recipients, signing_key
@@ -38,7 +39,8 @@ from handover.exit.delivery import (
     copy_to_delivery_folder,
     share_by_links,
 )
-from handover.exit.progress import ExitProgress
+from handover.exit.progress import ExitProgress, ExitState
+from handover.state.home import handover_home
 from tasks.hosts import open_dataset
 from tasks.runtime import only_transient
 
@@ -59,6 +61,37 @@ def _new_writer(playbook: Playbook, bundle_name: str) -> BundleWriter:
     if isinstance(writer.target, DirectoryTarget):
         (writer.target.path / SIGNATURE_NAME).unlink(missing_ok=True)
     return writer
+
+
+def readme_facts(playbook: Playbook, bundle_name: str, state: ExitState | None) -> ReadmeFacts:
+    """What the client's README.txt says of this contract and exit: language, dates, contacts."""
+    provider = playbook.contract.parties.provider
+    contacts = [
+        ReadmeContact(name=c.name, role=c.role, email=c.email, phone=c.phone)
+        for c in provider.contacts
+    ] + [
+        ReadmeContact(name=e.name, email=e.email, phone=e.phone, level=e.level)
+        for e in provider.escalation
+    ]
+    deadlines = state.deadlines if state else None
+    engines = {
+        number: engine
+        for number, dataset in enumerate(playbook.datasets, start=1)
+        if dataset.dump and (engine := dump_engine(dataset.dump.command))
+    }
+    return ReadmeFacts(
+        language=playbook.contract.language,
+        timezone=playbook.contract.timezone,
+        bundle_name=bundle_name,
+        provider=provider.legal_name,
+        contacts=contacts,
+        retrieval_ends=deadlines.erasure_earliest if deadlines else None,
+        erasure_by=deadlines.erasure_by if deadlines else None,
+        credentials=bool(state and state.password_file),
+        delivery=playbook.reversibility.delivery.kind,
+        dump_engines=engines,
+        template_dir=str(handover_home() / TEMPLATE_FOLDER),
+    )
 
 
 def dataset_numbers(playbook: Playbook) -> dict[str, int]:
@@ -179,7 +212,8 @@ def seal_bundle(playbook_path: str, bundle_name: str) -> SealedBundle:
     texts, evidence, snapshot = bundle_checklists(checklists, progress.paths.root)
     documents.update(texts)
     documents.update({name: Path(path) for name, path in evidence.items()})
-    result = writer.finish(documents, {"checklists": snapshot})
+    readme = readme_facts(playbook, bundle_name, state)
+    result = writer.finish(documents, {"checklists": snapshot}, readme)
     return sealed_bundle(result)
 
 

@@ -1,23 +1,60 @@
-"""README.txt of a bundle: how a client verifies and opens it with standard tools only.
+"""README.txt of a bundle: how a client checks, opens and uses it with standard tools only.
+
+The prose is not here: it lives in one catalogue per language
+(`handover/bundle/templates/readme.<lang>.txt`, sections rendered with
+`string.Template`), which a provider may replace by putting a file of the
+same name in `$HANDOVER_HOME/templates/` (a section the replacement lacks
+comes from the packaged one). This module builds what every language shares:
+the command lines (for Linux, macOS and Windows), the dates in the
+contract's time zone, the contacts, and which restore instructions the
+bundle needs.
 
 It names no client file: only the bundle's own files (volume names carry
-host and dataset labels, which the outer listing shows anyway). Every
-command line starts with `    $ ` so that tests can run exactly what the
-client reads.
+host and dataset labels, which the outer listing shows anyway); a database
+dump is reached with a wildcard on its folder. Every command line starts
+with a prompt that names its system (`    $ ` Linux, `    % ` macOS,
+`    PS> ` Windows PowerShell, `    > ` a database server), so that tests
+can run exactly what the client reads.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import string
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handover.errors import UsageError
 
 NAMESPACE = "handover-bundle"
+ACCEPTANCE_NAMESPACE = "handover-acceptance"  # handover.exit.acceptance.NAMESPACE (core layering)
 SIGNER_IDENTITY = "provider"
-COMMAND_PREFIX = "    $ "
+COMMAND_PREFIX = "    $ "  # Linux (bash)
+MACOS_PREFIX = "    % "  # macOS Terminal (zsh)
+WINDOWS_PREFIX = "    PS> "  # Windows PowerShell
+DATABASE_PREFIX = "    > "  # on the machine that reaches the database server
 KEY_PLACEHOLDER = "key.txt"
+SIGNING_KEY_PLACEHOLDER = "~/.ssh/id_ed25519"
+WINDOWS_SIGNING_KEY = "$HOME\\.ssh\\id_ed25519"
+PASSWORD_FILE = "credentials-password.txt.age"
+ACCEPTANCE_FILE = "acceptance.txt"
 INDEX_FOLDER = "index"  # where `handover open` puts the index, beside the volume folders
+TEMPLATE_FOLDER = "templates"  # under HANDOVER_HOME: a provider's own readme.<lang>.txt
 # What the writer names volumes (`volumes/0001-web01-www.tar.age`); a reader accepts no other.
 _VOLUME_FILE = re.compile(r"volumes/[0-9]+-[A-Za-z0-9_][A-Za-z0-9._-]{0,120}\.tar\.age")
+_SECTION = re.compile(r"^%% ([a-z0-9-]+)$")
+_PG_CUSTOM = (".dump", ".pgdump", ".backup")
+_SQL = (".sql.gz", ".sql")
+
+Language = Literal["fr", "en"]
+Engine = Literal["postgresql", "mysql"]
+RestoreKind = Literal["files", "pg-custom", "pg-sql", "mysql", "sql"]
 
 
 def volume_folder(volume_file: str) -> str:
@@ -43,139 +80,363 @@ def volume_file_problem(volume_file: str) -> str | None:
     return None
 
 
+class ReadmeContact(BaseModel):
+    """Someone at the provider the client may call, as the playbook names them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    role: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    level: int | None = None  # escalation level, None for a plain contact
+
+
+class ReadmeFacts(BaseModel):
+    """What the contract and the exit tell the client's guide; the defaults suit a bare seal.
+
+    `dump_engines` maps volume numbers to the database a dump came from (read
+    from its command); the README otherwise guesses from the file's suffix.
+    `delivery` decides where a signed acceptance goes; None (a bundle sealed
+    outside an exit) leaves the acceptance out.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: Language = "en"
+    timezone: str = "UTC"
+    bundle_name: str | None = None
+    provider: str = ""
+    contacts: list[ReadmeContact] = Field(default_factory=list)
+    retrieval_ends: date | None = None  # first day after the retrieval period
+    erasure_by: date | None = None
+    credentials: bool = False  # credentials.kdbx in the index, its password beside the bundle
+    delivery: Literal["local", "s3"] | None = None  # reversibility.delivery.kind
+    dump_engines: dict[int, Engine] = Field(default_factory=dict)
+    template_dir: str | None = None  # a provider's readme.<lang>.txt overrides the packaged one
+
+
+class VolumeFacts(BaseModel):
+    """A volume as the README sees it: its file, number and the paths of its file members."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    number: int
+    member_files: list[str] = Field(default_factory=list)
+
+
+def dump_engine(command: str) -> Engine | None:
+    """The database a dump command reads (pg_dump, mysqldump...), from its program name."""
+    words = command.split()
+    programs = [PurePosixPath(w).name for w in words if "=" not in w]
+    for program in programs:
+        if program in ("pg_dump", "pg_dumpall"):
+            return "postgresql"
+        if program in ("mysqldump", "mariadb-dump", "mysqlpump"):
+            return "mysql"
+    return None
+
+
+def restore_kind(volume: VolumeFacts, engine: Engine | None) -> tuple[RestoreKind, str]:
+    """How a volume is restored, and the suffix of its dump ("" for files).
+
+    A volume whose only file sits at its top and ends like a dump is a dump:
+    `.dump`, `.pgdump`, `.backup` are PostgreSQL custom-format archives
+    (pg_restore), `.sql` and `.sql.gz` plain SQL for psql or mysql as the
+    engine says (both when it is unknown).
+    """
+    if len(volume.member_files) != 1 or "/" in volume.member_files[0].strip("/"):
+        return "files", ""
+    name = volume.member_files[0].lower()
+    for suffix in _SQL:
+        if name.endswith(suffix):
+            kinds: dict[Engine | None, RestoreKind] = {
+                "postgresql": "pg-sql",
+                "mysql": "mysql",
+                None: "sql",
+            }
+            return kinds[engine], suffix
+    if name.endswith(_PG_CUSTOM):
+        return "pg-custom", "." + name.rsplit(".", 1)[-1]
+    return "files", ""
+
+
 def render_readme(
-    volume_files: Sequence[str], created: str, provider_fingerprint: str, title: str = ""
+    volume_files: Sequence[str] | Sequence[VolumeFacts],
+    created: str,
+    provider_fingerprint: str,
+    title: str = "",
+    facts: ReadmeFacts | None = None,
 ) -> str:
-    """The README.txt text; `volume_files` are bundle-relative paths."""
-    lines = [
-        *_introduction(created, title),
-        *_contents(volume_files),
-        *_check_download(),
-        *_check_signature(provider_fingerprint),
-        *_unpack_volumes(volume_files),
-        *_unpack_index(),
+    """The README.txt text; `volume_files` are bundle-relative paths or VolumeFacts.
+
+    UsageError when a provider's template is unreadable or names an unknown
+    placeholder: the seal stops with one line rather than a README with holes.
+    """
+    facts = facts or ReadmeFacts()
+    volumes = [
+        v if isinstance(v, VolumeFacts) else VolumeFacts(file=str(v), number=i)
+        for i, v in enumerate(volume_files, start=1)
     ]
-    return "\n".join(lines)
+    catalogue = load_catalogue(facts.language, facts.template_dir)
+    zone = ZoneInfo(facts.timezone)
+    exit_folder = f"{facts.bundle_name}.exit" if facts.bundle_name else ""
+    values = {
+        "title": title,
+        "title_suffix": f": {title}" if title else "",
+        "created": _moment(datetime.fromisoformat(created), zone),
+        "fingerprint": provider_fingerprint,
+        "volume_count": str(len(volumes)),
+        "volume_list": "\n".join(f"                    {v.file}" for v in volumes),
+        "key": KEY_PLACEHOLDER,
+        "exit_folder": exit_folder,
+        "provider": facts.provider,
+        "check_linux": _commands(COMMAND_PREFIX, ["sha256sum -c SHA256SUMS"]),
+        "check_macos": _commands(MACOS_PREFIX, ["shasum -a 256 -c SHA256SUMS"]),
+        "check_windows": _commands(WINDOWS_PREFIX, [_ps_check("SHA256SUMS", "")]),
+        "verify_linux": _commands(COMMAND_PREFIX, _verify_posix()),
+        "verify_macos": _commands(MACOS_PREFIX, _verify_posix()),
+        "verify_windows": _commands(WINDOWS_PREFIX, _verify_windows()),
+        "unpack_linux": _unpack(COMMAND_PREFIX, volumes, "sha256sum"),
+        "unpack_macos": _unpack(MACOS_PREFIX, volumes, "shasum -a 256"),
+        "unpack_windows": _unpack_windows(volumes),
+        "credentials": _credentials(catalogue, facts, exit_folder),
+        "restore": _restore(catalogue, facts, volumes),
+        "deadlines": _deadlines(catalogue, facts, zone),
+        "acceptance": _acceptance(catalogue, facts, exit_folder),
+        "contacts": _contacts(catalogue, facts),
+    }
+    text = _fill(catalogue, "main", values)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 
-def _introduction(created: str, title: str) -> list[str]:
-    heading = "Restitution bundle" + (f": {title}" if title else "")
+def load_catalogue(language: Language, template_dir: str | None = None) -> dict[str, str]:
+    """The sections of `readme.<language>.txt`: the provider's override over the packaged one."""
+    name = f"readme.{language}.txt"
+    packaged = resources.files("handover.bundle").joinpath(TEMPLATE_FOLDER, name)
+    sections = parse_catalogue(packaged.read_text(encoding="utf-8"))
+    override = Path(template_dir) / name if template_dir else None
+    if override is not None and override.is_file():
+        try:
+            sections.update(parse_catalogue(override.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{override}: cannot read the README template ({exc})") from None
+    return sections
+
+
+def parse_catalogue(text: str) -> dict[str, str]:
+    """Split a catalogue into its sections: a line `%% name` starts each one."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        match = _SECTION.match(line)
+        if match:
+            current = sections.setdefault(match.group(1), [])
+        elif current is not None:
+            current.append(line)
+    return {name: "\n".join(lines).strip("\n") for name, lines in sections.items()}
+
+
+def _fill(catalogue: Mapping[str, str], section: str, values: Mapping[str, str]) -> str:
+    try:
+        template = string.Template(catalogue[section])
+    except KeyError:
+        raise UsageError(f"README template: no section %% {section}") from None
+    try:
+        return template.substitute(values)
+    except KeyError as exc:
+        raise UsageError(
+            f"README template, section {section}: unknown placeholder ${exc.args[0]}"
+        ) from None
+    except ValueError as exc:
+        raise UsageError(f"README template, section {section}: {exc} (write $$ for $)") from None
+
+
+def _commands(prefix: str, lines: Sequence[str]) -> str:
+    return "\n".join(prefix + line for line in lines)
+
+
+def _moment(moment: datetime, zone: ZoneInfo) -> str:
+    """`2027-03-01 00:00 (Europe/Paris, UTC+01:00)`: the offset shown, so no one guesses it."""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} ({zone.key}, UTC{offset[:3]}:{offset[3:]})"
+
+
+def _day_start(day: date, zone: ZoneInfo) -> str:
+    return _moment(datetime.combine(day, time(0, 0), tzinfo=zone), zone)
+
+
+def _day_end(day: date, zone: ZoneInfo) -> str:
+    return _moment(datetime.combine(day, time(23, 59), tzinfo=zone), zone)
+
+
+def _ps_check(sums: str, folder: str) -> str:
+    """PowerShell has no `sha256sum -c`: compare each line of a SHA256SUMS with Get-FileHash."""
+    prefix = f"{folder}\\" if folder else ""
+    return (
+        f"Get-Content -Encoding UTF8 {prefix}{sums} | ForEach-Object "
+        "{ $h, $f = $_ -split '  ', 2; "
+        f'if ((Get-FileHash -Algorithm SHA256 -LiteralPath "{prefix}$f").Hash -eq $h) '
+        '{ "${f}: OK" } else { "${f}: FAILED" } }'
+    )
+
+
+def _verify_posix() -> list[str]:
     return [
-        heading,
-        "=" * len(heading),
-        "",
-        f"Sealed on {created} by handover.",
-        "",
-        "This folder holds your data, encrypted with the age format",
-        "(https://age-encryption.org) to the key(s) you gave your provider, and signed",
-        "by your provider. You need only standard tools to check and open it:",
-        "age (or rage), GNU tar, sha256sum and ssh-keygen (OpenSSH). On Debian or Ubuntu:",
-        "",
-        "    apt-get install age tar coreutils openssh-client",
-        "",
-    ]
-
-
-def _contents(volume_files: Sequence[str]) -> list[str]:
-    """The list of the bundle's files, then where to run the commands from."""
-    return [
-        "Contents",
-        "--------",
-        "",
-        "  README.txt      this file (plain text)",
-        "  SHA256SUMS      SHA-256 of every other file, for sha256sum -c",
-        "  SHA256SUMS.sig  the provider's SSH signature of SHA256SUMS",
-        "  provider.pub    the provider's signing public key",
-        "  index.tar.age   encrypted: MANIFEST.json (every file of every volume with its",
-        "                  size and SHA-256), and the documents of the handover",
-        f"  volumes/        {len(volume_files)} encrypted volume(s), one per dataset:",
-        *(f"                    {name}" for name in volume_files),
-        "",
-        "Run the commands below from inside this folder, in a POSIX shell (bash, zsh).",
-        f"In them, {KEY_PLACEHOLDER} stands for your age identity file (AGE-SECRET-KEY-1...);",
-        "if you gave an SSH public key as recipient, use your SSH private key instead,",
-        "for example ~/.ssh/id_ed25519.",
-        "",
-    ]
-
-
-def _check_download() -> list[str]:
-    return [
-        "1. Check that the download is complete and intact",
-        "",
-        "Every line must end with OK:",
-        "",
-        f"{COMMAND_PREFIX}sha256sum -c SHA256SUMS",
-        "",
-    ]
-
-
-def _check_signature(provider_fingerprint: str) -> list[str]:
-    """Step 2: the client compares the fingerprint out of band, then checks the signature."""
-    return [
-        "2. Check that the bundle comes from your provider",
-        "",
-        f"First compare the key in provider.pub (fingerprint {provider_fingerprint})",
-        "with the fingerprint your provider gave you by another channel (contract annex,",
-        "e-mail, phone). Do not trust the fingerprint written here or the one handover",
-        "prints: anyone who altered this bundle can change this file and provider.pub",
-        "too. Print the fingerprint of provider.pub yourself and compare:",
-        "",
-        f"{COMMAND_PREFIX}ssh-keygen -lf provider.pub",
-        "",
-        "The signature only proves something if that key is the right one.",
-        "Then build an allowed_signers file from it and check the signature:",
-        "",
-        f'{COMMAND_PREFIX}echo "{SIGNER_IDENTITY} $(cat provider.pub)" > allowed_signers',
-        f"{COMMAND_PREFIX}ssh-keygen -Y verify -f allowed_signers -I {SIGNER_IDENTITY} "
+        "ssh-keygen -lf provider.pub",
+        f'echo "{SIGNER_IDENTITY} $(cat provider.pub)" > allowed_signers',
+        f"ssh-keygen -Y verify -f allowed_signers -I {SIGNER_IDENTITY} "
         f"-n {NAMESPACE} -s SHA256SUMS.sig < SHA256SUMS",
-        "",
-        f'It must print: Good "{NAMESPACE}" signature for {SIGNER_IDENTITY} with ... key.',
-        "Since SHA256SUMS covers every other file, steps 1 and 2 together prove that",
-        "each file is exactly what the provider sealed.",
-        "",
     ]
 
 
-def _unpack_volumes(volume_files: Sequence[str]) -> list[str]:
-    """Step 3: three commands per volume (make its folder, decrypt and unpack, check)."""
-    lines = [
-        "3. Decrypt and unpack each volume",
-        "",
-        "Each volume unpacks into its own folder under restored/. Inside it, a",
-        "SHA256SUMS file lists every file of the volume; sha256sum -c must print OK for",
-        "each. (If age reports an error, the volume is damaged: do not use what tar",
-        "unpacked from it.)",
-        "",
+def _verify_windows() -> list[str]:
+    """cmd's `<` passes SHA256SUMS byte for byte, which a PowerShell pipe would not."""
+    return [
+        "ssh-keygen -lf provider.pub",
+        f'Set-Content -Encoding ascii allowed_signers ("{SIGNER_IDENTITY} " '
+        "+ (Get-Content provider.pub))",
+        f'cmd /c "ssh-keygen -Y verify -f allowed_signers -I {SIGNER_IDENTITY} '
+        f'-n {NAMESPACE} -s SHA256SUMS.sig < SHA256SUMS"',
     ]
-    for name in volume_files:
-        folder = f"restored/{volume_folder(name)}"
+
+
+def _unpack(prefix: str, volumes: Sequence[VolumeFacts], sha: str) -> str:
+    """Three commands per volume and for the index: make its folder, decrypt and unpack, check."""
+    lines: list[str] = []
+    pairs = [(v.file, f"restored/{volume_folder(v.file)}") for v in volumes]
+    for source, folder in [*pairs, ("index.tar.age", f"restored/{INDEX_FOLDER}")]:
         lines += [
-            f"{COMMAND_PREFIX}mkdir -p {folder}",
-            f"{COMMAND_PREFIX}age -d -i {KEY_PLACEHOLDER} {name} | tar -x -C {folder}",
-            f"{COMMAND_PREFIX}(cd {folder} && sha256sum -c --quiet SHA256SUMS && echo OK)",
-            "",
+            f"mkdir -p {folder}",
+            f"age -d -i {KEY_PLACEHOLDER} {source} | tar -x -C {folder}",
+            f"(cd {folder} && {sha} -c --quiet SHA256SUMS && echo OK)",
         ]
+    return _commands(prefix, lines)
+
+
+def _unpack_windows(volumes: Sequence[VolumeFacts]) -> str:
+    """cmd's pipe for age into tar (Windows' own tar.exe): a PowerShell 5 pipe alters bytes."""
+    lines: list[str] = []
+    pairs = [(v.file, f"restored\\{volume_folder(v.file)}") for v in volumes]
+    for source, folder in [*pairs, ("index.tar.age", f"restored\\{INDEX_FOLDER}")]:
+        lines += [
+            f"New-Item -ItemType Directory -Force {folder} | Out-Null",
+            f'cmd /c "age -d -i {KEY_PLACEHOLDER} {source.replace("/", chr(92))} '
+            f'| tar -x -C {folder}"',
+            _ps_check("SHA256SUMS", folder),
+        ]
+    return _commands(WINDOWS_PREFIX, lines)
+
+
+def _credentials(catalogue: Mapping[str, str], facts: ReadmeFacts, exit_folder: str) -> str:
+    if not facts.credentials:
+        return ""
+    beside = f"../{exit_folder}/{PASSWORD_FILE}" if exit_folder else PASSWORD_FILE
+    age = f"age -d -i {KEY_PLACEHOLDER} "
+    return _fill(
+        catalogue,
+        "credentials",
+        {
+            "password_file": PASSWORD_FILE,
+            "exit_folder": exit_folder,
+            "decrypt_linux": _commands(COMMAND_PREFIX, [age + beside]),
+            "decrypt_macos": _commands(MACOS_PREFIX, [age + beside]),
+            "decrypt_windows": _commands(WINDOWS_PREFIX, [age + beside.replace("/", "\\")]),
+        },
+    )
+
+
+def _restore(
+    catalogue: Mapping[str, str], facts: ReadmeFacts, volumes: Sequence[VolumeFacts]
+) -> str:
+    """One paragraph per kind of data the bundle holds, naming the folders it applies to."""
+    by_kind: dict[RestoreKind, list[tuple[str, str]]] = {}
+    for volume in volumes:
+        kind, suffix = restore_kind(volume, facts.dump_engines.get(volume.number))
+        by_kind.setdefault(kind, []).append((f"restored/{volume_folder(volume.file)}", suffix))
+    parts = [_fill(catalogue, "restore", {})]
+    order: list[RestoreKind] = ["files", "pg-custom", "pg-sql", "mysql", "sql"]
+    for kind in order:
+        if kind not in by_kind:
+            continue
+        entries = by_kind[kind]
+        folders = "\n".join(f"  {folder}" for folder, _ in entries)
+        commands = _commands(DATABASE_PREFIX, _restore_commands(kind, entries))
+        parts.append(
+            _fill(catalogue, f"restore-{kind}", {"folders": folders, "commands": commands})
+        )
+    return "\n\n".join(parts)
+
+
+def _restore_commands(kind: RestoreKind, entries: Sequence[tuple[str, str]]) -> list[str]:
+    """The database commands, with NAMES IN CAPITALS for the client to replace."""
+    lines: list[str] = []
+    for folder, suffix in entries:
+        dump = f"{folder}/*{suffix}"
+        psql = "psql -h DBHOST -U DBUSER -d NEWDB"
+        mysql = "mysql -h DBHOST -u DBUSER -p NEWDB"
+        if kind == "pg-custom":
+            lines += [
+                "createdb -h DBHOST -U DBUSER NEWDB",
+                f"pg_restore -h DBHOST -U DBUSER -d NEWDB --no-owner --no-acl {dump}",
+            ]
+        elif kind in ("pg-sql", "mysql", "sql"):
+            tools = {"pg-sql": [psql], "mysql": [mysql], "sql": [psql, mysql]}[kind]
+            for tool in tools:
+                if suffix == ".sql.gz":
+                    lines.append(f"gunzip -c {dump} | {tool}")
+                else:
+                    lines.append(f"{tool} < {dump}")
+        else:
+            lines.append(f"rsync -a --dry-run {folder}/ DESTINATION/")
     return lines
 
 
-def _unpack_index() -> list[str]:
-    """Step 4, then what the manifest holds and what handover itself would do."""
-    return [
-        "4. Decrypt the index",
-        "",
-        f"{COMMAND_PREFIX}mkdir -p restored/index",
-        f"{COMMAND_PREFIX}age -d -i {KEY_PLACEHOLDER} index.tar.age | tar -x -C restored/index",
-        f"{COMMAND_PREFIX}(cd restored/index && sha256sum -c --quiet SHA256SUMS && echo OK)",
-        "",
-        "restored/index/MANIFEST.json lists every volume and every file in it, with",
-        "size, SHA-256, permissions and modification time, and where it came from.",
-        "",
-        "Symbolic links are kept as they were on the source system; check where they",
-        "point before following them. If you have handover installed, `handover verify",
-        "--identity KEY --signer provider-key.pub .` checks all of the above without",
-        "writing plaintext to disk, against the provider key you received out of band",
-        "(without --signer it prints the signer's fingerprint for you to compare), and",
-        "`handover open` unpacks everything (it refuses links and device files).",
-        "",
-    ]
+def _deadlines(catalogue: Mapping[str, str], facts: ReadmeFacts, zone: ZoneInfo) -> str:
+    if facts.retrieval_ends is None or facts.erasure_by is None:
+        return _fill(catalogue, "no-deadlines", {"timezone": zone.key})
+    return _fill(
+        catalogue,
+        "deadlines",
+        {
+            "retrieval_ends": _day_start(facts.retrieval_ends, zone),
+            "erasure_by": _day_end(facts.erasure_by, zone),
+            "timezone": zone.key,
+        },
+    )
+
+
+def _acceptance(catalogue: Mapping[str, str], facts: ReadmeFacts, exit_folder: str) -> str:
+    if facts.delivery is None or not exit_folder:
+        return ""
+    sign = f"ssh-keygen -Y sign -n {ACCEPTANCE_NAMESPACE} -f"
+    posix = [f"{sign} {SIGNING_KEY_PLACEHOLDER} {ACCEPTANCE_FILE}"]
+    windows = [f"{sign} {WINDOWS_SIGNING_KEY} {ACCEPTANCE_FILE}"]
+    if facts.delivery == "local":
+        posix.append(f"cp {ACCEPTANCE_FILE} {ACCEPTANCE_FILE}.sig ../{exit_folder}/")
+        windows.append(f"Copy-Item {ACCEPTANCE_FILE}, {ACCEPTANCE_FILE}.sig ..\\{exit_folder}\\")
+    return _fill(
+        catalogue,
+        f"acceptance-{facts.delivery}",
+        {
+            "exit_folder": exit_folder,
+            "namespace": ACCEPTANCE_NAMESPACE,
+            "sign_linux": _commands(COMMAND_PREFIX, posix),
+            "sign_macos": _commands(MACOS_PREFIX, posix),
+            "sign_windows": _commands(WINDOWS_PREFIX, windows),
+        },
+    )
+
+
+def _contacts(catalogue: Mapping[str, str], facts: ReadmeFacts) -> str:
+    if not facts.contacts:
+        return _fill(catalogue, "no-contacts", {"provider": facts.provider})
+    lines = []
+    for c in sorted(facts.contacts, key=lambda c: (c.level is not None, c.level or 0)):
+        who = c.name + (f" ({c.role})" if c.role else "")
+        reach = " - ".join(x for x in (c.phone, c.email) if x)
+        head = f"  {c.level}. " if c.level is not None else "  - "
+        lines.append(head + who + (f": {reach}" if reach else ""))
+    return _fill(catalogue, "contacts", {"provider": facts.provider, "lines": "\n".join(lines)})

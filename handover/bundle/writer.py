@@ -45,7 +45,7 @@ from handover.bundle.manifest import (
     VolumeRecord,
 )
 from handover.bundle.pump import pump_tar, seal_trailer
-from handover.bundle.readme import NAMESPACE, render_readme
+from handover.bundle.readme import NAMESPACE, ReadmeFacts, VolumeFacts, render_readme
 from handover.bundle.sshsig import SigningKey, sign
 from handover.bundle.sums import SUMS_NAME, render_sums
 from handover.bundle.tarparse import TarParser
@@ -60,6 +60,12 @@ VOLUMES_DIR = "volumes"
 COPY_SIZE = 1 << 20
 
 Progress = Callable[[int], None]
+
+
+def _volume_facts(record: VolumeRecord) -> VolumeFacts:
+    """What README.txt needs of a volume: which restore instructions its files call for."""
+    files = [m.path for m in record.members if m.type == "file" and m.path != SUMS_NAME]
+    return VolumeFacts(file=record.file, number=record.number, member_files=files)
 
 
 def slugify(text: str, fallback: str = "data") -> str:
@@ -310,11 +316,13 @@ class BundleWriter:
         self,
         documents: Mapping[str, bytes | Path] | None = None,
         extra_manifest: Mapping[str, object] | None = None,
+        readme: ReadmeFacts | None = None,
     ) -> BundleResult:
         """Write index, README, provider.pub, then SHA256SUMS and its signature last.
 
         `documents` maps index-relative names (`audit/log.jsonl`) to contents or
-        files; `extra_manifest` adds keys under MANIFEST.json's `extra`.
+        files; `extra_manifest` adds keys under MANIFEST.json's `extra`;
+        `readme` what the contract tells the client's guide (language, dates...).
         """
         documents = dict(documents or {})
         with self._lock:
@@ -331,10 +339,14 @@ class BundleWriter:
         )
         files: dict[str, str] = {v.file: v.sha256 for v in volumes}
         files[INDEX_NAME], manifest_sha256 = self._write_index(manifest, documents)
-        readme = render_readme(
-            [v.file for v in volumes], created, self.signing_key.fingerprint(), self.title
+        guide = render_readme(
+            [_volume_facts(v) for v in volumes],
+            created,
+            self.signing_key.fingerprint(),
+            self.title,
+            readme,
         ).encode("utf-8")
-        files[README_NAME] = self._put(README_NAME, readme)
+        files[README_NAME] = self._put(README_NAME, guide)
         files[PROVIDER_KEY_NAME] = self._put(PROVIDER_KEY_NAME, (public_line + "\n").encode())
         self._sign(files)
         return BundleResult(
