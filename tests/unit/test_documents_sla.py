@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -10,8 +10,15 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
 from handover.estate.health import HealthCheckResult
+from handover.operations.clauses import ClauseRecords, Intervention, Visit
 from handover.operations.incidents import Incident
-from tests.unit.documents_fixtures import NOW, TEST_PLAYBOOK, check_html, load_test_playbook
+from tests.unit.documents_fixtures import (
+    HOSTILE,
+    NOW,
+    TEST_PLAYBOOK,
+    check_html,
+    load_test_playbook,
+)
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +128,67 @@ def test_without_an_sla_section_targets_are_not_set_in_the_contract(
     assert "- **Verdict:** **no target: not set in the contract**" in md
     assert "| `web01` | 10 | 5 | 50.00% | **no target: not set in the contract** |" in md
     assert "No breach of the service levels in the period." in md
+
+
+def _hotline(playbook: Playbook, **hotline: object) -> Playbook:
+    services = playbook.services
+    new = services.hotline.model_copy(update=hotline)
+    return playbook.model_copy(update={"services": services.model_copy(update={"hotline": new})})
+
+
+def test_the_contract_clauses_are_counted_with_their_breaches(playbook: Playbook) -> None:
+    book = _hotline(playbook, mode="tickets", quota=2)
+    incidents = [
+        Incident(id=f"T-{n}", severity="P4", summary="q", opened_at=NOW + timedelta(days=30 * n))
+        for n in range(3)
+    ]  # Feb, Mar, Apr 2026: three tickets of a quota of two by the end of April
+    late = Intervention(
+        id="OS-1",
+        reason="disque",
+        host="db01",
+        requested_at=datetime(2026, 4, 13, 9, tzinfo=UTC),  # Monday 11:00 in Paris
+        arrived_at=datetime(2026, 4, 14, 12, tzinfo=UTC),  # 7 h + 6 h of business time
+    )
+    early = Intervention(id="OS-2", reason="x", requested_at=NOW)  # another period
+    visits = [Visit(id="V-1", on=date(2026, 4, 2), technician="Paul", work=HOSTILE)]
+    clauses = ClauseRecords([late, early], "onsite.jsonl", visits, "visits.jsonl")
+    doc = sla_report(
+        book, date(2026, 4, 1), date(2026, 6, 30), [], incidents, NOW, "incidents.jsonl", clauses
+    )
+    md = doc.markdown
+    hotline = md.split("## Hotline quota")[1].split("## On-site interventions")[0]
+    assert "- **Used:** 3 ticket(s) (3 incident(s))" in hotline
+    assert "- **Remaining:** 0 ticket(s)" in hotline
+    assert "- **Contract year:** 2026-02-01 to 2027-02-01" in hotline
+    assert "**exceeded**" in hotline
+    onsite = md.split("## On-site interventions")[1].split("## Maintenance visits")[0]
+    assert "| `OS-1` | `db01` | 2026-04-13 09:00 UTC | — | 2026-04-14 12:00 UTC | 13 h |" in onsite
+    assert "**breach**" in onsite and "`OS-2`" not in onsite
+    visits_md = md.split("## Maintenance visits")[1].split("## Breaches")[0]
+    assert "- **Visits in the contract year:** 1 (1 due by now)" in visits_md
+    assert "- **Visits in the period:** 1 (pro rata 1.0)" in visits_md
+    breaches = md.split("## Breaches")[1]
+    assert "hotline quota exceeded: 3 ticket(s) used of 2 ticket(s)" in breaches
+    assert "`OS-1`: on site after 13 h, beyond 8 h" in breaches
+    assert "maintenance visits" not in breaches  # 1 done, 1 due
+    check_html(doc)  # the hostile work text is escaped
+
+
+def test_clauses_without_journals_say_they_were_not_read(playbook: Playbook) -> None:
+    md = sla_report(playbook, date(2026, 11, 1), date(2026, 11, 30), []).markdown
+    assert "- **Used:** not measured: no incident source was read" in md
+    assert "No on-site journal was read for this report" in md
+    assert "No visit journal was read for this report" in md
+    md = sla_report(
+        playbook,
+        date(2026, 11, 1),
+        date(2026, 11, 30),
+        [],
+        incident_source="incidents.jsonl",
+        clauses=ClauseRecords(onsite_source="onsite.jsonl", visit_source="visits.jsonl"),
+    ).markdown
+    assert "- **Hotline:** unlimited" in md
+    assert "No on-site intervention requested in the period (onsite.jsonl)." in md
+    assert "No visit logged in the period (visits.jsonl)." in md
+    # ten months into the contract year, none of 4 visits: 3 due
+    assert "maintenance visits: 0 in the contract year, 3 due by now (4 per year)" in md
