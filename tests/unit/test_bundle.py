@@ -370,8 +370,9 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
     [
         (_member("../escape.txt"), "points outside"),
         (_member("/etc/cron.d/evil"), "absolute path"),
-        (_member("link", tarfile.SYMTYPE, "/etc/passwd"), "symbolic link"),
-        (_member("hard", tarfile.LNKTYPE, "ok.txt"), "hard link"),
+        (_member("link", tarfile.SYMTYPE, ""), "symbolic link with an empty target"),
+        (_member("hard", tarfile.LNKTYPE, "gone.txt"), "hard link to 'gone.txt', which is not"),
+        (_member("fifo", tarfile.FIFOTYPE), "FIFO"),
         (_member("dev", tarfile.CHRTYPE), "character device"),
     ],
 )
@@ -424,24 +425,27 @@ def test_open_refuses_a_non_empty_destination(
         open_bundle(bundle, [keys[0]], into)
 
 
-def test_volume_with_links_seals_and_verify_says_open_refuses_it(
+def test_volume_with_links_seals_verifies_and_opens_them_as_links(
     tmp_path: Path, keys: tuple[X25519Identity, SigningKey]
 ) -> None:
-    """Links are valid members (tar -x restores them); open refuses them and verify says so."""
+    """Links are client data (tar -x restores them): verify passes them, open restores them."""
     writer = BundleWriter(tmp_path / "b", [keys[0].recipient()], keys[1])
-    record = writer.add_volume(MemorySource("l", {"d/a": b"a"}, links={"d/l": "a"}))
+    record = writer.add_volume(
+        MemorySource("l", {"d/a": b"a"}, links={"d/l": "a", "d/etc": "/etc"})
+    )
     writer.finish()
     link = next(m for m in record.members if m.path == "d/l")
     assert (link.type, link.link) == ("symlink", "a")
-    assert verify_bundle(tmp_path / "b") == []  # outer checks: the bundle is intact
-    problems = verify_bundle(tmp_path / "b", [keys[0]])
-    assert problems == [
-        "volumes/0001-l.tar.age: member 'd/l' is a symbolic link; handover open refuses "
-        "links and device files (age and tar restore them, see README.txt)"
-    ]
-    with pytest.raises(BundleCorrupt) as caught:
-        open_bundle(tmp_path / "b", [keys[0]], tmp_path / "into")
-    assert str(caught.value) == problems[0]
+    assert verify_bundle(tmp_path / "b") == []
+    assert verify_bundle(tmp_path / "b", [keys[0]]) == []
+    notes: list[str] = []
+    open_bundle(tmp_path / "b", [keys[0]], tmp_path / "into", notes=notes)
+    folder = tmp_path / "into" / "0001-l" / "d"
+    assert os.readlink(folder / "l") == "a" and (folder / "l").read_bytes() == b"a"
+    assert os.readlink(folder / "etc") == "/etc"
+    assert (
+        notes[-1].startswith("1 symbolic link(s) point outside") and "'0001-l/d/etc'" in notes[-1]
+    )
 
 
 def test_writer_refuses_no_recipient(
