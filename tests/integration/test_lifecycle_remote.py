@@ -22,7 +22,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flows.acceptance import auto_acceptance_input
-from flows.lifecycle import drill_notice_date, pause_key, run_phase
+from flows.lifecycle import drill_notice_date, pause_key, paused_flow_runs, run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
 from handover.phases import Phase
@@ -367,22 +367,14 @@ class ClientAtExit(threading.Thread):
         self.delivery: dict[str, Any] = {}
 
     def run(self) -> None:
-        from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
-        from prefect.client.schemas.objects import StateType
         from prefect.flow_runs import resume_flow_run
 
         answered_acceptance = False
         deadline = time.monotonic() + 900
         while not self.stop.is_set() and time.monotonic() < deadline:
-            with get_client(sync_client=True) as client:
-                runs = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        name=FlowRunFilterName(like_=f"reversibility-{self.ws.contract}"),
-                        state=FlowRunFilterState(
-                            type=FlowRunFilterStateType(any_=[StateType.PAUSED])
-                        ),
-                    )
-                )
+            # By tags (contract:<id>, phase:reversibility), never by name: a name prefix
+            # also matches another contract whose id starts with this one's.
+            runs = paused_flow_runs(self.ws.contract)
             waiting = {pause_key(run): run for run in runs}
             if "client-acceptance" in waiting and not answered_acceptance:
                 try:
