@@ -58,7 +58,7 @@ def alert_hotline_quota(
     Returns the usage when the alert fired, None otherwise.
     """
     usage = hotline_usage(playbook, incidents, as_of, contract_calendar(playbook))
-    if not quota_alert_due(usage, alerted_years(audit.entries())):
+    if not quota_alert_due(usage, alerted_years(audit.readable_entries())):
         return None
     contract = playbook.contract_id
     payload = {
