@@ -424,6 +424,10 @@ def _is_our_process(state: _State) -> bool:
     """
     if not _pid_alive(state.pid):
         return False
+    if not Path("/proc/self/environ").exists() and state.nonce is not None:
+        # No /proc (macOS, BSD): the API answering with the nonce proves the process that
+        # was given it lives, and its pid (written once it answered) cannot be reused.
+        return _answers_with(_info(state.port, state.pid, state.host).api_url, state.nonce)
     environ = _process_environ(state.pid)
     if environ is None:
         return False
@@ -504,6 +508,7 @@ def start(port: int | None = None, host: str = "127.0.0.1") -> ServerInfo:
         if running is not None:
             _refuse_open_server(running)
             return running
+        _check_host(host)
         asked = port
         for _attempt in range(START_ATTEMPTS):
             chosen = _choose_port(asked, host)
@@ -519,6 +524,20 @@ def start(port: int | None = None, host: str = "127.0.0.1") -> ServerInfo:
             f"the Prefect server could not bind a port ({START_ATTEMPTS} tries, each taken "
             f"by another process first; log {prefect_home() / 'server.log'})"
         )
+
+
+def _check_host(host: str) -> None:
+    """Raise UsageError unless this machine can listen on `host` (an address of its own)."""
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+        family, _type, _proto, _name, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind(address)
+    except (OSError, IndexError) as exc:
+        raise UsageError(
+            f"--host {host}: the server cannot listen there ({_reason(exc, 0)}); "
+            "give an address of this machine, e.g. 127.0.0.1"
+        ) from None
 
 
 def _start_on(port: int, host: str) -> ServerInfo | None:

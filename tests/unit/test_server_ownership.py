@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 import flows.commands  # noqa: F401 (registers the server commands on the app)
 from flows import server
 from handover.cli import app
+from handover.errors import UsageError
 
 
 class SettingsApi(BaseHTTPRequestHandler):
@@ -156,6 +157,13 @@ def test_the_server_is_given_its_nonce_and_host() -> None:
     assert env["PREFECT_SERVER_API_HOST"] == "10.0.0.5"
     assert env["PREFECT_UI_API_URL"] == "http://10.0.0.5:4321/api"
     assert server._info(4321, None, "0.0.0.0").api_url == "http://127.0.0.1:4321/api"
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "no-such-host.invalid"])
+def test_a_host_that_is_not_of_this_machine_is_a_usage_error(host: str) -> None:
+    with pytest.raises(UsageError, match=f"--host {host}: the server cannot listen there"):
+        server.start(host=host)
+    assert not (server.prefect_home() / "server.json").exists()  # nothing was spawned
 
 
 def test_the_start_lock_is_exclusive_per_home() -> None:
