@@ -36,6 +36,7 @@ __all__ = [
     "CommandRunner",
     "HealthSample",
     "default_checks",
+    "is_due",
     "judge_cert",
     "judge_disk",
     "judge_http",
@@ -81,6 +82,21 @@ def default_checks(host_names: Iterable[str]) -> list[HealthCheckSpec]:
         HealthCheckSpec(name=f"{name}-reachable", kind="reachable", host=name, service=name)
         for name in host_names
     ]
+
+
+#: A round may start a little early (the schedule's jitter): a check is due this much before.
+DUE_SLACK_S = 60
+
+
+def is_due(spec: HealthCheckSpec, last: datetime | None, now: datetime) -> bool:
+    """Whether the check's interval has passed since its last sample (never taken: due).
+
+    The health flow runs every 5 minutes; a check with a longer interval is
+    sampled only on the rounds where it is due.
+    """
+    if last is None:
+        return True
+    return (now - last).total_seconds() >= spec.interval_minutes * 60 - DUE_SLACK_S
 
 
 def _clip(text: str) -> str:

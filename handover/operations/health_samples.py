@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -103,6 +103,13 @@ class SampleStore:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+    def last_taken(self, now: datetime, lookback: timedelta) -> dict[str, datetime]:
+        """When each check was last sampled within `lookback` before `now`."""
+        last: dict[str, datetime] = {}
+        for sample in self.read(now - lookback, now + timedelta(minutes=1)).samples:
+            last[sample.check] = sample.at
+        return last
 
     def read(self, start: datetime, end: datetime) -> SampleRead:
         """The samples taken in [start, end), oldest first, read a line at a time."""
