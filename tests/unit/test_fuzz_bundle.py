@@ -3,7 +3,9 @@
 Every file of a real bundle (SHA256SUMS, its signature, provider.pub,
 README.txt, the index, the volumes) is truncated, bit-flipped, spliced or
 emptied; and bundles are re-signed around hostile volume members (`../x`,
-`/abs`, `a/../../b`, very long names, markup, links, clashes) and mutated
+`/abs`, `a/../../b`, very long names, markup, clashes, symbolic links with
+inside, absolute and climbing targets and members under them, hard links to
+earlier files, to later ones, to folders and outside) and mutated
 plaintext. For every input:
 
 - `verify_bundle` returns problems (no exception) and `open_bundle` raises
@@ -83,6 +85,8 @@ def workdir() -> Iterator[Path]:
 
 _BASE_DIR = Path(tempfile.mkdtemp(prefix="fuzz-bundle-base-"))
 atexit.register(shutil.rmtree, _BASE_DIR, True)
+ESCAPE = _BASE_DIR / "escape"  # absolute link target of hostile members: must stay empty
+ESCAPE.mkdir()
 BASE = make_bundle(
     _BASE_DIR / "bundle",
     KEYS,
@@ -176,6 +180,11 @@ HOSTILE_NAMES = st.sampled_from(
         ".",
         "./",
         "con/..",
+        "lnk",
+        "lnk/x",
+        "./lnk/sub/x",
+        "www/lnk",
+        "www/lnk/x",
     ]
 )
 KINDS = st.sampled_from(
@@ -188,7 +197,19 @@ PATHISH = st.text(alphabet="ab./[]\\", min_size=1, max_size=12)
 @given(
     names=st.lists(st.one_of(HOSTILE_NAMES, PATHISH), min_size=1, max_size=4),
     kinds=st.lists(KINDS, min_size=4, max_size=4),
-    link=st.sampled_from(["/etc/passwd", "../../x", "www/index.html", ""]),
+    link=st.sampled_from(
+        [
+            "/etc/passwd",
+            "../../x",
+            "../../..",
+            "www/index.html",
+            "./www/index.html",
+            "www",
+            "lnk",
+            "",
+            str(ESCAPE),
+        ]
+    ),
 )
 def test_signed_hostile_members_never_escape(
     names: list[str], kinds: list[bytes], link: str
@@ -204,6 +225,47 @@ def test_signed_hostile_members_never_escape(
         bundle = make_bundle(work / "bundle", KEYS, {"volumes/0001-v.tar.age": volume})
         check(bundle, work)
         assert not (work / "x").exists() and not (work / "b").exists()
+        assert not (work / "lnk").exists() and not (work / "sub").exists()
+        assert list(ESCAPE.iterdir()) == []  # what links pointing outside point to
+
+
+LINK_TREE_NAMES = st.sampled_from(["a", "d/a", "lnk", "lnk/x", "d/lnk", "d/lnk/x", "./d/b"])
+LINK_TREE_TARGETS = st.sampled_from(
+    ["a", "d/a", "../a", "../../..", "lnk/..", ".", "/etc", str(ESCAPE), "lnk", "d"]
+)
+LINK_TREE_KINDS = st.sampled_from([tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE])
+
+
+@settings(SETTINGS, max_examples=20)
+@given(
+    entries=st.lists(
+        st.tuples(LINK_TREE_NAMES, LINK_TREE_KINDS, LINK_TREE_TARGETS),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda entry: entry[0],
+    )
+)
+def test_signed_link_trees_open_as_tar_would_or_not_at_all(
+    entries: list[tuple[str, bytes, str]],
+) -> None:
+    """Mostly valid trees of files, symbolic and hard links: what opens is what was sealed."""
+    members = [
+        member(name, name.encode() if kind == tarfile.REGTYPE else b"", kind, target)
+        for name, kind, target in entries
+    ]
+    with workdir() as work:
+        bundle = make_bundle(
+            work / "bundle", KEYS, {"volumes/0001-v.tar.age": hostile_tar(members)}
+        )
+        if check(bundle, work) == "ok":
+            opened = tree(work / "out" / "into" / "0001-v")
+            for info, _ in members:
+                path = "/".join(p for p in info.name.split("/") if p not in ("", "."))
+                if info.type == tarfile.SYMTYPE:
+                    assert opened[path] == ("link", info.linkname.encode())
+                else:
+                    assert opened[path][0] == "file"
+        assert list(ESCAPE.iterdir()) == [] and not (work / "x").exists()
 
 
 @SETTINGS
