@@ -127,9 +127,12 @@ def onsite_list(contract: Contract, playbook: PlaybookOpt = None) -> None:
             hours = onsite_delay_hours(i, now, clock, contract_calendar(book))
             late = onsite is not None and hours > onsite.delay_hours
             breaches += late
-            state = "breach" if late else ("met" if onsite and i.arrived_at else "-")
-            if onsite is not None and i.arrived_at is None and not late:
-                state = "waiting"
+            if onsite is None:
+                state = "no target"
+            elif late:
+                state = "breach"
+            else:
+                state = "met" if i.arrived_at else "waiting"
             verdict = [f"{hours:.1f} h", state]
         fields = [i.id, *times, i.technician or "-", i.host or "-", *verdict, i.reason]
         typer.echo("\t".join(" ".join(f.split()) for f in fields))

@@ -153,10 +153,12 @@ def _onsite_row(row: OnsiteTimes) -> list[Inline]:
     elif row.late:
         state = badge("breach", "breach")
     elif not row.arrived:
-        state = badge("waiting", "unknown")
+        state = badge("closed" if i.closed_at else "waiting", "unknown")
     else:
         state = badge("met", "met")
-    delay = hours_text(row.hours) + ("" if row.arrived else " (waiting)")
+    delay = hours_text(row.hours)
+    if not row.arrived:
+        delay += " (closed, no one on site)" if i.closed_at else " (waiting)"
     return [
         code(i.id),
         code(i.host) if i.host else "—",

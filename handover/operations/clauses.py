@@ -212,9 +212,13 @@ class OnsiteTimes:
 def onsite_delay_hours(
     intervention: Intervention, as_of: datetime, clock: str, calendar: BusinessCalendar
 ) -> float:
-    """Hours from the request to the arrival (to `as_of` if not arrived), business or wall clock."""
+    """Hours from the request to the arrival, business or wall clock.
+
+    Not arrived: to the closing (closed without anyone on site, e.g. fixed
+    remotely), else to `as_of` (still waiting).
+    """
     start = as_utc(intervention.requested_at)
-    end = as_utc(intervention.arrived_at) if intervention.arrived_at else as_utc(as_of)
+    end = as_utc(intervention.arrived_at or intervention.closed_at or as_of)
     if clock == "wall":
         return max((end - start).total_seconds(), 0.0) / 3600
     return business_seconds(start, end, calendar) / 3600

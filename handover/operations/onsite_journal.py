@@ -75,6 +75,7 @@ class Closed(_Record):
 Record = Annotated[Requested | Dispatched | Arrived | Closed, Field(discriminator="event")]
 _RECORD: TypeAdapter[Record] = TypeAdapter(Record)
 Step = Literal["dispatched", "arrived", "closed"]
+_STEPS: tuple[Step, ...] = ("dispatched", "arrived", "closed")
 _ORDER: dict[str, str] = {
     "dispatched": "dispatched_at",
     "arrived": "arrived_at",
@@ -152,32 +153,23 @@ class OnsiteJournal:
                     f"no intervention {intervention_id} in the journal (latest: {known})"
                 )
             current = state[intervention_id]
-            done = getattr(current, _ORDER[step])
-            if done is not None:
-                raise UsageError(
-                    f"intervention {intervention_id} was already {step} at {done.isoformat()}"
-                )
+            position = _STEPS.index(step)
+            for later in _STEPS[position:]:
+                done = getattr(current, _ORDER[later])
+                if done is not None:
+                    raise UsageError(
+                        f"intervention {intervention_id} was already {later} at "
+                        f"{done.isoformat()}"
+                        + ("" if later == step else f": too late to record it {step}")
+                    )
             earlier = [("requested", current.requested_at)] + [
-                (name, getattr(current, field))
-                for name, field in _ORDER.items()
-                if name != step and list(_ORDER).index(name) < list(_ORDER).index(step)
+                (name, getattr(current, _ORDER[name])) for name in _STEPS[:position]
             ]
             for name, when in earlier:
                 if when is not None and at < when:
                     raise UsageError(
                         f"intervention {intervention_id}: {step} at {at.isoformat()}, before "
                         f"it was {name} ({when.isoformat()})"
-                    )
-            later = [
-                (name, getattr(current, field))
-                for name, field in _ORDER.items()
-                if list(_ORDER).index(name) > list(_ORDER).index(step)
-            ]
-            for name, when in later:
-                if when is not None:
-                    raise UsageError(
-                        f"intervention {intervention_id} is already {name}: too late to record "
-                        f"it {step}"
                     )
             base = {"id": intervention_id, "at": at, **stamp(actor)}
             if step == "dispatched":

@@ -207,6 +207,9 @@ def test_a_technician_still_awaited_past_the_delay_is_late_already(playbook: Pla
     waiting = _intervention(paris(2026, 3, 2, 8))
     (row,) = onsite_times(playbook, [waiting], paris(2026, 3, 1), paris(2026, 3, 3, 9), cal)
     assert (row.arrived, row.hours, row.late) == (False, pytest.approx(11), True)
+    fixed = waiting.model_copy(update={"closed_at": paris(2026, 3, 2, 10)})  # fixed remotely
+    (row,) = onsite_times(playbook, [fixed], paris(2026, 3, 1), paris(2026, 3, 3, 9), cal)
+    assert (row.arrived, row.hours, row.late) == (False, pytest.approx(2), False)
     outside = onsite_times(playbook, [waiting], paris(2026, 3, 3), paris(2026, 4, 1), cal)
     assert outside == []  # requested before the period: reported in its own period
 
@@ -260,7 +263,9 @@ def test_the_onsite_journal_keeps_the_steps_in_order(tmp_path: Path) -> None:
         journal.step("OS-1", "arrived", t0 + timedelta(hours=4), "a")
     journal.request("OS-7", "Onduleur", t0, "a")
     journal.step("OS-7", "arrived", t0 + timedelta(hours=2), "a")  # sent by phone: no dispatch
-    with pytest.raises(UsageError, match="already arrived: too late"):
+    with pytest.raises(
+        UsageError, match=r"already arrived at .*: too late to record it dispatched"
+    ):
         journal.step("OS-7", "dispatched", t0 + timedelta(hours=1), "a", "Paul")
     with pytest.raises(UsageError, match="no intervention OS-9"):
         journal.step("OS-9", "closed", t0, "a")
