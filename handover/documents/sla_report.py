@@ -20,8 +20,14 @@ from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
 from handover.documents.formatting import datetime_text, minutes_text, scrub
 from handover.documents.sections import header_fields
+from handover.documents.sla_availability import (
+    availability_section,
+    service_breaches,
+    with_services,
+)
 from handover.documents.sla_clauses import clause_sections
 from handover.estate.health import HealthCheckResult
+from handover.operations.availability import ServiceAvailability
 from handover.operations.clauses import ClauseRecords
 from handover.operations.incidents import Incident
 from handover.operations.sla import (
@@ -45,6 +51,7 @@ def sla_report(
     generated_at: datetime | None = None,
     incident_source: str | None = None,
     clauses: ClauseRecords | None = None,
+    services: Sequence[ServiceAvailability] | None = None,
 ) -> Document:
     """The periodic SLA report: availability against the target, findings, incidents, breaches.
 
@@ -61,20 +68,28 @@ def sla_report(
     contract's business calendar. The hotline quota, on-site interventions
     and maintenance visits follow (`sla_clauses`; `clauses` holds the on-site
     and visit journals read, None when none was).
+
+    `services` (the period's figures from the stored health samples) replaces
+    the per-host count of reachability checks (`sla_availability`).
     """
     figures = sla_figures(playbook, period_start, period_end, checks, incidents)
+    if services is not None:
+        figures = with_services(figures, services)
     b = DocumentBuilder()
     _summary_fields(b, playbook, figures, generated_at, incident_source)
-    b.h(2, "Availability per host")
-    b.table(
-        ["Host", "Reachability checks", "Passed", "Availability", "Against target"],
-        [_host_row(host) for host in figures.hosts],
-    )
-    b.p(
-        "Availability is the share of reachability checks that passed in the period; each "
-        "scheduled health-check run takes one sample per host.",
-        "note",
-    )
+    if services is not None:
+        availability_section(b, services, figures.target)
+    else:
+        b.h(2, "Availability per host")
+        b.table(
+            ["Host", "Reachability checks", "Passed", "Availability", "Against target"],
+            [_host_row(host) for host in figures.hosts],
+        )
+        b.p(
+            "Availability is the share of reachability checks that passed in the period; "
+            "each scheduled health-check run takes one sample per host.",
+            "note",
+        )
     b.h(2, "Findings (disk, certificates, other checks)")
     b.table(
         ["When", "Host", "Check", "Detail"],
@@ -106,8 +121,10 @@ def sla_report(
         b, playbook, figures.start, figures.end, incidents, incident_source, clauses
     )
     b.h(2, "Breaches")
+    availability_breaches = service_breaches(services or (), figures.target)
     b.bullets(
-        _breaches(figures) + clause_breaches, empty="No breach of the service levels in the period."
+        availability_breaches + _breaches(figures) + clause_breaches,
+        empty="No breach of the service levels in the period.",
     )
     first, last = _days(figures)
     title = (
