@@ -295,3 +295,18 @@ def test_a_broken_journal_line_is_one_located_error(tmp_path: Path) -> None:
         handle.write('{"event": "logged", "id": "V-2"}\n')
     with pytest.raises(UsageError, match=r"visits.jsonl:2: not a visit journal record"):
         journal.visits()
+
+
+def test_concurrent_logs_get_distinct_ids_and_whole_lines(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    journal = VisitJournal(tmp_path / "visits.jsonl", AuditLog(tmp_path / "audit.log"))
+
+    def log(n: int) -> str:
+        return journal.log(date(2026, 3, 1 + n), "Paul", f"work {n}", "a", date(2026, 3, 31)).id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(log, range(16)))
+    assert sorted(ids) == sorted(f"V-{n}" for n in range(1, 17))
+    assert len(journal.visits()) == 16  # every line parses: no interleaved writes
+    assert len(AuditLog(tmp_path / "audit.log").entries()) == 16
