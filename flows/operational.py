@@ -36,7 +36,8 @@ from flows.writer_lease import one_writer
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.sla_report import sla_report
-from handover.estate.health import HealthCheckResult, availability
+from handover.estate.health import HealthCheckResult
+from handover.operations.availability import ServiceAvailability
 from handover.operations.backup import BackupRecord
 from handover.operations.business_calendar import contract_calendar
 from handover.operations.incident_journal import IncidentJournal, journal_path
@@ -44,7 +45,13 @@ from handover.operations.sla import measure_incidents, reporting_period
 from tasks.backups import backup_dataset, check_restore, prune_backups
 from tasks.clauses import clauses_for_report
 from tasks.drill import reversibility_drill
-from tasks.health import check_host_health, pending_updates
+from tasks.health import (
+    due_checks,
+    pending_updates,
+    period_health,
+    record_samples,
+    sample_host,
+)
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.tags import tag_flow_run
@@ -53,6 +60,7 @@ from tasks.tags import tag_flow_run
 @dataclass
 class Seen:
     checks: list[HealthCheckResult] = field(default_factory=list)
+    services: list[ServiceAvailability] | None = None  # None: the samples were not read
     backups: dict[str, BackupRecord] = field(default_factory=dict)
 
 
@@ -77,7 +85,7 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     seen = Seen()
     period = reporting_period(datetime.now(UTC), playbook.sla.reporting_period)
 
-    run.item("health-checks", lambda: run_health_checks(run, playbook_path, playbook, seen))
+    run.item("health-checks", lambda: run_health_checks(run, playbook_path, playbook, seen, period))
     run.item("backups", lambda: run_backups(run, playbook_path, playbook, seen))
     run.item(
         "restore-check", lambda: run_restore_check(run, playbook_path, seen), needs=["backups"]
@@ -94,41 +102,89 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
 
 
 def run_health_checks(
-    run: PhaseRun, playbook_path: str, playbook: Playbook, seen: Seen
+    run: PhaseRun,
+    playbook_path: str,
+    playbook: Playbook,
+    seen: Seen,
+    period: tuple[datetime, datetime],
 ) -> Step[None]:
-    names = [h.name for h in playbook.hosts]
-    results, errors = gather([check_host_health.submit(playbook_path, n) for n in names], names)
-    for checks in results.values():
-        seen.checks.extend(checks)
-    for name, why in errors.items():
-        seen.checks.append(
-            HealthCheckResult(
-                host=name, check="reachable", ok=False, detail=why, at=datetime.now(UTC)
-            )
+    """Measure the period from the stored health samples, after one round of the checks due.
+
+    The health flow samples every check on its own schedule (`flows.health`);
+    this run adds the round due now (so the store holds the current state
+    even where the health flow is not deployed yet), then reads the whole
+    period: availability per service, with its samples and longest gap, and
+    the last sample of each check as the current findings.
+    """
+    due = due_checks(playbook_path)
+    keys = list(due)
+    names = [key or "(network checks)" for key in keys]
+    results, errors = gather(
+        [sample_host.submit(playbook_path, key or None, due[key]) for key in keys], names
+    )
+    record_samples(playbook.contract_id, [s for batch in results.values() for s in batch])
+    health = period_health(playbook_path, *period)
+    seen.services = health.services
+    seen.checks = [
+        HealthCheckResult(
+            host=s.host or s.service,
+            check="reachable" if s.kind == "reachable" else f"{s.kind}:{s.check}",
+            ok=s.ok,
+            detail=s.detail,
+            at=s.at,
         )
-    publish_health(playbook.contract_id, seen.checks)
+        for s in health.latest
+    ]
+    publish_health(playbook.contract_id, seen.checks, health.services)
     evidence = [
         run.write_json(
             run.paths.health_record,
             {
-                "availability_percent": availability(seen.checks) if seen.checks else None,
-                "checks": [c.model_dump(mode="json") for c in seen.checks],
+                "period": [period[0].isoformat(), period[1].isoformat()],
+                "samples": health.samples,
+                "unreadable_lines": health.unreadable_lines,
+                "services": [_service_json(s) for s in health.services],
+                "latest": [c.model_dump(mode="json") for c in seen.checks],
             },
             "report",
         )
     ]
-    hosts_failed(errors)  # a host that could not be checked fails the item; findings do not
+    hosts_failed(errors)  # a host that could not be sampled fails the item; findings do not
     return Step(evidence)
 
 
-def publish_health(contract: str, checks: list[HealthCheckResult]) -> None:
+def _service_json(service: ServiceAvailability) -> dict[str, object]:
+    return {
+        "service": service.service,
+        "checks": list(service.checks),
+        "samples": service.samples,
+        "expected": service.expected,
+        "passed": service.passed,
+        "longest_gap_s": service.longest_gap.total_seconds(),
+        "planned_downtime_s": service.planned_downtime.total_seconds(),
+        "availability_percent": service.percent,
+        "not_measured": service.reason,
+    }
+
+
+def publish_health(
+    contract: str, checks: list[HealthCheckResult], services: list[ServiceAvailability]
+) -> None:
     """The health table as the `<contract>-health` artifact, findings counted in its description."""
     findings = [c for c in checks if not c.ok]
     table = "\n".join(
         f"| {c.host} | {c.check} | {'ok' if c.ok else '**finding**'} | {c.detail} |" for c in checks
     )
+    figures = "\n".join(
+        f"| {s.service} | "
+        f"{f'{s.percent:.2f}%' if s.percent is not None else 'not measured: ' + str(s.reason)} "
+        f"| {s.samples} ({s.expected}) | {s.longest_gap} |"
+        for s in services
+    )
     create_markdown_artifact(
         f"## Health of {contract}\n\n"
+        f"| service | availability | samples (expected) | longest gap |\n|---|---|---|---|\n"
+        f"{figures}\n\n"
         f"| host | check | verdict | detail |\n|---|---|---|---|\n{table}\n",
         key=f"{contract}-health",
         description=f"{len(findings)} finding(s)",
@@ -208,7 +264,13 @@ def write_sla_report(
     incidents = journal.incidents() if journal.exists() else []
     clauses = clauses_for_report(playbook, run.paths, incidents, period[1])
     doc = sla_report(
-        playbook, *period, seen.checks, incidents, incident_source=source, clauses=clauses
+        playbook,
+        *period,
+        seen.checks,
+        incidents,
+        incident_source=source,
+        clauses=clauses,
+        services=seen.services,
     )
     return Step(run.write_document(doc, "report"))
 

@@ -7,6 +7,7 @@ to the contract's sample store, which availability is computed from.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +17,17 @@ from prefect.cache_policies import NO_CACHE
 from handover.contract.health_checks import HealthCheckSpec
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
+from handover.errors import UsageError
 from handover.estate.health import HealthCheckResult, evaluate_health
 from handover.estate.health_checks import HealthSample, default_checks, is_due, take_sample
 from handover.estate.inventory_collect import NO_SHELL_REASON, collect_inventory
+from handover.operations.availability import (
+    CheckRef,
+    ServiceAvailability,
+    maintenance_calendar,
+    service_availability,
+)
+from handover.operations.business_calendar import contract_zone
 from handover.operations.health_samples import SampleStore
 from handover.operations.updates import (
     UPDATES_SCRIPT,
@@ -113,6 +122,43 @@ def sample_host(
 def _env(check: HealthCheckSpec) -> dict[str, Secret]:
     """A postgres check's credentials, resolved when the probe runs (never stored)."""
     return {name: resolve_secret(ref) for name, ref in check.env.items()}
+
+
+@dataclass(frozen=True)
+class PeriodHealth:
+    """A period read from the sample store: each service's figure and each check's last sample."""
+
+    services: list[ServiceAvailability]
+    latest: list[HealthSample]
+    samples: int
+    unreadable_lines: int
+
+
+@task(cache_policy=NO_CACHE, task_run_name="availability from the health samples")
+def period_health(playbook_path: str, start: datetime, end: datetime) -> PeriodHealth:
+    """Measure every service over [start, end) from the stored samples (read, never taken here).
+
+    UsageError names `services.maintenance.window` when it cannot be read.
+    """
+    playbook = load_playbook(Path(playbook_path))
+    window = playbook.services.maintenance.window
+    try:
+        maintenance = maintenance_calendar(window, contract_zone(playbook))
+    except ValueError as exc:
+        raise UsageError(f"services.maintenance.window: {exc}") from exc
+    read = sample_store(playbook.contract_id).read(start, end)
+    checks = [
+        CheckRef(c.name, c.service_name, c.interval_minutes * 60) for c in health_checks(playbook)
+    ]
+    latest: dict[str, HealthSample] = {}
+    for sample in read.samples:
+        latest[sample.check] = sample
+    return PeriodHealth(
+        services=service_availability(checks, read.samples, start, end, maintenance),
+        latest=list(latest.values()),
+        samples=len(read.samples),
+        unreadable_lines=read.unreadable_lines,
+    )
 
 
 @task(cache_policy=NO_CACHE, task_run_name="record {contract} health samples")
