@@ -7,14 +7,16 @@ the bundle cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -375,3 +377,107 @@ def test_seal_an_ssh_source_and_open_it(tools: None, sshd_shell: Any, tmp_path: 
     pages = list(into.rglob("page.html"))
     assert [p.read_text() for p in pages] == ["<p>remote</p>"]
     assert list(into.rglob("été.txt"))
+
+
+def link_tree(root: Path) -> tuple[dict[str, tuple[str, str]], list[list[str]]]:
+    """Each entry under `root` without following links (kind, target or hash), hard link groups."""
+    entries: dict[str, tuple[str, str]] = {}
+    inodes: dict[int, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            entries[rel] = ("symlink", os.readlink(path))
+        elif path.is_file():
+            entries[rel] = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
+            inodes.setdefault(path.stat().st_ino, []).append(rel)
+        else:
+            entries[rel] = ("dir", "")
+    return entries, sorted(group for group in inodes.values() if len(group) > 1)
+
+
+class TarFileSource:
+    """A volume source over a tar file made by GNU tar *without* --hard-dereference.
+
+    `handover seal` stores hard links as files; other producers (BusyBox tar)
+    keep them as hard link members, which open must restore as tar does.
+    """
+
+    def __init__(self, label: str, tar_file: Path) -> None:
+        self.label = label
+        self.origin = f"local:{tar_file}"
+        self.tar_file = tar_file
+
+    @contextlib.contextmanager
+    def open_tar(self) -> Iterator[BinaryIO]:
+        with open(self.tar_file, "rb") as handle:
+            yield handle
+
+    def member_extras(self) -> dict[str, dict[str, str]]:
+        return {}
+
+
+def open_and_untar(bundle: Path, key: Path, volume: str, work: Path) -> tuple[str, Path, Path]:
+    """`handover open` the bundle, and `age -d` + `tar -x` the volume; stderr and both trees."""
+    into = work / "opened"
+    done = handover("open", bundle, "--identity", key, "--into", into)
+    assert done.returncode == 0, done.stderr
+    plain = work / "volume.tar"  # the test's own plaintext copy, as a client would make
+    encrypted = bundle / "volumes" / f"{volume}.tar.age"
+    subprocess.run(["age", "-d", "-i", str(key), "-o", str(plain), str(encrypted)], check=True)
+    by_tar = work / "by-tar"
+    by_tar.mkdir()
+    subprocess.run(["tar", "-xf", str(plain), "-C", str(by_tar)], check=True)
+    return done.stderr, into / volume, by_tar
+
+
+def test_open_restores_links_as_tar_does(tools: None, tmp_path: Path) -> None:
+    """Sealed from GNU tar, opened by handover and by `age -d | tar -x`: the same links."""
+    from handover.bundle.age import X25519Identity
+    from handover.bundle.sshsig import SigningKey
+    from handover.bundle.writer import BundleWriter
+
+    site = tmp_path / "source" / "site"
+    (site / "releases" / "v2").mkdir(parents=True)
+    (site / "releases" / "v2" / "index.html").write_text("<h1>v2</h1>")
+    (site / "current").symlink_to("releases/v2")  # a link to a folder, inside
+    (site / "passwd").symlink_to("/etc/passwd")  # absolute: restored, said, never followed
+    (site / "up").symlink_to("../../../outside")  # climbing
+    (site / "dangling").symlink_to("releases/v3")
+    os.link(site / "releases" / "v2" / "index.html", site / "index-hard.html")
+    age_key, recipient, _, _ = client_keys(tmp_path / "client")
+    signing = tmp_path / "signing"
+    assert handover("keygen", "--signing", "--out", signing).returncode == 0
+    bundle = tmp_path / "bundle"
+    done = handover("seal", site, "--to", recipient, "--sign-key", signing, "--out", bundle)
+    assert done.returncode == 0, done.stderr
+    done = handover("verify", bundle, "--identity", age_key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "seal").mkdir()
+    said, opened_root, tar_root = open_and_untar(bundle, age_key, "0001-site", tmp_path / "seal")
+    assert "2 symbolic link(s) point outside" in said, said
+    assert "'0001-site/site/passwd', '0001-site/site/up'" in said
+    opened, opened_groups = link_tree(opened_root)
+    assert (opened, opened_groups) == link_tree(tar_root)
+    assert opened["site/current"] == ("symlink", "releases/v2")
+    assert opened["site/up"] == ("symlink", "../../../outside")
+    assert opened["site/index-hard.html"][0] == "file"  # seal stores hard links as files
+
+    # a producer that keeps hard links: the writer over GNU tar without --hard-dereference
+    stream = tmp_path / "site.tar"
+    tar = ["tar", "-cf", str(stream), "--format=posix", "--sort=name", "-C", str(site.parent)]
+    subprocess.run([*tar, "site"], check=True)
+    identity = X25519Identity.generate()
+    key = tmp_path / "x25519.txt"
+    key.write_text(f"{identity}\n")
+    kept = tmp_path / "kept"
+    writer = BundleWriter(kept, [identity.recipient()], SigningKey.generate())
+    record = writer.add_volume(TarFileSource("site", stream))
+    writer.finish()
+    assert "hardlink" in {member.type for member in record.members}
+    (tmp_path / "kept-open").mkdir()
+    said, opened_root, tar_root = open_and_untar(kept, key, "0001-site", tmp_path / "kept-open")
+    opened, opened_groups = link_tree(opened_root)
+    assert (opened, opened_groups) == link_tree(tar_root)
+    assert opened_groups == [["site/index-hard.html", "site/releases/v2/index.html"]]
+    assert opened["site/passwd"] == ("symlink", "/etc/passwd")
+    assert not (tmp_path / "outside").exists()
