@@ -207,8 +207,18 @@ def render_readme(
         "acceptance": _acceptance(catalogue, facts, exit_folder),
         "contacts": _contacts(catalogue, facts),
     }
-    text = _fill(catalogue, "main", values)
-    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+    text = re.sub(r"\n{3,}", "\n\n", _fill(catalogue, "main", values)).strip("\n")
+    return _underline(text) + "\n"
+
+
+def _underline(text: str) -> str:
+    """Make each `====` or `----` rule as long as the heading above it (titles vary)."""
+    lines = text.split("\n")
+    for i in range(1, len(lines)):
+        rule, heading = lines[i], lines[i - 1]
+        if len(rule) >= 3 and set(rule) in ({"="}, {"-"}) and heading.strip():
+            lines[i] = rule[0] * len(heading)
+    return "\n".join(lines)
 
 
 def load_catalogue(language: Language, template_dir: str | None = None) -> dict[str, str]:

@@ -209,9 +209,17 @@ def test_any_volume_content_renders(members: list[str], language: str, engine: A
     engines = {1: engine} if engine else {}
     text = render_readme([volume], CREATED, "x", "", facts(language=language, dump_engines=engines))
     assert f"{COMMAND_PREFIX}mkdir -p restored/0001-x" in text
-    assert "$" not in text.replace("    $ ", "").replace("$h", "").replace("$f", "").replace(
-        "$_", ""
-    ).replace("${f}", "").replace("$(cat", "").replace("$HOME", "").replace("  $  ", "")
+    prose = [line for line in text.splitlines() if not line.startswith(_NOT_PROSE)]
+    assert not [line for line in prose if re.search(r"\$\w", line)]  # every placeholder filled
+
+
+def test_rules_are_as_long_as_their_heading() -> None:
+    text = render_readme(VOLUMES, CREATED, "x", "Infogérance ACME", facts())
+    lines = text.splitlines()
+    assert lines[:2] == ["Lot de restitution: Infogérance ACME", "=" * 36]
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
+    assert len(rules) >= 8
+    assert all(len(lines[i]) == len(lines[i - 1]) for i in rules)
 
 
 CONTRACT: dict[str, Any] = {
