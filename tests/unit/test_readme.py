@@ -240,3 +240,32 @@ def test_contract_language_and_timezone_default_and_are_checked() -> None:
         Contract.model_validate({**CONTRACT, "timezone": "../etc"})
     with pytest.raises(ValidationError, match="language"):
         Contract.model_validate({**CONTRACT, "language": "de"})
+
+
+def test_an_exit_passes_the_contract_facts_to_the_guide(tmp_path: Path) -> None:
+    from handover.contract.deadlines import ExitDeadlines
+    from handover.contract.loader import load_playbook
+    from handover.exit.progress import ExitState
+    from tasks.bundle import readme_facts
+
+    acme = Path(__file__).resolve().parents[2] / "playbooks" / "examples" / "acme.yaml"
+    playbook = load_playbook(acme)
+    calendar = ExitDeadlines(
+        notice_date=date(2026, 9, 1),
+        switching_starts=date(2026, 12, 1),
+        switch_over=date(2027, 1, 15),
+        erasure_earliest=date(2027, 3, 1),
+        erasure_by=date(2027, 7, 31),
+        transition_basis="contract, article 12",
+    )
+    state = ExitState(bundle_name="acme-2026-exit", deadlines=calendar, password_file="/x.age")
+    got = readme_facts(playbook, "acme-2026-exit", state)
+    assert (got.language, got.timezone) == ("fr", "Europe/Paris")  # the schema's defaults
+    assert (got.retrieval_ends, got.erasure_by) == (date(2027, 3, 1), date(2027, 7, 31))
+    assert got.credentials and got.provider == "Infogérance Exemple SAS"
+    assert got.dump_engines == {3: "postgresql"}  # erp-db, third dataset, pg_dump -Fc
+    assert [c.level for c in got.contacts] == [None, None, None, 1, 2, 3]
+    assert got.delivery == playbook.reversibility.delivery.kind
+    assert got.template_dir is not None and got.template_dir.endswith("/templates")
+    bare = readme_facts(playbook, "acme-2026-exit", ExitState(bundle_name="acme-2026-exit"))
+    assert bare.retrieval_ends is None and not bare.credentials
