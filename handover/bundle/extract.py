@@ -121,12 +121,12 @@ class FolderWriter:
         """Create the recorded symbolic links (after all data), each one never followed."""
         if not self._symlinks:
             return
-        links = {path_key(path): target for path, target in self._symlinks}
+        links = LinkMap({path_key(path): target for path, target in self._symlinks})
         root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             for path, target in self._symlinks:
                 self._make_symlink(root_fd, path_key(path), target)
-                if link_may_leave(path_key(path), target, links):
+                if links.may_leave(path_key(path), target):
                     self.outside.append(path_key(path))
         finally:
             os.close(root_fd)
@@ -158,41 +158,68 @@ class FolderWriter:
                 out.close()
 
 
-MAX_LINK_HOPS = 40  # as the kernel: beyond this, resolution fails (ELOOP)
+MAX_RESOLVE_STEPS = 256  # components read resolving one link; beyond, it is said as leaving
+_TARGET = "\0"  # key of a link's target in a LinkMap node (no name holds a NUL byte)
 
 
-def link_may_leave(path: str, target: str, links: Mapping[str, str]) -> bool:
-    """Whether the symbolic link `path` -> `target` may resolve outside its volume folder.
+class LinkMap:
+    """The symbolic links of one volume, as a tree of folders, to resolve targets on paper.
 
-    Resolved on paper against the volume's other links (`links`: {path:
-    target}), as the kernel would resolve it from inside the folder: an
-    absolute target, or one that climbs above the folder (`../../etc`),
-    directly or through another link, may leave. Anything unsure (a loop)
-    counts as leaving. Used only to tell the user: links are never followed.
+    `may_leave(path, target)` says whether the link `path` -> `target` may
+    resolve outside the volume's folder, as the kernel would resolve it from
+    inside: an absolute target, or one that climbs above the folder
+    (`../../etc`), directly or through another link (`a -> .` then
+    `b -> a/..`). Anything it cannot tell within MAX_RESOLVE_STEPS
+    components (a loop, a very deep or long chain) counts as leaving. Used
+    only to tell the user: links are never followed. A tree of nodes, not
+    joined path strings, keeps each step constant time, so a hostile volume
+    of many deep links costs at most MAX_RESOLVE_STEPS steps per link.
     """
-    if target.startswith("/"):
-        return True
-    stack = path.split("/")[:-1]
-    todo = target.split("/")
-    hops = 0
-    while todo:
-        part = todo.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not stack:
-                return True
-            stack.pop()
-            continue
-        through = links.get("/".join([*stack, part]))
-        if through is None:
-            stack.append(part)
-            continue
-        hops += 1
-        if hops > MAX_LINK_HOPS or through.startswith("/"):
+
+    def __init__(self, links: Mapping[str, str]) -> None:
+        self._root: dict[str, Any] = {}
+        for path, target in links.items():
+            node = self._root
+            for part in path.split("/"):
+                node = node.setdefault(part, {})
+            node[_TARGET] = target
+
+    def may_leave(self, path: str, target: str) -> bool:
+        if target.startswith("/"):
             return True
-        todo = through.split("/") + todo
-    return False
+        folders = path.split("/")[:-1]
+        todo = target.split("/")[::-1]  # popped from the end: next component last
+        if len(folders) + len(todo) > MAX_RESOLVE_STEPS:
+            return True
+        stack: list[dict[str, Any] | None] = [self._root]
+        for folder in folders:
+            here = stack[-1]
+            stack.append(None if here is None else here.get(folder))
+        steps = 0
+        while todo:
+            steps += 1
+            if steps > MAX_RESOLVE_STEPS:
+                return True
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if len(stack) == 1:
+                    return True
+                stack.pop()
+                continue
+            here = stack[-1]
+            child = None if here is None else here.get(part)
+            if child is not None and _TARGET in child:  # through another link of the volume
+                through: str = child[_TARGET]
+                if through.startswith("/"):
+                    return True
+                todo.extend(through.split("/")[::-1])
+                if len(todo) > MAX_RESOLVE_STEPS:
+                    return True
+                continue
+            stack.append(child)
+        return False
 
 
 def outside_links_note(outside: Sequence[str], shown_max: int = 5) -> str:

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handover.bundle.age import AgeWriter, X25519Identity
-from handover.bundle.extract import link_may_leave, open_bundle, staging_prefix
+from handover.bundle.extract import MAX_RESOLVE_STEPS, LinkMap, open_bundle, staging_prefix
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord
 from handover.bundle.pump import seal_trailer
 from handover.bundle.reader import verify_bundle, verify_bundle_outcome
@@ -397,13 +397,27 @@ def test_a_member_under_a_link_is_never_written_through_it(tmp_path: Path, keys:
         ("via", "deep/..", False),  # deep -> d/e
         ("via", "abs/x", True),  # abs -> /tmp
         ("via", "loop", True),  # loop -> loop: cannot tell, said
+        ("d/x", "in/../b", False),  # d/in -> ../a: d/in/.. is the root
+        ("d/x", "in/../../b", True),  # so this climbs, though d/in/../.. would not on paper
     ],
 )
 def test_link_may_leave_resolves_through_the_volume_links(
     path: str, target: str, leaves: bool
 ) -> None:
-    links = {"hop": ".", "deep": "d/e", "abs": "/tmp", "loop": "loop"}
-    assert link_may_leave(path, target, links) is leaves
+    links = {"hop": ".", "deep": "d/e", "abs": "/tmp", "loop": "loop", "d/in": "../a"}
+    assert LinkMap(links).may_leave(path, target) is leaves
+
+
+def test_link_resolution_is_bounded_on_hostile_chains() -> None:
+    """Many deep links through each other: a bounded number of steps each, then 'may leave'."""
+    long = "/".join(["x"] * 1000)
+    links = {f"l{i}": f"l{i + 1}/{long}" for i in range(5000)}
+    resolver = LinkMap(links)
+    started = time.monotonic()
+    assert all(resolver.may_leave(path, target) for path, target in links.items())
+    assert time.monotonic() - started < 5
+    deep = "/".join(["d"] * MAX_RESOLVE_STEPS)
+    assert LinkMap({}).may_leave(f"{deep}/l", "x")  # too deep to tell: said
 
 
 # -- the bundle folder itself ---------------------------------------------------------------
