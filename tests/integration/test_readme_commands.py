@@ -4,8 +4,10 @@ The bundle is sealed the way an exit seals it (local tree and dump sources,
 a French contract's facts: credentials beside the bundle, a folder delivery),
 with real age and ssh-keygen keys. The Linux lines (`    $ `) run in bash;
 the macOS lines (`    % `) run too, with the `shasum` of Perl that macOS
-also ships. Windows lines and database restores need systems this machine
-does not have: their text is checked by tests/unit/test_readme.py.
+also ships. The PostgreSQL restore lines (`    > `) run against a throwaway
+PostgreSQL server on a Unix socket, on a real `pg_dump -Fc` sealed by the
+local dump source. Windows lines need a system this machine does not have:
+their text is checked by tests/unit/test_readme.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +26,7 @@ import pytest
 from handover.bundle.age import parse_recipient
 from handover.bundle.readme import (
     COMMAND_PREFIX,
+    DATABASE_PREFIX,
     KEY_PLACEHOLDER,
     MACOS_PREFIX,
     SIGNING_KEY_PLACEHOLDER,
@@ -117,7 +122,7 @@ def run_lines(bundle: Path, prefix: str, sealed: dict[str, Path]) -> str:
         for line in (bundle / "README.txt").read_text().splitlines()
         if line.startswith(prefix)
     ]
-    assert len(lines) > 10
+    assert len(lines) >= 7  # at least: check, verify (3), one volume (3)
     script = "set -euo pipefail\n" + "\n".join(
         line.replace(KEY_PLACEHOLDER, shlex.quote(str(sealed["key"]))).replace(
             SIGNING_KEY_PLACEHOLDER, shlex.quote(str(sealed["ssh_key"]))
@@ -170,3 +175,84 @@ def test_the_macos_lines_run_as_written_with_shasum(
 ) -> None:
     bundle = client_folder(sealed, tmp_path)
     check_outcome(bundle, run_lines(bundle, MACOS_PREFIX, sealed), sealed)
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL's server refuses to run as root: run it as `postgres` then."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server listening on a Unix socket only; yields the socket folder."""
+    bin_dir = Path("/usr/lib/postgresql")
+    versions = sorted(bin_dir.glob("*/bin/initdb"))
+    initdb = shutil.which("initdb") or (str(versions[-1]) if versions else None)
+    if initdb is None:
+        pytest.fail("initdb not found: install it with `apt-get install -y postgresql`")
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    folder = Path(tempfile.mkdtemp(prefix="readme-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    data = folder / "data"
+    subprocess.run(
+        as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-c listen_addresses='' -k {folder} -c fsync=off"
+    subprocess.run(
+        as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w",
+                     "start"]),
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield str(folder)
+    finally:
+        subprocess.run(as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_postgresql_restore_lines_restore_a_real_dump(
+    sealed: dict[str, Path], postgres: str, tmp_path: Path
+) -> None:
+    require_binary("pg_dump", "postgresql-client")
+    psql = ["psql", "-h", postgres, "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt"]
+    subprocess.run([*psql[:5], "-c", "CREATE DATABASE erp"], check=True, capture_output=True)
+    subprocess.run(
+        [*psql, "-d", "erp", "-c", "CREATE TABLE t (x text); INSERT INTO t VALUES ('été 2026')"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    writer = BundleWriter(
+        tmp_path / BUNDLE, [parse_recipient(recipient_of(sealed["key"]))], SigningKey.generate()
+    )
+    host = LocalConnector("db01", tmp_path)
+    dump = f"pg_dump -h {postgres} -U postgres -Fc erp"
+    writer.add_volume(host.dump_source("db01-erp", dump, "erp.dump"))
+    writer.finish(readme=ReadmeFacts(language="fr", dump_engines={1: "postgresql"}))
+    bundle = tmp_path / BUNDLE
+    run_lines(bundle, COMMAND_PREFIX, sealed)  # check, verify, unpack
+    restore = [
+        line[len(DATABASE_PREFIX) :]
+        .replace("DBHOST", shlex.quote(postgres))
+        .replace("DBUSER", "postgres")
+        .replace("NEWDB", "erp_restored")
+        for line in (bundle / "README.txt").read_text().splitlines()
+        if line.startswith(DATABASE_PREFIX)
+    ]
+    assert any(line.startswith("pg_restore ") for line in restore)
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + "\n".join(restore)],
+        cwd=bundle, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = subprocess.run(
+        [*psql, "-d", "erp_restored", "-c", "SELECT x FROM t"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert rows.stdout.strip() == "été 2026"
+
+
+def recipient_of(key: Path) -> str:
+    return subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
