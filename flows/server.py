@@ -470,14 +470,24 @@ def status() -> ServerInfo | None:
     if state is None or not _is_our_process(state):
         return None
     info = _info(state.port, state.pid, state.host)
-    if not _healthy(info.api_url):
-        return None
-    if state.nonce is None:
-        raise HandoverError(
-            f"the Prefect server at {info.api_url} (pid {state.pid}) was started by an older "
-            "handover: restart it with 'handover server stop' then 'handover server start'"
-        )
+    if state.nonce is None or not _healthy(info.api_url):
+        return None  # a server from before the nonce: `start` says to restart it
     return info if _answers_with(info.api_url, state.nonce) else None
+
+
+def _refuse_older_server() -> None:
+    """Raise if this home's server was started by a handover from before the nonce.
+
+    It cannot prove which server answers on its port: restart it rather
+    than start a second one next to it.
+    """
+    state = _read_state()
+    if state is not None and state.nonce is None and _is_our_process(state):
+        raise HandoverError(
+            f"the Prefect server of this home (pid {state.pid}, port {state.port}) was started "
+            "by an older handover: restart it with 'handover server stop' then "
+            "'handover server start'"
+        )
 
 
 @contextlib.contextmanager
@@ -508,6 +518,7 @@ def start(port: int | None = None, host: str = "127.0.0.1") -> ServerInfo:
         if running is not None:
             _refuse_open_server(running)
             return running
+        _refuse_older_server()
         _check_host(host)
         asked = port
         for _attempt in range(START_ATTEMPTS):

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 import flows.commands  # noqa: F401 (registers the server commands on the app)
 from flows import server
 from handover.cli import app
-from handover.errors import UsageError
+from handover.errors import HandoverError, UsageError
 
 
 class SettingsApi(BaseHTTPRequestHandler):
@@ -148,6 +149,26 @@ def test_status_needs_our_process_and_our_nonce_in_the_api(
     SettingsApi.auth = server.auth_string()
     write_state(sleeper.pid, port=api_port)  # the API answers, but the pid is not ours
     assert server.status() is None
+
+
+def test_a_server_from_before_the_nonce_is_restarted_not_doubled() -> None:
+    """A state without nonce whose process is this home's `prefect server`: say to restart."""
+    older = subprocess.Popen(  # what an older handover started: no nonce, this PREFECT_HOME
+        [sys.executable, "-c", "import time; time.sleep(60)", "prefect", "server", "start"],
+        start_new_session=True,
+        env={**os.environ, "PREFECT_HOME": str(server.prefect_home())},
+    )
+    try:
+        write_state(older.pid, nonce=None)
+        assert server.status() is None  # `handover status` just says no server runs
+        with pytest.raises(HandoverError, match="started by an older handover: restart it"):
+            server.start()
+        assert older.poll() is None
+        assert server.stop_server() == (server.StopOutcome.STOPPED, older.pid)  # it is ours
+        older.wait(timeout=5)
+    finally:
+        older.kill()
+        older.wait()
 
 
 def test_the_server_is_given_its_nonce_and_host() -> None:
