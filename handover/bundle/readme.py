@@ -26,9 +26,9 @@ from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from handover.errors import UsageError
 
@@ -114,6 +114,16 @@ class ReadmeFacts(BaseModel):
     delivery: Literal["local", "s3"] | None = None  # reversibility.delivery.kind
     dump_engines: dict[int, Engine] = Field(default_factory=dict)
     template_dir: str | None = None  # a provider's readme.<lang>.txt overrides the packaged one
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """The playbook checks it too; here so that a bad zone never reaches ZoneInfo unchecked."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value[:60]!r}") from None
+        return value
 
 
 class VolumeFacts(BaseModel):

@@ -240,6 +240,8 @@ def test_contract_language_and_timezone_default_and_are_checked() -> None:
         Contract.model_validate({**CONTRACT, "timezone": "../etc"})
     with pytest.raises(ValidationError, match="language"):
         Contract.model_validate({**CONTRACT, "language": "de"})
+    with pytest.raises(ValidationError, match="unknown time zone 'Paris'"):
+        ReadmeFacts(timezone="Paris")
 
 
 def test_an_exit_passes_the_contract_facts_to_the_guide(tmp_path: Path) -> None:
