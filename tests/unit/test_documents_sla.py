@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,70 @@ def test_clauses_without_journals_say_they_were_not_read(playbook: Playbook) -> 
     assert "No visit logged in the period (visits.jsonl)." in md
     # ten months into the contract year, none of 4 visits: 3 due
     assert "maintenance visits: 0 in the contract year, 3 due by now (4 per year)" in md
+
+
+# -- availability per service, from the stored health samples (#14 H) ----------------------
+
+
+def _samples(check: str, service: str, start: datetime, hours: int, down: set[int]) -> list[Any]:
+    from handover.estate.health_checks import HealthSample
+
+    return [
+        HealthSample(
+            at=start + timedelta(minutes=5 * i),
+            check=check,
+            service=service,
+            host=None,
+            kind="http",
+            ok=i not in down,
+            detail="",
+            interval_s=300,
+        )
+        for i in range(hours * 12)
+    ]
+
+
+def _services(playbook: Playbook, start: datetime, end: datetime, samples: list[Any]) -> list[Any]:
+    from zoneinfo import ZoneInfo
+
+    from handover.operations.availability import (
+        CheckRef,
+        maintenance_calendar,
+        service_availability,
+    )
+
+    window = maintenance_calendar(playbook.services.maintenance.window, ZoneInfo("Europe/Paris"))
+    refs = [CheckRef("web-http", "web", 300), CheckRef("db-pg", "db", 300)]
+    return service_availability(refs, samples, start, end, window)
+
+
+def test_sla_report_per_service_from_samples(playbook: Playbook) -> None:
+    start = datetime(2026, 2, 2, tzinfo=UTC)  # a Monday: the window is Tue 20:00-23:00 Paris
+    end = start + timedelta(days=7)
+    samples = _samples("web-http", "web", start, 24 * 7, down={5})
+    samples += _samples("db-pg", "db", start, 24 * 7, down=set())
+    services = _services(playbook, start, end, samples)
+    doc = sla_report(playbook, start, end, [], generated_at=NOW, services=services)
+    md = doc.markdown
+    assert "## Availability per service" in md and "## Availability per host" not in md
+    # 3 h of window (36 samples) not counted; one failed sample among 2016 - 36 = 1980.
+    assert "| `web` | web-http | 1980 (1980) | 5 min | 3 h | 99.95% | **met** |" in md
+    assert "| `db` | db-pg | 1980 (1980) | 5 min | 3 h | 100.00% | **met** |" in md
+    assert "- **Measured availability:** 99.95%" in md
+    assert "No breach of the service levels in the period." in md
+    check_html(doc)
+
+
+def test_sla_report_thin_samples_are_not_measured_never_100(playbook: Playbook) -> None:
+    """The issue: one check in the run gave 'Measured availability 100.00 % — met'."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    end = start + timedelta(days=30)
+    samples = _samples("web-http", "web", end - timedelta(hours=1), 1, down=set())
+    samples += _samples("db-pg", "db", start, 24 * 30, down=set())
+    services = _services(playbook, start, end, samples)
+    md = sla_report(playbook, start, end, [], generated_at=NOW, services=services).markdown
+    assert "- **Measured availability:** not measured" in md
+    assert "- **Verdict:** **not measured**" in md
+    assert "not measured: web-http: 12 of " in md
+    assert "`web`: availability not measured (web-http: 12 of" in md
+    assert "| `db` |" in md and "**met**" in md
