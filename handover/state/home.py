@@ -26,8 +26,11 @@ CONTRACT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 def handover_home() -> Path:
     """Return the state folder (0700), creating it on first use."""
-    home = Path(os.environ.get("HANDOVER_HOME", ".handover")).absolute()
-    return _private(home)
+    value = os.environ.get("HANDOVER_HOME", ".handover")
+    if not value.strip():
+        # An empty value would mean the working directory itself, then made 0700.
+        raise UsageError("HANDOVER_HOME is set but empty: unset it or name a folder")
+    return _private(Path(value).absolute())
 
 
 def contract_dir(contract_id: str) -> Path:

@@ -167,3 +167,16 @@ def test_a_state_folder_that_cannot_be_made_private_is_a_clear_error(
     assert message.startswith(f"{home}: handover's state must be private (mode 0700)")
     assert "Operation not permitted" in message and "HANDOVER_HOME" in message
     assert caught.value.exit_code == 2
+
+
+def test_an_empty_handover_home_is_refused_not_taken_for_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.state.home import handover_home
+
+    monkeypatch.chdir(tmp_path)
+    before = tmp_path.stat().st_mode & 0o777
+    monkeypatch.setenv("HANDOVER_HOME", " ")
+    with pytest.raises(UsageError, match="HANDOVER_HOME is set but empty"):
+        handover_home()
+    assert tmp_path.stat().st_mode & 0o777 == before
