@@ -10,15 +10,15 @@ measures nothing silently.
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.fields import SecretRef, Slug
 from handover.contract.literal_secrets import command_secret_kind
 
-__all__ = ["DEFAULT_INTERVAL_MINUTES", "CheckKind", "HealthCheckSpec"]
+__all__ = ["DEFAULT_INTERVAL_MINUTES", "CheckKind", "HealthCheckSpec", "HealthChecks"]
 
 DEFAULT_INTERVAL_MINUTES = 5
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -126,3 +126,22 @@ class HealthCheckSpec(PlaybookModel):
         if problems:
             raise LocatedProblems(problems)
         return self
+
+
+def _unique_names(checks: list[HealthCheckSpec]) -> list[HealthCheckSpec]:
+    """Samples are stored under the check's name: two checks with one name would mix."""
+    seen: dict[str, int] = {}
+    problems: list[tuple[Loc, str]] = []
+    for i, check in enumerate(checks):
+        if check.name in seen:
+            problems.append(
+                ((i, "name"), f"duplicate check name {check.name!r} (see [{seen[check.name]}])")
+            )
+        seen.setdefault(check.name, i)
+    if problems:
+        raise LocatedProblems(problems)
+    return checks
+
+
+#: The `services.health_checks` list: names unique.
+HealthChecks = Annotated[list[HealthCheckSpec], AfterValidator(_unique_names)]

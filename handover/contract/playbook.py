@@ -195,6 +195,9 @@ class Playbook(PlaybookModel):
         for i, dataset in enumerate(self.perimeter.datasets):
             for name, ref in (dataset.dump.env if dataset.dump else {}).items():
                 refs.append((f"perimeter.datasets[{i}].dump.env.{name}", ref))
+        for i, check in enumerate(self.services.health_checks):
+            for name, ref in check.env.items():
+                refs.append((f"services.health_checks[{i}].env.{name}", ref))
         s3 = self.perimeter.s3
         if s3 is not None:
             for key in ("access_key_id", "secret_access_key"):

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from handover.contract.base import LocatedProblems, PlaybookModel
 from handover.contract.fields import Email, NonEmpty
-from handover.contract.health_checks import HealthCheckSpec
+from handover.contract.health_checks import HealthChecks
 
 
 class Maintenance(PlaybookModel):
@@ -70,7 +70,7 @@ class Services(PlaybookModel):
     technology_watch: bool = Field(
         default=False, description="Technology watch (veille technologique)."
     )
-    health_checks: list[HealthCheckSpec] = Field(
+    health_checks: HealthChecks = Field(
         default_factory=list,
         description="What the health flow samples (handover.contract.health_checks); none: "
         "a reachable check per host.",

@@ -208,3 +208,21 @@ def test_spec_requires_the_fields_of_its_kind() -> None:
     with pytest.raises(ValueError, match="http:// or https://"):
         HealthCheckSpec.model_validate({"name": "w", "kind": "http", "url": "ftp://x"})
     assert [c.name for c in default_checks(["a", "b"])] == ["a-reachable", "b-reachable"]
+
+
+def test_check_names_are_unique_and_postgres_env_is_a_credential_reference() -> None:
+    from handover.contract.services import Services
+
+    with pytest.raises(ValueError, match="duplicate check name 'web'"):
+        Services.model_validate(
+            {
+                "health_checks": [
+                    {"name": "web", "kind": "http", "url": "http://a"},
+                    {"name": "web", "kind": "http", "url": "http://b"},
+                ]
+            }
+        )
+    with pytest.raises(ValueError):
+        spec(kind="postgres", env={"PGPASSWORD": "s3cr3t-literal"})
+    with pytest.raises(ValueError, match="not an allowed variable name"):
+        spec(kind="postgres", env={"LD_PRELOAD": "env:X"})
