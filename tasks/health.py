@@ -7,6 +7,7 @@ to the contract's sample store, which availability is computed from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,18 +147,24 @@ def period_health(playbook_path: str, start: datetime, end: datetime) -> PeriodH
         maintenance = maintenance_calendar(window, contract_zone(playbook))
     except ValueError as exc:
         raise UsageError(f"services.maintenance.window: {exc}") from exc
-    read = sample_store(playbook.contract_id).read(start, end)
     checks = [
         CheckRef(c.name, c.service_name, c.interval_minutes * 60) for c in health_checks(playbook)
     ]
     latest: dict[str, HealthSample] = {}
-    for sample in read.samples:
-        latest[sample.check] = sample
+    count = 0
+
+    def read() -> Iterator[HealthSample]:  # one pass over the month files, nothing kept
+        nonlocal count
+        for sample in sample_store(playbook.contract_id).iter(start, end, bad):
+            count += 1
+            if sample.check not in latest or latest[sample.check].at <= sample.at:
+                latest[sample.check] = sample
+            yield sample
+
+    bad: list[int] = []
+    services = service_availability(checks, read(), start, end, maintenance)
     return PeriodHealth(
-        services=service_availability(checks, read.samples, start, end, maintenance),
-        latest=list(latest.values()),
-        samples=len(read.samples),
-        unreadable_lines=read.unreadable_lines,
+        services=services, latest=list(latest.values()), samples=count, unreadable_lines=sum(bad)
     )
 
 

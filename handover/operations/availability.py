@@ -22,7 +22,6 @@ share that passed, with what tells how much to trust it.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ __all__ = [
     "MIN_COVERAGE",
     "CheckRef",
     "ServiceAvailability",
+    "Tally",
     "check_availability",
     "in_window",
     "maintenance_calendar",
@@ -103,6 +103,76 @@ def _planned(start: datetime, end: datetime, calendar: BusinessCalendar | None) 
     return business_seconds(start, end, calendar) if calendar is not None else 0.0
 
 
+class Tally:
+    """One check's running count over [start, end), fed its samples in time order.
+
+    Holds three numbers and the last sample's time, so a month of samples
+    is measured while it is read, never held in memory. A sample out of
+    order (two runs sampling at once) counts, and its negative gap is none.
+    """
+
+    def __init__(
+        self,
+        check: CheckRef,
+        start: datetime,
+        end: datetime,
+        maintenance: BusinessCalendar | None = None,
+    ) -> None:
+        self.check, self.start, self.end, self.maintenance = check, start, end, maintenance
+        self.counted = 0
+        self.passed = 0
+        self.last = start
+        self.longest = 0.0
+
+    def add(self, sample: HealthSample) -> None:
+        if sample.check != self.check.name or not (self.start <= sample.at < self.end):
+            return
+        self._gap_to(sample.at)
+        if not in_window(sample.at, self.maintenance):
+            self.counted += 1
+            self.passed += sample.ok
+
+    def _gap_to(self, moment: datetime) -> None:
+        if moment > self.last:
+            gap = (moment - self.last).total_seconds() - _planned(
+                self.last, moment, self.maintenance
+            )
+            self.longest = max(self.longest, gap)
+            self.last = moment
+
+    def result(self) -> ServiceAvailability:
+        """The figure once every sample was added (the gap to the period's end included)."""
+        self._gap_to(self.end)
+        check = self.check
+        planned = _planned(self.start, self.end, self.maintenance)
+        open_seconds = max((self.end - self.start).total_seconds() - planned, 0.0)
+        expected = math.floor(open_seconds / check.interval_s + 1e-9)
+        longest = timedelta(seconds=max(self.longest, 0.0))
+        max_gap = max(MAX_GAP, timedelta(seconds=2 * check.interval_s))
+        counted = self.counted
+        reason: str | None = None
+        if expected == 0:
+            reason = "the period holds no time outside the maintenance window"
+        elif counted < MIN_COVERAGE * expected:
+            reason = f"{counted} of {expected} expected samples (under {MIN_COVERAGE:.0%})"
+        elif longest > max_gap:
+            reason = f"no sample for {_duration(longest)} (over {_duration(max_gap)})"
+        percent = 100.0 * self.passed / counted if reason is None and counted else None
+        if percent is None and reason is None:
+            reason = "no sample"
+        return ServiceAvailability(
+            service=check.service,
+            checks=(check.name,),
+            samples=counted,
+            expected=expected,
+            passed=self.passed,
+            longest_gap=longest,
+            planned_downtime=timedelta(seconds=planned),
+            percent=percent,
+            reason=reason,
+        )
+
+
 def check_availability(
     check: CheckRef,
     samples: Iterable[HealthSample],
@@ -111,52 +181,30 @@ def check_availability(
     maintenance: BusinessCalendar | None = None,
 ) -> ServiceAvailability:
     """One check over [start, end): samples of other checks or outside the period are ignored."""
-    mine = sorted(
-        (s for s in samples if s.check == check.name and start <= s.at < end), key=lambda s: s.at
-    )
-    planned = _planned(start, end, maintenance)
-    counted = [s for s in mine if not in_window(s.at, maintenance)]
-    passed = sum(s.ok for s in counted)
-    open_seconds = max((end - start).total_seconds() - planned, 0.0)
-    expected = math.floor(open_seconds / check.interval_s + 1e-9)
-    points = [start, *(s.at for s in mine), end]
-    gap = max(
-        (b - a).total_seconds() - _planned(a, b, maintenance) for a, b in itertools.pairwise(points)
-    )
-    longest = timedelta(seconds=max(gap, 0.0))
-    max_gap = max(MAX_GAP, timedelta(seconds=2 * check.interval_s))
-    reason: str | None = None
-    if expected == 0:
-        reason = "the period holds no time outside the maintenance window"
-    elif len(counted) < MIN_COVERAGE * expected:
-        reason = f"{len(counted)} of {expected} expected samples (under {MIN_COVERAGE:.0%})"
-    elif longest > max_gap:
-        reason = f"no sample for {_duration(longest)} (over {_duration(max_gap)})"
-    percent = 100.0 * passed / len(counted) if reason is None and counted else None
-    if percent is None and reason is None:
-        reason = "no sample"
-    return ServiceAvailability(
-        service=check.service,
-        checks=(check.name,),
-        samples=len(counted),
-        expected=expected,
-        passed=passed,
-        longest_gap=longest,
-        planned_downtime=timedelta(seconds=planned),
-        percent=percent,
-        reason=reason,
-    )
+    tally = Tally(check, start, end, maintenance)
+    for sample in sorted(samples, key=lambda s: s.at):
+        tally.add(sample)
+    return tally.result()
 
 
 def service_availability(
     checks: Sequence[CheckRef],
-    samples: Sequence[HealthSample],
+    samples: Iterable[HealthSample],
     start: datetime,
     end: datetime,
     maintenance: BusinessCalendar | None = None,
 ) -> list[ServiceAvailability]:
-    """Each service of the checks, in the order it first appears: its weakest check's figure."""
-    per_check = [check_availability(c, samples, start, end, maintenance) for c in checks]
+    """Each service of the checks, in the order it first appears: its weakest check's figure.
+
+    `samples` is read once, in the order given: the store's order (append
+    order, which is time order) lets a month be measured as it is read.
+    """
+    tallies = {c.name: Tally(c, start, end, maintenance) for c in checks}
+    for sample in samples:
+        tally = tallies.get(sample.check)
+        if tally is not None:
+            tally.add(sample)
+    per_check = [tally.result() for tally in tallies.values()]
     services: dict[str, list[ServiceAvailability]] = {}
     for figure in per_check:
         services.setdefault(figure.service, []).append(figure)

@@ -112,9 +112,16 @@ class SampleStore:
         return last
 
     def read(self, start: datetime, end: datetime) -> SampleRead:
-        """The samples taken in [start, end), oldest first, read a line at a time."""
-        samples: list[HealthSample] = []
-        bad = 0
+        """The samples taken in [start, end), oldest first (small periods: tests, last rounds)."""
+        bad: list[int] = []
+        samples = sorted(self.iter(start, end, bad), key=lambda s: s.at)
+        return SampleRead(samples, sum(bad))
+
+    def iter(self, start: datetime, end: datetime, bad: list[int]) -> Iterator[HealthSample]:
+        """The samples of [start, end) in stored (append, so time) order, one line in memory.
+
+        Each line that is not a valid sample appends 1 to `bad`.
+        """
         for month in _months(start, end):
             path = self.path(month)
             if not path.exists():
@@ -122,16 +129,14 @@ class SampleStore:
             with path.open("rb") as handle:
                 while raw := handle.readline(MAX_LINE + 1):
                     if not raw.endswith(b"\n"):  # too long (skip the rest) or torn at the end
-                        bad += 1
+                        bad.append(1)
                         while raw and not raw.endswith(b"\n"):
                             raw = handle.readline(MAX_LINE + 1)
                         continue
                     try:
                         sample = HealthSample.model_validate(json.loads(raw))
                     except (ValueError, ValidationError):
-                        bad += 1
+                        bad.append(1)
                         continue
                     if start <= sample.at < end:
-                        samples.append(sample)
-        samples.sort(key=lambda s: s.at)
-        return SampleRead(samples, bad)
+                        yield sample

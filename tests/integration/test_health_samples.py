@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from flows.health import health
-from handover.operations.availability import CheckRef, check_availability
-from tasks.health import sample_store
+from tasks.health import period_health, sample_store
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.sshd import SshdHost
 
@@ -108,8 +107,17 @@ def test_health_flow_stores_real_samples_and_rounds_respect_intervals(
     assert stored.count(b"\n") == 7
     assert b"pg-secret-4b7e" not in stored  # the password went to psql through stdin only
 
-    # One round is not a measured month: the report must say "not measured", never 100 %.
-    figure = check_availability(
-        CheckRef("ssh-up", "server", 300), read.samples, started - timedelta(days=30), started
-    )
-    assert figure.percent is None
+    # One round is not a measured month: the operational run's reading says "not measured".
+    period = period_health.fn(str(playbook), started - timedelta(days=30), datetime.now(UTC))
+    assert period.samples == 7 and period.unreadable_lines == 0
+    assert {s.service: s.percent for s in period.services} == {
+        "server": None,
+        "root-disk": None,
+        "web": None,
+        "shop": None,
+        "nginx": None,
+        "db": None,
+    }
+    server = next(s for s in period.services if s.service == "server")
+    assert server.samples == 2 and server.checks == ("ssh-up", "ssh-port")
+    assert {s.check for s in period.latest} == set(by_check)

@@ -77,3 +77,19 @@ def test_a_sample_too_large_for_a_line_is_refused(tmp_path: Path) -> None:
 def test_reading_missing_months_is_empty(tmp_path: Path) -> None:
     read = SampleStore(tmp_path / "none").read(END_OF_NOV - timedelta(days=60), END_OF_NOV)
     assert read.samples == [] and read.unreadable_lines == 0
+
+
+def test_streamed_figures_equal_the_sorted_ones(tmp_path: Path) -> None:
+    from handover.operations.availability import CheckRef, check_availability, service_availability
+
+    store = SampleStore(tmp_path)
+    start = datetime(2026, 11, 30, 22, tzinfo=UTC)
+    rounds = [sample(start + timedelta(minutes=5 * i), ok=i % 7 != 0) for i in range(48)]
+    for one in rounds:
+        store.append([one])
+    end = start + timedelta(hours=4)
+    check = CheckRef("web01-reachable", "web01", 300)
+    bad: list[int] = []
+    (streamed,) = service_availability([check], store.iter(start, end, bad), start, end)
+    assert streamed == check_availability(check, rounds, start, end)
+    assert streamed.samples == 48 and streamed.passed == 41 and bad == []
