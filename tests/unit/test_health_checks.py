@@ -226,3 +226,16 @@ def test_check_names_are_unique_and_postgres_env_is_a_credential_reference() -> 
         spec(kind="postgres", env={"PGPASSWORD": "s3cr3t-literal"})
     with pytest.raises(ValueError, match="not an allowed variable name"):
         spec(kind="postgres", env={"LD_PRELOAD": "env:X"})
+
+
+def test_a_check_is_due_once_its_interval_has_passed() -> None:
+    from datetime import timedelta
+
+    from handover.estate.health_checks import is_due
+
+    every_15 = spec(kind="reachable", interval_minutes=15)
+    assert is_due(every_15, None, NOW)
+    assert not is_due(every_15, NOW - timedelta(minutes=5), NOW)
+    assert not is_due(every_15, NOW - timedelta(minutes=13), NOW)
+    assert is_due(every_15, NOW - timedelta(minutes=14, seconds=30), NOW)  # the schedule's jitter
+    assert is_due(spec(kind="reachable"), NOW - timedelta(minutes=5), NOW)
