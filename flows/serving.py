@@ -21,6 +21,7 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.health import health_deployment
 from flows.implementation import implementation
 from flows.lifecycle import lifecycle
 from flows.operational import operational
@@ -79,6 +80,8 @@ def serve_phases(limit: int = 4, *, announce: Callable[[], None] = lambda: None)
     for contract, schedule in sorted(load_schedules().items()):
         check_scheduled_playbook(contract, schedule.playbook_path)
         deployments.append(scheduled_deployment(contract, schedule))
+        # Health samples on their own clock (every 5 minutes), beside the nightly run.
+        deployments.append(health_deployment(contract, schedule.playbook_path))
     announce()
     serve(*deployments, limit=limit)
 
