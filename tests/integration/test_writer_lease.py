@@ -19,6 +19,8 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.lifecycle import run_phase
 from flows.writer_lease import LEASE_FILE, LEASE_S, limit_name, process_start, writer_lease
@@ -51,10 +53,14 @@ def test_a_second_run_of_a_held_phase_fails_naming_why_and_changes_nothing(
         assert not ChecklistStore().exists(workspace.contract, "takeover")
     assert active_slots(name) == 0
     with get_client(sync_client=True) as client:
-        [run] = [r for r in client.read_flow_runs() if r.name.startswith("takeover-demo-estate")][
-            :1
-        ]
-        assert run.state is not None and run.state.is_failed()
+        [run] = client.read_flow_runs(  # this test's run: the contract's newest takeover
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[f"contract:{workspace.contract}", "phase:takeover"])
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
+        )
+        assert run.state is not None and run.state.is_failed(), run.state
         assert "another run holds this phase" in (run.state.message or "")
 
 
