@@ -32,7 +32,7 @@ RSA = pub_line(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 ECDSA = pub_line(ec.generate_private_key(ec.SECP256R1()))
 
 
-@pytest.mark.parametrize("line", [ED, RSA, ECDSA])
+@pytest.mark.parametrize("line", [ED, RSA, ECDSA], ids=["ed25519", "rsa", "ecdsa"])
 def test_parse_public_key_keeps_type_blob_comment_and_line(line: str) -> None:
     key = parse_public_key(line)
     assert key.key_type == line.split()[0]
@@ -59,6 +59,8 @@ def test_fingerprint_has_no_padding_and_43_characters() -> None:
         (f"ssh-ed25519 {ED.split()[1][:-8]}", "wrong length"),
         (f"{ED}\n{RSA}", "single line"),
     ],
+    # Stable ids: the keys are generated per process, and parallel workers must collect alike.
+    ids=["no-blob", "unknown-type", "bad-base64", "type-mismatch", "short-blob", "two-lines"],
 )
 def test_public_key_problem_names_what_is_wrong(line: str, problem: str) -> None:
     found = public_key_problem(line)
