@@ -362,11 +362,16 @@ def duplicate_problems(
 # --------------------------------------------------------------------------- into the playbook
 
 
+def _plain_or_quoted(name: str) -> str:
+    """A slug as it reads best, quoted when YAML would read it as something else (on, no, 0123)."""
+    return name if yaml.safe_load(name) == name else _q(name)
+
+
 def host_entry(host: ImportedHost, indent: int) -> list[str]:
     """The block YAML of one host, its `-` at column `indent`."""
     pad = " " * indent
     lines = [
-        f"{pad}- name: {host.name}",
+        f"{pad}- name: {_plain_or_quoted(host.name)}",
         f"{pad}  transport: ssh",
         f"{pad}  address: {_q(host.address)}",
     ]

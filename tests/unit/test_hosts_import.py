@@ -255,3 +255,13 @@ def test_inserted_hosts_read_back_as_written(hosts: list[ImportedHost]) -> None:
         (h.name, h.address, h.port, h.user) for h in hosts
     ]
     assert data["perimeter"]["datasets"] == []
+
+
+def test_host_names_yaml_would_read_as_booleans_or_numbers_stay_names() -> None:
+    text = "perimeter:\n  hosts:\n    - {name: zz-existing, transport: local}\n  datasets: []\n"
+    hosts = [
+        ImportedHost(name=name, address="10.0.0.1", port=22, user=None, source="t")
+        for name in ("on", "no", "null", "0123")
+    ]
+    data = yaml.safe_load(insert_hosts(text, hosts))
+    assert [h["name"] for h in data["perimeter"]["hosts"][1:]] == ["on", "no", "null", "0123"]
