@@ -26,11 +26,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterTags,
+)
 from prefect.client.schemas.objects import FlowRun
 
 from flows.lifecycle import run_phase
@@ -305,6 +310,7 @@ def fresh_workspace(
 def test_takeover_killed_mid_way_resumes_from_what_it_recorded(fresh_workspace: Workspace) -> None:
     """Takeover killed after the inventory: the rerun's report uses the recorded inventories."""
     ws = fresh_workspace
+    started = datetime.now(UTC)
     command = [sys.executable, "-m", "flows.cli", "run", "takeover", str(ws.playbook)]
     proc = subprocess.Popen(
         command, cwd=ws.root, env={**os.environ}, start_new_session=True,
@@ -330,18 +336,23 @@ def test_takeover_killed_mid_way_resumes_from_what_it_recorded(fresh_workspace: 
     assert starts["inventory"] == 1 and starts["hosts-reachable"] == 1  # not redone
 
     # The killed run does not stay Running: Prefect marks it Crashed once its heartbeats stop.
-    killed = _wait_for_crashed(ws.contract, "takeover")
+    killed = _wait_for_crashed(ws.contract, "takeover", started)
     assert killed.state is not None and "No heartbeat" in (killed.state.message or "")
 
 
-def _wait_for_crashed(contract: str, phase: str, timeout_s: float = 150) -> FlowRun:
-    """The contract's one run of `phase` that did not complete, once it is Crashed."""
+def _wait_for_crashed(
+    contract: str, phase: str, since: datetime, timeout_s: float = 150
+) -> FlowRun:
+    """The one run of `phase` started since `since` that did not complete, once Crashed.
+
+    Other tests of the session may have left runs of the same contract id."""
     deadline = time.monotonic() + timeout_s
     while True:
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    tags=FlowRunFilterTags(all_=[f"contract:{contract}", f"phase:{phase}"])
+                    tags=FlowRunFilterTags(all_=[f"contract:{contract}", f"phase:{phase}"]),
+                    expected_start_time=FlowRunFilterExpectedStartTime(after_=since),
                 )
             )
         [unfinished] = [r for r in runs if r.state is None or not r.state.is_completed()]
