@@ -28,11 +28,8 @@ severities and times: never titles, which may name people).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +40,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from handover.checklist.audit import AuditLog
 from handover.errors import UsageError
 from handover.operations.incidents import Incident
-from handover.state.atomic import ensure_private_dir
+from handover.state.journal import locked_append
 
 JOURNAL_NAME = "incidents.jsonl"
 #: How far in the future a recorded time may be (clocks drift; a typo in the year does not).
@@ -280,20 +277,14 @@ class IncidentJournal:
 
     def _change(self, change: Callable[[dict[str, Incident]], list[Record]]) -> list[Record]:
         """Read the journal under its lock, let `change` decide, append its records, audit them."""
-        created = not self.path.exists()
-        ensure_private_dir(self.path.parent)
-        with _locked(self.path) as handle:
-            handle.seek(0)
-            state = replay(_parse(self.path, handle.read()), str(self.path))
+
+        def decide(data: bytes) -> list[Record]:
+            state = replay(_parse(self.path, data), str(self.path))
             records = change(state)
             replay(records, str(self.path), state)  # the change must replay on the journal
-            data = b"".join(_line(r) for r in records)
-            handle.seek(0, os.SEEK_END)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if created:
-            _fsync_dir(self.path.parent)
+            return records
+
+        records = locked_append(self.path, decide)
         if self.audit is not None:
             for record in records:
                 self.audit.append(f"incident.{record.event}", record.actor, **_audit_data(record))
@@ -358,10 +349,6 @@ def _parse(path: Path, data: bytes) -> list[Record]:
                 f"{path}:{number}: not an incident journal record ({where}: {first['msg']})"
             ) from exc
     return records
-
-
-def _line(record: Record) -> bytes:
-    return (record.model_dump_json() + "\n").encode("utf-8")
 
 
 def _stamp(actor: str) -> dict[str, Any]:
@@ -435,22 +422,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[Any]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "r+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield handle
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,15 +17,12 @@ in one `write` and fsync (the folder too on creation). Each change also goes
 to the contract's audit log (`onsite.<event>`, ids and times; never the
 reason or the technician's name, which may name people).
 
-`locked_append` and `parse_lines` are shared with the visit journal.
+`parse_lines` is shared with the visit journal; appends go through `handover.state.journal`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -35,7 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from handover.checklist.audit import AuditLog
 from handover.errors import UsageError
 from handover.operations.clauses import Intervention
-from handover.state.atomic import ensure_private_dir
+from handover.state.journal import locked_append
 
 JOURNAL_NAME = "onsite.jsonl"
 FUTURE_SLACK = timedelta(minutes=5)
@@ -246,40 +243,6 @@ def parse_lines(path: Path, data: bytes, adapter: TypeAdapter[R], what: str) -> 
             where = ".".join(str(p) for p in first["loc"])
             raise UsageError(f"{path}:{number}: not {what} ({where}: {first['msg']})") from exc
     return records
-
-
-def locked_append(path: Path, decide: Callable[[bytes], Sequence[BaseModel]]) -> list[Any]:
-    """Under an exclusive lock: read the journal, let `decide` return records, append them.
-
-    One `write` of whole lines, then fsync (and the folder's fsync when the
-    file was created): a crash leaves the journal as it was or with the lines.
-    """
-    created = not path.exists()
-    ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "r+b") as handle, _flocked(handle):
-        handle.seek(0)
-        records = list(decide(handle.read()))
-        handle.seek(0, os.SEEK_END)
-        handle.write(b"".join((r.model_dump_json() + "\n").encode() for r in records))
-        handle.flush()
-        os.fsync(handle.fileno())
-    if created:
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    return records
-
-
-@contextlib.contextmanager
-def _flocked(handle: Any) -> Iterator[None]:
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def stamp(actor: str) -> dict[str, Any]:

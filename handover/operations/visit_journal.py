@@ -24,7 +24,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from handover.checklist.audit import AuditLog
 from handover.errors import UsageError
 from handover.operations.clauses import Visit
-from handover.operations.onsite_journal import locked_append, parse_lines, stamp
+from handover.operations.onsite_journal import parse_lines, stamp
+from handover.state.journal import locked_append
 
 JOURNAL_NAME = "visits.jsonl"
 
