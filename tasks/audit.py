@@ -33,6 +33,7 @@ from prefect.events.filters import (
     EventOccurredFilter,
     EventResourceFilter,
 )
+from prefect.events.schemas.events import ResourceSpecification
 from pydantic import BaseModel
 
 from handover.actor import actor
@@ -43,6 +44,7 @@ from handover.checklist.trail import verify_trail
 from handover.contract.keys import signing_key
 from handover.contract.loader import load_playbook
 from handover.errors import AuditTrailBroken
+from handover.state.installation import installation_id
 
 EVENT = "handover.audit.checkpoint"
 
@@ -67,6 +69,23 @@ def artifact_key(contract: str) -> str:
 
 def resource_id(contract: str) -> str:
     return f"handover.contract.{contract}"
+
+
+#: The resource label naming the installation that published a checkpoint.
+INSTALLATION_LABEL = "handover.installation"
+
+
+def checkpoint_resource(contract: str) -> dict[str, str]:
+    """The event's resource: the contract, labelled with this installation's id.
+
+    Contract ids are chosen by people and may repeat across installations
+    sharing one server; the label keeps `latest_published` to our own.
+    """
+    return {
+        "prefect.resource.id": resource_id(contract),
+        "prefect.resource.name": contract,
+        INSTALLATION_LABEL: installation_id(),
+    }
 
 
 @task(cache_policy=NO_CACHE, task_run_name="audit checkpoint: {reason}")
@@ -95,7 +114,7 @@ def anchor_audit(playbook_path: str, reason: str) -> CheckpointSummary:
     )
     emit_event(
         EVENT,
-        resource={"prefect.resource.id": resource_id(contract), "prefect.resource.name": contract},
+        resource=checkpoint_resource(contract),
         payload=summary.model_dump(exclude={"artifact_key"}),
     )
     return summary
@@ -137,13 +156,19 @@ def verify_audit(playbook_path: str) -> None:
 def latest_published(contract: str) -> dict[str, Any] | None:
     """The payload of the newest `handover.audit.checkpoint` event of `contract`, if any.
 
+    Only this installation's (see `checkpoint_resource`): a checkpoint another
+    installation published for a contract of the same id says nothing of ours.
+
     The server persists events in batches, so one emitted a moment ago may
     not be there yet: this checks against the newest one it holds.
     """
     event_filter = EventFilter(
         occurred=EventOccurredFilter.model_validate({"since": "2000-01-01T00:00:00Z"}),
         event=EventNameFilter(name=[EVENT]),
-        resource=EventResourceFilter(id=[resource_id(contract)]),
+        resource=EventResourceFilter(
+            id=[resource_id(contract)],
+            labels=ResourceSpecification({INSTALLATION_LABEL: installation_id()}),
+        ),
     )
     with get_client(sync_client=True) as client:
         page = client.read_events(filter=event_filter, limit=1)

@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from handover.checklist.checkpoints import CheckpointFile
 from handover.checklist.store import ChecklistStore
 from handover.errors import AuditTrailBroken
+from handover.state.installation import installation_id
 from tasks.audit import CheckpointSummary, anchor_audit, verify_audit
 from tests.fixtures.prefect_server import api_headers
 
@@ -58,7 +59,11 @@ def audit_events(contract: str, timeout_s: float = 60) -> list[dict]:
     body = {
         "filter": {
             "event": {"name": ["handover.audit.checkpoint"]},
-            "resource": {"id": [f"handover.contract.{contract}"]},
+            "resource": {
+                "id": [f"handover.contract.{contract}"],
+                # Other tests (and installations) on this server may hold the same contract id.
+                "labels": {"handover.installation": installation_id()},
+            },
             "occurred": {"since": "2000-01-01T00:00:00Z"},
         },
         "limit": 50,
@@ -99,6 +104,7 @@ def test_checkpoint_is_published_and_a_cut_log_fails_verification(playbook: Path
     assert payload["signature_sha256"] == checkpoints[0].signature_sha256
     assert "signature" not in payload and "public_key" not in payload
     assert events[0]["resource"]["prefect.resource.id"] == f"handover.contract.{contract}"
+    assert events[0]["resource"]["handover.installation"] == installation_id()
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
