@@ -142,9 +142,16 @@ class _SftpTarWriter:
 
 
 def _connection_lost(sftp: paramiko.SFTPClient) -> bool:
-    """True when the SSH connection under the SFTP session is gone (a retry may help)."""
+    """True when the SSH connection under the SFTP session is gone (a retry may help).
+
+    The SFTP channel's end is seen first: paramiko says "Server connection
+    dropped" on EOF while the transport may still look active for a moment,
+    so a channel at EOF or closed counts as lost too.
+    """
     channel = sftp.get_channel()
-    transport = channel.get_transport() if channel is not None else None
+    if channel is None or channel.closed or channel.eof_received:
+        return True
+    transport = channel.get_transport()
     return transport is None or not transport.is_active()
 
 
