@@ -26,7 +26,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	scripts/system-deps
 	$(MAKE) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile --durations=30
 
 clean:
 	rm -rf $(VENV) .handover

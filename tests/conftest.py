@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+# The CLI's rich consoles are made when handover.cli is first imported, and take
+# their width from COLUMNS then (80 when output is not a terminal). Which test
+# imports it first depends on the order and on the xdist worker, so the width
+# is fixed here, before any import, wide enough that no asserted cell wraps.
+os.environ["COLUMNS"] = "200"
+
 pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.s3",
