@@ -29,7 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from handover.errors import HandoverError, InvalidTransition, UsageError
-from handover.phases import Phase
+from handover.phases import Phase, checklist_name
 
 
 def _now() -> datetime:
@@ -129,10 +129,17 @@ class Checklist(BaseModel):
 
     contract: str
     phase: Phase
+    # A phase kept per period (the operational run: `2026-11`, `2026-q4`); None otherwise.
+    period: str | None = None
     items: list[ChecklistItem] = []
     version: int = 0
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
+
+    @property
+    def name(self) -> str:
+        """`<phase>` or `<phase>-<period>`: the checklist's file name and its name in the log."""
+        return checklist_name(self.phase, self.period)
 
     def item(self, item_id: str) -> ChecklistItem:
         """Return the item `item_id`; raises HandoverError naming the checklist if absent."""
@@ -140,7 +147,7 @@ class Checklist(BaseModel):
             if candidate.id == item_id:
                 return candidate
         raise HandoverError(
-            f"{self.contract}/{self.phase}: no checklist item {item_id!r} "
+            f"{self.contract}/{self.name}: no checklist item {item_id!r} "
             f"(items: {', '.join(i.id for i in self.items) or 'none'})"
         )
 

@@ -71,7 +71,7 @@ from handover.checklist.model import (
 )
 from handover.checklist.templates import TemplateMerge, merge_templates, template_entries
 from handover.errors import HandoverError, UsageError
-from handover.phases import PHASES, Phase, parse_phase
+from handover.phases import PHASES, Phase, checklist_name, parse_checklist_name
 from handover.state.atomic import ensure_private_dir, write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
 from handover.state.layout import ContractPaths
@@ -103,8 +103,8 @@ class ChecklistStore:
     # -- paths -------------------------------------------------------------
 
     def path(self, contract: str, phase: Phase | str) -> Path:
-        """Where the checklist of `contract`/`phase` is stored."""
-        return self._paths(contract).checklist_file(parse_phase(phase))
+        """Where the checklist of `contract`/`phase` is stored (`phase`: or a period's name)."""
+        return self._paths(contract).checklist_file(checklist_name(*parse_checklist_name(phase)))
 
     def audit_log(self, contract: str) -> AuditLog:
         """The contract's audit log (shared with other modules that record events)."""
@@ -149,7 +149,7 @@ class ChecklistStore:
                 log.exception(
                     "checklist listener failed for %s/%s item %s",
                     checklist.contract,
-                    checklist.phase.value,
+                    checklist.name,
                     item.id,
                 )
 
@@ -174,7 +174,8 @@ class ChecklistStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise HandoverError(
-                f"{path}: no {parse_phase(phase).value} checklist for contract {contract!r} yet"
+                f"{path}: no {checklist_name(*parse_checklist_name(phase))} checklist "
+                f"for contract {contract!r} yet"
             ) from None
         try:
             return Checklist.model_validate_json(data)
@@ -182,6 +183,25 @@ class ChecklistStore:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise HandoverError(f"{path}: corrupt checklist: {where}: {first['msg']}") from exc
+
+    def periods(self, contract: str, phase: Phase | str = Phase.OPERATIONAL) -> list[str]:
+        """The names of the stored period checklists of the phase (`operational-2026-11`, ...)."""
+        folder = self._paths(contract).checklists_dir
+        prefix = f"{Phase(phase).value}-"
+        names = (p.name.removesuffix(".json") for p in folder.glob(f"{prefix}*.json"))
+        return sorted(n for n in names if _is_period_name(n))
+
+    def current(self, contract: str, phase: Phase | str) -> str | None:
+        """The checklist that stands for the phase now: the newest period's, else the phase's.
+
+        The operational run keeps one checklist per period; the newest
+        (last updated) is the one status and reports show for the phase.
+        None when the phase has no checklist yet.
+        """
+        periods = self.periods(contract, phase)
+        if periods:
+            return max(periods, key=lambda name: self.load(contract, name).updated_at)
+        return Phase(phase).value if self.exists(contract, phase) else None
 
     # -- changes -----------------------------------------------------------
 
@@ -200,16 +220,17 @@ class ChecklistStore:
         waiver by a person stays). Items no longer in the template are kept:
         their history stays visible.
         """
-        phase = parse_phase(phase)
+        phase, period = parse_checklist_name(phase)
+        name = checklist_name(phase, period)
         entries = template_entries(contract, phase, template_items)
         with self._locked(contract):
-            self._recover(contract, phase)
-            path = self.path(contract, phase)
+            self._recover(contract, name)
+            path = self.path(contract, name)
             created = not path.exists()
             if created:
-                checklist = Checklist(contract=contract, phase=phase)
+                checklist = Checklist(contract=contract, phase=phase, period=period)
             else:
-                checklist = self._read(contract, phase)
+                checklist = self._read(contract, name)
             merge = merge_templates(checklist, entries)
             if not (created or merge.changed):
                 return checklist
@@ -292,9 +313,9 @@ class ChecklistStore:
         reason: str | None = None,
         evidence: Sequence[Evidence] = (),
     ) -> Checklist:
-        phase = parse_phase(phase)
+        phase = checklist_name(*parse_checklist_name(phase))
         if not actor:
-            raise UsageError(f"{contract}/{phase.value}/{item_id}: an actor is required")
+            raise UsageError(f"{contract}/{phase}/{item_id}: an actor is required")
         with self._locked(contract):
             checklist = self.load(contract, phase)
             item = checklist.item(item_id)
@@ -313,7 +334,7 @@ class ChecklistStore:
 
     def _commit(self, checklist: Checklist, records: Sequence[Record]) -> None:
         """Pending record, then audit entries, then the checklist (see the module docstring)."""
-        contract, phase = checklist.contract, checklist.phase
+        contract, phase = checklist.contract, checklist.name
         state = _dump(checklist)
         digest = hashlib.sha256(state).hexdigest()
         entries: list[dict[str, Any]] = [
@@ -328,7 +349,7 @@ class ChecklistStore:
         record = {
             "format": PENDING_FORMAT,
             "contract": contract,
-            "phase": phase.value,
+            "phase": phase,
             "state_sha256": digest,
             "entries": entries,
             "state": state.decode("utf-8"),
@@ -396,15 +417,15 @@ class ChecklistStore:
         """
         history = _AuditHistory(contract, self.audit_log(contract).readable_entries())
         problems: list[str] = []
-        for phase in PHASES:
-            where = f"{contract}/{phase.value}"
+        for phase in [*PHASES, *self.periods(contract)]:
+            where = f"{contract}/{phase}"
             if self.pending_path(contract, phase).exists():
                 problems.append(
                     f"{where}: a change waits in {self.pending_path(contract, phase).name} "
                     "(interrupted); the next load of the checklist completes it"
                 )
             if not self.path(contract, phase).exists():
-                if history.mentions(phase.value):
+                if history.mentions(phase):
                     problems.append(
                         f"{where}: the audit log records this checklist but its file "
                         f"{self.path(contract, phase)} is missing"
@@ -434,6 +455,13 @@ class ChecklistStore:
             finally:
                 self._held[contract] = 0
                 os.close(fd)  # closing releases the flock
+
+
+def _is_period_name(name: str) -> bool:
+    try:
+        return parse_checklist_name(name)[1] is not None
+    except UsageError:
+        return False
 
 
 def _dump(checklist: Checklist) -> bytes:
@@ -467,7 +495,7 @@ def _item_data(
 ) -> dict[str, Any]:
     return {
         "contract": checklist.contract,
-        "phase": checklist.phase.value,
+        "phase": checklist.name,
         "item": item.id,
         "from": previous.value if previous else None,
         "to": item.status.value,
@@ -500,7 +528,7 @@ def _change_record(
 
 def _merge_records(checklist: Checklist, created: bool, merge: TemplateMerge) -> list[Record]:
     """One entry for the opening (or the added and the reworded items), one per waiver move."""
-    where: dict[str, Any] = {"contract": checklist.contract, "phase": checklist.phase.value}
+    where: dict[str, Any] = {"contract": checklist.contract, "phase": checklist.name}
     records: list[Record] = []
     if created:
         records.append(
@@ -558,7 +586,7 @@ class _AuditHistory:
         return phase in self.listed or any(p == phase for p, _ in self.last)
 
     def compare(self, checklist: Checklist) -> list[str]:
-        phase = checklist.phase.value
+        phase = checklist.name
         where = f"{checklist.contract}/{phase}"
         problems: list[str] = []
         logged = self.version.get(phase)
