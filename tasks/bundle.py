@@ -39,6 +39,7 @@ from handover.exit.delivery import (
     copy_to_delivery_folder,
     share_by_links,
 )
+from handover.exit.documentation import client_documents
 from handover.exit.progress import ExitProgress, ExitState
 from handover.state.home import handover_home
 from tasks.hosts import open_dataset
@@ -212,6 +213,7 @@ def seal_bundle(playbook_path: str, bundle_name: str) -> SealedBundle:
     texts, evidence, snapshot = bundle_checklists(checklists, progress.paths.root)
     documents.update(texts)
     documents.update({name: Path(path) for name, path in evidence.items()})
+    documents.update({n: Path(p) for n, p in client_documents(progress.paths).items()})
     readme = readme_facts(playbook, bundle_name, state)
     result = writer.finish(documents, {"checklists": snapshot}, readme)
     return sealed_bundle(result)

@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from handover.contract.backups import Backups
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.checklists import Phases, load_phase_template
+from handover.contract.documentation import Documentation
 from handover.contract.operations import Operations
 from handover.contract.parties import Contract
 from handover.contract.perimeter import Dataset, Host, Perimeter
@@ -117,6 +118,7 @@ class Playbook(PlaybookModel):
     reversibility: Reversibility
     backups: Backups | None = None
     operations: Operations = Field(default_factory=Operations)
+    documentation: Documentation = Field(default_factory=Documentation)
     phases: Phases = Field(default_factory=Phases)
 
     _source: Path | None = PrivateAttr(None)

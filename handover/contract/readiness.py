@@ -253,6 +253,37 @@ def key_file_findings(playbook: Playbook, base: Path) -> list[Finding]:
     return findings
 
 
+def documentation_findings(playbook: Playbook, base: Path) -> list[Finding]:
+    """Documentation sources the takeover could not read: an unknown host, a missing export.
+
+    A host that is not in the perimeter is an error (no session reaches it);
+    an export file missing beside the playbook is a warning, since it may be
+    dropped there before the takeover runs.
+    """
+    hosts = {host.name for host in playbook.hosts}
+    known = ", ".join(sorted(hosts)) or "none"
+    folder = playbook.source.parent if playbook.source is not None else base
+    findings: list[Finding] = []
+    for index, source in enumerate(playbook.documentation.sources):
+        loc: Loc = ("documentation", "sources", index)
+        if source.host is not None and source.host not in hosts:
+            message = f"unknown host {source.host!r} (hosts: {known})"
+            findings.append(Finding((*loc, "host"), message))
+        if source.file is not None:
+            path = folder / source.file
+            if not path.is_file():
+                findings.append(
+                    Finding(
+                        (*loc, "file"),
+                        f"{source.file}: no such file beside the playbook",
+                        "warning",
+                    )
+                )
+            elif not os.access(path, os.R_OK):
+                findings.append(Finding((*loc, "file"), f"{source.file}: not readable", "warning"))
+    return findings
+
+
 def home_vault_names(contract: str) -> Collection[str] | str:
     """The entry names of `contract`'s vault under the handover home, or why there are none.
 
@@ -284,6 +315,7 @@ def readiness_findings(
     return [
         *contact_findings(playbook),
         *manual_item_findings(playbook),
+        *documentation_findings(playbook, where),
         *reference_findings(playbook, env, where, vault_names),
         *key_file_findings(playbook, where),
     ]

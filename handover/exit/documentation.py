@@ -8,8 +8,11 @@ given, because what the client receives is the contract's business.
 
 from __future__ import annotations
 
+from handover.estate.client_documents import INDEX_NAME, document_files, read_index
 from handover.phases import PHASES
 from handover.state.layout import ContractPaths
+
+CLIENT_DOCUMENTS = "client-documents"
 
 
 def exit_documents(paths: ContractPaths) -> dict[str, str]:
@@ -30,4 +33,25 @@ def exit_documents(paths: ContractPaths) -> dict[str, str]:
     checkpoints = paths.audit_checkpoints
     if checkpoints.is_file():
         documents["audit/checkpoints.jsonl"] = str(checkpoints)
+    return documents
+
+
+def client_documents(paths: ContractPaths) -> dict[str, str]:
+    """Index-relative name → file: the client's own documents collected at takeover.
+
+    Named `client-documents/<source>/<path in the source>`, beside their
+    `client-documents/index.json` (sizes and SHA-256). Taken from the index,
+    so only what the takeover recorded goes back, and read when the bundle
+    is sealed rather than kept in the exit state: these names are client
+    file names, which the exit state never holds. A document gone since the
+    takeover is left out here; the index still lists it, so its absence shows.
+    """
+    folder = paths.client_documents_dir
+    index = read_index(folder)
+    if index is None:
+        return {}
+    documents = {f"{CLIENT_DOCUMENTS}/{INDEX_NAME}": str(folder / INDEX_NAME)}
+    for name, path in document_files(folder, index).items():
+        if path.is_file() and not path.is_symlink():
+            documents[f"{CLIENT_DOCUMENTS}/{name}"] = str(path)
     return documents

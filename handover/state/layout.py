@@ -129,6 +129,11 @@ class ContractPaths:
         """The documentation collected at takeover (the playbook, what the hosts say)."""
         return self.phase_dir(Phase.TAKEOVER) / "documentation"
 
+    @property
+    def client_documents_dir(self) -> Path:
+        """The client's own documents collected at takeover, one folder per source, indexed."""
+        return self.phase_dir(Phase.TAKEOVER) / "client-documents"
+
     def working_copies(self) -> list[tuple[Path, str]]:
         """The folders holding the provider's copies of client data, with what each holds.
 
@@ -145,5 +150,6 @@ class ContractPaths:
             (self.baselines_dir, "baseline snapshots (file lists with hashes)"),
             (self.inventories_dir(Phase.TAKEOVER), "host inventories (takeover)"),
             (self.documentation_dir, "documentation collected at takeover"),
+            (self.client_documents_dir, "client documents collected at takeover"),
             (self.inventories_dir(Phase.REVERSIBILITY), "host inventories (exit)"),
         ]
