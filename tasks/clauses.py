@@ -19,6 +19,7 @@ from prefect.events import emit_event
 
 from handover.checklist.audit import AuditLog
 from handover.contract.playbook import Playbook
+from handover.operations.alerts import incident_breach_alerts
 from handover.operations.business_calendar import contract_calendar
 from handover.operations.clauses import (
     QUOTA_AUDIT_EVENT,
@@ -32,9 +33,11 @@ from handover.operations.clauses import (
 from handover.operations.incidents import Incident
 from handover.operations.onsite_journal import OnsiteJournal
 from handover.operations.onsite_journal import journal_path as onsite_path
+from handover.operations.sla import measure_incidents, reporting_period, sla_set
 from handover.operations.visit_journal import VisitJournal
 from handover.operations.visit_journal import journal_path as visit_path
 from handover.state.layout import ContractPaths
+from tasks.alerts import emit_alerts
 from tasks.runtime import run_actor
 
 
@@ -84,6 +87,20 @@ def alert_hotline_quota(
 def clauses_for_report(
     playbook: Playbook, paths: ContractPaths, incidents: Sequence[Incident], as_of: datetime
 ) -> ClauseRecords:
-    """What the SLA report shows of the clauses; raises the hotline quota alert on the way."""
+    """What the SLA report shows of the clauses; raises the hotline quota alert on the way,
+    and `handover.sla-breach` for each incident of the period past its times."""
     alert_hotline_quota(playbook, AuditLog(paths.audit_log), incidents, as_of)
+    alert_late_incidents(playbook, incidents, as_of)
     return clause_records(paths.root)
+
+
+def alert_late_incidents(
+    playbook: Playbook, incidents: Sequence[Incident], as_of: datetime
+) -> None:
+    """Incidents of the report's period past their severity's response or resolution time."""
+    if not sla_set(playbook):
+        return
+    period = reporting_period(as_of, playbook.sla.reporting_period)
+    measured = measure_incidents(playbook, incidents, "journal", period)
+    rows = [(m.id, m.severity, m.response_met, m.resolution_met) for m in measured.incidents]
+    emit_alerts(playbook, incident_breach_alerts(playbook.contract_id, rows))

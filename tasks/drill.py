@@ -24,9 +24,11 @@ from handover.contract.keys import signing_key
 from handover.contract.loader import load_playbook
 from handover.contract.perimeter import Dataset
 from handover.contract.playbook import Playbook
+from handover.operations.alerts import drill_alert
 from handover.operations.drill import Comparison, DrillResult, compare_with_source, drill_result
 from handover.state.atomic import ensure_private_dir
 from handover.state.layout import ContractPaths
+from tasks.alerts import emit_alerts
 from tasks.hosts import open_dataset
 
 
@@ -44,9 +46,16 @@ def reversibility_drill(playbook_path: str) -> DrillResult:
         comparisons = [
             compare_volume(playbook, datasets[volume.number], volume) for volume in manifest.volumes
         ]
+    except Exception as exc:
+        failed = drill_alert(playbook.contract_id, [], f"{type(exc).__name__}: {exc}")
+        emit_alerts(playbook, [failed] if failed else [])
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return drill_result(len(playbook.datasets), comparisons)
+    result = drill_result(len(playbook.datasets), comparisons)
+    found = drill_alert(playbook.contract_id, result.problems)
+    emit_alerts(playbook, [found] if found else [])
+    return result
 
 
 def seal_datasets(playbook: Playbook, folder: Path, identity: X25519Identity) -> dict[int, Dataset]:

@@ -22,6 +22,7 @@ from handover.errors import UsageError
 from handover.estate.health import HealthCheckResult, evaluate_health
 from handover.estate.health_checks import HealthSample, default_checks, is_due, take_sample
 from handover.estate.inventory_collect import NO_SHELL_REASON, collect_inventory
+from handover.operations.alerts import Alert, availability_breach_alerts, health_alerts
 from handover.operations.availability import (
     CheckRef,
     ServiceAvailability,
@@ -30,6 +31,7 @@ from handover.operations.availability import (
 )
 from handover.operations.business_calendar import contract_zone
 from handover.operations.health_samples import SampleStore
+from handover.operations.sla import sla_set
 from handover.operations.updates import (
     UPDATES_SCRIPT,
     PendingUpdates,
@@ -39,6 +41,7 @@ from handover.operations.updates import (
 from handover.phases import Phase
 from handover.secrets.references import Secret, resolve_secret
 from handover.state.layout import ContractPaths
+from tasks.alerts import emit_alerts
 from tasks.hosts import host_session
 
 
@@ -81,7 +84,7 @@ def sample_host(
     specs = [c for c in health_checks(playbook) if c.name in wanted]
     at = datetime.now(UTC)
     if host_name is None:
-        return [take_sample(c, at=at, runner=None) for c in specs]
+        return [take_sample(c, at=at, runner=None) for c in specs]  # http: availability only
     if host_name not in {h.name for h in playbook.hosts}:
         return [
             take_sample(c, at=at, runner=None, reach_error=f"{host_name} is not in the perimeter")
@@ -117,7 +120,14 @@ def sample_host(
             for c in on_host
             if c.name not in done
         ]
+    alert_on_samples(playbook, samples)
     return samples
+
+
+def alert_on_samples(playbook: Playbook, samples: list[HealthSample]) -> list[Alert]:
+    """Emit `handover.cert-expiring` and `handover.disk-threshold` for the failed ones."""
+    verdicts = [(s.host, s.kind, s.ok, s.detail) for s in samples]
+    return emit_alerts(playbook, health_alerts(playbook.contract_id, verdicts))
 
 
 def _env(check: HealthCheckSpec) -> dict[str, Secret]:
@@ -163,6 +173,9 @@ def period_health(playbook_path: str, start: datetime, end: datetime) -> PeriodH
 
     bad: list[int] = []
     services = service_availability(checks, read(), start, end, maintenance)
+    target = playbook.sla.availability_percent if sla_set(playbook) else None
+    figures = [(s.service, s.percent, s.reason) for s in services]
+    emit_alerts(playbook, availability_breach_alerts(playbook.contract_id, figures, target))
     return PeriodHealth(
         services=services, latest=list(latest.values()), samples=count, unreadable_lines=sum(bad)
     )
@@ -181,13 +194,16 @@ def check_host_health(playbook_path: str, host_name: str) -> list[HealthCheckRes
     host = playbook.host(host_name)
     with host_session(playbook, host) as connector:
         inventory = collect_inventory(connector, host.cert_paths)
-    return evaluate_health(
+    results = evaluate_health(
         inventory,
         True,
         playbook.sla.disk_threshold_percent,
         playbook.sla.cert_warning_days,
         host=host_name,
     )
+    verdicts = [(r.host, r.check, r.ok, r.detail) for r in results]
+    emit_alerts(playbook, health_alerts(playbook.contract_id, verdicts))
+    return results
 
 
 @task(cache_policy=NO_CACHE, task_run_name="pending updates on {host_name}")
