@@ -29,6 +29,12 @@ The chain shows edits inside the file; it cannot show the file cut short
 or rewritten from scratch. Signed checkpoints of the chain head, kept
 outside the file, do: see `handover.checklist.checkpoints`.
 
+Where the contract's state is kept in PostgreSQL (`HANDOVER_STATE_URL`),
+the same `AuditLog` reads and appends the chain there (`chain`, from the
+state store): entries are built by the same function
+(`handover.state.chain`), appended in transactions under a row lock, and
+a row is whole or absent, so there is no torn tail to repair.
+
 Never put secrets in an entry: callers pass references (`vault:...`),
 names, paths and hashes only. The log travels in clear inside the bundle
 index and is shown to auditors.
@@ -50,9 +56,20 @@ from typing import Any
 
 from handover.errors import AuditTornTail, HandoverError
 from handover.state.atomic import ensure_private_dir
+from handover.state.chain import FIELDS as _FIELDS
+from handover.state.chain import GENESIS, canonical_json, entry_hash, next_entry
+from handover.state.store import AuditChain
 
-GENESIS = "0" * 64
-_FIELDS = ("seq", "at", "actor", "event", "data", "prev", "hash")
+__all__ = [
+    "GENESIS",
+    "REPAIRED_EVENT",
+    "AuditLog",
+    "Repair",
+    "TornTail",
+    "canonical_json",
+    "entry_hash",
+]
+
 REPAIRED_EVENT = "audit.repaired"
 
 
@@ -78,51 +95,31 @@ class Repair:
     entry: dict[str, Any]
 
 
-def canonical_json(value: Any) -> bytes:
-    """The bytes that are hashed: sorted keys, compact separators, UTF-8."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def entry_hash(entry: dict[str, Any]) -> str:
-    """SHA-256 hex of an entry's canonical JSON, its own `hash` field left out."""
-    body = {key: value for key, value in entry.items() if key != "hash"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    """Turn data into plain JSON values (paths, datetimes, enums become strings).
-
-    Done before hashing so that what is hashed is exactly what is written and
-    read back.
-    """
-    return json.loads(json.dumps(value, default=_default, allow_nan=False))
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
 class AuditLog:
     """An append-only JSON Lines audit log at `path` (created on first append).
 
     Safe to share between threads, and between processes appending to the
     same file: every append takes an exclusive `flock` on the file, reads the
     last entry to chain on, writes one line and fsyncs.
+
+    With `chain` (a database's chain, from the state store), the entries
+    live there and `path` is only where an export of the log would go (and
+    the contract folder beside it).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, chain: AuditChain | None = None) -> None:
         self.path = Path(path)
+        self.chain = chain
         self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """How messages name the log: its file, or the database chain."""
+        return str(self.path) if self.chain is None else self.chain.where
+
+    def exists(self) -> bool:
+        """True once the log holds something (a file, or a chain with an entry)."""
+        return self.path.exists() if self.chain is None else self.chain.exists()
 
     def append(self, event: str, actor: str, **data: Any) -> dict[str, Any]:
         """Append one entry and return it (with its seq and hash).
@@ -133,6 +130,8 @@ class AuditLog:
         """
         if not event:
             raise ValueError("audit: event must not be empty")
+        if self.chain is not None:
+            return self.chain.append([(event, actor, data)])[0]
         ensure_private_dir(self.path.parent)
         with self._lock, self._locked_file() as handle:
             return self._append_locked(handle, event, actor, data)
@@ -142,6 +141,8 @@ class AuditLog:
 
         Raises like `append` when the last line is torn or not an entry.
         """
+        if self.chain is not None:
+            return self.chain.head()
         if not self.path.exists():
             return None
         with self._lock, self._locked_file() as handle:
@@ -151,9 +152,9 @@ class AuditLog:
         """The torn last line, if any: bytes after the last newline that are not an entry.
 
         A whole entry whose newline was lost is not torn (the next append
-        finishes its line).
+        finishes its line). A database chain has none: a row is whole or absent.
         """
-        if not self.path.exists():
+        if self.chain is not None or not self.path.exists():
             return None
         with self.path.open("rb") as handle:
             return _torn_tail(handle)
@@ -168,7 +169,7 @@ class AuditLog:
         Raises HandoverError when the last line is whole but not an entry
         (an edit, not a tear: nothing is removed then).
         """
-        if not self.path.exists():
+        if self.chain is not None or not self.path.exists():
             return None
         with self._lock, self._locked_file() as handle:
             torn = _torn_tail(handle)
@@ -204,15 +205,7 @@ class AuditLog:
         self, handle: Any, event: str, actor: str, data: dict[str, Any]
     ) -> dict[str, Any]:
         last = self._last_entry(handle)
-        entry: dict[str, Any] = {
-            "seq": (last["seq"] + 1) if last else 1,
-            "at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "actor": actor,
-            "event": event,
-            "data": _plain(data),
-            "prev": last["hash"] if last else GENESIS,
-        }
-        entry["hash"] = entry_hash(entry)
+        entry = next_entry(last, event, actor, data)
         handle.seek(0, os.SEEK_END)
         handle.write(canonical_json(entry) + b"\n")
         handle.flush()
@@ -226,9 +219,9 @@ class AuditLog:
             try:
                 value = json.loads(line)
             except ValueError as exc:
-                raise HandoverError(f"{self.path}:{number}: not a JSON audit entry") from exc
+                raise HandoverError(f"{self.where}:{number}: not a JSON audit entry") from exc
             if not isinstance(value, dict):
-                raise HandoverError(f"{self.path}:{number}: not a JSON audit entry")
+                raise HandoverError(f"{self.where}:{number}: not a JSON audit entry")
             result.append(value)
         return result
 
@@ -248,6 +241,10 @@ class AuditLog:
                 result.append(value)
         return result
 
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, line without its newline), streamed: the log as its file holds it."""
+        return self._lines()
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.entries())
 
@@ -260,13 +257,13 @@ class AuditLog:
         not match the previous entry (removed or re-hashed entries).
         """
         problems: list[str] = []
-        if not self.path.exists():
+        if not self.exists():
             return problems
         prev = GENESIS
         expected_seq = 1
         torn = self.torn_tail()
         for number, line in self._lines():
-            where = f"{self.path}:{number}"
+            where = f"{self.where}:{number}"
             if torn is not None and number == torn.line:
                 problems.append(
                     f"{where}: torn last line ({len(torn.data)} bytes without a newline, "
@@ -297,6 +294,9 @@ class AuditLog:
     # -- internals ---------------------------------------------------------
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
+        if self.chain is not None:
+            yield from self.chain.lines()
+            return
         if not self.path.exists():
             return
         with self.path.open("rb") as handle:

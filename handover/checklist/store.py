@@ -39,6 +39,14 @@ reader therefore never sees a state the log does not describe, nor a log
 entry whose state was lost. A checklist file replaced behind the store's
 back (an old copy restored) is not repaired: `cross_check` reports it.
 
+Where the state is kept is the state store's business
+(`handover.state.store`): the files described here are `LocalStore`'s
+(`handover.checklist.local_store`); with `HANDOVER_STATE_URL=postgresql://...`
+the checklists and the log are rows of one database every worker shares
+(`handover.state.postgres`): a change and its entries are one transaction
+and there is no pending record. Either way a commit is a compare-and-set on
+the checklist's version, made under the contract's lock.
+
 Per-item entries also carry `changed_at`, the item's `updated_at`, so that
 `cross_check` can compare each item's status, actor and time with the last
 entry the log holds for it.
@@ -47,11 +55,8 @@ entry the log holds for it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -60,7 +65,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handover.checklist.audit import AuditLog, canonical_json
+from handover.checklist.audit import AuditLog
+from handover.checklist.local_store import LocalStore
 from handover.checklist.model import (
     Checklist,
     ChecklistItem,
@@ -72,16 +78,14 @@ from handover.checklist.model import (
 from handover.checklist.templates import TemplateMerge, merge_templates, template_entries
 from handover.errors import HandoverError, UsageError
 from handover.phases import PHASES, Phase, checklist_name, parse_checklist_name
-from handover.state.atomic import ensure_private_dir, write_atomic
+from handover.state.atomic import atomic_writer, write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
 from handover.state.layout import ContractPaths
+from handover.state.store import ContractStore, Record, state_url
 
 log = logging.getLogger("handover.checklist")
 
 Listener = Callable[[Checklist, ChecklistItem, Status | None], None]
-# One audit entry still to append: event, actor, data.
-Record = tuple[str, str, dict[str, Any]]
-PENDING_FORMAT = "handover-checklist-pending/1"
 _LEGACY_TIME_SLACK_S = 60.0  # entries written before `changed_at`: item time vs entry time
 
 
@@ -94,8 +98,13 @@ class ChecklistStore:
     the new state is on disk and in the audit log, and after listeners ran.
     """
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else handover_home() / "contracts"
+    def __init__(self, root: Path | None = None, state: ContractStore | None = None) -> None:
+        """`state`: where checklists and logs are kept; default: the folder `root` when
+        given (a folder is read as a folder), else the store `HANDOVER_STATE_URL` names."""
+        self.state: ContractStore = state if state is not None else open_contract_store(root)
+        if root is None:
+            root = self.state.root if isinstance(self.state, LocalStore) else _home_root()
+        self.root = Path(root)
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._held: dict[str, int] = {}  # flock depth per contract, guarded by _lock
@@ -108,7 +117,7 @@ class ChecklistStore:
 
     def audit_log(self, contract: str) -> AuditLog:
         """The contract's audit log (shared with other modules that record events)."""
-        return AuditLog(self._paths(contract).audit_log)
+        return AuditLog(self._paths(contract).audit_log, self.state.audit_chain(contract))
 
     def checkpoints_path(self, contract: str) -> Path:
         """Where the signed checkpoints of the contract's audit log are kept."""
@@ -158,7 +167,7 @@ class ChecklistStore:
     def exists(self, contract: str, phase: Phase | str) -> bool:
         """True if the checklist was opened before."""
         self._recover(contract, phase)
-        return self.path(contract, phase).exists()
+        return self._read_bytes(contract, phase) is not None
 
     def load(self, contract: str, phase: Phase | str) -> Checklist:
         """Load a stored checklist. Raises HandoverError if it was never opened or is corrupt.
@@ -169,14 +178,26 @@ class ChecklistStore:
         return self._read(contract, phase)
 
     def _read(self, contract: str, phase: Phase | str) -> Checklist:
-        path = self.path(contract, phase)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = self._read_bytes(contract, phase)
+        if data is None:
             raise HandoverError(
-                f"{path}: no {checklist_name(*parse_checklist_name(phase))} checklist "
+                f"{self._where(contract, phase)}: no {_name(phase)} checklist "
                 f"for contract {contract!r} yet"
-            ) from None
+            )
+        return self._parse(contract, phase, data)
+
+    def _read_bytes(self, contract: str, phase: Phase | str) -> bytes | None:
+        self._paths(contract)  # checks the contract id
+        return self.state.read_checklist(contract, _name(phase))
+
+    def _where(self, contract: str, phase: Phase | str) -> str:
+        """How messages name a checklist: its file, or its place in the state store."""
+        if isinstance(self.state, LocalStore):
+            return str(self.path(contract, phase))
+        return f"{self.state.where} checklist {contract}/{_name(phase)}"
+
+    def _parse(self, contract: str, phase: Phase | str, data: bytes) -> Checklist:
+        path = self._where(contract, phase)
         try:
             return Checklist.model_validate_json(data)
         except ValidationError as exc:
@@ -186,10 +207,10 @@ class ChecklistStore:
 
     def periods(self, contract: str, phase: Phase | str = Phase.OPERATIONAL) -> list[str]:
         """The names of the stored period checklists of the phase (`operational-2026-11`, ...)."""
-        folder = self._paths(contract).checklists_dir
+        self._paths(contract)  # checks the contract id
         prefix = f"{Phase(phase).value}-"
-        names = (p.name.removesuffix(".json") for p in folder.glob(f"{prefix}*.json"))
-        return sorted(n for n in names if _is_period_name(n))
+        names = self.state.checklist_names(contract)
+        return sorted(n for n in names if n.startswith(prefix) and _is_period_name(n))
 
     def current(self, contract: str, phase: Phase | str) -> str | None:
         """The checklist that stands for the phase now: the newest period's, else the phase's.
@@ -225,12 +246,12 @@ class ChecklistStore:
         entries = template_entries(contract, phase, template_items)
         with self._locked(contract):
             self._recover(contract, name)
-            path = self.path(contract, name)
-            created = not path.exists()
-            if created:
+            stored = self._read_bytes(contract, name)
+            created = stored is None
+            if stored is None:
                 checklist = Checklist(contract=contract, phase=phase, period=period)
             else:
-                checklist = self._read(contract, name)
+                checklist = self._parse(contract, name, stored)
             merge = merge_templates(checklist, entries)
             if not (created or merge.changed):
                 return checklist
@@ -330,78 +351,59 @@ class ChecklistStore:
             self._notify(checklist, item, previous)
             return checklist
 
-    # -- the write-ahead record ------------------------------------------------
+    # -- one change: the checklist with its audit entries -------------------------
 
     def _commit(self, checklist: Checklist, records: Sequence[Record]) -> None:
-        """Pending record, then audit entries, then the checklist (see the module docstring)."""
-        contract, phase = checklist.contract, checklist.name
+        """The new state and its audit entries, if nobody changed the checklist since it was read.
+
+        Every entry carries the checklist's new `version` and the SHA-256 of
+        its bytes (`state_sha256`); the state store writes both as one change
+        (see the module docstring) or raises StateConflict and writes nothing.
+        """
         state = _dump(checklist)
         digest = hashlib.sha256(state).hexdigest()
-        entries: list[dict[str, Any]] = [
-            {
-                "event": event,
-                "actor": who,
-                "data": {**data, "version": checklist.version, "state_sha256": digest},
-            }
+        stamped: list[Record] = [
+            (event, who, {**data, "version": checklist.version, "state_sha256": digest})
             for event, who, data in records
         ]
-        pending = self.pending_path(contract, phase)
-        record = {
-            "format": PENDING_FORMAT,
-            "contract": contract,
-            "phase": phase,
-            "state_sha256": digest,
-            "entries": entries,
-            "state": state.decode("utf-8"),
-        }
-        write_atomic(pending, canonical_json(record) + b"\n")
-        audit = self.audit_log(contract)
-        for number, entry in enumerate(entries):
-            try:
-                audit.append(entry["event"], entry["actor"], **entry["data"])
-            except Exception:
-                if number == 0:  # nothing in the log yet: the change did not happen
-                    pending.unlink(missing_ok=True)
-                raise
-        write_atomic(self.path(contract, phase), state)
-        pending.unlink()
+        self.state.commit_checklist(
+            checklist.contract, checklist.name, checklist.version - 1, state, stamped
+        )
 
     def _recover(self, contract: str, phase: Phase | str) -> None:
-        """Complete a change a crash left between its pending record and its checklist file.
-
-        Appends the entries of the record the log does not hold yet, writes
-        the checklist, removes the record. Raises HandoverError naming the
-        record when it cannot be read or the log refuses the entries.
-        """
-        pending = self.pending_path(contract, phase)
-        if not pending.exists():
+        """Complete a change a crash left half done (the local store's pending record)."""
+        name = _name(phase)
+        self._paths(contract)  # checks the contract id
+        if self.state.pending(contract, name) is None:
             return
         with self._locked(contract):
-            if not pending.exists():  # another thread or process completed it meanwhile
-                return
-            state, digest, entries = _read_pending(pending)
-            audit = self.audit_log(contract)
-            present = sum(
-                1
-                for entry in audit.readable_entries()
-                if isinstance(entry.get("data"), dict)
-                and entry["data"].get("state_sha256") == digest
-            )
-            try:
-                for entry in entries[present:]:
-                    audit.append(entry["event"], entry["actor"], **entry["data"])
-            except HandoverError as exc:
-                raise HandoverError(
-                    f"{pending}: a checklist change waits for its audit entries and the log "
-                    f"refuses them: {exc}"
-                ) from exc
-            write_atomic(self.path(contract, phase), state)
-            pending.unlink()
-            log.warning(
-                "%s: completed a checklist change a crash interrupted (%d audit entries added)",
-                pending,
-                len(entries) - present,
-            )
+            self.state.recover(contract, name)
+
+    def export_to_folder(self, contract: str) -> list[Path]:
+        """Write the checklists and the audit log a database keeps into the contract's folder.
+
+        What the exit seals (`handover.exit.documentation`) and a client
+        checks are files: with a database store this writes them (atomically,
+        the log streamed) where the local store keeps them, and returns them.
+        Nothing to do with the local store: they are those files already.
+        """
+        if isinstance(self.state, LocalStore):
+            return []
+        paths = self._paths(contract)
+        written: list[Path] = []
+        with self._locked(contract):
+            for name in self.state.checklist_names(contract):
+                data = self.state.read_checklist(contract, name)
+                if data is not None:
+                    write_atomic(paths.checklist_file(name), data)
+                    written.append(paths.checklist_file(name))
+            log = self.audit_log(contract)
+            if log.exists():
+                with atomic_writer(paths.audit_log) as handle:
+                    for _number, line in log.lines():
+                        handle.write(line + b"\n")
+                written.append(paths.audit_log)
+        return written
 
     # -- the checklists against the log --------------------------------------------
 
@@ -419,42 +421,67 @@ class ChecklistStore:
         problems: list[str] = []
         for phase in [*PHASES, *self.periods(contract)]:
             where = f"{contract}/{phase}"
-            if self.pending_path(contract, phase).exists():
+            waiting = self.state.pending(contract, _name(phase))
+            if waiting is not None:
                 problems.append(
-                    f"{where}: a change waits in {self.pending_path(contract, phase).name} "
+                    f"{where}: a change waits in {waiting} "
                     "(interrupted); the next load of the checklist completes it"
                 )
-            if not self.path(contract, phase).exists():
+            stored = self._read_bytes(contract, phase)
+            if stored is None:
                 if history.mentions(phase):
                     problems.append(
                         f"{where}: the audit log records this checklist but its file "
-                        f"{self.path(contract, phase)} is missing"
+                        f"{self._where(contract, phase)} is missing"
                     )
                 continue
-            problems.extend(history.compare(self._read(contract, phase)))
+            problems.extend(history.compare(self._parse(contract, phase, stored)))
         return problems
 
     @contextlib.contextmanager
     def _locked(self, contract: str) -> Iterator[None]:
-        """Thread lock of this store, then an flock on the contract's checklists folder."""
-        folder = self._paths(contract).checklists_dir
+        """Thread lock of this store, then the state store's lock of the contract.
+
+        The local store's is an `flock` on the checklists folder, PostgreSQL's
+        an advisory lock: both serialise processes, and PostgreSQL's machines.
+        """
+        self._paths(contract)  # checks the contract id
         with self._lock:
-            if self._held.get(contract):  # re-entered (prepare_rerun → reopen): flock held
+            if self._held.get(contract):  # re-entered (prepare_rerun → reopen): lock held
                 self._held[contract] += 1
                 try:
                     yield
                 finally:
                     self._held[contract] -= 1
                 return
-            ensure_private_dir(folder)
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            with self.state.lock(contract):
                 self._held[contract] = 1
-                yield
-            finally:
-                self._held[contract] = 0
-                os.close(fd)  # closing releases the flock
+                try:
+                    yield
+                finally:
+                    self._held[contract] = 0
+
+
+def open_contract_store(root: Path | None = None) -> ContractStore:
+    """The state store: the folder `root` when given, else what `HANDOVER_STATE_URL` names."""
+    if root is not None:
+        return LocalStore(Path(root))
+    url = state_url()
+    if url.kind == "postgresql" and url.url is not None:
+        # Imported here: SQLAlchemy and the driver load only where a database is used.
+        from handover.state.postgres import PostgresStore
+
+        return PostgresStore(url.url)
+    return LocalStore(url.folder if url.folder is not None else _home_root())
+
+
+def _home_root() -> Path:
+    return handover_home() / "contracts"
+
+
+def _name(phase: Phase | str) -> str:
+    """The checklist's name: the phase's, or a period's (`operational-2026-11`)."""
+    return checklist_name(*parse_checklist_name(phase))
 
 
 def _is_period_name(name: str) -> bool:
@@ -466,28 +493,6 @@ def _is_period_name(name: str) -> bool:
 
 def _dump(checklist: Checklist) -> bytes:
     return checklist.model_dump_json(indent=2).encode("utf-8") + b"\n"
-
-
-def _read_pending(pending: Path) -> tuple[bytes, str, list[dict[str, Any]]]:
-    """The state, its SHA-256 and the entries of a pending record; HandoverError if damaged."""
-    try:
-        record = json.loads(pending.read_bytes())
-        state = str(record["state"]).encode("utf-8")
-        digest = str(record["state_sha256"])
-        entries = [
-            {"event": str(e["event"]), "actor": str(e["actor"]), "data": dict(e["data"])}
-            for e in record["entries"]
-        ]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HandoverError(
-            f"{pending}: damaged pending checklist change ({exc}); "
-            "compare it with the audit log before removing it"
-        ) from exc
-    if hashlib.sha256(state).hexdigest() != digest:
-        raise HandoverError(
-            f"{pending}: pending checklist change does not match its own hash (edited?)"
-        )
-    return state, digest, entries
 
 
 def _item_data(

@@ -353,7 +353,7 @@ def test_crash_after_the_audit_entry_is_rolled_forward_on_load(
     store: ChecklistStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.open(C, P, TEMPLATE)
-    import handover.checklist.store as store_module
+    import handover.checklist.local_store as store_module  # writes the checklist files
 
     real = store_module.write_atomic
 

@@ -1,0 +1,174 @@
+"""One interface for a contract's state, whichever machine a run lands on.
+
+A contract's checklists, its audit chain and its small named blobs (vault,
+known_hosts, schedules) are kept by a `ContractStore`. Two implementations:
+
+- the local folder (`handover.checklist.local_store.LocalStore`), the embedded
+  default: the files under `.handover/contracts/<id>/` exactly as before;
+- PostgreSQL (`handover.state.postgres.PostgresStore`), for teams whose
+  runs land on several workers: transactions and row locks keep one audit
+  chain and one version of each checklist, whichever worker writes.
+
+`HANDOVER_STATE_URL` chooses: unset or `file:` is the local folder
+(`file:///some/folder` names the folder holding the contract folders);
+`postgresql://user@host/db` is PostgreSQL. The password, if the URL holds
+one, is never shown: prefer a `~/.pgpass` file or `PGPASSWORD`.
+
+What the interface promises, whatever keeps the state:
+
+- `commit_checklist` is a compare-and-set: the new state is written only if
+  the stored version is the one the caller read (`StateConflict`
+  otherwise), and it is written with its audit entries, all or nothing;
+- audit entries are appended one after the other on a single chain per
+  contract (`seq` 1, 2, 3..., each `prev` the previous `hash`), however
+  many processes and machines append at once;
+- `lock(contract)` serialises the read-change-commit of one contract
+  across threads, processes and, for PostgreSQL, machines. A process that
+  dies holding it releases it (an `flock` closes with the process, a
+  PostgreSQL session with its connection).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from handover.errors import HandoverError, UsageError
+
+#: One audit entry still to append: event, actor, data.
+Record = tuple[str, str, dict[str, Any]]
+
+STATE_URL_ENV = "HANDOVER_STATE_URL"
+#: The blobs a contract keeps beside its checklists (names the stores accept).
+BLOB_NAMES = frozenset({"vault.age", "known_hosts", "schedules.json", "evidence-index.json"})
+
+
+class StateConflict(HandoverError):
+    """A checklist changed between the read and the write (another worker got there first)."""
+
+
+class AuditChain(Protocol):
+    """One contract's audit chain kept outside the log file (a database)."""
+
+    @property
+    def where(self) -> str:
+        """How messages name the chain (no password)."""
+        ...
+
+    def append(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        """Chain `records` on the head, in order, all or none; return the entries written."""
+        ...
+
+    def head(self) -> dict[str, Any] | None:
+        """The last entry; None when the chain is empty."""
+        ...
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, entry's canonical JSON) in `seq` order, streamed."""
+        ...
+
+    def exists(self) -> bool:
+        """True once the chain holds an entry."""
+        ...
+
+
+class ContractStore(Protocol):
+    """Where contracts' checklists, audit chains and blobs are kept (see the module docstring)."""
+
+    @property
+    def where(self) -> str:
+        """How messages name the store (a folder, or a URL without its password)."""
+        ...
+
+    def lock(self, contract: str) -> AbstractContextManager[None]:
+        """Hold the contract's lock (across processes; not re-entrant: callers count depth)."""
+        ...
+
+    def read_checklist(self, contract: str, phase: str) -> bytes | None:
+        """The checklist's stored JSON, or None if it was never opened."""
+        ...
+
+    def checklist_names(self, contract: str) -> list[str]:
+        """The names of the contract's stored checklists (phases and periods), sorted."""
+        ...
+
+    def commit_checklist(
+        self,
+        contract: str,
+        phase: str,
+        expected_version: int,
+        state: bytes,
+        records: Sequence[Record],
+    ) -> list[dict[str, Any]]:
+        """Write `state` if the stored version is `expected_version`, with its audit entries.
+
+        `expected_version` is 0 for a checklist not yet stored. Raises
+        StateConflict when another writer changed the checklist meanwhile;
+        nothing is written then.
+        """
+        ...
+
+    def pending(self, contract: str, phase: str) -> str | None:
+        """The name of a change a crash left half done, if the store can have one."""
+        ...
+
+    def recover(self, contract: str, phase: str) -> None:
+        """Complete a change a crash left half done (nothing to do in a transactional store)."""
+        ...
+
+    def audit_chain(self, contract: str) -> AuditChain | None:
+        """The contract's chain, or None when it is the log file (`AuditLog` owns it)."""
+        ...
+
+    def read_blob(self, contract: str, name: str) -> bytes | None:
+        """A named blob of the contract (`BLOB_NAMES`), or None if never written."""
+        ...
+
+    def write_blob(self, contract: str, name: str, data: bytes) -> None:
+        """Replace a named blob, atomically."""
+        ...
+
+
+@dataclass(frozen=True)
+class StateUrl:
+    """What `HANDOVER_STATE_URL` says: the local folder (and which), or a PostgreSQL URL."""
+
+    kind: str  # "file" or "postgresql"
+    folder: Path | None = None  # file: the folder of contract folders (None: the home's)
+    url: str | None = None  # postgresql: the URL as given (may hold a password: never log it)
+
+
+def parse_state_url(value: str | None) -> StateUrl:
+    """Read a state URL; UsageError (exit 2) for anything else, naming what is accepted."""
+    if value is None or not value.strip() or value.strip() == "file:":
+        return StateUrl("file")
+    text = value.strip()
+    scheme = text.split(":", 1)[0].lower()
+    if scheme == "file":
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise UsageError(f"{STATE_URL_ENV}: a file URL names a local folder: file:///path")
+        return StateUrl("file", folder=Path(unquote(parts.path)))
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        return StateUrl("postgresql", url=text)
+    raise UsageError(
+        f"{STATE_URL_ENV}: unsupported scheme {scheme!r}: use file: (the local folder) "
+        "or postgresql://user@host/database"
+    )
+
+
+def state_url() -> StateUrl:
+    """The state URL of this process (`HANDOVER_STATE_URL`)."""
+    return parse_state_url(os.environ.get(STATE_URL_ENV))
+
+
+def check_blob_name(name: str) -> str:
+    """`name` if it is a blob a store keeps; UsageError otherwise (no path games)."""
+    if name not in BLOB_NAMES:
+        raise UsageError(f"state blob {name!r}: one of {', '.join(sorted(BLOB_NAMES))}")
+    return name
