@@ -126,7 +126,7 @@ def sample_host(
 
 def alert_on_samples(playbook: Playbook, samples: list[HealthSample]) -> list[Alert]:
     """Emit `handover.cert-expiring` and `handover.disk-threshold` for the failed ones."""
-    verdicts = [(s.host, s.kind, s.ok, s.detail) for s in samples]
+    verdicts = [(s.host, f"{s.kind}:{s.check}", s.ok, s.detail) for s in samples]
     return emit_alerts(playbook, health_alerts(playbook.contract_id, verdicts))
 
 

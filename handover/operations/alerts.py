@@ -92,9 +92,9 @@ def health_alerts(
 ) -> list[Alert]:
     """Failed disk and certificate verdicts as alerts.
 
-    `verdicts`: (host, check, ok, detail), where check is the sample's kind
-    (`disk`, `cert`) or the inventory check's name (`disk:/var`,
-    `cert:/etc/ssl/x.pem`). The certificate judges fail a certificate that
+    `verdicts`: (host, check, ok, detail), where check is `kind:what`: a
+    sample's kind and check name (`cert:shop-cert`) or the inventory check
+    (`disk:/var`, `cert:/etc/ssl/x.pem`); `host:what` is the alert's subject. The certificate judges fail a certificate that
     is expired, expires within the playbook's warning days, or cannot be
     read; the disk judges one used at or over the threshold, or whose `df`
     failed. The detail, which says which, is the message. Other kinds
