@@ -94,11 +94,12 @@ def health_alerts(
 
     `verdicts`: (host, check, ok, detail), where check is `kind:what`: a
     sample's kind and check name (`cert:shop-cert`) or the inventory check
-    (`disk:/var`, `cert:/etc/ssl/x.pem`); `host:what` is the alert's subject. The certificate judges fail a certificate that
-    is expired, expires within the playbook's warning days, or cannot be
-    read; the disk judges one used at or over the threshold, or whose `df`
-    failed. The detail, which says which, is the message. Other kinds
-    (reachable, http, systemd) are availability: the SLA report counts them.
+    (`disk:/var`, `cert:/etc/ssl/x.pem`); `host:what` is the alert's subject.
+    The certificate judges fail a certificate that is expired, expires
+    within the playbook's warning days, or cannot be read; the disk judges
+    fail one used at or over the threshold, or whose `df` failed. The
+    detail, which says which, is the message. Other kinds (reachable,
+    http, systemd) are availability: the SLA report counts them.
     A probe that did not run (host unreachable, probe broken) says nothing
     of the disk or the certificate: that is downtime, not one of these.
     """
