@@ -41,7 +41,9 @@ class _Answer:
         return self.result
 
 
-def _cert_sample(stdout: str, exit_status: int = 0, runner: object | None = "answer") -> list:
+def _cert_sample(
+    stdout: str, exit_status: int = 0, runner: object | None = "answer"
+) -> list[tuple[str | None, str, bool, str]]:
     spec = HealthCheckSpec(name="c", kind="cert", host="web01", path="/etc/ssl/site.pem")
     session = _Answer(stdout, exit_status) if runner == "answer" else None
     sample = take_sample(
