@@ -2,9 +2,11 @@
 
 Commands run with `sh -c` in the host's `root` folder; dataset paths, small
 files and configured certificate paths (`host_path`) are taken under `root`
-(`/` for a real host; the demo gives each sandbox host its own root). Other
-facts a command reports (packages, services, ports, disks, users) are those
-of the machine the worker runs on: that machine IS the local host.
+(`/` for a real host; the demo gives each sandbox host its own root). On a
+host whose root is `/`, the facts a command reports (packages, services,
+ports, disks, users) are those of the machine the worker runs on: that
+machine IS the local host. A host standing in a folder is inventoried from
+the folder's files instead (`handover.estate.inventory_root`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from handover.demo.host_files import HOSTS, SEED, generate_host_files
 from handover.state.atomic import write_atomic
 
-ESTATE_VERSION = 1
+ESTATE_VERSION = 2  # 2: etc/passwd and var/lib/dpkg/status on every host
 CERT_DIR = "etc/ssl/demo"
 SOON_CERT_DAYS = 10
 _EPOCH = datetime(2026, 1, 15, 9, 30, tzinfo=UTC).timestamp()

@@ -103,8 +103,46 @@ class _Tree:
         self.files[path] = data
 
 
+# What each host has installed, as its dpkg status file lists it: a sandbox host's inventory
+# reads its packages here (and the end-of-life check its versions), never the demo machine's.
+_BASE_PACKAGES = [
+    ("base-files", "12.4+deb12u5"),
+    ("bash", "5.2.15-2+b2"),
+    ("coreutils", "9.1-1"),
+    ("cron", "3.0pl1-162"),
+    ("libc6", "2.36-9+deb12u7"),
+    ("openssh-server", "1:9.2p1-2+deb12u3"),
+    ("openssl", "3.0.13-1~deb12u1"),
+    ("sudo", "1.9.13p3-1+deb12u1"),
+]
+_HOST_PACKAGES: dict[str, list[tuple[str, str]]] = {
+    "web01": [("nginx", "1.22.1-9"), ("php8.2-fpm", "8.2.20-1~deb12u1")],
+    "db01": [("postgresql-15", "15.7-0+deb12u1"), ("postgresql-client-15", "15.7-0+deb12u1")],
+    "files01": [("samba", "2:4.17.12+dfsg-0+deb12u1")],
+}
+_PASSWD = (
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+    "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+    "sshd:x:105:65534::/run/sshd:/usr/sbin/nologin\n"
+    "postgres:x:106:112:PostgreSQL administrator:/var/lib/postgresql:/bin/bash\n"
+    "nicolas:x:1000:1000:Nicolas Petit:/home/nicolas:/bin/bash\n"
+)
+
+
+def _dpkg_status(host: str) -> str:
+    stanzas = [
+        f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
+        f"Architecture: amd64\nVersion: {version}\nDescription: {name}\n"
+        for name, version in sorted(_BASE_PACKAGES + _HOST_PACKAGES[host])
+    ]
+    return "\n".join(stanzas)
+
+
 def _etc_common(tree: _Tree, host: str, ip: str, cron: list[str], extra_hosts: str) -> None:
     tree.add("etc/hostname", f"{host}\n")
+    tree.add("etc/passwd", _PASSWD)
+    tree.add("var/lib/dpkg/status", _dpkg_status(host))
     tree.add(
         "etc/hosts",
         f"127.0.0.1\tlocalhost\n{ip}\t{host}.demo-estate.lan {host}\n{extra_hosts}"

@@ -218,13 +218,17 @@ class _SourceWriter:
 
 
 def _read_tar(source: VolumeSource, writer: _SourceWriter, where: str) -> None:
-    parser = TarParser(where, policy=MemberPolicy(where), extractor=writer)
+    policy = MemberPolicy(where)
+    parser = TarParser(where, policy=policy, extractor=writer)
     try:
         with source.open_tar() as stream:
             pump_tar(stream, parser, None)
         parser.close()
     finally:
         writer.abort()
+        release = getattr(policy, "close", None)  # a policy may hold a table of paths on disk
+        if release is not None:
+            release()
 
 
 def _copy_file(path: Path, writer: _SourceWriter) -> None:

@@ -15,11 +15,13 @@ import shlex
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 
 from handover.connectors.base import HostConnector
 from handover.errors import PermanentConnectorError
 from handover.estate.inventory import Inventory
 from handover.estate.inventory_parser import MARKER, parse_inventory
+from handover.estate.inventory_root import root_inventory
 
 __all__ = [
     "INVENTORY_SCRIPT",
@@ -56,7 +58,9 @@ def collect_inventory(connector: HostConnector, cert_paths: Sequence[str] = ()) 
     """The facts of the connector's host: one run of INVENTORY_SCRIPT, or its files alone.
 
     Certificate paths are host paths: a local host standing in a folder
-    (`root`) has them read under that folder and shown as configured. Raises
+    (`root`) has them read under that folder and shown as configured, and
+    its other facts are those of the folder (`root_inventory`), never the
+    worker's machine. Raises
     ConnectorError when the host cannot be reached or the script printed
     nothing at all (a partial output is parsed: its gaps become `unreadable`).
     """
@@ -74,14 +78,17 @@ def collect_inventory(connector: HostConnector, cert_paths: Sequence[str] = ()) 
             host=connector.name,
         )
     inventory = parse_inventory(connector.name, result.stdout.decode("utf-8", "replace"))
-    return _shown_as_configured(inventory, connector.host_path("/"))
+    root = connector.host_path("/")
+    inventory = _shown_as_configured(inventory, root)
+    if root != "/":  # a local host in a folder: its root's facts, never the worker's own
+        inventory = root_inventory(connector.name, Path(root), inventory)
+    return inventory
 
 
 def _shown_as_configured(inventory: Inventory, root: str) -> Inventory:
     """Certificate paths as configured (`/etc/ssl/x.pem`), not as read under a local root.
 
-    The other facts (packages, disks, users...) are the machine's own and are
-    left as they are.
+    The other facts of such a host are read from its root (`inventory_root`).
     """
     if root == "/":
         return inventory
