@@ -11,7 +11,8 @@ host key HostKeyMismatch, neither retried.
 
 The connector is the session: commands (`run`), small files, exec streams and
 SFTP sessions. The datasets it serves are `sources.py`, the byte streams of a
-channel `streams.py`, the paramiko tuning for bulk data `transport.py`.
+channel `streams.py`, the paramiko tuning for bulk data `transport.py`; data
+streams go through the OpenSSH client when it is there (`openssh.py`).
 Accounts limited to SFTP (`ForceCommand internal-sftp`) are detected
 (`has_shell`) and served through SFTP instead.
 """
@@ -38,6 +39,7 @@ from handover.connectors.base import (
     require_small_file,
     stderr_summary,
 )
+from handover.connectors.ssh.openssh_stream import open_bulk_stream
 from handover.connectors.ssh.reach import (
     AUTH_TIMEOUT_S,
     BANNER_TIMEOUT_S,
@@ -385,11 +387,19 @@ class SSHConnector:
         """The stdout of `command` as a checked stream (see `streams.open_exec_tar`).
 
         For data (a tar, a dump): no size limit, an idle timeout instead.
+        Carried by the `ssh` binary when `HANDOVER_SSH_BULK` allows (see
+        `openssh.py`), else by a channel of this connection.
         `what` names the stream in errors; `stdin` (small) is sent to the
         command before its stdin is closed.
         """
-        channel = self._exec(command, IDLE_TIMEOUT_S)
-        with open_exec_tar(channel, self.target, what, stdin) as stream:
+        with contextlib.ExitStack() as stack:
+            # The OpenSSH client carries the bytes when it can (openssh_stream.py), trusting
+            # only the host key this connection verified; else a channel of this connection.
+            host_key = self._transport().get_remote_server_key()
+            stream = open_bulk_stream(stack, self.target, host_key, command, what, stdin)
+            if stream is None:
+                channel = self._exec(command, IDLE_TIMEOUT_S)
+                stream = stack.enter_context(open_exec_tar(channel, self.target, what, stdin))
             yield stream
 
     def tree_source(self, label: str, paths: Sequence[str]) -> SSHTreeSource:

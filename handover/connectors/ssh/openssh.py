@@ -1,0 +1,237 @@
+"""The OpenSSH client as a bulk carrier: its command line, its private folder, when to use it.
+
+paramiko decrypts and moves every byte through Python (about 290 MB per
+CPU-second on the benchmark machine), which made an SSH pull 1.5-1.6x
+`ssh host tar | age`. The `ssh` binary does the same work in C, so the data
+streams of a pull (a remote `tar`, a dump) run through it while paramiko
+keeps the control connection: host key checking, authentication, commands,
+small files, SFTP.
+
+Trust is not re-decided here. The control connection has already checked
+the host key against the playbook's pin or the contract's known_hosts
+(`trust.py`); the bulk connection accepts exactly that key and nothing else:
+a generated known_hosts holding that one key under a fixed alias
+(`HostKeyAlias`, so address spelling, port and case never matter),
+`StrictHostKeyChecking=yes` and `HostKeyAlgorithms` restricted to its type.
+Nothing of the user's or the system's SSH setup is read: `-F /dev/null`,
+`IdentitiesOnly=yes` with the one key file, `IdentityAgent=none`,
+`BatchMode=yes`, no multiplexing, no forwarding.
+
+The private key goes to a 0600 file in a private (0700) folder made for
+one stream, removed when the stream has authenticated or ends (see
+`openssh_stream.py`); it is never on a command line, in the environment or
+in a message. Password and agent-only logins stay on paramiko.
+
+`HANDOVER_SSH_BULK` chooses: `auto` (default: `ssh` when found on PATH and
+the credential is a key, else paramiko), `openssh` (required: a missing
+`ssh` or a password login is a usage error) or `paramiko`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import paramiko
+
+import handover.sshkeys as sshkeys
+from handover.connectors.ssh.reach import BANNER_TIMEOUT_S
+from handover.connectors.ssh.target import SSHTarget
+from handover.errors import KeyFormatError, UsageError
+from handover.secrets.references import resolve_secret
+
+__all__ = [
+    "BULK_ENV",
+    "HOST_ALIAS",
+    "BulkFolder",
+    "BulkMode",
+    "PinnedHostKey",
+    "bulk_mode",
+    "child_env",
+    "find_ssh",
+    "host_key_algorithms",
+    "known_hosts_text",
+    "private_key_bytes",
+    "ssh_argv",
+]
+
+BULK_ENV = "HANDOVER_SSH_BULK"
+BulkMode = Literal["auto", "openssh", "paramiko"]
+_MODES: tuple[BulkMode, ...] = ("auto", "openssh", "paramiko")
+
+#: the only name in the generated known_hosts; `ssh` looks the host up by it
+HOST_ALIAS = "handover-pinned-host"
+SERVER_ALIVE_S = 30  # keepalive over the encrypted channel, as the control connection's
+SERVER_ALIVE_COUNT = 4  # unanswered keepalives before `ssh` gives up on a dead peer
+
+# Signature algorithms `ssh` may accept for a host key of each type. RSA keys sign with
+# SHA-2 only (SHA-1 `ssh-rsa` signatures are refused by default since OpenSSH 8.8).
+_RSA_ALGORITHMS = "rsa-sha2-512,rsa-sha2-256"
+
+
+def bulk_mode(environ: Mapping[str, str] | None = None) -> BulkMode:
+    """The bulk path asked for in `HANDOVER_SSH_BULK` (default `auto`); UsageError otherwise."""
+    env = os.environ if environ is None else environ
+    value = env.get(BULK_ENV, "").strip().lower() or "auto"
+    for mode in _MODES:
+        if value == mode:
+            return mode
+    raise UsageError(f"{BULK_ENV}={value!r}: expected one of {', '.join(_MODES)}")
+
+
+def find_ssh() -> str | None:
+    """The `ssh` client on PATH, or None (then paramiko carries the data)."""
+    return shutil.which("ssh")
+
+
+@dataclass(frozen=True)
+class PinnedHostKey:
+    """The host key the control connection verified: the only key the bulk connection accepts."""
+
+    key_type: str  # as known_hosts spells it: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa
+    base64: str
+
+    @classmethod
+    def from_pkey(cls, key: paramiko.PKey) -> PinnedHostKey:
+        return cls(key.get_name(), key.get_base64())
+
+    @property
+    def fingerprint(self) -> str:
+        return sshkeys.fingerprint(base64.b64decode(self.base64))
+
+
+def known_hosts_text(key: PinnedHostKey) -> str:
+    """The generated known_hosts: one line, the verified key under HOST_ALIAS."""
+    return f"{HOST_ALIAS} {key.key_type} {key.base64}\n"
+
+
+def host_key_algorithms(key_type: str) -> str:
+    """`HostKeyAlgorithms` for the pinned key: its own type only (RSA: its SHA-2 signatures)."""
+    return _RSA_ALGORITHMS if key_type == "ssh-rsa" else key_type
+
+
+def ssh_argv(
+    ssh: str,
+    target: SSHTarget,
+    key: PinnedHostKey,
+    folder: Path,
+    command: str,
+    *,
+    connect_timeout_s: float = BANNER_TIMEOUT_S,
+) -> list[str]:
+    """The `ssh` command line running `command` on `target`, trusting `key` only.
+
+    `folder` holds `known_hosts` and `id` (see `BulkFolder`). `command` is
+    the one argument after the host, so `ssh` sends it unchanged as the
+    exec request (the same string paramiko sends). No secret is on it.
+    """
+    options = {
+        "BatchMode": "yes",
+        "StrictHostKeyChecking": "yes",
+        "HostKeyAlias": HOST_ALIAS,
+        "UserKnownHostsFile": str(folder / "known_hosts"),
+        "GlobalKnownHostsFile": "/dev/null",
+        "HostKeyAlgorithms": host_key_algorithms(key.key_type),
+        "CheckHostIP": "no",
+        "UpdateHostKeys": "no",
+        "VerifyHostKeyDNS": "no",
+        "IdentityFile": str(folder / "id"),
+        "IdentitiesOnly": "yes",
+        "IdentityAgent": "none",
+        "PreferredAuthentications": "publickey",
+        "PubkeyAuthentication": "yes",
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "GSSAPIAuthentication": "no",
+        "HostbasedAuthentication": "no",
+        "ControlMaster": "no",
+        "ControlPath": "none",
+        "ForwardAgent": "no",
+        "ForwardX11": "no",
+        "ClearAllForwardings": "yes",
+        "PermitLocalCommand": "no",
+        "ProxyCommand": "none",
+        "Compression": "no",
+        "ConnectTimeout": str(max(1, round(connect_timeout_s))),
+        "ServerAliveInterval": str(SERVER_ALIVE_S),
+        "ServerAliveCountMax": str(SERVER_ALIVE_COUNT),
+        "LogLevel": "INFO",  # its own failures (negotiation, refusals) explain themselves
+    }
+    argv = [ssh, "-F", "/dev/null", "-T", "-x", "-a"]
+    for name, value in options.items():
+        argv += ["-o", f"{name}={value}"]
+    argv += ["-p", str(target.port), "-l", target.user, "--", target.address, command]
+    return argv
+
+
+def child_env(folder: Path) -> dict[str, str]:
+    """The environment of `ssh`: PATH and a HOME in the private folder, nothing inherited.
+
+    Variables of the caller (which may hold the values of `env:` references)
+    never reach the child.
+    """
+    return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(folder), "LC_ALL": "C"}
+
+
+def private_key_bytes(target: SSHTarget) -> bytes | None:
+    """The login key as `ssh` reads it, or None when the login is not a key `ssh` can use.
+
+    None for password logins and for agent-only ones (paramiko then carries
+    the data on its own connection). Resolved again here, at the last
+    moment, from the same reference the control connection used.
+    """
+    if target.key_file is not None:
+        try:
+            data = target.key_file.read_bytes()
+        except OSError as exc:
+            raise KeyFormatError(
+                f"{target.key_file}: cannot read SSH key ({exc.strerror})"
+            ) from exc
+    elif target.credential is not None and target.auth == "key":
+        data = resolve_secret(target.credential).reveal()
+    else:
+        return None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return None  # paramiko accepted it; let paramiko carry it
+    lines = [line.rstrip("\r") for line in text.strip().splitlines()]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+class BulkFolder:
+    """A private folder (0700) for one `ssh` run: its known_hosts and its key file (0600).
+
+    `remove_key()` deletes the key as soon as it is no longer needed;
+    `close()` deletes everything. The key bytes are written once and never
+    copied elsewhere.
+    """
+
+    def __init__(self, key: PinnedHostKey, private_key: bytes) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="handover-ssh-"))
+        try:
+            os.chmod(self.path, 0o700)
+            self._write(self.path / "known_hosts", known_hosts_text(key).encode("ascii"), 0o600)
+            self._write(self.path / "id", private_key, 0o600)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _write(path: Path, data: bytes, mode: int) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def remove_key(self) -> None:
+        (self.path / "id").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.remove_key()
+        shutil.rmtree(self.path, ignore_errors=True)
