@@ -2,12 +2,17 @@
 
 A volume's ciphertext is hashed while the decryptor pulls it (verify, open,
 the backup restore check) or while the encryptor pushes it to its store
-(backups), instead of in a second pass over the file.
+(backups, and the bundle writer on threads of its own), instead of in a
+second pass over the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import queue
+import threading
+from collections.abc import Iterator
 from typing import IO, Any
 
 DRAIN_SIZE = 1 << 20
@@ -63,3 +68,172 @@ class HashingWriter:
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()
+
+
+class ThreadedHashingWriter:
+    """Hashes and writes the ciphertext on two threads of their own, without copying it.
+
+    SHA-256 of the ciphertext and the write to the target each cost about
+    as much as the encryption: done inline they would make the encrypting
+    thread the bottleneck. The encryptor borrows a pooled buffer (`lend`),
+    seals its chunks straight into it and hands it back filled (`commit`);
+    a hashing thread and a writing thread then consume the same buffer and
+    return it to the pool. `write` (the age header, other callers) copies
+    into a pooled buffer instead. At most POOL buffers are in flight, so
+    memory stays bounded and a slow target slows the encryptor down. Errors
+    of the target surface on the next `write`, `lend` or on `close`.
+    """
+
+    POOL = 3
+    # 64 sealed age chunks (64 KiB + 16-byte tag each): one hand-off per 4 MiB of plaintext
+    BUFFER_SIZE = 64 * (64 * 1024 + 16)
+
+    def __init__(self, dst: IO[bytes]) -> None:
+        self._dst = dst
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(self.POOL):
+            self._free.put(bytearray(self.BUFFER_SIZE))
+        self._current: bytearray | None = None  # filled by write()
+        self._current_len = 0
+        self._lent: bytearray | None = None  # filled by the borrower
+        self._to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._done_lock = threading.Lock()
+        self._pending: dict[int, int] = {}
+        self._error: BaseException | None = None
+        self._closed = False
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(self._to_hash, True), name="seal-hash", daemon=True
+            ),
+            threading.Thread(
+                target=self._run, args=(self._to_write, False), name="seal-write", daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _release(self, buffer: bytearray) -> None:
+        with self._done_lock:
+            left = self._pending[id(buffer)] - 1
+            if left:
+                self._pending[id(buffer)] = left
+                return
+            del self._pending[id(buffer)]
+        self._free.put(buffer)
+
+    def _run(self, jobs: queue.Queue[tuple[bytearray, int] | None], hashing: bool) -> None:
+        update = self._sha.update
+        write = self._dst.write
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            buffer, count = job
+            try:
+                if self._error is None:
+                    view = memoryview(buffer)[:count]
+                    if hashing:
+                        update(view)
+                    else:
+                        write(view)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._release(buffer)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data: Any) -> int:
+        """Copy `data` into a pooled buffer (handed on when full, or at the next `lend`)."""
+        self._check()
+        count = len(data)
+        if self._current is not None and self._current_len + count > len(self._current):
+            self._dispatch_current()
+        if self._current is None:
+            self._current = self._free.get()
+            self._current_len = 0
+            if len(self._current) < count:
+                self._current = bytearray(count)
+        end = self._current_len + count
+        self._current[self._current_len : end] = data
+        self._current_len = end
+        self.size += count
+        return count
+
+    def lend(self) -> memoryview:
+        """A free buffer to fill (waits while all are in flight); give it back with `commit`."""
+        self._check()
+        if self._lent is not None:
+            raise RuntimeError("lend() twice without commit()")
+        self._dispatch_current()  # bytes written before come first
+        self._lent = self._free.get()
+        self._check()
+        return memoryview(self._lent)
+
+    def commit(self, count: int) -> None:
+        """Hand on the first `count` bytes of the lent buffer, to be hashed and written."""
+        buffer, self._lent = self._lent, None
+        if buffer is None:
+            raise RuntimeError("commit() without lend()")
+        self.size += count
+        self._dispatch(buffer, count)
+
+    def _dispatch_current(self) -> None:
+        buffer, count = self._current, self._current_len
+        if buffer is not None:
+            self._current = None
+            self._dispatch(buffer, count)
+
+    def _dispatch(self, buffer: bytearray, count: int) -> None:
+        """Hand a filled buffer to the hashing and writing threads (an empty one to the pool)."""
+        if not count:
+            self._free.put(buffer)
+            return
+        with self._done_lock:
+            self._pending[id(buffer)] = 2
+        self._to_hash.put((buffer, count))
+        self._to_write.put((buffer, count))
+
+    def flush(self) -> None:
+        """Nothing to do: `close()` waits for the threads and flushes the target."""
+
+    def _stop(self) -> None:
+        self._closed = True
+        self._to_hash.put(None)
+        self._to_write.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def close(self) -> None:
+        """Wait until every byte is hashed and written; re-raise a target error."""
+        if not self._closed:
+            if self._lent is not None:
+                raise RuntimeError("close() with a lent buffer not committed")
+            self._dispatch_current()
+            self._stop()
+        self._check()
+        self._dst.flush()
+
+    def abort(self) -> None:
+        """Stop the threads without raising (the caller is already failing)."""
+        if not self._closed:
+            self._error = self._error or RuntimeError("bundle: aborted")
+            self._stop()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ThreadedHashingWriter]:
+        """Close on success, abort on error."""
+        try:
+            yield self
+        except BaseException:
+            self.abort()
+            raise
+        self.close()

@@ -21,22 +21,21 @@ folder and `verify` reports it as an extra file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import queue
 import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from handover.bundle.age import AgeWriter, Recipient
+from handover.bundle.hashing import ThreadedHashingWriter
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import (
     MANIFEST_NAME,
@@ -85,139 +84,6 @@ class BundleResult(BaseModel):
     manifest_sha256: str
     provider_key: str
     created: str
-
-
-class _HashingWriter:
-    """Hashes and writes the ciphertext on two threads of their own.
-
-    SHA-256 of the ciphertext and the write to the target each cost about
-    as much as the encryption: done inline they would make the encrypting
-    thread the bottleneck. `write` copies the batch into a pooled buffer (the
-    caller reuses its own) and returns; a hashing thread and a writing thread
-    consume it. At most POOL buffers are in flight, so memory stays bounded.
-    Errors of the target surface on the next `write` or on `close`.
-    """
-
-    POOL = 3
-    BUFFER_SIZE = 4 << 20  # the age writer hands over 1 MiB batches: gather four per hand-off
-
-    def __init__(self, dst: IO[bytes]) -> None:
-        self._dst = dst
-        self._sha = hashlib.sha256()
-        self.size = 0
-        self._free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(self.POOL):
-            self._free.put(bytearray(self.BUFFER_SIZE))
-        self._current: bytearray | None = None
-        self._current_len = 0
-        self._to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-        self._to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-        self._done_lock = threading.Lock()
-        self._pending: dict[int, int] = {}
-        self._error: BaseException | None = None
-        self._closed = False
-        self._threads = [
-            threading.Thread(target=self._run, args=(self._to_hash, True), daemon=True),
-            threading.Thread(target=self._run, args=(self._to_write, False), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _release(self, buffer: bytearray) -> None:
-        with self._done_lock:
-            left = self._pending[id(buffer)] - 1
-            if left:
-                self._pending[id(buffer)] = left
-                return
-            del self._pending[id(buffer)]
-        self._free.put(buffer)
-
-    def _run(self, jobs: queue.Queue[tuple[bytearray, int] | None], hashing: bool) -> None:
-        update = self._sha.update
-        write = self._dst.write
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            buffer, count = job
-            try:
-                if self._error is None:
-                    view = memoryview(buffer)[:count]
-                    if hashing:
-                        update(view)
-                    else:
-                        write(view)
-            except BaseException as exc:
-                self._error = exc
-            finally:
-                self._release(buffer)
-
-    def write(self, data: Any) -> int:
-        if self._error is not None:
-            raise self._error
-        count = len(data)
-        if self._current is not None and self._current_len + count > len(self._current):
-            self._dispatch()
-        if self._current is None:
-            self._current = self._free.get()
-            self._current_len = 0
-            if len(self._current) < count:
-                self._current = bytearray(count)
-        end = self._current_len + count
-        self._current[self._current_len : end] = data
-        self._current_len = end
-        self.size += count
-        return count
-
-    def _dispatch(self) -> None:
-        """Hand the filled buffer to the hashing and writing threads."""
-        buffer, count = self._current, self._current_len
-        if buffer is None:
-            return
-        self._current = None
-        with self._done_lock:
-            self._pending[id(buffer)] = 2
-        self._to_hash.put((buffer, count))
-        self._to_write.put((buffer, count))
-
-    def flush(self) -> None:
-        """Nothing to do: `close()` waits for the threads and flushes the target."""
-
-    def close(self) -> None:
-        """Wait until every byte is hashed and written; re-raise a target error."""
-        if not self._closed:
-            self._dispatch()
-            self._closed = True
-            self._to_hash.put(None)
-            self._to_write.put(None)
-            for thread in self._threads:
-                thread.join()
-        if self._error is not None:
-            raise self._error
-        self._dst.flush()
-
-    def abort(self) -> None:
-        """Stop the threads without raising (the caller is already failing)."""
-        if not self._closed:
-            self._closed = True
-            self._error = self._error or RuntimeError("bundle: aborted")
-            self._to_hash.put(None)
-            self._to_write.put(None)
-            for thread in self._threads:
-                thread.join()
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[_HashingWriter]:
-        """Close on success, abort on error."""
-        try:
-            yield self
-        except BaseException:
-            self.abort()
-            raise
-        self.close()
 
 
 class BundleWriter:
@@ -278,7 +144,7 @@ class BundleWriter:
         # chunk is sealed, the ciphertext threads drain, and only then is the file renamed.
         with (
             self.target.open_write(relpath) as raw,
-            _HashingWriter(raw).running() as out,
+            ThreadedHashingWriter(raw).running() as out,
             AgeWriter(cast(BinaryIO, out), self.recipients) as age,
             source.open_tar() as stream,
         ):
@@ -367,7 +233,7 @@ class BundleWriter:
         inner.update({d.path: d.sha256 for d in manifest.documents})
         with (
             self.target.open_write(INDEX_NAME) as raw,
-            _HashingWriter(raw).running() as out,
+            ThreadedHashingWriter(raw).running() as out,
             AgeWriter(cast(BinaryIO, out), self.recipients) as age,
         ):
             _write_index(age, manifest_bytes, documents, render_sums(inner))

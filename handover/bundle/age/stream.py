@@ -9,7 +9,7 @@ agree on these sizes and keys through this module alone.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -31,6 +31,22 @@ class ByteSink(Protocol):
     """
 
     def write(self, data: memoryview, /) -> object: ...
+
+
+@runtime_checkable
+class LendingSink(Protocol):
+    """A sink that lends its own buffers, so the encryptor seals chunks straight into them.
+
+    `lend()` returns a writable buffer (it may wait for one: backpressure);
+    `commit(count)` hands back its first `count` bytes, in stream order after
+    anything given to `write` before. Saves one copy of every byte sealed.
+    """
+
+    def write(self, data: memoryview, /) -> object: ...
+
+    def lend(self) -> memoryview: ...
+
+    def commit(self, count: int, /) -> None: ...
 
 
 class ByteSource(Protocol):

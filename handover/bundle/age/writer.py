@@ -29,6 +29,7 @@ from handover.bundle.age.stream import (
     NONCE_SIZE,
     TAG_SIZE,
     ByteSink,
+    LendingSink,
     chunk_nonce,
     stream_key,
 )
@@ -44,6 +45,10 @@ class AgeWriter:
     write the final chunk, so an aborted stream never decrypts as complete.
     Batches are handed to `dst.write` as memoryviews of a reused buffer: as the
     io contract says, `dst` must not keep a reference after `write` returns.
+
+    A sink that lends its own buffers (`LendingSink`: the bundle writer's
+    threaded hashing writer) gets its chunks sealed straight into them, one
+    copy of the ciphertext less.
 
     With `background=True`, encryption and `dst.write` run on one worker
     thread (ChaCha20-Poly1305 and most sinks release the GIL), so the caller's
@@ -75,8 +80,12 @@ class AgeWriter:
             self._pending = bytearray(CHUNK_SIZE)
             self._pending_view = memoryview(self._pending)
             self._pending_len = 0
-            self._out = bytearray(BATCH_CHUNKS * ENC_CHUNK_SIZE)
-            self._out_view = memoryview(self._out)
+            self._lender = dst if isinstance(dst, LendingSink) else None
+            self._out_view: memoryview | None = (
+                None
+                if self._lender is not None
+                else memoryview(bytearray(BATCH_CHUNKS * ENC_CHUNK_SIZE))
+            )
             self._out_len = 0
 
     def writable(self) -> bool:
@@ -133,17 +142,26 @@ class AgeWriter:
             self._batch_len = 0
 
     def _seal(self, chunk: memoryview, final: bool) -> None:
+        out = self._out_view
+        if out is None:  # a lending sink: seal straight into its next buffer
+            assert self._lender is not None
+            out = self._out_view = self._lender.lend()
         end = self._out_len + len(chunk) + TAG_SIZE
         self._aead.encrypt_into(
-            chunk_nonce(self._counter, final), chunk, None, self._out_view[self._out_len : end]
+            chunk_nonce(self._counter, final), chunk, None, out[self._out_len : end]
         )
         self._counter += 1
         self._out_len = end
-        if end + ENC_CHUNK_SIZE > len(self._out):
+        if end + ENC_CHUNK_SIZE > len(out):
             self._flush()
 
     def _flush(self) -> None:
-        if self._out_len:
+        if self._lender is not None:
+            if self._out_view is not None:
+                self._lender.commit(self._out_len)
+                self._out_view = None
+            self._out_len = 0
+        elif self._out_len and self._out_view is not None:
             self._dst.write(self._out_view[: self._out_len])
             self._out_len = 0
 
