@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.s3",
     "tests.fixtures.prefect_server",
+    "tests.fixtures.postgres",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

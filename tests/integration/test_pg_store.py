@@ -1,0 +1,272 @@
+"""The state store interface against a real PostgreSQL and the local folder, same cases.
+
+Each case runs on both stores (`store_kind`): what the local folder does
+with files and `flock`s, PostgreSQL must do with rows, transactions and
+locks, for processes that share nothing but the database. Workers are real
+processes (`python -c`), started together behind a barrier file so that
+they really race.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handover.checklist.audit import entry_hash
+from handover.checklist.local_store import LocalStore
+from handover.checklist.model import Evidence, Status
+from handover.checklist.store import ChecklistStore
+from handover.errors import UsageError
+from handover.state.postgres import PostgresStore
+from handover.state.store import ContractStore, StateConflict
+
+C = "acme-infogerance"
+P = "takeover"
+ITEMS = [f"item-{n:02d}" for n in range(8)]
+TEMPLATE = [
+    {"id": i, "title": f"Step {i}", "clause": "2.1", "owner": "provider", "evidence_kind": "note"}
+    for i in ITEMS
+]
+
+WORKER = r"""
+import os, sys, time
+from pathlib import Path
+from handover.checklist.store import ChecklistStore
+from handover.checklist.local_store import LocalStore
+
+kind, where, contract, mode, name, go = sys.argv[1:7]
+args = sys.argv[7:]
+if kind == "postgres":
+    from handover.state.postgres import PostgresStore
+    state = PostgresStore(where)
+else:
+    state = LocalStore(Path(where))
+store = ChecklistStore(state=state)
+deadline = time.monotonic() + 120
+while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("no go signal")
+    time.sleep(0.01)
+if mode == "append":
+    log = store.audit_log(contract)
+    for n in range(int(args[0])):
+        log.append("test.append", name, worker=name, n=n)
+elif mode == "items":
+    for item in args:
+        store.start(contract, "takeover", item, name)
+        store.complete(contract, "takeover", item, name)
+elif mode == "hold":
+    with store._locked(contract):
+        print("locked", flush=True)
+        time.sleep(600)
+print("done", flush=True)
+"""
+
+
+@pytest.fixture(params=["local", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def location(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the state lives: a contracts folder, or a fresh database's URL."""
+    if store_kind == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "contracts")
+
+
+@pytest.fixture
+def state(store_kind: str, location: str) -> ContractStore:
+    if store_kind == "postgres":
+        return PostgresStore(location)
+    return LocalStore(Path(location))
+
+
+@pytest.fixture
+def workers(
+    store_kind: str, location: str, tmp_path: Path
+) -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+
+
+def _spawn(
+    started: list[subprocess.Popen[str]],
+    kind: str,
+    where: str,
+    mode: str,
+    name: str,
+    go: Path,
+    *args: str,
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "HANDOVER_HOME": str(go.parent / f"home-{name}")}
+    env.pop("HANDOVER_STATE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER, kind, where, C, mode, name, str(go), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=go.parent,
+    )
+    started.append(process)
+    return process
+
+
+def _finish(process: subprocess.Popen[str]) -> None:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-2000:]
+    assert out.strip().endswith("done")
+
+
+def test_concurrent_appends_from_two_processes_make_one_chain(
+    store_kind: str,
+    location: str,
+    state: ContractStore,
+    workers: list[subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    count = 60
+    go = tmp_path / "go"
+    a = _spawn(workers, store_kind, location, "append", "worker-a", go, str(count))
+    b = _spawn(workers, store_kind, location, "append", "worker-b", go, str(count))
+    go.touch()
+    _finish(a)
+    _finish(b)
+    log = ChecklistStore(state=state).audit_log(C)
+    entries = log.entries()
+    assert log.verify() == []
+    assert [e["seq"] for e in entries] == list(range(1, 2 * count + 1))
+    for before, after in itertools.pairwise(entries):
+        assert after["prev"] == before["hash"]  # no fork: each entry chains on the one before
+    for name in ("worker-a", "worker-b"):  # no lost entry, none twice, in each worker's order
+        assert [e["data"]["n"] for e in entries if e["data"]["worker"] == name] == list(
+            range(count)
+        )
+
+
+def test_two_processes_ticking_items_of_one_checklist_lose_nothing(
+    store_kind: str,
+    location: str,
+    state: ContractStore,
+    workers: list[subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    store = ChecklistStore(state=state)
+    store.open(C, P, TEMPLATE)
+    go = tmp_path / "go"
+    a = _spawn(workers, store_kind, location, "items", "worker-a", go, *ITEMS[0::2])
+    b = _spawn(workers, store_kind, location, "items", "worker-b", go, *ITEMS[1::2])
+    go.touch()
+    _finish(a)
+    _finish(b)
+    checklist = ChecklistStore(state=state).load(C, P)
+    assert {item.id: item.status for item in checklist.items} == dict.fromkeys(ITEMS, Status.DONE)
+    assert checklist.version == 1 + 2 * len(ITEMS)  # every change landed on the one before
+    assert store.cross_check(C) == []
+    log = store.audit_log(C)
+    assert log.verify() == []
+    assert len(log.entries()) == 1 + 2 * len(ITEMS)
+
+
+def test_a_stale_checklist_write_is_refused_and_writes_nothing(state: ContractStore) -> None:
+    first = ChecklistStore(state=state)
+    second = ChecklistStore(state=state)  # another worker
+    first.open(C, P, TEMPLATE)
+    stale = first.load(C, P)
+    second.start(C, P, ITEMS[0], "worker-b")
+    entries_before = first.audit_log(C).entries()
+    stale.version += 1
+    with pytest.raises(StateConflict, match="version 2, this change was made on version 1"):
+        state.commit_checklist(
+            C, P, stale.version - 1, stale.model_dump_json().encode(), [("x.y", "a", {})]
+        )
+    assert first.audit_log(C).entries() == entries_before  # not even the audit entry
+    assert first.load(C, P).item(ITEMS[0]).status is Status.RUNNING
+    assert first.load(C, P).version == 2
+
+
+def test_checklist_lifecycle_reads_the_same_on_both_stores(state: ContractStore) -> None:
+    store = ChecklistStore(state=state)
+    assert not store.exists(C, P)
+    store.open(C, P, TEMPLATE)
+    store.start(C, P, ITEMS[0], "ops")
+    evidence = Evidence(kind="note", path="n.txt", sha256="a" * 64)
+    store.complete(C, P, ITEMS[0], "ops", [evidence])
+    store.start(C, P, ITEMS[1], "ops")
+    store.fail(C, P, ITEMS[1], "ops", "db01 unreachable")
+    store.prepare_rerun(C, P, "flow:takeover")
+    store.waive(C, P, ITEMS[2], "ops", "not in scope")
+    assert store.exists(C, P)
+    checklist = ChecklistStore(state=state).load(C, P)
+    assert checklist.item(ITEMS[0]).status is Status.DONE
+    assert checklist.item(ITEMS[0]).evidence[0].sha256 == "a" * 64
+    assert checklist.item(ITEMS[1]).status is Status.PENDING
+    assert checklist.item(ITEMS[2]).status is Status.WAIVED
+    assert checklist.version == 7
+    assert store.cross_check(C) == []
+    log = store.audit_log(C)
+    assert log.verify() == []
+    assert log.torn_tail() is None
+    assert [e["event"] for e in log.entries()] == [
+        "checklist.opened",
+        "checklist.running",
+        "checklist.done",
+        "checklist.running",
+        "checklist.failed",
+        "checklist.reopened",
+        "checklist.waived",
+    ]
+    head = log.head()
+    assert head is not None and head["seq"] == 7 and head["hash"] == entry_hash(head)
+    assert state.checklist_names(C) == [P]
+
+
+def test_blobs_round_trip_and_only_known_names(state: ContractStore) -> None:
+    assert state.read_blob(C, "vault.age") is None
+    state.write_blob(C, "vault.age", b"age-encryption.org/v1\n...")
+    state.write_blob(C, "vault.age", b"age-encryption.org/v1\nsecond")
+    assert state.read_blob(C, "vault.age") == b"age-encryption.org/v1\nsecond"
+    with pytest.raises(UsageError, match=re.escape("state blob '../x'")):
+        state.write_blob(C, "../x", b"")
+
+
+def test_a_killed_worker_releases_the_contract_lock(
+    store_kind: str,
+    location: str,
+    state: ContractStore,
+    workers: list[subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    holder = _spawn(workers, store_kind, location, "hold", "worker-a", go)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    acquired = threading.Event()
+
+    def take() -> None:
+        with ChecklistStore(state=state)._locked(C):
+            acquired.set()
+
+    waiter = threading.Thread(target=take, daemon=True)
+    waiter.start()
+    assert not acquired.wait(2)  # the worker holds the contract: the other one waits
+    os.kill(holder.pid, signal.SIGKILL)  # killed mid-run: no unlock, no cleanup
+    holder.wait(timeout=60)
+    assert acquired.wait(120)  # its lock died with it
+    waiter.join(timeout=60)
