@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from handover.bundle.age import Identity
-from handover.bundle.manifest import Manifest
+from handover.bundle.manifest import MANIFEST_NAME, Manifest, load_manifest
+from handover.bundle.manifest_stream import ManifestOutline
 from handover.bundle.reader import (
     COPY_SIZE,
     as_source,
     check_outer,
     check_volume_listing,
+    close_outline,
     read_index,
     read_volume,
 )
@@ -46,7 +48,7 @@ from handover.bundle.writer import INDEX_NAME
 from handover.errors import BundleCorrupt, BundleError, UsageError
 from handover.state.diskspace import disk_full_from
 
-__all__ = ["INDEX_FOLDER", "FolderWriter", "open_bundle", "staging_prefix"]
+__all__ = ["INDEX_FOLDER", "FolderWriter", "open_bundle", "open_bundle_outline", "staging_prefix"]
 
 _STAGING_PID = re.compile(r"(\d+)-")  # after the prefix: the pid of the open that made it
 
@@ -70,7 +72,8 @@ class FolderWriter:
         self._out: IO[bytes] | None = None
         self._pending: tuple[Path, int, float] | None = None
         self._symlinks: list[tuple[str, str]] = []
-        self.outside: list[str] = []  # links whose target may lie outside the folder
+        self.outside: list[str] = []  # the first links whose target may lie outside the folder
+        self.outside_count = 0  # all of them
 
     def _target(self, path: str) -> Path:
         parts = [part for part in path.split("/") if part not in ("", ".")]
@@ -127,7 +130,9 @@ class FolderWriter:
             for path, target in self._symlinks:
                 self._make_symlink(root_fd, path_key(path), target)
                 if links.may_leave(path_key(path), target):
-                    self.outside.append(path_key(path))
+                    self.outside_count += 1
+                    if len(self.outside) < OUTSIDE_SHOWN:
+                        self.outside.append(path_key(path))
         finally:
             os.close(root_fd)
         self._symlinks = []
@@ -222,12 +227,18 @@ class LinkMap:
         return False
 
 
-def outside_links_note(outside: Sequence[str], shown_max: int = 5) -> str:
+OUTSIDE_SHOWN = 5  # links named in the note; the others are counted
+
+
+def outside_links_note(
+    outside: Sequence[str], count: int | None = None, shown_max: int = OUTSIDE_SHOWN
+) -> str:
     """One line: how many links point (or may point) outside, and the first few names."""
+    total = len(outside) if count is None else count
     names = ", ".join(shown(path) for path in outside[:shown_max])
-    more = f" and {len(outside) - shown_max} more" if len(outside) > shown_max else ""
+    more = f" and {total - shown_max} more" if total > shown_max else ""
     return (
-        f"{len(outside)} symbolic link(s) point outside the folder they were restored in "
+        f"{total} symbolic link(s) point outside the folder they were restored in "
         f"(absolute or climbing target): restored as links, never followed: {names}{more}"
     )
 
@@ -282,13 +293,33 @@ def open_bundle(
     *,
     notes: list[str] | None = None,
 ) -> Manifest:
-    """Verify and extract a bundle into `into` (absent or empty); return its manifest.
+    """`open_bundle_outline`, then the whole manifest read back from `into/index/`.
+
+    For callers that need every member's record (the reversibility drill);
+    the manifest is then held in memory, in proportion to the bundle.
+    `handover open` uses `open_bundle_outline`, whose memory is bounded.
+    """
+    open_bundle_outline(source, identities, into, signer, notes=notes)
+    path = Path(into).absolute() / INDEX_FOLDER / MANIFEST_NAME
+    return load_manifest(path.read_bytes(), f"{INDEX_NAME}: {MANIFEST_NAME}")
+
+
+def open_bundle_outline(
+    source: BundleSource | Path | str,
+    identities: Sequence[Identity],
+    into: Path,
+    signer: str | Path | None = None,
+    *,
+    notes: list[str] | None = None,
+) -> ManifestOutline:
+    """Verify and extract a bundle into `into` (absent or empty); return its manifest's outline.
 
     Each volume lands in `into/<NNNN-label>/`, the index in `into/index/`.
     Raises BundleCorrupt (one line per problem) or NoMatchingIdentity; then
     `into` is left as it was. Raises UsageError when `into` is not empty.
     `notes` (when given) receives lines for the user: the signer's
     fingerprint and whether it was checked, leftovers of an interrupted open.
+    The outline (volumes, counts; no member list) keeps memory bounded.
     """
     bundle = as_source(source)
     into = Path(into).absolute()
@@ -313,7 +344,9 @@ def open_bundle(
     except OSError as exc:
         raise UsageError(f"{into.parent}: cannot create a folder there: {exc.strerror}") from exc
     writer: FolderWriter | None = None
-    outside: list[str] = []
+    manifest: ManifestOutline | None = None
+    outside: list[str] = []  # the first few links pointing outside, for the note
+    outside_count = 0
     try:
         writer = FolderWriter(staging / INDEX_FOLDER)
         manifest = read_index(bundle, identities, outer, writer)
@@ -324,11 +357,13 @@ def open_bundle(
         for volume in manifest.volumes:
             writer = FolderWriter(staging / volume_folder(volume.file))
             expected = outer.sums[volume.file]
-            problems = read_volume(bundle, volume, identities, expected, writer)
+            problems = read_volume(bundle, manifest, volume, identities, expected, writer)
             if problems:
                 raise BundleCorrupt("\n".join(problems))
             writer.finish()
+            outside_count += writer.outside_count
             outside += (f"{writer.root.name}/{path}" for path in writer.outside)
+            del outside[OUTSIDE_SHOWN:]
         into.mkdir(exist_ok=True)
         for child in sorted(staging.iterdir()):
             os.replace(child, into / child.name)
@@ -341,9 +376,12 @@ def open_bundle(
     finally:
         if writer is not None:
             writer.abort()
+        if manifest is not None:
+            close_outline(manifest)
         shutil.rmtree(staging, ignore_errors=True)
-    if outside:
-        said.append(outside_links_note(outside))
+    if outside_count:
+        said.append(outside_links_note(outside, outside_count))
+    assert manifest is not None  # read_index returned, or the open raised
     return manifest
 
 

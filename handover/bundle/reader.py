@@ -6,6 +6,12 @@ and with an identity every volume decrypted as a stream and every member
 re-hashed against MANIFEST.json and the volume's own `SHA256SUMS`, without
 writing plaintext to disk. Each problem is one line naming the file.
 
+Memory stays bounded whatever the size of the bundle: MANIFEST.json is
+parsed as it streams out of the index (manifest_stream.py), each volume's
+members and `SHA256SUMS` are folded into multiset digests as they are read
+(volcheck.py), and the member policy's table of paths moves to disk, as
+keyed digests only, past a limit (pathtable.py).
+
 The outer checks and the index are shared with `extract.open_bundle`, so
 that verifying and opening read a bundle the same way.
 """
@@ -14,19 +20,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from handover.bundle.age import AgeReader, Identity
 from handover.bundle.hashing import HashingReader
 from handover.bundle.local import DirectorySource
-from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
+from handover.bundle.manifest import MANIFEST_NAME
+from handover.bundle.manifest_stream import ManifestOutline, ManifestStream, VolumeOutline
+from handover.bundle.pathtable import PathTable
 from handover.bundle.pump import pump_tar
 from handover.bundle.readme import NAMESPACE, volume_file_problem
 from handover.bundle.sums import SUMS_NAME, parse_sums
 from handover.bundle.tarparse import Extractor, MemberPolicy, TarParser, shown
-from handover.bundle.types import BundleSource, MemberRecord
+from handover.bundle.types import BundleSource
+from handover.bundle.volcheck import SumsCheck, VolumeCheck
 from handover.bundle.writer import INDEX_NAME, PROVIDER_KEY_NAME, SIGNATURE_NAME
 from handover.errors import (
     BundleCorrupt,
@@ -39,7 +50,6 @@ from handover.sshkeys import SSH_KEY_TYPES, line_fingerprint
 COPY_SIZE = 1 << 20
 MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
 MAX_PROBLEMS_PER_VOLUME = 20
-MAX_MANIFEST_SIZE = 256 << 20  # MANIFEST.json is held in memory: about a million members
 MAX_INDEX_SUMS_SIZE = 16 << 20
 MAX_INDEX_MEMBERS = 100_000  # documents of the handover: a few hundred in practice
 _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
@@ -222,33 +232,86 @@ def mismatch_problem(relpath: str) -> str:
 
 
 def _manifest_volume_problems(
-    volume: VolumeRecord, parser: TarParser, recorded: list[MemberRecord]
+    volume: VolumeOutline, parser: TarParser, check: VolumeCheck, sums: SumsCheck
 ) -> list[str]:
-    """Compare what a volume holds with MANIFEST.json and with its own SHA256SUMS."""
+    """Compare what a volume holds with MANIFEST.json and with its own SHA256SUMS.
+
+    Both are multiset equalities decided on digests (volcheck.py); the
+    members that differ are named when the volume is small enough for the
+    reader to have kept them, else the counts are given.
+    """
     where = volume.file
     problems: list[str] = []
-    seen = {(r[0], r[1], r[2], r[3], r[6]) for r in parser.rows}
-    expected = {(m.path, m.type, m.size, m.sha256, m.link) for m in recorded}
-    for path, kind, _size, _digest, _link in sorted(expected - seen, key=str):
-        problems.append(
-            f"{where}: member {shown(path)} ({kind}) differs from {MANIFEST_NAME} or is missing"
-        )
-    for path, kind, _size, _digest, _link in sorted(seen - expected, key=str):
-        problems.append(f"{where}: member {shown(path)} ({kind}) is not in {MANIFEST_NAME}")
-    if parser.inner_sums is None:
+    if not check.members.same(volume.digest):
+        if volume.retained is not None and check.retained is not None:
+            seen, expected = set(check.retained), set(volume.retained)
+            for path, kind, _size, _digest, _link in sorted(expected - seen, key=str):
+                problems.append(
+                    f"{where}: member {shown(path)} ({kind}) differs from {MANIFEST_NAME} "
+                    "or is missing"
+                )
+            for path, kind, _size, _digest, _link in sorted(seen - expected, key=str):
+                problems.append(f"{where}: member {shown(path)} ({kind}) is not in {MANIFEST_NAME}")
+        if not problems:
+            problems.append(
+                f"{where}: its members differ from {MANIFEST_NAME} ({check.members.count} "
+                f"read, {volume.member_count} listed)"
+            )
+    if not parser.sums_seen:
         problems.append(f"{where}: the volume has no {SUMS_NAME} member")
-    else:
-        try:
-            inner = parse_sums(parser.inner_sums, f"{where}: {SUMS_NAME}")
-        except BundleError as exc:
-            problems.append(str(exc))
-        else:
-            if inner != parser.sums():
-                problems.append(f"{where}: its {SUMS_NAME} does not match the members' content")
+    elif sums.error is not None:
+        problems.append(sums.error)
+    elif not sums.digest.same(check.sums):
+        problems.append(f"{where}: its {SUMS_NAME} does not match the members' content")
     if len(problems) > MAX_PROBLEMS_PER_VOLUME:
         more = len(problems) - MAX_PROBLEMS_PER_VOLUME
         problems = [*problems[:MAX_PROBLEMS_PER_VOLUME], f"{where}: ... and {more} more problems"]
     return problems
+
+
+def _discard(view: Any) -> None:
+    return None
+
+
+class _IndexTee:
+    """The index's extractor: MANIFEST.json to the streaming parser, all of it to `inner`."""
+
+    def __init__(self, inner: Extractor | None, manifest: ManifestStream) -> None:
+        self._inner = inner
+        self._manifest = manifest
+        self.manifest_seen = False
+
+    def directory(self, path: str) -> None:
+        if self._inner is not None:
+            self._inner.directory(path)
+
+    def open_file(self, path: str, mode: int, mtime: float) -> Callable[[Any], Any]:
+        write = self._inner.open_file(path, mode, mtime) if self._inner is not None else None
+        if path != MANIFEST_NAME:
+            return write if write is not None else _discard
+        self.manifest_seen = True
+        feed = self._manifest.feed
+        if write is None:
+            return feed
+        out = write
+
+        def both(view: Any) -> None:
+            feed(view)
+            out(view)
+
+        return both
+
+    def close_file(self) -> None:
+        if self._inner is not None:
+            self._inner.close_file()
+
+    def symlink(self, path: str, target: str) -> None:
+        if self._inner is not None:
+            self._inner.symlink(path, target)
+
+    def hardlink(self, path: str, target: str) -> None:
+        if self._inner is not None:
+            self._inner.hardlink(path, target)
 
 
 def read_index(
@@ -256,57 +319,71 @@ def read_index(
     identities: Sequence[Identity],
     outer: OuterChecks,
     extractor: Extractor | None = None,
-) -> Manifest:
-    """Decrypt index.tar.age as a stream and return its manifest.
+) -> ManifestOutline:
+    """Decrypt index.tar.age as a stream and return the outline of its manifest.
 
     The ciphertext is hashed as it is decrypted and the tar read by the same
-    parser and member policy as the volumes; only MANIFEST.json and the
-    index's SHA256SUMS are held in memory (both capped), the documents are
-    hashed on the way (and written by `extractor`, for open). A parse error
-    on a file whose digest does not match is reported as the mismatch.
+    parser and member policy as the volumes. MANIFEST.json is parsed as it
+    streams past (never held whole); only the index's SHA256SUMS is held in
+    memory (capped); the documents are hashed on the way (and written by
+    `extractor`, for open). A parse error on a file whose digest does not
+    match is reported as the mismatch. The caller closes the outline's
+    `targets` table (`close_outline`).
     """
     policy = MemberPolicy(INDEX_NAME)
+    targets = PathTable()
+    stream = ManifestStream(f"{INDEX_NAME}: {MANIFEST_NAME}", os.urandom(32), targets)
+    tee = _IndexTee(extractor, stream)
     parser = TarParser(
         INDEX_NAME,
         capture_sums=True,
         sums_limit=MAX_INDEX_SUMS_SIZE,
-        capture={MANIFEST_NAME: MAX_MANIFEST_SIZE},
         policy=policy,
-        extractor=extractor,
+        extractor=tee,
         max_members=MAX_INDEX_MEMBERS,
     )
     expected = outer.sums.get(INDEX_NAME)
     failure: BundleError | None = None
-    with source.open_read(INDEX_NAME) as raw:
-        hashing = HashingReader(raw)
-        try:
-            with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
-                pump_tar(age, parser, None)  # type: ignore[arg-type]
-        except BundleError as exc:
-            failure = exc
-        hashing.drain()
-    if expected is not None and hashing.hexdigest() != expected:
-        raise BundleCorrupt(mismatch_problem(INDEX_NAME))
-    if isinstance(failure, BundleCorrupt | NoMatchingIdentity):
-        raise failure
-    if failure is not None:  # the parser's BundleError: the content is at fault
-        raise BundleCorrupt(str(failure)) from failure
-    for path, kind, *_ in parser.rows:
-        if kind != "file":
-            raise BundleCorrupt(f"{INDEX_NAME}: unexpected member {shown(path)} ({kind})")
-    manifest_data = parser.captured.get(MANIFEST_NAME)
-    if manifest_data is None:
-        raise BundleCorrupt(f"{INDEX_NAME}: no {MANIFEST_NAME} inside")
-    inner = parse_sums(parser.inner_sums or b"", f"{INDEX_NAME}: {SUMS_NAME}")
-    for path, digest in parser.sums().items():
-        if inner.get(path) != digest:
-            raise BundleCorrupt(
-                f"{INDEX_NAME}: {shown(path)} does not match the index's {SUMS_NAME}"
-            )
-    return load_manifest(manifest_data, f"{INDEX_NAME}: {MANIFEST_NAME}")
+    try:
+        with source.open_read(INDEX_NAME) as raw:
+            hashing = HashingReader(raw)
+            try:
+                with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
+                    pump_tar(age, parser, None)  # type: ignore[arg-type]
+            except BundleError as exc:
+                failure = exc
+            hashing.drain()
+        if expected is not None and hashing.hexdigest() != expected:
+            raise BundleCorrupt(mismatch_problem(INDEX_NAME))
+        if isinstance(failure, BundleCorrupt | NoMatchingIdentity):
+            raise failure
+        if failure is not None:  # the parser's BundleError: the content is at fault
+            raise BundleCorrupt(str(failure)) from failure
+        for path, kind, *_ in parser.rows:
+            if kind != "file":
+                raise BundleCorrupt(f"{INDEX_NAME}: unexpected member {shown(path)} ({kind})")
+        if not tee.manifest_seen:
+            raise BundleCorrupt(f"{INDEX_NAME}: no {MANIFEST_NAME} inside")
+        inner = parse_sums(parser.inner_sums or b"", f"{INDEX_NAME}: {SUMS_NAME}")
+        for path, digest in parser.sums().items():
+            if inner.get(path) != digest:
+                raise BundleCorrupt(
+                    f"{INDEX_NAME}: {shown(path)} does not match the index's {SUMS_NAME}"
+                )
+        return stream.close()
+    except BaseException:
+        targets.close()
+        raise
+    finally:
+        policy.close()
 
 
-def check_volume_listing(manifest: Manifest, outer: OuterChecks) -> list[str]:
+def close_outline(manifest: ManifestOutline) -> None:
+    """Remove what reading the manifest left on disk (the hard link targets' table)."""
+    manifest.targets.close()
+
+
+def check_volume_listing(manifest: ManifestOutline, outer: OuterChecks) -> list[str]:
     problems: list[str] = []
     listed = {v.file for v in manifest.volumes}
     if len(listed) != len(manifest.volumes):
@@ -375,11 +452,15 @@ def verify_bundle_outcome(
             problems.append(str(exc))
         else:
             decrypted.add(INDEX_NAME)
-            problems += check_volume_listing(manifest, outer)
-            for volume in manifest.volumes:
-                if volume.file in outer.present and volume_file_problem(volume.file) is None:
-                    problems += read_volume(bundle, volume, identities, outer.sums.get(volume.file))
-                    decrypted.add(volume.file)
+            try:
+                problems += check_volume_listing(manifest, outer)
+                for volume in manifest.volumes:
+                    if volume.file in outer.present and volume_file_problem(volume.file) is None:
+                        expected = outer.sums.get(volume.file)
+                        problems += read_volume(bundle, manifest, volume, identities, expected)
+                        decrypted.add(volume.file)
+            finally:
+                close_outline(manifest)
     for relpath, expected in sorted(outer.sums.items()):
         unchecked = relpath.endswith(".age") and relpath not in decrypted
         if unchecked and relpath in outer.present:
@@ -389,7 +470,8 @@ def verify_bundle_outcome(
 
 def read_volume(
     source: BundleSource,
-    volume: VolumeRecord,
+    manifest: ManifestOutline,
+    volume: VolumeOutline,
     identities: Sequence[Identity],
     expected: str | None,
     extractor: Extractor | None = None,
@@ -399,17 +481,26 @@ def read_volume(
     Verify and open both come here (open with an `extractor` writing the
     members), so they parse the same bytes with the same member policy and
     compare the same things: the ciphertext digest, the volume's own
-    SHA256SUMS and the manifest's members. The volume's SHA256SUMS is held in
-    memory, capped in proportion to the manifest's listing of the volume.
+    SHA256SUMS and the manifest's members. Nothing proportional to the
+    volume is held: members and SHA256SUMS lines are folded into digests as
+    they pass, and the policy's path table spills to disk when large.
     """
-    listed = sum(4 * len(member.path) + 80 for member in volume.members)
+    check = VolumeCheck(
+        volume.number,
+        manifest.key,
+        manifest.targets if volume.hardlinks else None,
+        retain=volume.retained is not None,
+    )
+    sums = SumsCheck(f"{volume.file}: {SUMS_NAME}", manifest.key)
+    policy = MemberPolicy(volume.file)
     parser = TarParser(
         volume.file,
         capture_sums=True,
-        sums_limit=(1 << 20) + listed,
-        policy=MemberPolicy(volume.file),
+        policy=policy,
         extractor=extractor,
-        max_members=len(volume.members) + 1,  # one more: that row is then reported
+        max_members=volume.member_count + 1,  # one more: that row is then reported
+        rows=check,
+        sums_sink=sums,
     )
     problems: list[str] = []
     try:
@@ -423,8 +514,10 @@ def read_volume(
             hashing.drain()
     except BundleError as exc:  # not a regular file, vanished
         return [str(exc)]
+    finally:
+        policy.close()
     if expected is not None and hashing.hexdigest() != expected:
         problems.insert(0, mismatch_problem(volume.file))
     if not problems:
-        problems += _manifest_volume_problems(volume, parser, volume.members)
+        problems += _manifest_volume_problems(volume, parser, check, sums)
     return problems

@@ -38,22 +38,33 @@ def parse_sums(data: bytes, where: str) -> dict[str, str]:
     """Read a `sha256sum` file into {path: hex digest}; raises BundleCorrupt-worthy BundleError."""
     entries: dict[str, str] = {}
     for number, raw in enumerate(data.split(b"\n"), 1):
-        if not raw:
-            continue
-        line = raw.decode("utf-8", "surrogateescape")
-        escaped = line.startswith("\\")
-        if escaped:
-            line = line[1:]
-        digest, sep, path = line.partition("  ")
-        if not sep or len(digest) != 64 or any(c not in _HEX_DIGITS for c in digest):
-            if not sep and line[64:65] == " " and line[65:66] == "*":  # binary-mode marker
-                digest, path = line[:64], line[66:]
-            else:
-                raise BundleError(f"{where}: line {number} is not a sha256sum line")
-        if escaped:
-            path = _unescape(path)
-        entries[path] = digest
+        entry = sums_entry(raw, number, where)
+        if entry is not None:
+            entries[entry[0]] = entry[1]
     return entries
+
+
+def sums_entry(raw: bytes, number: int, where: str) -> tuple[str, str] | None:
+    """One line (without its LF) as (path, digest); None for an empty line.
+
+    Apart from `parse_sums` so that a reader can take a large `SHA256SUMS`
+    line by line as it streams past, without holding it.
+    """
+    if not raw:
+        return None
+    line = raw.decode("utf-8", "surrogateescape")
+    escaped = line.startswith("\\")
+    if escaped:
+        line = line[1:]
+    digest, sep, path = line.partition("  ")
+    if not sep or len(digest) != 64 or any(c not in _HEX_DIGITS for c in digest):
+        if not sep and line[64:65] == " " and line[65:66] == "*":  # binary-mode marker
+            digest, path = line[:64], line[66:]
+        else:
+            raise BundleError(f"{where}: line {number} is not a sha256sum line")
+    if escaped:
+        path = _unescape(path)
+    return path, digest
 
 
 def _unescape(path: str) -> str:

@@ -20,6 +20,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from handover.bundle.pathtable import PathTable
 from handover.bundle.sums import SUMS_NAME
 from handover.bundle.types import MemberRecord
 from handover.errors import BundleError
@@ -211,13 +212,18 @@ class MemberPolicy:
     or a symbolic link (`a` then `a/b`: nothing is ever written through a
     link). A hard link must name a regular file met earlier in the same
     stream, the only case where `os.link` inside the extraction folder gives
-    what `tar -x` gives. It keeps one entry per path, like the rows themselves.
+    what `tar -x` gives. It keeps one entry per path, in a PathTable: a dict
+    for most volumes, on disk (paths only as keyed digests) for huge ones.
     """
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, memory_limit: int | None = None) -> None:
         self.where = where
-        self._kinds: dict[str, str] = {}
+        self._kinds = PathTable() if memory_limit is None else PathTable(memory_limit)
         self._last_parent = ""
+
+    def close(self) -> None:
+        """Forget the paths (and remove the table's database, if it spilled to disk)."""
+        self._kinds.close()
 
     def check(self, name: str, kind: str, link: str | None = None) -> None:
         """Raise BundleError naming the member when open could not extract it as it is."""
@@ -241,7 +247,7 @@ class MemberPolicy:
                     )
             self._last_parent = parent
         key = "/".join(parts)
-        before = kinds.get(key)
+        before = kinds.kind(key)
         if before is not None and not (before == "dir" and kind == "dir"):
             raise BundleError(
                 f"{self.where}: member {shown(name)} appears twice (or as both a file and "
@@ -249,14 +255,14 @@ class MemberPolicy:
             )
         if kind == "hardlink":
             self._check_hardlink(name, link or "")
-        kinds[key] = kind
+        kinds.set(key, kind)
 
     def _check_hardlink(self, name: str, link: str) -> None:
         if link.startswith("/") or "\0" in link or ".." in link.split("/"):
             target = None
         else:
             target = path_key(link)
-        if not target or self._kinds.get(target) != "file":
+        if not target or self._kinds.kind(target) != "file":
             raise BundleError(
                 f"{self.where}: member {shown(name)} is a hard link to {shown(link)}, which is "
                 "not a regular file earlier in the same archive: refused"
@@ -277,6 +283,22 @@ class Extractor(Protocol):
     def hardlink(self, path: str, target: str) -> None: ...
 
 
+class RowSink(Protocol):
+    """Where a parser puts its rows: a list, or a reader's check that folds them as they come."""
+
+    def append(self, row: Row, /) -> None: ...
+
+
+class SumsSink(Protocol):
+    """Receives the data of a volume's own SHA256SUMS member as it streams past."""
+
+    def begin(self) -> None: ...
+
+    def write(self, view: Any, /) -> None: ...
+
+    def end(self) -> None: ...
+
+
 class TarParser:
     """Incremental parser of one tar stream: feed it buffers, it hashes members as they pass.
 
@@ -284,8 +306,10 @@ class TarParser:
     its end-of-archive blocks, so a caller forwarding the stream can cut the
     end marker off and append a `SHA256SUMS` member. With `capture_sums`
     (verification), a root `SHA256SUMS` member is kept in `inner_sums`
-    instead of refused (at most `sums_limit` bytes); members named in
-    `capture` ({path: byte limit}) are kept in `captured` and listed as files.
+    instead of refused (at most `sums_limit` bytes), or passed to `sums_sink`
+    as it streams (no limit: nothing is held); members named in `capture`
+    ({path: byte limit}) are kept in `captured` and listed as files. Rows go
+    to `rows` (a list by default; a reader passes a sink that folds them).
 
     Reading a bundle back passes a `MemberPolicy` (every member name and kind
     is checked as it is read) and, for `handover open`, an `Extractor` that
@@ -303,6 +327,8 @@ class TarParser:
         policy: MemberPolicy | None = None,
         extractor: Extractor | None = None,
         max_members: int | None = None,
+        rows: RowSink | None = None,
+        sums_sink: SumsSink | None = None,
     ) -> None:
         if extractor is not None and policy is None:
             raise ValueError("an extractor needs a member policy")
@@ -311,6 +337,8 @@ class TarParser:
         self.inner_sums: bytes | None = None
         self.captured: dict[str, bytes] = {}
         self._capture: dict[str, int] = dict(capture or {})
+        self._sums_sink = sums_sink if capture_sums else None
+        self.sums_seen = False
         if capture_sums:
             self._capture.update(dict.fromkeys(_SUMS_PATHS, sums_limit))
         self._policy = policy
@@ -319,10 +347,11 @@ class TarParser:
         self._max_members = max_members
         # The fast path neither writes nor captures: it serves sealing and verifying.
         self._fast = extractor is None and not capture
+        self._count = 0  # members checked by the policy
         self.ended = False
         self.offset = 0  # bytes consumed so far
         self.archive_size = 0  # bytes before the end-of-archive marker, once ended
-        self.rows: list[Row] = []
+        self.rows: Any = [] if rows is None else rows  # list[Row] unless a RowSink was given
         self._partial = bytearray()
         self._data_left = 0  # bytes of the current member still to skip, padding included
         self._content_left = 0  # of which data bytes to pass to the sink
@@ -440,7 +469,7 @@ class TarParser:
                 return pos
             if policy is not None:
                 policy.check(path, "file")
-                self._count_member(len(rows))
+                self._count_member()
             digest = _sha256(view[start:end]).hexdigest()
             rows.append((path, "file", msize, digest, mode, float(mtime), None))
             pos = end + (-msize % BLOCK_SIZE)
@@ -550,7 +579,7 @@ class TarParser:
             # a GNU dumpdir (D) is a directory; a volume label (V) is checked as one
             skipped = kind is None and typeflag in _SKIPPED_DATA_TYPES
             self._policy.check(name, "dir" if skipped else kind or "file", link)
-            self._count_member(len(self.rows))
+            self._count_member()
         path = extract_path(name)
         if not path or path in (".", "./"):
             path = "."
@@ -558,6 +587,9 @@ class TarParser:
             raise BundleError(f"{where}: member {shown(name)} points outside the archive ('..')")
         limit = self._capture.get(path)
         if limit is not None and kind is None and typeflag not in _SKIPPED_DATA_TYPES:
+            if self._sums_sink is not None and path in _SUMS_PATHS:
+                self._begin_sums(path, size, mode, mtime, self._sums_sink)
+                return
             if size > limit:
                 raise BundleError(
                     f"{where}: member {shown(name)} is {size} bytes, more than the "
@@ -602,7 +634,26 @@ class TarParser:
 
         self._begin_data(size, sink)
 
-    def _count_member(self, count: int) -> None:
+    def _begin_sums(self, path: str, size: int, mode: int, mtime: float, sums: SumsSink) -> None:
+        """The volume's own SHA256SUMS, passed on as it streams (and written, for open)."""
+        self.sums_seen = True
+        sums.begin()
+        self._current = (path, "sums", size, mode, mtime, None)
+        if self._extractor is None:
+            self._begin_data(size, sums.write)
+            return
+        write = self._extractor.open_file(path, mode, mtime)
+        feed = sums.write
+
+        def sink(view: Any) -> None:
+            feed(view)
+            write(view)
+
+        self._begin_data(size, sink)
+
+    def _count_member(self) -> None:
+        count = self._count
+        self._count = count + 1
         if self._max_members is not None and count >= self._max_members:
             raise BundleError(
                 f"{self.where}: more than {self._max_members} members, more than "
@@ -631,6 +682,10 @@ class TarParser:
         path, kind, size, mode, mtime, _ = current
         if self._extractor is not None:
             self._extractor.close_file()
+        if kind == "sums":
+            assert self._sums_sink is not None
+            self._sums_sink.end()
+            return
         self.rows.append((path, kind, size, self._hasher.hexdigest(), mode, mtime, None))
         self._hasher = None
 

@@ -363,7 +363,7 @@ def open_command(
     ] = None,
 ) -> None:
     """Verify and extract a bundle; nothing is left in --into unless everything checks out."""
-    from handover.bundle.extract import open_bundle
+    from handover.bundle.extract import open_bundle_outline
 
     identities = _identities(identity)
     if not identities:
@@ -372,7 +372,9 @@ def open_command(
         raise UsageError(f"{signer}: no such signer key file")
     notes: list[str] = []
     try:
-        manifest = open_bundle(_bundle_source(bundle), identities, into, signer, notes=notes)
+        manifest = open_bundle_outline(
+            _bundle_source(bundle), identities, into, signer, notes=notes
+        )
     finally:  # leftovers of an interrupted open are said even when this one fails
         for line in notes:
             if not line.startswith("signed by"):
