@@ -1,33 +1,75 @@
-"""Benchmark `handover seal` / `handover verify --identity` against the shell-tool anchors.
+"""Benchmark `handover seal` against the shell-tool anchors, and against the hardware limit.
 
-Builds a tree of about 1 GiB (a few large files and 20,000 small ones) under
---workdir, then alternates N times:
+Builds a tree (by default 2 x 256 MiB of random data plus 10,000 small
+files, the tree of issue #16) under --workdir, then for each CPU set
+(`taskset -c 0`, then `taskset -c 0,1`: how the work scales from one core
+to two) alternates --runs times:
 
-    seal:    tar -cf - TREE | age -r RECIPIENT > out.age
-             handover seal TREE --to RECIPIENT --sign-key KEY --out DIR
-    verify:  age -d -i KEY out.age | tar -t >/dev/null; sha256sum of every file of TREE
-             handover verify DIR --identity KEY
+    anchor:     tar -cf - TREE | age -r R > out.age
+    std tools:  the same guarantees with standard tools: the plaintext and the
+                ciphertext hashed on the way (tar | tee >(sha256sum) | age |
+                tee >(sha256sum) > out.age), then `sha256sum` of every file
+    handover:   handover seal TREE --to R --sign-key K --out DIR
+    handover, several datasets: one volume per top-level dataset (each large
+                file, the small-file folder) sealed in parallel (--jobs N),
+                against the same single `tar | age` anchor
 
-and prints the median wall time of each, the ratio handover/anchor, and the
-peak RSS of the handover process (from wait4's rusage). The handover command
-runs as a subprocess: the measure is what a user runs.
+It prints the median (and best) wall time and CPU seconds (user + system of
+the command and the processes it waited for: tar, age, sha256sum) of each,
+the ratios to the anchor and to the standard-tools pipeline, handover's peak
+RSS, and the hardware limit: the CPU seconds of SHA-256 on the plaintext,
+ChaCha20-Poly1305 and SHA-256 on the ciphertext for this much data (measured
+here, in this process, with the libraries handover uses), divided by the
+cores. Other jobs on the machine make wall times noisy: CPU seconds are the
+steadier figure, and the ratios are taken within one run, against an anchor
+run moments before.
 
-    .venv/bin/python benchmarks/seal.py [--workdir DIR] [--runs 3] [--large-mib 256]
+    .venv/bin/python benchmarks/seal.py [--runs 3] [--large-mib 256] [--small-files 10000]
+        [--cpus 0 0,1] [--verify] [--workdir DIR] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
 HANDOVER = [sys.executable, "-c", "import sys; from handover.cli import main; main()"]
+GIB = 1 << 30
+
+
+@dataclass
+class Runs:
+    """The (wall s, CPU s, peak RSS KiB) of each run of one command."""
+
+    samples: list[tuple[float, float, int]] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(s[0] for s in self.samples)
+
+    @property
+    def best(self) -> float:
+        return min(s[0] for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s[1] for s in self.samples)
+
+    @property
+    def rss_mib(self) -> float:
+        return max(s[2] for s in self.samples) / 1024
 
 
 def build_tree(tree: Path, large_files: int, large_mib: int, small_files: int) -> tuple[int, int]:
@@ -58,43 +100,204 @@ def build_tree(tree: Path, large_files: int, large_mib: int, small_files: int) -
     return count, total
 
 
-def timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, int, float]:
-    """Run a command; return (wall seconds, peak RSS KiB of the child, CPU seconds).
+def timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, float, int]:
+    """Run a command; return (wall seconds, CPU seconds, peak RSS KiB of the child).
 
-    CPU seconds (user + system, the child and the processes it waited for: tar,
-    age) say what the work costs when other jobs share the machine.
+    CPU seconds are user + system of the child and of the processes it
+    waited for (tar, age, sha256sum), from wait4's rusage.
     """
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, shell=shell, stdout=subprocess.DEVNULL, executable="/bin/bash" if shell else None
+        command,
+        shell=shell,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        executable="/bin/bash" if shell else None,
     )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"command failed ({process.returncode}): {command}")
-    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {command}\n{stderr[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def _thread_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
+
+
+def primitive_costs(mib: int = 256) -> tuple[float, float]:
+    """CPU seconds per GiB of SHA-256 (hashlib, 4 MiB updates) and of ChaCha20-Poly1305.
+
+    ChaCha20-Poly1305 as age uses it: 64 KiB chunks sealed with `encrypt_into`.
+    Each is timed on this thread alone (best of three), so other jobs on the
+    machine weigh on it as little as they can.
+    """
+    data = memoryview(os.urandom(4 << 20))
+    rounds = mib // 4
+    sha_costs, chacha_costs = [], []
+    aead = ChaCha20Poly1305(os.urandom(32))
+    out = memoryview(bytearray(64 * 1024 + 16))
+    for _ in range(3):
+        start = _thread_cpu()
+        sha = hashlib.sha256()
+        for _ in range(rounds):
+            sha.update(data)
+        sha_costs.append((_thread_cpu() - start) * 1024 / mib)
+        start = _thread_cpu()
+        counter = 0
+        for _ in range(rounds):
+            for offset in range(0, len(data), 64 * 1024):
+                nonce = counter.to_bytes(12, "big")
+                aead.encrypt_into(nonce, data[offset : offset + 64 * 1024], None, out)
+                counter += 1
+        chacha_costs.append((_thread_cpu() - start) * 1024 / mib)
+    return min(sha_costs), min(chacha_costs)
+
+
+def _tree_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def sha_ni() -> str:
+    """Whether the CPU has the SHA extensions (hashlib takes them through OpenSSL)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    return "yes" if " sha_ni" in flags else "no"
+
+
+@dataclass
+class Setup:
+    workdir: Path
+    tree: Path
+    recipient: str
+    sign_key: Path
+    datasets: list[Path]
+
+
+def commands(setup: Setup, cpus: str) -> dict[str, list[str] | str]:
+    """The commands of one CPU set, each pinned with taskset."""
+    work, tree, recipient = setup.workdir, setup.tree, setup.recipient
+    pin = f"taskset -c {cpus} "
+    anchor = (
+        f"set -o pipefail; {pin}tar -cf - -C {work} tree | {pin}age -r {recipient} > {work}/a.age"
+    )
+    # FIFOs rather than >(...): the shell waits for both sha256sum, so their CPU counts
+    std = (
+        f"set -o pipefail; {pin}sha256sum < {work}/plain.fifo > {work}/plain.sum &"
+        f" {pin}sha256sum < {work}/cipher.fifo > {work}/cipher.sum &"
+        f" {pin}tar -cf - -C {work} tree | {pin}tee {work}/plain.fifo"
+        f" | {pin}age -r {recipient} | {pin}tee {work}/cipher.fifo > {work}/s.age && wait"
+        f" && cd {tree} && find . -type f -print0 | {pin}xargs -0 sha256sum > {work}/files.sum"
+    )
+    seal = ["taskset", "-c", cpus, *HANDOVER, "seal", str(tree), "--to", recipient,
+            "--sign-key", str(setup.sign_key), "--out", str(work / "bundle")]  # fmt: skip
+    multi = ["taskset", "-c", cpus, *HANDOVER, "seal", *map(str, setup.datasets),
+             "--jobs", str(len(setup.datasets)), "--to", recipient,
+             "--sign-key", str(setup.sign_key), "--out", str(work / "bundle-multi")]  # fmt: skip
+    return {"anchor": anchor, "std tools": std, "handover": seal, "handover, N volumes": multi}
+
+
+def run_set(setup: Setup, cpus: str, runs: int) -> dict[str, Runs]:
+    results = {name: Runs() for name in commands(setup, cpus)}
+    for run in range(1, runs + 1):
+        for name, command in commands(setup, cpus).items():
+            for leftover in ("bundle", "bundle-multi"):
+                shutil.rmtree(setup.workdir / leftover, ignore_errors=True)
+            results[name].samples.append(timed(command, shell=isinstance(command, str)))
+        print(
+            f"  cpus {cpus} run {run}: "
+            + ", ".join(f"{n} {r.samples[-1][0]:.2f} s" for n, r in results.items()),
+            flush=True,
+        )
+    return results
+
+
+def report(cpus: str, results: dict[str, Runs], size: int, limit_cpu: float) -> None:
+    cores = len(cpus.split(","))
+    anchor, std = results["anchor"], results["std tools"]
+    print(f"cpus {cpus} ({cores} core(s)), load average {os.getloadavg()[0]:.1f}:")
+    for name, r in results.items():
+        ratios = ""
+        if name != "anchor":
+            ratios = (
+                f"; x anchor: wall {r.wall / anchor.wall:.2f} (best {r.best / anchor.best:.2f}),"
+                f" CPU {r.cpu / anchor.cpu:.2f}"
+            )
+        if name.startswith("handover"):
+            ratios += f"; x std tools: wall {r.wall / std.wall:.2f}, CPU {r.cpu / std.cpu:.2f}"
+            ratios += f"; peak RSS {r.rss_mib:.0f} MiB"
+        print(
+            f"  {name:20} wall median {r.wall:6.2f} s (best {r.best:.2f}, "
+            f"{size / r.wall / 1e6:4.0f} MB/s), CPU {r.cpu:6.2f} s{ratios}"
+        )
+    seal = results["handover"]
+    limit_wall = limit_cpu / cores
+    print(
+        f"  hardware limit on {cores} core(s): {limit_wall:.2f} s; handover wall"
+        f" {seal.wall / limit_wall:.2f}x it (best {seal.best / limit_wall:.2f}x), CPU"
+        f" {seal.cpu / limit_cpu:.2f}x the {limit_cpu:.2f} CPU-s of the crypto alone"
+    )
+
+
+def scaling(all_results: dict[str, dict[str, Runs]], largest: int, sha: float) -> None:
+    """From one core to two: speed-up of each command, and what more cores would give.
+
+    The projection: volumes of a contract of several datasets are independent,
+    so their CPU spreads over the free cores, down to a floor: the longest
+    stage of the largest volume, SHA-256 of its plaintext on one thread. The
+    anchor gains nothing from more cores: age encrypts on one.
+    """
+    if len(all_results) < 2:
+        return
+    (one_cpus, one), (two_cpus, two) = list(all_results.items())[:2]
+    print(f"scaling {one_cpus} -> {two_cpus}:")
+    for name in one:
+        print(
+            f"  {name:20} speed-up {one[name].wall / two[name].wall:.2f}x"
+            f" (CPU {one[name].cpu:.2f} -> {two[name].cpu:.2f} s)"
+        )
+    multi_cpu = two["handover, N volumes"].cpu
+    floor = largest / GIB * sha
+    anchor = two["anchor"].wall
+    for cores in (4, 8):
+        projected = max(multi_cpu / cores, floor)
+        print(
+            f"  projection, {cores} free cores, one volume per dataset: about {projected:.2f} s"
+            f" (CPU {multi_cpu:.2f} s / {cores}, floor {floor:.2f} s), anchor about"
+            f" {anchor:.2f} s: ratio about {projected / anchor:.2f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--large-files", type=int, default=4)
-    parser.add_argument("--large-mib", type=int, default=224)
-    parser.add_argument("--small-files", type=int, default=20_000)
+    parser.add_argument("--large-files", type=int, default=2)
+    parser.add_argument("--large-mib", type=int, default=256)
+    parser.add_argument("--small-files", type=int, default=10_000)
+    parser.add_argument("--cpus", nargs="+", default=["0", "0,1"], help="taskset CPU lists")
+    parser.add_argument("--verify", action="store_true", help="also time verify vs age -d")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
+    for tool in ("tar", "age", "age-keygen", "taskset", "sha256sum", "tee"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: apt-get install -y tar age util-linux coreutils")
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="handover-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     tree = workdir / "tree"
-    print(f"work folder: {workdir}")
     started = time.perf_counter()
     files, size = build_tree(tree, args.large_files, args.large_mib, args.small_files)
     print(
-        f"tree: {files} files, {size / 2**20:.0f} MiB ({args.large_files} x {args.large_mib} MiB"
-        f" + {args.small_files} small files), built in {time.perf_counter() - started:.1f} s"
+        f"work folder {workdir}; tree: {files} files, {size / 2**20:.0f} MiB ({args.large_files}"
+        f" x {args.large_mib} MiB + {args.small_files} small files), built in"
+        f" {time.perf_counter() - started:.1f} s"
     )
     identity = workdir / "key.txt"
     identity.unlink(missing_ok=True)
@@ -108,52 +311,50 @@ def main() -> None:
     subprocess.run(
         [*HANDOVER, "keygen", "--signing", "--out", str(sign_key)], check=True, capture_output=True
     )
-    anchor_out = workdir / "anchor.tar.age"
-    bundle = workdir / "bundle"
+    datasets = [*sorted((tree / "large").iterdir()), tree / "small"]
+    for fifo in ("plain.fifo", "cipher.fifo"):
+        (workdir / fifo).unlink(missing_ok=True)
+        os.mkfifo(workdir / fifo)
+    setup = Setup(workdir, tree, recipient, sign_key, datasets)
 
-    anchor_seal = f"tar -cf - -C {workdir} tree | age -r {recipient} > {anchor_out}"
-    anchor_verify = (
-        f"set -o pipefail; age -d -i {identity} {anchor_out} | tar -t > /dev/null && "
-        f"cd {tree} && find . -type f -print0 | xargs -0 sha256sum > /dev/null"
+    sha, chacha = primitive_costs()
+    limit_cpu = size / GIB * (2 * sha + chacha)
+    print(
+        f"primitives (CPU-s per GiB, one thread): SHA-256 {sha:.3f} ({1 / sha:.2f} GiB/s,"
+        f" sha_ni in /proc/cpuinfo: {sha_ni()}), ChaCha20-Poly1305 64 KiB chunks {chacha:.3f}"
+        f" ({1 / chacha:.2f} GiB/s); sha256(plain) + chacha + sha256(cipher) ="
+        f" {2 * sha + chacha:.3f} CPU-s/GiB, {limit_cpu:.2f} CPU-s for this tree"
     )
-    seal_command = [*HANDOVER, "seal", str(tree), "--to", recipient, "--sign-key",
-                    str(sign_key), "--out", str(bundle)]  # fmt: skip
-    verify_command = [*HANDOVER, "verify", str(bundle), "--identity", str(identity)]
-    # name -> (anchor runs, handover runs), each run (wall s, peak RSS KiB, CPU s)
-    results: dict[str, tuple[list[tuple[float, int, float]], list[tuple[float, int, float]]]] = {
-        "seal": ([], []),
-        "verify": ([], []),
-    }
-    for run in range(1, args.runs + 1):
-        anchor_out.unlink(missing_ok=True)
-        results["seal"][0].append(timed(anchor_seal, shell=True))
-        shutil.rmtree(bundle, ignore_errors=True)
-        results["seal"][1].append(timed(seal_command))
-        results["verify"][0].append(timed(anchor_verify, shell=True))
-        results["verify"][1].append(timed(verify_command))
-        print(
-            f"run {run}: "
-            + "; ".join(
-                f"{name} anchor {runs[0][-1][0]:.2f} s, handover {runs[1][-1][0]:.2f} s"
-                for name, runs in results.items()
-            ),
-            flush=True,
-        )
-
-    for name, (anchor, ours) in results.items():
-        a = statistics.median(r[0] for r in anchor)
-        h = statistics.median(r[0] for r in ours)
-        a_cpu = statistics.median(r[2] for r in anchor)
-        h_cpu = statistics.median(r[2] for r in ours)
-        rss = max(r[1] for r in ours)
-        print(
-            f"{name:6}: anchor median {a:.2f} s ({size / a / 1e6:.0f} MB/s), handover median"
-            f" {h:.2f} s ({size / h / 1e6:.0f} MB/s), ratio {h / a:.2f}; CPU anchor"
-            f" {a_cpu:.2f} s, handover {h_cpu:.2f} s (ratio {h_cpu / a_cpu:.2f});"
-            f" handover peak RSS {rss / 1024:.0f} MiB"
-        )
+    all_results: dict[str, dict[str, Runs]] = {}
+    for cpus in args.cpus:
+        all_results[cpus] = run_set(setup, cpus, args.runs)
+    for cpus, results in all_results.items():
+        report(cpus, results, size, limit_cpu)
+    scaling(all_results, max(_tree_bytes(d) for d in datasets), sha)
+    if args.verify:
+        verify(setup, identity, size, args.runs)
     if not args.keep and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def verify(setup: Setup, identity: Path, size: int, runs: int) -> None:
+    """`handover verify --identity` against `age -d | tar -t` plus `sha256sum` of every file."""
+    work = setup.workdir
+    timed(commands(setup, "0,1")["handover"], shell=False)  # a bundle to verify
+    anchor_cmd = (
+        f"set -o pipefail; age -d -i {identity} {work}/a.age | tar -t > /dev/null && "
+        f"cd {setup.tree} && find . -type f -print0 | xargs -0 sha256sum > /dev/null"
+    )
+    ours_cmd = [*HANDOVER, "verify", str(work / "bundle"), "--identity", str(identity)]
+    anchor, ours = Runs(), Runs()
+    for _ in range(runs):
+        anchor.samples.append(timed(anchor_cmd, shell=True))
+        ours.samples.append(timed(ours_cmd))
+    print(
+        f"verify: anchor median {anchor.wall:.2f} s, handover {ours.wall:.2f} s"
+        f" ({size / ours.wall / 1e6:.0f} MB/s), ratio {ours.wall / anchor.wall:.2f};"
+        f" CPU ratio {ours.cpu / anchor.cpu:.2f}; peak RSS {ours.rss_mib:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":
