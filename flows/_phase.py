@@ -70,6 +70,7 @@ class PhaseOutcome(BaseModel):
     contract: str
     phase: str
     status: Literal["complete"] = "complete"
+    checklist: str | None = None  # a period's checklist (`operational-2026-11`), if not the phase's
 
 
 @dataclass
@@ -103,18 +104,34 @@ class PhaseRun:
     """The checklist of one phase during one flow run."""
 
     def __init__(
-        self, playbook: Playbook, phase: str, *, fresh: bool = False, sequential: bool = False
+        self,
+        playbook: Playbook,
+        phase: str,
+        *,
+        fresh: bool = False,
+        sequential: bool = False,
+        checklist: str | None = None,
+        items: list[dict[str, Any]] | None = None,
+        own: list[str] | None = None,
     ) -> None:
+        """`checklist` and `items`: a period's checklist of the phase and its items.
+
+        The operational tasks tick the checklist of their period
+        (`operational-2026-11`, see `handover.operations.schedules`), each
+        only its `own` items (reopened for a fresh run; the others belong to
+        runs that may be at work at the same time); evidence still goes to
+        the phase's folder.
+        """
         self.playbook = playbook
         self.sequential = sequential
         self.contract = playbook.contract_id
         self.phase = phase
+        self.name = checklist or phase  # the checklist the store knows it by
         self.paths = ContractPaths(self.contract)
         self.folder = self.paths.phase_dir(phase)
         ensure_private_dir(self.folder)
-        self.checklist: Checklist = open_checklist(
-            self.contract, phase, phase_items(playbook, phase), fresh
-        )
+        template = items if items is not None else phase_items(playbook, phase)
+        self.checklist: Checklist = open_checklist(self.contract, self.name, template, fresh, own)
         self.failures: list[tuple[str, str]] = []
         self.blocked: dict[str, str] = {}
         self.log = get_run_logger()
@@ -140,17 +157,17 @@ class PhaseRun:
             self.log.warning("%s %s", item_id, reason)
             self.blocked[item_id] = reason
             return None
-        start_item(self.contract, self.phase, item_id)
+        start_item(self.contract, self.name, item_id)
         try:
             result = step()
         except Exception as exc:  # every failure lands on the item, with its reason
             reason = describe_error(exc)
             self.log.error("%s failed: %s", item_id, reason)
-            fail_item(self.contract, self.phase, item_id, reason)
+            fail_item(self.contract, self.name, item_id, reason)
             self.failures.append((item_id, reason))
             self._mark(item_id, Status.FAILED)
             return None
-        complete_item(self.contract, self.phase, item_id, result.evidence, result.actor)
+        complete_item(self.contract, self.name, item_id, result.evidence, result.actor)
         self._mark(item_id, Status.DONE)
         return result.value
 
@@ -160,7 +177,7 @@ class PhaseRun:
         Read from the store, not from memory: a manual item ticked from the
         CLI while the flow waited counts.
         """
-        checklist = load_checklist(self.contract, self.phase)
+        checklist = load_checklist(self.contract, self.name)
         self.checklist = checklist
         ids = [entry.id for entry in checklist.items]
         required = list(needs)
@@ -175,30 +192,37 @@ class PhaseRun:
 
     def waive(self, item_id: str, reason: str, actor: str | None = None) -> None:
         if self.status(item_id) == Status.PENDING:
-            waive_item(self.contract, self.phase, item_id, reason, actor)
+            waive_item(self.contract, self.name, item_id, reason, actor)
             self._mark(item_id, Status.WAIVED)
 
     def reopen(self, item_id: str, reason: str) -> None:
         """Bring a finished or failed item back to pending (audited, with the reason)."""
-        self.checklist = load_checklist(self.contract, self.phase)
+        self.checklist = load_checklist(self.contract, self.name)
         if self.status(item_id) != Status.PENDING:
-            reopen_item(self.contract, self.phase, item_id, reason)
+            reopen_item(self.contract, self.name, item_id, reason)
             self._mark(item_id, Status.PENDING)
 
     def _mark(self, item_id: str, status: Status) -> None:
         self.checklist.item(item_id).status = status
 
-    def finish(self) -> PhaseOutcome:
+    def finish(self, only: Sequence[str] | None = None) -> PhaseOutcome:
         """A short summary for the flow's result, or PhaseIncomplete naming every open item.
 
         Reads the checklist back: the run is complete only when every item is
         done or waived, whatever this run did (a manual item left pending, a
-        prerequisite that failed in an earlier run).
+        prerequisite that failed in an earlier run). `only`: the items this
+        run answers for (an operational task ticks its own items of the
+        period's checklist; the others are other tasks' and nobody is asked).
         """
-        self.ask_people()
-        checklist = load_checklist(self.contract, self.phase)
-        open_items = [entry for entry in checklist.items if not _finished(entry.status)]
-        self.anchor(f"{self.phase} run end ({'incomplete' if open_items else 'complete'})")
+        if only is None:
+            self.ask_people()
+        checklist = load_checklist(self.contract, self.name)
+        open_items = [
+            entry
+            for entry in checklist.items
+            if not _finished(entry.status) and (only is None or entry.id in only)
+        ]
+        self.anchor(f"{self.name} run end ({'incomplete' if open_items else 'complete'})")
         if open_items:
             reasons = dict(self.failures)
             lines = "; ".join(
@@ -211,9 +235,13 @@ class PhaseRun:
                 for entry in open_items
             )
             raise PhaseIncomplete(
-                f"{self.contract} {self.phase}: {len(open_items)} item(s) not done — {lines}"
+                f"{self.contract} {self.name}: {len(open_items)} item(s) not done — {lines}"
             )
-        return PhaseOutcome(contract=self.contract, phase=self.phase)
+        return PhaseOutcome(
+            contract=self.contract,
+            phase=self.phase,
+            checklist=self.name if self.name != self.phase else None,
+        )
 
     def ask_people(self) -> None:
         """Pause for each item the playbook adds that this run reaches still pending.
@@ -238,7 +266,7 @@ class PhaseRun:
         """The item's status as stored now (read from another thread while the run waits)."""
 
         def status_now() -> Status:
-            return load_checklist(self.contract, self.phase).item(item_id).status
+            return load_checklist(self.contract, self.name).item(item_id).status
 
         return status_now
 
@@ -256,13 +284,13 @@ class PhaseRun:
         if answer.outcome == "waived":
             self.waive(item_id, f"{details} (declared by {by} in the pause form)", who)
             return
-        start_item(self.contract, self.phase, item_id)
+        start_item(self.contract, self.name, item_id)
         if answer.outcome == "done":
-            complete_item(self.contract, self.phase, item_id, [evidence], who)
+            complete_item(self.contract, self.name, item_id, [evidence], who)
             self._mark(item_id, Status.DONE)
         else:
             reason = f"{details} (declared by {by} in the pause form)"
-            fail_item(self.contract, self.phase, item_id, reason, who)
+            fail_item(self.contract, self.name, item_id, reason, who)
             self.failures.append((item_id, reason))
             self._mark(item_id, Status.FAILED)
 

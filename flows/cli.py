@@ -13,7 +13,8 @@ from handover.cli import _register, app, run_app, translate_errors
 def main() -> None:
     """Run `handover` with every command registered."""
     _register()
-    import flows.commands  # noqa: F401  (registers server, serve, demo, run)
+    import flows.commands  # registers server, serve, demo, run
+    import flows.schedules_cmd  # noqa: F401  (registers schedules show / deploy)
     from flows.server import api_error
 
     translate_errors(api_error)

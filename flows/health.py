@@ -1,6 +1,7 @@
 """The health flow: one round of the playbook's health checks, appended to the sample store.
 
-Run on its own schedule (`health_deployment`: every 5 minutes by default),
+Run on its own schedule (every 5 minutes by default, `operations.schedules.health`
+to change it; deployed with the other operational tasks by `flows.schedules`),
 apart from the operational run, so availability is measured all period long
 rather than once per report. Each round samples the checks whose interval
 has passed (`interval_minutes`, default 5), host by host in parallel, and
@@ -11,26 +12,19 @@ run's health item and the SLA report read those samples.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
-from typing import cast
 
 from prefect import flow
-from prefect.deployments.runner import RunnerDeployment
 from pydantic import BaseModel, ConfigDict
 
 from flows._phase import gather, phase_run_name, phase_task_runner
 from flows.playbook_guard import guard_playbook_path
 from handover.contract.loader import load_playbook
 from handover.estate.health_checks import HealthSample
-from handover.operations.run_history import run_tags
 from tasks.health import due_checks, record_samples, sample_host
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.tags import tag_flow_run
-
-#: How often the health deployment runs: the default check interval.
-HEALTH_EVERY = timedelta(minutes=5)
 
 
 class HealthRound(BaseModel):
@@ -65,17 +59,3 @@ def health(playbook_path: str) -> HealthRound:
     return HealthRound(
         contract=contract, samples=written, failed=failed, hosts_unsampled=sorted(errors)
     )
-
-
-def health_deployment(
-    contract: str, playbook_path: str, every: timedelta = HEALTH_EVERY
-) -> RunnerDeployment:
-    """The contract's health flow every `every` (default 5 minutes), for `handover serve`."""
-    deployment = health.to_deployment(
-        name=f"{contract}-health",
-        interval=every,
-        parameters={"playbook_path": str(Path(playbook_path).resolve())},
-        description=f"Health samples of {contract} every {every}.",
-        tags=run_tags(contract, "health"),
-    )
-    return cast(RunnerDeployment, deployment)

@@ -2,8 +2,9 @@
 
 Install the provider's SSH access listed in the security section (and keep
 the record that the exit will use to revoke it), define the health checks
-from the SLA, deploy the backup schedule as a Prefect deployment, and write
-the hotline/on-site procedure and the runbooks.
+from the SLA, deploy the operational tasks' schedules as Prefect deployments
+(each task on its own clock: `flows.schedules`), and write the hotline/on-site
+procedure and the runbooks.
 """
 
 from __future__ import annotations
@@ -22,19 +23,17 @@ from flows._phase import (
     phase_task_runner,
 )
 from flows.playbook_guard import guard_playbook_path
-from flows.schedules import deploy_backup_schedule
+from flows.schedules import deploy_operational_schedules
 from flows.writer_lease import one_writer
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.hotline_procedure import hotline_procedure
 from handover.documents.runbooks import runbooks
+from handover.operations.schedules import task_schedules
 from tasks.access import install_access
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.tags import tag_flow_run
-
-DEFAULT_BACKUP_CRON = "0 2 * * *"
-DRILL_EVERY_N_RUNS = 1
 
 
 @flow(
@@ -93,17 +92,18 @@ def define_health_checks(run: PhaseRun, playbook: Playbook) -> Step[None]:
 
 
 def schedule_backups(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step[None]:
-    cron = (playbook.backups.schedule if playbook.backups else None) or DEFAULT_BACKUP_CRON
-    deployment = deploy_backup_schedule(playbook_path, playbook.contract_id, cron)
-    return Step([run.write_json("backup-schedule.json", deployment, "log")])
+    """Deploy every operational task on its schedule, the backups' among them."""
+    deployed = deploy_operational_schedules(playbook_path)
+    return Step([run.write_json("backup-schedule.json", deployed, "log")])
 
 
 def schedule_drill(run: PhaseRun, playbook: Playbook) -> Step[None]:
-    """The drill runs inside every operational run: record that, with the deadlines it rehearses."""
+    """The drill's own schedule (quarterly by default), with the deadlines it rehearses."""
+    drill = next(s for s in task_schedules(playbook) if s.task == "drill")
     plan = {
-        "drill": "each operational run seals every dataset, opens the bundle in a sandbox "
-        "and compares it with the source",
-        "every_n_operational_runs": DRILL_EVERY_N_RUNS,
+        "drill": "seals every dataset, opens the bundle in a sandbox and compares it with "
+        "the source; ticks reversibility-drill in the checklist of its quarter",
+        "schedule": drill.describe,
         "deadlines": playbook.reversibility.deadlines.model_dump(mode="json"),
     }
     return Step([run.write_json("reversibility-drill.json", plan, "document")])

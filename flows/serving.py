@@ -2,15 +2,18 @@
 
 One deployment per phase (the UI builds the run form from the flow's
 parameters: a playbook path, never a secret), the whole lifecycle, and, for
-each contract whose implementation phase deployed a backup schedule, the
-scheduled operational deployment, so scheduled runs execute here too.
+each contract whose schedules were deployed (the implementation phase, or
+`handover schedules deploy` without a pool), one deployment per operational
+task on its own schedule (`flows.schedules`), so scheduled runs execute
+here. A contract whose schedules are in a work pool is left to the pool's
+workers: serving it here would take its deployments out of the pool.
 
 Whoever reaches the API can start these with a `playbook_path` of their
 choosing: each phase flow, run from a deployment, first checks that the
 playbook is inside the playbook folders (`flows.playbook_guard`). A
-contract's recorded schedule whose playbook is outside them stops
-`handover serve` at start, with the setting to change, rather than failing
-at every scheduled run.
+contract's recorded schedule whose playbook is outside them (or no longer
+reads) stops `handover serve` at start, with the setting to change, rather
+than failing at every scheduled run.
 """
 
 from __future__ import annotations
@@ -21,13 +24,12 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.health import health_deployment
 from flows.implementation import implementation
 from flows.lifecycle import lifecycle
 from flows.operational import operational
 from flows.playbook_guard import check_deployment_playbook
 from flows.reversibility import reversibility
-from flows.schedules import scheduled_deployment
+from flows.schedules import contract_deployments
 from flows.takeover import takeover
 from handover.contract.playbook_dirs import PlaybookOutsideFolders
 from handover.operations.run_history import run_tags
@@ -77,11 +79,12 @@ def serve_phases(limit: int = 4, *, announce: Callable[[], None] = lambda: None)
     is outside the playbook folders.
     """
     deployments = phase_deployments()
-    for contract, schedule in sorted(load_schedules().items()):
-        check_scheduled_playbook(contract, schedule.playbook_path)
-        deployments.append(scheduled_deployment(contract, schedule))
-        # Health samples on their own clock (every 5 minutes), beside the nightly run.
-        deployments.append(health_deployment(contract, schedule.playbook_path))
+    for contract, record in sorted(load_schedules().items()):
+        if record.work_pool:  # the pool's workers run them (`handover schedules deploy --pool`)
+            continue
+        check_scheduled_playbook(contract, record.playbook_path)
+        _, tasks = contract_deployments(record.playbook_path)
+        deployments.extend(deployment for _, deployment in tasks)
     announce()
     serve(*deployments, limit=limit)
 
@@ -91,4 +94,4 @@ def check_scheduled_playbook(contract: str, playbook_path: str) -> None:
     try:
         check_deployment_playbook(playbook_path)
     except PlaybookOutsideFolders as refused:
-        raise PlaybookOutsideFolders(f"backup schedule of {contract}: {refused}") from None
+        raise PlaybookOutsideFolders(f"schedules of {contract}: {refused}") from None

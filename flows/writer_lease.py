@@ -117,7 +117,11 @@ def writer_lease(contract: str, phase: str) -> Iterator[None]:
     """Hold `contract-<id>-<phase>` for the block; PhaseBusy if another run keeps it."""
     name = limit_name(contract, phase)
     ensure_concurrency_limit(name, 1)
-    record = ContractPaths(contract).phase_dir(phase) / LEASE_FILE
+    # `operational-backups`: one task of the operational run, its lease file in the phase's folder.
+    folder, _, task = phase.partition("-")
+    record = ContractPaths(contract).phase_dir(folder) / (
+        f"writer-{task}.lease" if task else LEASE_FILE
+    )
     _release_if_dead(record)
     lease_id = _acquire(name, contract, phase)
     write_atomic(record, json.dumps(_holder_record(lease_id)).encode("utf-8"))

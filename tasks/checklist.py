@@ -31,18 +31,19 @@ def artifact_key(contract: str, phase: str) -> str:
 def _summary(checklist: Checklist) -> str:
     counts = checklist.summary()
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    return f"**{checklist.contract}** — {checklist.phase} checklist: {parts}"
+    return f"**{checklist.contract}** — {checklist.name} checklist: {parts}"
 
 
 def publish(checklist: Checklist, item: ChecklistItem, previous: Status | None) -> None:
     """Store listener: publish the artifact version and the event of one change."""
     create_table_artifact(
         checklist.as_rows(),
-        key=artifact_key(checklist.contract, str(checklist.phase)),
+        key=artifact_key(checklist.contract, checklist.name),
         description=_summary(checklist),
     )
     payload: dict[str, Any] = {
         "phase": str(checklist.phase),
+        "checklist": checklist.name,
         "item": item.id,
         "title": item.title,
         "status": str(item.status),
@@ -60,7 +61,7 @@ def publish(checklist: Checklist, item: ChecklistItem, previous: Status | None) 
         related=[
             {
                 "prefect.resource.id": (
-                    f"handover.checklist-item.{checklist.contract}.{checklist.phase}.{item.id}"
+                    f"handover.checklist-item.{checklist.contract}.{checklist.name}.{item.id}"
                 ),
                 "prefect.resource.role": "checklist-item",
                 "prefect.resource.name": item.title,
@@ -94,26 +95,42 @@ def load_checklist(contract: str, phase: str) -> Checklist:
 
 
 def phase_checklists(contract: str) -> dict[Phase, Checklist]:
-    """The contract's checklists so far, in phase order (phases not started are left out)."""
+    """The contract's checklists so far, in phase order (phases not started are left out).
+
+    The operational run keeps one checklist per period: its newest stands for the phase.
+    """
     checklist_store = store()
-    return {
-        phase: checklist_store.load(contract, phase)
-        for phase in PHASES
-        if checklist_store.exists(contract, phase)
-    }
+    current = {phase: checklist_store.current(contract, phase) for phase in PHASES}
+    return {phase: checklist_store.load(contract, name) for phase, name in current.items() if name}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="open {phase} checklist")
 def open_checklist(
-    contract: str, phase: str, template_items: list[dict[str, Any]], reopen_done: bool
+    contract: str,
+    phase: str,
+    template_items: list[dict[str, Any]],
+    reopen_done: bool,
+    own: list[str] | None = None,
 ) -> Checklist:
-    """Open the phase's checklist; reopen failed (and, for a fresh run, done) items."""
+    """Open the phase's checklist; reopen failed (and, for a fresh run, done) items.
+
+    `own`: the only items this run may reopen, when other runs tick the
+    same checklist at the same time (the operational tasks share their
+    period's checklist): an item another run has `running` is theirs.
+    """
     checklist_store = store()
     checklist = checklist_store.open(contract, phase, template_items)
-    checklist = checklist_store.prepare_rerun(contract, phase, run_actor())
+    if own is None:
+        checklist = checklist_store.prepare_rerun(contract, phase, run_actor())
+    else:
+        for item in checklist.items:
+            if item.id in own and item.status in (Status.FAILED, Status.RUNNING):
+                checklist = checklist_store.reopen(
+                    contract, phase, item.id, run_actor(), f"rerun ({item.status.value})"
+                )
     if reopen_done:
         for item in checklist.items:
-            if item.status == Status.DONE:
+            if item.status == Status.DONE and (own is None or item.id in own):
                 checklist = checklist_store.reopen(
                     contract, phase, item.id, run_actor(), reason="phase run again from the start"
                 )
@@ -125,7 +142,7 @@ def publish_checklist(checklist: Checklist) -> None:
     """Publish the checklist's current state (first version of a run)."""
     create_table_artifact(
         checklist.as_rows(),
-        key=artifact_key(checklist.contract, str(checklist.phase)),
+        key=artifact_key(checklist.contract, checklist.name),
         description=_summary(checklist),
     )
 

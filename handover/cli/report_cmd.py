@@ -71,9 +71,8 @@ def report_command(
     contract = playbook.contract_id
     key = signing_key(playbook)  # first: no key, no report (an unsigned one proves nothing)
     store = ChecklistStore()
-    checklists: list[Checklist] = [
-        store.load(contract, phase) for phase in PHASES if store.exists(contract, phase)
-    ]
+    current = [store.current(contract, phase) for phase in PHASES]  # newest operational period
+    checklists: list[Checklist] = [store.load(contract, name) for name in current if name]
     paths = ContractPaths(contract)
     checkpoints, _unreadable = CheckpointFile(paths.audit_checkpoints).read()  # in the trail
     trail = verify_trail(

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 
 from handover.contract.base import PlaybookModel
+from handover.contract.cron import CronExpression
 from handover.contract.fields import NonEmpty, SecretRef
 from handover.contract.recipients import RecipientList, load_recipients
 
@@ -23,8 +24,8 @@ class Backups(PlaybookModel):
     keep_last: int = Field(
         default=7, ge=1, description="Always keep this many, whatever their age."
     )
-    schedule: str | None = Field(
-        default=None, description="Cron expression of the backup deployment."
+    schedule: CronExpression | None = Field(
+        default=None, description="Cron expression of the backups (contract's time zone)."
     )
     recipients: RecipientList = Field(min_length=1, description="The provider's backup keys.")
     identity: SecretRef | None = Field(

@@ -310,11 +310,12 @@ def find_playbooks(folder: Path) -> dict[str, Path]:
 
 
 def read_checklists(store: ChecklistStore, contract: str) -> dict[Phase, Checklist | None]:
-    """Each phase's stored checklist, None for a phase no run opened yet."""
-    return {
-        phase: store.load(contract, phase) if store.exists(contract, phase) else None
-        for phase in PHASES
-    }
+    """Each phase's stored checklist, None for a phase no run opened yet.
+
+    The operational run keeps one checklist per period: its newest stands for the phase.
+    """
+    current = {phase: store.current(contract, phase) for phase in PHASES}
+    return {phase: store.load(contract, name) if name else None for phase, name in current.items()}
 
 
 def read_status(

@@ -28,14 +28,14 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.states import Scheduled
 
 from flows.lifecycle import run_phase_flow
-from flows.schedules import scheduled_deployment
+from flows.schedules import task_deployment
 from handover.demo.credentials import prepare_vault
 from handover.operations.run_history import (
     IN_PROGRESS_PARENT,
     IN_PROGRESS_THIS_EXIT,
     RunHistory,
 )
-from handover.operations.schedules import BackupSchedule
+from handover.operations.schedules import TaskSchedule
 from handover.phases import Phase
 from tasks.documents import run_history
 from tasks.run_history import read_run_history
@@ -209,8 +209,8 @@ def test_the_running_exit_and_its_parent_show_in_progress_and_secrets_stay_out(
 
 def test_scheduled_runs_of_a_contract_are_in_its_history(prefect_server: str) -> None:
     contract = f"hist-{uuid.uuid4().hex[:8]}"
-    schedule = BackupSchedule(playbook_path="/nowhere/playbook.yaml", cron="0 3 1 1 *")
-    deployment_id = UUID(str(scheduled_deployment(contract, schedule).apply()))
+    schedule = TaskSchedule(task="backups", cron="0 3 1 1 *", timezone="UTC", items=())
+    deployment_id = UUID(str(task_deployment(contract, "/nowhere/playbook.yaml", schedule).apply()))
     try:
         with get_client(sync_client=True) as client:
             planned = client.create_flow_run_from_deployment(
@@ -219,7 +219,7 @@ def test_scheduled_runs_of_a_contract_are_in_its_history(prefect_server: str) ->
         history = read_run_history(contract)
         entry = next(r for r in history.runs if r.id == str(planned.id))
         assert entry.state_type == "SCHEDULED" and entry.start_time is None
-        assert entry.phase == "operational" and entry.flow_name == "operational"
+        assert entry.phase == "operational" and entry.flow_name == "operational-backups"
         assert entry.expected_start_time is not None
     finally:
         with get_client(sync_client=True) as client:

@@ -51,6 +51,7 @@ DOCUMENTED_IDS = {
         "security-updates",
         "incidents",
         "sla-report",
+        "technology-watch",
         "reversibility-drill",
     ],
     "reversibility": [

@@ -209,9 +209,9 @@ def test_a_retention_the_user_set_wins(monkeypatch: pytest.MonkeyPatch, name: st
 
 
 def test_served_deployments_carry_their_phase_and_schedules_their_contract() -> None:
-    from flows.schedules import scheduled_deployment
+    from flows.schedules import task_deployment
     from flows.serving import phase_deployments
-    from handover.operations.schedules import BackupSchedule
+    from handover.operations.schedules import TaskSchedule
 
     tags = {d.name: d.tags for d in phase_deployments()}
     assert tags == {
@@ -221,7 +221,6 @@ def test_served_deployments_carry_their_phase_and_schedules_their_contract() -> 
         "reversibility": ["phase:reversibility"],
         "lifecycle": ["phase:lifecycle"],
     }
-    scheduled = scheduled_deployment(
-        "acme", BackupSchedule(playbook_path="/p/acme.yaml", cron="0 2 * * *")
-    )
+    backups = TaskSchedule(task="backups", cron="0 2 * * *", timezone="UTC", items=("backups",))
+    scheduled = task_deployment("acme", "/p/acme.yaml", backups)
     assert scheduled.tags == ["contract:acme", "phase:operational"]

@@ -1,5 +1,5 @@
-"""What `handover serve` serves: the phases, and per scheduled contract its nightly run and
-its health samples every five minutes."""
+"""What `handover serve` serves: the phases, and per scheduled contract one deployment per
+operational task on its own schedule (contracts deployed into a work pool are left to it)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,52 @@ from typing import Any
 import pytest
 
 from flows import serving
-from handover.operations.schedules import BackupSchedule
+from handover.operations.schedules import ScheduleRecord
+
+DEMO = Path(__file__).resolve().parents[2] / "playbooks" / "examples" / "demo.yaml"
 
 
-def test_each_scheduled_contract_gets_its_nightly_run_and_its_health_deployment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_each_scheduled_contract_gets_one_deployment_per_task(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    playbook = tmp_path / "playbooks" / "acme.yaml"
-    playbook.parent.mkdir()
-    playbook.write_text("contract: {id: acme-2026}\n")
-    monkeypatch.setenv("HANDOVER_PLAYBOOK_DIRS", str(playbook.parent))
-    schedule = BackupSchedule(playbook_path=str(playbook), cron="0 2 * * *")
-    monkeypatch.setattr(serving, "load_schedules", lambda: {"acme-2026": schedule})
+    monkeypatch.setenv("HANDOVER_PLAYBOOK_DIRS", str(DEMO.parent))
+    records = {
+        "demo-estate": ScheduleRecord(playbook_path=str(DEMO)),
+        "in-a-pool": ScheduleRecord(playbook_path=str(DEMO), work_pool="handover"),
+    }
+    monkeypatch.setattr(serving, "load_schedules", lambda: records)
     served: list[Any] = []
     monkeypatch.setattr(serving, "serve", lambda *deployments, limit: served.extend(deployments))
 
     serving.serve_phases()
 
     by_name = {deployment.name: deployment for deployment in served}
-    assert {"takeover", "reversibility", "acme-2026-scheduled", "acme-2026-health"} <= set(by_name)
-    health = by_name["acme-2026-health"]
-    assert health.parameters == {"playbook_path": str(playbook.resolve())}
+    tasks = {"backups", "updates", "sla-report", "drill", "technology-watch", "health"}
+    assert {"takeover", "reversibility"} | {f"demo-estate-{t}" for t in tasks} == set(by_name) - {
+        "implementation",
+        "operational",
+        "lifecycle",
+    }
+    health = by_name["demo-estate-health"]
+    assert health.parameters == {"playbook_path": str(DEMO.resolve())}
     [schedule_of_health] = health.schedules
     assert schedule_of_health.schedule.interval == timedelta(minutes=5)
-    assert "contract:acme-2026" in health.tags
+    report = by_name["demo-estate-sla-report"]
+    [cron] = report.schedules
+    assert (cron.schedule.cron, cron.schedule.timezone) == ("0 6 1 * *", "Europe/Paris")
+    assert report.flow_name == "operational-sla-report"
+    assert report.tags == ["contract:demo-estate", "phase:operational"]
+    assert report.work_pool_name is None  # served here, not by a pool's workers
+
+
+def test_a_schedule_outside_the_playbook_folders_stops_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.contract.playbook_dirs import PlaybookOutsideFolders
+
+    monkeypatch.setenv("HANDOVER_PLAYBOOK_DIRS", str(tmp_path))
+    records = {"demo-estate": ScheduleRecord(playbook_path=str(DEMO))}
+    monkeypatch.setattr(serving, "load_schedules", lambda: records)
+    monkeypatch.setattr(serving, "serve", lambda *deployments, limit: None)
+    with pytest.raises(PlaybookOutsideFolders, match="schedules of demo-estate"):
+        serving.serve_phases()

@@ -246,7 +246,7 @@ def test_the_incidents_item_needs_the_journal_and_reads_its_period(
     playbook: Playbook, tmp_path: Path
 ) -> None:
     from flows._phase import StepFailed
-    from flows.operational import record_incidents
+    from flows.operational_steps import record_incidents
 
     run = _Run(tmp_path)
     period = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
