@@ -15,18 +15,16 @@ from handover.bundle.snapshot import snapshot_digest
 from handover.bundle.types import MemberRecord
 from handover.documents.blocks import Inline, badge, code, join_codes, strong
 from handover.documents.builder import DocumentBuilder
+from handover.documents.client_documents import client_documents_section
 from handover.documents.document import Document
-from handover.documents.formatting import (
-    count_text,
-    date_text,
-    datetime_text,
-    scrub,
-)
+from handover.documents.formatting import scrub
 from handover.documents.sections import header_fields, parties_section, perimeter_section
+from handover.i18n import Texts
 from handover.sizes import size_text
 
 if TYPE_CHECKING:
     from handover.contract.playbook import Playbook
+    from handover.estate.client_documents import ClientDocumentsIndex
     from handover.estate.inventory import Certificate, Inventory
 
 Snapshots = Mapping[str, Sequence[MemberRecord] | None]
@@ -37,6 +35,7 @@ def baseline_report(
     inventories: Sequence[Inventory],
     snapshots: Mapping[str, Sequence[MemberRecord]],
     generated_at: datetime,
+    client_documents: ClientDocumentsIndex | None = None,
 ) -> Document:
     """The baseline report (état des lieux) of the takeover.
 
@@ -48,28 +47,34 @@ def baseline_report(
     snap = {d.name: _find_snapshot(snapshots, d.name, d.host) for d in playbook.perimeter.datasets}
     expiring = _expiring_certificates(inventories, warn_days)
     eol = [(inv.host, flag) for inv in inventories for flag in inv.eol_flags]
-    unread = _unreadable(playbook, inventories, snap)
-    b = DocumentBuilder()
+    b = DocumentBuilder(Texts.for_contract(playbook.contract))
+    t = b.t
+    unread = _unreadable(t, playbook, inventories, snap)
     header_fields(b, playbook, generated_at)
     b.p(
-        "This report records the state of the client's systems when the provider took them "
-        "over: what exists, in which state, and what could not be read. It is the reference "
-        "against which the exit inventory is compared.",
+        t._(
+            "This report records the state of the client's systems when the provider took "
+            "them over: what exists, in which state, and what could not be read. It is the "
+            "reference against which the exit inventory is compared."
+        ),
         "note",
     )
     _summary(b, playbook, inventories, snap, len(expiring), len(eol), len(unread))
     parties_section(b, playbook)
     perimeter_section(b, playbook)
     _certificates_section(b, expiring, warn_days)
-    b.h(2, "End-of-life software (fin de support)")
+    b.h(2, t._("End-of-life software"))
     b.table(
-        ["Host", "Finding"], [[code(h), flag] for h, flag in eol], "No end-of-life software found."
+        [t._("Host"), t._("Finding")],
+        [[code(h), flag] for h, flag in eol],
+        t._("No end-of-life software found."),
     )
     _hosts_section(b, playbook, inventories)
     _datasets_section(b, playbook, snap)
-    b.h(2, "What could not be read")
-    b.bullets(unread, empty="Everything listed in the perimeter was read.")
-    title = f"Baseline report (état des lieux): {playbook.contract.title}"
+    client_documents_section(b, playbook, client_documents)  # the client's own documents
+    b.h(2, t._("What could not be read"))
+    b.bullets(unread, empty=t._("Everything listed in the perimeter was read."))
+    title = t._("Baseline report: {title}", title=playbook.contract.title)
     return b.document("baseline-report", title)
 
 
@@ -103,19 +108,21 @@ def _expiring_certificates(
 
 
 def _unreadable(
-    playbook: Playbook, inventories: Sequence[Inventory], snap: Snapshots
+    t: Texts, playbook: Playbook, inventories: Sequence[Inventory], snap: Snapshots
 ) -> list[Inline]:
     by_host = {inv.host: inv for inv in inventories}
     lines: list[Inline] = []
     for host in playbook.perimeter.hosts:
         inv = by_host.get(host.name)
         if inv is None:
-            lines.append([code(host.name), ": no inventory (host not reached or not collected)"])
+            lines.append(
+                [code(host.name), ": " + t._("no inventory (host not reached or not collected)")]
+            )
             continue
         lines += [[code(host.name), f": {scrub(item)}"] for item in inv.unreadable]
     for name, members in snap.items():
         if members is None:
-            lines.append(["dataset ", code(name), ": no baseline snapshot"])
+            lines.append([t._("dataset") + " ", code(name), ": " + t._("no baseline snapshot")])
     return lines
 
 
@@ -134,16 +141,33 @@ def _summary(
     inventoried_hosts = {inv.host for inv in inventories}
     inventoried = sum(1 for h in playbook.perimeter.hosts if h.name in inventoried_hosts)
     warn_days = playbook.sla.cert_warning_days
-    b.h(2, "Summary")
+    t = b.t
+    hosts = len(playbook.perimeter.hosts)
+    b.h(2, t._("Summary"))
     b.bullets(
         [
-            f"{count_text(len(playbook.perimeter.hosts), 'host')} in the perimeter, "
-            f"{inventoried} inventoried.",
-            f"{count_text(len(snap), 'dataset')}, {len(read)} snapshotted: "
-            f"{count_text(files, 'file')}, {size_text(volume)}.",
-            f"{count_text(expiring, 'certificate')} expired or expiring within {warn_days} days.",
-            f"{count_text(eol, 'end-of-life finding')}.",
-            f"{count_text(unread, 'fact')} could not be read.",
+            t.n_(
+                "{n} host in the perimeter, {inventoried} inventoried.",
+                "{n} hosts in the perimeter, {inventoried} inventoried.",
+                hosts,
+                inventoried=inventoried,
+            ),
+            t.n_(
+                "{n} dataset, {read} snapshotted: {files}, {size}.",
+                "{n} datasets, {read} snapshotted: {files}, {size}.",
+                len(snap),
+                read=len(read),
+                files=t.n_("{n} file", "{n} files", files),
+                size=size_text(volume),
+            ),
+            t.n_(
+                "{n} certificate expired or expiring within {days} days.",
+                "{n} certificates expired or expiring within {days} days.",
+                expiring,
+                days=warn_days,
+            ),
+            t.n_("{n} end-of-life finding.", "{n} end-of-life findings.", eol),
+            t.n_("{n} fact could not be read.", "{n} facts could not be read.", unread),
         ]
     )
 
@@ -151,23 +175,31 @@ def _summary(
 def _certificates_section(
     b: DocumentBuilder, expiring: Sequence[tuple[str, Certificate]], warn_days: int
 ) -> None:
-    b.h(2, f"Certificates expired or expiring within {warn_days} days")
+    t = b.t
+    b.h(2, t._("Certificates expired or expiring within {days} days", days=warn_days))
     b.table(
-        ["Host", "Certificate", "Subject", "Expires", "Days left", "State"],
+        [
+            t._("Host"),
+            t._("Certificate"),
+            t._("Subject"),
+            t._("Expires"),
+            t._("Days left"),
+            t._("State"),
+        ],
         [
             [
                 code(host),
                 code(cert.path),
                 cert.subject,
-                date_text(cert.not_after),
+                t.date(cert.not_after),
                 str(cert.days_left),
-                badge("expired", "expired")
+                badge(t._("expired"), "expired")
                 if cert.days_left < 0
-                else badge("expires soon", "soon"),
+                else badge(t._("expires soon"), "soon"),
             ]
             for host, cert in sorted(expiring, key=lambda hc: hc[1].days_left)
         ],
-        "No certificate expires soon.",
+        t._("No certificate expires soon."),
     )
 
 
@@ -177,25 +209,32 @@ def _hosts_section(
     """Each perimeter host's facts (or why there are none), then inventories of other hosts."""
     sla = playbook.sla
     by_host = {inv.host: inv for inv in inventories}
-    b.h(2, "Hosts")
+    t = b.t
+    b.h(2, t._("Hosts"))
     for host in playbook.perimeter.hosts:
         inv = by_host.get(host.name)
         b.h(3, host.name)
         if inv is None:
-            b.p(f"Host {host.name} was not inventoried: no facts are recorded for it.", "warning")
+            b.p(
+                t._(
+                    "Host {host} was not inventoried: no facts are recorded for it.",
+                    host=host.name,
+                ),
+                "warning",
+            )
             continue
         _host_facts(b, inv, sla.disk_threshold_percent, sla.cert_warning_days)
     for inv in inventories:
         if inv.host not in {h.name for h in playbook.perimeter.hosts}:
-            b.h(3, f"{inv.host} (not in the playbook's perimeter)")
+            b.h(3, t._("{host} (not in the playbook's perimeter)", host=inv.host))
             _host_facts(b, inv, sla.disk_threshold_percent, sla.cert_warning_days)
 
 
 def _dataset_row(
-    name: str, host: str | None, members: Sequence[MemberRecord] | None
+    t: Texts, name: str, host: str | None, members: Sequence[MemberRecord] | None
 ) -> list[Inline]:
     if members is None:
-        return [code(name), host or "S3", "—", "—", "—", badge("not read", "failed")]
+        return [code(name), host or "S3", "—", "—", "—", badge(t._("not read"), "failed")]
     dirs = sum(1 for m in members if m.type == "dir")
     return [
         code(name),
@@ -208,19 +247,31 @@ def _dataset_row(
 
 
 def _datasets_section(b: DocumentBuilder, playbook: Playbook, snap: Snapshots) -> None:
-    b.h(2, "Datasets (baseline snapshot)")
+    t = b.t
+    b.h(2, t._("Datasets (baseline snapshot)"))
     b.table(
-        ["Dataset", "Host", "Files", "Directories", "Size", "Snapshot digest (SHA-256)"],
-        [_dataset_row(d.name, d.host, snap[d.name]) for d in playbook.perimeter.datasets],
+        [
+            t._("Dataset"),
+            t._("Host"),
+            t._("Files"),
+            t._("Directories"),
+            t._("Size"),
+            t._("Snapshot digest (SHA-256)"),
+        ],
+        [_dataset_row(t, d.name, d.host, snap[d.name]) for d in playbook.perimeter.datasets],
     )
     b.p(
         [
-            "The snapshot digest is the SHA-256 of the dataset's ",
+            t._("The snapshot digest is the SHA-256 of the dataset's") + " ",
             code("SHA256SUMS"),
-            " (every file's SHA-256, sorted by path). After extracting the same dataset from a "
-            "restitution bundle, ",
+            " "
+            + t._(
+                "(every file's SHA-256, sorted by path). After extracting the same dataset "
+                "from a restitution bundle,"
+            )
+            + " ",
             code("sha256sum SHA256SUMS"),
-            " prints the same digest if no file changed since this baseline.",
+            " " + t._("prints the same digest if no file changed since this baseline."),
         ],
         "note",
     )
@@ -231,32 +282,33 @@ def _datasets_section(b: DocumentBuilder, playbook: Playbook, snap: Snapshots) -
 
 def _host_facts(b: DocumentBuilder, inv: Inventory, disk_threshold: float, warn_days: int) -> None:
     """One host's inventory: system, services, ports, disks, accounts, cron, certificates."""
+    t = b.t
     b.fields(
         [
-            ("Operating system", inv.os_name or "unknown"),
-            ("Kernel", code(inv.kernel) if inv.kernel else None),
-            ("Architecture", inv.arch or None),
-            ("Host name", code(inv.hostname) if inv.hostname else None),
-            ("Package manager", inv.package_manager or "none found"),
-            ("Installed packages", str(len(inv.packages))),
-            ("Collected", datetime_text(inv.collected_at)),
+            (t._("Operating system"), inv.os_name or t._("unknown")),
+            (t._("Kernel"), code(inv.kernel) if inv.kernel else None),
+            (t._("Architecture"), inv.arch or None),
+            (t._("Host name"), code(inv.hostname) if inv.hostname else None),
+            (t._("Package manager"), inv.package_manager or t._("none found")),
+            (t._("Installed packages"), str(len(inv.packages))),
+            (t._("Collected"), t.datetime(inv.collected_at)),
         ]
     )
     _services(b, inv)
     _listening_ports(b, inv)
     _disks(b, inv, disk_threshold)
     _accounts(b, inv)
-    b.h(4, "Scheduled tasks (cron)")
+    b.h(4, t._("Scheduled tasks (cron)"))
     b.table(
-        ["Source", "Entry"],
+        [t._("Source"), t._("Entry")],
         [[code(c.source), code(scrub(c.line))] for c in inv.cron],
-        "No cron entry.",
+        t._("No cron entry."),
     )
     _certificates(b, inv, warn_days)
     if inv.eol_flags:
-        b.p(["End of life: ", "; ".join(inv.eol_flags)], "warning")
+        b.p([t._("End of life:") + " ", "; ".join(inv.eol_flags)], "warning")
     if inv.unreadable:
-        b.p(strong("Not readable on this host"))
+        b.p(strong(t._("Not readable on this host")))
         b.bullets([scrub(u) for u in inv.unreadable])
 
 
@@ -264,13 +316,19 @@ def _services(b: DocumentBuilder, inv: Inventory) -> None:
     """Running services by name; failed ones in a table of their own."""
     running = sorted(s.name for s in inv.services if s.state in ("running", "active"))
     other = [s for s in inv.services if s.state not in ("running", "active")]
-    b.h(4, f"Services ({len(running)} running of {len(inv.services)})")
+    t = b.t
+    b.h(
+        4,
+        t._(
+            "Services ({running} running of {total})", running=len(running), total=len(inv.services)
+        ),
+    )
     if running:
-        b.p(["Running: ", *join_codes(running)])
+        b.p([t._("Running:") + " ", *join_codes(running)])
     failed = [s for s in other if s.state in ("failed", "dead", "crashed", "error")]
     if failed:
         b.table(
-            ["Service", "State"],
+            [t._("Service"), t._("State")],
             [
                 [code(s.name), badge(s.state, "failed")]
                 for s in sorted(failed, key=lambda s: s.name)
@@ -279,21 +337,23 @@ def _services(b: DocumentBuilder, inv: Inventory) -> None:
 
 
 def _listening_ports(b: DocumentBuilder, inv: Inventory) -> None:
-    b.h(4, "Listening ports")
+    t = b.t
+    b.h(4, t._("Listening ports"))
     b.table(
-        ["Protocol", "Address", "Port", "Process"],
+        [t._("Protocol"), t._("Address"), t._("Port"), t._("Process")],
         [
             [p.proto, code(p.address), str(p.port), scrub(p.process) if p.process else "—"]
             for p in sorted(inv.listening, key=lambda p: (p.proto, p.port, p.address))
         ],
-        "No listening port seen.",
+        t._("No listening port seen."),
     )
 
 
 def _disks(b: DocumentBuilder, inv: Inventory, disk_threshold: float) -> None:
-    b.h(4, "Disks")
+    t = b.t
+    b.h(4, t._("Disks"))
     b.table(
-        ["Mount", "Filesystem", "Size", "Used", "Free", "Use"],
+        [t._("Mount"), t._("Filesystem"), t._("Size"), t._("Used"), t._("Free"), t._("Use")],
         [
             [
                 code(d.mount),
@@ -307,7 +367,7 @@ def _disks(b: DocumentBuilder, inv: Inventory, disk_threshold: float) -> None:
             ]
             for d in inv.disks
         ],
-        "No disk seen.",
+        t._("No disk seen."),
     )
 
 
@@ -315,29 +375,39 @@ def _accounts(b: DocumentBuilder, inv: Inventory) -> None:
     """Login accounts listed one by one; system accounts only counted."""
     humans = [u for u in inv.users if u.is_human]
     system = len(inv.users) - len(humans)
-    b.h(4, f"Accounts ({count_text(len(humans), 'login account')}, {system} system)")
+    t = b.t
+    b.h(
+        4,
+        t.n_(
+            "Accounts ({n} login account, {system} system)",
+            "Accounts ({n} login accounts, {system} system)",
+            len(humans),
+            system=system,
+        ),
+    )
     b.table(
-        ["Account", "UID", "Home", "Shell"],
+        [t._("Account"), "UID", t._("Home"), t._("Shell")],
         [[code(u.name), str(u.uid), code(u.home), code(u.shell)] for u in humans],
-        "No login account.",
+        t._("No login account."),
     )
 
 
 def _certificates(b: DocumentBuilder, inv: Inventory, warn_days: int) -> None:
-    b.h(4, "Certificates")
+    t = b.t
+    b.h(4, t._("Certificates"))
     b.table(
-        ["Path", "Subject", "Issuer", "Expires", "Days left"],
+        [t._("Path"), t._("Subject"), t._("Issuer"), t._("Expires"), t._("Days left")],
         [
             [
                 code(c.path),
                 c.subject,
                 c.issuer,
-                date_text(c.not_after),
+                t.date(c.not_after),
                 badge(str(c.days_left), "expired" if c.days_left < 0 else "soon")
                 if c.days_left < warn_days
                 else str(c.days_left),
             ]
             for c in sorted(inv.certificates, key=lambda c: c.days_left)
         ],
-        "No certificate found under the configured paths.",
+        t._("No certificate found under the configured paths."),
     )

@@ -24,12 +24,18 @@ from handover.documents.blocks import (
 from handover.documents.document import Document
 from handover.documents.render_html import render_html
 from handover.documents.render_markdown import render_markdown
+from handover.i18n import Texts
 
 
 @dataclass
 class DocumentBuilder:
-    """Collects blocks; `h`, `p`, `table`... read like the document they write."""
+    """Collects blocks; `h`, `p`, `table`... read like the document they write.
 
+    `t` is the document's language and time zone (English and UTC unless the
+    document passes its contract's): the builder's own words use it too.
+    """
+
+    t: Texts = field(default_factory=Texts.of)
     blocks: list[Block] = field(default_factory=list)
 
     def h(self, level: int, text: str) -> None:
@@ -46,9 +52,11 @@ class DocumentBuilder:
             self.blocks.append(Para(empty))
 
     def table(
-        self, headers: Sequence[str], rows: Sequence[Sequence[Inline]], empty: str = "None."
+        self, headers: Sequence[str], rows: Sequence[Sequence[Inline]], empty: str = ""
     ) -> None:
-        self.blocks.append(Table(list(headers), [list(r) for r in rows], empty))
+        """A table; with no row, the `empty` sentence (`None.` when not given)."""
+        text = empty or self.t._("None.")
+        self.blocks.append(Table(list(headers), [list(r) for r in rows], text))
 
     def fields(self, pairs: Sequence[tuple[str, Inline | None]]) -> None:
         """Label/value pairs; a pair whose value is None, empty or [] is left out."""
@@ -63,6 +71,6 @@ class DocumentBuilder:
         return Document(
             name=name,
             title=title,
-            markdown=render_markdown(title, self.blocks),
-            html=render_html(title, self.blocks),
+            markdown=render_markdown(title, self.blocks, self.t),
+            html=render_html(title, self.blocks, self.t),
         )

@@ -37,9 +37,16 @@ from handover.documents.exit_sections import (
     planned_transfer_section,
     recorded_transfer_section,
 )
-from handover.documents.formatting import count_text, date_text, datetime_text, value_text
-from handover.documents.sections import checklist_sections, dict_fields, dict_table, header_fields
+from handover.documents.formatting import value_text
+from handover.documents.sections import (
+    checklist_sections,
+    dict_fields,
+    dict_table,
+    header_fields,
+    status_text,
+)
 from handover.exit.erasure import DONE
+from handover.i18n import Texts
 from handover.phases import Phase
 
 if TYPE_CHECKING:
@@ -86,7 +93,8 @@ def exit_report(
     waits = _recorded_waits(summary)
     dates = deadlines or recorded
     today = as_utc(generated_at).date() if generated_at else None
-    b = DocumentBuilder()
+    b = DocumentBuilder(Texts.for_contract(playbook.contract))
+    t = b.t
     header_fields(b, playbook, generated_at)
     past = ([SWITCH_OVER] if deliveries else []) + ([ERASURE] if erasure else [])
     _calendar_and_transfer(b, playbook, dates, acceptance, checklists, waits, past)
@@ -96,43 +104,51 @@ def exit_report(
     open_points += _acceptance_section(b, acceptance)
     open_points += _revocations_section(b, playbook, revocations)
     open_points += _erasure_section(b, erasure, acceptance, dates, today)
-    b.h(2, "Checklists")
+    b.h(2, t._("Checklists"))
     open_points += checklist_sections(b, checklists, level=3)
     if not checklists:
-        b.p("No checklist given.", "warning")
-    b.h(2, "Open points")
-    b.bullets(open_points, empty="None: the exit is complete.")
+        b.p(t._("No checklist given."), "warning")
+    b.h(2, t._("Open points"))
+    b.bullets(open_points, empty=t._("None: the exit is complete."))
     # the verdict goes first: right after the header fields
     verdict_at = 1 if b.blocks and isinstance(b.blocks[0], Fields) else 0
-    b.blocks.insert(verdict_at, _verdict(open_points))
-    title = f"Exit report (rapport de fin de contrat): {playbook.contract.title}"
+    b.blocks.insert(verdict_at, _verdict(t, open_points))
+    title = t._("Exit report: {title}", title=playbook.contract.title)
     return b.document("exit-report", title)
 
 
-def _verdict(open_points: Sequence[Inline]) -> Para:
+def _verdict(t: Texts, open_points: Sequence[Inline]) -> Para:
     if not open_points:
-        return Para([badge("complete", "done"), " Every exit step is done and recorded."])
+        return Para(
+            [badge(t._("complete"), "done"), " " + t._("Every exit step is done and recorded.")]
+        )
     return Para(
         [
-            badge("incomplete", "failed"),
-            f" {len(open_points)} open points (see the end of this report).",
+            badge(t._("incomplete"), "failed"),
+            " "
+            + t.n_(
+                "{n} open point (see the end of this report).",
+                "{n} open points (see the end of this report).",
+                len(open_points),
+            ),
         ],
         "warning",
     )
 
 
 def _bundle_section(b: DocumentBuilder, bundle_summary: Mapping[str, Any]) -> list[Inline]:
-    b.h(2, "Restitution bundle")
+    t = b.t
+    b.h(2, t._("Restitution bundle"))
     open_points: list[Inline] = []
     summary = dict(bundle_summary)
     volumes = summary.pop("volumes", None)
     if summary:
         dict_fields(b, summary)
     else:
-        open_points.append("No restitution bundle recorded.")
-        b.p("No bundle recorded.", "warning")
+        open_points.append(t._("No restitution bundle recorded."))
+        b.p(t._("No bundle recorded."), "warning")
     if isinstance(volumes, list) and volumes:
-        b.h(3, "Volumes")
+        b.h(3, t._("Volumes"))
         dict_table(b, volumes)
     return open_points
 
@@ -140,19 +156,20 @@ def _bundle_section(b: DocumentBuilder, bundle_summary: Mapping[str, Any]) -> li
 def _deliveries_section(
     b: DocumentBuilder, deliveries: Sequence[Mapping[str, Any]]
 ) -> list[Inline]:
-    b.h(2, "Deliveries")
+    t = b.t
+    b.h(2, t._("Deliveries"))
     if deliveries:
         dict_table(b, list(deliveries))
         return []
-    b.p("No delivery recorded.", "warning")
-    return ["The bundle was not delivered."]
+    b.p(t._("No delivery recorded."), "warning")
+    return [t._("The bundle was not delivered.")]
 
 
 def _replaced_section(b: DocumentBuilder, replaced: Sequence[Mapping[str, Any]]) -> None:
     """Each delivery accepted with reservations, why, and what was corrected before the next."""
     if not replaced:
         return
-    b.h(2, "Deliveries replaced after reservations")
+    b.h(2, b.t._("Deliveries replaced after reservations"))
     rows = []
     for entry in replaced:
         acceptance = entry.get("acceptance") or {}
@@ -172,13 +189,14 @@ def _replaced_section(b: DocumentBuilder, replaced: Sequence[Mapping[str, Any]])
 
 
 def _acceptance_section(b: DocumentBuilder, acceptance: Mapping[str, Any] | None) -> list[Inline]:
-    b.h(2, "Client verification and acceptance")
+    t = b.t
+    b.h(2, t._("Client verification and acceptance"))
     if not acceptance:
-        b.p("The client's acceptance has not been received.", "warning")
-        return ["Client acceptance not received."]
+        b.p(t._("The client's acceptance has not been received."), "warning")
+        return [t._("Client acceptance not received.")]
     dict_fields(b, acceptance)
     if acceptance.get("accepted") is False:
-        return ["The client did not accept the bundle."]
+        return [t._("The client did not accept the bundle.")]
     return []
 
 
@@ -186,18 +204,19 @@ def _revocations_section(
     b: DocumentBuilder, playbook: Playbook, revocations: Sequence[Mapping[str, Any]]
 ) -> list[Inline]:
     """Each revocation recorded (a failed one is an open point), or why there is none."""
-    b.h(2, "Provider access revoked")
+    t = b.t
+    b.h(2, t._("Provider access revoked"))
     if revocations:
         dict_table(b, list(revocations))
         return [
-            f"Access revocation failed: {value_text(r.get('host', '?'))}"
+            t._("Access revocation failed: {host}", host=value_text(r.get("host", "?"), "", t))
             for r in revocations
             if r.get("ok") is False or r.get("status") in ("failed", "error")
         ]
     if playbook.security.provider_access:
-        b.p("No revocation recorded.", "warning")
-        return ["Provider access not revoked."]
-    b.p("The playbook records no provider access to revoke.")
+        b.p(t._("No revocation recorded."), "warning")
+        return [t._("Provider access not revoked.")]
+    b.p(t._("The playbook records no provider access to revoke."))
     return []
 
 
@@ -209,7 +228,8 @@ def _erasure_section(
     today: date | None,
 ) -> list[Inline]:
     """The erasure as its record has it: result, targets, what is kept, then the certificate."""
-    b.h(2, "Erasure of provider copies")
+    t = b.t
+    b.h(2, t._("Erasure of provider copies"))
     if not erasure:
         return _erasure_pending(b, acceptance, dates, today)
     record = dict(erasure)
@@ -219,31 +239,42 @@ def _erasure_section(
     complete = record.pop("complete", None)
     open_points: list[Inline] = []
     if complete is False or remaining:
-        where = ", ".join(remaining) or "locations not recorded"
+        where = ", ".join(remaining) or t._("locations not recorded")
         held = (
-            f"in {count_text(len(remaining), 'location')}: {where}"
+            t.n_(
+                "in {n} location: {where}", "in {n} locations: {where}", len(remaining), where=where
+            )
             if remaining
-            else "in locations the record does not name"
+            else t._("in locations the record does not name")
         )
         b.p(
             [
-                badge("incomplete", "failed"),
-                f" The erasure is incomplete: data meant to be erased remains, or may remain, "
-                f"{held}.",
+                badge(t._("incomplete"), "failed"),
+                " "
+                + t._(
+                    "The erasure is incomplete: data meant to be erased remains, or may "
+                    "remain, {held}.",
+                    held=held,
+                ),
             ],
             "warning",
         )
-        open_points.append(f"Erasure incomplete: {where}")
+        open_points.append(t._("Erasure incomplete: {where}", where=where))
     elif complete is True:
-        b.p([badge("complete", "done"), " Every target was erased or found absent, and checked."])
+        b.p(
+            [
+                badge(t._("complete"), "done"),
+                " " + t._("Every target was erased or found absent, and checked."),
+            ]
+        )
     if isinstance(targets, list):
-        b.h(3, "Erasure targets")
+        b.h(3, t._("Erasure targets"))
         _targets_table(b, targets)
     if isinstance(kept, list):
-        b.h(3, "Kept (not erased), and why")
+        b.h(3, t._("Kept (not erased), and why"))
         _kept_table(b, kept)
     if record:
-        b.h(3, "Erasure certificate")
+        b.h(3, t._("Erasure certificate"))
         dict_fields(b, record)
     return open_points
 
@@ -255,22 +286,33 @@ def _erasure_pending(
     today: date | None,
 ) -> list[Inline]:
     """No erasure yet: when it is due (it follows the client's acceptance), or overdue."""
+    t = b.t
     if acceptance and acceptance.get("accepted") is not False and dates is not None:
         if acceptance.get("early_erasure") is True:
-            due = "now: the client's signed acceptance asks for early erasure"
+            due = t._("now: the client's signed acceptance asks for early erasure")
         else:
-            due = f"from {date_text(dates.erasure_earliest)}, the end of the retrieval period"
+            due = t._(
+                "from {day}, the end of the retrieval period", day=t.date(dates.erasure_earliest)
+            )
         b.p(
-            "Provider copies have not been erased yet; the signed erasure certificate is "
-            f"pending. The erasure is due {due}, and by {date_text(dates.erasure_by)} at the "
-            "latest.",
+            t._(
+                "Provider copies have not been erased yet; the signed erasure certificate is "
+                "pending. The erasure is due {due}, and by {end} at the latest.",
+                due=due,
+                end=t.date(dates.erasure_by),
+            ),
             "warning",
         )
     else:
-        b.p("Provider copies not erased yet; the signed erasure certificate is pending.", "warning")
+        b.p(
+            t._("Provider copies not erased yet; the signed erasure certificate is pending."),
+            "warning",
+        )
     if dates is not None and today is not None and dates.erasure_overdue(today):
-        return [f"Erasure of provider copies overdue: due by {date_text(dates.erasure_by)}."]
-    return ["Erasure of provider copies pending."]
+        return [
+            t._("Erasure of provider copies overdue: due by {end}.", end=t.date(dates.erasure_by))
+        ]
+    return [t._("Erasure of provider copies pending.")]
 
 
 def _remaining(value: object, targets: object) -> list[str]:
@@ -286,51 +328,71 @@ def _remaining(value: object, targets: object) -> list[str]:
     ]
 
 
-def _moment(value: object) -> str:
+def _moment(t: Texts, value: object) -> str:
     """A recorded time (ISO 8601 text once dumped as JSON), as the documents write it."""
     if isinstance(value, str):
         try:
-            return datetime_text(datetime.fromisoformat(value))
+            return t.datetime(datetime.fromisoformat(value))
         except ValueError:
             return value
-    return value_text(value)
+    return value_text(value, "", t)
 
 
 def _targets_table(b: DocumentBuilder, targets: Sequence[Any]) -> None:
+    t = b.t
     rows: list[list[Inline]] = []
     for target in targets:
-        t: Mapping[str, Any] = target if isinstance(target, Mapping) else {}
-        status = str(t.get("status", "?"))
+        r: Mapping[str, Any] = target if isinstance(target, Mapping) else {}
+        status = str(r.get("status", "?"))
         rows.append(
             [
-                str(t.get("description") or t.get("kind") or "—"),
-                code(t.get("location", "?")),
-                str(t.get("method") or "—"),
-                badge(status, "done" if status in DONE else "failed"),
-                value_text(t.get("objects", "—")),
-                _moment(t.get("verified_at") or t.get("at")),
+                str(r.get("description") or r.get("kind") or "—"),
+                code(r.get("location", "?")),
+                str(r.get("method") or "—"),
+                badge(erasure_status_text(t, status), "done" if status in DONE else "failed"),
+                value_text(r.get("objects", "—"), "", t),
+                _moment(t, r.get("verified_at") or r.get("at")),
             ]
         )
-    b.table(["What", "Where", "Method", "Status", "Objects", "When"], rows, "No target recorded.")
+    b.table(
+        [t._("What"), t._("Where"), t._("Method"), t._("Status"), t._("Objects"), t._("When")],
+        rows,
+        t._("No target recorded."),
+    )
+
+
+def erasure_status_text(t: Texts, status: str) -> str:
+    """An erasure target's status in the reader's language (`erased`, `effacé`...)."""
+    words = {
+        "erased": t._("erased"),
+        "absent": t._("absent"),
+        "failed": t._("failed"),
+        "refused": t._("refused"),
+        "postponed": t._("postponed"),
+    }
+    return words.get(status, status_text(t, status))
 
 
 def _kept_table(b: DocumentBuilder, kept: Sequence[Any]) -> None:
+    t = b.t
     rows: list[list[Inline]] = []
     for record in kept:
         k: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
         where = str(k.get("where") or "")
         basis = str(k.get("basis") or "")
         if not basis:
-            basis = "—" if k.get("kind") == "evidence" else "none given"
+            basis = "—" if k.get("kind") == "evidence" else t._("none given")
         rows.append(
             [
                 str(k.get("what") or "—"),
-                code(where) if where else "not stated",
+                code(where) if where else t._("not stated"),
                 str(k.get("reason") or "—"),
                 basis,
             ]
         )
-    b.table(["What", "Where", "Reason", "Legal basis"], rows, "Nothing kept.")
+    b.table(
+        [t._("What"), t._("Where"), t._("Reason"), t._("Legal basis")], rows, t._("Nothing kept.")
+    )
 
 
 def _recorded_waits(summary: dict[str, Any]) -> dict[str, str] | None:
@@ -374,11 +436,12 @@ def _calendar_and_transfer(
 ) -> None:
     """The recorded exit calendar and how its waits ended, then the knowledge-transfer items
     as the checklist has them."""
+    t = b.t
     if dates is None:
-        b.h(2, "Exit calendar (calendrier de sortie)")
-        b.p("No exit calendar recorded: the exit notice was not recorded.", "warning")
+        b.h(2, t._("Exit calendar"))
+        b.p(t._("No exit calendar recorded: the exit notice was not recorded."), "warning")
         if waits:  # without dates nothing is measured: the records as they are
-            b.fields([(f"Wait for {key}", ended) for key, ended in waits.items()])
+            b.fields([(t._("Wait for {key}", key=key), ended) for key, ended in waits.items()])
     else:
         early = bool(acceptance and acceptance.get("early_erasure") is True)
         calendar_section(b, dates, early_erasure=early, waits=waits, past=past)

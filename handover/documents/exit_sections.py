@@ -28,7 +28,8 @@ from handover.checklist.model import ChecklistItem, Status
 from handover.contract.deadlines import ExitDeadlines
 from handover.documents.blocks import Inline, Span, badge, code
 from handover.documents.builder import DocumentBuilder
-from handover.documents.formatting import count_text, date_text
+from handover.documents.sections import status_text
+from handover.i18n import Texts
 
 KNOWLEDGE_TRANSFER = "knowledge-transfer"
 """Id (or id prefix, before a '-') of the knowledge-transfer items of the reversibility phase."""
@@ -64,69 +65,131 @@ def calendar_section(
     without its record is said to be unrecorded, not still to come (an exit
     recorded before the waits were kept).
     """
-    b.h(level, "Exit calendar (calendrier de sortie)")
+    t = b.t
+    b.h(level, t._("Exit calendar"))
     months = _months_between(dates.notice_date, dates.switching_starts)
     transition = (dates.switch_over - dates.switching_starts).days
     retrieval = (dates.erasure_earliest - dates.switch_over).days
     erasure = (dates.erasure_by - dates.erasure_earliest).days
     b.table(
-        ["Step", "Delay", "Date" + (" (example)" if example else "")],
+        [t._("Step"), t._("Delay"), t._("Date (example)") if example else t._("Date")],
         [
-            ["Exit notice received", "—", date_text(dates.notice_date)],
+            [t._("Exit notice received"), "—", t.date(dates.notice_date)],
             [
-                "End of notice, transition starts",
-                count_text(months, "month"),
-                date_text(dates.switching_starts),
+                t._("End of notice, transition starts"),
+                t.n_("{n} month", "{n} months", months),
+                t.date(dates.switching_starts),
             ],
             [
-                "Switch-over: end of transition, final export and delivery",
-                count_text(transition, "day"),
-                date_text(dates.switch_over),
+                t._("Switch-over: end of transition, final export and delivery"),
+                _days(t, transition),
+                t.date(dates.switch_over),
             ],
             [
-                "End of retrieval period: erasure from",
-                count_text(retrieval, "day"),
-                date_text(dates.erasure_earliest),
+                t._("End of retrieval period: erasure from"),
+                _days(t, retrieval),
+                t.date(dates.erasure_earliest),
             ],
             [
-                "Provider copies erased, certificate issued, at the latest",
-                count_text(erasure, "day"),
-                date_text(dates.erasure_by),
+                t._("Provider copies erased, certificate issued, at the latest"),
+                _days(t, erasure),
+                t.date(dates.erasure_by),
             ],
         ],
     )
-    window: Inline = (
-        f"from {date_text(dates.erasure_earliest)} to {date_text(dates.erasure_by)}; earlier "
-        "only if the client's signed acceptance asks for early erasure"
+    window: Inline = t._(
+        "from {start} to {end}; earlier only if the client's signed acceptance asks for "
+        "early erasure",
+        start=t.date(dates.erasure_earliest),
+        end=t.date(dates.erasure_by),
     )
     if early_erasure:
         window = [
-            badge("early erasure requested", "done"),
-            f" by the client's signed acceptance: from acceptance to {date_text(dates.erasure_by)}",
+            badge(t._("early erasure requested"), "done"),
+            " "
+            + t._(
+                "by the client's signed acceptance: from acceptance to {end}",
+                end=t.date(dates.erasure_by),
+            ),
         ]
-    rule: Inline = f"on the switch-over, {date_text(dates.switch_over)}, not before"
+    rule: Inline = t._("on the switch-over, {day}, not before", day=t.date(dates.switch_over))
     b.fields(
         [
-            ("Transition's legal basis", dates.transition_basis),
-            ("Final export", rule if waits is None else None),
-            ("Erasure window", window),
+            (t._("Transition's legal basis"), basis_text(t, dates.transition_basis)),
+            (t._("Final export"), rule if waits is None else None),
+            (t._("Erasure window"), window),
         ]
     )
     if waits is not None:
-        b.p("How the waits ended, as the exit recorded them:")
+        b.p(t._("How the waits ended, as the exit recorded them:"))
         b.fields(
             [
-                ("Final export", switch_over_outcome(dates, _ended(waits, past, SWITCH_OVER))),
-                ("Erasure", erasure_outcome(dates, _ended(waits, past, ERASURE))),
+                (
+                    t._("Final export"),
+                    switch_over_outcome(t, dates, _ended(waits, past, SWITCH_OVER)),
+                ),
+                (t._("Erasure"), erasure_outcome(t, dates, _ended(waits, past, ERASURE))),
             ]
         )
     if example:
         b.p(
-            f"No exit notice yet: dates are an example for a notice given on "
-            f"{date_text(dates.notice_date)}. The exit flow recomputes them from the actual "
-            "notice.",
+            t._(
+                "No exit notice yet: dates are an example for a notice given on {day}. The "
+                "exit flow recomputes them from the actual notice.",
+                day=t.date(dates.notice_date),
+            ),
             "note",
         )
+
+
+def _days(t: Texts, count: int) -> str:
+    return t.n_("{n} day", "{n} days", count)
+
+
+_BASIS_25_2 = re.compile(
+    r"Data Act art\. 25\(2\): transitional period of (\d+) days \(30 days at most\)"
+)
+_BASIS_25_4 = re.compile(
+    r"Data Act art\. 25\(4\): alternative transitional period of (\d+) days \(at most "
+    r"7 months\), the 30 days being technically unfeasible, notified to the client within 14 "
+    r"working days of the switching request: (.*)",
+    re.DOTALL,
+)
+_BASIS_CONTRACT = re.compile(
+    r"Contractual reversibility phase with overlap \(tuilage\), (.*?): (\d+) days \(at most "
+    r"180 days, handover's bound\): (.*)",
+    re.DOTALL,
+)
+_BASIS_LEGACY = "not recorded (calendar recorded before its legal basis was kept)"
+
+
+def basis_text(t: Texts, recorded: str) -> str:
+    """The transition's legal basis, recorded in English words by the calendar, in `t`'s
+    language; a wording not known here is shown as recorded."""
+    if recorded == _BASIS_LEGACY:
+        return t._("not recorded (calendar recorded before its legal basis was kept)")
+    if match := _BASIS_25_2.fullmatch(recorded):
+        return t._(
+            "Data Act art. 25(2): transitional period of {days} (30 days at most)",
+            days=_days(t, int(match.group(1))),
+        )
+    if match := _BASIS_25_4.fullmatch(recorded):
+        return t._(
+            "Data Act art. 25(4): alternative transitional period of {days} (at most 7 "
+            "months), the 30 days being technically unfeasible, notified to the client within "
+            "14 working days of the switching request: {why}",
+            days=_days(t, int(match.group(1))),
+            why=match.group(2),
+        )
+    if match := _BASIS_CONTRACT.fullmatch(recorded):
+        return t._(
+            "Contractual reversibility phase with overlap (tuilage), {clause}: {days} (at most 180 "
+            "days, handover's bound): {why}",
+            clause=match.group(1),
+            days=_days(t, int(match.group(2))),
+            why=match.group(3),
+        )
+    return recorded
 
 
 SWITCH_OVER = "switch-over"
@@ -150,8 +213,11 @@ def _ended(waits: Mapping[str, str], past: Collection[str], key: str) -> str | N
     return ended
 
 
-def _unrecorded(step: str) -> Inline:
-    return [badge("not recorded", "unknown"), f": {step} is recorded, but not how its wait ended"]
+def _unrecorded(t: Texts, step: str) -> Inline:
+    return [
+        badge(t._("not recorded"), "unknown"),
+        ": " + t._("{step} is recorded, but not how its wait ended", step=step),
+    ]
 
 
 def _day(text: str) -> date | None:
@@ -161,7 +227,7 @@ def _day(text: str) -> date | None:
         return None
 
 
-def _reached(ended: str, due: date, what: str) -> list[str | Span] | None:
+def _reached(t: Texts, ended: str, due: date, what: str) -> list[str | Span] | None:
     """`…: YYYY-MM-DD reached`: on time only when that day is `due` or later; None if not
     that wording."""
     match = _REACHED.search(ended)
@@ -169,66 +235,94 @@ def _reached(ended: str, due: date, what: str) -> list[str | Span] | None:
     if day is None:
         return None
     if day >= due:
-        return [badge("waited", "done"), f" for {what}: {date_text(day)} reached"]
+        return [
+            badge(t._("waited"), "done"),
+            " " + t._("for {what}: {day} reached", what=what, day=t.date(day)),
+        ]
     return [
-        badge("before its date", "failed"),
-        f" recorded as reached on {date_text(day)}, before {what} on {date_text(due)}",
+        badge(t._("before its date"), "failed"),
+        " "
+        + t._(
+            "recorded as reached on {day}, before {what} on {due}",
+            day=t.date(day),
+            what=what,
+            due=t.date(due),
+        ),
     ]
 
 
-def _as_recorded(ended: str) -> Inline:
+def _as_recorded(t: Texts, ended: str) -> Inline:
     """A wording this module does not read: shown as it is, claiming nothing."""
-    return [badge("as recorded", "unknown"), f" {ended}"]
+    return [badge(t._("as recorded"), "unknown"), f" {ended}"]
 
 
-def switch_over_outcome(dates: ExitDeadlines, ended: str | None) -> Inline:
+def switch_over_outcome(t: Texts, dates: ExitDeadlines, ended: str | None) -> Inline:
     """How the final export's wait for the switch-over ended, from its record (None: not yet)."""
     if ended is None:
         return [
-            badge("still to come", "pending"),
-            f": the final export waits for the switch-over, {date_text(dates.switch_over)}",
+            badge(t._("still to come"), "pending"),
+            ": "
+            + t._(
+                "the final export waits for the switch-over, {day}",
+                day=t.date(dates.switch_over),
+            ),
         ]
     if ended == _UNRECORDED:
-        return _unrecorded("the delivery")
-    reached = _reached(ended, dates.switch_over, "the switch-over")
+        return _unrecorded(t, t._("the delivery"))
+    reached = _reached(t, ended, dates.switch_over, t._("the switch-over"))
     if reached is not None:
         return reached
     early = _EARLY.search(ended)
     if early is not None:
+        day = _day(early.group(1))
         return [
-            badge("brought forward", "warning"),
-            f" on {early.group(1)}, before the switch-over of {date_text(dates.switch_over)}; "
-            f"reason recorded: {early.group(2).strip()}",
+            badge(t._("brought forward"), "warning"),
+            " "
+            + t._(
+                "on {day}, before the switch-over of {due}; reason recorded: {reason}",
+                day=t.date(day) if day else early.group(1),
+                due=t.date(dates.switch_over),
+                reason=early.group(2).strip(),
+            ),
         ]
-    return _as_recorded(ended)
+    return _as_recorded(t, ended)
 
 
-def erasure_outcome(dates: ExitDeadlines, ended: str | None) -> Inline:
+def erasure_outcome(t: Texts, dates: ExitDeadlines, ended: str | None) -> Inline:
     """How the erasure's wait for the end of the retrieval period ended (None: not yet)."""
     if ended is None:
         return [
-            badge("still to come", "pending"),
-            f": the erasure waits for the end of the retrieval period, "
-            f"{date_text(dates.erasure_earliest)} (earlier only at the client's signed request), "
-            f"and is due by {date_text(dates.erasure_by)}",
+            badge(t._("still to come"), "pending"),
+            ": "
+            + t._(
+                "the erasure waits for the end of the retrieval period, {start} (earlier "
+                "only at the client's signed request), and is due by {end}",
+                start=t.date(dates.erasure_earliest),
+                end=t.date(dates.erasure_by),
+            ),
         ]
     if ended == _UNRECORDED:
-        return _unrecorded("the erasure")
-    reached = _reached(ended, dates.erasure_earliest, "the end of the retrieval period")
+        return _unrecorded(t, t._("the erasure"))
+    reached = _reached(t, ended, dates.erasure_earliest, t._("the end of the retrieval period"))
     if reached is not None:
         return reached
     asked = _CLIENT_EARLY.search(ended)
     if asked is not None:
         return [
-            badge("brought forward", "warning"),
-            f" at the client's request, before the end of the retrieval period "
-            f"({date_text(dates.erasure_earliest)}): {ended}",
+            badge(t._("brought forward"), "warning"),
+            " "
+            + t._(
+                "at the client's request, before the end of the retrieval period ({start}): "
+                "{recorded}",
+                start=t.date(dates.erasure_earliest),
+                recorded=ended,
+            ),
         ]
-    return _as_recorded(ended)
+    return _as_recorded(t, ended)
 
 
 def _transfer_table(b: DocumentBuilder, rows: list[list[Inline]], headers: list[str]) -> None:
-    b.table(headers, rows, "No knowledge-transfer item in the reversibility checklist.")
+    b.table(headers, rows, b.t._("No knowledge-transfer item in the reversibility checklist."))
 
 
 def planned_transfer_section(
@@ -241,13 +335,20 @@ def planned_transfer_section(
 ) -> None:
     """The knowledge-transfer items of the phase's checklist (template plus overrides),
     to be done during the transition, before the switch-over (`switch_over`, when known)."""
-    b.h(level, "Knowledge transfer (transfert de compétences)")
-    when = ""
-    if switch_over is not None:
-        when = f" on {date_text(switch_over)}" + (" (example)" if example else "")
+    t = b.t
+    b.h(level, t._("Knowledge transfer"))
+    if switch_over is None:
+        before = t._("before the switch-over")
+    elif example:
+        before = t._("before the switch-over on {day} (example)", day=t.date(switch_over))
+    else:
+        before = t._("before the switch-over on {day}", day=t.date(switch_over))
     b.p(
-        f"During the transition, before the switch-over{when}, the provider hands its "
-        "knowledge of the estate over to the client or the incoming provider:"
+        t._(
+            "During the transition, {before}, the provider hands its knowledge of the "
+            "estate over to the client or the incoming provider:",
+            before=before,
+        )
     )
     rows: list[list[Inline]] = []
     for item in items:
@@ -258,35 +359,45 @@ def planned_transfer_section(
         rows.append(
             [
                 code(item["id"]),
-                f"{title} (waived: {waived})" if waived else title,
+                t._("{title} (waived: {reason})", title=title, reason=waived) if waived else title,
                 str(item.get("owner", "")),
                 str(item.get("evidence_kind", "")),
                 str(item.get("clause") or "—"),
             ]
         )
-    _transfer_table(b, rows, ["Item", "What", "Owner", "Evidence", "Clause"])
+    _transfer_table(
+        b, rows, [t._("Item"), t._("What"), t._("Owner"), t._("Evidence"), t._("Clause")]
+    )
 
 
 def recorded_transfer_section(
     b: DocumentBuilder, items: Sequence[ChecklistItem], *, level: int = 2
 ) -> None:
     """The knowledge-transfer items of the exit's checklist, with their status and evidence."""
-    b.h(level, "Knowledge transfer (transfert de compétences)")
+    t = b.t
+    b.h(level, t._("Knowledge transfer"))
     recorded = [i for i in items if is_knowledge_transfer(i.id)]
     if recorded:
         done = sum(1 for i in recorded if i.status in (Status.DONE, Status.WAIVED))
-        b.p(f"{done} of {count_text(len(recorded), 'item')} done or waived.")
+        b.p(
+            t.n_(
+                "{done} of {n} item done or waived.",
+                "{done} of {n} items done or waived.",
+                len(recorded),
+                done=done,
+            )
+        )
     _transfer_table(
         b,
         [
             [
                 code(i.id),
                 i.title,
-                badge(i.status.value, i.status.value),
+                badge(status_text(t, i.status.value), i.status.value),
                 ", ".join(e.short() for e in i.evidence) or "—",
                 i.reason or "—",
             ]
             for i in recorded
         ],
-        ["Item", "What", "Status", "Evidence", "Reason"],
+        [t._("Item"), t._("What"), t._("Status"), t._("Evidence"), t._("Reason")],
     )

@@ -1,7 +1,9 @@
 """How values read in a document: dates, sizes, durations, counts, and secrets kept out.
 
-Dates are ISO 8601 (`2026-02-01`, `2026-02-01 09:00 UTC`), which French and
-English readers both read. The documents never receive secrets (the
+The documents write dates through their `Texts` (handover.i18n): in the
+contract's language and time zone, with the offset shown. `date_text` and
+`datetime_text` are the ISO 8601 forms kept for text that is not a
+document's prose (logs, identifiers). The documents never receive secrets (the
 playbook only holds references), but text read from client hosts (cron
 lines, process names) and the facts a flow gathers can hold one all the
 same: `scrub` masks inline passwords and tokens, and values under keys that
@@ -19,6 +21,7 @@ from pydantic import BaseModel
 
 from handover.clock import as_utc
 from handover.documents.blocks import Inline, Span, code
+from handover.i18n import Texts
 from handover.sizes import size_text
 
 
@@ -98,35 +101,45 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEYS.search(key))
 
 
-def value_inline(value: Any, key: str = "") -> Inline:
-    """A plain value from a caller's dict, as inline text (secret-looking keys masked)."""
+def value_inline(value: Any, key: str = "", texts: Texts | None = None) -> Inline:
+    """A plain value from a caller's dict, as inline text (secret-looking keys masked).
+
+    Dates, moments, yes/no and sizes in `texts`' language and zone (English
+    and UTC when not given); a recorded ISO 8601 moment reads as a moment.
+    """
+    t = texts or Texts.of()
     if key and is_secret_key(key):
         return "***"
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return t.yes_no(value)
     if isinstance(value, datetime):
-        return datetime_text(value)
+        return t.datetime(value)
     if isinstance(value, date):
-        return date_text(value)
+        return t.date(value)
     if isinstance(value, (int, float)) and key.endswith(("bytes", "size")):
-        return f"{size_text(int(value))} ({value} bytes)"
+        return t._("{size} ({count} bytes)", size=size_text(int(value)), count=value)
     if isinstance(value, BaseModel):
-        return value_inline(value.model_dump(mode="json"), key)
+        return value_inline(value.model_dump(mode="json"), key, t)
     if isinstance(value, str):
-        return _string_inline(value, key)
+        return _string_inline(value, key, t)
     if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {value_text(v, str(k))}" for k, v in value.items())
+        return "; ".join(f"{k}: {value_text(v, str(k), t)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return ", ".join(value_text(v, key) for v in value)
+        return ", ".join(value_text(v, key, t) for v in value)
     return str(value)
 
 
-def _string_inline(value: str, key: str) -> Inline:
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _string_inline(value: str, key: str, t: Texts) -> Inline:
     """A presigned link loses its signature; digests, paths, ids and links read as code."""
     if _PRESIGNED.search(value):
-        return [code(value.split("?", 1)[0]), " (presigned link; signature left out)"]
+        return [code(value.split("?", 1)[0]), " " + t._("(presigned link; signature left out)")]
+    if _ISO_MOMENT.fullmatch(value):
+        return t.datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
     if re.fullmatch(r"[0-9a-f]{64}", value) or key.endswith(
         ("path", "sha256", "url", "id", "location", "file")
     ):
@@ -134,9 +147,9 @@ def _string_inline(value: str, key: str) -> Inline:
     return value
 
 
-def value_text(value: Any, key: str = "") -> str:
+def value_text(value: Any, key: str = "", texts: Texts | None = None) -> str:
     """`value_inline` without styles, for a value nested in a sentence or a list."""
-    inline = value_inline(value, key)
+    inline = value_inline(value, key, texts)
     if isinstance(inline, str):
         return inline
     if isinstance(inline, Span):

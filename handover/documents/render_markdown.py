@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from handover.documents.blocks import Block, Bullets, Fields, Heading, Inline, Para, Span, Table
+from handover.i18n import Texts
 
 _MD_SPECIAL = re.compile(r"[\\`*\[\]<>|]|(?<!\w)_|_(?!\w)")
 _MD_LINE_START = re.compile(r"^(\s*)(?:([#+\-=>])|(\d+)([.)]))")
@@ -62,12 +63,18 @@ def _table(block: Table) -> list[str]:
     return [*lines, ""]
 
 
-def _block(block: Block) -> list[str]:
+def _field(t: Texts, label: str, value: Inline) -> str:
+    """`- **Contract:** …`; the colon as the language sets it (`Contrat :` in French)."""
+    text = t._("{label}:", label=label)
+    return f"- **{escape_text(text)}** {_inline(value)}"
+
+
+def _block(block: Block, warning: str, t: Texts) -> list[str]:
     """The lines of one block, followed by the blank line that separates it from the next."""
     if isinstance(block, Heading):
         return [f"{'#' * min(block.level, 6)} {escape_text(block.text)}", ""]
     if isinstance(block, Para):
-        prefix = {"normal": "", "note": "> ", "warning": "> **Warning:** "}[block.kind]
+        prefix = {"normal": "", "note": "> ", "warning": f"> **{warning}** "}[block.kind]
         return [prefix + escape_line_start(_inline(block.content)), ""]
     if isinstance(block, Bullets):
         lines: list[str] = []
@@ -76,16 +83,18 @@ def _block(block: Block) -> list[str]:
             lines.append(f"{marker} {escape_line_start(_inline(item))}")
         return [*lines, ""]
     if isinstance(block, Fields):
-        return [*(f"- **{escape_text(k)}:** {_inline(v)}" for k, v in block.pairs), ""]
+        return [*(_field(t, label, value) for label, value in block.pairs), ""]
     if isinstance(block, Table):
         return _table(block)
     fence = "````" if "```" in block.text else "```"
     return [fence, block.text.rstrip("\n"), fence, ""]
 
 
-def render_markdown(title: str, blocks: Sequence[Block]) -> str:
+def render_markdown(title: str, blocks: Sequence[Block], texts: Texts | None = None) -> str:
     """The whole document as Markdown, its title as the only level-1 heading."""
+    t = texts or Texts.of()
+    warning = escape_text(t._("Warning:"))
     out: list[str] = [f"# {escape_text(title)}", ""]
     for block in blocks:
-        out += _block(block)
+        out += _block(block, warning, t)
     return "\n".join(out).rstrip("\n") + "\n"

@@ -24,6 +24,7 @@ from handover.documents.document import Document
 from handover.documents.exit_sections import calendar_section, planned_transfer_section
 from handover.documents.formatting import shorten
 from handover.documents.sections import dataset_source, escalation_tables, header_fields
+from handover.i18n import Texts
 from handover.sshkeys import line_fingerprint
 
 if TYPE_CHECKING:
@@ -46,13 +47,17 @@ def reversibility_plan(
     `file:` references when given.
     """
     rev = playbook.reversibility
-    b = DocumentBuilder()
+    b = DocumentBuilder(Texts.for_contract(playbook.contract))
+    t = b.t
     header_fields(b, playbook, generated_at)
     b.p(
         [
-            "At the end of the contract, whatever its cause, the provider returns every piece of "
-            "the client's data, documentation and credentials in a restitution bundle that the "
-            "client verifies and opens with standard tools only (",
+            t._(
+                "At the end of the contract, whatever its cause, the provider returns every "
+                "piece of the client's data, documentation and credentials in a restitution "
+                "bundle that the client verifies and opens with standard tools only"
+            )
+            + " (",
             code("age"),
             ", ",
             code("tar"),
@@ -60,15 +65,16 @@ def reversibility_plan(
             code("sha256sum"),
             ", ",
             code("ssh-keygen"),
-            "), then revokes its access and erases its copies.",
+            "), " + t._("then revokes its access and erases its copies."),
         ],
         "note",
     )
-    b.h(2, "Recipients (destinataires)")
-    b.p("Only these keys can decrypt the bundle; the provider keeps no key that opens it.")
+    b.h(2, t._("Recipients"))
+    b.p(t._("Only these keys can decrypt the bundle; the provider keeps no key that opens it."))
     shown = list(recipients) if recipients else list(rev.recipients)
     b.table(
-        ["#", "Kind", "Recipient"], [_recipient_row(i, r) for i, r in enumerate(shown, start=1)]
+        ["#", t._("Kind"), t._("Recipient")],
+        [_recipient_row(t, i, r) for i, r in enumerate(shown, start=1)],
     )
     _delivery_section(b, rev.delivery)
     _deadlines_section(b, playbook, notice_date or as_utc(generated_at).date(), notice_date)
@@ -76,9 +82,9 @@ def reversibility_plan(
     _ownership_section(b, playbook)
     _access_section(b, playbook)
     _verification_section(b)
-    b.h(2, "Contacts")
+    b.h(2, t._("Contacts"))
     escalation_tables(b, playbook, level=3)
-    title = f"Reversibility plan (plan de réversibilité): {playbook.contract.title}"
+    title = t._("Reversibility plan: {title}", title=playbook.contract.title)
     return b.document("reversibility-plan", title)
 
 
@@ -92,27 +98,36 @@ def _key_label(line: str) -> Inline:
     return [code(parts[0]), " ", code(fingerprint), comment]
 
 
-def _recipient_row(index: int, entry: str) -> list[Inline]:
+def _recipient_row(t: Texts, index: int, entry: str) -> list[Inline]:
     if entry.startswith("file:"):
-        return [str(index), "recipients file (age -R)", code(entry)]
+        return [str(index), t._("recipients file (age -R)"), code(entry)]
     if entry.startswith("age1"):
         return [str(index), "age X25519", code(entry)]
     kind = entry.split(None, 1)[0]
-    return [str(index), f"SSH public key ({kind})", _key_label(entry)]
+    return [str(index), t._("SSH public key ({kind})", kind=kind), _key_label(entry)]
 
 
 def _delivery_section(b: DocumentBuilder, delivery: Delivery) -> None:
-    b.h(2, "Delivery (mise à disposition)")
+    t = b.t
+    b.h(2, t._("Delivery"))
     if delivery.kind == "local":
-        b.fields([("Method", "folder handed over to the client"), ("Folder", code(delivery.path))])
+        b.fields(
+            [
+                (t._("Method"), t._("folder handed over to the client")),
+                (t._("Folder"), code(delivery.path)),
+            ]
+        )
         return
     b.fields(
         [
-            ("Method", "S3 bucket with presigned download links"),
-            ("Location", code(f"s3://{delivery.bucket}/{delivery.prefix}")),
-            ("Link lifetime", f"{delivery.link_expiry_days} days, re-issued on request"),
+            (t._("Method"), t._("S3 bucket with presigned download links")),
+            (t._("Location"), code(f"s3://{delivery.bucket}/{delivery.prefix}")),
             (
-                "Copy to the client's bucket",
+                t._("Link lifetime"),
+                t._("{days} days, re-issued on request", days=delivery.link_expiry_days),
+            ),
+            (
+                t._("Copy to the client's bucket"),
                 code(delivery.client_bucket) if delivery.client_bucket else None,
             ),
         ]
@@ -128,11 +143,14 @@ def _deadlines_section(
     dates = exit_deadlines(playbook.reversibility.deadlines, notice)
     calendar_section(b, dates, example=example)
     b.p(
-        f"Contract termination notice (préavis de résiliation): "
-        f"{playbook.contract.dates.notice_period_months} months. Switching deadlines follow the "
-        "EU Data Act (Regulation 2023/2854, art. 25): notice at most 2 months, transition at "
-        "most 30 days unless a longer one is notified as technically necessary (art. 25(4), "
-        "at most 7 months) or agreed in the contract, retrieval at least 30 days."
+        b.t._(
+            "Contract termination notice: {months} months. Switching deadlines follow the "
+            "EU Data Act (Regulation 2023/2854, art. 25): notice at most 2 months, transition "
+            "at most 30 days unless a longer one is notified as technically necessary "
+            "(art. 25(4), at most 7 months) or agreed in the contract, retrieval at least "
+            "30 days.",
+            months=playbook.contract.dates.notice_period_months,
+        )
     )
     planned_transfer_section(
         b, phase_items(playbook, "reversibility"), dates.switch_over, example=example
@@ -142,84 +160,96 @@ def _deadlines_section(
 def _data_returned_section(b: DocumentBuilder, playbook: Playbook) -> None:
     """What is returned and in which format, then what is not returned and why."""
     rev = playbook.reversibility
-    b.h(2, "Data returned (données restituées)")
+    t = b.t
+    b.h(2, t._("Data returned"))
     b.table(
-        ["Dataset", "Host", "Source"],
-        [[code(d.name), d.host or "S3", dataset_source(d)] for d in playbook.perimeter.datasets],
-        "No dataset in the perimeter.",
+        [t._("Dataset"), t._("Host"), t._("Source")],
+        [[code(d.name), d.host or "S3", dataset_source(t, d)] for d in playbook.perimeter.datasets],
+        t._("No dataset in the perimeter."),
     )
     b.p(
         [
-            "Also returned: the inventory of every host, the documentation, the checklists, the "
-            "audit log, and the credentials held for the client as a KeePass file (",
+            t._(
+                "Also returned: the inventory of every host, the documentation, the "
+                "checklists, the audit log, and the credentials held for the client as a "
+                "KeePass file"
+            )
+            + " (",
             code("credentials.kdbx"),
-            ") inside the encrypted index.",
+            ") " + t._("inside the encrypted index."),
         ]
     )
-    b.h(3, "Formats")
-    b.table(["Data", "Format"], [[f.data, f.format] for f in rev.formats], "No format stated.")
-    b.h(2, "Data not returned (données exclues)")
+    b.h(3, t._("Formats"))
     b.table(
-        ["Category", "Reason", "Legal basis"],
+        [t._("Data"), t._("Format")],
+        [[f.data, f.format] for f in rev.formats],
+        t._("No format stated."),
+    )
+    b.h(2, t._("Data not returned"))
+    b.table(
+        [t._("Category"), t._("Reason"), t._("Legal basis")],
         [[e.category, e.reason, e.legal_basis or "—"] for e in rev.exempted],
-        "No exemption: everything is returned.",
+        t._("No exemption: everything is returned."),
     )
 
 
 def _ownership_section(b: DocumentBuilder, playbook: Playbook) -> None:
-    b.h(2, "Ownership of deliverables (propriété)")
+    t = b.t
+    b.h(2, t._("Ownership of deliverables"))
     b.table(
-        ["Deliverable", "Owner", "Notes"],
+        [t._("Deliverable"), t._("Owner"), t._("Notes")],
         [[o.item, o.owner, o.notes or "—"] for o in playbook.reversibility.software_ownership],
-        "No deliverable listed.",
+        t._("No deliverable listed."),
     )
     if playbook.perimeter.software:
         b.table(
-            ["Software in scope", "Licence owner"],
+            [t._("Software in scope"), t._("Licence owner")],
             [[s.name, s.owner] for s in playbook.perimeter.software],
         )
 
 
 def _access_section(b: DocumentBuilder, playbook: Playbook) -> None:
-    b.h(2, "Provider access revoked at exit")
+    t = b.t
+    b.h(2, t._("Provider access revoked at exit"))
     b.table(
-        ["Host", "Account", "Key", "Purpose"],
+        [t._("Host"), t._("Account"), t._("Key"), t._("Purpose")],
         [
             [code(a.host), code(a.account), _key_label(key), a.purpose or "—"]
             for a in playbook.security.provider_access
             for key in a.public_keys
         ],
-        "No provider access recorded.",
+        t._("No provider access recorded."),
     )
 
 
 def _verification_section(b: DocumentBuilder) -> None:
     """The client's checks, in order, with the exact commands of the standard tools."""
-    b.h(2, "Verification by the client")
+    t = b.t
+    b.h(2, t._("Verification by the client"))
     b.bullets(
         [
-            ["Check the download: ", code("sha256sum -c SHA256SUMS")],
+            [t._("Check the download:") + " ", code("sha256sum -c SHA256SUMS")],
             [
-                "Check the provider's signature, after comparing ",
+                t._("Check the provider's signature, after comparing") + " ",
                 code("provider.pub"),
-                " with the key the provider gave out of band: ",
+                " " + t._("with the key the provider gave out of band:") + " ",
                 code(f'echo "{SIGNER_IDENTITY} $(cat provider.pub)" > allowed_signers'),
-                " then ",
+                " " + t._("then") + " ",
                 code(
                     f"ssh-keygen -Y verify -f allowed_signers -I {SIGNER_IDENTITY} "
                     f"-n {NAMESPACE} -s SHA256SUMS.sig < SHA256SUMS"
                 ),
             ],
             [
-                "Decrypt and extract each volume: ",
+                t._("Decrypt and extract each volume:") + " ",
                 code("age -d -i key.txt volumes/NNNN-….tar.age | tar -x"),
             ],
             [
-                "Check every file: ",
+                t._("Check every file:") + " ",
                 code("sha256sum -c SHA256SUMS"),
-                " inside each extracted volume",
+                " " + t._("inside each extracted volume"),
             ],
-            "Record acceptance (or the problems found) with the provider.",
+            t._("Record acceptance (or the problems found) with the provider."),
         ],
         ordered=True,
     )

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from handover.documents.blocks import Inline, code, join_codes
 from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
-from handover.documents.formatting import hours_text
 from handover.documents.sections import (
     escalation_tables,
     header_fields,
     host_access,
     severity_table,
 )
+from handover.i18n import Texts
 
 if TYPE_CHECKING:
     from handover.contract.backups import Backups
@@ -37,42 +37,44 @@ def runbooks(playbook: Playbook, inventories: Sequence[Inventory] = ()) -> Docum
     restart command; without, the generic commands are given.
     """
     by_host = {inv.host: inv for inv in inventories}
-    b = DocumentBuilder()
+    b = DocumentBuilder(Texts.for_contract(playbook.contract))
+    t = b.t
     header_fields(b, playbook, None)
-    b.h(2, "Escalation (common to every host)")
+    b.h(2, t._("Escalation (common to every host)"))
     severity_table(b, playbook)
     escalation_tables(b, playbook, level=3)
     for host in playbook.perimeter.hosts:
         _host_runbook(b, playbook, host, by_host.get(host.name))
-    title = f"Runbooks (procédures d'exploitation): {playbook.contract.title}"
+    title = t._("Runbooks: {title}", title=playbook.contract.title)
     return b.document("runbooks", title)
 
 
 def _host_runbook(
     b: DocumentBuilder, playbook: Playbook, host: Host, inv: Inventory | None
 ) -> None:
-    b.h(2, f"Host {host.name}")
+    t = b.t
+    b.h(2, t._("Host {host}", host=host.name))
     b.fields(
         [
-            ("Access", host_access(host)),
-            ("Credential (reference)", code(host.credential) if host.credential else None),
-            ("Pinned host key", code(host.host_key) if host.host_key else None),
-            ("Tags", ", ".join(host.tags) or None),
+            (t._("Access"), host_access(t, host)),
+            (t._("Credential (reference)"), code(host.credential) if host.credential else None),
+            (t._("Pinned host key"), code(host.host_key) if host.host_key else None),
+            (t._("Tags"), ", ".join(host.tags) or None),
         ]
     )
     prefix = _command_prefix(host)
     _check_steps(b, host, playbook.sla, prefix)
     _restart_steps(b, inv, prefix)
-    b.h(3, "Restore from backup")
+    b.h(3, t._("Restore from backup"))
     datasets = [d for d in playbook.perimeter.datasets if d.host == host.name]
     if not datasets:
-        b.p("No dataset of this host is backed up.")
+        b.p(t._("No dataset of this host is backed up."))
     elif playbook.backups is None:
-        b.p("The playbook defines no backups: nothing to restore from.", "warning")
+        b.p(t._("The playbook defines no backups: nothing to restore from."), "warning")
     else:
         for dataset in datasets:
-            b.p(["Dataset ", code(dataset.name), ":"])
-            b.bullets(_restore_steps(host, dataset, playbook.backups), ordered=True)
+            b.p([t._("Dataset") + " ", code(dataset.name), ":"])
+            b.bullets(_restore_steps(t, host, dataset, playbook.backups), ordered=True)
     _escalate_step(b, playbook)
 
 
@@ -84,19 +86,28 @@ def _command_prefix(host: Host) -> str:
 
 
 def _check_steps(b: DocumentBuilder, host: Host, sla: Sla, prefix: str) -> None:
-    b.h(3, "Check")
+    t = b.t
+    b.h(3, t._("Check"))
     checks: list[Inline] = [
-        ["Reachable: ", code(f"{prefix}true")]
+        [t._("Reachable:") + " ", code(f"{prefix}true")]
         if prefix
-        else "Local host: the worker runs on it; run the commands below there.",
-        ["Failed services: ", code(f"{prefix}systemctl --failed --no-pager")],
-        ["Disk use (alert at ", f"{sla.disk_threshold_percent}%): ", code(f"{prefix}df -hP")],
-        ["Listening ports: ", code(f"{prefix}ss -ltnup")],
+        else t._("Local host: the worker runs on it; run the commands below there."),
+        [t._("Failed services:") + " ", code(f"{prefix}systemctl --failed --no-pager")],
+        [
+            t._("Disk use (alert at {percent}%):", percent=sla.disk_threshold_percent) + " ",
+            code(f"{prefix}df -hP"),
+        ],
+        [t._("Listening ports:") + " ", code(f"{prefix}ss -ltnup")],
     ]
     for path in host.cert_paths:
         checks.append(
             [
-                f"Certificates under {path} (warn {sla.cert_warning_days} days before expiry): ",
+                t._(
+                    "Certificates under {path} (warn {days} days before expiry):",
+                    path=path,
+                    days=sla.cert_warning_days,
+                )
+                + " ",
                 code(
                     f"{prefix}find {shlex.quote(path)} -name '*.pem' -exec "
                     "openssl x509 -noout -enddate -subject -in {} \\;"
@@ -108,11 +119,12 @@ def _check_steps(b: DocumentBuilder, host: Host, sla: Sla, prefix: str) -> None:
 
 def _restart_steps(b: DocumentBuilder, inv: Inventory | None, prefix: str) -> None:
     """Each running service's restart and status commands, or the generic ones."""
-    b.h(3, "Restart")
+    t = b.t
+    b.h(3, t._("Restart"))
     if inv is not None:
         services = sorted(s.name for s in inv.services if s.state in ("running", "active"))
         b.table(
-            ["Service", "Restart", "Status"],
+            [t._("Service"), t._("Restart"), t._("Status")],
             [
                 [
                     code(name),
@@ -121,81 +133,98 @@ def _restart_steps(b: DocumentBuilder, inv: Inventory | None, prefix: str) -> No
                 ]
                 for name in services
             ],
-            "No running service recorded by the inventory.",
+            t._("No running service recorded by the inventory."),
         )
     else:
         b.p(
             [
-                "No inventory given: restart a service with ",
+                t._("No inventory given: restart a service with") + " ",
                 code(f"{prefix}sudo systemctl restart NAME"),
-                " and check it with ",
+                " " + t._("and check it with") + " ",
                 code(f"{prefix}systemctl status NAME"),
                 ".",
             ]
         )
-    b.p("Announce any restart outside the maintenance window to the client first.", "note")
+    b.p(t._("Announce any restart outside the maintenance window to the client first."), "note")
 
 
-def _restore_steps(host: Host, dataset: Dataset, backups: Backups) -> list[Inline]:
+def _restore_steps(t: Texts, host: Host, dataset: Dataset, backups: Backups) -> list[Inline]:
     """Pick, check, decrypt and extract the dataset's latest backup, then put the data back."""
-    identity = backups.identity or "the provider's backup identity"
+    identity = backups.identity or t._("the provider's backup identity")
     volume = f"volumes/NNNN-{host.name}-{dataset.name}.tar.age"
     target = f"/tmp/restore-{dataset.name}"
     steps: list[Inline] = [
         [
-            "Pick the latest backup under ",
+            t._("Pick the latest backup under") + " ",
             code(backups.target),
-            f" (kept {backups.retention_days} days, last {backups.keep_last} always).",
+            " "
+            + t._(
+                "(kept {days} days, last {last} always).",
+                days=backups.retention_days,
+                last=backups.keep_last,
+            ),
         ],
-        ["Check it: ", code("sha256sum -c SHA256SUMS"), " in the backup folder."],
         [
-            "Decrypt and extract, KEY being the backup identity (",
+            t._("Check it:") + " ",
+            code("sha256sum -c SHA256SUMS"),
+            " " + t._("in the backup folder."),
+        ],
+        [
+            t._("Decrypt and extract, KEY being the backup identity") + " (",
             code(identity),
             "): ",
             code(f"mkdir -p {target} && age -d -i KEY {volume} | tar -x -C {target}"),
         ],
-        ["Check every file: ", code(f"cd {target} && sha256sum -c --quiet SHA256SUMS")],
+        [
+            t._("Check every file:") + " ",
+            code(f"cd {target} && sha256sum -c --quiet SHA256SUMS"),
+        ],
     ]
     if dataset.dump is not None:
         steps.append(
             [
-                "Load the dump ",
+                t._("Load the dump") + " ",
                 code(dataset.dump.filename),
-                " with the database's restore tool (",
-                code(_restore_tool(dataset.dump.filename)),
-                "), on a scratch database first.",
+                " " + t._("with the database's restore tool") + " (",
+                code(_restore_tool(t, dataset.dump.filename)),
+                "), " + t._("on a scratch database first."),
             ]
         )
     else:
         steps.append(
             [
-                "Copy the needed files back to ",
+                t._("Copy the needed files back to") + " ",
                 *join_codes(dataset.paths or []),
-                " (rsync -a --dry-run first), then check the service.",
+                " " + t._("(rsync -a --dry-run first), then check the service."),
             ]
         )
     return steps
 
 
-def _restore_tool(filename: str) -> str:
+def _restore_tool(t: Texts, filename: str) -> str:
     lower = filename.lower()
     if lower.endswith((".dump", ".pgdump", ".backup")):
         return "pg_restore"
     if lower.endswith(".sql") or lower.endswith(".sql.gz"):
         return "psql / mysql"
-    return "the tool that produced it"
+    return t._("the tool that produced it")
 
 
 def _escalate_step(b: DocumentBuilder, playbook: Playbook) -> None:
-    b.h(3, "Escalate")
+    t = b.t
+    b.h(3, t._("Escalate"))
     onsite = playbook.services.onsite
-    b.p(
-        "Qualify the severity with the table above; if the response or resolution time is "
-        "about to be exceeded, escalate to the next level of the provider's escalation path"
-        + (
-            f"; send a technician on site within {hours_text(onsite.delay_hours)} "
-            "when remote action is not enough."
-            if onsite
-            else "."
+    if onsite:
+        text = t._(
+            "Qualify the severity with the table above; if the response or resolution time "
+            "is about to be exceeded, escalate to the next level of the provider's escalation "
+            "path; send a technician on site within {delay} when remote action is not enough.",
+            delay=t.hours(onsite.delay_hours),
         )
-    )
+    else:
+        text = t._(
+            "Qualify the severity with the table above; if the response or resolution time "
+            "is about to be exceeded, escalate to the next level of the provider's escalation "
+            "path."
+        )
+    b.p(text)

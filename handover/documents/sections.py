@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING, Any
 from handover.checklist.model import Checklist, Status
 from handover.documents.blocks import Inline, badge, code, join_codes, strong
 from handover.documents.builder import DocumentBuilder
-from handover.documents.formatting import (
-    date_text,
-    datetime_text,
-    hours_text,
-    is_secret_key,
-    minutes_text,
-    scrub,
-    value_inline,
-)
+from handover.documents.field_labels import field_label
+from handover.documents.formatting import is_secret_key, scrub, value_inline
+from handover.i18n import Texts
 
 if TYPE_CHECKING:
     from handover.contract.parties import Party
@@ -38,13 +32,14 @@ def header_fields(
 ) -> None:
     """The fields every document opens with: contract, parties, dates, then `extra`."""
     contract = playbook.contract
+    t = b.t
     b.fields(
         [
-            ("Contract", [contract.title, " (", code(contract.id), ")"]),
-            ("Client", contract.parties.client.legal_name),
-            ("Provider", contract.parties.provider.legal_name),
-            ("Effective date", date_text(contract.dates.effective)),
-            ("Generated", datetime_text(generated_at) if generated_at else None),
+            (t._("Contract"), [contract.title, " (", code(contract.id), ")"]),
+            (t._("Client"), contract.parties.client.legal_name),
+            (t._("Provider"), contract.parties.provider.legal_name),
+            (t._("Effective date"), t.date(contract.dates.effective)),
+            (t._("Generated"), t.datetime(generated_at) if generated_at else None),
             *extra,
         ]
     )
@@ -57,74 +52,85 @@ def _contact_rows(party: Party) -> list[list[Inline]]:
     return [[c.name, c.role or "—", c.email or "—", c.phone or "—"] for c in party.contacts]
 
 
-def _escalation_rows(party: Party) -> list[list[Inline]]:
+def _escalation_rows(t: Texts, party: Party) -> list[list[Inline]]:
     rows: list[list[Inline]] = []
     for step in sorted(party.escalation, key=lambda s: s.level):
         after = (
-            minutes_text(step.after_minutes) if step.after_minutes is not None else "first contact"
+            t.minutes(step.after_minutes)
+            if step.after_minutes is not None
+            else t._("first contact")
         )
         rows.append([str(step.level), step.name, step.email or "—", step.phone or "—", after])
     return rows
 
 
-def _both_parties(playbook: Playbook, provider: str) -> tuple[tuple[str, Party], ...]:
+def _both_parties(playbook: Playbook, provider: str, client: str) -> tuple[tuple[str, Party], ...]:
     parties = playbook.contract.parties
-    return ((provider, parties.provider), ("Client", parties.client))
+    return ((provider, parties.provider), (client, parties.client))
+
+
+def _contact_headers(t: Texts) -> list[str]:
+    return [t._("Contact"), t._("Role"), t._("E-mail"), t._("Phone")]
+
+
+def _escalation_headers(t: Texts) -> list[str]:
+    return [t._("Level"), t._("Who"), t._("E-mail"), t._("Phone"), t._("Escalate after")]
 
 
 def parties_section(b: DocumentBuilder, playbook: Playbook, level: int = 2) -> None:
     """Both parties in full: registration, address, contacts and escalation path."""
-    b.h(level, "Parties (parties au contrat)")
-    for label, party in _both_parties(playbook, "Provider (prestataire)"):
-        b.h(level + 1, f"{label}: {party.legal_name}")
-        b.fields([("Registration", party.registration), ("Address", party.address)])
-        b.table(["Contact", "Role", "E-mail", "Phone"], _contact_rows(party), "No contact listed.")
+    t = b.t
+    b.h(level, t._("Parties"))
+    for label, party in _both_parties(playbook, t._("Provider"), t._("Client")):
+        b.h(level + 1, t._("{label}: {name}", label=label, name=party.legal_name))
+        b.fields([(t._("Registration"), party.registration), (t._("Address"), party.address)])
+        b.table(_contact_headers(t), _contact_rows(party), t._("No contact listed."))
         if party.escalation:
-            b.p(strong("Escalation (escalade)"))
-            b.table(["Level", "Who", "E-mail", "Phone", "Escalate after"], _escalation_rows(party))
+            b.p(strong(t._("Escalation")))
+            b.table(_escalation_headers(t), _escalation_rows(t, party))
 
 
 def escalation_tables(b: DocumentBuilder, playbook: Playbook, level: int) -> None:
     """Whom to call, per party: its escalation path, or its contacts when it has none."""
-    for label, party in _both_parties(playbook, "Provider"):
-        b.h(level, f"{label}: {party.legal_name}")
+    t = b.t
+    for label, party in _both_parties(playbook, t._("Provider"), t._("Client")):
+        b.h(level, t._("{label}: {name}", label=label, name=party.legal_name))
         if party.escalation:
-            b.table(["Level", "Who", "E-mail", "Phone", "Escalate after"], _escalation_rows(party))
+            b.table(_escalation_headers(t), _escalation_rows(t, party))
         else:
-            b.table(
-                ["Contact", "Role", "E-mail", "Phone"], _contact_rows(party), "No contact listed."
-            )
+            b.table(_contact_headers(t), _contact_rows(party), t._("No contact listed."))
 
 
 def severity_table(b: DocumentBuilder, playbook: Playbook) -> None:
     """The SLA's severities with their response and resolution times."""
+    t = b.t
     b.table(
-        ["Severity", "Description", "Response", "Resolution"],
+        [t._("Severity"), t._("Description"), t._("Response"), t._("Resolution")],
         [
             [
                 strong(s.level),
                 s.description,
-                minutes_text(s.response_minutes),
-                hours_text(s.resolution_hours),
+                t.minutes(s.response_minutes),
+                t.hours(s.resolution_hours),
             ]
             for s in playbook.sla.severities
         ],
-        "No severity levels defined in the SLA.",
+        t._("No severity levels defined in the SLA."),
     )
 
 
 # --------------------------------------------------------------------------- perimeter
 
 
-def host_access(host: Host) -> Inline:
+def host_access(t: Texts, host: Host) -> Inline:
     """How the provider reaches a host: its local root, or the ssh destination."""
     if host.transport == "local":
-        return ["local, root ", code(host.root or "/")]
+        return [t._("local, root") + " ", code(host.root or "/")]
     user = f"{host.user}@" if host.user else ""
     return ["ssh ", code(f"{user}{host.address}:{host.port}")]
 
 
-def dataset_source(dataset: Dataset) -> Inline:
+def dataset_source(t: Texts, dataset: Dataset) -> Inline:
     """Where a dataset's data comes from: an S3 prefix, a dump command, or paths."""
     if dataset.s3 is not None:
         return [
@@ -133,48 +139,71 @@ def dataset_source(dataset: Dataset) -> Inline:
             f" ({dataset.s3.versions})",
         ]
     if dataset.dump is not None:
-        return ["dump ", code(dataset.dump.command), " → ", code(dataset.dump.filename)]
-    return ["files ", *join_codes(dataset.paths or [])]
+        return [t._("dump") + " ", code(dataset.dump.command), " → ", code(dataset.dump.filename)]
+    return [t._("files") + " ", *join_codes(dataset.paths or [])]
 
 
 def perimeter_section(b: DocumentBuilder, playbook: Playbook, level: int = 2) -> None:
     """The hosts, datasets and software the contract covers."""
     perimeter = playbook.perimeter
-    b.h(level, "Perimeter (périmètre)")
-    b.h(level + 1, "Hosts")
+    t = b.t
+    b.h(level, t._("Perimeter"))
+    b.h(level + 1, t._("Hosts"))
     b.table(
-        ["Host", "Access", "Host key", "Tags"],
+        [t._("Host"), t._("Access"), t._("Host key"), t._("Tags")],
         [
             [
                 code(h.name),
-                host_access(h),
+                host_access(t, h),
                 code(h.host_key)
                 if h.host_key
-                else ("n/a" if h.transport == "local" else "known_hosts"),
+                else (t._("n/a") if h.transport == "local" else code("known_hosts")),
                 ", ".join(h.tags) or "—",
             ]
             for h in perimeter.hosts
         ],
-        "No host in the perimeter.",
+        t._("No host in the perimeter."),
     )
-    b.h(level + 1, "Datasets")
+    b.h(level + 1, t._("Datasets"))
     b.table(
-        ["Dataset", "Host", "Source"],
-        [[code(d.name), d.host or "—", dataset_source(d)] for d in perimeter.datasets],
-        "No dataset in the perimeter.",
+        [t._("Dataset"), t._("Host"), t._("Source")],
+        [[code(d.name), d.host or "—", dataset_source(t, d)] for d in perimeter.datasets],
+        t._("No dataset in the perimeter."),
     )
-    b.h(level + 1, "Software and services in scope")
+    b.h(level + 1, t._("Software and services in scope"))
     b.table(
-        ["Name", "Kind", "Version", "Licence owner"],
+        [t._("Name"), t._("Kind"), t._("Version"), t._("Licence owner")],
         [[s.name, s.kind or "—", s.version or "—", s.owner] for s in perimeter.software],
-        "No software listed.",
+        t._("No software listed."),
     )
 
 
 # --------------------------------------------------------------------------- checklists
 
 
-def _open_items(checklist: Checklist) -> list[Inline]:
+def status_text(t: Texts, status: str) -> str:
+    """A checklist status as the reader's language says it (`done`, `fait`...)."""
+    words = {
+        "done": t._("done"),
+        "waived": t._("waived"),
+        "failed": t._("failed"),
+        "running": t._("running"),
+        "pending": t._("pending"),
+    }
+    return words.get(status, status)
+
+
+def phase_text(t: Texts, phase: str) -> str:
+    words = {
+        "takeover": t._("Takeover"),
+        "implementation": t._("Implementation"),
+        "operational": t._("Operational run"),
+        "reversibility": t._("Reversibility"),
+    }
+    return words.get(phase, phase.capitalize())
+
+
+def _open_items(t: Texts, checklist: Checklist) -> list[Inline]:
     """Items still failed, running or pending (the exit report item only when it failed)."""
     open_points: list[Inline] = []
     for item in checklist.items:
@@ -182,8 +211,13 @@ def _open_items(checklist: Checklist) -> list[Inline]:
             continue  # the exit report itself: it is being produced
         if item.status in (Status.FAILED, Status.RUNNING, Status.PENDING):
             why = f": {item.reason}" if item.reason and item.status is Status.FAILED else ""
+            state = t._("is {status}", status=status_text(t, item.status.value))
             open_points.append(
-                [f"{checklist.phase.value}: ", code(item.id), f" is {item.status.value}{why}"]
+                [
+                    phase_text(t, checklist.phase.value) + ": ",
+                    code(item.id),
+                    f" {state}{why}",
+                ]
             )
     return open_points
 
@@ -193,27 +227,34 @@ def checklist_sections(
 ) -> list[Inline]:
     """One section per checklist (summary and items); returns the items still open."""
     open_points: list[Inline] = []
+    t = b.t
     for checklist in checklists:
         counts = checklist.summary()
         state = (
-            badge("complete", "done") if checklist.is_complete else badge("incomplete", "failed")
+            badge(t._("complete"), "done")
+            if checklist.is_complete
+            else badge(t._("incomplete"), "failed")
         )
-        b.h(level, f"{checklist.phase.value.capitalize()}")
+        b.h(level, phase_text(t, checklist.phase.value))
         b.p(
             [
                 state,
-                f" {counts['done']} done, {counts['waived']} waived, {counts['failed']} failed, "
-                f"{counts['running']} running, {counts['pending']} pending "
-                f"(version {checklist.version}).",
+                " "
+                + t._(
+                    "{done} done, {waived} waived, {failed} failed, {running} running, "
+                    "{pending} pending (version {version}).",
+                    version=checklist.version,
+                    **counts,
+                ),
             ]
         )
         b.table(
-            ["Item", "Title", "Status", "Evidence", "Reason", "By"],
+            [t._("Item"), t._("Title"), t._("Status"), t._("Evidence"), t._("Reason"), t._("By")],
             [
                 [
                     code(item.id),
                     item.title,
-                    badge(item.status.value, item.status.value),
+                    badge(status_text(t, item.status.value), item.status.value),
                     ", ".join(e.short() for e in item.evidence) or "—",
                     item.reason or "—",
                     item.actor,
@@ -221,7 +262,7 @@ def checklist_sections(
                 for item in checklist.items
             ],
         )
-        open_points += _open_items(checklist)
+        open_points += _open_items(t, checklist)
     return open_points
 
 
@@ -233,11 +274,11 @@ def dict_fields(b: DocumentBuilder, data: Mapping[str, Any]) -> None:
     long_texts: list[tuple[str, str]] = []
     pairs: list[tuple[str, Inline | None]] = []
     for key, value in data.items():
-        label = str(key).replace("_", " ").capitalize()
+        label = field_label(b.t, str(key))
         if isinstance(value, str) and "\n" in value.strip() and not is_secret_key(str(key)):
             long_texts.append((label, value))
         else:
-            pairs.append((label, value_inline(value, str(key))))
+            pairs.append((label, value_inline(value, str(key), b.t)))
     b.fields(pairs)
     for label, text in long_texts:
         b.p(strong(label))
@@ -252,6 +293,6 @@ def dict_table(b: DocumentBuilder, rows: Sequence[Mapping[str, Any]]) -> None:
             if key not in keys:
                 keys.append(str(key))
     b.table(
-        [k.replace("_", " ").capitalize() for k in keys],
-        [[value_inline(row.get(k), k) for k in keys] for row in rows],
+        [field_label(b.t, k) for k in keys],
+        [[value_inline(row.get(k), k, b.t) for k in keys] for row in rows],
     )

@@ -127,6 +127,16 @@ def load_test_playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
     return load_playbook(write_test_playbook(tmp_path_factory.mktemp("playbook")))
 
 
+def in_language(playbook: Playbook, language: str, timezone: str = "UTC") -> Playbook:
+    """The same playbook with its documents in `language` and moments in `timezone`.
+
+    TEST_PLAYBOOK leaves the defaults (French, Europe/Paris); the tests that
+    read sentences in English render with `language: en` through this.
+    """
+    contract = playbook.contract.model_copy(update={"language": language, "timezone": timezone})
+    return playbook.model_copy(update={"contract": contract})
+
+
 def sample_inventory() -> Inventory:
     """web01 with a failed service, a full disk, a secret in cron and hostile certificate text."""
     return Inventory(

@@ -14,6 +14,7 @@ from tests.unit.documents_fixtures import (
     HOSTILE,
     NOW,
     check_html,
+    in_language,
     load_test_playbook,
     sample_inventory,
     sample_members,
@@ -22,14 +23,15 @@ from tests.unit.documents_fixtures import (
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 def test_baseline_report_states_the_facts(playbook: Playbook) -> None:
     doc = baseline_report(playbook, [sample_inventory()], {"www": sample_members()}, NOW)
     md = doc.markdown
     assert doc.name == "baseline-report"
-    assert "état des lieux" in doc.title
+    assert doc.title.startswith("Baseline report: ")
     assert "Demo Estate SARL" in md and "Handover Services SAS" in md
     assert "Debian GNU/Linux 12 (bookworm)" in md
     assert "`6.1.0-18-amd64`" in md

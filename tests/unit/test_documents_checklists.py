@@ -11,12 +11,13 @@ from handover.checklist.templates import draft_checklist
 from handover.contract.playbook import Playbook, phase_items
 from handover.documents.checklists_report import checklists_report
 from handover.phases import Phase
-from tests.unit.documents_fixtures import NOW, check_html, load_test_playbook
+from tests.unit.documents_fixtures import NOW, check_html, in_language, load_test_playbook
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 def test_checklists_report_lists_every_phase_and_open_items(
@@ -35,6 +36,6 @@ def test_checklists_report_lists_every_phase_and_open_items(
     assert doc.name == "checklists"
     assert "## Takeover" in md and "## Implementation" in md
     assert "| `credentials-received` |" in md and "Démo: hôtes locaux" in md
-    assert "- takeover: `inventory` is failed: db01: unreachable" in md
-    assert "- implementation: `runbooks` is pending" in md
+    assert "- Takeover: `inventory` is failed: db01: unreachable" in md
+    assert "- Implementation: `runbooks` is pending" in md
     check_html(doc)

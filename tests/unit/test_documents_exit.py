@@ -17,12 +17,13 @@ from handover.documents.exit_report import exit_report
 from handover.exit.erasure import ErasureRecord, KeptRecord
 from handover.exit.erasure_certificate import SignedErasure
 from handover.phases import Phase
-from tests.unit.documents_fixtures import HOSTILE, NOW, check_html, load_test_playbook
+from tests.unit.documents_fixtures import HOSTILE, NOW, check_html, in_language, load_test_playbook
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 def test_exit_report_lists_everything_and_the_open_points(
@@ -76,9 +77,9 @@ def test_exit_report_lists_everything_and_the_open_points(
     open_points = md.split("## Open points")[1]
     assert "Access revocation failed: web01" in open_points
     assert "Erasure of provider copies pending." in open_points
-    assert "reversibility: `access-revoked` is failed: web01: permission denied" in open_points
+    assert "Reversibility: `access-revoked` is failed: web01: permission denied" in open_points
     assert "`exit-report`" not in open_points  # the report being written is not an open point
-    assert "takeover: `credentials-received`" not in open_points  # waived in the demo playbook
+    assert "Takeover: `credentials-received`" not in open_points  # waived in the demo playbook
     assert "> **Warning:** **incomplete**" in md.split("## Restitution bundle")[0]
     assert "<script>" not in doc.html
     check_html(doc)
@@ -191,7 +192,7 @@ def test_exit_report_shows_the_recorded_calendar_and_the_knowledge_transfer(
         deadlines=dates,
     )
     md = doc.markdown
-    calendar = md.split("## Exit calendar (calendrier de sortie)")[1].split("\n## ")[0]
+    calendar = md.split("## Exit calendar")[1].split("\n## ")[0]
     assert "| Exit notice received | — | 2026-03-01 |" in calendar  # the explicit calendar wins
     assert "2026-01-01" not in md  # and the one in the summary is not repeated as a field
     assert (
@@ -202,7 +203,7 @@ def test_exit_report_shows_the_recorded_calendar_and_the_knowledge_transfer(
     assert "Data Act art. 25(4): alternative transitional period of 90 days" in calendar
     assert "40 TB over a 1 Gbit/s link" in calendar
     assert "- **Erasure window:** from 2026-08-29 to 2026-09-28; earlier only if" in calendar
-    section = md.split("## Knowledge transfer (transfert de compétences)")[1].split("\n## ")[0]
+    section = md.split("## Knowledge transfer")[1].split("\n## ")[0]
     assert f"1 of {len(transfer)} item" in section
     assert f"| `{transfer[0].id}` | {transfer[0].title} | **done** |" in section
     assert "knowledge-transfer-plan.json (aaaaaaaaaaaa)" in section
@@ -239,7 +240,7 @@ def test_exit_report_flags_early_erasure_and_an_overdue_erasure(playbook: Playbo
     )
     assert "Erasure of provider copies pending." not in open_points
     # without a checklist, the knowledge transfer is the one the playbook plans
-    section = md.split("## Knowledge transfer (transfert de compétences)")[1].split("\n## ")[0]
+    section = md.split("## Knowledge transfer")[1].split("\n## ")[0]
     assert f"before the switch-over on {dates.switch_over.isoformat()}" in section
     assert "| `knowledge-transfer-" in section
 
@@ -412,7 +413,7 @@ def test_the_calendar_says_how_each_wait_ended(playbook: Playbook) -> None:
         "erasure": "early erasure asked by Léa Durand on 2025-08-25T09:00:00+00:00",
     }
     md = _erasure_report(playbook, _signed_erasure(complete=True), waits=waits)
-    calendar = _section(md, "Exit calendar (calendrier de sortie)")
+    calendar = _section(md, "Exit calendar")
     assert (
         "- **Final export:** **brought forward** on 2025-08-20, before the switch-over of "
         f"{dates.switch_over.isoformat()}; reason recorded: the incoming provider's "
@@ -434,7 +435,7 @@ def test_waits_reached_on_their_dates_and_a_wait_still_to_come(playbook: Playboo
         f"{dates.switch_over.isoformat()} reached"
     )
     md = _erasure_report(playbook, None, waits={"switch-over": reached})
-    calendar = _section(md, "Exit calendar (calendrier de sortie)")
+    calendar = _section(md, "Exit calendar")
     assert (
         f"- **Final export:** **waited** for the switch-over: {dates.switch_over.isoformat()} "
         "reached" in calendar
@@ -455,7 +456,7 @@ def test_a_wait_recorded_before_its_date_or_missing_after_its_step_is_not_called
         f"{dates.switch_over.isoformat()} reached"
     )
     md = _erasure_report(playbook, _signed_erasure(complete=True), waits={"erasure": early})
-    calendar = _section(md, "Exit calendar (calendrier de sortie)")
+    calendar = _section(md, "Exit calendar")
     assert (
         f"- **Erasure:** **before its date** recorded as reached on "
         f"{dates.switch_over.isoformat()}, before the end of the retrieval period on "

@@ -6,12 +6,13 @@ import pytest
 
 from handover.contract.playbook import Playbook
 from handover.documents.hotline_procedure import hotline_procedure
-from tests.unit.documents_fixtures import check_html, load_test_playbook
+from tests.unit.documents_fixtures import check_html, in_language, load_test_playbook
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 def test_hotline_procedure_states_hours_channels_severities_onsite(playbook: Playbook) -> None:

@@ -11,12 +11,13 @@ from handover.documents.formatting import scrub
 from handover.documents.hotline_procedure import hotline_procedure
 from handover.documents.render_markdown import escape_line_start
 from handover.documents.reversibility_plan import reversibility_plan
-from tests.unit.documents_fixtures import NOW, load_test_playbook
+from tests.unit.documents_fixtures import NOW, in_language, load_test_playbook
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 @pytest.mark.parametrize(

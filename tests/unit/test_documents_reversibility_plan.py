@@ -10,12 +10,13 @@ import pytest
 from handover.contract.checklists import load_phase_template
 from handover.contract.playbook import Playbook
 from handover.documents.reversibility_plan import reversibility_plan
-from tests.unit.documents_fixtures import NOW, check_html, load_test_playbook
+from tests.unit.documents_fixtures import NOW, check_html, in_language, load_test_playbook
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 def test_reversibility_plan_computes_deadlines_from_the_notice(playbook: Playbook) -> None:
@@ -115,7 +116,7 @@ def test_reversibility_plan_lists_the_knowledge_transfer_items_of_the_checklist(
         "waive": [{"id": t["id"], "reason": "no incoming team"} for t in template[1:]],
     }
     doc = reversibility_plan(Playbook.model_validate(data), NOW)
-    section = doc.markdown.split("## Knowledge transfer (transfert de compétences)")[1]
+    section = doc.markdown.split("## Knowledge transfer")[1]
     section = section.split("\n## ")[0]
     assert "before the switch-over on 2026-05-03 (example)" in section
     assert (

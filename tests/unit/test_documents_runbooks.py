@@ -6,12 +6,18 @@ import pytest
 
 from handover.contract.playbook import Playbook
 from handover.documents.runbooks import runbooks
-from tests.unit.documents_fixtures import check_html, load_test_playbook, sample_inventory
+from tests.unit.documents_fixtures import (
+    check_html,
+    in_language,
+    load_test_playbook,
+    sample_inventory,
+)
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English (the French rendering is tested in test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en")
 
 
 def test_runbooks_cover_each_host_with_check_restart_restore_escalate(

@@ -1,0 +1,322 @@
+"""Documents in the contract's language (#15): a French contract's documents hold no English
+prose line, an English one no French line, moments are in the contract's zone with their
+offset, and every message the code uses has its French translation in the catalogue.
+
+"Prose" is what the code writes: the values the documents quote (the playbook's own
+text, checklist titles, inventory facts, recorded values), code spans and file names are
+data and are taken out of each line before it is read. A line of three words or more
+then must not hold a word of the other language's short list of common words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+from pydantic import BaseModel
+
+from handover.checklist.model import Checklist, Evidence
+from handover.checklist.store import ChecklistStore
+from handover.checklist.templates import draft_checklist
+from handover.contract.deadlines import exit_deadlines
+from handover.contract.playbook import Playbook, phase_items
+from handover.documents.baseline_report import baseline_report
+from handover.documents.document import Document
+from handover.documents.exit_report import exit_report
+from handover.documents.reversibility_plan import reversibility_plan
+from handover.documents.runbooks import runbooks
+from handover.i18n import Texts, catalogue
+from handover.phases import Phase
+from tests.unit.documents_fixtures import (
+    NOW,
+    in_language,
+    load_test_playbook,
+    sample_inventory,
+    sample_members,
+)
+
+ENGLISH = frozenset(
+    [
+        "the",
+        "and",
+        "of",
+        "with",
+        "is",
+        "are",
+        "was",
+        "were",
+        "for",
+        "this",
+        "that",
+        "not",
+        "to",
+        "from",
+        "by",
+        "be",
+        "been",
+        "has",
+        "have",
+        "which",
+        "when",
+        "its",
+        "it",
+        "or",
+        "into",
+        "than",
+        "any",
+        "every",
+        "each",
+        "after",
+        "before",
+        "until",
+        "yet",
+        "only",
+        "no",
+    ]
+)
+FRENCH = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "des",
+        "du",
+        "et",
+        "est",
+        "sont",
+        "une",
+        "pour",
+        "avec",
+        "dans",
+        "aucun",
+        "aucune",
+        "été",
+        "qui",
+        "sur",
+        "pas",
+        "au",
+        "aux",
+        "ou",
+        "chaque",
+        "avant",
+        "après",
+        "jusqu",
+    ]
+)
+_CODE = re.compile(r"``.*?``|`[^`]*`")
+_NOISE = re.compile(r"https?://\S+|\S+@\S+|\S*[/\\]\S*|\S+\.(?:md|txt|sig|pub|age|json|kdbx)\b")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every text a value holds: these are data the documents quote, not their prose."""
+    if isinstance(value, BaseModel):
+        yield from _strings(value.model_dump(mode="json"))
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def foreign_lines(markdown: str, stop_words: frozenset[str], data: Iterable[str]) -> list[str]:
+    """The lines whose prose holds a word of `stop_words` (data and code taken out first)."""
+    quoted = sorted({d for d in data if len(d) > 2}, key=len, reverse=True)
+    found = []
+    for line in markdown.splitlines():
+        text = _CODE.sub(" ", line).replace("\\", "")
+        for value in quoted:
+            text = text.replace(value, " ")
+        text = _NOISE.sub(" ", text)
+        words = [w.lower() for w in _WORD.findall(text)]
+        if len(words) >= 3 and any(w.split("'")[-1] in stop_words for w in words):
+            found.append(line)
+    return found
+
+
+def test_the_heuristic_finds_a_line_of_the_other_language() -> None:
+    """It can fail: an English sentence is found in French text, quoted data is not."""
+    text = "# Rapport\n\n- Aucun hôte : the host was not read.\n- Hôte `the file is here`\n"
+    assert foreign_lines(text, ENGLISH, []) == ["- Aucun hôte : the host was not read."]
+    assert foreign_lines(text, ENGLISH, ["the host was not read."]) == []
+    assert foreign_lines("- Le lot n'a pas été livré.", FRENCH, []) != []
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
+    return load_test_playbook(tmp_path_factory)
+
+
+def _checklists(playbook: Playbook, folder: Path) -> list[Checklist]:
+    store = ChecklistStore(folder)
+    contract = playbook.contract.id
+    store.open(contract, Phase.REVERSIBILITY, phase_items(playbook, "reversibility"))
+    store.start(contract, Phase.REVERSIBILITY, "bundle-sealed", "flow")
+    store.complete(
+        contract,
+        Phase.REVERSIBILITY,
+        "bundle-sealed",
+        "flow",
+        [Evidence(kind="bundle", path="/b/SHA256SUMS", sha256="d" * 64)],
+    )
+    store.start(contract, Phase.REVERSIBILITY, "access-revoked", "flow")
+    store.fail(contract, Phase.REVERSIBILITY, "access-revoked", "flow", "web01: denied")
+    takeover = draft_checklist(contract, Phase.TAKEOVER, phase_items(playbook, "takeover"))
+    return [takeover, store.load(contract, Phase.REVERSIBILITY)]
+
+
+def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[Any]]:
+    """Every document of the contract, and the data they were given (quoted, not prose)."""
+    inventory = sample_inventory()
+    checklists = _checklists(playbook, folder)
+    dates = exit_deadlines(playbook.reversibility.deadlines, date(2026, 12, 31))
+    summary = {"location": "/deliveries/demo-estate/bundle", "total_bytes": 123456789}
+    deliveries = [{"kind": "local", "location": "/deliveries/demo-estate", "at": NOW}]
+    acceptance = {"accepted": True, "accepted_by": "Léa Durand", "at": NOW.isoformat()}
+    revocations = [{"host": "web01", "account": "ops", "ok": False}]
+    erasure = {
+        "complete": False,
+        "remaining": ["/srv/backups/demo"],
+        "records": [
+            {
+                "kind": "bundle",
+                "location": "/srv/bundle",
+                "method": "unlink",
+                "status": "erased",
+                "objects": 3,
+                "at": NOW.isoformat(),
+            },
+            {
+                "kind": "backups",
+                "location": "/srv/backups/demo",
+                "method": "unlink",
+                "status": "failed",
+                "objects": 0,
+                "at": NOW.isoformat(),
+            },
+        ],
+        "kept": [
+            {"kind": "evidence", "what": "audit log", "where": "/srv/audit", "reason": "proof"}
+        ],
+        "certificate_sha256": "a" * 64,
+    }
+    docs = [
+        baseline_report(playbook, [inventory], {"www": sample_members()}, NOW),
+        reversibility_plan(playbook, NOW, notice_date=date(2026, 12, 31)),
+        reversibility_plan(playbook, NOW),
+        runbooks(playbook, [inventory]),
+        runbooks(playbook),
+        exit_report(
+            playbook,
+            summary,
+            deliveries,
+            acceptance,
+            revocations,
+            erasure,
+            checklists,
+            NOW,
+            deadlines=dates,
+            replaced=(),
+        ),
+        exit_report(playbook, {}, [], None, [], None, checklists, NOW, deadlines=dates),
+    ]
+    data = [playbook, inventory, checklists, summary, deliveries, acceptance, revocations, erasure]
+    return docs, data
+
+
+def test_a_french_contracts_documents_hold_no_english_prose(base: Playbook, tmp_path: Path) -> None:
+    docs, data = documents(base, tmp_path)  # the test playbook leaves the default: fr
+    assert base.contract.language == "fr"
+    quoted = list(_strings(data))
+    for doc in docs:
+        assert foreign_lines(doc.markdown, ENGLISH, quoted) == [], doc.name
+        assert '<html lang="fr">' in doc.html and "Généré par handover." in doc.html
+
+
+def test_an_english_contracts_documents_hold_no_french_prose(
+    base: Playbook, tmp_path: Path
+) -> None:
+    docs, data = documents(in_language(base, "en", "Europe/Paris"), tmp_path)
+    quoted = list(_strings(data))
+    for doc in docs:
+        assert foreign_lines(doc.markdown, FRENCH, quoted) == [], doc.name
+        assert '<html lang="en">' in doc.html
+
+
+def test_french_documents_read_in_french_with_paris_time_and_its_offset(
+    base: Playbook, tmp_path: Path
+) -> None:
+    docs, _ = documents(base, tmp_path)
+    baseline, plan, _example, _runbooks, _generic, exit_doc, pending = docs
+    # NOW is 10:00 UTC on 3 February: 11:00 in Paris, one hour ahead in winter
+    assert "- **Généré le :** 3 février 2026 à 11:00 (UTC+01:00)" in baseline.markdown
+    assert baseline.title == "État des lieux : Infogérance de démonstration (Demo Estate SARL)"
+    assert "## Calendrier de sortie" in plan.markdown
+    assert "| Notification de sortie reçue | — | 31 décembre 2026 |" in plan.markdown
+    assert exit_doc.title.startswith("Rapport de fin de contrat : ")
+    assert "**incomplet**" in exit_doc.markdown
+    assert "- **Accepté par :** Léa Durand" in exit_doc.markdown
+    assert "- **Le :** 3 février 2026 à 11:00 (UTC+01:00)" in exit_doc.markdown
+    assert "> **Attention :** Le lot n" in pending.markdown or "Aucun lot consigné." in (
+        pending.markdown
+    )
+
+
+def test_a_summer_moment_shows_the_summer_offset() -> None:
+    paris = Texts.of("fr", "Europe/Paris")
+    summer = datetime(2026, 7, 14, 12, 30, tzinfo=UTC)
+    assert paris.datetime(summer) == "14 juillet 2026 à 14:30 (UTC+02:00)"
+    assert Texts.of("en", "Europe/Paris").datetime(summer) == "2026-07-14 14:30 (UTC+02:00)"
+    assert Texts.of("en", "America/New_York").datetime(summer) == "2026-07-14 08:30 (UTC-04:00)"
+    assert paris.date(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == "1 janvier 2027"
+
+
+def test_every_message_has_its_french_translation() -> None:
+    """The packaged catalogue is complete: no id the code uses lacks its French text,
+    and each translation keeps the id's placeholders."""
+    with catalogue.po_path("fr").open("rb") as handle:
+        po = read_po(handle, locale="fr")
+    placeholder = re.compile(r"\{[a-z_]+(?::[^}]*)?\}")
+    missing: list[object] = []
+    mismatched: list[object] = []
+    for message in catalogue.extracted():
+        if not message.id:
+            continue
+        entry = po.get(message.id)
+        raw = None if entry is None else entry.string
+        strings = [str(x) for x in raw] if isinstance(raw, (tuple, list)) else [str(raw or "")]
+        if entry is None or entry.fuzzy or not all(strings):
+            missing.append(message.id)
+            continue
+        ids = [str(x) for x in message.id] if isinstance(message.id, tuple) else [str(message.id)]
+        allowed = set(placeholder.findall(ids[-1])) | set(placeholder.findall(ids[0]))
+        for text in strings:
+            found = set(placeholder.findall(text))
+            # a translation uses the id's placeholders, all of them for a plain message
+            if found - allowed or (len(ids) == 1 and found != allowed):
+                mismatched.append(message.id)
+    assert missing == [] and mismatched == []
+
+
+def test_a_provider_catalogue_rewords_a_message(
+    base: Playbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "home" / "locale" / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "handover.po").write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+        'msgid "Baseline report: {title}"\nmsgstr "Inventaire initial : {title}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "home"))
+    doc = baseline_report(base, [], {}, NOW)
+    assert doc.title.startswith("Inventaire initial : ")
+    assert "## Synthèse" in doc.markdown  # what the provider's file lacks: the packaged text
