@@ -24,6 +24,7 @@ from flows._phase import (
     phase_run_name,
     phase_task_runner,
 )
+from flows.client_documents import client_documents_evidence
 from flows.host_keys import confirm_and_pin
 from flows.playbook_guard import guard_playbook_path
 from flows.writer_lease import one_writer
@@ -33,6 +34,7 @@ from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.documents.baseline_report import baseline_report
 from handover.documents.reversibility_plan import reversibility_plan
+from handover.estate.client_documents import read_index
 from handover.estate.inventory import Inventory
 from tasks.credentials import missing_credentials
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, snapshot_dataset, ssh_limit_name
@@ -72,7 +74,7 @@ def takeover(playbook_path: str, pin_host_keys: bool = False, fresh: bool = Fals
     run.item("baseline-snapshot", lambda: take_baseline(run, playbook_path, playbook))
     run.item(
         "documentation-collected",
-        lambda: collect_documentation(run, playbook),
+        lambda: collect_documentation(run, playbook, playbook_path),
         needs=["inventory"],
     )
     run.item(
@@ -198,11 +200,11 @@ def take_baseline(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step
     return Step(evidence)
 
 
-def collect_documentation(run: PhaseRun, playbook: Playbook) -> Step[None]:
-    """The documentation handed over: the playbook and what the hosts say of themselves."""
+def collect_documentation(run: PhaseRun, playbook: Playbook, playbook_path: str) -> Step[None]:
+    """The documentation handed over: the client's documents, the playbook, the hosts' services."""
     inventories = saved_inventories(run, playbook)
     folder = run.paths.documentation_dir
-    evidence = []
+    evidence = client_documents_evidence(playbook_path, playbook)
     if playbook.source is not None:
         evidence.append(
             run.write_file(folder / "playbook.yaml", playbook.source.read_bytes(), "document")
@@ -221,7 +223,11 @@ def collect_documentation(run: PhaseRun, playbook: Playbook) -> Step[None]:
 def write_baseline_report(run: PhaseRun, playbook: Playbook) -> Step[None]:
     inventories = saved_inventories(run, playbook)
     doc = baseline_report(
-        playbook, list(inventories.values()), saved_baselines(run, playbook), datetime.now(UTC)
+        playbook,
+        list(inventories.values()),
+        saved_baselines(run, playbook),
+        datetime.now(UTC),
+        client_documents=read_index(run.paths.client_documents_dir),
     )
     return Step(run.write_document(doc, "report"))
 
