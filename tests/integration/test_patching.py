@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +20,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterName,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
 
-from flows.patching import PatchingFailed, patching
+from flows.patching import PAUSE_KEY, PatchingFailed, patching
 from handover.checklist.audit import AuditLog
 from handover.operations.patching import PatchRecord
 from handover.phases import Phase
@@ -202,3 +213,62 @@ def test_a_failed_upgrade_fails_the_run_with_the_package_managers_output(
     assert "dpkg: error processing package libssl3" in record.output
     assert record.before == record.after == {"libssl3": OLD}
     assert record.at <= datetime.now(UTC)
+
+
+def _answer_when_paused(answer: dict[str, Any], seen: dict[str, Any]) -> threading.Thread:
+    """Resume the patching run once it waits at its approval form, with `answer`."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        name=FlowRunFilterName(like_=f"patching-{CONTRACT}-"),
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.PAUSED])
+                        ),
+                    )
+                )
+            for run in runs:
+                if run.state is not None and run.state.state_details.pause_key == PAUSE_KEY:
+                    seen["paused"] = run.id
+                    resume_flow_run(run.id, run_input=answer)
+                    return
+            time.sleep(1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ask_applies_once_a_named_person_approves_in_the_form(
+    prefect_server: str, tmp_path: Path, distro: FakeDistroSshd, state: Path
+) -> None:
+    seen: dict[str, Any] = {}
+    answer = {"approve": True, "by": "Alice Martin", "reason": "change CHG-1042"}
+    watcher = _answer_when_paused(answer, seen)
+    summary = patching(_playbook(tmp_path, distro, "ask", _window(inside=True)))
+    watcher.join(timeout=5)
+
+    assert "paused" in seen, "the run never asked"
+    assert summary.outcomes == {"distro": "applied"}
+    (record,) = _records()
+    assert record.approved_by == "Alice Martin (form)"
+    assert record.before == {"libssl3": OLD} and record.after == {"libssl3": NEW}
+
+
+def test_ask_declined_applies_nothing(
+    prefect_server: str, tmp_path: Path, distro: FakeDistroSshd, state: Path
+) -> None:
+    seen: dict[str, Any] = {}
+    answer = {"approve": False, "by": "Bob", "reason": "month-end closing"}
+    watcher = _answer_when_paused(answer, seen)
+    summary = patching(_playbook(tmp_path, distro, "ask", _window(inside=True)))
+    watcher.join(timeout=5)
+
+    assert "paused" in seen and summary.outcomes == {"distro": "declined"}
+    (record,) = _records()
+    assert record.reason == "declined by Bob: month-end closing"
+    assert not [c for c in _calls(state) if " install " in f" {c} "]
+    assert (state / "libssl3").read_text().strip() == OLD
