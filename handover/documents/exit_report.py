@@ -43,10 +43,10 @@ from handover.documents.sections import (
     dict_fields,
     dict_table,
     header_fields,
-    status_text,
 )
 from handover.exit.erasure import DONE
 from handover.i18n import Texts
+from handover.i18n.words import erasure_status_text
 from handover.phases import Phase
 
 if TYPE_CHECKING:
@@ -359,18 +359,6 @@ def _targets_table(b: DocumentBuilder, targets: Sequence[Any]) -> None:
         rows,
         t._("No target recorded."),
     )
-
-
-def erasure_status_text(t: Texts, status: str) -> str:
-    """An erasure target's status in the reader's language (`erased`, `effacé`...)."""
-    words = {
-        "erased": t._("erased"),
-        "absent": t._("absent"),
-        "failed": t._("failed"),
-        "refused": t._("refused"),
-        "postponed": t._("postponed"),
-    }
-    return words.get(status, status_text(t, status))
 
 
 def _kept_table(b: DocumentBuilder, kept: Sequence[Any]) -> None:

@@ -28,8 +28,8 @@ from handover.checklist.model import ChecklistItem, Status
 from handover.contract.deadlines import ExitDeadlines
 from handover.documents.blocks import Inline, Span, badge, code
 from handover.documents.builder import DocumentBuilder
-from handover.documents.sections import status_text
 from handover.i18n import Texts
+from handover.i18n.words import status_text
 
 KNOWLEDGE_TRANSFER = "knowledge-transfer"
 """Id (or id prefix, before a '-') of the knowledge-transfer items of the reversibility phase."""

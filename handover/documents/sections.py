@@ -17,6 +17,7 @@ from handover.documents.builder import DocumentBuilder
 from handover.documents.field_labels import field_label
 from handover.documents.formatting import is_secret_key, scrub, value_inline
 from handover.i18n import Texts
+from handover.i18n.words import status_text
 
 if TYPE_CHECKING:
     from handover.contract.parties import Party
@@ -179,18 +180,6 @@ def perimeter_section(b: DocumentBuilder, playbook: Playbook, level: int = 2) ->
 
 
 # --------------------------------------------------------------------------- checklists
-
-
-def status_text(t: Texts, status: str) -> str:
-    """A checklist status as the reader's language says it (`done`, `fait`...)."""
-    words = {
-        "done": t._("done"),
-        "waived": t._("waived"),
-        "failed": t._("failed"),
-        "running": t._("running"),
-        "pending": t._("pending"),
-    }
-    return words.get(status, status)
 
 
 def phase_text(t: Texts, phase: str) -> str:

@@ -67,6 +67,8 @@ from handover.exit.erasure import (
     erase_contract_copies,
 )
 from handover.exit.erasure_targets import kept_records
+from handover.i18n import Texts
+from handover.i18n.words import erasure_status_text
 from handover.phases import Phase
 from handover.state.atomic import write_atomic
 from handover.state.layout import ContractPaths
@@ -85,61 +87,79 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _when(record: ErasureRecord) -> str:
-    return record.verified_at.isoformat(timespec="seconds") if record.verified_at else "no"
+def _when(t: Texts, record: ErasureRecord) -> str:
+    return t.datetime(record.verified_at, seconds=True) if record.verified_at else t._("no")
 
 
 def erasure_certificate(report: ErasureReport, playbook: Playbook) -> str:
-    """The certificate text (Markdown), to be signed with sign_certificate()."""
+    """The certificate text (Markdown), to be signed with sign_certificate().
+
+    Written in the contract's language, its moments in the contract's time
+    zone to the second with their offset. Locations, methods and the errors
+    recorded are quoted as the erasure recorded them.
+    """
     contract = playbook.contract
+    t = Texts.for_contract(contract)
     parties = contract.parties
     provider = parties.provider.legal_name
     remaining = [r for r in report.records if r.status not in DONE]
     lines = [
-        f"# Erasure certificate — contract {contract.id}",
+        "# " + t._("Erasure certificate — contract {id}", id=contract.id),
         "",
-        f"- Contract: {contract.title} ({contract.id})",
-        f"- Provider: {provider}",
-        f"- Client: {parties.client.legal_name}",
-        f"- Erasure started: {report.started_at.isoformat(timespec='seconds')}",
-        f"- Erasure finished: {report.finished_at.isoformat(timespec='seconds')}",
-        f"- Performed by: {report.by}",
-        f"- Result: {'complete' if report.complete else 'incomplete'}",
+        "- " + t._("Contract: {title} ({id})", title=contract.title, id=contract.id),
+        "- " + t._("Provider: {name}", name=provider),
+        "- " + t._("Client: {name}", name=parties.client.legal_name),
+        "- " + t._("Erasure started: {at}", at=t.datetime(report.started_at, seconds=True)),
+        "- " + t._("Erasure finished: {at}", at=t.datetime(report.finished_at, seconds=True)),
+        "- " + t._("Performed by: {by}", by=report.by),
+        "- " + (t._("Result: complete") if report.complete else t._("Result: incomplete")),
     ]
     if remaining:
         lines.append(
-            f"- Remaining: {len(remaining)} location(s) still hold data meant to be erased "
-            "(see Remaining)"
+            "- "
+            + t.n_(
+                "Remaining: {n} location still holds data meant to be erased (see Remaining)",
+                "Remaining: {n} locations still hold data meant to be erased (see Remaining)",
+                len(remaining),
+            )
         )
+    headers = [
+        "#",
+        t._("what"),
+        t._("where"),
+        t._("method"),
+        t._("status"),
+        t._("objects"),
+        t._("bytes"),
+        t._("when"),
+        t._("checked gone"),
+    ]
     lines += [
         "",
-        "## Copies erased",
+        "## " + t._("Copies erased"),
         "",
-        "Status: erased (deleted, then checked gone), absent (found already gone when "
-        "checked), failed, refused or postponed (not erased: see Remaining). Objects and "
-        "bytes count only what was checked gone.",
+        t._(
+            "Status: erased (deleted, then checked gone), absent (found already gone when "
+            "checked), failed, refused or postponed (not erased: see Remaining). Objects and "
+            "bytes count only what was checked gone."
+        ),
         "",
-        "| # | what | where | method | status | objects | bytes | when | checked gone |",
-        "|---|------|-------|--------|--------|---------|-------|------|--------------|",
+        *_table_head(headers),
     ]
     for number, r in enumerate(report.records, start=1):
         what = r.description or r.kind
         lines.append(
-            f"| {number} | {_cell(what)} | {_cell(r.location)} | {_cell(r.method)} | {r.status} "
-            f"| {r.objects} | {r.bytes} | {r.at.isoformat(timespec='seconds')} | {_when(r)} |"
+            f"| {number} | {_cell(what)} | {_cell(r.location)} | {_cell(r.method)} "
+            f"| {erasure_status_text(t, r.status)} | {r.objects} | {r.bytes} "
+            f"| {t.datetime(r.at, seconds=True)} | {_when(t, r)} |"
         )
     if remaining:
-        lines += ["", "## Remaining (meant to be erased, still there)", ""]
-        lines += [
-            f"- {_cell(r.location)} ({_cell(r.description or r.kind)}): {r.status}"
-            + (f", {r.remaining} entries left" if r.remaining else "")
-            + f": {_cell(r.error)}"
-            for r in remaining
-        ]
-    lines += _kept_section(report.kept)
-    lines += ["", "## Statement", "", _statement(provider, report), ""]
+        lines += ["", "## " + t._("Remaining (meant to be erased, still there)"), ""]
+        lines += [_remaining_line(t, r) for r in remaining]
+    lines += _kept_section(t, report.kept)
+    lines += ["", "## " + t._("Statement"), "", _statement(t, provider, report), ""]
     lines += [
-        "## Verify this certificate",
+        "## " + t._("Verify this certificate"),
         "",
         '    echo "provider $(cat provider.pub)" > allowed_signers',
         f"    ssh-keygen -Y verify -f allowed_signers -I provider -n {ERASURE_NAMESPACE} \\",
@@ -149,48 +169,63 @@ def erasure_certificate(report: ErasureReport, playbook: Playbook) -> str:
     return "\n".join(lines)
 
 
-def _kept_section(kept: list[KeptRecord]) -> list[str]:
-    lines = ["", "## Kept (not erased), and why", ""]
+def _table_head(headers: list[str]) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("-" * (len(h) + 2) for h in headers) + "|",
+    ]
+
+
+def _remaining_line(t: Texts, r: ErasureRecord) -> str:
+    """`- where (what): status, N entries left: error` (the error as recorded)."""
+    status = erasure_status_text(t, r.status)
+    if r.remaining:
+        status += ", " + t.n_("{n} entry left", "{n} entries left", r.remaining)
+    return f"- {_cell(r.location)} ({_cell(r.description or r.kind)}): {status}: {_cell(r.error)}"
+
+
+def _kept_section(t: Texts, kept: list[KeptRecord]) -> list[str]:
+    lines = ["", "## " + t._("Kept (not erased), and why"), ""]
     exempted = [k for k in kept if k.kind != "evidence"]
-    lines += ["### Kept by law or by the contract (the playbook's exemptions)", ""]
+    lines += ["### " + t._("Kept by law or by the contract (the playbook's exemptions)"), ""]
     if exempted:
-        lines += ["| what | why | legal basis |", "|------|-----|-------------|"]
+        lines += _table_head([t._("what"), t._("why"), t._("legal basis")])
         lines += [
-            f"| {_cell(k.what)} | {_cell(k.reason)} | {_cell(k.basis) or 'none given'} |"
+            f"| {_cell(k.what)} | {_cell(k.reason)} | {_cell(k.basis) or t._('none given')} |"
             for k in exempted
         ]
     else:
-        lines.append("- none")
+        lines.append("- " + t._("none"))
     evidence = [k for k in kept if k.kind == "evidence"]
-    lines += ["", "### The provider's records of how the contract was performed", ""]
+    lines += ["", "### " + t._("The provider's records of how the contract was performed"), ""]
     if evidence:
-        lines += ["| what | where | why |", "|------|-------|-----|"]
+        lines += _table_head([t._("what"), t._("where"), t._("why")])
         lines += [f"| {_cell(k.what)} | {_cell(k.where)} | {_cell(k.reason)} |" for k in evidence]
     else:
-        lines.append("- none")
+        lines.append("- " + t._("none"))
     return lines
 
 
-def _statement(provider: str, report: ErasureReport) -> str:
-    kept = (
-        "The data listed under Kept is not erased: the exempted categories until their "
-        "retention period ends, the records of the contract as evidence."
-    )
-    method = (
-        "by the method stated (file system unlink or S3 object deletion; storage blocks are "
-        "not overwritten)"
-    )
+def _statement(t: Texts, provider: str, report: ErasureReport) -> str:
     if report.complete:
-        return (
-            f"{provider} declares that, after the client's acceptance of the restitution "
-            f"bundle, the copies listed above as erased were deleted from its systems {method} "
-            "and checked gone afterwards, and that those listed as absent were checked gone "
-            f"already. {kept}"
+        return t._(
+            "{provider} declares that, after the client's acceptance of the restitution "
+            "bundle, the copies listed above as erased were deleted from its systems by the "
+            "method stated (file system unlink or S3 object deletion; storage blocks are not "
+            "overwritten) and checked gone afterwards, and that those listed as absent were "
+            "checked gone already. The data listed under Kept is not erased: the exempted "
+            "categories until their retention period ends, the records of the contract as "
+            "evidence.",
+            provider=provider,
         )
-    return (
-        f"{provider} declares that this erasure is INCOMPLETE: the locations listed under "
+    return t._(
+        "{provider} declares that this erasure is INCOMPLETE: the locations listed under "
         "Remaining still hold, or may hold, data meant to be erased. Only the copies listed "
-        f"as erased or absent were deleted {method} and checked gone. {kept}"
+        "as erased or absent were deleted by the method stated (file system unlink or S3 "
+        "object deletion; storage blocks are not overwritten) and checked gone. The data "
+        "listed under Kept is not erased: the exempted categories until their retention "
+        "period ends, the records of the contract as evidence.",
+        provider=provider,
     )
 
 

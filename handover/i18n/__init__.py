@@ -154,15 +154,17 @@ class Texts:
         moment = datetime.combine(value, time(12, 0), tzinfo=self.zone)
         return format_datetime(moment, self._("yyyy-MM-dd"), locale=self.babel_locale)
 
-    def datetime(self, value: datetime | None) -> str:
+    def datetime(self, value: datetime | None, seconds: bool = False) -> str:
         """`4 décembre 2026 à 14:05 (UTC+01:00)` (English: `2026-12-04 14:05 (UTC+01:00)`).
 
-        Local time in the contract's zone with its offset, so no reader guesses it.
+        Local time in the contract's zone with its offset, so no reader guesses it;
+        `seconds` for records where the second matters (the erasure certificate).
         """
         if value is None:
             return "—"
         local = self.local(value)
-        text = format_datetime(local, self._("yyyy-MM-dd HH:mm"), locale=self.babel_locale)
+        pattern = self._("yyyy-MM-dd HH:mm:ss") if seconds else self._("yyyy-MM-dd HH:mm")
+        text = format_datetime(local, pattern, locale=self.babel_locale)
         if self.zone.key == "UTC":  # the zone is the reference itself: no offset to state
             return f"{text} UTC"
         return f"{text} ({self.offset(value)})"

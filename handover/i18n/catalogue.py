@@ -21,7 +21,13 @@ from handover.i18n import DOMAIN, LOCALE_FOLDER
 
 PACKAGE = Path(__file__).resolve().parent.parent
 #: The modules whose prose is translated (paths under the `handover` package).
-SOURCES = ("i18n/__init__.py", "documents", "exit/erasure_certificate.py", "exit/acceptance.py")
+SOURCES = (
+    "i18n/__init__.py",
+    "i18n/words.py",
+    "documents",
+    "exit/erasure_certificate.py",
+    "exit/acceptance.py",
+)
 KEYWORDS = {"_": None, "n_": (1, 2), "N_": None}
 LANGUAGES = ("fr",)
 

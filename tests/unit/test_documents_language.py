@@ -30,6 +30,8 @@ from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
 from handover.documents.reversibility_plan import reversibility_plan
 from handover.documents.runbooks import runbooks
+from handover.exit.erasure import ErasureRecord, ErasureReport, KeptRecord
+from handover.exit.erasure_certificate import erasure_certificate
 from handover.i18n import Texts, catalogue
 from handover.phases import Phase
 from tests.unit.documents_fixtures import (
@@ -173,6 +175,69 @@ def _checklists(playbook: Playbook, folder: Path) -> list[Checklist]:
     return [takeover, store.load(contract, Phase.REVERSIBILITY)]
 
 
+def _erasure_report(complete: bool) -> ErasureReport:
+    """A recorded erasure: one target erased, one failed unless `complete`, two things kept."""
+    records = [
+        ErasureRecord(
+            kind="bundle",
+            location="/srv/bundle",
+            description="restitution bundle",
+            method="unlink",
+            status="erased",
+            objects=3,
+            bytes=300,
+            at=NOW,
+            by="ops",
+            verified_at=NOW,
+        ),
+    ]
+    if not complete:
+        records.append(
+            ErasureRecord(
+                kind="s3",
+                location="s3://copies/demo/",
+                description="",
+                method="S3 DeleteObjects",
+                status="failed",
+                objects=0,
+                bytes=0,
+                at=NOW,
+                by="ops",
+                error="RuntimeError: AccessDenied",
+                remaining=2,
+            )
+        )
+    kept = [
+        KeptRecord(
+            kind="exempted",
+            what="factures",
+            where="",
+            reason="comptabilité",
+            basis="Code de commerce L123-22",
+        ),
+        KeptRecord(
+            kind="evidence",
+            what="journal d'audit",
+            where="/srv/audit.log",
+            reason="preuve de l'exécution",
+        ),
+    ]
+    return ErasureReport(
+        contract_id="demo-estate",
+        started_at=NOW,
+        finished_at=NOW,
+        by="ops",
+        records=records,
+        kept=kept,
+    )
+
+
+def certificates(playbook: Playbook) -> tuple[list[str], list[Any]]:
+    """The erasure certificate, complete and incomplete, and the records it quotes."""
+    reports = [_erasure_report(True), _erasure_report(False)]
+    return [erasure_certificate(r, playbook) for r in reports], reports
+
+
 def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[Any]]:
     """Every document of the contract, and the data they were given (quoted, not prose)."""
     inventory = sample_inventory()
@@ -239,6 +304,9 @@ def test_a_french_contracts_documents_hold_no_english_prose(base: Playbook, tmp_
     for doc in docs:
         assert foreign_lines(doc.markdown, ENGLISH, quoted) == [], doc.name
         assert '<html lang="fr">' in doc.html and "Généré par handover." in doc.html
+    texts, records = certificates(base)
+    for text in texts:
+        assert foreign_lines(text, ENGLISH, list(_strings([base, records]))) == []
 
 
 def test_an_english_contracts_documents_hold_no_french_prose(
@@ -249,6 +317,11 @@ def test_an_english_contracts_documents_hold_no_french_prose(
     for doc in docs:
         assert foreign_lines(doc.markdown, FRENCH, quoted) == [], doc.name
         assert '<html lang="en">' in doc.html
+    english = in_language(base, "en", "Europe/Paris")
+    texts, records = certificates(english)
+    for text in texts:
+        assert foreign_lines(text, FRENCH, list(_strings([english, records]))) == []
+    assert "- Result: incomplete" in texts[1]
 
 
 def test_french_documents_read_in_french_with_paris_time_and_its_offset(
@@ -268,6 +341,22 @@ def test_french_documents_read_in_french_with_paris_time_and_its_offset(
     assert "> **Attention :** Le lot n" in pending.markdown or "Aucun lot consigné." in (
         pending.markdown
     )
+
+
+def test_the_erasure_certificate_reads_in_french_to_the_second_in_paris_time(
+    base: Playbook,
+) -> None:
+    complete, incomplete = certificates(base)[0]
+    assert "- Effacement commencé : 3 février 2026 à 11:00:00 (UTC+01:00)" in complete
+    assert "- Résultat : complet" in complete and "## Restant" not in complete
+    assert "| 1 | restitution bundle | /srv/bundle | unlink | effacé | 3 | 300 |" in complete
+    assert "- Résultat : incomplet" in incomplete
+    assert "Restant : 1 emplacement détient encore des données à effacer" in incomplete
+    assert (
+        "- s3://copies/demo/ (s3): en échec, 2 entrées restantes: RuntimeError: AccessDenied"
+        in incomplete
+    )
+    assert "INCOMPLET :" in incomplete
 
 
 def test_a_summer_moment_shows_the_summer_offset() -> None:

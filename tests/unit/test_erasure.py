@@ -13,6 +13,7 @@ import pytest
 from handover.bundle.age import X25519Identity
 from handover.bundle.sshsig import SigningKey, verify
 from handover.contract.loader import load_playbook
+from handover.contract.playbook import Playbook
 from handover.errors import BundleCorrupt
 from handover.exit.erasure import (
     DeletionResult,
@@ -130,7 +131,7 @@ def test_erase_local_copies_vault_and_s3_with_records(
     assert all(r.by == "alice@provider" for r in report.records)
     assert all(r.verified_at is not None and r.verified_at >= before for r in report.records)
 
-    text = erasure_certificate(report, playbook)
+    text = erasure_certificate(report, _english(playbook))
     assert f"contract {cid}" in text
     assert playbook.contract.parties.provider.legal_name in text
     assert "s3://provider-copies/acme/" in text and "S3 DeleteObjects" in text
@@ -176,9 +177,9 @@ def test_dangerous_targets_are_refused_failures_recorded_and_the_vault_postponed
     assert vault_file.read_bytes() == b"sealed"  # a rerun still needs its credentials
     assert report.remaining()[-2:] == ["s3://provider-copies/acme/", str(vault_file)]
     assert "AccessDenied" in report.problems()[-2]
-    text = erasure_certificate(report, load_playbook(PLAYBOOK))
+    text = erasure_certificate(report, _english(load_playbook(PLAYBOOK)))
     assert "Result: incomplete" in text and "## Remaining" in text
-    assert "Remaining: 7 location(s)" in text and "INCOMPLETE" in text
+    assert "Remaining: 7 locations still hold" in text and "INCOMPLETE" in text
     remaining = text.split("## Remaining", 1)[1].split("##", 1)[0]
     assert f"- {vault_file} (credential vault): postponed: not deleted yet" in remaining
     assert "- s3://provider-copies/acme/ (s3): failed: RuntimeError: AccessDenied" in remaining
@@ -279,12 +280,20 @@ def test_the_certificate_lists_what_is_kept_with_where_and_why() -> None:
     ]
     report = erase_contract_copies(playbook.contract_id, [], actor="ops", kept=kept)
     report = report.model_copy(update={"started_at": start, "finished_at": start + timedelta(1)})
-    text = erasure_certificate(report, playbook)
+    text = erasure_certificate(report, _english(playbook))
     kept_text = text.split("## Kept (not erased), and why", 1)[1].split("## Statement", 1)[0]
     assert "| invoices | accounts | L1 |" in kept_text
     assert "| mail | contract | none given |" in kept_text
     assert "| the audit log | /h/audit.log | proof |" in kept_text
     assert "listed under Kept is not erased" in text
+    # the contract's own language (fr by default) and time zone, the offset shown
+    french = erasure_certificate(report, playbook)
+    assert french.startswith(f"# Certificat d'effacement — contrat {playbook.contract_id}\n")
+    assert "- Effacement commencé : 1 décembre 2026 à 01:00:00 (UTC+01:00)" in french
+    assert "- Résultat : complet" in french
+    kept_fr = french.split("## Conservé (non effacé), et pourquoi", 1)[1].split("## Décl", 1)[0]
+    assert "| mail | contract | non indiquée |" in kept_fr
+    assert "listées sous Conservé ne sont pas effacées" in french
 
 
 def test_certificate_signature_verifies_with_ssh_keygen(tmp_path: Path) -> None:
@@ -327,5 +336,12 @@ def test_certificate_signature_verifies_with_ssh_keygen(tmp_path: Path) -> None:
     assert ssh_verify("handover-erasure", cert.read_bytes() + b" ").returncode != 0
     verify(text.encode("utf-8"), signature, key.public_line("provider"), ERASURE_NAMESPACE)
     with pytest.raises(BundleCorrupt):
-        tampered = text.replace("complete", "incomplete").encode("utf-8")
+        tampered = text.replace("Résultat : complet", "Résultat : incomplet").encode("utf-8")
+        assert tampered != text.encode("utf-8")
         verify(tampered, signature, key.public_line(), ERASURE_NAMESPACE)
+
+
+def _english(playbook: Playbook) -> Playbook:
+    """The playbook with `language: en` (acme's is French), for the English wording."""
+    contract = playbook.contract.model_copy(update={"language": "en"})
+    return playbook.model_copy(update={"contract": contract})

@@ -209,7 +209,7 @@ def test_erase_and_certify_signs_records_and_journals_the_erasure(
     signed = erase_and_certify(playbook, "bundle-1", [path_target("local", copy, "a copy")])
     assert not copy.exists() and [r.status for r in signed.records] == ["erased"]
     assert (signed.complete, signed.remaining) == (True, [])
-    assert "Result: complete" in signed.certificate
+    assert "Résultat : complet" in signed.certificate  # acme's contract is French
     assert [k.what for k in signed.kept if k.kind != "evidence"] == [
         e.category for e in playbook.reversibility.exempted
     ]
@@ -237,8 +237,8 @@ def test_an_incomplete_erasure_is_certified_as_incomplete_not_raised(
     _sign_with(monkeypatch, SigningKey.generate())
     signed = erase_and_certify(playbook, "bundle-1", [path_target("local", Path("/"))])
     assert (signed.complete, signed.remaining) == (False, ["/"])
-    assert "Result: incomplete" in signed.certificate
-    assert "- / (local): refused: refusing to delete /" in signed.certificate
+    assert "Résultat : incomplet" in signed.certificate
+    assert "- / (local): refusé: refusing to delete /" in signed.certificate
     (entry,) = ChecklistStore().audit_log(playbook.contract_id).entries()
     assert (entry["data"]["complete"], entry["data"]["remaining"]) == (False, ["/"])
 
