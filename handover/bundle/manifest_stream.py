@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from handover.bundle.manifest import FORMAT, MANIFEST_NAME, DocumentRecord
+from handover.bundle.manifest import FORMAT, MANIFEST_NAME, DocumentRecord, VolumeRecord
 from handover.bundle.pathtable import PathTable
 from handover.bundle.tarparse import extract_path
 from handover.bundle.types import MemberRecord
@@ -192,6 +192,8 @@ class ManifestStream:
             self._error = exc
 
     def _bad(self, what: str) -> BundleCorrupt:
+        if self._eof and self._pos >= len(self._text):
+            what = "the document ends too early"
         at = self._base + self._pos
         return BundleCorrupt(f"{self.where}: {MANIFEST_NAME} is not JSON: {what} (char {at})")
 
@@ -344,7 +346,7 @@ class ManifestStream:
         if (yield from self._peek()) != "{":
             value = yield from self._value()
             try:
-                VolumeHead.model_validate(value)
+                VolumeRecord.model_validate(value)  # not an object: said as load_manifest says it
             except ValidationError as exc:
                 raise _invalid(self.where, exc, f"volumes.{index}") from None
             raise BundleCorrupt(f"{self.where}: invalid {MANIFEST_NAME}: volumes.{index}")

@@ -36,9 +36,9 @@ def _remove(folder: str, connection: sqlite3.Connection) -> None:
 class PathTable:
     """{path: (kind, digest)}: a dict up to `memory_limit` entries, then SQLite on disk."""
 
-    def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
-        self._memory_limit = memory_limit
-        self._dict: dict[str, Value] | None = {}
+    def __init__(self, memory_limit: int | None = None) -> None:
+        self._memory_limit = MEMORY_LIMIT if memory_limit is None else memory_limit
+        self._dict: dict[str, Value | str] | None = {}  # a bare kind when there is no digest
         self._db: sqlite3.Connection | None = None
         self._pending: dict[bytes, Value] = {}
         self._key = os.urandom(32)
@@ -54,7 +54,8 @@ class PathTable:
 
     def get(self, path: str) -> Value | None:
         if self._dict is not None:
-            return self._dict.get(path)
+            value = self._dict.get(path)
+            return (value, None) if isinstance(value, str) else value
         key = self._hash(path)
         found = self._pending.get(key)
         if found is not None:
@@ -71,7 +72,7 @@ class PathTable:
 
     def set(self, path: str, kind: str, digest: str | None = None) -> None:
         if self._dict is not None:
-            self._dict[path] = (kind, digest)
+            self._dict[path] = kind if digest is None else (kind, digest)
             if len(self._dict) > self._memory_limit:
                 self._spill()
             return
@@ -118,7 +119,7 @@ class PathTable:
         self.spilled_to = Path(folder)
         entries, self._dict = self._dict or {}, None
         for path, value in entries.items():
-            self._pending[self._hash(path)] = value
+            self._pending[self._hash(path)] = (value, None) if isinstance(value, str) else value
             if len(self._pending) >= BATCH:
                 self._flush()
         self._flush()

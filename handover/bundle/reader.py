@@ -51,6 +51,7 @@ COPY_SIZE = 1 << 20
 MAX_SMALL_FILE = 1 << 20  # SHA256SUMS, its signature, provider.pub
 MAX_PROBLEMS_PER_VOLUME = 20
 MAX_INDEX_SUMS_SIZE = 16 << 20
+READ_SIZE = 1 << 20  # pump buffers (four of them): the peak RSS of verify counts them
 MAX_INDEX_MEMBERS = 100_000  # documents of the handover: a few hundred in practice
 _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
 # The signature file is not covered by a checksum: accept only the exact armor handover writes,
@@ -349,7 +350,7 @@ def read_index(
             hashing = HashingReader(raw)
             try:
                 with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
-                    pump_tar(age, parser, None)  # type: ignore[arg-type]
+                    pump_tar(age, parser, None, read_size=READ_SIZE)  # type: ignore[arg-type]
             except BundleError as exc:
                 failure = exc
             hashing.drain()
@@ -508,7 +509,7 @@ def read_volume(
             hashing = HashingReader(raw)
             try:
                 with AgeReader(hashing, identities, name=volume.file) as age:  # type: ignore[arg-type]
-                    pump_tar(age, parser, None)  # type: ignore[arg-type]
+                    pump_tar(age, parser, None, read_size=READ_SIZE)  # type: ignore[arg-type]
             except BundleError as exc:
                 problems.append(str(exc))
             hashing.drain()

@@ -218,7 +218,7 @@ class MemberPolicy:
 
     def __init__(self, where: str, memory_limit: int | None = None) -> None:
         self.where = where
-        self._kinds = PathTable() if memory_limit is None else PathTable(memory_limit)
+        self._kinds = PathTable(memory_limit)
         self._last_parent = ""
 
     def close(self) -> None:
