@@ -134,6 +134,11 @@ class _SftpTarWriter:
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 raise
+            if _connection_lost(self.sftp):  # paramiko's "Socket is closed" once the peer died
+                raise TransientConnectorError(
+                    f"connection lost during SFTP read of {path}; the stream is incomplete",
+                    host=self.host,
+                ) from exc
             raise ConnectorError(
                 f"{path}: cannot read over SFTP ({exc.strerror or exc})", host=self.host
             ) from exc

@@ -1,0 +1,243 @@
+"""Data streams carried by the OpenSSH client against real sshd hosts: same bytes, same refusals.
+
+Each test says which carrier it wants (`HANDOVER_SSH_BULK`) and spies on the
+`ssh` command lines built, so a silent fall back to paramiko cannot pass for
+the OpenSSH path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from handover.bundle.snapshot import snapshot_source
+from handover.bundle.writer import BundleWriter
+from handover.connectors.ssh import openssh
+from handover.connectors.ssh.connector import SSHConnector
+from handover.contract.perimeter import Host
+from handover.errors import (
+    ConnectorError,
+    HostKeyMismatch,
+    PermanentConnectorError,
+    TransientConnectorError,
+    UsageError,
+)
+from handover.secrets.references import Secret
+from tests.conftest import require_binary
+from tests.fixtures.sshd import SshdFactory, SshdHost
+from tests.integration.test_ssh_pull import CONTRACT, expected_hashes, file_hashes, keys, make_tree
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The `ssh` command lines started during the test (the real function still builds them)."""
+    require_binary("ssh", "openssh-client")
+    calls: list[list[str]] = []
+    real = openssh.ssh_argv
+
+    def spy(*args: object, **kwargs: object) -> list[str]:
+        argv = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(argv)
+        return argv
+
+    monkeypatch.setattr("handover.connectors.ssh.openssh_stream.ssh_argv", spy)
+    return calls
+
+
+def connect(host: SshdHost, **overrides: object) -> SSHConnector:
+    """A connector to `host`, its playbook entry changed by `overrides` (host key pinned)."""
+    entry = Host.model_validate(host.host_dict(**overrides))
+    return SSHConnector.from_host(entry, CONTRACT, retry_delay_s=0.05)
+
+
+def private_folder(argv: list[str]) -> Path:
+    [known] = [a.split("=", 1)[1] for a in argv if a.startswith("UserKnownHostsFile=")]
+    return Path(known).parent
+
+
+def raw_tar(conn: SSHConnector, tree: Path) -> bytes:
+    source = conn.tree_source("raw", [str(tree)])
+    with conn.stream_command(source.command(), f"tar of {tree}") as stream:
+        return stream.read()
+
+
+def test_openssh_path_gives_the_bytes_paramiko_gives(
+    sshd_nosudo: SshdHost, launched: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(sshd_nosudo.data_root / f"bulk-{time.time_ns()}", sshd_nosudo)
+    with connect(sshd_nosudo) as conn:
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+        via_ssh = raw_tar(conn, tree)
+        members = snapshot_source(conn.tree_source("bulk", [str(tree)]))
+        assert len(launched) == 2
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "paramiko")
+        via_paramiko = raw_tar(conn, tree)
+        assert len(launched) == 2
+    assert len(via_ssh) > 3_000_000 and via_ssh == via_paramiko
+    assert file_hashes(members) == expected_hashes(tree)
+    key_body = "".join(sshd_nosudo.key_path.read_text().splitlines()[1:-1])
+    for argv in launched:
+        assert key_body[:40] not in " ".join(argv)
+        assert not private_folder(argv).exists(), "the key folder outlived its stream"
+
+
+def test_dump_secrets_go_through_stdin_of_ssh(
+    sshd_nosudo: SshdHost, launched: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+    password = "pw with spaces & $dollar"
+    source_env = {"PGPASSWORD": Secret(password.encode())}
+    with connect(sshd_nosudo) as conn:
+        dump = conn.dump_source("db", 'printf "%s" "$PGPASSWORD"', "db.sql", source_env)
+        members = snapshot_source(dump)
+    assert [(m.path, m.sha256) for m in members] == [
+        ("db.sql", hashlib.sha256(password.encode()).hexdigest())
+    ]
+    assert len(launched) == 1 and password not in " ".join(launched[0])
+
+
+def test_wrong_pin_is_refused_before_any_ssh(
+    sshd_shell: SshdHost, launched: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+    with pytest.raises(HostKeyMismatch, match="no data was transferred"):
+        connect(sshd_shell, host_key="SHA256:" + "A" * 43)
+    assert launched == []
+
+
+@pytest.mark.parametrize("mode", ["openssh", "auto"])
+def test_host_key_changed_after_the_control_connection_is_the_same_mismatch(
+    mode: str,
+    sshd_factory: SshdFactory,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HANDOVER_SSH_BULK", mode)
+    host = sshd_factory.start(f"rekey-bulk-{mode}")
+    tree = make_tree(host.data_root / "tree")
+    old = host.host_key_fingerprint
+    with connect(host) as conn:  # verified against the pinned key
+        host.restart(new_host_key=True)  # the control session lives on; new logins see a new key
+        new = host.host_key_fingerprint
+        with pytest.raises(HostKeyMismatch) as by_ssh:
+            snapshot_source(conn.tree_source("rekeyed", [str(tree)]))
+        assert conn.run("true").exit_status == 0  # the control connection is untouched
+    assert len(launched) == 1, "a host key mismatch must not fall back to paramiko"
+    with pytest.raises(HostKeyMismatch) as by_paramiko:
+        connect(host, host_key=old)
+    assert old in str(by_ssh.value) and new in str(by_ssh.value)
+    assert str(by_ssh.value) == str(by_paramiko.value)
+    assert by_ssh.value.host == by_paramiko.value.host == host.name
+    assert not private_folder(launched[0]).exists()
+
+
+def test_remote_tar_failure_raises_with_status_and_reason(
+    sshd_nosudo: SshdHost, launched: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+    missing = sshd_nosudo.data_root / "no-such-dir"
+    with connect(sshd_nosudo) as conn:
+        with pytest.raises(ConnectorError) as caught:
+            snapshot_source(conn.tree_source("x", [str(missing)]))
+        assert "exit status 2" in str(caught.value) and "No such file" in str(caught.value)
+        assert caught.value.host == "nosudo"
+        with pytest.raises(ConnectorError, match="Permission denied"):
+            snapshot_source(conn.tree_source("x", ["/root"]))
+        assert conn.run("true").exit_status == 0
+    assert len(launched) == 2
+
+
+def test_sshd_killed_mid_stream_raises_and_leaves_no_volume(
+    sshd_factory: SshdFactory,
+    tmp_path: Path,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+    host = sshd_factory.start("crashy-bulk")
+    tree = host.data_root / "large"
+    tree.mkdir()
+    block = os.urandom(1 << 20)
+    for index in range(4):
+        with open(tree / f"part-{index}.bin", "wb") as handle:
+            for _ in range(32):
+                handle.write(block)
+    identity, signer, _ = keys(tmp_path)
+    seen = 0
+    killed = threading.Event()
+
+    def kill_after_some_data(count: int) -> None:
+        nonlocal seen
+        seen += count
+        if seen > 16 * 1024 * 1024 and not killed.is_set():
+            killed.set()
+            host.kill()
+
+    writer = BundleWriter(
+        tmp_path / "bundle", [identity.recipient()], signer, progress=kill_after_some_data
+    )
+    with connect(host) as conn, pytest.raises(TransientConnectorError) as caught:
+        writer.add_volume(conn.tree_source("crashy-bulk", [str(tree)]))
+    assert killed.is_set() and len(launched) == 1
+    assert "connection lost" in str(caught.value) and "incomplete" in str(caught.value)
+    assert caught.value.host == "crashy-bulk"
+    assert list((tmp_path / "bundle").rglob("*.tar.age")) == []
+    assert not private_folder(launched[0]).exists()
+
+
+def test_without_ssh_on_path_paramiko_carries_the_data(
+    sshd_nosudo: SshdHost,
+    tmp_path: Path,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tree = make_tree(sshd_nosudo.data_root / f"nossh-{time.time_ns()}", sshd_nosudo)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "auto")
+    with connect(sshd_nosudo) as conn:
+        assert file_hashes(snapshot_source(conn.tree_source("x", [str(tree)]))) == (
+            expected_hashes(tree)
+        )
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+        with pytest.raises(UsageError, match="no `ssh` client"):
+            snapshot_source(conn.tree_source("x", [str(tree)]))
+    assert launched == []
+
+
+def test_ssh_failing_before_any_data_falls_back_in_auto_mode_only(
+    sshd_nosudo: SshdHost,
+    tmp_path: Path,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real `ssh` that cannot negotiate with this server (a cipher the server refuses)."""
+    real_ssh = require_binary("ssh", "openssh-client")
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {real_ssh} -o Ciphers=3des-cbc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    tree = make_tree(sshd_nosudo.data_root / f"fallback-{time.time_ns()}", sshd_nosudo)
+    with connect(sshd_nosudo) as conn:
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "auto")
+        with caplog.at_level(logging.WARNING, logger="handover.connectors.ssh.openssh_stream"):
+            members = snapshot_source(conn.tree_source("x", [str(tree)]))
+        assert file_hashes(members) == expected_hashes(tree)
+        assert "paramiko carries it" in caplog.text and "no matching cipher" in caplog.text
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+        with pytest.raises(PermanentConnectorError, match="ssh failed before any data"):
+            snapshot_source(conn.tree_source("x", [str(tree)]))
+    assert len(launched) == 2 and launched[0][0] == str(wrapper)
+    assert not any(private_folder(argv).exists() for argv in launched)
