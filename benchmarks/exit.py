@@ -1,0 +1,346 @@
+"""A whole exit, end to end: the reversibility flow on 3 SSH hosts and 1 S3 prefix.
+
+Issue #16, goal 4. Starts, with the tests' fixtures used as libraries, three
+sshd hosts on loopback (tests/fixtures/sshd.py), a moto S3 server
+(tests/fixtures/s3.py) and a Prefect server (tests/fixtures/prefect_server.py),
+spreads --gib of data over --files files (the S3 prefix gets --s3-share of
+both, the rest is split over the hosts: a few large files and many small
+ones each), writes a playbook (tests/remote_estate.py), runs the takeover
+phase (setup, not timed: the exit needs its baseline), then times:
+
+    handover: the reversibility flow, run in a child process
+              (flows.lifecycle.run_phase, the client's acceptance answered
+              automatically): seal every dataset, index, README, signature,
+              delivery, credentials export, erasure, certificates
+    anchor:   the same data with shell tools, the four datasets at once:
+              `ssh HOST tar -cf - TREE | age -r R > host.age` per host, the S3
+              prefix downloaded with boto3 (a pool of threads) then
+              `tar | age`, and `sha256sum` of the four files (a SHA256SUMS)
+
+and prints wall time, MB/s, CPU seconds and the peak RSS of the flow's
+process (wait4's ru_maxrss of that child), and the ratio to the anchor.
+Goals: ratio <= 1.2, peak RSS <= 200 MB. Other jobs on the machine make the
+wall times noisy; moto is a Python server, slow and CPU-bound, so the S3
+share weighs on both sides.
+
+    .venv/bin/python benchmarks/exit.py [--gib 10] [--files 100000] [--s3-share 0.1]
+    .venv/bin/python benchmarks/exit.py --gib 1 --files 10000      # a smaller scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Sets PREFECT_API_URL, PREFECT_HOME and the API auth string at import time (children inherit).
+import tests.fixtures.prefect_server as prefect_fixture  # noqa: E402
+from tests.fixtures.s3 import REGION, MotoServer, fill_bucket  # noqa: E402
+from tests.fixtures.sshd import SshdFactory, SshdHost  # noqa: E402
+
+MiB = 1 << 20
+LARGE_MAX = 256 * MiB
+CONTRACT = "exit-bench"
+CHILD = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from flows.lifecycle import run_phase\n"
+    "ok = run_phase(sys.argv[1], Path(sys.argv[2]), auto_accept=True, fresh=True)\n"
+    "sys.exit(0 if ok else 1)\n"
+)
+
+
+def split_bytes(total: int, small_files: int) -> tuple[list[int], list[int]]:
+    """(sizes of the small files, sizes of the large files) adding up to about `total`."""
+    small = [1024 + (i * 7919) % 7168 for i in range(small_files)]  # 1-8 KiB
+    rest = max(0, total - sum(small))
+    large = []
+    while rest > 0:
+        size = min(rest, LARGE_MAX)
+        large.append(size)
+        rest -= size
+    return small, large
+
+
+def write_tree(root: Path, small: list[int], large: list[int]) -> None:
+    """Random data written quickly: one random block, each file a different slice."""
+    block = os.urandom(4 * MiB)
+    for index, size in enumerate(large):
+        path = root / "large" / f"blob-{index}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            left, step = size, 0
+            while left > 0:
+                piece = (index.to_bytes(4, "big") + step.to_bytes(4, "big") + block[8:])[:left]
+                handle.write(piece)
+                left -= len(piece)
+                step += 1
+    for index, size in enumerate(small):
+        path = root / "small" / f"d{index // 1000:03d}" / f"f{index:06d}.txt"
+        if index % 1000 == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        start = (index * 104729) % (len(block) - size)
+        path.write_bytes(block[start : start + size])
+
+
+def fill_s3(client: Any, bucket: str, small: list[int], large: list[int]) -> None:
+    block = os.urandom(4 * MiB)
+    client.create_bucket(Bucket=bucket)
+    objects = {
+        f"data/small/d{i // 1000:03d}/f{i:06d}.txt": block[(i * 104729) % MiB :][:size]
+        for i, size in enumerate(small)
+    }
+    fill_bucket(client, bucket, objects, workers=16)
+
+    class Pattern:
+        def __init__(self, size: int, seed: int) -> None:
+            self.left, self.step, self.seed = size, 0, seed
+
+        def read(self, size: int = -1) -> bytes:
+            size = min(self.left, 4 * MiB if size < 0 else size)
+            out = bytearray()
+            while len(out) < size:  # exactly `size`: s3transfer takes a short read for EOF
+                self.step += 1
+                out += self.seed.to_bytes(4, "big") + self.step.to_bytes(4, "big") + block[8:]
+            self.left -= size
+            return bytes(out[:size])
+
+    for index, size in enumerate(large):
+        client.upload_fileobj(Pattern(size, index), bucket, f"data/large/blob-{index}.bin")
+
+
+def playbook(ws: Any, hosts: list[SshdHost], trees: list[Path], moto: MotoServer) -> dict[str, Any]:
+    from handover.secrets.references import Secret
+    from handover.secrets.vault import Kind, Vault, VaultEntry
+    from tests.remote_estate import remote_playbook
+
+    vault = Vault(ws.contract)
+    vault.init()
+    vault.add(
+        VaultEntry(
+            name="s3-ops", kind=Kind.API_KEY, username="AKIAEXITBENCH", url=moto.endpoint_url
+        ),
+        Secret(b"exit-bench-secret"),
+    )
+    known = ws.contract_dir / "known_hosts"
+    for host in hosts:
+        host.write_known_hosts(known)
+    datasets: list[dict[str, Any]] = [
+        {"name": f"{host.name}-data", "host": host.name, "paths": [str(tree)]}
+        for host, tree in zip(hosts, trees, strict=True)
+    ]
+    datasets.append({"name": "s3-data", "s3": {"bucket": "client-data", "prefix": "data/"}})
+    data = remote_playbook(
+        ws,
+        [host.host_dict() for host in hosts],
+        datasets,
+        s3={
+            "endpoint_url": moto.endpoint_url,
+            "region": REGION,
+            "addressing_style": "path",
+            "access_key_id": f"vault:{ws.contract}/s3-ops#username",
+            "secret_access_key": f"vault:{ws.contract}/s3-ops",
+        },
+    )
+    data["documentation"] = {"sources": []}  # the demo's sources name the demo's hosts
+    return data
+
+
+def timed_child(argv: list[str], *, shell: bool = False) -> tuple[float, float, int]:
+    """(wall s, CPU s of the child and what it waited for, peak RSS KiB) of one command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv,
+        shell=shell,
+        executable="/bin/bash" if shell else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {argv}\n{output.decode(errors='replace')[-3000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def run_phase_child(phase: str, path: Path) -> tuple[float, float, int]:
+    return timed_child([sys.executable, "-c", CHILD, phase, str(path)])
+
+
+def anchor(
+    hosts: list[SshdHost], trees: list[Path], moto: MotoServer, recipient: str, out: Path
+) -> tuple[float, float]:
+    """The same data with shell tools, the four datasets at once; (wall s, CPU s)."""
+    from handover.connectors.s3.source import WORKERS
+    from tests.fixtures.s3 import make_client
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    known = out / "known_hosts"
+    for host in hosts:
+        host.write_known_hosts(known)
+    pipes = []
+    for host, tree in zip(hosts, trees, strict=True):
+        ssh = (
+            f"ssh -p {host.port} -i {host.key_path} -o UserKnownHostsFile={known}"
+            f" -o BatchMode=yes -o IdentitiesOnly=yes {host.user}@{host.address}"
+        )
+        pipes.append(
+            f"( set -o pipefail; {ssh} tar -cf - -C {tree.parent} {tree.name}"
+            f" | age -r {recipient} > {out}/{host.name}.age ) &"
+        )
+    shell = " ".join(pipes) + " wait"
+    started = time.perf_counter()
+    cpu0 = _children_cpu()
+    with ThreadPoolExecutor(1) as one:
+        hosts_done = one.submit(
+            subprocess.run, shell, shell=True, executable="/bin/bash", check=True
+        )
+        client = make_client(moto.endpoint_url, max_pool_connections=64)
+        keys = [
+            o["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket="client-data", Prefix="data/"
+            )
+            for o in page.get("Contents", [])
+        ]
+        download = out / "s3"
+
+        def fetch(key: str) -> None:
+            dest = download / key
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(dest, "wb") as handle:
+                client.download_fileobj("client-data", key, handle)
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(fetch, keys))
+        subprocess.run(
+            f"set -o pipefail; tar -cf - -C {download} data | age -r {recipient} > {out}/s3.age",
+            shell=True,
+            executable="/bin/bash",
+            check=True,
+        )
+        hosts_done.result()
+    subprocess.run(
+        f"cd {out} && sha256sum *.age > SHA256SUMS", shell=True, executable="/bin/bash", check=True
+    )
+    own = os.times()
+    return time.perf_counter() - started, _children_cpu() - cpu0 + own.user + own.system
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def start_prefect() -> None:
+    from flows import server
+
+    saved = os.environ.get("HANDOVER_HOME")
+    os.environ["HANDOVER_HOME"] = str(prefect_fixture._HOME)
+    try:
+        server.start(port=prefect_fixture._PORT)
+        server.ensure_automations()
+    finally:
+        if saved is None:
+            os.environ.pop("HANDOVER_HOME", None)
+        else:
+            os.environ["HANDOVER_HOME"] = saved
+
+
+def stop_prefect() -> None:
+    from flows import server
+
+    os.environ["HANDOVER_HOME"] = str(prefect_fixture._HOME)
+    server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, default=10.0, help="data in the exit (GiB)")
+    parser.add_argument("--files", type=int, default=100_000, help="small files in the exit")
+    parser.add_argument("--s3-share", type=float, default=0.1, help="part of both on S3")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    for tool in ("ssh", "sshd", "age", "tar", "sha256sum"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} not found: apt-get install -y openssh-server age tar")
+
+    import pytest
+
+    from handover.bundle.age import parse_recipient
+    from tests.remote_estate import make_remote_workspace, write_playbook
+
+    work = Path(tempfile.mkdtemp(prefix="handover-exit-bench-"))
+    monkeypatch = pytest.MonkeyPatch()
+    total = int(args.gib * (1 << 30))
+    s3_bytes = int(total * args.s3_share)
+    s3_files = int(args.files * args.s3_share)
+    host_bytes = (total - s3_bytes) // 3
+    host_files = (args.files - s3_files) // 3
+    moto = MotoServer()
+    started = time.perf_counter()
+    start_prefect()
+    try:
+        with SshdFactory(work / "sshd") as factory:
+            hosts = [factory.start(f"host{i}") for i in (1, 2, 3)]
+            trees = []
+            for host in hosts:
+                tree = host.data_root / "export"
+                write_tree(tree, *split_bytes(host_bytes, host_files))
+                trees.append(tree)
+            moto.start()
+            fill_s3(
+                moto.client(max_pool_connections=32),
+                "client-data",
+                *split_bytes(s3_bytes, s3_files),
+            )
+            ws = make_remote_workspace(work, monkeypatch, CONTRACT)
+            path = write_playbook(ws, playbook(ws, hosts, trees, moto))
+            recipient = ws.keys.client_recipients.read_text().split()[0]
+            parse_recipient(recipient)
+            subprocess.run(["sync"], check=False)
+            print(
+                f"exit: {total / 1e9:.2f} GB, {3 * host_files + s3_files} small files plus large"
+                f" ones; 3 SSH hosts x {host_bytes / 1e9:.2f} GB, S3 {s3_bytes / 1e9:.2f} GB;"
+                f" set up in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
+            wall, cpu, rss = run_phase_child("takeover", path)
+            print(f"takeover (setup, baseline of every dataset): {wall:.1f} s", flush=True)
+            a_wall, a_cpu = anchor(hosts, trees, moto, recipient, work / "anchor")
+            shutil.rmtree(work / "anchor", ignore_errors=True)
+            print(f"anchor: {a_wall:.1f} s", flush=True)
+            wall, cpu, rss = run_phase_child("reversibility", path)
+            print(
+                f"handover exit: {wall:.1f} s ({total / wall / 1e6:.0f} MB/s), CPU {cpu:.1f} s,"
+                f" peak RSS {rss / 1024:.0f} MiB (goal <= 200 MB)\n"
+                f"anchor (ssh|tar|age x3, boto3 + tar|age, sha256sum): {a_wall:.1f} s"
+                f" ({total / a_wall / 1e6:.0f} MB/s), CPU {a_cpu:.1f} s (moto's excluded)\n"
+                f"ratio {wall / a_wall:.2f} (goal <= 1.2), CPU ratio {cpu / a_cpu:.2f};"
+                f" load average {os.getloadavg()[0]:.1f}"
+            )
+    finally:
+        moto.stop()
+        stop_prefect()
+        monkeypatch.undo()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"work folder kept: {work}")
+
+
+if __name__ == "__main__":
+    main()
