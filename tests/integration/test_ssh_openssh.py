@@ -22,6 +22,7 @@ from handover.connectors.ssh import openssh
 from handover.connectors.ssh.connector import SSHConnector
 from handover.contract.perimeter import Host
 from handover.errors import (
+    AuthFailed,
     ConnectorError,
     HostKeyMismatch,
     PermanentConnectorError,
@@ -241,3 +242,23 @@ def test_ssh_failing_before_any_data_falls_back_in_auto_mode_only(
             snapshot_source(conn.tree_source("x", [str(tree)]))
     assert len(launched) == 2 and launched[0][0] == str(wrapper)
     assert not any(private_folder(argv).exists() for argv in launched)
+
+
+def test_key_refused_to_ssh_is_auth_failed_or_paramiko_in_auto(
+    sshd_factory: SshdFactory,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key is revoked after the control connection logged in: new logins are refused."""
+    host = sshd_factory.start("revoked-bulk")
+    tree = make_tree(host.data_root / "tree")
+    with connect(host) as conn:
+        host.authorized_keys.write_text("")
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+        with pytest.raises(AuthFailed, match="authentication refused") as caught:
+            snapshot_source(conn.tree_source("x", [str(tree)]))
+        assert caught.value.host == "revoked-bulk"
+        monkeypatch.setenv("HANDOVER_SSH_BULK", "auto")
+        members = snapshot_source(conn.tree_source("x", [str(tree)]))
+    assert file_hashes(members) == expected_hashes(tree)
+    assert len(launched) == 2
