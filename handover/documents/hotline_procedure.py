@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
-from handover.documents.formatting import hours_text
 from handover.documents.sections import escalation_tables, header_fields, severity_table
+from handover.i18n import Texts
 
 if TYPE_CHECKING:
     from handover.contract.playbook import Playbook
@@ -21,76 +21,105 @@ if TYPE_CHECKING:
 
 def hotline_procedure(playbook: Playbook) -> Document:
     """Hotline and on-site procedure (procédure de support et d'intervention), from the SLA."""
-    b = DocumentBuilder()
+    b = DocumentBuilder(Texts.for_contract(playbook.contract))
+    t = b.t
     header_fields(b, playbook, None)
     _reaching_the_hotline(b, playbook.services.hotline)
-    b.h(2, "Severities and service levels")
+    b.h(2, t._("Severities and service levels"))
     severity_table(b, playbook)
     b.p(
-        "Response time: from the request to the first answer by an engineer (délai "
-        "d'intervention). Resolution time: from the request to the service restored "
-        "(délai de rétablissement), workaround included. Times run during opening hours "
-        "unless the contract says otherwise."
+        t._(
+            "Response time: from the request to the first answer by an engineer. Resolution "
+            "time: from the request to the service restored, workaround included. Times run "
+            "during opening hours unless the contract says otherwise."
+        )
     )
-    b.h(2, "How a request is handled")
+    b.h(2, t._("How a request is handled"))
     b.bullets(
         [
-            "The client reports the problem through a channel above: who, which service or host, "
-            "what happens since when, and the impact.",
-            "The provider records a ticket and qualifies the severity with the client.",
-            "An engineer answers within the response time of that severity.",
-            "If the resolution time is at risk, the provider escalates along its escalation path "
-            "and informs the client.",
-            "The ticket is closed when the client confirms the service is restored; the incident "
-            "counts in the periodic SLA report.",
+            t._(
+                "The client reports the problem through a channel above: who, which service "
+                "or host, what happens since when, and the impact."
+            ),
+            t._("The provider records a ticket and qualifies the severity with the client."),
+            t._("An engineer answers within the response time of that severity."),
+            t._(
+                "If the resolution time is at risk, the provider escalates along its "
+                "escalation path and informs the client."
+            ),
+            t._(
+                "The ticket is closed when the client confirms the service is restored; the "
+                "incident counts in the periodic SLA report."
+            ),
         ],
         ordered=True,
     )
-    b.h(2, "Escalation")
+    b.h(2, t._("Escalation"))
     escalation_tables(b, playbook, level=3)
     _onsite_and_maintenance(b, playbook)
-    title = f"Hotline and on-site procedure (procédure de support): {playbook.contract.title}"
+    title = t._("Hotline and on-site procedure: {title}", title=playbook.contract.title)
     return b.document("hotline-procedure", title)
 
 
 def _reaching_the_hotline(b: DocumentBuilder, hotline: Hotline) -> None:
-    b.h(2, "Reaching the hotline")
-    mode = {
-        "unlimited": "unlimited requests",
-        "tickets": f"{hotline.quota} tickets per year",
-        "hours": f"{hotline.quota} hours per year",
-    }[hotline.mode]
+    t = b.t
+    b.h(2, t._("Reaching the hotline"))
+    if hotline.mode == "unlimited":
+        mode = t._("unlimited requests")
+    elif hotline.mode == "tickets":
+        mode = t._("{quota} tickets per year", quota=hotline.quota)
+    else:
+        mode = t._("{quota} hours per year", quota=hotline.quota)
+    channels = {
+        "phone": t._("phone"),
+        "email": t._("email"),
+        "portal": t._("portal"),
+        "chat": t._("chat"),
+    }
     b.fields(
         [
-            ("Mode", mode),
-            ("Opening hours", hotline.hours or "not stated"),
-            ("Channels", ", ".join(hotline.channels) or "not stated"),
-            ("Phone", hotline.phone),
-            ("E-mail", hotline.email),
+            (t._("Mode"), mode),
+            (t._("Opening hours"), hotline.hours or t._("not stated")),
+            (
+                t._("Channels"),
+                ", ".join(channels.get(c, c) for c in hotline.channels) or t._("not stated"),
+            ),
+            (t._("Phone"), hotline.phone),
+            (t._("E-mail"), hotline.email),
         ]
     )
 
 
 def _onsite_and_maintenance(b: DocumentBuilder, playbook: Playbook) -> None:
     services = playbook.services
-    b.h(2, "On-site interventions and maintenance")
+    sla = playbook.sla
+    t = b.t
+    periods = {"monthly": t._("monthly"), "quarterly": t._("quarterly")}
+    b.h(2, t._("On-site interventions and maintenance"))
     b.fields(
         [
             (
-                "On-site delay",
-                f"a technician on site within {hours_text(services.onsite.delay_hours)}"
+                t._("On-site delay"),
+                t._(
+                    "a technician on site within {delay}",
+                    delay=t.hours(services.onsite.delay_hours),
+                )
                 if services.onsite
-                else "no on-site intervention in the contract",
-            ),
-            ("Preventive maintenance visits", f"{services.maintenance.visits_per_year} per year"),
-            ("Maintenance window", services.maintenance.window),
-            (
-                "Technology watch (veille technologique)",
-                "yes" if services.technology_watch else "no",
+                else t._("no on-site intervention in the contract"),
             ),
             (
-                "Availability target",
-                f"{playbook.sla.availability_percent:g}%, reported {playbook.sla.reporting_period}",
+                t._("Preventive maintenance visits"),
+                t._("{count} per year", count=services.maintenance.visits_per_year),
+            ),
+            (t._("Maintenance window"), services.maintenance.window),
+            (t._("Technology watch"), t.yes_no(services.technology_watch)),
+            (
+                t._("Availability target"),
+                t._(
+                    "{percent}%, reported {period}",
+                    percent=f"{sla.availability_percent:g}",
+                    period=periods.get(sla.reporting_period, sla.reporting_period),
+                ),
             ),
         ]
     )

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from handover.documents.blocks import Inline, badge, code
 from handover.documents.builder import DocumentBuilder
-from handover.documents.formatting import minutes_text
+from handover.i18n import Texts
 from handover.operations.availability import MIN_COVERAGE, ServiceAvailability
-from handover.operations.sla import NOT_SET, SlaFigures
+from handover.operations.sla import SlaFigures
 
 __all__ = ["availability_section", "service_breaches", "with_services"]
 
@@ -34,56 +34,88 @@ def with_services(figures: SlaFigures, services: Sequence[ServiceAvailability]) 
 def availability_section(
     b: DocumentBuilder, services: Sequence[ServiceAvailability], target: float | None
 ) -> None:
-    b.h(2, "Availability per service")
+    t = b.t
+    b.h(2, t._("Availability per service"))
     b.table(
         [
-            "Service",
-            "Checks",
-            "Samples (expected)",
-            "Longest gap",
-            "Planned downtime",
-            "Availability",
-            "Against target",
+            t._("Service"),
+            t._("Checks"),
+            t._("Samples (expected)"),
+            t._("Longest gap"),
+            t._("Planned downtime"),
+            t._("Availability"),
+            t._("Against target"),
         ],
-        [_row(s, target) for s in services],
-        "No health check is defined: availability is not measured.",
+        [_row(t, s, target) for s in services],
+        t._("No health check is defined: availability is not measured."),
     )
     b.p(
-        "Measured from the health samples stored during the period (the health flow takes "
-        "them every 5 minutes unless a check sets its own interval). Samples taken in the "
-        "maintenance window are planned downtime and not counted. A service is not measured "
-        f"when it has under {MIN_COVERAGE:.0%} of the expected samples or went more than one "
-        "hour without one; a service with several checks has its weakest check's figure.",
+        t._(
+            "Measured from the health samples stored during the period (the health flow "
+            "takes them every 5 minutes unless a check sets its own interval). Samples taken "
+            "in the maintenance window are planned downtime and not counted. A service is not "
+            "measured when it has under {coverage} of the expected samples or went more than "
+            "one hour without one; a service with several checks has its weakest check's "
+            "figure.",
+            coverage=f"{MIN_COVERAGE:.0%}",
+        ),
         "note",
     )
 
 
-def _row(service: ServiceAvailability, target: float | None) -> list[Inline]:
+def _row(t: Texts, service: ServiceAvailability, target: float | None) -> list[Inline]:
     seconds = service.longest_gap.total_seconds()
     planned = service.planned_downtime.total_seconds()
     head: list[Inline] = [
         code(service.service),
         ", ".join(service.checks),
         f"{service.samples} ({service.expected})",
-        minutes_text(seconds / 60),
-        minutes_text(planned / 60) if planned else "none",
+        t.minutes(seconds / 60),
+        t.minutes(planned / 60) if planned else t._("none"),
     ]
     if service.percent is None:
-        return [*head, "—", badge(f"not measured: {service.reason}", "unknown")]
+        return [
+            *head,
+            "—",
+            badge(t._("not measured: {reason}", reason=service.reason), "unknown"),
+        ]
     if target is None:
-        return [*head, f"{service.percent:.2f}%", badge(f"no target: {NOT_SET}", "unknown")]
-    state = "met" if service.percent >= target else "breach"
-    return [*head, f"{service.percent:.2f}%", badge(state, state)]
+        return [
+            *head,
+            f"{service.percent:.2f}%",
+            badge(t._("no target: {why}", why=t._("not set in the contract")), "unknown"),
+        ]
+    state = (
+        badge(t._("met"), "met") if service.percent >= target else badge(t._("breach"), "breach")
+    )
+    return [*head, f"{service.percent:.2f}%", state]
 
 
-def service_breaches(services: Sequence[ServiceAvailability], target: float | None) -> list[Inline]:
+def service_breaches(
+    t: Texts, services: Sequence[ServiceAvailability], target: float | None
+) -> list[Inline]:
     """Services not measured or below the target (nothing when the contract sets no target)."""
     if target is None:
         return []
     out: list[Inline] = []
     for s in services:
         if s.percent is None:
-            out.append([code(s.service), f": availability not measured ({s.reason})"])
+            out.append(
+                [
+                    code(s.service),
+                    ": " + t._("availability not measured ({reason})", reason=s.reason),
+                ]
+            )
         elif s.percent < target:
-            out.append([code(s.service), f": availability {s.percent:.2f}% below {target:g}%"])
+            out.append(
+                [
+                    code(s.service),
+                    ": "
+                    + t._(
+                        "availability {percent}% below {target}%",
+                        percent=f"{s.percent:.2f}",
+                        target=f"{target:g}",
+                    ),
+                ]
+            )
     return out

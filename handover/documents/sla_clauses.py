@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from handover.clock import as_utc
 from handover.documents.blocks import Inline, badge, code
 from handover.documents.builder import DocumentBuilder
-from handover.documents.formatting import datetime_text, hours_text
+from handover.documents.sla_words import calendar_text
+from handover.i18n import Texts
 from handover.operations.business_calendar import contract_calendar
 from handover.operations.clauses import (
     QUOTA_ALERT_PERCENT,
@@ -59,56 +60,91 @@ def clause_sections(
     return breaches
 
 
-def _amount(usage: HotlineUsage, value: float) -> str:
-    return f"{value:.1f} h" if usage.mode == "hours" else f"{value:g} ticket(s)"
+def _amount(t: Texts, usage: HotlineUsage, value: float) -> str:
+    if usage.mode == "hours":
+        return t._("{hours} h", hours=f"{value:.1f}")
+    return t._("{count} ticket(s)", count=f"{value:g}")
 
 
 def _hotline(
     b: DocumentBuilder, usage: HotlineUsage, source: str | None, zone: tzinfo
 ) -> list[Inline]:
-    b.h(2, "Hotline quota")
-    first, end = (t.astimezone(zone).date().isoformat() for t in (usage.year_start, usage.year_end))
-    year = f"{first} to {end} (end excluded; counted up to {datetime_text(usage.as_of)})"
+    t = b.t
+    b.h(2, t._("Hotline quota"))
+    first, end = (t.date(m.astimezone(zone).date()) for m in (usage.year_start, usage.year_end))
+    year = t._(
+        "{first} to {end} (end excluded; counted up to {as_of})",
+        first=first,
+        end=end,
+        as_of=t.datetime(usage.as_of),
+    )
     if source is None:
-        b.fields([("Contract year", year), ("Used", "not measured: no incident source was read")])
+        b.fields(
+            [
+                (t._("Contract year"), year),
+                (t._("Used"), t._("not measured: no incident source was read")),
+            ]
+        )
         return []
     if usage.quota is None:
         b.fields(
             [
-                ("Hotline", "unlimited"),
-                ("Contract year", year),
-                ("Tickets in the contract year", str(usage.tickets)),
+                (t._("Hotline"), t._("unlimited")),
+                (t._("Contract year"), year),
+                (t._("Tickets in the contract year"), str(usage.tickets)),
             ]
         )
         return []
-    quota = f"{usage.quota} h" if usage.mode == "hours" else f"{usage.quota} ticket(s)"
+    quota = _amount(t, usage, usage.quota)
     percent = usage.percent or 0.0
     state = (
-        badge("exceeded", "breach")
+        badge(t._("exceeded"), "breach")
         if usage.exceeded
-        else badge(f"{QUOTA_ALERT_PERCENT:g} % reached", "unknown")
+        else badge(t._("{percent} % reached", percent=f"{QUOTA_ALERT_PERCENT:g}"), "unknown")
         if percent >= QUOTA_ALERT_PERCENT
-        else badge("within quota", "met")
+        else badge(t._("within quota"), "met")
     )
     remaining = usage.remaining or 0.0
     b.fields(
         [
-            ("Quota", f"{quota} per contract year"),
-            ("Contract year", year),
-            ("Used", f"{_amount(usage, usage.used)} ({usage.tickets} incident(s))"),
-            ("Remaining", _amount(usage, remaining)),
-            ("Share used", [f"{percent:.0f}% ", state]),
+            (t._("Quota"), t._("{quota} per contract year", quota=quota)),
+            (t._("Contract year"), year),
+            (
+                t._("Used"),
+                t._(
+                    "{amount} ({count} incident(s))",
+                    amount=_amount(t, usage, usage.used),
+                    count=usage.tickets,
+                ),
+            ),
+            (t._("Remaining"), _amount(t, usage, remaining)),
+            (t._("Share used"), [f"{percent:.0f}% ", state]),
         ]
     )
     how = (
-        "each incident's business time from opening to resolution (to the end of the period "
-        "while open)"
+        t._(
+            "each incident's business time from opening to resolution (to the end of the "
+            "period while open)"
+        )
         if usage.mode == "hours"
-        else "one ticket per incident"
+        else t._("one ticket per incident")
     )
-    b.p(f"Incidents of the journal ({source}) opened in the contract year count: {how}.", "note")
+    b.p(
+        t._(
+            "Incidents of the journal ({source}) opened in the contract year count: {how}.",
+            source=source,
+            how=how,
+        ),
+        "note",
+    )
     if usage.exceeded:
-        return [f"hotline quota exceeded: {_amount(usage, usage.used)} used of {quota}"]
+        return [
+            t._(
+                "hotline quota exceeded: {used} used of {quota}",
+                used=_amount(t, usage, usage.used),
+                quota=quota,
+            )
+        ]
     return []
 
 
@@ -119,52 +155,76 @@ def _onsite(
     source: str | None,
     clock: str,
 ) -> list[Inline]:
-    b.h(2, "On-site interventions")
+    t = b.t
+    b.h(2, t._("On-site interventions"))
     onsite = playbook.services.onsite
     empty = (
-        "No on-site journal was read for this report: on-site interventions are not reported."
+        t._("No on-site journal was read for this report: on-site interventions are not reported.")
         if source is None
-        else f"No on-site intervention requested in the period ({source})."
+        else t._("No on-site intervention requested in the period ({source}).", source=source)
     )
     b.table(
-        ["Intervention", "Host", "Requested", "Dispatched", "On site", "Delay", "SLA"],
-        [_onsite_row(row) for row in rows],
+        [
+            t._("Intervention"),
+            t._("Host"),
+            t._("Requested"),
+            t._("Dispatched"),
+            t._("On site"),
+            t._("Delay"),
+            "SLA",
+        ],
+        [_onsite_row(t, row) for row in rows],
         empty,
     )
-    target = f"{onsite.delay_hours:g} h" if onsite else "not set in the contract"
+    target = (
+        t._("{hours} h", hours=f"{onsite.delay_hours:g}")
+        if onsite
+        else t._("not set in the contract")
+    )
     b.p(
-        f"Delay from the request to the technician's arrival (target {target}), counted in "
-        f"{clock}; one still waiting is measured to the end of the period.",
+        t._(
+            "Delay from the request to the technician's arrival (target {target}), counted "
+            "in {clock}; one still waiting is measured to the end of the period.",
+            target=target,
+            clock=calendar_text(t, clock),
+        ),
         "note",
     )
     return [
-        [code(r.intervention.id), f": on site after {hours_text(r.hours)}, beyond {target}"]
+        [
+            code(r.intervention.id),
+            ": "
+            + t._("on site after {delay}, beyond {target}", delay=t.hours(r.hours), target=target),
+        ]
         if r.arrived
-        else [code(r.intervention.id), f": no technician on site after {hours_text(r.hours)}"]
+        else [
+            code(r.intervention.id),
+            ": " + t._("no technician on site after {delay}", delay=t.hours(r.hours)),
+        ]
         for r in rows
         if r.late
     ]
 
 
-def _onsite_row(row: OnsiteTimes) -> list[Inline]:
+def _onsite_row(t: Texts, row: OnsiteTimes) -> list[Inline]:
     i = row.intervention
     if row.target_hours is None:
-        state = badge("no target: not set in the contract", "unknown")
+        state = badge(t._("no target: {why}", why=t._("not set in the contract")), "unknown")
     elif row.late:
-        state = badge("breach", "breach")
+        state = badge(t._("breach"), "breach")
     elif not row.arrived:
-        state = badge("closed" if i.closed_at else "waiting", "unknown")
+        state = badge(t._("closed") if i.closed_at else t._("waiting"), "unknown")
     else:
-        state = badge("met", "met")
-    delay = hours_text(row.hours)
+        state = badge(t._("met"), "met")
+    delay = t.hours(row.hours)
     if not row.arrived:
-        delay += " (closed, no one on site)" if i.closed_at else " (waiting)"
+        delay += " " + (t._("(closed, no one on site)") if i.closed_at else t._("(waiting)"))
     return [
         code(i.id),
         code(i.host) if i.host else "—",
-        datetime_text(i.requested_at),
-        datetime_text(i.dispatched_at),
-        datetime_text(i.arrived_at),
+        t.datetime(i.requested_at),
+        t.datetime(i.dispatched_at),
+        t.datetime(i.arrived_at),
         delay,
         state,
     ]
@@ -178,24 +238,39 @@ def _visits(
     end: datetime,
     playbook: Playbook,
 ) -> list[Inline]:
-    b.h(2, "Maintenance visits")
+    t = b.t
+    b.h(2, t._("Maintenance visits"))
     if records.visit_source is None:
         b.p(
-            "No visit journal was read for this report: maintenance visits are not reported "
-            f"({count.per_year} per year in the contract).",
+            t._(
+                "No visit journal was read for this report: maintenance visits are not "
+                "reported ({count} per year in the contract).",
+                count=count.per_year,
+            ),
         )
         return []
     b.fields(
         [
-            ("Visits per year", str(count.per_year)),
+            (t._("Visits per year"), str(count.per_year)),
             (
-                "Contract year",
-                f"{count.year_start.isoformat()} to {count.year_end.isoformat()} (end excluded)",
+                t._("Contract year"),
+                t._(
+                    "{first} to {end} (end excluded)",
+                    first=t.date(count.year_start),
+                    end=t.date(count.year_end),
+                ),
             ),
-            ("Visits in the contract year", f"{count.in_year} ({count.due_to_date} due by now)"),
             (
-                "Visits in the period",
-                f"{count.in_period} (pro rata {count.expected_in_period:.1f})",
+                t._("Visits in the contract year"),
+                t._("{count} ({due} due by now)", count=count.in_year, due=count.due_to_date),
+            ),
+            (
+                t._("Visits in the period"),
+                t._(
+                    "{count} (pro rata {expected})",
+                    count=count.in_period,
+                    expected=f"{count.expected_in_period:.1f}",
+                ),
             ),
         ]
     )
@@ -203,17 +278,22 @@ def _visits(
     first = as_utc(start).astimezone(zone).date()
     last = (as_utc(end) - timedelta(microseconds=1)).astimezone(zone).date()
     b.table(
-        ["Visit", "Day", "Technician", "Work"],
+        [t._("Visit"), t._("Day"), t._("Technician"), t._("Work")],
         [
-            [code(v.id), v.on.isoformat(), v.technician, v.work]
+            [code(v.id), t.date(v.on), v.technician, v.work]
             for v in sorted(records.visits, key=lambda v: v.on)
             if first <= v.on <= last
         ],
-        f"No visit logged in the period ({records.visit_source}).",
+        t._("No visit logged in the period ({source}).", source=records.visit_source),
     )
     if count.behind:
         return [
-            f"maintenance visits: {count.in_year} in the contract year, "
-            f"{count.due_to_date} due by now ({count.per_year} per year)"
+            t._(
+                "maintenance visits: {count} in the contract year, {due} due by now "
+                "({per_year} per year)",
+                count=count.in_year,
+                due=count.due_to_date,
+                per_year=count.per_year,
+            )
         ]
     return []

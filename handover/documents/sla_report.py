@@ -12,13 +12,13 @@ targets the contract does not set are "not set in the contract".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from handover.documents.blocks import Inline, Span, badge, code
 from handover.documents.builder import DocumentBuilder
 from handover.documents.document import Document
-from handover.documents.formatting import datetime_text, minutes_text, scrub
+from handover.documents.formatting import scrub
 from handover.documents.sections import header_fields
 from handover.documents.sla_availability import (
     availability_section,
@@ -26,12 +26,13 @@ from handover.documents.sla_availability import (
     with_services,
 )
 from handover.documents.sla_clauses import clause_sections
+from handover.documents.sla_words import calendar_text, not_set
 from handover.estate.health import HealthCheckResult
+from handover.i18n import Texts
 from handover.operations.availability import ServiceAvailability
 from handover.operations.clauses import ClauseRecords
 from handover.operations.incidents import Incident
 from handover.operations.sla import (
-    NOT_SET,
     HostAvailability,
     IncidentTimes,
     SlaFigures,
@@ -75,91 +76,121 @@ def sla_report(
     figures = sla_figures(playbook, period_start, period_end, checks, incidents)
     if services is not None:
         figures = with_services(figures, services)
-    b = DocumentBuilder()
+    b = DocumentBuilder(Texts.for_contract(playbook.contract))
+    t = b.t
     _summary_fields(b, playbook, figures, generated_at, incident_source)
     if services is not None:
         availability_section(b, services, figures.target)
     else:
-        b.h(2, "Availability per host")
+        b.h(2, t._("Availability per host"))
         b.table(
-            ["Host", "Reachability checks", "Passed", "Availability", "Against target"],
-            [_host_row(host) for host in figures.hosts],
+            [
+                t._("Host"),
+                t._("Reachability checks"),
+                t._("Passed"),
+                t._("Availability"),
+                t._("Against target"),
+            ],
+            [_host_row(t, host) for host in figures.hosts],
         )
         b.p(
-            "Availability is the share of reachability checks that passed in the period; "
-            "each scheduled health-check run takes one sample per host.",
+            t._(
+                "Availability is the share of reachability checks that passed in the period; "
+                "each scheduled health-check run takes one sample per host."
+            ),
             "note",
         )
-    b.h(2, "Findings (disk, certificates, other checks)")
+    b.h(2, t._("Findings (disk, certificates, other checks)"))
     b.table(
-        ["When", "Host", "Check", "Detail"],
+        [t._("When"), t._("Host"), t._("Check"), t._("Detail")],
         [
-            [datetime_text(c.at), code(c.host), code(c.check), scrub(c.detail)]
+            [t.datetime(c.at), code(c.host), code(c.check), scrub(c.detail)]
             for c in figures.findings
         ],
-        "No failed check in the period.",
+        t._("No failed check in the period."),
     )
-    b.h(2, "Incidents")
+    b.h(2, t._("Incidents"))
     b.table(
-        ["Incident", "Severity", "Summary", "Opened", "Response", "Resolution", "SLA"],
-        [_incident_row(times, figures.sla_set) for times in figures.incidents],
-        _no_incident(figures, incident_source),
+        _incident_headers(t),
+        [_incident_row(t, times, figures.sla_set) for times in figures.incidents],
+        _no_incident(t, figures, incident_source),
     )
     b.p(
-        f"Incidents opened in the period; response and resolution times are counted on "
-        f"{figures.calendar}.",
+        t._(
+            "Incidents opened in the period; response and resolution times are counted on "
+            "{calendar}.",
+            calendar=calendar_text(t, figures.calendar),
+        ),
         "note",
     )
     if figures.carried_over:
-        b.h(3, "Opened before the period, still open at its start")
+        b.h(3, t._("Opened before the period, still open at its start"))
         b.table(
-            ["Incident", "Severity", "Summary", "Opened", "Response", "Resolution", "SLA"],
-            [_incident_row(times, figures.sla_set) for times in figures.carried_over],
+            _incident_headers(t),
+            [_incident_row(t, times, figures.sla_set) for times in figures.carried_over],
         )
-        b.p("Measured in the report of the period they were opened in.", "note")
+        b.p(t._("Measured in the report of the period they were opened in."), "note")
     clause_breaches = clause_sections(
         b, playbook, figures.start, figures.end, incidents, incident_source, clauses
     )
-    b.h(2, "Breaches")
-    availability_breaches = service_breaches(services or (), figures.target)
+    b.h(2, t._("Breaches"))
+    availability_breaches = service_breaches(t, services or (), figures.target)
     b.bullets(
-        availability_breaches + _breaches(figures) + clause_breaches,
-        empty="No breach of the service levels in the period.",
+        availability_breaches + _breaches(t, figures) + clause_breaches,
+        empty=t._("No breach of the service levels in the period."),
     )
-    first, last = _days(figures)
-    title = (
-        f"SLA report (rapport de niveau de service) {first} to {last}: {playbook.contract.title}"
+    first, last = _days(t, figures)
+    title = t._(
+        "SLA report {first} to {last}: {title}",
+        first=first,
+        last=last,
+        title=playbook.contract.title,
     )
     return b.document("sla-report", title)
 
 
-_VERDICT_BADGES: dict[str, Span] = {
-    "no target": badge(f"no target: {NOT_SET}", "unknown"),
-    "not measured": badge("not measured", "unknown"),
-    "met": badge("met", "met"),
-    "breached": badge("breached", "breach"),
-}
+def _incident_headers(t: Texts) -> list[str]:
+    return [
+        t._("Incident"),
+        t._("Severity"),
+        t._("Summary"),
+        t._("Opened"),
+        t._("Response"),
+        t._("Resolution"),
+        "SLA",
+    ]
 
 
-def _days(figures: SlaFigures) -> tuple[str, str]:
+def _verdict_badge(t: Texts, verdict: str) -> Span:
+    if verdict == "no target":
+        return badge(t._("no target: {why}", why=not_set(t)), "unknown")
+    if verdict == "not measured":
+        return badge(t._("not measured"), "unknown")
+    if verdict == "met":
+        return badge(t._("met"), "met")
+    return badge(t._("breached"), "breach")
+
+
+def _days(t: Texts, figures: SlaFigures) -> tuple[str, str]:
     """The first and last day of the period, as days of the contract's time zone."""
     last = figures.end - timedelta(microseconds=1)
     return (
-        figures.start.astimezone(figures.zone).date().isoformat(),
-        last.astimezone(figures.zone).date().isoformat(),
+        t.date(figures.start.astimezone(figures.zone).date()),
+        t.date(last.astimezone(figures.zone).date()),
     )
 
 
-def _local(moment: datetime, zone: tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-
-def _no_incident(figures: SlaFigures, source: str | None) -> str:
+def _no_incident(t: Texts, figures: SlaFigures, source: str | None) -> str:
     """The fact an empty incidents table states: which source was read, for which period."""
     if source is None:
-        return "No incident source was read for this report: incidents are not reported."
-    first, last = _days(figures)
-    return f"No incident recorded in the incident journal ({source}) between {first} and {last}."
+        return t._("No incident source was read for this report: incidents are not reported.")
+    first, last = _days(t, figures)
+    return t._(
+        "No incident recorded in the incident journal ({source}) between {first} and {last}.",
+        source=source,
+        first=first,
+        last=last,
+    )
 
 
 def _summary_fields(
@@ -171,76 +202,90 @@ def _summary_fields(
 ) -> None:
     overall = figures.overall
     target = figures.target
+    t = b.t
     header_fields(
         b,
         playbook,
         generated_at,
         [
             (
-                "Period",
-                f"{_local(figures.start, figures.zone)} to {_local(figures.end, figures.zone)} "
-                f"{figures.zone} (end excluded; {datetime_text(figures.start)} to "
-                f"{datetime_text(figures.end)})",
+                t._("Period"),
+                t._(
+                    "{start} to {end} (end excluded)",
+                    start=t.datetime(figures.start),
+                    end=t.datetime(figures.end),
+                ),
             ),
-            ("Availability target", f"{target:g}%" if target is not None else NOT_SET),
-            ("Measured availability", f"{overall:.2f}%" if overall is not None else "not measured"),
-            ("Verdict", _VERDICT_BADGES[figures.verdict]),
-            ("Checks in the period", str(len(figures.checks))),
-            ("Incidents read from", incident_source or "no incident source"),
-            ("Response and resolution times counted on", figures.calendar),
+            (t._("Availability target"), f"{target:g}%" if target is not None else not_set(t)),
+            (
+                t._("Measured availability"),
+                f"{overall:.2f}%" if overall is not None else t._("not measured"),
+            ),
+            (t._("Verdict"), _verdict_badge(t, figures.verdict)),
+            (t._("Checks in the period"), str(len(figures.checks))),
+            (t._("Incidents read from"), incident_source or t._("no incident source")),
+            (
+                t._("Response and resolution times counted on"),
+                calendar_text(t, figures.calendar),
+            ),
         ],
     )
 
 
-def _host_row(host: HostAvailability) -> list[Inline]:
+def _host_row(t: Texts, host: HostAvailability) -> list[Inline]:
     if host.percent is None:
-        return [code(host.host), "0", "—", "—", badge("not measured", "unknown")]
+        return [code(host.host), "0", "—", "—", badge(t._("not measured"), "unknown")]
     if host.target is None:
         return [
             code(host.host),
             str(host.checks),
             str(host.passed),
             f"{host.percent:.2f}%",
-            badge(f"no target: {NOT_SET}", "unknown"),
+            badge(t._("no target: {why}", why=not_set(t)), "unknown"),
         ]
-    state = "met" if host.met else "breach"
-    return [
-        code(host.host),
-        str(host.checks),
-        str(host.passed),
-        f"{host.percent:.2f}%",
-        badge(state, state),
-    ]
+    state = badge(t._("met"), "met") if host.met else badge(t._("breach"), "breach")
+    return [code(host.host), str(host.checks), str(host.passed), f"{host.percent:.2f}%", state]
 
 
-def _versus(actual: float | None, target: float | None) -> str:
+def _versus(t: Texts, actual: float | None, target: float | None) -> str:
     """`45 min (target 30 min)`; `open` while the incident waits for it."""
-    shown = minutes_text(actual) if actual is not None else "open"
-    return f"{shown} (target {minutes_text(target)})" if target is not None else shown
+    shown = t.minutes(actual) if actual is not None else t._("open")
+    if target is None:
+        return shown
+    return t._("{actual} (target {target})", actual=shown, target=t.minutes(target))
 
 
-def _incident_row(times: IncidentTimes, sla_set: bool) -> list[Inline]:
+def _late_text(t: Texts, late: Sequence[str]) -> str:
+    words = {
+        "response": t._("response"),
+        "resolution": t._("resolution"),
+        "unresolved": t._("unresolved"),
+    }
+    return ", ".join(words.get(what, what) for what in late)
+
+
+def _incident_row(t: Texts, times: IncidentTimes, sla_set: bool) -> list[Inline]:
     incident, severity, late = times.incident, times.severity, times.late
     if not sla_set:
-        state = badge(f"no target: {NOT_SET}", "unknown")
+        state = badge(t._("no target: {why}", why=not_set(t)), "unknown")
     elif severity is None:
-        state = badge(f"unknown severity {incident.severity}", "unknown")
+        state = badge(t._("unknown severity {level}", level=incident.severity), "unknown")
     elif late:
-        state = badge("breach: " + ", ".join(late), "breach")
+        state = badge(t._("breach: {late}", late=_late_text(t, late)), "breach")
     else:
-        state = badge("met", "met")
+        state = badge(t._("met"), "met")
     return [
         code(incident.id),
         incident.severity,
         incident.summary,
-        datetime_text(incident.opened_at),
-        _versus(times.response_minutes, severity.response_minutes if severity else None),
-        _versus(times.resolution_minutes, severity.resolution_hours * 60 if severity else None),
+        t.datetime(incident.opened_at),
+        _versus(t, times.response_minutes, severity.response_minutes if severity else None),
+        _versus(t, times.resolution_minutes, severity.resolution_hours * 60 if severity else None),
         state,
     ]
 
 
-def _breaches(figures: SlaFigures) -> list[Inline]:
+def _breaches(t: Texts, figures: SlaFigures) -> list[Inline]:
     """Every miss of the period: hosts first (not measured or below target), then incidents."""
     breaches: list[Inline] = []
     for host in figures.hosts:
@@ -250,24 +295,30 @@ def _breaches(figures: SlaFigures) -> list[Inline]:
             breaches.append(
                 [
                     code(host.host),
-                    ": availability not measured (no reachability check in the period)",
+                    ": " + t._("availability not measured (no reachability check in the period)"),
                 ]
             )
         elif not host.met:
             breaches.append(
                 [
                     code(host.host),
-                    f": availability {host.percent:.2f}% below the {host.target:g}% target",
+                    ": "
+                    + t._(
+                        "availability {percent}% below the {target}% target",
+                        percent=f"{host.percent:.2f}",
+                        target=f"{host.target:g}",
+                    ),
                 ]
             )
     for times in figures.incidents:
         if times.late:
             incident = times.incident
             breaches.append(
-                [
-                    f"incident {incident.id} ({incident.severity}): ",
-                    ", ".join(times.late),
-                    " beyond the SLA",
-                ]
+                t._(
+                    "incident {id} ({severity}): {late} beyond the SLA",
+                    id=incident.id,
+                    severity=incident.severity,
+                    late=_late_text(t, times.late),
+                )
             )
     return breaches

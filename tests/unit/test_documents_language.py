@@ -10,9 +10,10 @@ then must not hold a word of the other language's short list of common words.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,16 @@ from handover.contract.playbook import Playbook, phase_items
 from handover.documents.baseline_report import baseline_report
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
+from handover.documents.hotline_procedure import hotline_procedure
 from handover.documents.reversibility_plan import reversibility_plan
 from handover.documents.runbooks import runbooks
+from handover.documents.sla_report import sla_report
+from handover.estate.health import HealthCheckResult
 from handover.exit.erasure import ErasureRecord, ErasureReport, KeptRecord
 from handover.exit.erasure_certificate import erasure_certificate
 from handover.i18n import Texts, catalogue
+from handover.operations.clauses import ClauseRecords, Intervention, Visit
+from handover.operations.incidents import Incident
 from handover.phases import Phase
 from tests.unit.documents_fixtures import (
     NOW,
@@ -119,6 +125,8 @@ def _strings(value: Any) -> Iterator[str]:
     """Every text a value holds: these are data the documents quote, not their prose."""
     if isinstance(value, BaseModel):
         yield from _strings(value.model_dump(mode="json"))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        yield from _strings(dataclasses.asdict(value))
     elif isinstance(value, str):
         yield value
     elif isinstance(value, dict):
@@ -238,6 +246,57 @@ def certificates(playbook: Playbook) -> tuple[list[str], list[Any]]:
     return [erasure_certificate(r, playbook) for r in reports], reports
 
 
+def sla_documents(playbook: Playbook) -> tuple[list[Document], list[Any]]:
+    """The SLA report with findings, incidents (one late), on-site and visit journals."""
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    checks = [
+        HealthCheckResult(
+            host="web01",
+            check="reachable",
+            ok=h % 5 != 0,
+            detail="ping",
+            at=start + timedelta(hours=h),
+        )
+        for h in range(48)
+    ] + [HealthCheckResult(host="web01", check="disk", ok=False, detail="/var 95%", at=start)]
+    incidents = [
+        Incident(
+            id="T-1",
+            severity="P1",
+            summary="site arrêté",
+            opened_at=start,
+            resolved_at=start + timedelta(days=2),
+        ),
+        Incident(id="T-2", severity="P2", summary="lenteurs", opened_at=start + timedelta(1)),
+    ]
+    interventions = [
+        Intervention(
+            id="OS-1",
+            reason="disque",
+            host="db01",
+            requested_at=datetime(2026, 4, 13, 9, tzinfo=UTC),
+            arrived_at=datetime(2026, 4, 14, 12, tzinfo=UTC),
+        ),
+    ]
+    visits = [Visit(id="V-1", on=date(2026, 4, 2), technician="Paul", work="mises à jour")]
+    clauses = ClauseRecords(interventions, "onsite.jsonl", visits, "visits.jsonl")
+    docs = [
+        sla_report(
+            playbook,
+            date(2026, 4, 1),
+            date(2026, 6, 30),
+            checks,
+            incidents,
+            NOW,
+            "incidents.jsonl",
+            clauses,
+        ),
+        sla_report(playbook, date(2026, 4, 1), date(2026, 4, 30), []),
+        hotline_procedure(playbook),
+    ]
+    return docs, [checks, incidents, interventions, visits]
+
+
 def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[Any]]:
     """Every document of the contract, and the data they were given (quoted, not prose)."""
     inventory = sample_inventory()
@@ -294,7 +353,8 @@ def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[An
         exit_report(playbook, {}, [], None, [], None, checklists, NOW, deadlines=dates),
     ]
     data = [playbook, inventory, checklists, summary, deliveries, acceptance, revocations, erasure]
-    return docs, data
+    sla, quoted = sla_documents(playbook)
+    return docs + sla, data + quoted
 
 
 def test_a_french_contracts_documents_hold_no_english_prose(base: Playbook, tmp_path: Path) -> None:
@@ -328,7 +388,7 @@ def test_french_documents_read_in_french_with_paris_time_and_its_offset(
     base: Playbook, tmp_path: Path
 ) -> None:
     docs, _ = documents(base, tmp_path)
-    baseline, plan, _example, _runbooks, _generic, exit_doc, pending = docs
+    baseline, plan, _example, _runbooks, _generic, exit_doc, pending, sla, *_ = docs
     # NOW is 10:00 UTC on 3 February: 11:00 in Paris, one hour ahead in winter
     assert "- **Généré le :** 3 février 2026 à 11:00 (UTC+01:00)" in baseline.markdown
     assert baseline.title == "État des lieux : Infogérance de démonstration (Demo Estate SARL)"
@@ -338,6 +398,8 @@ def test_french_documents_read_in_french_with_paris_time_and_its_offset(
     assert "**incomplet**" in exit_doc.markdown
     assert "- **Accepté par :** Léa Durand" in exit_doc.markdown
     assert "- **Le :** 3 février 2026 à 11:00 (UTC+01:00)" in exit_doc.markdown
+    assert sla.title.startswith("Rapport de niveau de service du 1 avril 2026 au 30 juin 2026")
+    assert "| `OS-1` | `db01` | 13 avril 2026 à 11:00 (UTC+02:00) |" in sla.markdown
     assert "> **Attention :** Le lot n" in pending.markdown or "Aucun lot consigné." in (
         pending.markdown
     )

@@ -18,13 +18,15 @@ from tests.unit.documents_fixtures import (
     NOW,
     TEST_PLAYBOOK,
     check_html,
+    in_language,
     load_test_playbook,
 )
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    return load_test_playbook(tmp_path_factory)
+    """In English, in the contract's zone (the French rendering: test_documents_language)."""
+    return in_language(load_test_playbook(tmp_path_factory), "en", "Europe/Paris")
 
 
 def _check(host: str, ok: bool, hours: int, check: str = "reachable") -> HealthCheckResult:
@@ -92,7 +94,10 @@ def test_a_period_without_incident_says_so_naming_the_journal(playbook: Playbook
     )
     assert "- **Incidents read from:** incidents.jsonl" in md
     assert "Mon-Fri 08:00-18:00 (Europe/Paris), FR public holidays excluded" in md
-    assert "2026-11-01 00:00 to 2026-12-01 00:00 Europe/Paris (end excluded;" in md
+    assert (
+        "- **Period:** 2026-11-01 00:00 (UTC+01:00) to 2026-12-01 00:00 (UTC+01:00) "
+        "(end excluded)" in md
+    )
     assert "2026-11-01 to 2026-11-30" in doc.title
     # without a source read, the report does not claim there was no incident
     md = sla_report(playbook, date(2026, 11, 1), date(2026, 11, 30), []).markdown
@@ -118,7 +123,7 @@ def test_without_an_sla_section_targets_are_not_set_in_the_contract(
     start, rest = TEST_PLAYBOOK.split("sla:\n", 1)
     path = tmp_path_factory.mktemp("no-sla") / "p.yaml"
     path.write_text(start + "security:\n" + rest.split("security:\n", 1)[1], encoding="utf-8")
-    bare = load_playbook(path)
+    bare = in_language(load_playbook(path), "en", "Europe/Paris")
     checks = [_check("web01", h % 2 == 0, h) for h in range(10)]
     incident = Incident(id="T-1", severity="P1", summary="down", opened_at=NOW)
     md = sla_report(
@@ -163,7 +168,10 @@ def test_the_contract_clauses_are_counted_with_their_breaches(playbook: Playbook
     assert "- **Contract year:** 2026-02-01 to 2027-02-01" in hotline
     assert "**exceeded**" in hotline
     onsite = md.split("## On-site interventions")[1].split("## Maintenance visits")[0]
-    assert "| `OS-1` | `db01` | 2026-04-13 09:00 UTC | — | 2026-04-14 12:00 UTC | 13 h |" in onsite
+    assert (
+        "| `OS-1` | `db01` | 2026-04-13 11:00 (UTC+02:00) | — | 2026-04-14 14:00 (UTC+02:00) "
+        "| 13 h |" in onsite
+    )
     assert "**breach**" in onsite and "`OS-2`" not in onsite
     visits_md = md.split("## Maintenance visits")[1].split("## Breaches")[0]
     assert "- **Visits in the contract year:** 1 (1 due by now)" in visits_md
