@@ -3,7 +3,7 @@ folders, a real vault holding the signing key and the S3 secret, and a real kill
 
 - A backup version under an S3 legal hold (object lock) makes DeleteObjects answer a
   per-key AccessDenied: the backups target fails with the count and the code, the vault
-  (which the rerun needs) is kept, the certificate says `Result: incomplete`; once the
+  (which the rerun needs) is kept, the certificate says `Résultat : incomplet`; once the
   hold is lifted a rerun finishes and adds up what each run erased.
 - A process killed (SIGKILL) in the middle of the erasure leaves a journal; the rerun
   finishes, counts what is already gone as absent or as the earlier run recorded it, and
@@ -156,8 +156,9 @@ def test_a_version_under_legal_hold_keeps_the_erasure_incomplete_until_a_rerun(
     assert not paths.baselines_dir.exists() and not paths.bundles_dir.exists()
     assert _keys(s3_client, locked, "acme-2026/") == [f"acme-2026/{CLIENT_NAME}"]
     assert _keys(s3_client, s3_bucket, "out/") == ["out/other-bundle/keep"]
-    assert "- Result: incomplete" in first.certificate
-    assert f"- {backups_url} (backups): failed, 1 entries left: 1 object" in first.certificate
+    # acme's contract is French: the certificate is written in French (#15)
+    assert "- Résultat : incomplet" in first.certificate
+    assert f"- {backups_url} (backups): en échec, 1 entrée restante: 1 object" in first.certificate
     assert CLIENT_NAME not in first.certificate and CLIENT_NAME not in str(first.model_dump())
     assert str(paths.audit_log) in {k.where for k in first.kept}
     assert _ssh_verifies(tmp_path, first)
@@ -181,7 +182,7 @@ def test_a_version_under_legal_hold_keeps_the_erasure_incomplete_until_a_rerun(
     assert not paths.vault_file.exists()
     assert _keys(s3_client, locked, "acme-2026/") == []
     assert _keys(s3_client, s3_bucket, "out/") == ["out/other-bundle/keep"]
-    assert "- Result: complete" in second.certificate
+    assert "- Résultat : complet" in second.certificate
     verify(second.certificate.encode(), second.signature, key.public_line(), ERASURE_NAMESPACE)
     assert _ssh_verifies(tmp_path, second)
     events = [e["event"] for e in ChecklistStore().audit_log(playbook.contract_id).entries()]
@@ -254,5 +255,5 @@ def test_a_kill_9_in_the_middle_then_a_rerun_certifies_only_what_it_checked(
     assert statuses[str(paths.vault_file)] == ("erased", 1)
     assert not paths.vault_file.exists()
     assert _keys(s3_client, backups_bucket, "acme-2026/") == []
-    assert "- Result: complete" in signed.certificate
+    assert "- Résultat : complet" in signed.certificate
     assert _ssh_verifies(tmp_path, signed)
