@@ -5,12 +5,15 @@ erased, early if the client asks), so it is a statement the client signs
 with an SSH key the playbook names (`reversibility.client_signers`), not a
 form anyone reaching the Prefect UI can fill. One text serves the people and
 the flow: a fixed header, `key: value` lines the flow reads, then the same
-facts in French and in English (the playbook has no language field; French is
-the contract's language in practice, the English is there for the signatory
-who needs it). Every line is derived from the fields, so `parse_statement`
-renders the fields back and demands the very same text: what the flow acts
-on is exactly what was signed, and a statement edited after printing (the
-prose saying one thing, a field another) is refused.
+facts in words, in the contract's language (`contract.language`: French or
+English; a statement printed before the contract had a language carries both,
+French first, and is still read). Every line is derived from the fields and
+the language its prose is in, so `parse_statement` renders them back and
+demands the very same text: what the flow acts on is exactly what was signed,
+and a statement edited after printing (the prose saying one thing, a field
+another) is refused. Its wording is fixed here, not in the documents' message
+catalogue a provider may override: a signed statement must render the same
+wherever it is checked.
 
 The statement names the bundle by its name and by the SHA-256 of its
 `SHA256SUMS` file, which the client computes with `sha256sum SHA256SUMS` in
@@ -59,6 +62,9 @@ MAX_STATEMENT_BYTES = 64 * 1024
 MAX_SIGNATURE_BYTES = 16 * 1024
 
 Decision = Literal["accepted", "accepted-with-reservations", "refused"]
+StatementLanguage = Literal["fr", "en", "fr+en"]  # fr+en: as printed before contract.language
+_FRENCH_TITLE = "PROCÈS-VERBAL DE RÉCEPTION DE LA RESTITUTION"
+_ENGLISH_TITLE = "CLIENT ACCEPTANCE OF THE RESTITUTION"
 DECISIONS: tuple[Decision, ...] = ("accepted", "accepted-with-reservations", "refused")
 
 _FIELDS = (
@@ -115,6 +121,7 @@ class AcceptanceStatement(BaseModel):
     signatory: str
     signed_on: date
     reservations: str = ""
+    language: StatementLanguage = "fr+en"
 
     @field_validator("contract", "contract_title", "provider", "client", "bundle", "signatory")
     @classmethod
@@ -184,7 +191,8 @@ def _indented(text: str, fallback: str) -> list[str]:
 
 
 def render_statement(statement: AcceptanceStatement) -> str:
-    """The statement to sign: header, `key: value` fields, then the same in French and English.
+    """The statement to sign: header, `key: value` fields, then the same in the statement's
+    language (French, English, or both for a statement of before `contract.language`).
 
     Deterministic: the same fields always give the same text, which is what
     `parse_statement` relies on to refuse an edited statement.
@@ -220,7 +228,7 @@ def render_statement(statement: AcceptanceStatement) -> str:
         else "no: the provider's copies are erased at the end of the retrieval period."
     )
     french = [
-        "PROCÈS-VERBAL DE RÉCEPTION DE LA RESTITUTION",
+        _FRENCH_TITLE,
         "",
         f"{s.client}, représenté par {s.signatory}, déclare avoir reçu de {s.provider}, "
         f"au titre du contrat {s.contract} ({s.contract_title}), le lot de restitution "
@@ -235,7 +243,7 @@ def render_statement(statement: AcceptanceStatement) -> str:
         f"Fait le {s.signed_on.isoformat()}.",
     ]
     english = [
-        "CLIENT ACCEPTANCE OF THE RESTITUTION",
+        _ENGLISH_TITLE,
         "",
         f"{s.client}, represented by {s.signatory}, declares having received from "
         f"{s.provider}, under contract {s.contract} ({s.contract_title}), the restitution "
@@ -249,12 +257,35 @@ def render_statement(statement: AcceptanceStatement) -> str:
         f"Early erasure: {early_en}",
         f"Signed on {s.signed_on.isoformat()}.",
     ]
-    signing = [
-        "Signature : ce texte, inchangé / Signature: this text, unchanged:",
-        f"  ssh-keygen -Y sign -n {NAMESPACE} -f <client signing key> acceptance.txt",
-        "  (writes acceptance.txt.sig)",
-    ]
-    return "\n".join([*fields, "", *french, "", *english, "", *signing]) + "\n"
+    command = f"  ssh-keygen -Y sign -n {NAMESPACE} -f <client signing key> acceptance.txt"
+    if s.language == "fr":
+        signing = [
+            "Signature : ce texte, inchangé :",
+            command.replace("<client signing key>", "<clé de signature du client>"),
+            "  (écrit acceptance.txt.sig)",
+        ]
+        prose = [*french, "", *signing]
+    elif s.language == "en":
+        signing = ["Signature: this text, unchanged:", command, "  (writes acceptance.txt.sig)"]
+        prose = [*english, "", *signing]
+    else:
+        signing = [
+            "Signature : ce texte, inchangé / Signature: this text, unchanged:",
+            command,
+            "  (writes acceptance.txt.sig)",
+        ]
+        prose = [*french, "", *english, "", *signing]
+    return "\n".join([*fields, "", *prose]) + "\n"
+
+
+def _language_of(lines: Sequence[str]) -> StatementLanguage:
+    """The language a statement's prose is in, from its titles (both: the form of before)."""
+    french, english = _FRENCH_TITLE in lines, _ENGLISH_TITLE in lines
+    if french and not english:
+        return "fr"
+    if english and not french:
+        return "en"
+    return "fr+en"
 
 
 def _problems(exc: ValidationError) -> str:
@@ -329,6 +360,7 @@ def parse_statement(text: str | bytes) -> AcceptanceStatement:
                 "signatory": values["signatory"],
                 "signed_on": values["date"],
                 "reservations": values["reservations"],
+                "language": _language_of(lines),
             }
         )
     except ValidationError as exc:
@@ -522,6 +554,7 @@ def statement_for(
             signatory=signatory,
             signed_on=signed_on or date.today(),
             reservations=reservations,
+            language=playbook.contract.language,
         )
     except ValidationError as exc:
         raise UsageError(f"acceptance statement: {_problems(exc)}") from exc

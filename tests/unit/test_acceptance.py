@@ -86,6 +86,33 @@ def test_statement_round_trips_with_its_fields_and_both_languages() -> None:
     assert parse_statement(text.replace("\n", "\r\n").encode()) == s  # saved on Windows
 
 
+def test_a_statement_in_the_contracts_language_holds_that_language_only() -> None:
+    """`contract.language` (#15): French or English prose, each read back as it was printed;
+    the bilingual form above is how statements were printed before, and still reads."""
+    french = render_statement(statement(language="fr"))
+    assert "PROCÈS-VERBAL DE RÉCEPTION DE LA RESTITUTION" in french
+    assert "CLIENT ACCEPTANCE" not in french.split("END OF FIELDS", 1)[1]
+    assert "Signature : ce texte, inchangé :\n" in french and "Decision:" not in french
+    assert parse_statement(french) == statement(language="fr")
+    english = render_statement(statement(language="en"))
+    assert "CLIENT ACCEPTANCE OF THE RESTITUTION" in english and "PROCÈS-VERBAL" not in english
+    assert "Décision" not in english and "Signature: this text, unchanged:\n" in english
+    assert parse_statement(english) == statement(language="en")
+    # the fields are the same whatever the language: the prose alone differs
+    assert french.split("END OF FIELDS")[0] == english.split("END OF FIELDS")[0]
+    # an English statement given French prose is refused, not read as another language
+    mixed = english.replace("Decision: accepted", "Décision : accepted", 1)
+    with pytest.raises(AcceptanceRejected, match="edited after handover printed it"):
+        parse_statement(mixed)
+    # a French title pasted into an English statement makes it neither form
+    with pytest.raises(AcceptanceRejected, match="edited after handover printed it"):
+        parse_statement(
+            english.replace(
+                "\n\nCLIENT", "\n\nPROCÈS-VERBAL DE RÉCEPTION DE LA RESTITUTION\n\nCLIENT", 1
+            )
+        )
+
+
 @pytest.mark.parametrize(
     ("old", "new", "words"),
     [
