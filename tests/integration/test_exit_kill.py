@@ -325,7 +325,8 @@ def test_takeover_killed_mid_way_resumes_from_what_it_recorded(fresh_workspace: 
     assert rerun.returncode == 0, rerun.stderr.decode(errors="replace")[-3000:]
     report = (ws.home / "contracts" / ws.contract / "takeover" / "documents").glob("*.md")
     text = "\n".join(p.read_text() for p in report)
-    assert "was not inventoried" not in text
+    assert "n'a pas été inventorié" not in text  # the report is in the contract's French
+    assert "État des lieux" in text
     for host in ("web01", "db01", "files01"):
         assert host in text
     starts = Counter(

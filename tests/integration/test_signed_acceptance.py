@@ -167,6 +167,7 @@ def test_forged_acceptance_rejected_reservations_redelivered_signed_pair_opens_t
         "bundle-sealed", "bundle-delivered", "client-acceptance",
     }  # fmt: skip
     report = (folder / "documents" / "exit-report.md").read_text()
-    assert "Deliveries replaced after reservations" in report and CORRECTION in report
+    # the demo contract is French: so is its exit report (#15)
+    assert "Livraisons remplacées après réserves" in report and CORRECTION in report
     checklist = ChecklistStore().load(ws.contract, "reversibility")
     assert all(item.status is Status.DONE for item in checklist.items)
