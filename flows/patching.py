@@ -32,6 +32,7 @@ from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict
 
 from flows._phase import phase_run_name
+from flows.notifications import ensure_notifications_quietly
 from flows.playbook_guard import guard_playbook_path
 from flows.waits import back_to_running, poll_interval
 from handover.contract.loader import load_playbook
@@ -148,6 +149,7 @@ def patching(playbook_path: str, hosts: list[str] | None = None) -> PatchingSumm
     window = playbook.services.maintenance.window
     names = _hosts(playbook, hosts)
     ensure_concurrency_limit(ssh_limit_name(contract), SSH_SESSIONS_PER_CONTRACT)
+    ensure_notifications_quietly(playbook)  # a failure below is told through it
     refusal = None
     if settings.approval != "report":
         refusal = window_refusal(datetime.now(UTC), window, window_calendar(playbook))
@@ -177,7 +179,9 @@ def patching(playbook_path: str, hosts: list[str] | None = None) -> PatchingSumm
             if settings.approval == "ask" and any(p.chosen for p in plans):
                 approved_by, why = ask_approval(plans, window)
             for plan in plans:
-                if approved_by is None:
+                if not plan.chosen and plan.manager in ("apt", "dnf"):
+                    records.append(_plain(playbook, plan, "nothing to do", "no update pending"))
+                elif approved_by is None:
                     records.append(_plain(playbook, plan, "declined", why))
                 else:
                     records.append(apply_patches(playbook_path, plan.host, plan, approved_by))

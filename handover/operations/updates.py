@@ -3,7 +3,9 @@
 The operational run reports what would change on each host without
 changing anything (simulated upgrades). The script runs through any
 connector with a shell; parsing its output is kept here, pure, so that the
-task only moves bytes and the report's rules live in one place.
+task only moves bytes and the report's rules live in one place. Applying
+them, in the maintenance window and with the playbook's approval, is
+`handover.operations.patching`.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ echo "apt-get $*" >> "$STATE/calls.log"
 case " $* " in
   *" update "*) exit 0 ;;
   *" -s "*)
+    [ -e "$STATE/uptodate" ] && exit 0
     echo "Inst libssl3 [$(cat "$STATE/libssl3")] ({new} Debian-Security:12/stable-security [amd64])"
     echo "Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.10/stable [all])"
     exit 0 ;;
@@ -114,7 +115,7 @@ def state(distro: FakeDistroSshd) -> Path:
     """The fake's state, reset: libssl3 at OLD, no failure planted, no call logged."""
     folder = distro.fakebin
     (folder / "libssl3").write_text(OLD + "\n")
-    for name in ("calls.log", "fail"):
+    for name in ("calls.log", "fail", "uptodate"):
         (folder / name).unlink(missing_ok=True)
     return folder
 
@@ -272,3 +273,19 @@ def test_ask_declined_applies_nothing(
     assert record.reason == "declined by Bob: month-end closing"
     assert not [c for c in _calls(state) if " install " in f" {c} "]
     assert (state / "libssl3").read_text().strip() == OLD
+
+
+def test_ask_with_nothing_pending_asks_nobody(
+    prefect_server: str,
+    tmp_path: Path,
+    distro: FakeDistroSshd,
+    state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (state / "uptodate").touch()
+    monkeypatch.setenv("HANDOVER_PATCH_WAIT_SECONDS", "5")  # a wrong pause ends fast, declined
+    summary = patching(_playbook(tmp_path, distro, "ask", _window(inside=True)))
+
+    assert summary.outcomes == {"distro": "nothing to do"}
+    (record,) = _records()
+    assert record.reason == "no update pending" and record.approved_by is None
