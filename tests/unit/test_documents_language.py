@@ -27,6 +27,7 @@ from handover.checklist.templates import draft_checklist
 from handover.contract.deadlines import exit_deadlines
 from handover.contract.playbook import Playbook, phase_items
 from handover.documents.baseline_report import baseline_report
+from handover.documents.checklists_report import checklists_report
 from handover.documents.document import Document
 from handover.documents.exit_report import exit_report
 from handover.documents.hotline_procedure import hotline_procedure
@@ -354,7 +355,7 @@ def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[An
     ]
     data = [playbook, inventory, checklists, summary, deliveries, acceptance, revocations, erasure]
     sla, quoted = sla_documents(playbook)
-    return docs + sla, data + quoted
+    return [*docs, *sla, checklists_report(playbook, checklists, NOW)], data + quoted
 
 
 def test_a_french_contracts_documents_hold_no_english_prose(base: Playbook, tmp_path: Path) -> None:
