@@ -221,3 +221,14 @@ def test_password_login_in_openssh_mode_is_a_usage_error(
         with pytest.raises(UsageError, match="password and agent logins") as caught:
             open_bulk_stream(stack, target, host_key, COMMAND, "tar")
     assert "hunter2" not in str(caught.value)
+
+
+def test_ciphers_prefer_aes_gcm_as_the_paramiko_path_does(
+    host_key: paramiko.PKey, tmp_path: Path
+) -> None:
+    from handover.connectors.ssh.transport import PREFERRED_CIPHERS
+
+    argv = ssh_argv("ssh", TARGET, PinnedHostKey.from_pkey(host_key), tmp_path, COMMAND)
+    ciphers = options(argv)["Ciphers"].split(",")
+    assert tuple(ciphers[:2]) == PREFERRED_CIPHERS
+    assert "chacha20-poly1305@openssh.com" in ciphers  # hosts without GCM still connect
