@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from handover.checklist.audit import entry_hash
+from handover.checklist.audit import AuditLog, entry_hash
 from handover.checklist.local_store import LocalStore
 from handover.checklist.model import Evidence, Status
 from handover.checklist.store import ChecklistStore
@@ -45,12 +46,13 @@ from handover.checklist.local_store import LocalStore
 
 kind, where, contract, mode, name, go = sys.argv[1:7]
 args = sys.argv[7:]
-if kind == "postgres":
+if kind == "env":  # a worker as deployed: HANDOVER_STATE_URL says where the state is
+    store = ChecklistStore()
+elif kind == "postgres":
     from handover.state.postgres import PostgresStore
-    state = PostgresStore(where)
+    store = ChecklistStore(state=PostgresStore(where))
 else:
-    state = LocalStore(Path(where))
-store = ChecklistStore(state=state)
+    store = ChecklistStore(state=LocalStore(Path(where)))
 deadline = time.monotonic() + 120
 while not os.path.exists(go):
     if time.monotonic() > deadline:
@@ -64,6 +66,21 @@ elif mode == "items":
     for item in args:
         store.start(contract, "takeover", item, name)
         store.complete(contract, "takeover", item, name)
+elif mode == "run":  # a phase run: rerun preparation, then every item not done
+    hold_at = args[args.index("--hold-at") + 1] if "--hold-at" in args else None
+    items = args[: args.index("--hold-at")] if "--hold-at" in args else args
+    template = [{"id": i, "title": i, "clause": "2.1", "owner": "provider"} for i in items]
+    if store.exists(contract, "takeover"):
+        store.prepare_rerun(contract, "takeover", name)
+    checklist = store.open(contract, "takeover", template)
+    for item in checklist.items:
+        if item.status.value != "pending":
+            continue
+        store.start(contract, "takeover", item.id, name)
+        if item.id == hold_at:
+            print("at " + item.id, flush=True)
+            time.sleep(600)
+        store.complete(contract, "takeover", item.id, name)
 elif mode == "hold":
     with store._locked(contract):
         print("locked", flush=True)
@@ -93,9 +110,7 @@ def state(store_kind: str, location: str) -> ContractStore:
 
 
 @pytest.fixture
-def workers(
-    store_kind: str, location: str, tmp_path: Path
-) -> Iterator[list[subprocess.Popen[str]]]:
+def workers() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
@@ -112,16 +127,22 @@ def _spawn(
     name: str,
     go: Path,
     *args: str,
+    state_url: str | None = None,
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "HANDOVER_HOME": str(go.parent / f"home-{name}")}
+    """A worker process in a folder of its own (`<tmp>/<name>`), sharing only `where`."""
+    folder = go.parent / name
+    folder.mkdir(exist_ok=True)
+    env = {**os.environ, "HANDOVER_HOME": str(folder / ".handover")}
     env.pop("HANDOVER_STATE_URL", None)
+    if state_url is not None:
+        env["HANDOVER_STATE_URL"] = state_url
     process = subprocess.Popen(
         [sys.executable, "-c", WORKER, kind, where, C, mode, name, str(go), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=go.parent,
+        cwd=folder,
     )
     started.append(process)
     return process
@@ -270,3 +291,72 @@ def test_a_killed_worker_releases_the_contract_lock(
     holder.wait(timeout=60)
     assert acquired.wait(120)  # its lock died with it
     waiter.join(timeout=60)
+
+
+def test_two_workers_sharing_only_the_database_keep_one_chain_through_a_kill(
+    pg_url: str,
+    workers: list[subprocess.Popen[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker A is killed mid-item; B, in another folder, reruns the phase; one chain results."""
+    go = tmp_path / "go"
+    go.touch()
+    a = _spawn(
+        workers, "env", "", "run", "worker-a", go, *ITEMS, "--hold-at", ITEMS[3], state_url=pg_url
+    )
+    assert a.stdout is not None
+    assert a.stdout.readline().strip() == f"at {ITEMS[3]}", a.stderr and a.stderr.read()
+    os.kill(a.pid, signal.SIGKILL)  # mid-run: the item stays running, no cleanup
+    a.wait(timeout=60)
+    b = _spawn(workers, "env", "", "run", "worker-b", go, *ITEMS, state_url=pg_url)
+    _finish(b)
+
+    # Neither worker's folder holds contract state: it is all in the database.
+    for name in ("worker-a", "worker-b"):
+        contract_folder = tmp_path / name / ".handover" / "contracts" / C
+        assert not (contract_folder / "audit.log").exists()
+        assert not list(contract_folder.glob("checklists/*.json"))
+
+    # A third place (the exit's) reads one contract, and exports it as files.
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "exit" / ".handover"))
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    store = ChecklistStore()
+    assert isinstance(store.state, PostgresStore)
+    checklist = store.load(C, P)
+    assert {i.id: (i.status, i.actor) for i in checklist.items} == {
+        **{i: (Status.DONE, "worker-a") for i in ITEMS[:3]},
+        **{i: (Status.DONE, "worker-b") for i in ITEMS[3:]},
+    }
+    assert store.cross_check(C) == []
+    entries = store.audit_log(C).entries()
+    reopened = [e for e in entries if e["event"] == "checklist.reopened"]
+    assert [(e["actor"], e["data"]["item"], e["data"]["reason"]) for e in reopened] == [
+        ("worker-b", ITEMS[3], "rerun of the phase (running)")
+    ]
+    written = store.export_to_folder(C)
+    log_file = tmp_path / "exit" / ".handover" / "contracts" / C / "audit.log"
+    assert log_file in written
+    assert AuditLog(log_file).verify() == []
+    assert len(log_file.read_bytes().splitlines()) == len(entries) == 1 + 2 * len(ITEMS) + 2
+    _check_with_jq_and_sha256sum(log_file)
+
+
+def _check_with_jq_and_sha256sum(log_file: Path) -> None:
+    """What a client does with standard tools: each line's hash, and each `prev`."""
+    jq = shutil.which("jq")
+    sha256sum = shutil.which("sha256sum")
+    assert jq and sha256sum, "jq and sha256sum are needed: run scripts/system-deps"
+    previous = "0" * 64
+    for number, line in enumerate(log_file.read_bytes().splitlines(), start=1):
+        body = subprocess.run(
+            [jq, "-cjS", "del(.hash)"], input=line, capture_output=True, check=True
+        ).stdout
+        digest = subprocess.run(
+            [sha256sum], input=body, capture_output=True, check=True
+        ).stdout.split()[0]
+        fields = subprocess.run(
+            [jq, "-r", ".seq, .prev, .hash"], input=line, capture_output=True, check=True
+        ).stdout.split()
+        assert fields == [str(number).encode(), previous.encode(), digest], number
+        previous = digest.decode()
