@@ -20,7 +20,7 @@ from handover.checklist.audit import AuditLog
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.errors import UsageError
-from handover.operations.alerts import Alert
+from handover.operations.alerts import patch_failed_alert
 from handover.operations.availability import maintenance_calendar
 from handover.operations.business_calendar import BusinessCalendar, contract_zone
 from handover.operations.patching import (
@@ -153,16 +153,6 @@ def record_patching(playbook_path: str, record: PatchRecord) -> str:
         evidence=path.name,
     )
     if record.outcome == "failed":
-        message = f"{record.host}: {record.reason}"
-        last = (record.output or "").strip().splitlines()
-        if last:
-            message += f": {last[-1]}"
-        alert = Alert(
-            kind="patch-failed",
-            contract=contract,
-            subject=record.host,
-            severity="critical",
-            message=message[:300],
-        )
+        alert = patch_failed_alert(contract, record.host, record.reason, record.output)
         emit_alerts(playbook, [alert])
     return str(path)

@@ -41,6 +41,7 @@ __all__ = [
     "exit_deadline_alerts",
     "health_alerts",
     "incident_breach_alerts",
+    "patch_failed_alert",
 ]
 
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
@@ -160,6 +161,13 @@ def drill_alert(contract: str, problems: list[str], error: str | None = None) ->
         return None
     shown = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
     return _alert("drill-failed", contract, "drill", "critical", f"drill found: {shown}")
+
+
+def patch_failed_alert(contract: str, host: str, reason: str, output: str | None) -> Alert:
+    """A host whose upgrade failed: the reason and the last line of the manager's output."""
+    last = (output or "").strip().splitlines()
+    message = f"{host}: {reason}" + (f": {last[-1]}" if last else "")
+    return _alert("patch-failed", contract, host, "critical", message)
 
 
 # -- SLA ---------------------------------------------------------------------------------

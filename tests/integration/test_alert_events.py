@@ -33,7 +33,9 @@ def _playbook(folder: Path, contract: str) -> str:
     return str(path)
 
 
-def _events(name: str, contract: str, want: int, timeout_s: float = 60) -> list[dict[str, Any]]:
+def server_events(
+    name: str, contract: str, want: int, timeout_s: float = 60
+) -> list[dict[str, Any]]:
     """The `name` events of `contract` on the server, once `want` are there (or the timeout)."""
     body = {
         "filter": {
@@ -84,7 +86,7 @@ def test_an_exit_date_coming_is_told_once(prefect_server: str, tmp_path: Path) -
     )
     assert alert_exit_deadlines(playbook) == []  # told within the repeat interval: silent
 
-    (event,) = _events("handover.exit-deadline", contract, want=1)
+    (event,) = server_events("handover.exit-deadline", contract, want=1)
     assert event["resource"]["handover.alert.subject"] == "switch_over"
     assert event["payload"]["message"] == (
         f"exit: switch_over on {dates.switch_over.isoformat()}, in 5 days"
@@ -99,7 +101,7 @@ def test_datasets_without_a_recent_backup_are_told(
     alerts = alert_missed_backups(_playbook(tmp_path, contract))
     assert sorted(a.subject for a in alerts) == ["db", "etc", "shares", "www"]
 
-    events = _events("handover.backup-missed", contract, want=4)
+    events = server_events("handover.backup-missed", contract, want=4)
     assert sorted(e["payload"]["message"] for e in events) == [
         f"no backup of {name} in the store" for name in ("db", "etc", "shares", "www")
     ]

@@ -37,6 +37,7 @@ from handover.phases import Phase
 from handover.state.layout import ContractPaths
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.sshd import SshdFactory, SshdHost
+from tests.integration.test_alert_events import server_events
 
 pytestmark = pytest.mark.integration
 
@@ -214,6 +215,11 @@ def test_a_failed_upgrade_fails_the_run_with_the_package_managers_output(
     assert "dpkg: error processing package libssl3" in record.output
     assert record.before == record.after == {"libssl3": OLD}
     assert record.at <= datetime.now(UTC)
+    events = server_events("handover.patch-failed", CONTRACT, want=1)
+    assert events and events[-1]["payload"]["message"] == (
+        "distro: apt exited with status 100: "
+        "E: Sub-process /usr/bin/dpkg returned an error code (1)"
+    )
 
 
 def _answer_when_paused(answer: dict[str, Any], seen: dict[str, Any]) -> threading.Thread:
