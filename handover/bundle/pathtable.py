@@ -23,6 +23,7 @@ from pathlib import Path
 
 MEMORY_LIMIT = 100_000  # entries kept as a dict: ~15 MB of typical paths
 BATCH = 20_000  # writes held in memory before one executemany
+BLOOM_BYTES = 8 << 20  # once on disk: 4 bits per path; 5% false "maybe" at 10M paths
 _KINDS = ("file", "dir", "symlink", "hardlink", "char", "block", "fifo")
 _CODE = {kind: code for code, kind in enumerate(_KINDS)}
 Value = tuple[str, str | None]  # (kind, sha256 hex or None)
@@ -41,6 +42,7 @@ class PathTable:
         self._dict: dict[str, Value | str] | None = {}  # a bare kind when there is no digest
         self._db: sqlite3.Connection | None = None
         self._pending: dict[bytes, Value] = {}
+        self._bloom = bytearray()
         self._key = os.urandom(32)
         self._finalizer: weakref.finalize[..., PathTable] | None = None
         self.spilled_to: Path | None = None
@@ -60,6 +62,8 @@ class PathTable:
         found = self._pending.get(key)
         if found is not None:
             return found
+        if not self._maybe(key):
+            return None
         assert self._db is not None
         row = self._db.execute("SELECT kind, digest FROM t WHERE k = ?", (key,)).fetchone()
         if row is None:
@@ -76,7 +80,9 @@ class PathTable:
             if len(self._dict) > self._memory_limit:
                 self._spill()
             return
-        self._pending[self._hash(path)] = (kind, digest)
+        key = self._hash(path)
+        self._remember(key)
+        self._pending[key] = (kind, digest)
         if len(self._pending) >= BATCH:
             self._flush()
 
@@ -92,6 +98,7 @@ class PathTable:
         """Drop the entries and remove the database (if any)."""
         self._dict = {}
         self._pending = {}
+        self._bloom = bytearray()
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -117,12 +124,33 @@ class PathTable:
         db.execute("CREATE TABLE t (k BLOB PRIMARY KEY, kind INTEGER, digest BLOB) WITHOUT ROWID")
         self._db = db
         self.spilled_to = Path(folder)
+        self._bloom = bytearray(BLOOM_BYTES)
         entries, self._dict = self._dict or {}, None
         for path, value in entries.items():
-            self._pending[self._hash(path)] = (value, None) if isinstance(value, str) else value
+            key = self._hash(path)
+            self._remember(key)
+            self._pending[key] = (value, None) if isinstance(value, str) else value
             if len(self._pending) >= BATCH:
                 self._flush()
         self._flush()
+
+    # A Bloom filter in front of the database: most paths looked up are new, and a new path
+    # then costs no query. Fixed size: past ~10 million paths it only says "maybe" more often.
+    def _remember(self, key: bytes) -> None:
+        bloom = self._bloom
+        bits = len(bloom) << 3
+        for i in range(0, 16, 4):
+            bit = int.from_bytes(key[i : i + 4], "little") % bits
+            bloom[bit >> 3] |= 1 << (bit & 7)
+
+    def _maybe(self, key: bytes) -> bool:
+        bloom = self._bloom
+        bits = len(bloom) << 3
+        for i in range(0, 16, 4):
+            bit = int.from_bytes(key[i : i + 4], "little") % bits
+            if not bloom[bit >> 3] & (1 << (bit & 7)):
+                return False
+        return True
 
     def _flush(self) -> None:
         if not self._pending or self._db is None:

@@ -57,7 +57,7 @@ def sums_entry(raw: bytes, number: int, where: str) -> tuple[str, str] | None:
     if escaped:
         line = line[1:]
     digest, sep, path = line.partition("  ")
-    if not sep or len(digest) != 64 or any(c not in _HEX_DIGITS for c in digest):
+    if not sep or len(digest) != 64 or digest.strip(_HEX_DIGITS):  # strip: hex at both ends
         if not sep and line[64:65] == " " and line[65:66] == "*":  # binary-mode marker
             digest, path = line[:64], line[66:]
         else:

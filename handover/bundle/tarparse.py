@@ -177,7 +177,9 @@ def name_problem(name: str, kind: str, link: str | None = None) -> str | None:
     raw = name.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PATH_BYTES:
         return f"is longer than {MAX_PATH_BYTES} bytes: refused"
-    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES for part in parts):
+    if len(raw) > MAX_COMPONENT_BYTES and any(
+        len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES for part in parts
+    ):
         return f"has a name component longer than {MAX_COMPONENT_BYTES} bytes: refused"
     if kind != "dir" and not any(part not in ("", ".") for part in parts):
         return "is not a file name: refused"

@@ -22,6 +22,7 @@ import pytest
 
 from handover.bundle.readme import COMMAND_PREFIX, KEY_PLACEHOLDER
 from tests.conftest import require_binary
+from tests.fixtures.peak_rss import run_measured
 
 pytestmark = pytest.mark.integration
 
@@ -349,8 +350,15 @@ def test_two_gib_file_round_trip_with_standard_tools(tools: None, tmp_path: Path
     restored.unlink()
     shutil.rmtree(bundle / "restored")
     (bundle / "allowed_signers").unlink()
-    done = handover("verify", bundle, "--identity", age_key)
+    # verify and open hold nothing in proportion to the volume (#16): peak RSS under 150 MiB
+    done, peak = run_measured([*CORE, "verify", bundle, "--identity", age_key])
     assert done.returncode == 0, done.stderr
+    assert peak <= 150, f"handover verify peaked at {peak:.0f} MiB"
+    into = tmp_path / "opened"
+    done, peak = run_measured([*CORE, "open", bundle, "--identity", age_key, "--into", into])
+    assert done.returncode == 0, done.stderr
+    assert peak <= 150, f"handover open peaked at {peak:.0f} MiB"
+    assert (into / "0001-data" / "data" / "disk.img").stat().st_size == 2 << 30
 
 
 def test_seal_an_ssh_source_and_open_it(tools: None, sshd_shell: Any, tmp_path: Path) -> None:
