@@ -68,7 +68,7 @@ from handover.exit.erasure import (
 )
 from handover.exit.erasure_targets import kept_records
 from handover.i18n import Texts
-from handover.i18n.words import erasure_status_text
+from handover.i18n.words import erasure_status_text, kept_text
 from handover.phases import Phase
 from handover.state.atomic import write_atomic
 from handover.state.layout import ContractPaths
@@ -200,7 +200,11 @@ def _kept_section(t: Texts, kept: list[KeptRecord]) -> list[str]:
     lines += ["", "### " + t._("The provider's records of how the contract was performed"), ""]
     if evidence:
         lines += _table_head([t._("what"), t._("where"), t._("why")])
-        lines += [f"| {_cell(k.what)} | {_cell(k.where)} | {_cell(k.reason)} |" for k in evidence]
+        lines += [
+            f"| {_cell(kept_text(t, k.what))} | {_cell(kept_text(t, k.where))} "
+            f"| {_cell(kept_text(t, k.reason))} |"
+            for k in evidence
+        ]
     else:
         lines.append("- " + t._("none"))
     return lines

@@ -8,7 +8,9 @@ documents and the exit's certificate show them and neither may import the other.
 
 from __future__ import annotations
 
-from handover.i18n import Texts
+import re
+
+from handover.i18n import N_, Texts
 
 
 def status_text(t: Texts, status: str) -> str:
@@ -33,3 +35,62 @@ def erasure_status_text(t: Texts, status: str) -> str:
         "postponed": t._("postponed"),
     }
     return words.get(status, status_text(t, status))
+
+
+# What the erasure keeps as the provider's records (`handover.exit.erasure_targets`): recorded
+# in English, shown in the certificate's language. A wording not listed is shown as recorded;
+# a test renders `kept_records` in French so a changed wording is noticed.
+_KEPT = {
+    "evidence of how the contract was performed (the provider's own record)": N_(
+        "evidence of how the contract was performed (the provider's own record)"
+    ),
+    "the contract's checklists (each item's status and evidence)": N_(
+        "the contract's checklists (each item's status and evidence)"
+    ),
+    "the hash-chained audit log of every checklist change": N_(
+        "the hash-chained audit log of every checklist change"
+    ),
+    "the incidents recorded during the contract": N_("the incidents recorded during the contract"),
+    "the SSH host keys the provider trusted": N_("the SSH host keys the provider trusted"),
+    "the Prefect run history (flow and task runs of this contract, their logs and artifacts)": N_(
+        "the Prefect run history (flow and task runs of this contract, their logs and artifacts)"
+    ),
+    "another record of the contract's folder": N_("another record of the contract's folder"),
+    "not one of the working copies the erasure deletes; kept with the contract's records": N_(
+        "not one of the working copies the erasure deletes; kept with the contract's records"
+    ),
+    "the Prefect server the flows ran on": N_("the Prefect server the flows ran on"),
+}
+_PHASE_REPORTS = re.compile(r"the (\w+) phase's reports")
+_PHASE_EVIDENCE = re.compile(
+    r"the (\w+) phase's evidence files \(the working copies inside it are erased, listed above\)"
+)
+_PREFECT_SERVER = re.compile(r"Prefect server (\S+)")
+
+
+def phase_name(t: Texts, phase: str) -> str:
+    """A phase's identifier as a word of the reader's language (`takeover`, `reprise`...)."""
+    words = {
+        "takeover": t._("takeover"),
+        "implementation": t._("implementation"),
+        "operational": t._("operational"),
+        "reversibility": t._("reversibility"),
+    }
+    return words.get(phase, phase)
+
+
+def kept_text(t: Texts, recorded: str) -> str:
+    """What the erasure keeps, or why, in the reader's language (as recorded if not known)."""
+    if recorded in _KEPT:
+        return t._(_KEPT[recorded])
+    if match := _PHASE_REPORTS.fullmatch(recorded):
+        return t._("the {phase} phase's reports", phase=phase_name(t, match.group(1)))
+    if match := _PHASE_EVIDENCE.fullmatch(recorded):
+        return t._(
+            "the {phase} phase's evidence files (the working copies inside it are erased, "
+            "listed above)",
+            phase=phase_name(t, match.group(1)),
+        )
+    if match := _PREFECT_SERVER.fullmatch(recorded):
+        return t._("Prefect server {url}", url=match.group(1))
+    return recorded

@@ -37,10 +37,12 @@ from handover.documents.sla_report import sla_report
 from handover.estate.health import HealthCheckResult
 from handover.exit.erasure import ErasureRecord, ErasureReport, KeptRecord
 from handover.exit.erasure_certificate import erasure_certificate
+from handover.exit.erasure_targets import kept_records
 from handover.i18n import Texts, catalogue
 from handover.operations.clauses import ClauseRecords, Intervention, Visit
 from handover.operations.incidents import Incident
-from handover.phases import Phase
+from handover.phases import PHASES, Phase
+from handover.state.layout import ContractPaths
 from tests.unit.documents_fixtures import (
     NOW,
     in_language,
@@ -472,3 +474,28 @@ def test_a_provider_catalogue_rewords_a_message(
     doc = baseline_report(base, [], {}, NOW)
     assert doc.title.startswith("Inventaire initial : ")
     assert "## Synthèse" in doc.markdown  # what the provider's file lacks: the packaged text
+
+
+def test_what_the_erasure_keeps_reads_in_the_certificates_language(
+    base: Playbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's records the erasure keeps (`kept_records`, worded in English where
+    they are made) read in French in a French certificate, and unchanged in English."""
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    paths = ContractPaths(base.contract_id)
+    for phase in PHASES:
+        paths.documents_dir(phase).mkdir(parents=True, exist_ok=True)
+    paths.checklists_dir.mkdir(parents=True, exist_ok=True)
+    for path in (paths.audit_log, paths.incidents_file, paths.known_hosts, paths.root / "x"):
+        path.write_text("", encoding="utf-8")
+    kept = kept_records(base)
+    assert len(kept) >= 12  # exemption, checklists, logs, every phase's folders, Prefect, other
+    report = _erasure_report(True).model_copy(update={"kept": kept})
+    where = [k.where for k in kept if k.where.startswith("/")]
+    french = erasure_certificate(report, base)
+    assert foreign_lines(french, ENGLISH, [*_strings(base), *where]) == []
+    assert "| les rapports de la phase de reprise |" in french
+    english = erasure_certificate(report, in_language(base, "en"))
+    for record in kept:
+        assert f"| {record.what} |" in english  # English: as recorded
