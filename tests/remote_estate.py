@@ -203,6 +203,7 @@ def remote_playbook(
     data["contract"]["id"] = ws.contract
     data["contract"]["title"] = f"Infogérance over SSH and S3 ({ws.contract})"
     data["perimeter"] = {"hosts": hosts, "datasets": datasets, "software": []}
+    data.pop("documentation", None)  # the demo's sources name the demo's hosts
     if s3 is not None:
         data["perimeter"]["s3"] = s3
     data["security"]["provider_access"] = list(provider_access)

@@ -380,6 +380,34 @@ def _files01(tree: _Tree) -> None:
     _shares_awkward_names(tree, base)
     _shares_bulk(tree, base)
     _shares_large(tree, base)
+    _client_docs(tree, "srv/docs")
+
+
+def _client_docs(tree: _Tree, base: str) -> None:
+    """The client's own documentation: what the takeover collects (`documentation.sources`)."""
+    tree.add(
+        f"{base}/Dossier d'exploitation.md",
+        "# Dossier d'exploitation — Demo Estate SARL\n\n"
+        "## Serveurs\n\n- web01 : site et intranet (nginx, PHP-FPM)\n"
+        "- db01 : PostgreSQL 15, sauvegarde nocturne à 01:30\n"
+        "- files01 : partages Samba des services\n\n"
+        "## Procédures\n\nRedémarrage de PHP-FPM : `systemctl restart php8.2-fpm`.\n",
+    )
+    tree.add(
+        f"{base}/Schéma réseau.txt",
+        "Internet -- box fibre -- pare-feu 10.20.0.1\n"
+        "  10.20.0.11 web01\n  10.20.0.12 db01\n  10.20.0.13 files01\n",
+    )
+    tree.add(
+        f"{base}/Licences/licences-2026.csv",
+        "produit;éditeur;postes;échéance\nSuite bureautique;Éditeur A;12;2026-12-31\n"
+        "Antivirus;Éditeur B;15;2026-09-30\n",
+    )
+    tree.add(
+        f"{base}/Contrats tiers/Contrat copieurs.txt",
+        "Contrat de location et maintenance de deux copieurs, 60 mois à compter du "
+        "1er mars 2024, préavis 3 mois.\n",
+    )
 
 
 def _shares_awkward_names(tree: _Tree, base: str) -> None:

@@ -35,6 +35,7 @@ def _playbook(tmp_path: Path, host: dict[str, Any]) -> Path:
     data = yaml.safe_load((PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml").read_text())
     data["contract"]["id"] = "pin-keys"
     data["perimeter"]["hosts"] = [host]
+    data.pop("documentation", None)  # the demo's sources name the demo's hosts
     data["perimeter"]["datasets"] = []
     data["security"]["provider_access"] = []
     path = tmp_path / "pin.yaml"
