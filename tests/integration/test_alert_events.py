@@ -106,3 +106,26 @@ def test_datasets_without_a_recent_backup_are_told(
         f"no backup of {name} in the store" for name in ("db", "etc", "shares", "www")
     ]
     assert all(e["payload"]["severity"] == "critical" for e in events)
+
+
+def test_a_backup_that_fails_for_good_is_told(
+    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow
+
+    from tasks.backups import backup_dataset
+
+    monkeypatch.chdir(tmp_path)  # the dataset's local host root does not exist here
+    contract = f"alerts-backupfail-{uuid.uuid4().hex[:8]}"
+    playbook = _playbook(tmp_path, contract)
+
+    @flow(name="backup-fails")
+    def one_backup() -> None:
+        backup_dataset(playbook, "www")
+
+    with pytest.raises(Exception) as failure:
+        one_backup()
+    (event,) = server_events("handover.backup-failed", contract, want=1)
+    assert event["payload"]["subject"] == "www"
+    assert event["payload"]["message"].startswith("backup of www failed: ")
+    assert type(failure.value).__name__ in event["payload"]["message"]
