@@ -109,7 +109,8 @@ class Contract(PlaybookModel):
     billing: Billing | None = None
     language: Literal["fr", "en"] = Field(
         default="fr",
-        description="The client's language: the bundle's README.txt is written in it.",
+        description="The client's language: every document (reports, plan, runbooks, "
+        "certificate, acceptance statement) and the bundle's README.txt are written in it.",
     )
     timezone: str = Field(
         default="Europe/Paris",
