@@ -164,8 +164,17 @@ class PostgresStore:
 
     @contextlib.contextmanager
     def lock(self, contract: str) -> Iterator[None]:
-        """A session advisory lock on a connection held for the block (see the docstring)."""
-        with self._errors(contract), self.engine.connect() as conn:
+        """A session advisory lock on a connection held for the block (see the docstring).
+
+        Threads of this process queue on a thread lock first, so that only
+        one of them holds a pooled connection while it waits for the
+        database: the holder's own queries need connections of the pool too.
+        """
+        with (
+            _thread_lock(self.engine, contract),
+            self._errors(contract),
+            self.engine.connect() as conn,
+        ):
             key = _lock_key(contract)
             conn.execute(select(func.pg_advisory_lock(key)))
             conn.commit()
@@ -329,6 +338,16 @@ class PostgresChain:
                 select(audit_table.c.seq).where(audit_table.c.contract == self.contract).limit(1)
             ).first()
         return row is not None
+
+
+_thread_locks: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _thread_lock(engine: Engine, contract: str) -> threading.Lock:
+    """The process-wide lock of one contract in one database."""
+    key = (engine.url.render_as_string(hide_password=False), contract)
+    with _engines_lock:
+        return _thread_locks.setdefault(key, threading.Lock())
 
 
 def _lock_key(contract: str) -> int:

@@ -360,3 +360,29 @@ def _check_with_jq_and_sha256sum(log_file: Path) -> None:
         ).stdout.split()
         assert fields == [str(number).encode(), previous.encode(), digest], number
         previous = digest.decode()
+
+
+def test_many_threads_each_with_its_own_store_tick_one_checklist(state: ContractStore) -> None:
+    """As a flow's task threads do: one store object per task, all on one contract."""
+    ChecklistStore(state=state).open(C, P, TEMPLATE)
+    failures: list[BaseException] = []
+
+    def tick(item: str) -> None:
+        try:
+            store = ChecklistStore(state=state)
+            store.start(C, P, item, f"task-{item}")
+            store.complete(C, P, item, f"task-{item}")
+        except BaseException as exc:  # reported below: a thread's exception is lost otherwise
+            failures.append(exc)
+
+    threads = [threading.Thread(target=tick, args=(item,)) for item in ITEMS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert failures == []
+    store = ChecklistStore(state=state)
+    assert all(item.status is Status.DONE for item in store.load(C, P).items)
+    assert store.load(C, P).version == 1 + 2 * len(ITEMS)
+    assert store.audit_log(C).verify() == []
+    assert store.cross_check(C) == []
