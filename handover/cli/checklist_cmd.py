@@ -43,7 +43,7 @@ def checklist_table(checklist: Checklist, stored: bool) -> Table:
     """A rich table of one checklist: status coloured, evidence shortened, reasons shown."""
     state = f"version {checklist.version}" if stored else "not started: template items"
     table = Table(
-        title=f"{checklist.contract} · {checklist.phase.value} ({state})",
+        title=f"{checklist.contract} · {checklist.name} ({state})",
         title_justify="left",
         show_lines=False,
         expand=False,
@@ -83,7 +83,7 @@ def summary_line(checklist: Checklist) -> str:
         if counts[s.value]
     ]
     verdict = "complete" if checklist.is_complete else "incomplete"
-    return f"{checklist.phase.value}: {', '.join(parts)}: {verdict}"
+    return f"{checklist.name}: {', '.join(parts)}: {verdict}"
 
 
 @app.command("checklist")
@@ -106,9 +106,10 @@ def checklist_command(
     contract = playbook.contract.id
     store = ChecklistStore()
     for index, current in enumerate(phases):
-        stored = store.exists(contract, current)
-        if stored:
-            checklist = store.load(contract, current)
+        name = store.current(contract, current)  # operational: its newest period's
+        stored = name is not None
+        if name is not None:
+            checklist = store.load(contract, name)
         else:
             checklist = draft_checklist(contract, current, phase_items(playbook, current.value))
         if index:

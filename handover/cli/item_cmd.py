@@ -21,7 +21,7 @@ from handover.checklist.model import Status, evidence_for_file
 from handover.checklist.store import ChecklistStore
 from handover.cli import app, console, handles_errors
 from handover.errors import UsageError
-from handover.phases import parse_phase
+from handover.phases import Phase, checklist_name, parse_checklist_name
 from handover.state.atomic import write_atomic
 from handover.state.layout import ContractPaths
 
@@ -30,13 +30,25 @@ app.add_typer(item_app, name="item")
 
 Contract = Annotated[str, typer.Argument(help="The contract id.")]
 PhaseArg = Annotated[
-    str, typer.Argument(help="takeover | implementation | operational | reversibility")
+    str,
+    typer.Argument(
+        help="takeover | implementation | operational | reversibility; operational is its "
+        "newest period's checklist, or name one: operational-2026-11, operational-2026-q4"
+    ),
 ]
 ItemArg = Annotated[str, typer.Argument(help="The checklist item id.")]
 As = Annotated[
     str | None,
     typer.Option("--as", help="Who did it (default: HANDOVER_ACTOR, else user@host)."),
 ]
+
+
+def _checklist(store: ChecklistStore, contract: str, name: str) -> str:
+    """The checklist `name` stands for: a phase's, a period's, or the newest operational one."""
+    phase, period = parse_checklist_name(name)
+    if period is None and phase is Phase.OPERATIONAL:
+        return store.current(contract, phase) or phase.value
+    return checklist_name(phase, period)
 
 
 def _who(name: str | None) -> str:
@@ -60,10 +72,10 @@ def item_done(
 ) -> None:
     """Mark an item done, with the files that prove it."""
     who = _who(as_)
-    which = parse_phase(phase)
     if not evidence:
         raise UsageError("--evidence: at least one file proving the item was done")
     store = ChecklistStore()
+    which = _checklist(store, contract, phase)
     store.load(contract, which).item(item)  # the item exists before anything is copied
     proofs = [
         evidence_for_file(_keep(contract, which, item, path), "human", note=note)
@@ -86,7 +98,8 @@ def _keep(contract: str, phase: str, item: str, path: Path) -> Path:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"--evidence {path}: cannot read it ({exc.strerror})") from exc
-    kept = ContractPaths(contract).phase_dir(phase) / "manual" / item / path.name
+    folder = parse_checklist_name(phase)[0]  # a period's evidence in its phase's folder
+    kept = ContractPaths(contract).phase_dir(folder) / "manual" / item / path.name
     write_atomic(kept, data)
     return kept
 
@@ -102,8 +115,8 @@ def item_fail(
 ) -> None:
     """Mark an item failed, with the reason (a rerun of the phase reopens it)."""
     who = _who(as_)
-    which = parse_phase(phase)
     store = ChecklistStore()
+    which = _checklist(store, contract, phase)
     if store.load(contract, which).item(item).status is Status.PENDING:
         store.start(contract, which, item, who)
     store.fail(contract, which, item, who, reason)
@@ -121,6 +134,7 @@ def item_waive(
 ) -> None:
     """Waive an item, with the reason it does not apply."""
     who = _who(as_)
-    which = parse_phase(phase)
-    ChecklistStore().waive(contract, which, item, who, reason)
+    store = ChecklistStore()
+    which = _checklist(store, contract, phase)
+    store.waive(contract, which, item, who, reason)
     console.print(f"{contract}/{which}: {item} waived by {who} ({reason})")

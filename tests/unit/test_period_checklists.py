@@ -57,3 +57,38 @@ def test_cross_check_sees_a_period_checklist_changed_behind_the_store(tmp_path: 
     path.write_text(path.read_text().replace('"pending"', '"done"', 1))
     problems = store.cross_check("acme")
     assert any("acme/operational-2026-11/backups" in p for p in problems), problems
+
+
+def test_people_tick_the_newest_period_or_the_one_they_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from handover.cli import _register, app
+
+    _register()
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "home"))
+    store = ChecklistStore()
+    items = [{"id": "steering", "title": "Steering committee"}]
+    store.open("acme", "operational-2026-10", items)
+    store.open("acme", "operational-2026-11", items)
+    proof = tmp_path / "minutes.txt"
+    proof.write_text("held")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["item", "done", "acme", "operational", "steering", "--evidence", str(proof)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "acme/operational-2026-11: steering done" in result.output
+    result = runner.invoke(
+        app, ["item", "waive", "acme", "operational-2026-10", "steering", "--reason", "no meeting"]
+    )
+    assert result.exit_code == 0, result.output
+    assert store.load("acme", "operational-2026-10").item("steering").status is Status.WAIVED
+    done = store.load("acme", "operational-2026-11").item("steering")
+    assert done.status is Status.DONE
+    assert "/operational/manual/steering/minutes.txt" in done.evidence[0].path  # phase folder
+    result = runner.invoke(
+        app, ["item", "fail", "acme", "operational-2026-13", "x", "--reason", "r"]
+    )
+    assert result.exit_code == 2 and "operational-YYYY-MM" in result.output
