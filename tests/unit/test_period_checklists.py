@@ -87,7 +87,7 @@ def test_people_tick_the_newest_period_or_the_one_they_name(
     assert store.load("acme", "operational-2026-10").item("steering").status is Status.WAIVED
     done = store.load("acme", "operational-2026-11").item("steering")
     assert done.status is Status.DONE
-    assert "/operational/manual/steering/minutes.txt" in done.evidence[0].path  # phase folder
+    assert "/operational/manual/steering/minutes.txt" in str(done.evidence[0].path)  # phase folder
     result = runner.invoke(
         app, ["item", "fail", "acme", "operational-2026-13", "x", "--reason", "r"]
     )
