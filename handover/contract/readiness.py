@@ -48,7 +48,8 @@ Severity = Literal["error", "warning"]
 VaultNames = Callable[[str], Collection[str] | str]
 """contract id -> the names of its vault's entries, or why they cannot be read."""
 
-# The item ids each phase flow ticks (`run.item("<id>", ...)` in flows/<phase>.py).
+# The item ids each phase flow ticks (`run.item("<id>", ...)` in flows/<phase>.py, and
+# flows/operational_tasks.py for the operational tasks on their own clocks).
 # They are the template's ids; an item a playbook adds is ticked by no flow.
 # tests/unit/test_readiness.py reads the flows to keep this list true.
 FLOW_ITEMS: Mapping[str, frozenset[str]] = {
@@ -82,6 +83,7 @@ FLOW_ITEMS: Mapping[str, frozenset[str]] = {
             "security-updates",
             "incidents",
             "sla-report",
+            "technology-watch",
             "reversibility-drill",
         }
     ),
