@@ -25,6 +25,7 @@ share weighs on both sides.
 
     .venv/bin/python benchmarks/exit.py [--gib 10] [--files 100000] [--s3-share 0.1]
     .venv/bin/python benchmarks/exit.py --gib 1 --files 10000      # a smaller scale
+        [--log FILE]   # the flows' own logs, to see where the time goes
 """
 
 from __future__ import annotations
@@ -156,8 +157,14 @@ def playbook(ws: Any, hosts: list[SshdHost], trees: list[Path], moto: MotoServer
     return data
 
 
-def timed_child(argv: list[str], *, shell: bool = False) -> tuple[float, float, int]:
-    """(wall s, CPU s of the child and what it waited for, peak RSS KiB) of one command."""
+def timed_child(
+    argv: list[str], *, shell: bool = False, log: Path | None = None
+) -> tuple[float, float, int]:
+    """(wall s, CPU s of the child and what it waited for, peak RSS KiB) of one command.
+
+    The child's output (the flow's logs, with each task's start and end) goes
+    to `log` when given, and is shown when the command fails.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -170,13 +177,16 @@ def timed_child(argv: list[str], *, shell: bool = False) -> tuple[float, float, 
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
+    if log is not None:
+        log.write_bytes(output)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {argv}\n{output.decode(errors='replace')[-3000:]}")
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
-def run_phase_child(phase: str, path: Path) -> tuple[float, float, int]:
-    return timed_child([sys.executable, "-c", CHILD, phase, str(path)])
+def run_phase_child(phase: str, path: Path, log: Path | None) -> tuple[float, float, int]:
+    where = None if log is None else log.with_name(f"{log.name}.{phase}")
+    return timed_child([sys.executable, "-c", CHILD, phase, str(path)], log=where)
 
 
 def anchor(
@@ -273,6 +283,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000, help="small files in the exit")
     parser.add_argument("--s3-share", type=float, default=0.1, help="part of both on S3")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--log", type=Path, default=None, help="write the flows' output to LOG.takeover, ..."
+    )
     args = parser.parse_args()
     for tool in ("ssh", "sshd", "age", "tar", "sha256sum"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -318,12 +331,12 @@ def main() -> None:
                 f" set up in {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
-            wall, cpu, rss = run_phase_child("takeover", path)
+            wall, cpu, rss = run_phase_child("takeover", path, args.log)
             print(f"takeover (setup, baseline of every dataset): {wall:.1f} s", flush=True)
             a_wall, a_cpu = anchor(hosts, trees, moto, recipient, work / "anchor")
             shutil.rmtree(work / "anchor", ignore_errors=True)
             print(f"anchor: {a_wall:.1f} s", flush=True)
-            wall, cpu, rss = run_phase_child("reversibility", path)
+            wall, cpu, rss = run_phase_child("reversibility", path, args.log)
             print(
                 f"handover exit: {wall:.1f} s ({total / wall / 1e6:.0f} MB/s), CPU {cpu:.1f} s,"
                 f" peak RSS {rss / 1024:.0f} MiB (goal <= 200 MB)\n"
