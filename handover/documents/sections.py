@@ -203,7 +203,7 @@ def _open_items(t: Texts, checklist: Checklist) -> list[Inline]:
             state = t._("is {status}", status=status_text(t, item.status.value))
             open_points.append(
                 [
-                    phase_text(t, checklist.phase.value) + ": ",
+                    t._("{label}:", label=phase_text(t, checklist.phase.value)) + " ",
                     code(item.id),
                     f" {state}{why}",
                 ]
