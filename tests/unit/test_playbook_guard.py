@@ -66,5 +66,5 @@ def test_serve_refuses_a_schedule_whose_playbook_is_outside(site: Path) -> None:
     check_scheduled_playbook("acme-2026", str(site / "playbooks" / "acme.yaml"))
     with pytest.raises(PlaybookOutsideFolders) as refused:
         check_scheduled_playbook("acme-2026", str(site / "mine.yaml"))
-    assert str(refused.value).startswith("backup schedule of acme-2026: playbook ")
+    assert str(refused.value).startswith("schedules of acme-2026: playbook ")
     assert ENV_VAR in str(refused.value)
