@@ -96,3 +96,32 @@ def test_a_failing_target_surfaces_and_nothing_hangs() -> None:
     ):
         for start in range(0, len(data), 1 << 20):
             age.write(data[start : start + (1 << 20)])
+
+
+def _payload(blob: bytes) -> bytes:
+    """The STREAM payload: what follows the header's MAC line and the 16-byte nonce."""
+    return blob[blob.index(b"\n", blob.index(b"\n---") + 1) + 1 + 16 :]
+
+
+@pytest.mark.parametrize("step", [1 << 20, 4 << 20, 65_537, 3 * CHUNK_SIZE])
+def test_lent_buffers_and_a_plain_file_get_the_same_payload_bytes(
+    step: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same file key and nonce: the lending path seals exactly the bytes the plain path does."""
+    fixed = iter(range(1_000_000))
+    monkeypatch.setattr(
+        "handover.bundle.age.writer.os.urandom", lambda n: bytes([next(fixed) % 251]) * n
+    )
+    data = bytes(range(256)) * (9 * 256 + 3)  # 9 chunks and 768 bytes
+    recipient = X25519Identity.generate().recipient()
+    fixed = iter(range(1_000_000))
+    plain = io.BytesIO()
+    with AgeWriter(plain, [recipient]) as age:
+        age.write(data)
+    fixed = iter(range(1_000_000))
+    lent = io.BytesIO()
+    with ThreadedHashingWriter(lent).running() as out, AgeWriter(out, [recipient]) as age:
+        for start in range(0, len(data), step):
+            age.write(data[start : start + step])
+    assert _payload(lent.getvalue()) == _payload(plain.getvalue())
+    assert len(_payload(plain.getvalue())) == len(data) + 10 * 16  # ten chunks, ten tags
