@@ -361,9 +361,9 @@ def _disks(b: DocumentBuilder, inv: Inventory, disk_threshold: float) -> None:
                 size_text(d.size_bytes),
                 size_text(d.used_bytes),
                 size_text(d.avail_bytes),
-                badge(f"{d.used_percent:.0f}%", "breach")
+                badge(t.percent(d.used_percent, 0), "breach")
                 if d.used_percent >= disk_threshold
-                else f"{d.used_percent:.0f}%",
+                else t.percent(d.used_percent, 0),
             ]
             for d in inv.disks
         ],

@@ -117,7 +117,7 @@ def _onsite_and_maintenance(b: DocumentBuilder, playbook: Playbook) -> None:
                 t._("Availability target"),
                 t._(
                     "{percent}%, reported {period}",
-                    percent=f"{sla.availability_percent:g}",
+                    percent=t.number(sla.availability_percent),
                     period=periods.get(sla.reporting_period, sla.reporting_period),
                 ),
             ),

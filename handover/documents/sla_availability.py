@@ -82,13 +82,13 @@ def _row(t: Texts, service: ServiceAvailability, target: float | None) -> list[I
     if target is None:
         return [
             *head,
-            f"{service.percent:.2f}%",
+            t.percent(service.percent, 2),
             badge(t._("no target: {why}", why=t._("not set in the contract")), "unknown"),
         ]
     state = (
         badge(t._("met"), "met") if service.percent >= target else badge(t._("breach"), "breach")
     )
-    return [*head, f"{service.percent:.2f}%", state]
+    return [*head, t.percent(service.percent, 2), state]
 
 
 def service_breaches(
@@ -113,8 +113,8 @@ def service_breaches(
                     ": "
                     + t._(
                         "availability {percent}% below {target}%",
-                        percent=f"{s.percent:.2f}",
-                        target=f"{target:g}",
+                        percent=t.number(s.percent, 2),
+                        target=t.number(target),
                     ),
                 ]
             )

@@ -62,8 +62,8 @@ def clause_sections(
 
 def _amount(t: Texts, usage: HotlineUsage, value: float) -> str:
     if usage.mode == "hours":
-        return t._("{hours} h", hours=f"{value:.1f}")
-    return t._("{count} ticket(s)", count=f"{value:g}")
+        return t._("{hours} h", hours=t.number(value, 1))
+    return t._("{count} ticket(s)", count=t.number(value))
 
 
 def _hotline(
@@ -100,7 +100,7 @@ def _hotline(
     state = (
         badge(t._("exceeded"), "breach")
         if usage.exceeded
-        else badge(t._("{percent} % reached", percent=f"{QUOTA_ALERT_PERCENT:g}"), "unknown")
+        else badge(t._("{percent} % reached", percent=t.number(QUOTA_ALERT_PERCENT)), "unknown")
         if percent >= QUOTA_ALERT_PERCENT
         else badge(t._("within quota"), "met")
     )
@@ -118,7 +118,7 @@ def _hotline(
                 ),
             ),
             (t._("Remaining"), _amount(t, usage, remaining)),
-            (t._("Share used"), [f"{percent:.0f}% ", state]),
+            (t._("Share used"), [t.percent(percent, 0) + " ", state]),
         ]
     )
     how = (
@@ -177,7 +177,7 @@ def _onsite(
         empty,
     )
     target = (
-        t._("{hours} h", hours=f"{onsite.delay_hours:g}")
+        t._("{hours} h", hours=t.number(onsite.delay_hours))
         if onsite
         else t._("not set in the contract")
     )
@@ -269,7 +269,7 @@ def _visits(
                 t._(
                     "{count} (pro rata {expected})",
                     count=count.in_period,
-                    expected=f"{count.expected_in_period:.1f}",
+                    expected=t.number(count.expected_in_period, 1),
                 ),
             ),
         ]

@@ -216,10 +216,13 @@ def _summary_fields(
                     end=t.datetime(figures.end),
                 ),
             ),
-            (t._("Availability target"), f"{target:g}%" if target is not None else not_set(t)),
+            (
+                t._("Availability target"),
+                t.percent(target) if target is not None else not_set(t),
+            ),
             (
                 t._("Measured availability"),
-                f"{overall:.2f}%" if overall is not None else t._("not measured"),
+                t.percent(overall, 2) if overall is not None else t._("not measured"),
             ),
             (t._("Verdict"), _verdict_badge(t, figures.verdict)),
             (t._("Checks in the period"), str(len(figures.checks))),
@@ -240,11 +243,11 @@ def _host_row(t: Texts, host: HostAvailability) -> list[Inline]:
             code(host.host),
             str(host.checks),
             str(host.passed),
-            f"{host.percent:.2f}%",
+            t.percent(host.percent, 2),
             badge(t._("no target: {why}", why=not_set(t)), "unknown"),
         ]
     state = badge(t._("met"), "met") if host.met else badge(t._("breach"), "breach")
-    return [code(host.host), str(host.checks), str(host.passed), f"{host.percent:.2f}%", state]
+    return [code(host.host), str(host.checks), str(host.passed), t.percent(host.percent, 2), state]
 
 
 def _versus(t: Texts, actual: float | None, target: float | None) -> str:
@@ -305,8 +308,8 @@ def _breaches(t: Texts, figures: SlaFigures) -> list[Inline]:
                     ": "
                     + t._(
                         "availability {percent}% below the {target}% target",
-                        percent=f"{host.percent:.2f}",
-                        target=f"{host.target:g}",
+                        percent=t.number(host.percent, 2),
+                        target=t.number(host.target),
                     ),
                 ]
             )

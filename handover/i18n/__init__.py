@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 from handover.clock import as_utc
 from handover.errors import UsageError
@@ -186,6 +187,15 @@ class Texts:
 
     def hours(self, value: float) -> str:
         return self.minutes(value * 60)
+
+    def number(self, value: float, digits: int | None = None) -> str:
+        """`99.5` / `99,5`: `digits` decimals, or as few as the value needs (up to 3)."""
+        pattern = "0" if digits == 0 else "0." + ("0" * digits if digits else "###")
+        return format_decimal(value, format=pattern, locale=self.babel_locale)
+
+    def percent(self, value: float, digits: int | None = None) -> str:
+        """`99.50%` / `99,50 %`."""
+        return self._("{value}%", value=self.number(value, digits))
 
     def yes_no(self, value: bool) -> str:
         return self._("yes") if value else self._("no")

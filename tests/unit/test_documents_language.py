@@ -404,6 +404,7 @@ def test_french_documents_read_in_french_with_paris_time_and_its_offset(
     assert "- Réversibilité : `access-revoked` est en échec: web01: denied" in exit_doc.markdown
     assert sla.title.startswith("Rapport de niveau de service du 1 avril 2026 au 30 juin 2026")
     assert "| `OS-1` | `db01` | 13 avril 2026 à 11:00 (UTC+02:00) |" in sla.markdown
+    assert "- **Objectif de disponibilité :** 99,5\u00a0%" in sla.markdown  # decimal comma
     assert "> **Attention :** Le lot n" in pending.markdown or "Aucun lot consigné." in (
         pending.markdown
     )
