@@ -37,7 +37,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from pydantic import BaseModel
 
 from handover.actor import actor
-from handover.checklist.checkpoints import Checkpoint, CheckpointFile, check_published
+from handover.checklist.checkpoints import Checkpoint, check_published
 from handover.checklist.checkpoints import make_checkpoint as sign_head
 from handover.checklist.store import ChecklistStore
 from handover.checklist.trail import verify_trail
@@ -99,7 +99,7 @@ def anchor_audit(playbook_path: str, reason: str) -> CheckpointSummary:
         signing_key(playbook),
         reason,
         contract=contract,
-        checkpoints=CheckpointFile(store.checkpoints_path(contract)),
+        checkpoints=store.checkpoints(contract),
         actor=actor(),
     )
     summary = CheckpointSummary(

@@ -45,6 +45,7 @@ from handover.checklist.audit import AuditLog, canonical_json
 from handover.errors import AuditError, BundleCorrupt, KeyFormatError
 from handover.state.atomic import ensure_private_dir
 from handover.state.layout import ContractPaths
+from handover.state.store import Journal
 
 NAMESPACE = "handover-audit"
 CHECKPOINT_EVENT = "audit.checkpoint"
@@ -97,10 +98,16 @@ def _when(at: str) -> str:
 
 
 class CheckpointFile:
-    """The checkpoints of one contract: JSON Lines, appended under an `flock`, fsynced."""
+    """The checkpoints of one contract: JSON Lines, appended under an `flock`, fsynced.
 
-    def __init__(self, path: Path) -> None:
+    With `journal` (from a database state store: `ChecklistStore.checkpoints`)
+    the lines are kept there, for every worker, and `path` is only where an
+    export writes them.
+    """
+
+    def __init__(self, path: Path, journal: Journal | None = None) -> None:
         self.path = Path(path)
+        self.journal = journal
 
     @classmethod
     def beside(cls, log: AuditLog) -> CheckpointFile:
@@ -109,6 +116,9 @@ class CheckpointFile:
         return cls(ContractPaths(folder.name, folder.parent).audit_checkpoints)
 
     def append(self, checkpoint: Checkpoint) -> None:
+        if self.journal is not None:
+            self.journal.append(checkpoint.model_dump_json().encode("utf-8"))
+            return
         ensure_private_dir(self.path.parent)
         line = checkpoint.model_dump_json().encode("utf-8") + b"\n"
         with self._locked() as fd:
@@ -119,9 +129,13 @@ class CheckpointFile:
         """Every checkpoint, in file order, and one problem per line that is not one."""
         checkpoints: list[Checkpoint] = []
         problems: list[str] = []
-        if not self.path.exists():
+        if self.journal is not None:
+            lines, where = self.journal.lines(), self.journal.where
+        elif self.path.exists():
+            lines, where = self.path.read_bytes().splitlines(), str(self.path)
+        else:
             return checkpoints, problems
-        for number, line in enumerate(self.path.read_bytes().splitlines(), start=1):
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -130,8 +144,7 @@ class CheckpointFile:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "line"
                 problems.append(
-                    f"{self.path}:{number}: not a checkpoint ({where}: {first['msg']}): "
-                    "edited or torn"
+                    f"{where}:{number}: not a checkpoint ({where}: {first['msg']}): edited or torn"
                 )
         return checkpoints, problems
 

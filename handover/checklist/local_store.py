@@ -31,7 +31,7 @@ from handover.checklist.audit import AuditLog, canonical_json
 from handover.errors import HandoverError
 from handover.state.atomic import ensure_private_dir, write_atomic
 from handover.state.layout import ContractPaths
-from handover.state.store import AuditChain, Record, StateConflict, check_blob_name
+from handover.state.store import AuditChain, Journal, Record, StateConflict, check_blob_name
 
 log = logging.getLogger("handover.checklist")
 
@@ -171,6 +171,9 @@ class LocalStore:
 
     def _log(self, contract: str) -> AuditLog:
         return AuditLog(self.paths(contract).audit_log)
+
+    def journal(self, contract: str, name: str) -> Journal | None:
+        return None  # the file, which its owner keeps (CheckpointFile: flock, fsync)
 
     def read_blob(self, contract: str, name: str) -> bytes | None:
         try:

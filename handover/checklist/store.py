@@ -66,6 +66,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from handover.checklist.audit import AuditLog
+from handover.checklist.checkpoints import CheckpointFile
 from handover.checklist.local_store import LocalStore
 from handover.checklist.model import (
     Checklist,
@@ -120,8 +121,14 @@ class ChecklistStore:
         return AuditLog(self._paths(contract).audit_log, self.state.audit_chain(contract))
 
     def checkpoints_path(self, contract: str) -> Path:
-        """Where the signed checkpoints of the contract's audit log are kept."""
+        """Where the signed checkpoints of the contract's audit log are kept (as a file)."""
         return self._paths(contract).audit_checkpoints
+
+    def checkpoints(self, contract: str) -> CheckpointFile:
+        """The signed checkpoints of the contract's audit log, wherever the state keeps them."""
+        return CheckpointFile(
+            self.checkpoints_path(contract), self.state.journal(contract, "audit-checkpoints")
+        )
 
     def pending_path(self, contract: str, phase: Phase | str) -> Path:
         """The write-ahead record of a change not yet complete (see the module docstring)."""
@@ -380,7 +387,7 @@ class ChecklistStore:
             self.state.recover(contract, name)
 
     def export_to_folder(self, contract: str) -> list[Path]:
-        """Write the checklists and the audit log a database keeps into the contract's folder.
+        """Write the checklists, audit log and checkpoints a database keeps into the folder.
 
         What the exit seals (`handover.exit.documentation`) and a client
         checks are files: with a database store this writes them (atomically,
@@ -403,6 +410,10 @@ class ChecklistStore:
                     for _number, line in log.lines():
                         handle.write(line + b"\n")
                 written.append(paths.audit_log)
+            lines = self.checkpoints(contract).journal
+            if lines is not None and (kept := lines.lines()):
+                write_atomic(paths.audit_checkpoints, b"".join(line + b"\n" for line in kept))
+                written.append(paths.audit_checkpoints)
         return written
 
     # -- the checklists against the log --------------------------------------------

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from handover.checklist.audit import AuditLog
 from handover.checklist.checkpoints import (
     CheckpointCheck,
-    CheckpointFile,
     check_checkpoints,
     self_asserted_key,
 )
@@ -68,7 +67,7 @@ def verify_trail(
     `key_source` says where `public_line` came from, for the report.
     """
     log = store.audit_log(contract)
-    checkpoints, unreadable = CheckpointFile(store.checkpoints_path(contract)).read()
+    checkpoints, unreadable = store.checkpoints(contract).read()
     if public_line is None:
         public_line, key_source = self_asserted_key(checkpoints) or "", SELF_ASSERTED
     return TrailReport(

@@ -55,7 +55,14 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from handover.errors import HandoverError, UsageError
 from handover.state.chain import GENESIS, canonical_json, next_entry
-from handover.state.store import AuditChain, Record, StateConflict, check_blob_name
+from handover.state.store import (
+    JOURNAL_NAMES,
+    AuditChain,
+    Journal,
+    Record,
+    StateConflict,
+    check_blob_name,
+)
 
 metadata = MetaData()
 
@@ -94,6 +101,15 @@ blobs_table = Table(
     Column("sha256", Text, nullable=False),
     Column("data", LargeBinary, nullable=False),
     PrimaryKeyConstraint("contract", "name"),
+)
+
+journals_table = Table(
+    "handover_journals",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("contract", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("line", LargeBinary, nullable=False),
 )
 
 _SCHEMA_LOCK = 0x68616E646F766572  # "handover": the advisory lock of schema creation
@@ -257,6 +273,11 @@ class PostgresStore:
     def audit_chain(self, contract: str) -> AuditChain:
         return PostgresChain(self, contract)
 
+    def journal(self, contract: str, name: str) -> Journal:
+        if name not in JOURNAL_NAMES:
+            raise UsageError(f"state journal {name!r}: one of {', '.join(sorted(JOURNAL_NAMES))}")
+        return PostgresJournal(self, contract, name)
+
     # -- blobs --------------------------------------------------------------
 
     def read_blob(self, contract: str, name: str) -> bytes | None:
@@ -348,6 +369,33 @@ def _thread_lock(engine: Engine, contract: str) -> threading.Lock:
     key = (engine.url.render_as_string(hide_password=False), contract)
     with _engines_lock:
         return _thread_locks.setdefault(key, threading.Lock())
+
+
+class PostgresJournal:
+    """One contract's journal in PostgreSQL (`Journal`): rows in the order of their ids."""
+
+    def __init__(self, store: PostgresStore, contract: str, name: str) -> None:
+        self.store, self.contract, self.name = store, contract, name
+
+    @property
+    def where(self) -> str:
+        return f"{self.store.where} journal {self.name} of {self.contract}"
+
+    def append(self, line: bytes) -> None:
+        with self.store._errors(self.contract), self.store.engine.begin() as conn:
+            conn.execute(
+                journals_table.insert().values(contract=self.contract, name=self.name, line=line)
+            )
+
+    def lines(self) -> list[bytes]:
+        with self.store._errors(self.contract), self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(journals_table.c.line)
+                .where(journals_table.c.contract == self.contract)
+                .where(journals_table.c.name == self.name)
+                .order_by(journals_table.c.id)
+            )
+            return [bytes(row.line) for row in rows]
 
 
 def _lock_key(contract: str) -> int:

@@ -77,6 +77,27 @@ class AuditChain(Protocol):
         ...
 
 
+class Journal(Protocol):
+    """An append-only list of lines of one contract (signed checkpoints...) outside its file."""
+
+    @property
+    def where(self) -> str:
+        """How messages name the journal (no password)."""
+        ...
+
+    def append(self, line: bytes) -> None:
+        """Add one line (without its newline), durably."""
+        ...
+
+    def lines(self) -> list[bytes]:
+        """Every line, in the order they were appended."""
+        ...
+
+
+#: The journals a store keeps (names the stores accept).
+JOURNAL_NAMES = frozenset({"audit-checkpoints"})
+
+
 class ContractStore(Protocol):
     """Where contracts' checklists, audit chains and blobs are kept (see the module docstring)."""
 
@@ -123,6 +144,10 @@ class ContractStore(Protocol):
 
     def audit_chain(self, contract: str) -> AuditChain | None:
         """The contract's chain, or None when it is the log file (`AuditLog` owns it)."""
+        ...
+
+    def journal(self, contract: str, name: str) -> Journal | None:
+        """A journal of the contract (`JOURNAL_NAMES`), or None when it is its file."""
         ...
 
     def read_blob(self, contract: str, name: str) -> bytes | None:

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from handover.checklist.audit import AuditLog, entry_hash
+from handover.bundle.sshsig import SigningKey
+from handover.checklist.audit import entry_hash
 from handover.checklist.local_store import LocalStore
 from handover.checklist.model import Evidence, Status
 from handover.checklist.store import ChecklistStore
+from handover.checklist.trail import verify_trail
 from handover.errors import UsageError
 from handover.state.postgres import PostgresStore
 from handover.state.store import ContractStore, StateConflict
@@ -67,20 +69,30 @@ elif mode == "items":
         store.start(contract, "takeover", item, name)
         store.complete(contract, "takeover", item, name)
 elif mode == "run":  # a phase run: rerun preparation, then every item not done
-    hold_at = args[args.index("--hold-at") + 1] if "--hold-at" in args else None
-    items = args[: args.index("--hold-at")] if "--hold-at" in args else args
+    from handover.bundle.sshsig import SigningKey
+    from handover.checklist.checkpoints import make_checkpoint
+
+    options = dict(zip(args[-4::2], args[-3::2]))  # --hold-at ITEM --key FILE, last
+    items = args[:-4]
+    key = SigningKey.load(Path(options["--key"]))
+
+    def checkpoint(reason):
+        make_checkpoint(store.audit_log(contract), key, reason, contract=contract,
+                        checkpoints=store.checkpoints(contract), actor=name)
     template = [{"id": i, "title": i, "clause": "2.1", "owner": "provider"} for i in items]
     if store.exists(contract, "takeover"):
         store.prepare_rerun(contract, "takeover", name)
     checklist = store.open(contract, "takeover", template)
-    for item in checklist.items:
-        if item.status.value != "pending":
-            continue
-        store.start(contract, "takeover", item.id, name)
-        if item.id == hold_at:
-            print("at " + item.id, flush=True)
+    todo = [item.id for item in checklist.items if item.status.value == "pending"]
+    for number, item in enumerate(todo):
+        store.start(contract, "takeover", item, name)
+        if item == options["--hold-at"]:
+            print("at " + item, flush=True)
             time.sleep(600)
-        store.complete(contract, "takeover", item.id, name)
+        store.complete(contract, "takeover", item, name)
+        if number == 0:
+            checkpoint("first item of " + name)
+    checkpoint("takeover end")
 elif mode == "hold":
     with store._locked(contract):
         print("locked", flush=True)
@@ -302,20 +314,25 @@ def test_two_workers_sharing_only_the_database_keep_one_chain_through_a_kill(
     """Worker A is killed mid-item; B, in another folder, reruns the phase; one chain results."""
     go = tmp_path / "go"
     go.touch()
-    a = _spawn(
-        workers, "env", "", "run", "worker-a", go, *ITEMS, "--hold-at", ITEMS[3], state_url=pg_url
-    )
+    key = SigningKey.generate()
+    key_file = tmp_path / "provider.key"
+    key_file.write_bytes(key.private_openssh())
+    key_file.chmod(0o600)
+    options = ("--hold-at", ITEMS[3], "--key", str(key_file))
+    a = _spawn(workers, "env", "", "run", "worker-a", go, *ITEMS, *options, state_url=pg_url)
     assert a.stdout is not None
     assert a.stdout.readline().strip() == f"at {ITEMS[3]}", a.stderr and a.stderr.read()
     os.kill(a.pid, signal.SIGKILL)  # mid-run: the item stays running, no cleanup
     a.wait(timeout=60)
-    b = _spawn(workers, "env", "", "run", "worker-b", go, *ITEMS, state_url=pg_url)
+    options = ("--hold-at", "none", "--key", str(key_file))
+    b = _spawn(workers, "env", "", "run", "worker-b", go, *ITEMS, *options, state_url=pg_url)
     _finish(b)
 
     # Neither worker's folder holds contract state: it is all in the database.
     for name in ("worker-a", "worker-b"):
         contract_folder = tmp_path / name / ".handover" / "contracts" / C
         assert not (contract_folder / "audit.log").exists()
+        assert not (contract_folder / "audit-checkpoints.jsonl").exists()
         assert not list(contract_folder.glob("checklists/*.json"))
 
     # A third place (the exit's) reads one contract, and exports it as files.
@@ -334,12 +351,27 @@ def test_two_workers_sharing_only_the_database_keep_one_chain_through_a_kill(
     assert [(e["actor"], e["data"]["item"], e["data"]["reason"]) for e in reopened] == [
         ("worker-b", ITEMS[3], "rerun of the phase (running)")
     ]
+    # The trail the exit checks: chain, the three checkpoints both workers signed, checklists.
+    trail = verify_trail(store, C, key.public_line(), "the provider's key")
+    assert trail.problems == []
+    assert trail.checkpoint_check.checked == 3
+    assert trail.checkpoint_check.latest is not None
+    assert trail.checkpoint_check.latest.reason == "takeover end"
+    assert trail.checkpoint_check.latest.seq == len(entries) - 1  # signed head, then its entry
+
+    exported = tmp_path / "exit" / ".handover" / "contracts"
     written = store.export_to_folder(C)
-    log_file = tmp_path / "exit" / ".handover" / "contracts" / C / "audit.log"
-    assert log_file in written
-    assert AuditLog(log_file).verify() == []
-    assert len(log_file.read_bytes().splitlines()) == len(entries) == 1 + 2 * len(ITEMS) + 2
+    log_file = exported / C / "audit.log"
+    assert set(written) == {
+        log_file,
+        exported / C / "audit-checkpoints.jsonl",
+        exported / C / "checklists" / "takeover.json",
+    }
+    assert len(log_file.read_bytes().splitlines()) == len(entries) == 1 + 2 * len(ITEMS) + 2 + 3
     _check_with_jq_and_sha256sum(log_file)
+    # The exported files are a contract folder the local store verifies the same way.
+    folder_trail = verify_trail(ChecklistStore(exported), C, key.public_line(), "the key")
+    assert folder_trail.problems == [] and folder_trail.entries == len(entries)
 
 
 def _check_with_jq_and_sha256sum(log_file: Path) -> None:
