@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from handover.checklist.store import ChecklistStore
 from handover.exit.documentation import exit_documents
 from handover.operations.run_history import IN_PROGRESS_THIS_EXIT, RunHistory
 from handover.state.layout import ContractPaths
@@ -14,7 +15,12 @@ from tasks.runtime import flow_run_id
 
 @task(cache_policy=NO_CACHE, task_run_name="collect documentation of {contract}")
 def collect_exit_documents(contract: str) -> dict[str, str]:
-    """Index-relative name → file: every phase's documents, the checklists and the audit log."""
+    """Index-relative name → file: every phase's documents, the checklists and the audit log.
+
+    With a database state store (`HANDOVER_STATE_URL`), the checklists, log
+    and checkpoints are first written into the contract's folder as files.
+    """
+    ChecklistStore().export_to_folder(contract)
     return exit_documents(ContractPaths(contract))
 
 
