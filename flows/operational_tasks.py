@@ -132,6 +132,8 @@ def operational_sla_report(
             form = "YYYY-qN" if kind == "quarter" else "YYYY-MM"
             raise UsageError(f"period {name!r}: the SLA is reported by {kind} here ({form})")
         start, end = period_bounds(name, zone)
+        if start >= now:
+            raise UsageError(f"period {name!r} has not started yet: nothing to report")
         window = (start.astimezone(UTC), min(end, now).astimezone(UTC))
     run = period_run(playbook, "sla-report", name)
     seen = Seen()

@@ -26,6 +26,7 @@ from prefect.states import Scheduled
 
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
+from handover.errors import UsageError
 from handover.operations.schedules import load_schedules, period_of, previous_period
 from tests.workspace import Workspace, make_workspace
 
@@ -209,3 +210,9 @@ def test_one_task_flow_ticks_only_its_own_items_of_its_period(workspace: Workspa
     ]
     assert moves[-3:] == ["checklist.reopened", "checklist.running", "checklist.done"], moves
     assert store.cross_check(workspace.contract) == []
+
+    # A period the SLA is not reported by, or one not started, is refused before any item.
+    with pytest.raises(UsageError, match="reported by month"):
+        operational_sla_report(str(workspace.playbook), period="2026-q4")
+    with pytest.raises(UsageError, match="has not started"):
+        operational_sla_report(str(workspace.playbook), period="2999-01")
