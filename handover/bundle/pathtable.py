@@ -21,12 +21,18 @@ import tempfile
 import weakref
 from pathlib import Path
 
+from handover.errors import HandoverError
+
 MEMORY_LIMIT = 100_000  # entries kept as a dict: ~15 MB of typical paths
 BATCH = 20_000  # writes held in memory before one executemany
 BLOOM_BYTES = 8 << 20  # once on disk: 4 bits per path; 5% false "maybe" at 10M paths
 _KINDS = ("file", "dir", "symlink", "hardlink", "char", "block", "fifo")
 _CODE = {kind: code for code, kind in enumerate(_KINDS)}
 Value = tuple[str, str | None]  # (kind, sha256 hex or None)
+
+
+class PathTableError(HandoverError):
+    """The table cannot be kept on disk (no room, no temporary folder): not the bundle's fault."""
 
 
 def _remove(folder: str, connection: sqlite3.Connection) -> None:
@@ -65,7 +71,10 @@ class PathTable:
         if not self._maybe(key):
             return None
         assert self._db is not None
-        row = self._db.execute("SELECT kind, digest FROM t WHERE k = ?", (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT kind, digest FROM t WHERE k = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         if row is None:
             return None
         return _KINDS[row[0]], (row[1].hex() if row[1] is not None else None)
@@ -110,7 +119,20 @@ class PathTable:
         data = path.encode("utf-8", "surrogateescape")
         return hashlib.blake2b(data, key=self._key, digest_size=16).digest()
 
+    def _failed(self, exc: Exception) -> PathTableError:
+        where = self.spilled_to or Path(tempfile.gettempdir())
+        return PathTableError(
+            f"{where}: cannot keep the table of member paths on disk: {exc} "
+            "(set TMPDIR to a folder with room)"
+        )
+
     def _spill(self) -> None:
+        try:
+            self._spill_to_disk()
+        except (OSError, sqlite3.Error) as exc:
+            raise self._failed(exc) from exc
+
+    def _spill_to_disk(self) -> None:
         folder = tempfile.mkdtemp(prefix="handover-paths-")  # mode 0700
         db = sqlite3.connect(os.path.join(folder, "paths.db"), isolation_level=None)
         self._finalizer = weakref.finalize(self, _remove, folder, db)
@@ -159,7 +181,10 @@ class PathTable:
             (key, _CODE.get(kind, 0), bytes.fromhex(digest) if digest else None)
             for key, (kind, digest) in self._pending.items()
         ]
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?)", rows)
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         self._pending = {}

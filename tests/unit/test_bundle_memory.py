@@ -19,7 +19,7 @@ import pytest
 
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, VolumeRecord, load_manifest
 from handover.bundle.manifest_stream import ManifestOutline, ManifestStream
-from handover.bundle.pathtable import PathTable
+from handover.bundle.pathtable import PathTable, PathTableError
 from handover.bundle.reader import verify_bundle
 from handover.bundle.sums import SUMS_NAME, parse_sums, render_sums
 from handover.bundle.tarparse import MemberPolicy
@@ -222,6 +222,16 @@ def test_path_table_spills_to_disk_as_digests_only() -> None:
     folder = table.spilled_to
     table.close()
     assert not folder.exists()
+
+
+def test_no_room_for_the_path_table_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "absent"))
+    table = PathTable(memory_limit=1)
+    table.set("a", "file")
+    with pytest.raises(PathTableError, match=r"absent: cannot keep the table of member paths"):
+        table.set("b", "file")
 
 
 def policy_verdicts(names: list[tuple[str, str, str | None]], limit: int | None) -> list[str]:
