@@ -18,6 +18,7 @@ from pathlib import Path
 from prefect.events import emit_event
 
 from handover.checklist.audit import AuditLog
+from handover.checklist.store import ChecklistStore
 from handover.contract.playbook import Playbook
 from handover.operations.alerts import incident_breach_alerts
 from handover.operations.business_calendar import contract_calendar
@@ -89,7 +90,8 @@ def clauses_for_report(
 ) -> ClauseRecords:
     """What the SLA report shows of the clauses; raises the hotline quota alert on the way,
     and `handover.sla-breach` for each incident of the period past its times."""
-    alert_hotline_quota(playbook, AuditLog(paths.audit_log), incidents, as_of)
+    audit = ChecklistStore(paths.contracts_root).audit_log(paths.contract_id)  # the state store's
+    alert_hotline_quota(playbook, audit, incidents, as_of)
     alert_late_incidents(playbook, incidents, as_of)
     return clause_records(paths.root)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from handover.checklist.audit import AuditLog
+from handover.checklist.store import ChecklistStore
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.errors import UsageError
@@ -144,7 +144,7 @@ def record_patching(playbook_path: str, record: PatchRecord) -> str:
     contract = playbook.contract_id
     path = evidence_path(contract, record)
     write_atomic(path, record.model_dump_json(indent=2).encode() + b"\n")
-    AuditLog(ContractPaths(contract).audit_log).append(
+    ChecklistStore().audit_log(contract).append(
         f"patching.{record.outcome.replace(' ', '-')}",
         run_actor(),
         host=record.host,
