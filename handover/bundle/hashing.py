@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+from handover.bundle.buffers import BufferPool
+
 DRAIN_SIZE = 1 << 20
 
 
@@ -92,9 +94,7 @@ class ThreadedHashingWriter:
         self._dst = dst
         self._sha = hashlib.sha256()
         self.size = 0
-        self._free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(self.POOL):
-            self._free.put(bytearray(self.BUFFER_SIZE))
+        self._free = BufferPool(self.POOL, self.BUFFER_SIZE)
         self._current: bytearray | None = None  # filled by write()
         self._current_len = 0
         self._lent: bytearray | None = None  # filled by the borrower
@@ -144,6 +144,11 @@ class ThreadedHashingWriter:
             finally:
                 self._release(buffer)
 
+    def _take(self) -> bytearray:
+        buffer = self._free.get()
+        assert buffer is not None  # None is never put in this pool
+        return buffer
+
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
@@ -155,7 +160,7 @@ class ThreadedHashingWriter:
         if self._current is not None and self._current_len + count > len(self._current):
             self._dispatch_current()
         if self._current is None:
-            self._current = self._free.get()
+            self._current = self._take()
             self._current_len = 0
             if len(self._current) < count:
                 self._current = bytearray(count)
@@ -171,7 +176,7 @@ class ThreadedHashingWriter:
         if self._lent is not None:
             raise RuntimeError("lend() twice without commit()")
         self._dispatch_current()  # bytes written before come first
-        self._lent = self._free.get()
+        self._lent = self._take()
         self._check()
         return memoryview(self._lent)
 

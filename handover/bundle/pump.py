@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
+from handover.bundle.buffers import BufferPool
 from handover.bundle.sums import end_of_archive, render_sums, sums_member
 from handover.bundle.tarparse import TarParser
 
@@ -59,9 +60,7 @@ class _Pipeline:
         self.sink = sink
         self.error: BaseException | None = None
         self._error_lock = threading.Lock()
-        self.free: queue.Queue[bytearray | None] = queue.Queue()
-        for _ in range(POOL_BUFFERS):
-            self.free.put(bytearray(read_size))
+        self.free = BufferPool(POOL_BUFFERS, read_size)
         self.full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         self.out: queue.Queue[tuple[bytearray | bytes, int] | None] = queue.Queue()
         self.stop = threading.Event()
