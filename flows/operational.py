@@ -76,7 +76,16 @@ def operational(playbook_path: str, fresh: bool = True) -> PhaseOutcome:
     }
     month = period_of(datetime.now(UTC), "month", playbook.contract.timezone)
     items = period_items(phase_items(playbook, "operational"), month, reporting_kind(playbook))
-    run = PhaseRun(playbook, "operational", checklist=period_checklist(month), items=items, own=[])
+    # The items the playbook adds are people's: asked again in each round, like the tasks'.
+    added = [spec.id for spec in playbook.phases.of("operational").add]
+    run = PhaseRun(
+        playbook,
+        "operational",
+        fresh=True,
+        checklist=period_checklist(month),
+        items=items,
+        own=added,
+    )
     failed = [
         f"{task}: {state.message or state.name}"
         for task, state in states.items()
