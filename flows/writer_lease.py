@@ -12,7 +12,10 @@ has touched anything.
 The lease is per phase, not per contract, on purpose: an exit paused for
 weeks until the switch-over must not stop the nightly backups of the same
 contract, and the phases write different checklists (the audit log has its
-own file lock).
+own file lock). The operational tasks, each on its own clock, hold a lease
+each (`operational-backups`, ...: `contract-<id>-operational-backups`, its
+record `writer-backups.lease` in the operational folder): a drill never
+makes the backups wait, and two runs of one task never overlap.
 
 A process killed with -9 cannot release its lease; Prefect frees it when it
 expires (60 s without renewal). On the same machine a rerun does not wait
