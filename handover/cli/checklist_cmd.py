@@ -188,8 +188,8 @@ def audit_command(
     """Print a contract's audit log; --verify checks it whole, --repair mends a torn tail."""
     store, contract = _audit_target(file)
     log = store.audit_log(contract)
-    if not log.path.exists():
-        console.print(f"no audit log yet at {log.path}")
+    if not log.exists():
+        console.print(f"no audit log yet at {log.where}")
         return
     if repair:
         _repair(log)
@@ -197,7 +197,7 @@ def audit_command(
         _verify(store, contract, file, signer, playbook_file)
     torn = log.torn_tail()
     entries = log.readable_entries()
-    table = Table(title=str(log.path), title_justify="left")
+    table = Table(title=log.where, title_justify="left")
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("at (UTC)", no_wrap=True)
     table.add_column("event\nactor", max_width=26, overflow="fold")

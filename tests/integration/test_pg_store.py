@@ -418,3 +418,35 @@ def test_many_threads_each_with_its_own_store_tick_one_checklist(state: Contract
     assert store.load(C, P).version == 1 + 2 * len(ITEMS)
     assert store.audit_log(C).verify() == []
     assert store.cross_check(C) == []
+
+
+def test_handover_audit_verifies_a_chain_kept_in_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import handover.cli.checklist_cmd  # noqa: F401  (registers the commands)
+    from handover.checklist.checkpoints import make_checkpoint
+    from handover.cli import app
+    from tests.unit.documents_fixtures import write_test_playbook
+
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / ".handover"))
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    playbook = write_test_playbook(tmp_path)
+    store = ChecklistStore()
+    store.open("demo-estate", P, TEMPLATE)
+    store.start("demo-estate", P, ITEMS[0], "ops@provider")
+    key = SigningKey.generate()
+    make_checkpoint(
+        store.audit_log("demo-estate"), key, "test", checkpoints=store.checkpoints("demo-estate")
+    )
+    (tmp_path / "provider.pub").write_text(key.public_line())
+    result = CliRunner().invoke(
+        app,
+        ["audit", str(playbook), "--verify", "--signer", str(tmp_path / "provider.pub")],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 entries, hash chain intact" in result.output  # opened, running, checkpoint
+    assert "checklist.running" in result.output
+    assert not store.audit_log("demo-estate").path.exists()  # it was read from the database
