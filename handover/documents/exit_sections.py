@@ -29,7 +29,7 @@ from handover.contract.deadlines import ExitDeadlines
 from handover.documents.blocks import Inline, Span, badge, code
 from handover.documents.builder import DocumentBuilder
 from handover.i18n import Texts
-from handover.i18n.words import status_text
+from handover.i18n.words import evidence_kind_text, owner_text, status_text
 
 KNOWLEDGE_TRANSFER = "knowledge-transfer"
 """Id (or id prefix, before a '-') of the knowledge-transfer items of the reversibility phase."""
@@ -360,8 +360,8 @@ def planned_transfer_section(
             [
                 code(item["id"]),
                 t._("{title} (waived: {reason})", title=title, reason=waived) if waived else title,
-                str(item.get("owner", "")),
-                str(item.get("evidence_kind", "")),
+                owner_text(t, str(item.get("owner", ""))),
+                evidence_kind_text(t, str(item.get("evidence_kind", ""))),
                 str(item.get("clause") or "—"),
             ]
         )

@@ -25,6 +25,7 @@ from handover.documents.exit_sections import calendar_section, planned_transfer_
 from handover.documents.formatting import shorten
 from handover.documents.sections import dataset_source, escalation_tables, header_fields
 from handover.i18n import Texts
+from handover.i18n.words import owner_text
 from handover.sshkeys import line_fingerprint
 
 if TYPE_CHECKING:
@@ -198,13 +199,16 @@ def _ownership_section(b: DocumentBuilder, playbook: Playbook) -> None:
     b.h(2, t._("Ownership of deliverables"))
     b.table(
         [t._("Deliverable"), t._("Owner"), t._("Notes")],
-        [[o.item, o.owner, o.notes or "—"] for o in playbook.reversibility.software_ownership],
+        [
+            [o.item, owner_text(t, o.owner), o.notes or "—"]
+            for o in playbook.reversibility.software_ownership
+        ],
         t._("No deliverable listed."),
     )
     if playbook.perimeter.software:
         b.table(
             [t._("Software in scope"), t._("Licence owner")],
-            [[s.name, s.owner] for s in playbook.perimeter.software],
+            [[s.name, owner_text(t, s.owner)] for s in playbook.perimeter.software],
         )
 
 

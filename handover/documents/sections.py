@@ -17,7 +17,7 @@ from handover.documents.builder import DocumentBuilder
 from handover.documents.field_labels import field_label
 from handover.documents.formatting import is_secret_key, scrub, value_inline
 from handover.i18n import Texts
-from handover.i18n.words import status_text
+from handover.i18n.words import owner_text, status_text
 
 if TYPE_CHECKING:
     from handover.contract.parties import Party
@@ -174,7 +174,10 @@ def perimeter_section(b: DocumentBuilder, playbook: Playbook, level: int = 2) ->
     b.h(level + 1, t._("Software and services in scope"))
     b.table(
         [t._("Name"), t._("Kind"), t._("Version"), t._("Licence owner")],
-        [[s.name, s.kind or "—", s.version or "—", s.owner] for s in perimeter.software],
+        [
+            [s.name, s.kind or "—", s.version or "—", owner_text(t, s.owner)]
+            for s in perimeter.software
+        ],
         t._("No software listed."),
     )
 

@@ -94,3 +94,28 @@ def kept_text(t: Texts, recorded: str) -> str:
     if match := _PREFECT_SERVER.fullmatch(recorded):
         return t._("Prefect server {url}", url=match.group(1))
     return recorded
+
+
+def owner_text(t: Texts, owner: str) -> str:
+    """Who owns a deliverable or an item (`provider`, `client`, `third-party`)."""
+    words = {
+        "provider": t._("provider"),
+        "client": t._("client"),
+        "third-party": t._("third party"),
+    }
+    return words.get(owner, owner)
+
+
+def evidence_kind_text(t: Texts, kind: str) -> str:
+    """The kind of evidence a checklist item expects."""
+    words = {
+        "document": t._("document"),
+        "report": t._("report"),
+        "bundle": t._("bundle"),
+        "inventory": t._("inventory"),
+        "snapshot": t._("snapshot"),
+        "human": t._("human"),
+        "log": t._("log"),
+        "certificate": t._("certificate"),
+    }
+    return words.get(kind, kind)

@@ -396,6 +396,7 @@ def test_french_documents_read_in_french_with_paris_time_and_its_offset(
     assert "- **Généré le :** 3 février 2026 à 11:00 (UTC+01:00)" in baseline.markdown
     assert baseline.title == "État des lieux : Infogérance de démonstration (Demo Estate SARL)"
     assert "## Calendrier de sortie" in plan.markdown
+    assert "| prestataire | document | Art. 12.2" in plan.markdown  # owner, evidence kind
     assert "| Notification de sortie reçue | — | 31 décembre 2026 |" in plan.markdown
     assert exit_doc.title.startswith("Rapport de fin de contrat : ")
     assert "**incomplet**" in exit_doc.markdown
