@@ -73,7 +73,7 @@ def _host_runbook(
         b.p(t._("The playbook defines no backups: nothing to restore from."), "warning")
     else:
         for dataset in datasets:
-            b.p([t._("Dataset") + " ", code(dataset.name), ":"])
+            b.p([t._("Dataset") + " ", code(dataset.name), t._("{label}:", label="")])
             b.bullets(_restore_steps(t, host, dataset, playbook.backups), ordered=True)
     _escalate_step(b, playbook)
 
