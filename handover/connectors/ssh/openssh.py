@@ -1,11 +1,11 @@
 """The OpenSSH client as a bulk carrier: its command line, its private folder, when to use it.
 
-paramiko decrypts and moves every byte through Python (about 290 MB per
-CPU-second on the benchmark machine), which made an SSH pull 1.5-1.6x
-`ssh host tar | age`. The `ssh` binary does the same work in C, so the data
-streams of a pull (a remote `tar`, a dump) run through it while paramiko
-keeps the control connection: host key checking, authentication, commands,
-small files, SFTP.
+paramiko decrypts and moves every byte in the process that also parses,
+hashes and encrypts the stream, much of it holding the GIL; an SSH pull was
+1.5-1.6x `ssh host tar | age` (issue 16). The `ssh` binary does that work
+in C, in a process of its own, so the data streams of a pull (a remote
+`tar`, a dump) run through it while paramiko keeps the control connection:
+host key checking, authentication, commands, small files, SFTP.
 
 Trust is not re-decided here. The control connection has already checked
 the host key against the playbook's pin or the contract's known_hosts
