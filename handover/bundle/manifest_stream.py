@@ -267,8 +267,12 @@ class ManifestStream:
                 self._pos -= 1
                 raise self._bad("expected ',' or ']'")
 
-    def _object(self, on_key: Callable[[str], _Step]) -> _Step:
-        """An object parsed key by key: `on_key(key)` consumes each value. Returns None."""
+    def _object(self, on_key: Callable[[str], _Step], unique: bool = True) -> _Step:
+        """An object parsed key by key: `on_key(key)` consumes each value. Returns None.
+
+        With `unique` (the top level, volumes: a few known keys) a repeated key
+        is refused; `extra` may hold any number of keys and keeps JSON's rule.
+        """
         yield from self._expect("{")
         seen: set[str] = set()
         if (yield from self._peek()) == "}":
@@ -278,9 +282,10 @@ class ManifestStream:
             if (yield from self._peek()) != '"':
                 raise self._bad("expected a key")
             key = yield from self._value()
-            if key in seen:
-                raise self._bad(f"key {key!r} appears twice")
-            seen.add(key)
+            if unique:
+                if key in seen:
+                    raise self._bad(f"key {key!r} appears twice")
+                seen.add(key)
             yield from self._expect(":")
             yield from on_key(key)
             after = yield from self._peek()
@@ -306,10 +311,17 @@ class ManifestStream:
         elif key == "documents":
             self._top[key] = yield from self._members(self._document_item)
         elif key == "extra" and (yield from self._peek()) == "{":
-            yield from self._object(self._extra_key)
+            yield from self._object(self._extra_key, unique=False)
             self._top[key] = {}
-        else:
+        elif key in _Top.model_fields:
             self._top[key] = yield from self._value()
+        else:  # refused at once: a hostile manifest cannot pile up unknown keys
+            raise self._extra_input(key)
+
+    def _extra_input(self, loc: str) -> BundleCorrupt:
+        return BundleCorrupt(
+            f"{self.where}: invalid {MANIFEST_NAME}: {loc}: Extra inputs are not permitted"
+        )
 
     def _extra_key(self, key: str) -> _Step:
         yield from self._value()  # any JSON value: checked, not kept (readers ignore `extra`)
@@ -383,8 +395,10 @@ class _VolumeReader:
             found = yield from self.stream._members(self.member)
             if found != []:
                 self.scalars["members"] = found  # not a list: reported by the schema check
-        else:
+        elif key in VolumeHead.model_fields:
             self.scalars[key] = yield from self.stream._value()
+        else:
+            raise self.stream._extra_input(f"volumes.{self.index}.{key}")
 
     def member(self, value: Any, index: int) -> None:
         try:

@@ -194,6 +194,16 @@ def test_malformed_manifests_are_refused(text: bytes, says: str) -> None:
         assert str(caught.value).startswith(WHERE)
 
 
+def test_extra_keeps_json_rules_and_unknown_keys_stop_the_read_at_once() -> None:
+    text = b'{"created": "x", "provider_key": "k", "volumes": [], "extra": {"a": 1, "a": [2]}}'
+    assert load_manifest(text, WHERE).extra == {"a": [2]}
+    assert stream(text).volumes == []
+    parser = ManifestStream(WHERE, b"k" * 32, PathTable())
+    parser.feed(b'{"created": "x", "junk": ' + b"[0, " * 1000)
+    with pytest.raises(BundleCorrupt, match="junk: Extra inputs are not permitted"):
+        parser.close()
+
+
 def test_a_number_cut_by_a_buffer_is_read_whole() -> None:
     data = manifest(1, 3).to_json().replace(b'"size": 1001', b'"size": 123456789')
     for cut in range(1, 40):
