@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -54,7 +54,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from handover.errors import HandoverError, UsageError
-from handover.state.chain import GENESIS, canonical_json, next_entry
+from handover.state.chain import GENESIS, canonical_json, entry_hash, next_entry
 from handover.state.store import (
     JOURNAL_NAMES,
     AuditChain,
@@ -277,6 +277,82 @@ class PostgresStore:
         if name not in JOURNAL_NAMES:
             raise UsageError(f"state journal {name!r}: one of {', '.join(sorted(JOURNAL_NAMES))}")
         return PostgresJournal(self, contract, name)
+
+    def adopt(
+        self,
+        contract: str,
+        lines: Iterable[bytes],
+        checklists: Mapping[str, bytes],
+        checkpoints: Sequence[bytes],
+    ) -> int:
+        """Take over a contract's state kept elsewhere, entries verbatim: one transaction.
+
+        For moving a contract from a folder to the database: the chain keeps
+        its hashes (checkpoints signed before still hold), each checklist its
+        version. Refused (HandoverError, nothing written) when the database
+        already holds anything of the contract, since two chains would then
+        meet, or when the lines do not chain. Returns the entries adopted.
+        """
+        with self._errors(contract), self.engine.begin() as conn:
+            seq, digest = _lock_head(conn, contract)
+            held = conn.execute(
+                select(checklists_table.c.version)
+                .where(checklists_table.c.contract == contract)
+                .limit(1)
+            ).first()
+            if seq or held is not None:
+                raise HandoverError(
+                    f"{self.where}: already holds contract {contract!r} (audit seq {seq}): "
+                    "adopting another copy would fork its chain"
+                )
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = {}
+                if not isinstance(entry, dict) or (
+                    entry.get("seq") != seq + 1
+                    or entry.get("prev") != digest
+                    or entry_hash(entry) != entry.get("hash")
+                ):
+                    raise HandoverError(
+                        f"{contract}: audit entry {seq + 1} does not chain (verify the log first)"
+                    )
+                seq, digest = int(entry["seq"]), str(entry["hash"])
+                conn.execute(
+                    audit_table.insert().values(
+                        contract=contract,
+                        seq=seq,
+                        prev_hash=entry["prev"],
+                        hash=digest,
+                        body=line.decode("utf-8"),
+                    )
+                )
+            conn.execute(
+                contracts_table.update()
+                .where(contracts_table.c.contract == contract)
+                .values(audit_seq=seq, audit_hash=digest)
+            )
+            for name, state in checklists.items():
+                version = json.loads(state).get("version")
+                if not isinstance(version, int):
+                    raise HandoverError(f"{contract}/{name}: checklist without a version")
+                conn.execute(
+                    checklists_table.insert().values(
+                        contract=contract,
+                        phase=name,
+                        version=version,
+                        sha256=hashlib.sha256(state).hexdigest(),
+                        state=state,
+                    )
+                )
+            for line in checkpoints:
+                conn.execute(
+                    journals_table.insert().values(
+                        contract=contract, name="audit-checkpoints", line=line
+                    )
+                )
+        return seq
 
     # -- blobs --------------------------------------------------------------
 

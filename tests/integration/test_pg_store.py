@@ -28,7 +28,7 @@ from handover.checklist.local_store import LocalStore
 from handover.checklist.model import Evidence, Status
 from handover.checklist.store import ChecklistStore
 from handover.checklist.trail import verify_trail
-from handover.errors import UsageError
+from handover.errors import HandoverError, UsageError
 from handover.state.postgres import PostgresStore
 from handover.state.store import ContractStore, StateConflict
 
@@ -450,3 +450,49 @@ def test_handover_audit_verifies_a_chain_kept_in_postgresql(
     assert "3 entries, hash chain intact" in result.output  # opened, running, checkpoint
     assert "checklist.running" in result.output
     assert not store.audit_log("demo-estate").path.exists()  # it was read from the database
+
+
+def test_a_contract_moves_from_its_folder_to_the_database_with_its_chain(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from handover.checklist.checkpoints import make_checkpoint
+    from handover.checklist.migrate import move_to_database
+
+    folder = LocalStore(tmp_path / "contracts")
+    before = ChecklistStore(state=folder)
+    before.open(C, P, TEMPLATE)
+    before.start(C, P, ITEMS[0], "ops")
+    before.complete(C, P, ITEMS[0], "ops")
+    key = SigningKey.generate()
+    make_checkpoint(before.audit_log(C), key, "takeover end", checkpoints=before.checkpoints(C))
+    database = PostgresStore(pg_url)
+
+    moved = move_to_database(folder, database, C)
+    assert (moved.entries, moved.checklists, moved.checkpoints) == (4, [P], 1)
+    after = ChecklistStore(state=database)
+    assert after.audit_log(C).entries() == before.audit_log(C).entries()  # verbatim
+    assert database.read_checklist(C, P) == folder.read_checklist(C, P)
+    trail = verify_trail(after, C, key.public_line(), "the provider's key")
+    assert trail.problems == [] and trail.checkpoint_check.checked == 1  # old signatures hold
+    after.start(C, P, ITEMS[1], "ops")  # and the chain goes on from there
+    assert after.audit_log(C).verify() == []
+    assert after.audit_log(C).entries()[-1]["seq"] == 5
+
+    with pytest.raises(HandoverError, match="already holds contract 'acme-infogerance'"):
+        move_to_database(folder, database, C)  # a second copy would fork the chain
+
+
+def test_a_broken_chain_is_not_moved(pg_url: str, tmp_path: Path) -> None:
+    from handover.checklist.migrate import move_to_database
+
+    folder = LocalStore(tmp_path / "contracts")
+    store = ChecklistStore(state=folder)
+    store.open(C, P, TEMPLATE)
+    store.start(C, P, ITEMS[0], "ops")
+    log = store.audit_log(C).path
+    log.write_bytes(log.read_bytes().replace(b'"ops"', b'"eve"'))
+    database = PostgresStore(pg_url)
+    with pytest.raises(HandoverError, match="not copied, the chain does not verify"):
+        move_to_database(folder, database, C)
+    assert database.audit_chain(C).head() is None
+    assert database.read_checklist(C, P) is None
