@@ -190,12 +190,13 @@ def test_a_statement_edited_after_signing_fails_its_signature(key: SigningKey) -
 
 def test_the_statement_must_name_the_delivered_bundle_and_its_sums(key: SigningKey) -> None:
     signers = [signer_of(key)]
-    for changes, words in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"bundle": "acme-2026-older"}, "not the delivered"),
         ({"sums_sha256": "0" * 64}, "SHA256SUMS hash"),
         ({"contract": "other-2026"}, "for contract 'other-2026'"),
         ({"signed_on": TODAY + timedelta(days=5)}, "in the future"),
-    ]:
+    ]
+    for changes, words in cases:
         text = render_statement(statement(**changes))
         with pytest.raises(AcceptanceRejected, match=words):
             verify_statement(
