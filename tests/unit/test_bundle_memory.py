@@ -372,3 +372,16 @@ def test_a_hard_link_counts_with_its_target_digest(
     right = plain_tar([*entries(), member(SUMS_NAME, render_sums(sums))])
     bundle = make_bundle(tmp_path / "c", keys, {"volumes/0001-v.tar.age": (right, members)})
     assert verify_bundle(bundle, [keys[0]]) == []
+
+
+def test_differences_of_a_small_volume_are_named(tmp_path: Path, keys: Keys) -> None:
+    """A small volume's members are kept (within a budget): the differing ones are named."""
+    tar, members = hostile_tar(entries())
+    altered = [*members[:5], members[5].model_copy(update={"size": 99}), *members[6:]]
+    bundle = make_bundle(tmp_path / "b", keys, {"volumes/0001-v.tar.age": (tar, altered)})
+    problems = verify_bundle(bundle, [keys[0]])
+    name = repr(members[5].path)
+    assert problems == [
+        f"volumes/0001-v.tar.age: member {name} (file) differs from MANIFEST.json or is missing",
+        f"volumes/0001-v.tar.age: member {name} (file) is not in MANIFEST.json",
+    ]
