@@ -150,8 +150,8 @@ def _create(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise UsageError(f"HANDOVER_STATE_URL: not a database URL ({exc})") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    # Whatever driver the URL names (Prefect's own URL says +asyncpg), the store is synchronous.
+    parsed = parsed.set(drivername="postgresql+psycopg")
     shown = parsed.render_as_string(hide_password=True)
     engine = create_engine(parsed, pool_pre_ping=True)
     try:

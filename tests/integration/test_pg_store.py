@@ -496,3 +496,11 @@ def test_a_broken_chain_is_not_moved(pg_url: str, tmp_path: Path) -> None:
         move_to_database(folder, database, C)
     assert database.audit_chain(C).head() is None
     assert database.read_checklist(C, P) is None
+
+
+def test_a_url_naming_another_driver_still_opens_the_store(pg_url: str) -> None:
+    """Prefect's own database URL says `+asyncpg`: the state store uses its synchronous driver."""
+    store = PostgresStore(pg_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    assert store.where.startswith("postgresql+psycopg://") and "***" in store.where
+    store.write_blob(C, "known_hosts", b"host ssh-ed25519 AAAA\n")
+    assert PostgresStore(pg_url).read_blob(C, "known_hosts") == b"host ssh-ed25519 AAAA\n"
