@@ -109,12 +109,13 @@ def seal(tar: Path, bundle: Path, workdir: Path) -> Path:
 # its parent's (exec keeps the old high-water mark), and this process has just sealed.
 _PEAK = (
     "import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, s, u = os.wait4(p.pid, 0); "
-    "sys.stderr.write(f'peak-rss-kib {u.ru_maxrss}\\n'); sys.exit(os.waitstatus_to_exitcode(s))"
+    "sys.stderr.write(f'peak-rss-kib {u.ru_maxrss} {u.ru_utime + u.ru_stime}\\n'); "
+    "sys.exit(os.waitstatus_to_exitcode(s))"
 )
 
 
-def measured(command: list[str]) -> tuple[int, float, float]:
-    """Run `command`; return (exit code, wall seconds, peak RSS in MiB of that process)."""
+def measured(command: list[str]) -> tuple[int, float, float, float]:
+    """Run `command`; return (exit code, wall s, peak RSS in MiB, CPU s) of that process."""
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", _PEAK, *command],
@@ -126,7 +127,8 @@ def measured(command: list[str]) -> tuple[int, float, float]:
     *lines, last = done.stderr.rstrip("\n").split("\n")
     if done.returncode:
         sys.stderr.write("\n".join(lines) + "\n")
-    return done.returncode, elapsed, int(last.split()[1]) / 1024
+    _, rss, cpu = last.split()
+    return done.returncode, elapsed, int(rss) / 1024, float(cpu)
 
 
 def anchor(key_file: Path, bundle: Path) -> float:
@@ -158,10 +160,11 @@ def run_case(name: str, tar: Path, workdir: Path) -> bool:
             [*HANDOVER, "open", str(bundle), "--identity", str(key_file), "--into", str(into)],
         ),
     ]:
-        code, elapsed, rss = measured(command)
+        code, elapsed, rss, cpu = measured(command)
         ok = ok and code == 0 and rss <= LIMIT_MIB
         print(
-            f"{name}: {label}: exit {code}, {elapsed:.1f} s ({elapsed / base:.1f}x the "
+            f"{name}: {label}: exit {code}, {elapsed:.1f} s, CPU {cpu:.1f} s "
+            f"({elapsed / base:.1f}x the "
             f"age | tar -t anchor of {base:.1f} s), peak RSS {rss:.0f} MiB "
             f"({'within' if rss <= LIMIT_MIB else 'OVER'} {LIMIT_MIB} MiB)",
             flush=True,
