@@ -42,7 +42,6 @@ from rich.text import Text
 from handover.actor import actor
 from handover.bundle.readme import SIGNER_IDENTITY
 from handover.bundle.sshsig import sign
-from handover.checklist.checkpoints import CheckpointFile
 from handover.checklist.model import Checklist
 from handover.checklist.store import ChecklistStore
 from handover.checklist.trail import verify_trail
@@ -74,7 +73,7 @@ def report_command(
     current = [store.current(contract, phase) for phase in PHASES]  # newest operational period
     checklists: list[Checklist] = [store.load(contract, name) for name in current if name]
     paths = ContractPaths(contract)
-    checkpoints, _unreadable = CheckpointFile(paths.audit_checkpoints).read()  # in the trail
+    checkpoints, _unreadable = store.checkpoints(contract).read()  # in the trail
     trail = verify_trail(
         store,
         contract,
