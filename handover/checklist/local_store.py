@@ -30,6 +30,7 @@ from typing import Any
 from handover.checklist.audit import AuditLog, canonical_json
 from handover.errors import HandoverError
 from handover.state.atomic import ensure_private_dir, write_atomic
+from handover.state.home import CONTRACT_ID_PATTERN
 from handover.state.layout import ContractPaths
 from handover.state.store import AuditChain, Journal, Record, StateConflict, check_blob_name
 
@@ -69,6 +70,14 @@ class LocalStore:
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+    def contracts(self) -> list[str]:
+        """The contract folders under the root (named as contract ids), sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and CONTRACT_ID_PATTERN.match(p.name)
+        )
 
     # -- checklists ---------------------------------------------------------
 

@@ -473,6 +473,18 @@ class ChecklistStore:
                     self._held[contract] = 0
 
 
+def store_for_folder(contracts_root: Path) -> ChecklistStore:
+    """The installation's store when `contracts_root` is its contracts folder, else the folder's.
+
+    For readers handed a folder (`handover status`): on a team machine the
+    installation's checklists are in the database `HANDOVER_STATE_URL`
+    names, not in the folder.
+    """
+    if Path(contracts_root).absolute() == _home_root():
+        return ChecklistStore()
+    return ChecklistStore(contracts_root)
+
+
 def open_contract_store(root: Path | None = None) -> ContractStore:
     """The state store: the folder `root` when given, else what `HANDOVER_STATE_URL` names."""
     if root is not None:

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from handover.checklist.model import Checklist, Status
-from handover.checklist.store import ChecklistStore
+from handover.checklist.store import ChecklistStore, store_for_folder
 from handover.contract.deadlines import ExitDeadlines
 from handover.contract.playbook import Playbook
 from handover.phases import PHASES, Phase
@@ -192,12 +192,17 @@ def read_exit_dates(phase_folder: Path) -> ExitDeadlines | None:
 
 
 def contract_ids(contracts_root: Path) -> list[str]:
-    """The contracts of the installation: the folders of its state, sorted."""
-    if not contracts_root.is_dir():
-        return []
-    return sorted(
-        p.name for p in contracts_root.iterdir() if p.is_dir() and CONTRACT_ID_PATTERN.match(p.name)
+    """The contracts of the installation: the folders of its state and its state store's."""
+    folders = (
+        [
+            p.name
+            for p in contracts_root.iterdir()
+            if p.is_dir() and CONTRACT_ID_PATTERN.match(p.name)
+        ]
+        if contracts_root.is_dir()
+        else []
     )
+    return sorted({*folders, *store_for_folder(contracts_root).state.contracts()})
 
 
 def gather_status(
@@ -332,7 +337,7 @@ def read_status(
     paths = ContractPaths(contract, contracts_root)
     return gather_status(
         contract,
-        read_checklists(ChecklistStore(contracts_root), contract),
+        read_checklists(store_for_folder(contracts_root), contract),
         playbook=playbook,
         exit_dates=read_exit_dates(paths.phase_dir(Phase.REVERSIBILITY)),
         today=today,

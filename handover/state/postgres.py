@@ -203,6 +203,13 @@ class PostgresStore:
                 except SQLAlchemyError:  # never back to the pool with the lock maybe held
                     conn.invalidate()
 
+    def contracts(self) -> list[str]:
+        with self._errors("*"), self.engine.connect() as conn:
+            rows = conn.execute(
+                select(contracts_table.c.contract).order_by(contracts_table.c.contract)
+            )
+            return [str(row.contract) for row in rows]
+
     # -- checklists ---------------------------------------------------------
 
     def read_checklist(self, contract: str, phase: str) -> bytes | None:

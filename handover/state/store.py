@@ -110,6 +110,10 @@ class ContractStore(Protocol):
         """Hold the contract's lock (across processes; not re-entrant: callers count depth)."""
         ...
 
+    def contracts(self) -> list[str]:
+        """The contracts the store holds state of, sorted."""
+        ...
+
     def read_checklist(self, contract: str, phase: str) -> bytes | None:
         """The checklist's stored JSON, or None if it was never opened."""
         ...

@@ -504,3 +504,25 @@ def test_a_url_naming_another_driver_still_opens_the_store(pg_url: str) -> None:
     assert store.where.startswith("postgresql+psycopg://") and "***" in store.where
     store.write_blob(C, "known_hosts", b"host ssh-ed25519 AAAA\n")
     assert PostgresStore(pg_url).read_blob(C, "known_hosts") == b"host ssh-ed25519 AAAA\n"
+
+
+def test_status_on_a_team_machine_reads_the_database(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine that never ran the contract still lists it and shows its checklists."""
+    from datetime import UTC, date, datetime
+
+    from handover.operations.status import contract_ids, read_status
+    from handover.state.home import handover_home
+
+    worker = PostgresStore(pg_url)
+    ChecklistStore(tmp_path / "elsewhere", state=worker).open(C, P, TEMPLATE)
+    ChecklistStore(tmp_path / "elsewhere", state=worker).start(C, P, ITEMS[0], "ops")
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "here" / ".handover"))
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    root = handover_home() / "contracts"
+    assert not (root / C).exists()
+    assert contract_ids(root) == [C]
+    status = read_status(C, root, None, today=date.today(), now=datetime.now(UTC))
+    takeover = next(p for p in status.phases if p.phase.value == P)
+    assert (takeover.opened, takeover.running, takeover.total) == (True, 1, len(ITEMS))
