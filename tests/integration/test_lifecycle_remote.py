@@ -134,9 +134,19 @@ def run_all(ws: RemoteWorkspace, phases: tuple[str, ...] = PHASES) -> None:
         )
 
 
+def checklist_names(store: ChecklistStore, contract: str, phase: str) -> list[str]:
+    """The phase's checklists: the operational run keeps one per period (month, quarter)."""
+    return store.periods(contract) if phase == "operational" else [phase]
+
+
 def failed_items(ws: RemoteWorkspace, phase: str) -> dict[str, str | None]:
-    checklist = ChecklistStore().load(ws.contract, phase)
-    return {i.id: i.reason for i in checklist.items if i.status != Status.DONE}
+    store = ChecklistStore()
+    return {
+        f"{name}/{i.id}": i.reason
+        for name in checklist_names(store, ws.contract, phase)
+        for i in store.load(ws.contract, name).items
+        if i.status != Status.DONE
+    }
 
 
 def assert_all_done(
@@ -148,10 +158,12 @@ def assert_all_done(
     """Every item of `phases` done with evidence (but the `no_evidence` ones), runs Completed."""
     store = ChecklistStore()
     for phase in phases:
-        checklist = store.load(ws.contract, phase)
-        states = {i.id: i.status for i in checklist.items}
+        names = checklist_names(store, ws.contract, phase)
+        assert names, phase
+        items = [i for name in names for i in store.load(ws.contract, name).items]
+        states = {i.id: i.status for i in items}
         assert all(s == Status.DONE for s in states.values()), (phase, failed_items(ws, phase))
-        bare = {i.id for i in checklist.items if not i.evidence}
+        bare = {i.id for i in items if not i.evidence}
         assert bare == no_evidence & set(states), (phase, bare)
     assert store.audit_log(ws.contract).verify() == []
     for phase in phases:
