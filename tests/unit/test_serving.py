@@ -59,3 +59,40 @@ def test_a_schedule_outside_the_playbook_folders_stops_serve(
     monkeypatch.setattr(serving, "serve", lambda *deployments, limit: None)
     with pytest.raises(PlaybookOutsideFolders, match="schedules of demo-estate"):
         serving.serve_phases()
+
+
+def test_the_implementation_phase_redeploys_into_the_pool_chosen_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows import schedules
+
+    calls: list[tuple[str | None, str | None]] = []
+
+    def deploy(playbook_path: str, *, pool: str | None, workdir: str | None) -> list[Any]:
+        calls.append((pool, workdir))
+        return []
+
+    monkeypatch.setattr(schedules, "deploy_schedules", deploy)
+    monkeypatch.setattr(schedules, "load_schedules", lambda: {})
+    schedules.deploy_operational_schedules.fn(str(DEMO))
+    record = ScheduleRecord(playbook_path=str(DEMO), work_pool="handover")
+    monkeypatch.setattr(schedules, "load_schedules", lambda: {"demo-estate": record})
+    schedules.deploy_operational_schedules.fn(str(DEMO))
+    assert calls == [(None, None), ("handover", str(Path.cwd()))]
+
+
+def test_a_pool_deployment_names_its_module_and_working_directory() -> None:
+    from flows.schedules import task_deployment
+    from handover.operations.schedules import TaskSchedule
+
+    drill = TaskSchedule(
+        task="drill", cron="0 3 15 2,5,8,11 *", timezone="Europe/Paris", items=("x",)
+    )
+    pooled = task_deployment(
+        "acme", "/srv/h/playbooks/acme.yaml", drill, pool="p", workdir="/srv/h"
+    )
+    assert pooled.entrypoint == "flows.operational_tasks.operational_drill"
+    assert pooled.job_variables == {"working_dir": "/srv/h"} and pooled.work_pool_name == "p"
+    served = task_deployment("acme", "/srv/h/playbooks/acme.yaml", drill)
+    assert served.work_pool_name is None and not served.job_variables
+    assert served.parameters == {"playbook_path": "/srv/h/playbooks/acme.yaml"}
