@@ -28,6 +28,7 @@ from handover.documents.audit_report import REPORT_NAMESPACE, audit_report
 from handover.exit.progress import AcceptanceRecord, ExitProgress, ExitState
 from handover.state.layout import ContractPaths
 from tests.conftest import PROJECT_ROOT, require_binary
+from tests.unit.documents_fixtures import in_language
 
 _register()
 DEMO = PROJECT_ROOT / "playbooks" / "examples" / "demo.yaml"
@@ -121,11 +122,15 @@ def test_report_lists_hashes_checkpoint_and_intact_and_is_signed(
         assert contract.checkpoint.hash in form and contract.checkpoint.at in form
         assert contract.key.fingerprint() in form
         assert "web01 unreachable on port 22" in form
-    assert "intact" in text and "NOT intact" not in text
+    # The demo contract is French (the default): the report reads in French.
+    assert "intègre" in text and "NON intègre" not in text
     assert "auditor@example" in text and "alice@provider" in text
     assert "takeover end" in text
-    assert "Not started (no checklist yet): implementation, operational, reversibility." in text
-    assert "No acceptance recorded" in text
+    assert (
+        "Non commencées (pas encore de liste de contrôle) : "
+        "mise en œuvre, exploitation, réversibilité." in text
+    ), text
+    assert "Aucune réception enregistrée" in text
     assert "audit trail intact" in output
 
     ok = _ssh_verify(files, md.read_bytes())
@@ -149,7 +154,7 @@ def test_a_log_cut_after_the_checkpoint_shows_in_the_report(
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:3]))
     output, files = _report(contract.playbook, "--out", str(tmp_path / "out"))
     text = files[".md"].read_text("utf-8")
-    assert "NOT intact" in text
+    assert "NON intègre" in text
     assert (
         f"truncated: the log ends at seq 3 but {contract.checkpoint.label()} "
         f"signed seq {contract.checkpoint.seq}"
@@ -179,14 +184,14 @@ def test_the_acceptance_is_shown_and_the_default_folder_is_the_contracts(
     _output, files = _report(contract.playbook)
     assert files[".md"].parent == ContractPaths(C).root / "reports"
     text = files[".md"].read_text("utf-8")
-    section = text.split("Client acceptance", 1)[1]
-    for expected in ("accepted", "Jeanne Martin, DSI", "2026-06-01T10:00:00+00:00"):
+    section = text.split("Réception par le client", 1)[1]
+    for expected in ("acceptée", "Jeanne Martin, DSI", "2026-06-01T10:00:00+00:00"):
         assert expected in section
     if signed:
         assert "SHA256:clientkeyfingerprint" in section
     else:
-        assert "none (unsigned record)" in section
-    assert re.search(r"Early erasure asked\W+yes", section), section
+        assert "aucune (enregistrement non signé)" in section
+    assert re.search(r"Effacement anticipé demandé\W+oui", section), section
 
 
 def test_a_damaged_exit_state_is_said_not_fatal(contract: Contract, tmp_path: Path) -> None:
@@ -194,11 +199,11 @@ def test_a_damaged_exit_state_is_said_not_fatal(contract: Contract, tmp_path: Pa
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text("{not json")
     _output, files = _report(contract.playbook, "--out", str(tmp_path / "out"))
-    assert "The exit state cannot be read:" in files[".md"].read_text("utf-8")
+    assert "L'état de la sortie est illisible :" in files[".md"].read_text("utf-8")
 
 
 def test_an_older_acceptance_record_without_signer_fields_renders(contract: Contract) -> None:
-    playbook = load_playbook(contract.playbook)
+    playbook = in_language(load_playbook(contract.playbook), "en")  # English, in UTC
     store = contract.store
     checkpoints: list[Checkpoint] = CheckpointFile(store.checkpoints_path(C)).read()[0]
     old = SimpleNamespace(accepted=False, accepted_by="Client", at="2026-06-01", comment="late")

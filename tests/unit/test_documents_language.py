@@ -21,11 +21,15 @@ import pytest
 from babel.messages.pofile import read_po
 from pydantic import BaseModel
 
+from handover.bundle.sshsig import SigningKey
+from handover.checklist.checkpoints import CheckpointFile, make_checkpoint
 from handover.checklist.model import Checklist, Evidence
 from handover.checklist.store import ChecklistStore
 from handover.checklist.templates import draft_checklist
+from handover.checklist.trail import verify_trail
 from handover.contract.deadlines import exit_deadlines
 from handover.contract.playbook import Playbook, phase_items
+from handover.documents.audit_report import audit_report
 from handover.documents.baseline_report import baseline_report
 from handover.documents.checklists_report import checklists_report
 from handover.documents.document import Document
@@ -38,6 +42,7 @@ from handover.estate.health import HealthCheckResult
 from handover.exit.erasure import ErasureRecord, ErasureReport, KeptRecord
 from handover.exit.erasure_certificate import erasure_certificate
 from handover.exit.erasure_targets import kept_records
+from handover.exit.progress import AcceptanceRecord
 from handover.i18n import Texts, catalogue
 from handover.operations.clauses import ClauseRecords, Intervention, Visit
 from handover.operations.incidents import Incident
@@ -300,6 +305,39 @@ def sla_documents(playbook: Playbook) -> tuple[list[Document], list[Any]]:
     return docs, [checks, incidents, interventions, visits]
 
 
+def audit_reports(
+    playbook: Playbook, folder: Path, checklists: list[Checklist]
+) -> tuple[list[Document], list[Any]]:
+    """The audit report with a signed checkpoint and an answer, and without either."""
+    store = ChecklistStore(folder)
+    contract = playbook.contract.id
+    key = SigningKey.generate()
+    checkpoint = make_checkpoint(
+        store.audit_log(contract),
+        key,
+        "reversibility end",
+        checkpoints=CheckpointFile(store.checkpoints_path(contract)),
+    )
+    answer = AcceptanceRecord(
+        accepted=False,
+        accepted_by="Léa Durand",
+        comment="",
+        at=NOW.isoformat(),
+        decision="accepted-with-reservations",
+        reservations="deux volumes manquants",
+        signer_fingerprint="SHA256:client",
+    )
+    trail = verify_trail(store, contract, None, "")  # self-asserted: the key the log names
+    assert trail.intact, trail.problems
+    signed = audit_report(
+        playbook, checklists, [checkpoint], answer, NOW, trail=trail, signer=key.fingerprint()
+    )
+    bare = audit_report(
+        playbook, [], [], None, NOW, trail=trail, generated_by="x", acceptance_problem="{bad"
+    )
+    return [signed, bare], [checkpoint.model_dump(), answer]
+
+
 def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[Any]]:
     """Every document of the contract, and the data they were given (quoted, not prose)."""
     inventory = sample_inventory()
@@ -357,7 +395,9 @@ def documents(playbook: Playbook, folder: Path) -> tuple[list[Document], list[An
     ]
     data = [playbook, inventory, checklists, summary, deliveries, acceptance, revocations, erasure]
     sla, quoted = sla_documents(playbook)
-    return [*docs, *sla, checklists_report(playbook, checklists, NOW)], data + quoted
+    audit, recorded = audit_reports(playbook, folder, checklists)
+    docs += [*sla, *audit, checklists_report(playbook, checklists, NOW)]
+    return docs, data + quoted + recorded
 
 
 def test_a_french_contracts_documents_hold_no_english_prose(base: Playbook, tmp_path: Path) -> None:
