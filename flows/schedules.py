@@ -20,10 +20,12 @@ Two ways to run them, from the same definitions:
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
@@ -73,6 +75,27 @@ class ScheduleDeployed(BaseModel):
     task: str
     schedule: str
     served_by: str  # `work pool <name>` or `handover serve`
+
+
+def next_runs(schedule: TaskSchedule, after: datetime, count: int = 1) -> list[datetime]:
+    """The next `count` times Prefect's scheduler will run the task after `after`.
+
+    Computed by Prefect's own schedule code, so `handover schedules show`
+    says what the scheduler does, DST days included (a 02:30 that does not
+    exist runs at 03:30; a 02:30 that happens twice runs once).
+    """
+    from prefect.server.schemas.schedules import CronSchedule, IntervalSchedule
+
+    when: CronSchedule | IntervalSchedule = (
+        CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
+        if schedule.cron
+        else IntervalSchedule(
+            interval=timedelta(seconds=schedule.interval_seconds or 300),
+            timezone=schedule.timezone,
+        )
+    )
+    dates = asyncio.run(when.get_dates(count, start=after))
+    return [d.astimezone(ZoneInfo(schedule.timezone)) for d in dates]
 
 
 def deployment_name(contract: str, task: Task) -> str:

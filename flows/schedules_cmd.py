@@ -25,8 +25,9 @@ def schedules_show(
     playbook: Path = typer.Argument(..., help="The contract's playbook (YAML)."),
 ) -> None:
     """Each task's schedule, its next run and the items it ticks (reads the playbook only)."""
+    from flows.schedules import next_runs
     from handover.contract.loader import load_playbook
-    from handover.operations.schedules import next_runs, task_schedules
+    from handover.operations.schedules import task_schedules
 
     loaded = load_playbook(playbook)
     now = datetime.now(UTC)

@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
-from cronsim import CronSim
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from handover.contract.playbook import Playbook
@@ -118,21 +117,6 @@ def task_schedules(playbook: Playbook) -> list[TaskSchedule]:
                 TaskSchedule(task=task, cron=cron, timezone=zone, items=TASK_ITEMS[task])
             )
     return schedules
-
-
-def next_runs(schedule: TaskSchedule, after: datetime, count: int = 1) -> list[datetime]:
-    """The next `count` times the task is due after `after`, in the contract's zone.
-
-    Cron times are wall-clock times of the zone (cronsim's reading: a time a
-    DST change skips runs at the first minute after it); an interval counts
-    from `after`.
-    """
-    local = after.astimezone(ZoneInfo(schedule.timezone))
-    if schedule.cron is None:
-        step = timedelta(seconds=schedule.interval_seconds or 0)
-        return [local + step * (n + 1) for n in range(count)]
-    runs = CronSim(schedule.cron, local)
-    return [next(runs) for _ in range(count)]
 
 
 # -- periods -------------------------------------------------------------------------------

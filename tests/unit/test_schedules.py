@@ -19,7 +19,6 @@ from handover.operations.schedules import (
     SCHEDULES_FILE,
     ScheduleRecord,
     load_schedules,
-    next_runs,
     period_bounds,
     period_checklist,
     period_items,
@@ -160,7 +159,10 @@ def test_a_bad_cron_is_refused_when_the_playbook_is_read(
         _playbook(tmp_path, backups={"schedule": cron})
 
 
-def test_next_runs_are_wall_clock_times_of_the_zone_across_dst(tmp_path: Path) -> None:
+def test_next_runs_are_prefects_wall_clock_times_of_the_zone_across_dst(tmp_path: Path) -> None:
+    """What `handover schedules show` prints is what Prefect's scheduler computes."""
+    from flows.schedules import next_runs
+
     playbook = _playbook(tmp_path)
     report = next(s for s in task_schedules(playbook) if s.task == "sla-report")
     runs = next_runs(report, datetime(2026, 2, 15, tzinfo=UTC), 3)
@@ -172,26 +174,20 @@ def test_next_runs_are_wall_clock_times_of_the_zone_across_dst(tmp_path: Path) -
     ]
     nightly = report.model_copy(update={"cron": "30 2 * * *", "task": "backups"})
     spring = next_runs(nightly, datetime(2026, 3, 28, 12, tzinfo=UTC), 2)
-    # 02:30 does not exist on 29 March 2026 in Paris: the run is at the first minute after.
+    # 02:30 does not exist on 29 March 2026 in Paris: Prefect runs it an hour later.
     assert [r.isoformat() for r in spring] == [
-        "2026-03-29T03:00:00+02:00",
+        "2026-03-29T03:30:00+02:00",
         "2026-03-30T02:30:00+02:00",
     ]
-
-
-def test_prefects_scheduler_agrees_with_the_report_times() -> None:
-    """The deployment's schedule, computed by Prefect's own scheduler code, in the zone."""
-    import asyncio
-
-    from prefect.server.schemas.schedules import CronSchedule
-
-    schedule = CronSchedule(cron="0 6 1 * *", timezone=PARIS)
-    dates = asyncio.run(schedule.get_dates(3, start=datetime(2026, 2, 15, tzinfo=UTC)))
-    assert [d.astimezone(UTC).isoformat() for d in dates] == [
-        "2026-03-01T05:00:00+00:00",
-        "2026-04-01T04:00:00+00:00",
-        "2026-05-01T04:00:00+00:00",
+    autumn = next_runs(nightly, datetime(2026, 10, 24, 12, tzinfo=UTC), 2)
+    # 02:30 happens twice on 25 October: one run only.
+    assert [r.isoformat() for r in autumn] == [
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:30:00+01:00",
     ]
+    health = next(s for s in task_schedules(playbook) if s.task == "health")
+    first, second = next_runs(health, datetime(2026, 3, 29, 0, 58, tzinfo=UTC), 2)
+    assert second - first == timedelta(minutes=5)
 
 
 # -- the record -------------------------------------------------------------------------------
