@@ -332,7 +332,11 @@ def main() -> None:
                 flush=True,
             )
             wall, cpu, rss = run_phase_child("takeover", path, args.log)
-            print(f"takeover (setup, baseline of every dataset): {wall:.1f} s", flush=True)
+            print(
+                f"takeover (setup, baseline of every dataset, nothing sealed): {wall:.1f} s,"
+                f" peak RSS {rss / 1024:.0f} MiB",
+                flush=True,
+            )
             a_wall, a_cpu = anchor(hosts, trees, moto, recipient, work / "anchor")
             shutil.rmtree(work / "anchor", ignore_errors=True)
             print(f"anchor: {a_wall:.1f} s", flush=True)
