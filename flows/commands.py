@@ -76,16 +76,22 @@ def server_status() -> None:
 
 
 def _refuse_unready(loaded: Playbook, path: Path) -> None:
-    """What `validate` refuses (no contact, an added item without `manual: true`) stops the
-    run before a flow run exists: its item would fail later with less to say."""
+    """What `validate` refuses (no contact, an added item without `manual: true`, a
+    documentation source on a host outside the perimeter) stops the run before a flow run
+    exists: its item would fail later with less to say. A documentation export not yet
+    beside the playbook is only a warning there, and is not refused here either."""
     from handover.contract.readiness import (
         contact_findings,
+        documentation_findings,
         located_lines,
         manual_item_findings,
     )
     from handover.errors import UsageError
 
-    findings = [*contact_findings(loaded), *manual_item_findings(loaded)]
+    documentation = [
+        f for f in documentation_findings(loaded, path.parent) if f.severity == "error"
+    ]
+    findings = [*contact_findings(loaded), *manual_item_findings(loaded), *documentation]
     if findings:
         lines = located_lines(findings, path.read_text(encoding="utf-8"), str(path))
         raise UsageError("; ".join(message for _severity, message in lines))
