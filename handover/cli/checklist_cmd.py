@@ -39,8 +39,14 @@ def _phases(phase: str | None) -> list[Phase]:
     return [parse_phase(phase.lower())]
 
 
-def checklist_table(checklist: Checklist, stored: bool) -> Table:
-    """A rich table of one checklist: status coloured, evidence shortened, reasons shown."""
+def checklist_table(checklist: Checklist, stored: bool, language: str | None = None) -> Table:
+    """A rich table of one checklist: status coloured, evidence shortened, reasons shown.
+
+    `language`: the contract's; a template item's title stored in another
+    language (a checklist opened before titles came per language) is shown in it.
+    """
+    from handover.contract.checklists import item_title
+
     state = f"version {checklist.version}" if stored else "not started: template items"
     table = Table(
         title=f"{checklist.contract} · {checklist.name} ({state})",
@@ -54,7 +60,12 @@ def checklist_table(checklist: Checklist, stored: bool) -> Table:
     table.add_column("updated\nby", min_width=16, overflow="fold")
     for item in checklist.items:
         label = Text(item.id, style="bold")
-        label.append("\n" + item.title, style="")
+        title = (
+            item_title(checklist.phase.value, item.id, item.title, language)
+            if language
+            else item.title
+        )
+        label.append("\n" + title, style="")
         detail = Text(", ".join(e.short() for e in item.evidence))
         if item.reason:
             if detail:
@@ -114,7 +125,7 @@ def checklist_command(
             checklist = draft_checklist(contract, current, phase_items(playbook, current.value))
         if index:
             console.print()
-        console.print(checklist_table(checklist, stored))
+        console.print(checklist_table(checklist, stored, playbook.contract.language))
         style = "green" if checklist.is_complete else ("red" if checklist.failed else "yellow")
         console.print(Text(summary_line(checklist), style=style))
 

@@ -11,6 +11,7 @@ checklist store and the CLI use without any playbook.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any, Literal, Self
 
@@ -20,6 +21,7 @@ from pydantic import Field, model_validator
 from handover.contract.base import Loc, LocatedProblems, PlaybookModel
 from handover.contract.fields import NonEmpty, Slug
 from handover.contract.yaml_lines import FAST_LOADER
+from handover.errors import UsageError
 from handover.phases import PHASES, parse_phase
 
 Owner = Literal["provider", "client"]
@@ -43,15 +45,36 @@ class ChecklistItemSpec(PlaybookModel):
     )
 
 
-_template_cache: dict[str, list[dict[str, Any]]] = {}
+TitleLanguage = Literal["fr", "en"]
+TITLE_LANGUAGES: tuple[TitleLanguage, ...] = ("fr", "en")
 
 
-def load_phase_template(phase: str) -> list[dict[str, Any]]:
-    """Return the default checklist items of `phase` (handover/contract/templates/<phase>.yaml).
+class TemplateTitles(PlaybookModel):
+    """A template item's title in each language a contract may be written in."""
 
-    Each item is a dict with id, title, clause, owner and evidence_kind.
-    Raises UsageError for an unknown phase.
+    fr: NonEmpty
+    en: NonEmpty
+
+
+class TemplateItemSpec(PlaybookModel):
+    """A packaged template item: a title per language (`title: {fr: ..., en: ...}`).
+
+    The checklist of a contract is written in its language (`contract.language`):
+    `load_phase_template` picks that title. A playbook's added or reworded items
+    keep one string, written in the contract's language by whoever writes it.
     """
+
+    id: Slug
+    title: TemplateTitles
+    clause: NonEmpty
+    owner: Owner
+    evidence_kind: EvidenceKind
+
+
+_template_cache: dict[str, list[TemplateItemSpec]] = {}
+
+
+def _template_specs(phase: str) -> list[TemplateItemSpec]:
     phase = parse_phase(phase)
     if phase not in _template_cache:
         text = (
@@ -60,13 +83,59 @@ def load_phase_template(phase: str) -> list[dict[str, Any]]:
             .read_text("utf-8")
         )
         data = yaml.load(text, Loader=FAST_LOADER)  # a safe loader
-        # A template item is ticked by its phase's flow: `manual` is for the items playbooks add.
-        items = [
-            ChecklistItemSpec.model_validate(item).model_dump(exclude={"manual"})
-            for item in data["items"]
-        ]
-        _template_cache[phase] = items
-    return [dict(item) for item in _template_cache[phase]]
+        _template_cache[phase] = [TemplateItemSpec.model_validate(item) for item in data["items"]]
+    return _template_cache[phase]
+
+
+def load_phase_template(phase: str, language: str = "fr") -> list[dict[str, Any]]:
+    """Return the default checklist items of `phase` (handover/contract/templates/<phase>.yaml).
+
+    Each item is a dict with id, title (in `language`: `fr`, the contracts'
+    default, or `en`), clause, owner and evidence_kind. A template item is
+    ticked by its phase's flow: `manual` is for the items playbooks add.
+    Raises UsageError for an unknown phase.
+    """
+    lang: TitleLanguage = "en" if language == "en" else "fr"
+    return [
+        {
+            "id": spec.id,
+            "title": getattr(spec.title, lang),
+            "clause": spec.clause,
+            "owner": spec.owner,
+            "evidence_kind": spec.evidence_kind,
+        }
+        for spec in _template_specs(phase)
+    ]
+
+
+def _gloss_free(title: str) -> str:
+    """A title without a trailing parenthesis: how the titles before languages read in English."""
+    return re.sub(r"\s*\([^()]*\)$", "", title.strip())
+
+
+def item_title(phase: str, item_id: str, title: str, language: str) -> str:
+    """A stored item's title as a person reading `language` should see it.
+
+    Checklists opened before titles came per language hold the template's
+    English title with a French gloss (`Hardware and software inventory per
+    host (inventaire matériel et logiciel)`): those, and a template title in
+    the other language, are shown in `language`. Any other title (a playbook's
+    own item or rewording) is shown as written. Unknown phases are shown as written.
+    """
+    try:
+        specs = _template_specs(phase)
+    except UsageError:
+        return title
+    spec = next((s for s in specs if s.id == item_id), None)
+    if spec is None:
+        return title
+    wanted: str = getattr(spec.title, "en" if language == "en" else "fr")
+    if title == wanted:
+        return title
+    known = {spec.title.fr, spec.title.en}
+    if title in known or _gloss_free(title) == _gloss_free(spec.title.en):
+        return wanted
+    return title
 
 
 class Waiver(PlaybookModel):

@@ -228,4 +228,4 @@ def phase_items(playbook: Playbook, phase: str) -> list[dict[str, Any]]:
     See `PhaseOverrides.apply`: added items last, reworded titles, waived items
     kept with `waived_reason` set (None on every other item).
     """
-    return playbook.phases.of(phase).apply(load_phase_template(phase))
+    return playbook.phases.of(phase).apply(load_phase_template(phase, playbook.contract.language))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from handover.checklist.model import Checklist, Status
+from handover.contract.checklists import item_title
 from handover.documents.blocks import Inline, badge, code, join_codes, strong
 from handover.documents.builder import DocumentBuilder
 from handover.documents.field_labels import field_label
@@ -245,7 +246,7 @@ def checklist_sections(
             [
                 [
                     code(item.id),
-                    item.title,
+                    item_title(checklist.phase.value, item.id, item.title, t.language),
                     badge(status_text(t, item.status.value), item.status.value),
                     ", ".join(e.short() for e in item.evidence) or "—",
                     item.reason or "—",

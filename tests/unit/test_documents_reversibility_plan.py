@@ -100,7 +100,9 @@ def test_reversibility_plan_states_an_extended_transition_and_its_basis(
 def test_reversibility_plan_lists_the_knowledge_transfer_items_of_the_checklist(
     playbook: Playbook,
 ) -> None:
-    template = [i for i in load_phase_template("reversibility") if i["id"].startswith("knowledge")]
+    language = playbook.contract.language  # the checklist's titles are in the contract's
+    items = load_phase_template("reversibility", language)
+    template = [i for i in items if i["id"].startswith("knowledge")]
     assert template, "the reversibility template holds knowledge-transfer items"
     data = playbook.model_dump(mode="json", exclude_none=True)
     data["phases"]["reversibility"] = {
