@@ -20,6 +20,7 @@ from handover.documents.document import Document
 from handover.documents.formatting import scrub
 from handover.documents.sections import header_fields, parties_section, perimeter_section
 from handover.i18n import Texts
+from handover.i18n.recorded import eol_flag_text
 from handover.sizes import size_text
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def baseline_report(
     b.h(2, t._("End-of-life software"))
     b.table(
         [t._("Host"), t._("Finding")],
-        [[code(h), flag] for h, flag in eol],
+        [[code(h), eol_flag_text(t, flag)] for h, flag in eol],
         t._("No end-of-life software found."),
     )
     _hosts_section(b, playbook, inventories)
@@ -306,7 +307,10 @@ def _host_facts(b: DocumentBuilder, inv: Inventory, disk_threshold: float, warn_
     )
     _certificates(b, inv, warn_days)
     if inv.eol_flags:
-        b.p([t._("End of life:") + " ", "; ".join(inv.eol_flags)], "warning")
+        b.p(
+            [t._("End of life:") + " ", "; ".join(eol_flag_text(t, f) for f in inv.eol_flags)],
+            "warning",
+        )
     if inv.unreadable:
         b.p(strong(t._("Not readable on this host")))
         b.bullets([scrub(u) for u in inv.unreadable])

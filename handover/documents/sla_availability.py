@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from handover.documents.blocks import Inline, badge, code
 from handover.documents.builder import DocumentBuilder
 from handover.i18n import Texts
+from handover.i18n.recorded import unmeasured_reason_text
 from handover.operations.availability import MIN_COVERAGE, ServiceAvailability
 from handover.operations.sla import SlaFigures
 
@@ -77,7 +78,10 @@ def _row(t: Texts, service: ServiceAvailability, target: float | None) -> list[I
         return [
             *head,
             "—",
-            badge(t._("not measured: {reason}", reason=service.reason), "unknown"),
+            badge(
+                t._("not measured: {reason}", reason=unmeasured_reason_text(t, service.reason)),
+                "unknown",
+            ),
         ]
     if target is None:
         return [
@@ -103,7 +107,11 @@ def service_breaches(
             out.append(
                 [
                     code(s.service),
-                    ": " + t._("availability not measured ({reason})", reason=s.reason),
+                    ": "
+                    + t._(
+                        "availability not measured ({reason})",
+                        reason=unmeasured_reason_text(t, s.reason),
+                    ),
                 ]
             )
         elif s.percent < target:

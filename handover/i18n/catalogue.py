@@ -24,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 SOURCES = (
     "i18n/__init__.py",
     "i18n/words.py",
+    "i18n/recorded.py",
     "documents",
     "exit/erasure_certificate.py",
     "exit/acceptance.py",
