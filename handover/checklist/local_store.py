@@ -32,7 +32,14 @@ from handover.errors import HandoverError
 from handover.state.atomic import ensure_private_dir, write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN
 from handover.state.layout import ContractPaths
-from handover.state.store import AuditChain, Journal, Record, StateConflict, check_blob_name
+from handover.state.store import (
+    AuditChain,
+    Journal,
+    Record,
+    StateConflict,
+    blob_tag,
+    check_blob_name,
+)
 
 log = logging.getLogger("handover.checklist")
 
@@ -193,10 +200,45 @@ class LocalStore:
     def write_blob(self, contract: str, name: str, data: bytes) -> None:
         write_atomic(self._blob_path(contract, name), data)
 
+    def read_blob_tagged(self, contract: str, name: str) -> tuple[bytes | None, str]:
+        data = self.read_blob(contract, name)
+        return data, blob_tag(data)
+
+    def write_blob_if(self, contract: str, name: str, data: bytes, expected: str) -> str:
+        """Compare and write under the blob's `<name>.lock` `flock`.
+
+        The same lock file the vault and known_hosts writers take, so their
+        own locked read-modify-writes and this one exclude each other.
+        """
+        path = self._blob_path(contract, name)
+        with _flocked(path.with_name(path.name + ".lock")):
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            if blob_tag(current) != expected:
+                raise StateConflict(
+                    f"{path}: changed by another process since it was read: read again"
+                )
+            write_atomic(path, data)
+        return blob_tag(data)
+
     def _blob_path(self, contract: str, name: str) -> Path:
         paths = self.paths(contract)
         known = {"vault.age": paths.vault_file, "known_hosts": paths.known_hosts}
         return known.get(check_blob_name(name), paths.root / name)
+
+
+@contextlib.contextmanager
+def _flocked(lock_path: Path) -> Iterator[None]:
+    """An exclusive `flock` on `lock_path` (created private), released when its fd closes."""
+    ensure_private_dir(lock_path.parent)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _version(data: bytes | None) -> int:

@@ -56,11 +56,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from handover.errors import HandoverError, UsageError
 from handover.state.chain import GENESIS, canonical_json, entry_hash, next_entry
 from handover.state.store import (
+    ABSENT,
     JOURNAL_NAMES,
     AuditChain,
     Journal,
     Record,
     StateConflict,
+    blob_tag,
     check_blob_name,
 )
 
@@ -386,6 +388,41 @@ class PostgresStore:
                     set_={"sha256": statement.excluded.sha256, "data": statement.excluded.data},
                 )
             )
+
+    def read_blob_tagged(self, contract: str, name: str) -> tuple[bytes | None, str]:
+        data = self.read_blob(contract, name)
+        return data, blob_tag(data)
+
+    def write_blob_if(self, contract: str, name: str, data: bytes, expected: str) -> str:
+        """One statement decides: insert if absent, or update the row still holding `expected`.
+
+        Either is atomic in PostgreSQL (a concurrent insert of the same key
+        waits, then does nothing; a concurrent update re-checks the tag on
+        the row it waited for), so of two writers on one tag exactly one wins.
+        """
+        check_blob_name(name)
+        digest = blob_tag(data)
+        where = (blobs_table.c.contract == contract) & (blobs_table.c.name == name)
+        with self._errors(contract), self.engine.begin() as conn:
+            if expected == ABSENT:
+                result = conn.execute(
+                    insert(blobs_table)
+                    .values(contract=contract, name=name, sha256=digest, data=data)
+                    .on_conflict_do_nothing(index_elements=["contract", "name"])
+                    .returning(blobs_table.c.name)
+                )
+            else:
+                result = conn.execute(
+                    blobs_table.update()
+                    .where(where & (blobs_table.c.sha256 == expected))
+                    .values(sha256=digest, data=data)
+                    .returning(blobs_table.c.name)
+                )
+            if result.first() is None:  # (rowcount is not reported for an upsert)
+                raise StateConflict(
+                    f"{contract}/{name}: changed by another worker since it was read: read again"
+                )
+        return digest
 
     @contextlib.contextmanager
     def _errors(self, contract: str) -> Iterator[None]:

@@ -26,12 +26,18 @@ What the interface promises, whatever keeps the state:
   across threads, processes and, for PostgreSQL, machines. A process that
   dies holding it releases it (an `flock` closes with the process, a
   PostgreSQL session with its connection).
+- `write_blob_if` is a compare-and-set on a blob: it writes only if the blob
+  is still the one the caller read (`read_blob_tagged` gives its tag, the
+  SHA-256 of its bytes, `ABSENT` when there is none), `StateConflict`
+  otherwise; `update_blob` builds the read-change-retry loop on it, so two
+  workers adding to one vault or known_hosts never lose either change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +52,19 @@ Record = tuple[str, str, dict[str, Any]]
 STATE_URL_ENV = "HANDOVER_STATE_URL"
 #: The blobs a contract keeps beside its checklists (names the stores accept).
 BLOB_NAMES = frozenset({"vault.age", "known_hosts", "schedules.json", "evidence-index.json"})
+
+
+#: The tag of a blob never written (`read_blob_tagged`, `write_blob_if`).
+ABSENT = "absent"
+
+
+def blob_tag(data: bytes | None) -> str:
+    """A blob's tag: the SHA-256 of its bytes, `ABSENT` when there is none.
+
+    A tag by content, not by write count: a write that leaves the bytes as
+    they were changes nothing the caller could have lost.
+    """
+    return ABSENT if data is None else hashlib.sha256(data).hexdigest()
 
 
 class StateConflict(HandoverError):
@@ -162,6 +181,18 @@ class ContractStore(Protocol):
         """Replace a named blob, atomically."""
         ...
 
+    def read_blob_tagged(self, contract: str, name: str) -> tuple[bytes | None, str]:
+        """A named blob and its tag (`blob_tag`), read together."""
+        ...
+
+    def write_blob_if(self, contract: str, name: str, data: bytes, expected: str) -> str:
+        """Replace the blob if its tag is still `expected`; return the new tag.
+
+        Raises StateConflict, writing nothing, when another writer changed
+        the blob since the caller read it.
+        """
+        ...
+
 
 @dataclass(frozen=True)
 class StateUrl:
@@ -201,3 +232,35 @@ def check_blob_name(name: str) -> str:
     if name not in BLOB_NAMES:
         raise UsageError(f"state blob {name!r}: one of {', '.join(sorted(BLOB_NAMES))}")
     return name
+
+
+#: How many times `update_blob` reads again after losing a race before it gives up.
+BLOB_RETRIES = 50
+
+
+def update_blob(
+    store: ContractStore,
+    contract: str,
+    name: str,
+    change: Callable[[bytes | None], bytes | None],
+) -> bytes | None:
+    """Apply `change` to the blob as stored, compare-and-set, again on a lost race.
+
+    `change` gets the blob's bytes (None when absent) and returns the new
+    bytes, or None to leave it as it is; it may run more than once, so it
+    must not act outside its result (raise to refuse). Returns the blob as
+    stored afterwards.
+    """
+    for _ in range(BLOB_RETRIES):
+        data, tag = store.read_blob_tagged(contract, name)
+        new = change(data)
+        if new is None or new == data:
+            return data
+        try:
+            store.write_blob_if(contract, name, new, tag)
+        except StateConflict:
+            continue
+        return new
+    raise StateConflict(
+        f"{contract}/{name}: changed by other writers {BLOB_RETRIES} times in a row; try again"
+    )

@@ -1,0 +1,131 @@
+"""Blob compare-and-set on both stores, and the blobs workers share through PostgreSQL.
+
+Same cases on the local folder and on a real PostgreSQL (`store_kind`):
+a write on a stale tag is refused and writes nothing, and processes that
+share nothing but the store add to one blob at once without losing a line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handover.checklist.local_store import LocalStore
+from handover.state.postgres import PostgresStore
+from handover.state.store import ABSENT, ContractStore, StateConflict, blob_tag, update_blob
+
+C = "acme-infogerance"
+
+ADDER = r"""
+import os, sys, time
+from pathlib import Path
+from handover.state.store import update_blob
+
+kind, where, contract, name, go, count = sys.argv[1:7]
+if kind == "postgres":
+    from handover.state.postgres import PostgresStore
+    store = PostgresStore(where)
+else:
+    from handover.checklist.local_store import LocalStore
+    store = LocalStore(Path(where))
+deadline = time.monotonic() + 120
+while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("no go signal")
+    time.sleep(0.01)
+for n in range(int(count)):
+    line = f"{name} {n}\n".encode()
+    update_blob(store, contract, "known_hosts", lambda data: (data or b"") + line)
+print("done", flush=True)
+"""
+
+
+@pytest.fixture(params=["local", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def location(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if store_kind == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "contracts")
+
+
+@pytest.fixture
+def state(store_kind: str, location: str) -> ContractStore:
+    if store_kind == "postgres":
+        return PostgresStore(location)
+    return LocalStore(Path(location))
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+
+
+def test_a_blob_is_written_only_on_the_tag_it_was_read_with(state: ContractStore) -> None:
+    assert state.read_blob_tagged(C, "vault.age") == (None, ABSENT)
+    first = state.write_blob_if(C, "vault.age", b"one", ABSENT)
+    assert first == blob_tag(b"one")
+    with pytest.raises(StateConflict, match=r"vault\.age"):
+        state.write_blob_if(C, "vault.age", b"other first", ABSENT)  # created meanwhile
+    second = state.write_blob_if(C, "vault.age", b"two", first)
+    with pytest.raises(StateConflict):
+        state.write_blob_if(C, "vault.age", b"lost", first)  # stale tag
+    assert state.read_blob_tagged(C, "vault.age") == (b"two", second)
+    assert state.read_blob(C, "known_hosts") is None  # blobs are apart
+
+
+def test_update_blob_reads_again_after_losing_a_race(state: ContractStore) -> None:
+    state.write_blob(C, "known_hosts", b"a\n")
+    calls: list[bytes | None] = []
+
+    def change(data: bytes | None) -> bytes:
+        calls.append(data)
+        if len(calls) == 1:  # another writer gets in between this read and this write
+            state.write_blob(C, "known_hosts", b"a\nb\n")
+        return (data or b"") + b"c\n"
+
+    assert update_blob(state, C, "known_hosts", change) == b"a\nb\nc\n"
+    assert calls == [b"a\n", b"a\nb\n"]
+    assert state.read_blob(C, "known_hosts") == b"a\nb\nc\n"
+    assert update_blob(state, C, "known_hosts", lambda data: None) == b"a\nb\nc\n"
+
+
+def test_processes_adding_to_one_blob_at_once_lose_nothing(
+    store_kind: str, location: str, state: ContractStore, tmp_path: Path, workers: list
+) -> None:
+    go, count = tmp_path / "go", 15
+    names = ["w1", "w2", "w3"]
+    for name in names:
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", ADDER, store_kind, location, C, name, str(go), str(count)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "HANDOVER_HOME": str(tmp_path / name)},
+            )
+        )
+    go.touch()
+    for process in workers:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-2000:]
+        assert out.strip() == "done"
+    lines = (state.read_blob(C, "known_hosts") or b"").decode().splitlines()
+    assert sorted(lines) == sorted(f"{name} {n}" for name in names for n in range(count))
+    for name in names:  # each writer's lines in its own order
+        assert [line for line in lines if line.startswith(name)] == [
+            f"{name} {n}" for n in range(count)
+        ]
