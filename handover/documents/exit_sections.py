@@ -25,6 +25,7 @@ from datetime import date
 from typing import Any
 
 from handover.checklist.model import ChecklistItem, Status
+from handover.contract.checklists import item_title
 from handover.contract.deadlines import ExitDeadlines
 from handover.documents.blocks import Inline, Span, badge, code
 from handover.documents.builder import DocumentBuilder
@@ -392,7 +393,7 @@ def recorded_transfer_section(
         [
             [
                 code(i.id),
-                i.title,
+                item_title("reversibility", i.id, i.title, t.language),
                 badge(status_text(t, i.status.value), i.status.value),
                 ", ".join(e.short() for e in i.evidence) or "—",
                 i.reason or "—",

@@ -16,7 +16,10 @@ from handover.cli import _register, app
 from handover.contract.checklists import item_title, load_phase_template
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook, phase_items
+from handover.documents.builder import DocumentBuilder
 from handover.documents.checklists_report import checklists_report
+from handover.documents.exit_sections import recorded_transfer_section
+from handover.i18n import Texts
 from handover.phases import PHASES, Phase
 from tests.conftest import PROJECT_ROOT
 from tests.unit.documents_fixtures import NOW, in_language, load_test_playbook
@@ -126,3 +129,15 @@ def test_the_checklist_command_shows_the_titles_in_the_contracts_language(
     assert result.exit_code == 0, result.output
     assert "Inventaire matériel et logiciel de chaque hôte" in result.output
     assert "Hardware and software inventory" not in result.output
+
+
+def test_the_exit_reports_transfer_items_read_in_the_contracts_language(tmp_path: Path) -> None:
+    store = ChecklistStore(tmp_path)
+    english = load_phase_template("reversibility", "en")  # as a checklist opened before
+    checklist = store.open("c1", Phase.REVERSIBILITY, english)
+    b = DocumentBuilder(Texts.of("fr", "Europe/Paris"))
+    recorded_transfer_section(b, checklist.items)
+    text = b.document("x", "x").markdown
+    french = {i["id"]: i["title"] for i in load_phase_template("reversibility", "fr")}
+    assert f"| {french['knowledge-transfer-sessions']} |" in text, text
+    assert "Knowledge transfer sessions held" not in text
