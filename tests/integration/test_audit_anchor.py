@@ -111,7 +111,8 @@ def test_checkpoint_is_published_and_a_cut_log_fails_verification(playbook: Path
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[summary.artifact_key]))
         )
     assert summary.artifact_key == f"{contract}-audit-checkpoint"
-    assert artifacts and summary.hash in str(artifacts[0].data)
+    # Other tests on this server may publish under the same key (same contract id): ours is there.
+    assert any(summary.hash in str(artifact.data) for artifact in artifacts), artifacts
 
     # Cut the tail and the checkpoints file together: the published event still tells.
     log = store.audit_log(contract).path
