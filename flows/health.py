@@ -18,6 +18,7 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
 from flows._phase import gather, phase_run_name, phase_task_runner
+from flows.notifications import ensure_notifications_quietly
 from flows.playbook_guard import guard_playbook_path
 from handover.contract.loader import load_playbook
 from handover.estate.health_checks import HealthSample
@@ -43,6 +44,7 @@ def health(playbook_path: str) -> HealthRound:
     """Sample the checks due, then append the round to the contract's sample store."""
     guard_playbook_path(playbook_path)
     playbook = load_playbook(Path(playbook_path))
+    ensure_notifications_quietly(playbook)  # certificate and disk alerts reach people through it
     contract = playbook.contract_id
     tag_flow_run(contract, "health")
     ensure_concurrency_limit(ssh_limit_name(contract), SSH_SESSIONS_PER_CONTRACT)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows._phase import PhaseOutcome, phase_run_name, phase_task_runner
+from flows.notifications import ensure_notifications_quietly
 from flows.operational_steps import (
     Seen,
     period_run,
@@ -48,6 +49,7 @@ from handover.operations.schedules import (
 )
 from handover.operations.sla import reporting_period
 from handover.phases import PERIOD_PATTERN
+from tasks.alerts import alert_exit_deadlines, alert_missed_backups
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.tags import tag_flow_run
@@ -59,6 +61,8 @@ def _start(playbook_path: str) -> Playbook:
     playbook = load_playbook(Path(playbook_path))
     tag_flow_run(playbook.contract_id, "operational")
     ensure_concurrency_limit(ssh_limit_name(playbook.contract_id), SSH_SESSIONS_PER_CONTRACT)
+    # The contract's alerts (handover.* events) reach people through this automation.
+    ensure_notifications_quietly(playbook)
     return playbook
 
 
@@ -82,7 +86,20 @@ def operational_backups(playbook_path: str) -> PhaseOutcome:
     run.item(
         "restore-check", lambda: run_restore_check(run, playbook_path, seen), needs=["backups"]
     )
+    _nightly_alerts(playbook_path)
     return run.finish(only=TASK_ITEMS["backups"])
+
+
+def _nightly_alerts(playbook_path: str) -> None:
+    """Datasets without a recent backup and exit dates coming: checked with each backup run.
+
+    Telling must never fail the work it tells about: a failure here is a warning.
+    """
+    for check in (alert_missed_backups, alert_exit_deadlines):
+        try:
+            check(playbook_path)
+        except Exception as exc:
+            get_run_logger().warning("%s could not run: %s", check.name, exc)
 
 
 @flow(
