@@ -45,6 +45,7 @@ from handover.errors import (
 )
 from handover.secrets.references import Secret
 from handover.sshkeys import SshPublicKey, find_public_key, fingerprint, shown
+from handover.state.shared_blob import local_copy
 
 MARKER_PREFIX = "handover:"
 
@@ -328,7 +329,7 @@ def try_login(
     pkey = _load_pkey(private_key)
     client = paramiko.SSHClient()
     try:
-        client.load_host_keys(str(known_hosts))
+        client.load_host_keys(str(local_copy(known_hosts)))  # another worker's pins too
     except OSError as exc:
         raise UsageError(f"{known_hosts}: cannot read known_hosts: {exc.strerror}") from exc
     client.set_missing_host_key_policy(paramiko.RejectPolicy())

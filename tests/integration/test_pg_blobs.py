@@ -7,11 +7,13 @@ share nothing but the store add to one blob at once without losing a line.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +131,95 @@ def test_processes_adding_to_one_blob_at_once_lose_nothing(
         assert [line for line in lines if line.startswith(name)] == [
             f"{name} {n}" for n in range(count)
         ]
+
+
+SSH_WORKER = r"""
+import json, sys
+from handover.connectors.ssh.connector import SSHConnector
+from handover.connectors.ssh.first_contact import pin_first_contact
+from handover.contract.perimeter import Host
+from handover.errors import HandoverError
+
+contract, mode, entry = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+host = Host.model_validate(entry)
+if mode == "pin":
+    print("pinned " + str(pin_first_contact(host, contract)), flush=True)
+else:
+    try:
+        connector = SSHConnector.from_host(host, contract, retries=0)
+    except HandoverError as exc:
+        print("refused: " + str(exc), flush=True)
+    else:
+        result = connector.run("echo trusted")
+        connector.close()
+        print(result.stdout.decode().strip(), flush=True)
+"""
+
+
+def _ssh_worker(tmp_path: Path, name: str, url: str | None, *args: str) -> str:
+    """A worker with a home of its own, sharing the state store `url` (None: its folder)."""
+    env = {**os.environ, "HANDOVER_HOME": str(tmp_path / name / ".handover")}
+    env.pop("HANDOVER_STATE_URL", None)
+    if url is not None:
+        env["HANDOVER_STATE_URL"] = url
+    done = subprocess.run(
+        [sys.executable, "-c", SSH_WORKER, C, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+@pytest.mark.integration
+def test_a_host_key_pinned_on_one_worker_is_trusted_on_another(
+    pg_url: str, sshd_factory: Any, tmp_path: Path
+) -> None:
+    host = sshd_factory.start("sharedpin")
+    entry = host.host_dict()
+    entry.pop("host_key")  # nothing pinned in the playbook: known_hosts decides
+    entry = json.dumps(entry)
+    before = _ssh_worker(tmp_path, "b", pg_url, "connect", entry)
+    assert before.startswith("refused: ") and "not pinned" in before
+
+    pinned = _ssh_worker(tmp_path, "a", pg_url, "pin", entry)
+    a_file = tmp_path / "a" / ".handover" / "contracts" / C / "known_hosts"
+    assert pinned == f"pinned {a_file}"
+    stored = PostgresStore(pg_url).read_blob(C, "known_hosts")
+    assert stored is not None and stored.decode().splitlines() == [host.known_hosts_line]
+    assert a_file.read_bytes() == stored  # worker A's copy is the store's
+
+    assert _ssh_worker(tmp_path, "b", pg_url, "connect", entry) == "trusted"
+    b_file = tmp_path / "b" / ".handover" / "contracts" / C / "known_hosts"
+    assert b_file.read_bytes() == stored
+    assert oct(b_file.stat().st_mode & 0o777) == "0o600"
+    # A worker on its own folder shares nothing: the key is not known there.
+    alone = _ssh_worker(tmp_path, "c", None, "connect", entry)
+    assert alone.startswith("refused: ") and "not pinned" in alone
+
+
+def test_shared_known_hosts_keeps_a_pinned_key_and_refuses_another(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import paramiko
+
+    from handover.connectors.ssh.trust import known_keys, record_host_key
+    from handover.errors import HostKeyMismatch
+    from handover.state.layout import ContractPaths
+
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "w1"))
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    path = ContractPaths(C).known_hosts
+    first, second = paramiko.ECDSAKey.generate(), paramiko.ECDSAKey.generate()
+    record_host_key(path, "192.0.2.10", 2222, first)
+    record_host_key(path, "192.0.2.10", 2222, first)  # already there: unchanged
+    with pytest.raises(HostKeyMismatch, match=r"\[192\.0\.2\.10\]:2222"):
+        record_host_key(path, "192.0.2.10", 2222, second)
+    stored = PostgresStore(pg_url).read_blob(C, "known_hosts") or b""
+    assert stored.decode().count("\n") == 1
+    path.unlink()  # this worker's copy lost: the store still knows the key
+    assert known_keys(path, "192.0.2.10", 2222) == {first.get_name(): first}
+    assert path.read_bytes() == stored

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
+from paramiko.hostkeys import HostKeyEntry
 
 import handover.sshkeys as sshkeys
 from handover.connectors.ssh.reach import HANDSHAKE_TIMEOUT_S, handshake_error, open_tcp
@@ -37,6 +38,7 @@ from handover.errors import (
     UsageError,
 )
 from handover.state.atomic import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
+from handover.state.shared_blob import local_copy, shared_blob
 
 __all__ = [
     "PinnedFingerprintPolicy",
@@ -60,9 +62,14 @@ def known_hosts_name(address: str, port: int) -> str:
 
 
 def load_known_hosts(path: Path) -> paramiko.HostKeys:
-    """Read an OpenSSH known_hosts file; a missing file is an empty one."""
+    """Read an OpenSSH known_hosts file; a missing file is an empty one.
+
+    The contract's own file is first brought up to the state store's copy
+    when the store is shared (`handover.state.shared_blob`): a key another
+    worker pinned is known here too.
+    """
     keys = paramiko.HostKeys()
-    if path.exists():
+    if local_copy(path).exists():
         try:
             keys.load(str(path))
         except (OSError, paramiko.SSHException, ValueError) as exc:
@@ -93,28 +100,68 @@ def record_host_key(path: Path, address: str, port: int, key: paramiko.PKey) -> 
     """Add the host's key to known_hosts (atomic rewrite, under a lock); return its fingerprint.
 
     An entry of the same type with another key is never replaced: that is a
-    mismatch, and a human must remove the old line on purpose.
+    mismatch, and a human must remove the old line on purpose. The
+    contract's own file in a shared state store is changed there, by
+    compare-and-set, so keys two workers pin at once are both kept.
     """
-    name = known_hosts_name(address, port)
+    shared = shared_blob(path)
+    if shared is not None:
+        shared.update(lambda data: _with_key(data, path, address, port, key))
+        return fingerprint(key)
     with _locked(path):
-        existing = known_keys(path, address, port)
-        old = existing.get(key.get_name())
-        if old is not None and old != key:
-            raise HostKeyMismatch(
-                f"{name}: known_hosts {path} holds {fingerprint(old)}, "
-                f"host presented {fingerprint(key)}",
-                host=name,
-            )
-        if old is None:
-            text = path.read_text() if path.exists() else ""
-            if text and not text.endswith("\n"):
-                text += "\n"
-            text += f"{name} {key.get_name()} {key.get_base64()}\n"
+        new = _with_key(path.read_bytes() if path.exists() else None, path, address, port, key)
+        if new is not None:
             # A known_hosts file keeps its mode (the user's own may be 0644); a new one is
             # private, like the rest of the contract's state.
             mode = path.stat().st_mode & 0o777 if path.exists() else PRIVATE_FILE_MODE
-            write_atomic(path, text.encode("ascii"), mode=mode)
+            write_atomic(path, new, mode=mode)
     return fingerprint(key)
+
+
+def _with_key(
+    data: bytes | None, path: Path, address: str, port: int, key: paramiko.PKey
+) -> bytes | None:
+    """known_hosts `data` with the host's key added; None when it holds it already.
+
+    Raises HostKeyMismatch when it holds another key of the same type.
+    """
+    name = known_hosts_name(address, port)
+    entry = _parse_known_hosts(data or b"", path).lookup(name)
+    old = dict(entry).get(key.get_name()) if entry is not None else None
+    if old is not None and old != key:
+        raise HostKeyMismatch(
+            f"{name}: known_hosts {path} holds {fingerprint(old)}, "
+            f"host presented {fingerprint(key)}",
+            host=name,
+        )
+    if old is not None:
+        return None
+    text = (data or b"").decode("utf-8")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    text += f"{name} {key.get_name()} {key.get_base64()}\n"
+    return text.encode("utf-8")
+
+
+def _parse_known_hosts(data: bytes, path: Path) -> paramiko.HostKeys:
+    """known_hosts bytes read as `HostKeys.load` reads a file (comments, bad lines skipped)."""
+    keys = paramiko.HostKeys()
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: cannot read known_hosts ({exc})") from exc
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            entry = HostKeyEntry.from_line(line, number)
+        except paramiko.SSHException:
+            continue
+        if entry is not None and entry.key is not None:
+            for host in entry.hostnames:
+                keys.add(host, entry.key.get_name(), entry.key)
+    return keys
 
 
 class PinnedFingerprintPolicy(paramiko.RejectPolicy):

@@ -1,0 +1,106 @@
+"""A contract's file that workers share through the state store: known_hosts, the vault.
+
+Callers name these files by their path (`ContractPaths.known_hosts`,
+`ContractPaths.vault_file`) and read them as files (paramiko, age). With the
+local folder as state store (the default) the file *is* the store's blob:
+nothing changes, the callers' own `<name>.lock` locks keep it.
+
+With `HANDOVER_STATE_URL=postgresql://...` the blob in the database is the
+contract's copy and the file is this worker's copy of it: `pull` brings the
+file to the database's bytes before it is read, and `update` changes the
+blob by compare-and-set (`update_blob`: read, change, write if unchanged,
+again on a lost race), then writes the file. A host key pinned or a
+credential added on one worker is then what every worker reads next, and
+two workers writing at once both keep their change.
+
+Only the contract's own files in the installation's home are shared: a
+known_hosts the playbook names elsewhere (`perimeter.known_hosts`) is the
+operator's file and stays one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from handover.state.atomic import write_atomic
+from handover.state.home import CONTRACT_ID_PATTERN, handover_home
+from handover.state.store import ABSENT, ContractStore, StateConflict, state_url, update_blob
+
+#: The files of a contract folder that are store blobs of the same name.
+SHARED_FILES = frozenset({"known_hosts", "vault.age"})
+
+
+@dataclass(frozen=True)
+class SharedBlob:
+    """One contract blob in a shared store, and this worker's copy of it at `path`."""
+
+    store: ContractStore
+    contract: str
+    name: str
+    path: Path
+
+    def pull(self) -> bytes | None:
+        """Make this worker's copy the store's blob; return the bytes (None: there is none).
+
+        A copy written here before the store was shared (the store holds no
+        such blob yet) is adopted into the store, if no other worker's got
+        there first (then the store's wins, as for any stale copy).
+        """
+        data = self.store.read_blob(self.contract, self.name)
+        if data is None:
+            local = self._local()
+            if local is None:
+                return None
+            try:
+                self.store.write_blob_if(self.contract, self.name, local, ABSENT)
+                return local
+            except StateConflict:
+                data = self.store.read_blob(self.contract, self.name)
+        self._mirror(data)
+        return data
+
+    def update(self, change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        """Change the blob by compare-and-set (see `update_blob`), then this worker's copy."""
+        self.pull()
+        data = update_blob(self.store, self.contract, self.name, change)
+        self._mirror(data)
+        return data
+
+    def _local(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _mirror(self, data: bytes | None) -> None:
+        if data is not None and self._local() != data:
+            write_atomic(self.path, data)
+
+
+def shared_blob(path: Path) -> SharedBlob | None:
+    """The shared blob `path` is this worker's copy of; None when the file is its own.
+
+    None for the local folder store and for any file that is not a
+    contract's own `known_hosts` or `vault.age` in the installation's home.
+    """
+    url = state_url()
+    if url.kind != "postgresql" or url.url is None or path.name not in SHARED_FILES:
+        return None
+    contract = path.parent.name
+    contracts_root = (handover_home() / "contracts").absolute()
+    if path.parent.parent.absolute() != contracts_root or not CONTRACT_ID_PATTERN.match(contract):
+        return None
+    # Imported here: SQLAlchemy and the driver load only where a database is used.
+    from handover.state.postgres import PostgresStore
+
+    return SharedBlob(PostgresStore(url.url), contract, path.name, path)
+
+
+def local_copy(path: Path) -> Path:
+    """`path`, brought up to the shared store's blob first when it is a shared file."""
+    shared = shared_blob(path)
+    if shared is not None:
+        shared.pull()
+    return path
