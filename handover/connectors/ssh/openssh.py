@@ -42,8 +42,8 @@ import paramiko
 
 import handover.sshkeys as sshkeys
 from handover.connectors.ssh.reach import BANNER_TIMEOUT_S
-from handover.connectors.ssh.target import SSHTarget
-from handover.errors import KeyFormatError, UsageError
+from handover.connectors.ssh.target import SSHTarget, read_key_file
+from handover.errors import UsageError
 from handover.secrets.references import resolve_secret
 
 __all__ = [
@@ -196,12 +196,7 @@ def private_key_bytes(target: SSHTarget) -> bytes | None:
     moment, from the same reference the control connection used.
     """
     if target.key_file is not None:
-        try:
-            data = target.key_file.read_bytes()
-        except OSError as exc:
-            raise KeyFormatError(
-                f"{target.key_file}: cannot read SSH key ({exc.strerror})"
-            ) from exc
+        data = read_key_file(target.key_file)
     elif target.credential is not None and target.auth == "key":
         data = resolve_secret(target.credential).reveal()
     else:

@@ -89,15 +89,18 @@ def load_private_key(data: bytes, what: str, host: str) -> paramiko.PKey:
     )
 
 
+def read_key_file(path: Path) -> bytes:
+    """The bytes of a key file named by the playbook, or one line saying why not."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyFormatError(f"{path}: cannot read SSH key ({exc.strerror})") from exc
+
+
 def resolve_credentials(target: SSHTarget) -> tuple[paramiko.PKey | None, str | None]:
     """Resolve the credential (at connect time, every time): a key object or a password."""
     if target.key_file is not None:
-        try:
-            data = target.key_file.read_bytes()
-        except OSError as exc:
-            raise KeyFormatError(
-                f"{target.key_file}: cannot read SSH key ({exc.strerror})"
-            ) from exc
+        data = read_key_file(target.key_file)
         return load_private_key(data, f"key file {target.key_file}", target.name), None
     if target.credential is None:
         if target.use_agent:
