@@ -13,8 +13,15 @@ it is found and how it is created is `handover.secrets.vault_key`.
 
 Writes are atomic (temporary file, fsync, rename) and serialised by an
 `fcntl` lock on `vault.age.lock`, so two processes adding entries at once
-both land. A wrong key, a tampered or truncated file raises VaultError: a
-vault that cannot be read is never mistaken for an empty one.
+both land. With a shared state store (`HANDOVER_STATE_URL=postgresql://...`)
+the encrypted file is the store's `vault.age` blob and the file this
+worker's copy (`handover.state.shared_blob`): every read fetches the blob,
+every change is a compare-and-set on it, read again and redone when another
+worker changed the vault meanwhile, so no worker's entry is lost. The key
+never goes to the store: it stays where `vault_key` finds it, on each worker.
+
+A wrong key, a tampered or truncated file raises VaultError: a vault that
+cannot be read is never mistaken for an empty one.
 
 Secrets are held as `handover.secrets.Secret` in memory; entry metadata
 (`VaultEntry`) never contains one, so listing, logging or returning entries
@@ -34,12 +41,12 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -53,6 +60,11 @@ from handover.secrets.vault_key import VaultKey, load_vault_key
 from handover.state.atomic import write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN
 from handover.state.layout import ContractPaths
+from handover.state.shared_blob import local_copy, shared_blob
+
+T = TypeVar("T")
+#: The vault's records as stored, None when there is no vault yet.
+Records = dict[str, "_Record"]
 
 VAULT_FORMAT = "handover-vault/1"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,126}$")
@@ -172,7 +184,7 @@ class Vault:
         return self._key
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return local_copy(self.path).exists()
 
     # -- reading --
 
@@ -211,11 +223,7 @@ class Vault:
 
     def init(self) -> bool:
         """Create an empty vault file if none exists; return True when it was created."""
-        with self._locked():
-            if self.path.exists():
-                return False
-            self._save({})
-            return True
+        return self._change(lambda records: (None, False) if records is not None else ({}, True))
 
     def add(
         self, entry: VaultEntry, secret: Secret | bytes | str, *, replace: bool = False
@@ -225,8 +233,9 @@ class Vault:
         Replacing an entry keeps its history and records the old value as a rotation.
         """
         value = _as_secret(secret)
-        with self._locked():
-            records = self._load_or_empty()
+
+        def change(stored_records: Records | None) -> tuple[Records, VaultEntry]:
+            records = stored_records if stored_records is not None else {}
             old = records.get(entry.name)
             if old is not None and not replace:
                 raise VaultError(
@@ -238,14 +247,17 @@ class Vault:
                 history.append(HistoryItem(datetime.now(UTC), "import", old.secret))
             stored = entry.model_copy(update={"rotations": len(history)})
             records[entry.name] = _Record(stored, value, history)
-            self._save(records)
-            return stored
+            return records, stored
+
+        return self._change(change)
 
     def rotate(self, name: str, new_secret: Secret | bytes | str, *, actor: str) -> VaultEntry:
         """Replace the secret of `name`, keeping the previous value in its history."""
         value = _as_secret(new_secret)
-        with self._locked():
-            records = self._load()
+
+        def change(records: Records | None) -> tuple[Records, VaultEntry]:
+            if records is None:
+                raise self._missing()
             if name not in records:
                 raise VaultError(f"{self.path}: no entry {name!r} to rotate")
             record = records[name]
@@ -255,8 +267,34 @@ class Vault:
             record.entry = record.entry.model_copy(
                 update={"updated_at": now, "rotations": len(record.history)}
             )
-            self._save(records)
-            return record.entry
+            return records, record.entry
+
+        return self._change(change)
+
+    def _change(self, change: Callable[[Records | None], tuple[Records | None, T]]) -> T:
+        """Read the vault, `change` its records, write them if it returns any: one change.
+
+        Under this worker's lock; with a shared state store also a
+        compare-and-set on the store's blob, `change` running again on what
+        another worker wrote if it got there first (it must act only
+        through what it returns). Returns `change`'s second value.
+        """
+        outcome: list[T] = []
+
+        def on_bytes(data: bytes | None) -> bytes | None:
+            records, result = change(None if data is None else self._decrypt(data))
+            outcome[:] = [result]
+            return None if records is None else self._encrypt(records)
+
+        with self._locked():
+            shared = shared_blob(self.path)
+            if shared is not None:
+                shared.update(on_bytes)
+            else:
+                new = on_bytes(self._read() if self.path.exists() else None)
+                if new is not None:
+                    write_atomic(self.path, new, mode=0o600)
+        return outcome[0]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -274,21 +312,26 @@ class Vault:
 
     # -- file format --
 
-    def _load_or_empty(self) -> dict[str, _Record]:
-        return self._load() if self.path.exists() else {}
-
     def _load(self) -> dict[str, _Record]:
-        from handover.bundle.age import AgeReader
+        return self._decrypt(self._read(local_copy(self.path)))
 
+    def _missing(self) -> VaultError:
+        return VaultError(
+            f"{self.path}: no vault for contract {self.contract_id} "
+            f"(create it with `handover vault init {self.contract_id}`)"
+        )
+
+    def _read(self, path: Path | None = None) -> bytes:
         try:
-            data = self.path.read_bytes()
+            return (path or self.path).read_bytes()
         except FileNotFoundError as exc:
-            raise VaultError(
-                f"{self.path}: no vault for contract {self.contract_id} "
-                f"(create it with `handover vault init {self.contract_id}`)"
-            ) from exc
+            raise self._missing() from exc
         except OSError as exc:
             raise VaultError(f"{self.path}: cannot read the vault: {exc.strerror}") from exc
+
+    def _decrypt(self, data: bytes) -> dict[str, _Record]:
+        from handover.bundle.age import AgeReader
+
         try:
             with AgeReader(io.BytesIO(data), list(self.key.identities)) as reader:
                 chunks = []
@@ -337,7 +380,7 @@ class Vault:
             raise VaultError(f"{self.path}: unreadable vault content: {reason}") from None
         return records
 
-    def _save(self, records: dict[str, _Record]) -> None:
+    def _encrypt(self, records: dict[str, _Record]) -> bytes:
         from handover.bundle.age import AgeWriter
 
         doc = {
@@ -363,7 +406,7 @@ class Vault:
         buffer = io.BytesIO()
         with AgeWriter(buffer, [self.key.recipient]) as writer:
             writer.write(plaintext)
-        write_atomic(self.path, buffer.getvalue(), mode=0o600)
+        return buffer.getvalue()
 
 
 def _as_secret(value: Secret | bytes | str) -> Secret:

@@ -223,3 +223,69 @@ def test_shared_known_hosts_keeps_a_pinned_key_and_refuses_another(
     path.unlink()  # this worker's copy lost: the store still knows the key
     assert known_keys(path, "192.0.2.10", 2222) == {first.get_name(): first}
     assert path.read_bytes() == stored
+
+
+VAULT_WORKER = r"""
+import os, sys, time
+from handover.secrets.vault import Vault, VaultEntry
+
+contract, name, go, count = sys.argv[1:5]
+deadline = time.monotonic() + 120
+while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("no go signal")
+    time.sleep(0.01)
+vault = Vault(contract)
+for n in range(int(count)):
+    vault.add(VaultEntry(name=f"{name}-{n}"), f"secret-{name}-{n}")
+vault.rotate(f"{name}-0", f"rotated-{name}", actor=name)
+print(" ".join(vault.names()), flush=True)
+"""
+
+
+def test_workers_adding_to_one_vault_through_the_database_lose_no_entry(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: list
+) -> None:
+    from handover.secrets.vault import Vault
+    from handover.secrets.vault_key import create_key_file, load_vault_key
+
+    key = tmp_path / "keys" / "vault.key"  # one key file, outside every worker's home
+    monkeypatch.setenv("HANDOVER_VAULT_KEY_FILE", str(key))
+    monkeypatch.delenv("HANDOVER_VAULT_KEY", raising=False)
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "first" / ".handover"))
+    create_key_file()
+    assert Vault(C).init() is True
+    go, count, names = tmp_path / "go", 5, ["w1", "w2", "w3"]
+    for name in names:
+        env = {**os.environ, "HANDOVER_HOME": str(tmp_path / name / ".handover")}
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", VAULT_WORKER, C, name, str(go), str(count)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
+    go.touch()
+    for name, process in zip(names, workers, strict=True):
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-2000:]
+        assert {f"{name}-{n}" for n in range(count)} <= set(out.split())  # its own, at least
+    expected = sorted(f"{name}-{n}" for name in names for n in range(count))
+
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "late" / ".handover"))
+    late = Vault(C)  # a worker that never wrote: reads the database's vault
+    assert late.names() == expected
+    for name in names:
+        assert late.secret(f"{name}-0").reveal() == f"rotated-{name}".encode()
+        assert [h.value.reveal() for h in late.history(f"{name}-0")] == [
+            f"secret-{name}-0".encode()
+        ]
+    stored = PostgresStore(pg_url).read_blob(C, "vault.age") or b""
+    assert stored.startswith(b"age-encryption.org/v1\n")
+    assert b"secret-w1" not in stored and b"AGE-SECRET-KEY" not in stored
+    assert str(load_vault_key().recipient).encode() not in stored  # a reference, not the key
+    assert late.path.read_bytes() == stored
+    assert late.path.stat().st_mode & 0o777 == 0o600
