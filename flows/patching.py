@@ -42,6 +42,7 @@ from handover.operations.patching import PatchPlan, PatchRecord, window_refusal
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, ssh_limit_name
 from tasks.patching import apply_patches, plan_patches, record_patching, window_calendar
 from tasks.runtime import ensure_concurrency_limit, run_actor
+from tasks.tags import tag_flow_run
 
 DEFAULT_WAIT_S = 3600
 PAUSE_KEY = "patching-approval"
@@ -145,6 +146,7 @@ def patching(playbook_path: str, hosts: list[str] | None = None) -> PatchingSumm
     guard_playbook_path(playbook_path)
     playbook = load_playbook(Path(playbook_path))
     contract = playbook.contract_id
+    tag_flow_run(contract, "operational")  # the contract's history and status find the run
     settings = playbook.operations.patching
     window = playbook.services.maintenance.window
     names = _hosts(playbook, hosts)

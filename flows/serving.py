@@ -27,6 +27,7 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.implementation import implementation
 from flows.lifecycle import lifecycle
 from flows.operational import operational
+from flows.patching import patching
 from flows.playbook_guard import check_deployment_playbook
 from flows.reversibility import reversibility
 from flows.schedules import contract_deployments
@@ -60,6 +61,13 @@ def phase_deployments() -> list[RunnerDeployment]:
         ),
         lifecycle.to_deployment(
             name="lifecycle", description="The four phases in order.", tags=_tags("lifecycle")
+        ),
+        # Started by hand (or by a schedule an operator adds in the UI): it applies only
+        # inside the maintenance window, and with `approval: ask` pauses for a named approver.
+        patching.to_deployment(
+            name="patching",
+            description="Security updates applied in the maintenance window (MCO).",
+            tags=_tags("operational"),
         ),
     ]
     # Built outside any run, where Prefect's async_dispatch runs the synchronous

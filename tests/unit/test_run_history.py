@@ -220,6 +220,7 @@ def test_served_deployments_carry_their_phase_and_schedules_their_contract() -> 
         "operational": ["phase:operational"],
         "reversibility": ["phase:reversibility"],
         "lifecycle": ["phase:lifecycle"],
+        "patching": ["phase:operational"],
     }
     backups = TaskSchedule(task="backups", cron="0 2 * * *", timezone="UTC", items=("backups",))
     scheduled = task_deployment("acme", "/p/acme.yaml", backups)

@@ -35,6 +35,7 @@ def test_each_scheduled_contract_gets_one_deployment_per_task(
         "implementation",
         "operational",
         "lifecycle",
+        "patching",
     }
     health = by_name["demo-estate-health"]
     assert health.parameters == {"playbook_path": str(DEMO.resolve())}
