@@ -7,11 +7,21 @@ Prefect API dying during a command into a one-line PrefectApiUnreachable
 
 from __future__ import annotations
 
-from handover.cli import _register, app, run_app, translate_errors
+import sys
+
+from handover.cli import _register, app, register_for, run_app, translate_errors
 
 
 def main() -> None:
-    """Run `handover` with every command registered."""
+    """Run `handover`: a core command with its own module only, else every command.
+
+    A core command (`handover seal`, `verify`, `checklist`...) imports only
+    the module that registers it, and nothing of `flows`: it never talks to
+    the Prefect API, and starting stays cheap (`register_for`).
+    """
+    if register_for(sys.argv[1:]):
+        run_app(app)
+        return
     _register()
     import flows.commands  # registers server, serve, demo, run
     import flows.schedules_cmd  # noqa: F401  (registers schedules show / deploy)

@@ -16,7 +16,7 @@ anything else is a bug and shows a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import typer
@@ -108,8 +108,56 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def main() -> None:
     """Entry point of the core-only command (no Prefect commands)."""
-    _register()
+    if not register_for(sys.argv[1:]):
+        _register()
     run_app(app)
+
+
+# The modules that register each top-level core command (with its subcommands).
+# Only an optimisation: a command missing here still works, through the full
+# registration (tests/unit/test_cli_lazy.py checks each entry against it).
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "keygen": ("bundle_cmd",),
+    "seal": ("bundle_cmd",),
+    "verify": ("bundle_cmd",),
+    "open": ("bundle_cmd",),
+    "checklist": ("checklist_cmd",),
+    "audit": ("checklist_cmd",),
+    "validate": ("playbook_cmd",),
+    "schema": ("playbook_cmd",),
+    "acceptance": ("acceptance_cmd",),
+    "hosts": ("hosts_cmd",),
+    "incident": ("incident_cmd", "onsite_cmd", "visit_cmd"),
+    "onsite": ("onsite_cmd",),
+    "visit": ("visit_cmd",),
+    "item": ("item_cmd",),
+    "vault": ("vault_cmd",),
+}
+
+
+def register_for(argv: Sequence[str]) -> bool:
+    """Register only the module(s) of the core command `argv` names; False if it names none.
+
+    Why: importing every command module (contracts, exit reports, SSH,
+    pydantic models) costs about 0.4 CPU-s, more than sealing a small tree;
+    `handover seal` needs only the bundle commands. Anything else (no command,
+    an option first, a command of `flows`, an unknown name) returns False
+    and the caller registers everything, so `handover --help` and the
+    "No such command" message list every command. The app must still be a
+    group: typer turns an app of one command into that command, so a module
+    registering a single command takes the full path too.
+    """
+    if not argv or argv[0] not in _COMMAND_MODULES:
+        return False
+    import importlib
+
+    if app.registered_commands or app.registered_groups:
+        return False  # registered already: the full set, or another command's
+    for module in _COMMAND_MODULES[argv[0]]:
+        importlib.import_module(f"handover.cli.{module}")
+    if len(app.registered_commands) + len(app.registered_groups) < 2:
+        _register()
+    return True
 
 
 def _register() -> None:
