@@ -200,6 +200,15 @@ class LocalStore:
     def write_blob(self, contract: str, name: str, data: bytes) -> None:
         write_atomic(self._blob_path(contract, name), data)
 
+    def delete_blob(self, contract: str, name: str) -> bool:
+        path = self._blob_path(contract, name)
+        with _flocked(path.with_name(path.name + ".lock")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+        return True
+
     def read_blob_tagged(self, contract: str, name: str) -> tuple[bytes | None, str]:
         data = self.read_blob(contract, name)
         return data, blob_tag(data)

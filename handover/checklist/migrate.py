@@ -6,19 +6,23 @@ audit chain: entries copied verbatim, so their hashes, and the checkpoints
 signed over them, still hold; checklists at their versions. The copy is
 made only from an intact trail and only into a database that holds nothing
 of the contract, under both stores' locks, in one transaction: it is whole
-or absent. The folder is left as it was (the operator archives it). Stop
+or absent. The contract's known_hosts and vault (encrypted, its key staying
+where it is) follow, each only where the database holds none yet (`Moved`
+names those it kept). The folder is left as it was (the operator archives it). Stop
 the contract's runs first: appends that bypass the checklists' lock (journals)
 would otherwise land in the folder after the copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from handover.checklist.audit import AuditLog
 from handover.checklist.local_store import LocalStore
 from handover.errors import HandoverError
 from handover.state.postgres import PostgresStore
+from handover.state.shared_blob import SHARED_FILES
+from handover.state.store import ABSENT, StateConflict
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Moved:
     entries: int
     checklists: list[str]
     checkpoints: int
+    blobs: list[str] = field(default_factory=list)  # known_hosts, vault.age copied
+    blobs_in_database: list[str] = field(default_factory=list)  # the database's kept instead
 
 
 def move_to_database(source: LocalStore, target: PostgresStore, contract: str) -> Moved:
@@ -64,4 +70,14 @@ def move_to_database(source: LocalStore, target: PostgresStore, contract: str) -
         entries = target.adopt(
             contract, (line for _n, line in log.lines()), checklists, checkpoints
         )
-    return Moved(contract, entries, sorted(checklists), len(checkpoints))
+        copied, kept = [], []
+        for name in sorted(SHARED_FILES):
+            data = source.read_blob(contract, name)
+            if data is None:
+                continue
+            try:
+                target.write_blob_if(contract, name, data, ABSENT)
+                copied.append(name)
+            except StateConflict:
+                kept.append(name)
+    return Moved(contract, entries, sorted(checklists), len(checkpoints), copied, kept)

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict
 from handover.actor import actor as default_actor
 from handover.errors import HandoverError
 from handover.state.home import handover_home
+from handover.state.shared_blob import SharedBlob, shared_blob
 
 TargetKind = Literal["local", "backups", "vault", "s3", "other"]
 Status = Literal["erased", "absent", "failed", "refused", "postponed"]
@@ -94,8 +95,56 @@ def path_target(kind: TargetKind, path: Path, description: str = "") -> ErasureT
 
 
 def vault_target(vault_path: Path) -> ErasureTarget:
-    """The contract's vault file (its lock file goes with it); always erased last."""
-    return ErasureTarget("vault", str(vault_path.absolute()), "credential vault")
+    """The contract's vault file (its lock file goes with it); always erased last.
+
+    With a shared state store the vault is the store's blob too
+    (`handover.state.shared_blob`): both copies are deleted and checked gone,
+    and the description names the store, so the certificate says both.
+    """
+    path = vault_path.absolute()
+    shared = shared_blob(path)
+    if shared is None:
+        return ErasureTarget("vault", str(path), "credential vault")
+    return ErasureTarget(
+        "vault",
+        str(path),
+        f"credential vault (this worker's copy, and the shared one in {shared.store.where})",
+        "unlink of the file; DELETE of the state store's vault.age row",
+        _shared_vault_deleter(shared),
+    )
+
+
+def _shared_vault_deleter(shared: SharedBlob) -> Callable[[], DeletionResult]:
+    """Delete the store's vault blob and this worker's copy, then check both gone."""
+
+    def delete() -> DeletionResult:
+        stored = shared.store.read_blob(shared.contract, shared.name)
+        local = shared.path.stat().st_size if shared.path.is_file() else None
+        found = (stored is not None) + (local is not None)
+        size = (len(stored) if stored is not None else 0) + (local or 0)
+        errors: list[str] = []
+        try:
+            shared.store.delete_blob(shared.contract, shared.name)
+        except HandoverError as exc:
+            errors.append(f"state store: {type(exc).__name__}")
+        for path in (shared.path, shared.path.with_name(shared.path.name + ".lock")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                errors.append(f"{path.name}: {exc.strerror}")
+        remaining = (shared.store.read_blob(shared.contract, shared.name) is not None) + (
+            _present(shared.path)
+        )
+        gone = found - remaining
+        return DeletionResult(
+            objects=max(gone, 0),
+            bytes=size if remaining == 0 else 0,
+            found=found,
+            remaining=remaining,
+            error="; ".join(errors),
+        )
+
+    return delete
 
 
 def s3_target(

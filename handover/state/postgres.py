@@ -389,6 +389,16 @@ class PostgresStore:
                 )
             )
 
+    def delete_blob(self, contract: str, name: str) -> bool:
+        check_blob_name(name)
+        with self._errors(contract), self.engine.begin() as conn:
+            gone = conn.execute(
+                blobs_table.delete()
+                .where(blobs_table.c.contract == contract, blobs_table.c.name == name)
+                .returning(blobs_table.c.name)
+            ).first()
+        return gone is not None
+
     def read_blob_tagged(self, contract: str, name: str) -> tuple[bytes | None, str]:
         data = self.read_blob(contract, name)
         return data, blob_tag(data)

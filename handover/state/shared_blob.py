@@ -24,12 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from handover.errors import HandoverError
 from handover.state.atomic import write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
 from handover.state.store import ABSENT, ContractStore, StateConflict, state_url, update_blob
 
-#: The files of a contract folder that are store blobs of the same name.
-SHARED_FILES = frozenset({"known_hosts", "vault.age"})
+#: The files of a contract folder that are store blobs of the same name, and whether a
+#: worker's copy the store holds none of is taken into the store (`SharedBlob.pull`).
+SHARED_FILES = {"known_hosts": True, "vault.age": False}
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,24 @@ class SharedBlob:
     def pull(self) -> bytes | None:
         """Make this worker's copy the store's blob; return the bytes (None: there is none).
 
-        A copy written here before the store was shared (the store holds no
-        such blob yet) is adopted into the store, if no other worker's got
-        there first (then the store's wins, as for any stale copy).
+        A copy here that the store holds none of was written before the store
+        was shared, or survived the store's erasure. A known_hosts (public
+        keys) is taken into the store, unless another worker's got there
+        first (then the store's wins, as for any stale copy). A vault is
+        refused in one line, nothing overwritten: adopting it could bring an
+        erased vault back; `move_to_database` carries a contract's vault.
         """
         data = self.store.read_blob(self.contract, self.name)
         if data is None:
             local = self._local()
             if local is None:
                 return None
+            if not SHARED_FILES[self.name]:
+                raise HandoverError(
+                    f"{self.path}: this worker holds a {self.name} that the state store "
+                    f"{self.store.where} has none of (from before the store was shared, or "
+                    "erased from it): move the contract into the store, or remove this copy"
+                )
             try:
                 self.store.write_blob_if(self.contract, self.name, local, ABSENT)
                 return local

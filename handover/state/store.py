@@ -185,6 +185,10 @@ class ContractStore(Protocol):
         """A named blob and its tag (`blob_tag`), read together."""
         ...
 
+    def delete_blob(self, contract: str, name: str) -> bool:
+        """Remove a named blob (the exit's erasure); True when there was one."""
+        ...
+
     def write_blob_if(self, contract: str, name: str, data: bytes, expected: str) -> str:
         """Replace the blob if its tag is still `expected`; return the new tag.
 

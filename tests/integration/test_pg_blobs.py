@@ -289,3 +289,65 @@ def test_workers_adding_to_one_vault_through_the_database_lose_no_entry(
     assert str(load_vault_key().recipient).encode() not in stored  # a reference, not the key
     assert late.path.read_bytes() == stored
     assert late.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_deleted_blob_is_gone_and_can_be_created_again(state: ContractStore) -> None:
+    assert state.delete_blob(C, "vault.age") is False
+    state.write_blob(C, "vault.age", b"x")
+    assert state.delete_blob(C, "vault.age") is True
+    assert state.read_blob_tagged(C, "vault.age") == (None, ABSENT)
+    assert state.write_blob_if(C, "vault.age", b"y", ABSENT) == blob_tag(b"y")
+
+
+def test_the_exit_erases_the_shared_vault_in_the_database_too(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.exit.erasure import erase_contract_copies, vault_target
+    from handover.secrets.vault import Vault, VaultEntry
+    from handover.secrets.vault_key import create_key_file
+    from handover.state.layout import ContractPaths
+
+    monkeypatch.setenv("HANDOVER_VAULT_KEY_FILE", str(tmp_path / "keys" / "vault.key"))
+    monkeypatch.delenv("HANDOVER_VAULT_KEY", raising=False)
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "w1" / ".handover"))
+    create_key_file()
+    Vault(C).init()
+    Vault(C).add(VaultEntry(name="s3-key"), "s3-secret")
+    stored = PostgresStore(pg_url).read_blob(C, "vault.age") or b""
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "w2" / ".handover"))  # another worker
+    target = vault_target(ContractPaths(C).vault_file)
+    assert "shared one in postgresql" in target.description
+    assert "***" in target.description or "@" not in target.description  # no password shown
+    report = erase_contract_copies(C, [target], actor="ops")
+    [record] = report.records
+    assert (record.status, record.objects, record.bytes) == ("erased", 1, len(stored))
+    assert PostgresStore(pg_url).read_blob(C, "vault.age") is None
+    assert not Vault(C).exists()  # nothing comes back from the store
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "w1" / ".handover"))
+    from handover.errors import HandoverError
+
+    with pytest.raises(HandoverError, match="has none of"):  # a copy left on a worker that
+        Vault(C).exists()  # was off during the erasure is refused, never pushed back
+    assert PostgresStore(pg_url).read_blob(C, "vault.age") is None
+
+
+def test_moving_a_contract_to_the_database_carries_its_known_hosts_and_vault(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from handover.checklist.migrate import move_to_database
+    from handover.checklist.store import ChecklistStore
+
+    folder = LocalStore(tmp_path / "contracts")
+    ChecklistStore(state=folder).open(
+        C, "takeover", [{"id": "a", "title": "A", "clause": "1", "owner": "provider"}]
+    )
+    folder.write_blob(C, "vault.age", b"age-encryption.org/v1\nfolder's vault")
+    folder.write_blob(C, "known_hosts", b"[192.0.2.1]:22 ssh-ed25519 AAAAfolder\n")
+    database = PostgresStore(pg_url)
+    database.write_blob(C, "known_hosts", b"[192.0.2.9]:22 ssh-ed25519 AAAAteam\n")
+
+    moved = move_to_database(folder, database, C)
+    assert (moved.blobs, moved.blobs_in_database) == (["vault.age"], ["known_hosts"])
+    assert database.read_blob(C, "vault.age") == folder.read_blob(C, "vault.age")
+    assert database.read_blob(C, "known_hosts") == b"[192.0.2.9]:22 ssh-ed25519 AAAAteam\n"
