@@ -34,6 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from flows.lifecycle import run_phase
 from handover.checklist.model import Status
 from handover.checklist.store import ChecklistStore
+from handover.contract.checklists import load_phase_template
 from handover.exit.progress import ExitProgress
 from tests.browser import chromium, log_in
 from tests.fixtures.prefect_server import AUTH_STRING
@@ -113,6 +114,9 @@ def test_auditor_sees_run_checklist_versions_and_task_runs(
     checklist = ChecklistStore().load(workspace.contract, "takeover")
     expected = {item.id: item.title for item in checklist.items}
     assert expected and all(i.status == Status.DONE for i in checklist.items)
+    # The workspace's contract is French (the default): its checklist, so the artifact, reads so.
+    french = {i["id"]: i["title"] for i in load_phase_template("takeover", "fr")}
+    assert {k: v for k, v in expected.items() if k in french} == french, expected
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
