@@ -6,7 +6,8 @@ audit chain: entries copied verbatim, so their hashes, and the checkpoints
 signed over them, still hold; checklists at their versions. The copy is
 made only from an intact trail and only into a database that holds nothing
 of the contract, under both stores' locks, in one transaction: it is whole
-or absent. The contract's known_hosts and vault (encrypted, its key staying
+or absent. The incident, on-site and visit journals follow (into empty
+journals only), then the contract's known_hosts and vault (encrypted, its key staying
 where it is) follow, each only where the database holds none yet (`Moved`
 names those it kept). The folder is left as it was (the operator archives it). Stop
 the contract's runs first: appends that bypass the checklists' lock (journals)
@@ -33,8 +34,9 @@ class Moved:
     entries: int
     checklists: list[str]
     checkpoints: int
-    blobs: list[str] = field(default_factory=list)  # known_hosts, vault.age copied
-    blobs_in_database: list[str] = field(default_factory=list)  # the database's kept instead
+    #: journals, known_hosts and vault.age copied; and those the database held already (kept)
+    blobs: list[str] = field(default_factory=list)
+    blobs_in_database: list[str] = field(default_factory=list)
 
 
 def move_to_database(source: LocalStore, target: PostgresStore, contract: str) -> Moved:
@@ -70,7 +72,12 @@ def move_to_database(source: LocalStore, target: PostgresStore, contract: str) -
         entries = target.adopt(
             contract, (line for _n, line in log.lines()), checklists, checkpoints
         )
-        copied, kept = [], []
+        copied: list[str] = []
+        kept: list[str] = []
+        for journal in ("incidents.jsonl", "onsite.jsonl", "visits.jsonl"):
+            moved = _move_journal(source, target, contract, journal)
+            if moved is not None:
+                (copied if moved else kept).append(journal)
         for name in sorted(SHARED_FILES):
             data = source.read_blob(contract, name)
             if data is None:
@@ -81,3 +88,27 @@ def move_to_database(source: LocalStore, target: PostgresStore, contract: str) -
             except StateConflict:
                 kept.append(name)
     return Moved(contract, entries, sorted(checklists), len(checkpoints), copied, kept)
+
+
+def _move_journal(
+    source: LocalStore, target: PostgresStore, contract: str, name: str
+) -> bool | None:
+    """Copy the folder's journal `name` into the database's if that one is empty (True).
+
+    False when the database's holds records already (kept, nothing copied),
+    None when the folder has no such journal.
+    """
+    path = source.paths(contract).root / name
+    if not path.exists():
+        return None
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    if not lines:
+        return None
+    empty: list[bool] = []
+
+    def decide(data: bytes) -> list[bytes]:
+        empty[:] = [not data.strip()]
+        return lines if empty[0] else []
+
+    target.journal(contract, name).append_decided(decide)
+    return empty[0]

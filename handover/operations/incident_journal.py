@@ -41,6 +41,7 @@ from handover.checklist.audit import AuditLog
 from handover.errors import UsageError
 from handover.operations.incidents import Incident
 from handover.state.journal import locked_append
+from handover.state.shared_blob import journal_copy
 
 JOURNAL_NAME = "incidents.jsonl"
 #: How far in the future a recorded time may be (clocks drift; a typo in the year does not).
@@ -141,11 +142,11 @@ class IncidentJournal:
         self.audit = audit
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return journal_copy(self.path).exists()  # another worker's records too, when shared
 
     def records(self) -> list[Record]:
         """Every line, in order; UsageError names the line that is not a record."""
-        if not self.path.exists():
+        if not journal_copy(self.path).exists():
             return []
         with self.path.open("rb") as handle:
             return _parse(self.path, handle.read())

@@ -33,6 +33,7 @@ from handover.checklist.audit import AuditLog
 from handover.errors import UsageError
 from handover.operations.clauses import Intervention
 from handover.state.journal import locked_append
+from handover.state.shared_blob import journal_copy
 
 JOURNAL_NAME = "onsite.jsonl"
 FUTURE_SLACK = timedelta(minutes=5)
@@ -93,10 +94,10 @@ class OnsiteJournal:
         self.audit = audit
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return journal_copy(self.path).exists()  # another worker's records too, when shared
 
     def records(self) -> list[Record]:
-        if not self.path.exists():
+        if not journal_copy(self.path).exists():
             return []
         return parse_lines(self.path, self.path.read_bytes(), _RECORD, "an on-site journal record")
 

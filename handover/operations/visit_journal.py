@@ -26,6 +26,7 @@ from handover.errors import UsageError
 from handover.operations.clauses import Visit
 from handover.operations.onsite_journal import parse_lines, stamp
 from handover.state.journal import locked_append
+from handover.state.shared_blob import journal_copy
 
 JOURNAL_NAME = "visits.jsonl"
 
@@ -58,10 +59,10 @@ class VisitJournal:
         self.audit = audit
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return journal_copy(self.path).exists()  # another worker's records too, when shared
 
     def records(self) -> list[Logged]:
-        if not self.path.exists():
+        if not journal_copy(self.path).exists():
             return []
         return parse_lines(self.path, self.path.read_bytes(), _RECORD, "a visit journal record")
 

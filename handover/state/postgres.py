@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -516,6 +516,32 @@ class PostgresJournal:
             conn.execute(
                 journals_table.insert().values(contract=self.contract, name=self.name, line=line)
             )
+
+    def append_decided(self, decide: Callable[[bytes], Sequence[bytes]]) -> None:
+        """One transaction under the journal's transaction advisory lock: read, decide, insert.
+
+        A lock of its own (not the contract's `lock`), released at commit or
+        rollback: a caller holding the contract's lock can still append.
+        """
+        key = _lock_key(f"{self.contract}\0journal\0{self.name}")
+        with self.store._errors(self.contract), self.store.engine.begin() as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(key)))
+            rows = conn.execute(self._select())
+            data = b"".join(bytes(row.line) + b"\n" for row in rows)
+            for line in decide(data):
+                conn.execute(
+                    journals_table.insert().values(
+                        contract=self.contract, name=self.name, line=line
+                    )
+                )
+
+    def _select(self) -> Any:
+        return (
+            select(journals_table.c.line)
+            .where(journals_table.c.contract == self.contract)
+            .where(journals_table.c.name == self.name)
+            .order_by(journals_table.c.id)
+        )
 
     def lines(self) -> list[bytes]:
         with self.store._errors(self.contract), self.store.engine.connect() as conn:

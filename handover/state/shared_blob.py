@@ -1,4 +1,4 @@
-"""A contract's file that workers share through the state store: known_hosts, the vault.
+"""A contract's files that workers share through the state store: known_hosts, vault, journals.
 
 Callers name these files by their path (`ContractPaths.known_hosts`,
 `ContractPaths.vault_file`) and read them as files (paramiko, age). With the
@@ -12,6 +12,11 @@ blob by compare-and-set (`update_blob`: read, change, write if unchanged,
 again on a lost race), then writes the file. A host key pinned or a
 credential added on one worker is then what every worker reads next, and
 two workers writing at once both keep their change.
+
+The incident, on-site and visit journals (`handover.state.journal`) are
+the store's journals of the same names in the same way: appended there
+under the journal's lock, this worker's file rewritten from them before it
+is read (`journal_copy`).
 
 Only the contract's own files in the installation's home are shared: a
 known_hosts the playbook names elsewhere (`perimeter.known_hosts`) is the
@@ -27,7 +32,15 @@ from pathlib import Path
 from handover.errors import HandoverError
 from handover.state.atomic import write_atomic
 from handover.state.home import CONTRACT_ID_PATTERN, handover_home
-from handover.state.store import ABSENT, ContractStore, StateConflict, state_url, update_blob
+from handover.state.store import (
+    ABSENT,
+    JOURNAL_NAMES,
+    ContractStore,
+    Journal,
+    StateConflict,
+    state_url,
+    update_blob,
+)
 
 #: The files of a contract folder that are store blobs of the same name, and whether a
 #: worker's copy the store holds none of is taken into the store (`SharedBlob.pull`).
@@ -96,8 +109,45 @@ def shared_blob(path: Path) -> SharedBlob | None:
     None for the local folder store and for any file that is not a
     contract's own `known_hosts` or `vault.age` in the installation's home.
     """
+    found = _shared_store(path, frozenset(SHARED_FILES))
+    return None if found is None else SharedBlob(found[0], found[1], path.name, path)
+
+
+def shared_journal(path: Path) -> Journal | None:
+    """The store's journal `path` is this worker's copy of (incidents, on-site, visits), or None."""
+    found = _shared_store(path, JOURNAL_NAMES)
+    return None if found is None else found[0].journal(found[1], path.name)
+
+
+def journal_copy(path: Path) -> Path:
+    """`path`, rewritten from the shared store's journal first when it is a shared journal.
+
+    A file here with records while the store's journal is empty was written
+    before the store was shared: refused in one line rather than overwritten
+    (its records are on this disk only; `move_to_database` carries them).
+    """
+    journal = shared_journal(path)
+    if journal is not None:
+        lines = journal.lines()
+        data = b"".join(line + b"\n" for line in lines)
+        try:
+            local = path.read_bytes()
+        except FileNotFoundError:
+            local = None
+        if not lines and local and local.strip():
+            raise HandoverError(
+                f"{path}: this worker's journal holds records that {journal.where} has none "
+                "of (from before the store was shared): move the contract into the store first"
+            )
+        if lines and local != data:
+            write_atomic(path, data)
+    return path
+
+
+def _shared_store(path: Path, names: frozenset[str]) -> tuple[ContractStore, str] | None:
+    """The shared store and the contract whose own file `path` is, if it is one of `names`."""
     url = state_url()
-    if url.kind != "postgresql" or url.url is None or path.name not in SHARED_FILES:
+    if url.kind != "postgresql" or url.url is None or path.name not in names:
         return None
     contract = path.parent.name
     contracts_root = (handover_home() / "contracts").absolute()
@@ -106,7 +156,7 @@ def shared_blob(path: Path) -> SharedBlob | None:
     # Imported here: SQLAlchemy and the driver load only where a database is used.
     from handover.state.postgres import PostgresStore
 
-    return SharedBlob(PostgresStore(url.url), contract, path.name, path)
+    return PostgresStore(url.url), contract
 
 
 def local_copy(path: Path) -> Path:

@@ -112,9 +112,19 @@ class Journal(Protocol):
         """Every line, in the order they were appended."""
         ...
 
+    def append_decided(self, decide: Callable[[bytes], Sequence[bytes]]) -> None:
+        """Read the journal, let `decide` return lines, append them: one change, writers queued.
 
-#: The journals a store keeps (names the stores accept).
-JOURNAL_NAMES = frozenset({"audit-checkpoints"})
+        `decide` gets the journal as its file would hold it (lines, each
+        ending in a newline); what it returns is appended only if no other
+        writer appended meanwhile. An exception from `decide` appends nothing.
+        """
+        ...
+
+
+#: The journals a store keeps (names the stores accept): the signed checkpoints, and the
+#: incident, on-site and visit journals under their file names.
+JOURNAL_NAMES = frozenset({"audit-checkpoints", "incidents.jsonl", "onsite.jsonl", "visits.jsonl"})
 
 
 class ContractStore(Protocol):

@@ -351,3 +351,93 @@ def test_moving_a_contract_to_the_database_carries_its_known_hosts_and_vault(
     assert (moved.blobs, moved.blobs_in_database) == (["vault.age"], ["known_hosts"])
     assert database.read_blob(C, "vault.age") == folder.read_blob(C, "vault.age")
     assert database.read_blob(C, "known_hosts") == b"[192.0.2.9]:22 ssh-ed25519 AAAAteam\n"
+
+
+INCIDENT_WORKER = r"""
+import os, sys, time
+from datetime import UTC, datetime
+from handover.operations.incident_journal import IncidentJournal, journal_path
+from handover.state.layout import ContractPaths
+
+contract, name, go, count = sys.argv[1:5]
+deadline = time.monotonic() + 120
+while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("no go signal")
+    time.sleep(0.01)
+journal = IncidentJournal(journal_path(ContractPaths(contract).root))
+for n in range(int(count)):
+    opened = journal.open(None, "P2", f"{name} {n}", datetime.now(UTC), name)
+    journal.acknowledge(opened.id, datetime.now(UTC), name)
+print("done", flush=True)
+"""
+
+
+def test_workers_on_several_machines_keep_one_incident_journal(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: list
+) -> None:
+    from handover.operations.incident_journal import IncidentJournal, journal_path
+    from handover.state.layout import ContractPaths
+
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    go, count, names = tmp_path / "go", 6, ["w1", "w2", "w3"]
+    for name in names:
+        env = {**os.environ, "HANDOVER_HOME": str(tmp_path / name / ".handover")}
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", INCIDENT_WORKER, C, name, str(go), str(count)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
+    go.touch()
+    for process in workers:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-2000:]
+        assert out.strip() == "done"
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "late" / ".handover"))
+    incidents = IncidentJournal(journal_path(ContractPaths(C).root)).incidents()
+    total = count * len(names)
+    # Ids are chosen from the journal as read: one lock across machines, no id twice.
+    assert sorted(i.id for i in incidents) == sorted(f"INC-{n}" for n in range(1, total + 1))
+    assert sorted(i.summary for i in incidents) == sorted(
+        f"{name} {n}" for name in names for n in range(count)
+    )
+    assert all(i.responded_at is not None for i in incidents)
+    stored = PostgresStore(pg_url).journal(C, "incidents.jsonl").lines()
+    assert len(stored) == 2 * total
+    assert ContractPaths(C).root.joinpath("incidents.jsonl").read_bytes().splitlines() == stored
+
+
+def test_a_journal_from_before_the_store_is_refused_then_moved(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from handover.checklist.migrate import move_to_database
+    from handover.checklist.store import ChecklistStore
+    from handover.errors import HandoverError
+    from handover.operations.incident_journal import IncidentJournal, journal_path
+    from handover.state.layout import ContractPaths
+
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / ".handover"))
+    monkeypatch.delenv("HANDOVER_STATE_URL", raising=False)
+    ChecklistStore().open(C, "takeover", [{"id": "a", "title": "A", "clause": "1", "owner": "p"}])
+    path = journal_path(ContractPaths(C).root)
+    IncidentJournal(path).open(None, "P1", "before the team database", datetime.now(UTC), "ops")
+    before = path.read_bytes()
+
+    monkeypatch.setenv("HANDOVER_STATE_URL", pg_url)
+    with pytest.raises(HandoverError, match="from before the store was shared"):
+        IncidentJournal(path).open(None, "P2", "would hide the first", datetime.now(UTC), "ops")
+    assert path.read_bytes() == before  # nothing overwritten
+
+    moved = move_to_database(
+        LocalStore(tmp_path / ".handover" / "contracts"), PostgresStore(pg_url), C
+    )
+    assert "incidents.jsonl" in moved.blobs
+    journal = IncidentJournal(path)
+    journal.open(None, "P2", "after the move", datetime.now(UTC), "ops")
+    assert [i.id for i in journal.incidents()] == ["INC-1", "INC-2"]
