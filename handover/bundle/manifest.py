@@ -10,6 +10,7 @@ travels encrypted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +20,105 @@ from handover.errors import BundleCorrupt
 
 MANIFEST_NAME = "MANIFEST.json"
 FORMAT = "handover-bundle/1"
+
+# A member row as the tar parser records it while the stream passes:
+# (path, type, size, sha256 or None, mode, mtime, link or None).
+MemberRow = tuple[str, str, int, str | None, int, float, str | None]
+
+_MEMBER_FIELDS = frozenset(MemberRecord.model_fields)
+_MODEL_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+
+
+def _fast_records(rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]]) -> list[Any]:
+    """MemberRecords set up as `model_construct` sets them, at about half its cost.
+
+    Why: sealing 100,000 small files built 100,000 records through
+    `model_construct` (a Python loop over the fields per record), the largest
+    cost after the data had finished streaming. No check is lost:
+    `model_construct` validated nothing either, the parser typed every value
+    (and refused what it must), and readers validate MANIFEST.json whole.
+    `_records_builder` falls back to `model_construct` if pydantic lays its
+    instances out differently.
+    """
+    new = object.__new__
+    put = object.__setattr__
+    with_link = _MEMBER_FIELDS
+    without_link = _MEMBER_FIELDS - {"link"}
+    out: list[Any] = []
+    append = out.append
+    get = extras.get
+    for path, kind, size, digest, mode, mtime, link in rows:
+        record = new(MemberRecord)
+        put(
+            record,
+            "__dict__",
+            {
+                "path": path,
+                "type": kind,
+                "size": size,
+                "sha256": digest,
+                "mode": mode,
+                "mtime": mtime,
+                "link": link,
+                "extra": get(path, {}),
+            },
+        )
+        put(record, "__pydantic_fields_set__", set(with_link if link is not None else without_link))
+        put(record, "__pydantic_extra__", None)
+        put(record, "__pydantic_private__", None)
+        append(record)
+    return out
+
+
+def _constructed_records(
+    rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]]
+) -> list[MemberRecord]:
+    """MemberRecords through pydantic's own `model_construct` (the reference, and the fallback)."""
+    out: list[MemberRecord] = []
+    construct = MemberRecord.model_construct
+    for path, kind, size, digest, mode, mtime, link in rows:
+        fields: dict[str, Any] = {
+            "path": path,
+            "type": kind,
+            "size": size,
+            "sha256": digest,
+            "mode": mode,
+            "mtime": mtime,
+            "extra": extras.get(path, {}),
+        }
+        if link is not None:
+            fields["link"] = link
+        out.append(construct(**fields))
+    return out
+
+
+def _same_layout(a: object, b: object) -> bool:
+    return all(getattr(a, slot, None) == getattr(b, slot, None) for slot in _MODEL_SLOTS)
+
+
+def _records_builder() -> Any:
+    """`_fast_records` if it builds what `model_construct` does on this pydantic, else that."""
+    samples: list[MemberRow] = [
+        ("a/b", "file", 3, "0" * 64, 0o644, 1.5, None),
+        ("a/l", "symlink", 0, None, 0o777, 2.0, "b"),
+    ]
+    extras = {"a/b": {"etag": "x"}}
+    if tuple(BaseModel.__slots__) != _MODEL_SLOTS:
+        return _constructed_records
+    fast, reference = _fast_records(samples, extras), _constructed_records(samples, extras)
+    if all(_same_layout(x, y) for x, y in zip(fast, reference, strict=True)):
+        return _fast_records
+    return _constructed_records
+
+
+_build_records = _records_builder()
+
+
+def member_records(
+    rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]] | None = None
+) -> list[MemberRecord]:
+    """The MemberRecords of parsed rows, in order; `extras` adds source facts by path."""
+    return _build_records(rows, extras or {})  # type: ignore[no-any-return]
 
 
 class VolumeRecord(BaseModel):

@@ -20,6 +20,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from handover.bundle.manifest import member_records
 from handover.bundle.pathtable import PathTable
 from handover.bundle.sums import SUMS_NAME
 from handover.bundle.types import MemberRecord
@@ -743,20 +744,4 @@ class TarParser:
 
     def members(self, extras: dict[str, dict[str, str]] | None = None) -> list[MemberRecord]:
         """MemberRecords of every member, in stream order (built without validation: hot path)."""
-        extras = extras or {}
-        out: list[MemberRecord] = []
-        construct = MemberRecord.model_construct
-        for path, kind, size, digest, mode, mtime, link in self.rows:
-            fields: dict[str, Any] = {
-                "path": path,
-                "type": kind,
-                "size": size,
-                "sha256": digest,
-                "mode": mode,
-                "mtime": mtime,
-                "extra": extras.get(path, {}),
-            }
-            if link is not None:
-                fields["link"] = link
-            out.append(construct(**fields))
-        return out
+        return member_records(self.rows, extras)
