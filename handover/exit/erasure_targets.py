@@ -39,6 +39,7 @@ from handover.exit.erasure import (
 from handover.operations.backup_target import contract_backups
 from handover.phases import PHASES
 from handover.state.layout import ContractPaths
+from handover.state.store import state_url
 
 if TYPE_CHECKING:
     from handover.connectors.s3.client import S3SettingsLike
@@ -154,8 +155,32 @@ def kept_records(playbook: Playbook, erased: Sequence[str] = ()) -> list[KeptRec
             reason=EVIDENCE,
         )
     )
+    database = _state_database()
+    if database is not None:
+        kept.append(
+            KeptRecord(kind="evidence", what=STATE_DATABASE, where=database, reason=EVIDENCE)
+        )
     kept += _others(paths.root, listed)
     return kept
+
+
+#: What a team's state database keeps of the contract after the erasure (its vault row is
+#: one of the erasure's targets): said, so the certificate never lists less than is kept.
+STATE_DATABASE = (
+    "the contract's checklists, audit log, signed checkpoints, journals and trusted SSH host "
+    "keys, in the team's state database"
+)
+
+
+def _state_database() -> str | None:
+    """`PostgreSQL scheme://user@host:port/db` when the state is in a database (no password)."""
+    url = state_url()
+    if url.kind != "postgresql" or not url.url:
+        return None
+    parts = urlsplit(url.url)
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"PostgreSQL {parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
 
 
 def _exempted(item: Exemption) -> KeptRecord:

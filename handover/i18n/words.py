@@ -60,6 +60,13 @@ _KEPT = {
         "not one of the working copies the erasure deletes; kept with the contract's records"
     ),
     "the Prefect server the flows ran on": N_("the Prefect server the flows ran on"),
+    (
+        "the contract's checklists, audit log, signed checkpoints, journals and trusted SSH host "
+        "keys, in the team's state database"
+    ): N_(
+        "the contract's checklists, audit log, signed checkpoints, journals and trusted SSH host "
+        "keys, in the team's state database"
+    ),
 }
 _PHASE_REPORTS = re.compile(r"the (\w+) phase's reports")
 _PHASE_EVIDENCE = re.compile(

@@ -362,3 +362,19 @@ def test_every_delivery_of_a_corrected_exit_is_a_target(
     delivered = [t.location for t in targets if t.description == "bundle in the provider's bucket"]
     assert delivered == [first, second]
     assert targets[-1].kind == "vault"  # still last
+
+
+def test_a_state_database_is_named_among_what_is_kept_without_its_password(
+    playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handover.exit.erasure_targets import STATE_DATABASE
+    from handover.i18n import Texts
+    from handover.i18n.words import kept_text
+
+    assert not any(k.what == STATE_DATABASE for k in kept_records(playbook))  # the folder: no
+    monkeypatch.setenv("HANDOVER_STATE_URL", "postgresql://ops:s3cret@db.example:5433/handover")
+    kept = [k for k in kept_records(playbook) if k.what == STATE_DATABASE]
+    assert [k.where for k in kept] == ["PostgreSQL postgresql://ops@db.example:5433/handover"]
+    assert kept[0].kind == "evidence" and kept[0].reason
+    french = kept_text(Texts.of("fr", "Europe/Paris"), STATE_DATABASE)
+    assert french.startswith("les listes de contrôle du contrat") and "base d'état" in french
