@@ -85,6 +85,7 @@ class Contract:
 @dataclass
 class Round:
     workers: int
+    slots: int  # workers x --limit
     root: Path
     contracts: list[Contract]
     env: dict[str, str]
@@ -95,6 +96,7 @@ class Round:
     memory: list[procs.TreeMemory] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # flow runs as last read
+    retried: dict[str, int] = field(default_factory=dict)  # API calls retried, by status
     wall: float = 0.0
 
     @property
@@ -106,29 +108,45 @@ class Round:
 
 
 class Api:
-    """The few REST calls the benchmark makes, each timed."""
+    """The few REST calls the benchmark makes, each timed, retried like Prefect's client.
+
+    Prefect's own client retries 429 and 503 (a busy server, SQLite locked)
+    with backoff; so does this, and counts them: a retried call is slow, not lost.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.http = httpx.Client(headers=prefect_fixture.api_headers(), timeout=60)
         self.rows: dict[str, dict[str, Any]] = {}  # the last flow runs read
+        self.retried: dict[str, int] = {}  # "<status> <path>" -> count
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(8):
+            try:
+                response = self.http.request(method, f"{self.url}{path}", **kwargs)
+            except httpx.TransportError as exc:
+                what = type(exc).__name__
+            else:
+                if response.status_code not in (429, 502, 503, 504):
+                    response.raise_for_status()
+                    return response
+                what = str(response.status_code)
+            key = f"{what} {method} {path.split('/')[1]}"
+            self.retried[key] = self.retried.get(key, 0) + 1
+            time.sleep(min(10.0, 0.5 * 2**attempt))
+        raise SystemExit(f"{method} {path}: the server kept failing ({what})")
 
     def deployment_id(self, name: str) -> str:
-        response = self.http.get(f"{self.url}/deployments/name/{name}/{name}")
-        response.raise_for_status()
-        return str(response.json()["id"])
+        return str(self._call("GET", f"/deployments/name/{name}/{name}").json()["id"])
 
     def create_run(self, deployment: str, parameters: dict[str, Any]) -> str:
-        response = self.http.post(
-            f"{self.url}/deployments/{deployment}/create_flow_run",
-            json={"parameters": parameters},
+        response = self._call(
+            "POST", f"/deployments/{deployment}/create_flow_run", json={"parameters": parameters}
         )
-        response.raise_for_status()
         return str(response.json()["id"])
 
     def workers_online(self, prefix: str) -> int:
-        response = self.http.post(f"{self.url}/work_pools/handover/workers/filter", json={})
-        response.raise_for_status()
+        response = self._call("POST", "/work_pools/handover/workers/filter", json={})
         return sum(
             1
             for w in response.json()
@@ -137,15 +155,14 @@ class Api:
 
     def health_ms(self) -> float:
         started = time.perf_counter()
-        self.http.get(f"{self.url}/health").raise_for_status()
+        self._call("GET", "/health")
         return (time.perf_counter() - started) * 1000
 
     def states(self, ids: list[str]) -> tuple[dict[str, str], float]:
         started = time.perf_counter()
-        response = self.http.post(
-            f"{self.url}/flow_runs/filter", json={"flow_runs": {"id": {"any_": ids}}}
+        response = self._call(
+            "POST", "/flow_runs/filter", json={"flow_runs": {"id": {"any_": ids}}}
         )
-        response.raise_for_status()
         elapsed = (time.perf_counter() - started) * 1000
         self.rows = {str(r["id"]): r for r in response.json()}
         states = {key: (r["state"] or {}).get("type", "?") for key, r in self.rows.items()}
@@ -256,7 +273,8 @@ def build_round(work: Path, factory: SshdFactory, args: argparse.Namespace, work
         "HANDOVER_PAUSE_POLL_SECONDS": "1",
     }
     env.pop("HANDOVER_VAULT_KEY", None)
-    return Round(workers, root, contracts, env, keys.client_signing_key)
+    slots = workers * args.limit
+    return Round(workers, slots, root, contracts, env, keys.client_signing_key)
 
 
 def start_workers(rnd: Round, limit: int) -> list[subprocess.Popen[bytes]]:
@@ -360,6 +378,8 @@ def drive(rnd: Round, api: Api, deployments: dict[str, str], timeout_s: float) -
         time.sleep(1.0)
     rnd.wall = time.perf_counter() - started
     rnd.rows = dict(api.rows)
+    rnd.retried = dict(api.retried)
+    api.retried.clear()
 
 
 def _all_final(rnd: Round) -> bool:
@@ -433,7 +453,8 @@ def report_round(rnd: Round) -> tuple[int, int, int]:
         f"  API latency: GET /health p50 {procs.percentile(rnd.health_ms, 0.5):.0f} ms"
         f" p95 {procs.percentile(rnd.health_ms, 0.95):.0f} ms; POST /flow_runs/filter"
         f" p50 {procs.percentile(rnd.filter_ms, 0.5):.0f} ms"
-        f" p95 {procs.percentile(rnd.filter_ms, 0.95):.0f} ms ({len(rnd.health_ms)} samples)"
+        f" p95 {procs.percentile(rnd.filter_ms, 0.95):.0f} ms ({len(rnd.health_ms)} samples);"
+        f" calls retried: {rnd.retried or 'none'}"
     )
     pickup, running = run_times(rnd)
     if running:
@@ -441,7 +462,9 @@ def report_round(rnd: Round) -> tuple[int, int, int]:
             f"  per run: queued -> started {sum(pickup) / len(pickup):.0f} s on average"
             f" (max {max(pickup):.0f} s), running {sum(running) / len(running):.0f} s on average"
             f" (max {max(running):.0f} s); {sum(running):.0f} run-seconds in"
-            f" {rnd.wall:.0f} s of wall = {sum(running) / rnd.wall:.2f} runs at once"
+            f" {rnd.wall:.0f} s of wall = {sum(running) / rnd.wall:.2f} runs at once of"
+            f" {rnd.slots} slots (the rest: a worker polling for work, a run's process"
+            f" starting, a contract's exit waiting for its takeover)"
         )
     for index, memory in enumerate(rnd.memory, 1):
         print(
@@ -503,6 +526,19 @@ def report_scaling(rounds: list[Round]) -> None:
             f" (pauses, polling) and the slots (workers x --limit)"
         )
     print(f"what bounds it: {bound}")
+    # hosts/min ratio = (runs at once ratio) x (per-run speed ratio): more slots busy, but
+    # each run slower when the CPU is shared.
+    (_, run1), (_, run2) = run_times(first), run_times(last)
+    if run1 and run2:
+        at_once = [sum(run) / r.wall for run, r in ((run1, first), (run2, last))]
+        speed = (sum(run1) / len(run1)) / (sum(run2) / len(run2))
+        print(
+            f"  = runs at once x{at_once[1] / at_once[0]:.2f} ({at_once[0]:.2f} of"
+            f" {first.slots} slots -> {at_once[1]:.2f} of {last.slots}: slots idle while a"
+            f" worker polls, a run's process starts, an exit waits for its takeover)"
+            f" x per-run speed x{speed:.2f} (a run's time"
+            f" {sum(run1) / len(run1):.0f} s -> {sum(run2) / len(run2):.0f} s: the CPU shared)"
+        )
     # Elsewhere, the hosts are other machines; a worker needs the CPU of its runs, and the
     # server (one process) serves at most one core's worth of API.
     need = (first.cpu["workers"] / first.wall) * last.workers / first.workers
@@ -538,7 +574,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="handover-fleet-bench-"))
     os.chmod(work, 0o755)  # the hosts' non-root users traverse it
-    failures = 0
+    failures = 1  # until every round has run: keep the work folder of a crash
     rounds: list[Round] = []
     started = time.perf_counter()
     server_pid = start_server()
@@ -567,6 +603,7 @@ def main() -> int:
             rounds.append(rnd)
         if len(rounds) > 1:
             report_scaling(rounds)
+        failures -= 1
     finally:
         stop_server()
         if args.keep or failures:
