@@ -124,7 +124,11 @@ def test_duplicate_dataset_name(tmp_path: Path) -> None:
 
 
 def test_dataset_unknown_host(tmp_path: Path) -> None:
-    path, line = broken(tmp_path, "      host: files01\n", "      host: db9\n")
+    path, line = broken(
+        tmp_path,
+        "    - name: shares\n      host: files01\n",
+        "    - name: shares\n      host: db9\n",
+    )
     assert_problem(
         tmp_path,
         path,
@@ -136,7 +140,11 @@ def test_dataset_unknown_host(tmp_path: Path) -> None:
 
 def test_unknown_host_reported_with_other_errors(tmp_path: Path) -> None:
     """Cross references are checked even when another field has a type error."""
-    path, line = broken(tmp_path, "      host: files01\n", "      host: db9\n")
+    path, line = broken(
+        tmp_path,
+        "    - name: shares\n      host: files01\n",
+        "    - name: shares\n      host: db9\n",
+    )
     text = path.read_text().replace("visits_per_year: 4,", "visits_per_year: often,")
     path.write_text(text)
     err = assert_problem(tmp_path, path, line, "perimeter.datasets[3].host", "unknown host 'db9'")
