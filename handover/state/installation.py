@@ -7,7 +7,11 @@ audit checkpoints) is labelled with this id as well, so one installation
 never checks its log against another's checkpoint.
 
 The id is made once, on first use, with O_EXCL: two processes starting at
-the same moment both read the one that won the race.
+the same moment both read the one that won the race. A team whose workers
+share a state database (`HANDOVER_STATE_URL=postgresql://...`) is one
+installation whatever each worker's home: its id is derived from the
+database's address (never its password), so every worker labels and reads
+the same checkpoints.
 """
 
 from __future__ import annotations
@@ -15,15 +19,22 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from handover.state.atomic import PRIVATE_FILE_MODE
 from handover.state.home import handover_home
+from handover.state.store import state_url
 
 FILE_NAME = "installation-id"
 
 
 def installation_id(home: Path | None = None) -> str:
     """This installation's id, created on first use (never changes afterwards)."""
+    shared = state_url()
+    if shared.kind == "postgresql" and shared.url:
+        parts = urlsplit(shared.url)
+        address = f"{parts.hostname or ''}:{parts.port or 5432}{parts.path}"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"handover-state:postgresql://{address}"))
     path = (home or handover_home()) / FILE_NAME
     try:
         value = path.read_text(encoding="ascii").strip()

@@ -6,6 +6,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from handover.state.installation import installation_id
 
 
@@ -28,3 +30,18 @@ def test_two_homes_differ(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     assert installation_id(tmp_path / "a") != installation_id(tmp_path / "b")
+
+
+def test_workers_sharing_a_state_database_are_one_installation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.setenv("HANDOVER_STATE_URL", "postgresql://ops:pw@db.example:5433/handover")
+    first = installation_id(tmp_path / "a")
+    assert first == installation_id(tmp_path / "b")
+    assert not (tmp_path / "a" / "installation-id").exists()  # nothing per worker
+    monkeypatch.setenv("HANDOVER_STATE_URL", "postgresql://ops:other@db.example:5433/handover")
+    assert installation_id(tmp_path / "a") == first  # the password is not part of it
+    monkeypatch.setenv("HANDOVER_STATE_URL", "postgresql://ops@db.example:5433/other")
+    assert installation_id(tmp_path / "a") != first
