@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from handover.state.postgres import close_engine
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.postgres import PostgresServer
 from tests.workspace import Workspace, make_workspace
@@ -173,6 +174,11 @@ def team(
 
         # The demo estate, its playbook in a playbook folder of its own, paths made absolute
         # (the worker's runs work in the checkout, not in the workspace).
+        # The operator prepares the contract (vault, incident journal) against the team's
+        # state database, as the workers will read it: a worker refuses a local journal
+        # the database has never seen.
+        state_url = pg.url(state_db)
+        monkeypatch.setenv("HANDOVER_STATE_URL", state_url)
         workspace = make_workspace(tmp_path, monkeypatch)
         folder = workspace.root / "playbooks"
         folder.mkdir()
@@ -183,7 +189,6 @@ def team(
         playbook.write_text(text)
         workspace = Workspace(workspace.root, playbook, workspace.client_key)
 
-        state_url = pg.url(state_db)
         worker_env = {
             **client_env,
             **_base_env(tmp_path, "worker"),
@@ -225,6 +230,7 @@ def team(
     finally:
         for process in reversed(processes):
             _stop(process)
+        close_engine(postgres_server.url(state_db))  # this process's connections, first
         postgres_server.drop_database(prefect_db)
         postgres_server.drop_database(state_db)
 
