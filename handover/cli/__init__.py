@@ -132,6 +132,7 @@ _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "visit": ("visit_cmd",),
     "item": ("item_cmd",),
     "vault": ("vault_cmd",),
+    "state": ("state_cmd",),
 }
 
 
@@ -173,6 +174,7 @@ def _register() -> None:
         onsite_cmd,
         playbook_cmd,
         report_cmd,
+        state_cmd,
         vault_cmd,
         visit_cmd,
     )

@@ -75,7 +75,8 @@ class SharedBlob:
                 raise HandoverError(
                     f"{self.path}: this worker holds a {self.name} that the state store "
                     f"{self.store.where} has none of (from before the store was shared, or "
-                    "erased from it): move the contract into the store, or remove this copy"
+                    "erased from it): move the contract into the store (`handover state move "
+                    "CONTRACT`), or remove this copy"
                 )
             try:
                 self.store.write_blob_if(self.contract, self.name, local, ABSENT)
@@ -137,7 +138,8 @@ def journal_copy(path: Path) -> Path:
         if not lines and local and local.strip():
             raise HandoverError(
                 f"{path}: this worker's journal holds records that {journal.where} has none "
-                "of (from before the store was shared): move the contract into the store first"
+                "of (from before the store was shared): move the contract into the store first "
+                "(`handover state move CONTRACT`)"
             )
         if lines and local != data:
             write_atomic(path, data)
