@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.prefect_server",
     "tests.fixtures.postgres",
+    "tests.state_stores",  # store_kind/location/state/workers: a test run on each state store
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

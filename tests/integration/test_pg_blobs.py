@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,35 +44,6 @@ for n in range(int(count)):
     update_blob(store, contract, "known_hosts", lambda data: (data or b"") + line)
 print("done", flush=True)
 """
-
-
-@pytest.fixture(params=["local", "postgres"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def location(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if store_kind == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return str(tmp_path / "contracts")
-
-
-@pytest.fixture
-def state(store_kind: str, location: str) -> ContractStore:
-    if store_kind == "postgres":
-        return PostgresStore(location)
-    return LocalStore(Path(location))
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=60)
 
 
 def test_a_blob_is_written_only_on_the_tag_it_was_read_with(state: ContractStore) -> None:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,36 +98,6 @@ elif mode == "hold":
         time.sleep(600)
 print("done", flush=True)
 """
-
-
-@pytest.fixture(params=["local", "postgres"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def location(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the state lives: a contracts folder, or a fresh database's URL."""
-    if store_kind == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return str(tmp_path / "contracts")
-
-
-@pytest.fixture
-def state(store_kind: str, location: str) -> ContractStore:
-    if store_kind == "postgres":
-        return PostgresStore(location)
-    return LocalStore(Path(location))
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=60)
 
 
 def _spawn(
