@@ -42,6 +42,7 @@ from handover.phases import PHASES
 from handover.secrets.references import parse_ref
 from handover.secrets.vault import Vault
 from handover.secrets.vault_references import parse_vault_ref
+from handover.state.home import shared_contracts_folder
 from handover.state.layout import ContractPaths
 
 Severity = Literal["error", "warning"]
@@ -293,7 +294,8 @@ def home_vault_names(contract: str) -> Collection[str] | str:
     `handover vault list` does) and never creates the contract's folder.
     """
     home = Path(os.environ.get("HANDOVER_HOME", ".handover")).absolute()
-    if not (home / "contracts" / contract).is_dir():
+    contracts = shared_contracts_folder() or home / "contracts"
+    if not (contracts / contract).is_dir():
         return f"no vault for contract {contract} yet (`handover vault init`, then add entries)"
     vault = Vault(contract, path=ContractPaths(contract).vault_file)
     if not vault.exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from handover.errors import UsageError
 from handover.state.atomic import PRIVATE_DIR_MODE, ensure_private_dir
@@ -33,10 +34,41 @@ def handover_home() -> Path:
     return _private(Path(value).absolute())
 
 
+#: Where the contracts' evidence folders live when not under the home: `file:///shared/folder`
+#: (a folder every worker mounts at the same path) or `s3://bucket/prefix` (a mirror of each
+#: worker's folder, `handover.state.evidence`).
+EVIDENCE_URL_ENV = "HANDOVER_EVIDENCE_URL"
+
+
+def contracts_home() -> Path:
+    """The folder holding the contract folders (0700): the home's `contracts`, or a shared one.
+
+    `HANDOVER_EVIDENCE_URL=file:///mnt/handover` puts them in that folder, so
+    workers on several machines read and write one copy of each contract's
+    evidence, and the erasure deletes the provider's working copies in the one
+    place they are. An `s3://` URL leaves them here: each worker's folder is
+    then its copy of the mirror.
+    """
+    shared = shared_contracts_folder()
+    return _private(shared if shared is not None else handover_home() / "contracts")
+
+
+def shared_contracts_folder() -> Path | None:
+    """The folder a `file:` HANDOVER_EVIDENCE_URL names; None for any other or no URL."""
+    value = os.environ.get(EVIDENCE_URL_ENV, "").strip()
+    if not value.startswith("file:"):
+        return None
+    parts = urlsplit(value)
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise UsageError(
+            f"{EVIDENCE_URL_ENV}={value[:80]!r}: a shared folder is named file:///absolute/path"
+        )
+    return Path(unquote(parts.path))
+
+
 def contract_dir(contract_id: str) -> Path:
     """Return the folder holding one contract's state (checklists, audit log, known_hosts)."""
-    contracts = _private(handover_home() / "contracts")
-    return _private(contracts / contract_id)
+    return _private(contracts_home() / contract_id)
 
 
 def _private(folder: Path) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from handover.errors import HandoverError
 from handover.state.atomic import write_atomic
-from handover.state.home import CONTRACT_ID_PATTERN, handover_home
+from handover.state.home import CONTRACT_ID_PATTERN, handover_home, shared_contracts_folder
 from handover.state.store import (
     ABSENT,
     JOURNAL_NAMES,
@@ -152,8 +152,11 @@ def _shared_store(path: Path, names: frozenset[str]) -> tuple[ContractStore, str
     if url.kind != "postgresql" or url.url is None or path.name not in names:
         return None
     contract = path.parent.name
-    contracts_root = (handover_home() / "contracts").absolute()
-    if path.parent.parent.absolute() != contracts_root or not CONTRACT_ID_PATTERN.match(contract):
+    roots = {(handover_home() / "contracts").absolute()}
+    shared = shared_contracts_folder()
+    if shared is not None:  # HANDOVER_EVIDENCE_URL=file:///...: the contract folders are there
+        roots.add(shared.absolute())
+    if path.parent.parent.absolute() not in roots or not CONTRACT_ID_PATTERN.match(contract):
         return None
     # Imported here: SQLAlchemy and the driver load only where a database is used.
     from handover.state.postgres import PostgresStore
