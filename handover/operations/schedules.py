@@ -20,7 +20,11 @@ The health samples (every 5 minutes) tick nothing: they feed the store the
 SLA report reads, and one checklist tick per sample would bury the audit
 log. `schedules.json` under the handover home remembers, per contract,
 which playbook its schedules come from, so `handover serve` serves them
-again after a restart.
+again after a restart. With `HANDOVER_STATE_URL=postgresql://...` each
+contract's record is instead its store blob `schedules.json`, so that
+`handover serve` or `handover schedules` on any worker sees a contract
+recorded on another; a record this worker's file holds and the store does
+not (written before the store was shared) is taken into the store when read.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -36,7 +40,11 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from handover.contract.playbook import Playbook
 from handover.phases import Phase, checklist_name
 from handover.state.atomic import write_atomic
-from handover.state.home import handover_home
+from handover.state.home import CONTRACT_ID_PATTERN, handover_home
+from handover.state.store import ABSENT, StateConflict, state_url
+
+if TYPE_CHECKING:
+    from handover.state.postgres import PostgresStore
 
 SCHEDULES_FILE = "schedules.json"
 
@@ -193,16 +201,75 @@ _SCHEDULES = TypeAdapter(dict[str, ScheduleRecord])
 
 
 def load_schedules() -> dict[str, ScheduleRecord]:
-    """Every recorded contract; none when the file is missing or unreadable."""
+    """Every recorded contract; none when the file is missing or unreadable.
+
+    Under PostgreSQL: the contracts' store blobs, and this worker's file's
+    records of contracts the store has none of, taken into it (see the
+    module docstring); an unreadable blob counts as no record, as the file.
+    """
+    local = _load_file()
+    store = _shared_store()
+    if store is None:
+        return local
+    from handover.state.shared_blob import contracts_with_blob
+
+    records: dict[str, ScheduleRecord] = {}
+    for contract in contracts_with_blob(store, SCHEDULES_FILE):
+        record = _parse_record(store.read_blob(contract, SCHEDULES_FILE))
+        if record is not None:
+            records[contract] = record
+    for contract, record in local.items():
+        if contract in records or not CONTRACT_ID_PATTERN.match(contract):
+            continue
+        try:
+            store.write_blob_if(contract, SCHEDULES_FILE, _record_bytes(record), ABSENT)
+            records[contract] = record
+        except StateConflict:  # another worker recorded it meanwhile: the store's wins
+            stored = _parse_record(store.read_blob(contract, SCHEDULES_FILE))
+            if stored is not None:
+                records[contract] = stored
+    return records
+
+
+def record_schedule(contract: str, record: ScheduleRecord) -> None:
+    """Add or replace the contract's record, keeping the others (its blob under PostgreSQL)."""
+    store = _shared_store()
+    if store is not None:
+        store.write_blob(contract, SCHEDULES_FILE, _record_bytes(record))
+        return
+    schedules = _load_file()
+    schedules[contract] = record
+    data = {name: entry.model_dump(exclude_none=True) for name, entry in schedules.items()}
+    write_atomic(handover_home() / SCHEDULES_FILE, json.dumps(data, indent=2).encode())
+
+
+def _load_file() -> dict[str, ScheduleRecord]:
+    """The records of the home's `schedules.json`; none when missing or unreadable."""
     try:
         return _SCHEDULES.validate_json((handover_home() / SCHEDULES_FILE).read_bytes())
     except (OSError, ValueError):
         return {}
 
 
-def record_schedule(contract: str, record: ScheduleRecord) -> None:
-    """Add or replace the contract's record, keeping the others."""
-    schedules = load_schedules()
-    schedules[contract] = record
-    data = {name: entry.model_dump(exclude_none=True) for name, entry in schedules.items()}
-    write_atomic(handover_home() / SCHEDULES_FILE, json.dumps(data, indent=2).encode())
+def _record_bytes(record: ScheduleRecord) -> bytes:
+    return json.dumps(record.model_dump(exclude_none=True), indent=2).encode()
+
+
+def _parse_record(data: bytes | None) -> ScheduleRecord | None:
+    if data is None:
+        return None
+    try:
+        return ScheduleRecord.model_validate_json(data)
+    except ValueError:
+        return None
+
+
+def _shared_store() -> PostgresStore | None:
+    """The PostgreSQL store `HANDOVER_STATE_URL` names; None for the local folder."""
+    url = state_url()
+    if url.kind != "postgresql" or url.url is None:
+        return None
+    # Imported here: SQLAlchemy and the driver load only where a database is used.
+    from handover.state.postgres import PostgresStore
+
+    return PostgresStore(url.url)

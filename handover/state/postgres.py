@@ -57,13 +57,13 @@ from handover.errors import HandoverError, UsageError
 from handover.state.chain import GENESIS, canonical_json, entry_hash, next_entry
 from handover.state.store import (
     ABSENT,
-    JOURNAL_NAMES,
     AuditChain,
     Journal,
     Record,
     StateConflict,
     blob_tag,
     check_blob_name,
+    check_journal_name,
 )
 
 metadata = MetaData()
@@ -283,9 +283,7 @@ class PostgresStore:
         return PostgresChain(self, contract)
 
     def journal(self, contract: str, name: str) -> Journal:
-        if name not in JOURNAL_NAMES:
-            raise UsageError(f"state journal {name!r}: one of {', '.join(sorted(JOURNAL_NAMES))}")
-        return PostgresJournal(self, contract, name)
+        return PostgresJournal(self, contract, check_journal_name(name))
 
     def adopt(
         self,

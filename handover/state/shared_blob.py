@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from handover.errors import HandoverError
 from handover.state.atomic import write_atomic
@@ -38,9 +39,13 @@ from handover.state.store import (
     ContractStore,
     Journal,
     StateConflict,
+    check_blob_name,
     state_url,
     update_blob,
 )
+
+if TYPE_CHECKING:
+    from handover.state.postgres import PostgresStore
 
 #: The files of a contract folder that are store blobs of the same name, and whether a
 #: worker's copy the store holds none of is taken into the store (`SharedBlob.pull`).
@@ -170,3 +175,68 @@ def local_copy(path: Path) -> Path:
     if shared is not None:
         shared.pull()
     return path
+
+
+#: What a PostgreSQL state store keeps of a contract, as globs of paths relative to the
+#: contract's folder (POSIX): the files a worker holds only as its copy of the store's
+#: state, or not at all, or whose every worker's copy differs. A mirror of the evidence
+#: (last writer wins, per file) must leave them out: it would put one worker's copy over
+#: the state every worker appends to. The checklists and the audit log (rows), the
+#: journals (incidents, on-site, visits, signed checkpoints), the blobs (known_hosts,
+#: vault, alert ledger) and their lock files, the health samples (one journal a month;
+#: `.in-store` is a worker's pre-store file once merged into the store).
+STORE_KEPT_GLOBS: tuple[str, ...] = (
+    "checklists/*.json",
+    "checklists/*.json.pending",
+    "audit.log",
+    "audit-checkpoints.jsonl",
+    "incidents.jsonl",
+    "onsite.jsonl",
+    "visits.jsonl",
+    "known_hosts",
+    "known_hosts.lock",
+    "vault.age",
+    "vault.age.lock",
+    "operational/alerts-sent.json",
+    "operational/alerts-sent.json.lock",
+    "operational/health/samples-*.jsonl",
+    "operational/health/samples-*.jsonl.in-store",
+)
+
+
+def shared_contract(path: Path, relpath: str) -> tuple[ContractStore, str] | None:
+    """The shared store and contract whose own `relpath` (POSIX, under its folder) `path` is.
+
+    For the operational state kept beside the evidence (`operational/health`,
+    `operational/alerts-sent.json`): None for the local folder store, and
+    for a path that is not that entry of a contract folder of the
+    installation, as for `shared_blob`.
+    """
+    parts = PurePosixPath(relpath).parts
+    if not parts or tuple(path.parts[-len(parts) :]) != parts:
+        return None
+    entry = path  # the contract folder's own entry `parts[0]`
+    for _ in parts[1:]:
+        entry = entry.parent
+    return _shared_store(entry, frozenset({parts[0]}))
+
+
+def contracts_with_blob(store: PostgresStore, name: str) -> list[str]:
+    """The contracts of a PostgreSQL store holding a blob `name`, sorted.
+
+    `ContractStore.contracts` names those with an audit chain; a blob can be
+    written first (`handover schedules deploy` before any run), so the
+    database is asked for the blob itself.
+    """
+    from sqlalchemy import select
+
+    from handover.state.postgres import blobs_table
+
+    check_blob_name(name)
+    with store._errors("*"), store.engine.connect() as conn:
+        rows = conn.execute(
+            select(blobs_table.c.contract)
+            .where(blobs_table.c.name == name)
+            .order_by(blobs_table.c.contract)
+        )
+        return [str(row.contract) for row in rows]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -50,8 +51,11 @@ from handover.errors import HandoverError, UsageError
 Record = tuple[str, str, dict[str, Any]]
 
 STATE_URL_ENV = "HANDOVER_STATE_URL"
-#: The blobs a contract keeps beside its checklists (names the stores accept).
-BLOB_NAMES = frozenset({"vault.age", "known_hosts", "schedules.json", "evidence-index.json"})
+#: The blobs a contract keeps beside its checklists (names the stores accept); the alert
+#: ledger (`alerts-sent.json`) is one so that workers claim an alert by compare-and-set.
+BLOB_NAMES = frozenset(
+    {"vault.age", "known_hosts", "schedules.json", "evidence-index.json", "alerts-sent.json"}
+)
 
 
 #: The tag of a blob never written (`read_blob_tagged`, `write_blob_if`).
@@ -125,6 +129,20 @@ class Journal(Protocol):
 #: The journals a store keeps (names the stores accept): the signed checkpoints, and the
 #: incident, on-site and visit journals under their file names.
 JOURNAL_NAMES = frozenset({"audit-checkpoints", "incidents.jsonl", "onsite.jsonl", "visits.jsonl"})
+#: The health sample journals, one per UTC month (`health-samples-2026-11`): a pattern, not a
+#: list, since a contract adds one each month; the month is checked so that a name never
+#: carries anything else (no path games, one journal per month).
+HEALTH_SAMPLES_JOURNAL = re.compile(r"health-samples-\d{4}-(0[1-9]|1[0-2])")
+
+
+def check_journal_name(name: str) -> str:
+    """`name` if it is a journal a store keeps (`JOURNAL_NAMES` or a month's health samples)."""
+    if name in JOURNAL_NAMES or HEALTH_SAMPLES_JOURNAL.fullmatch(name):
+        return name
+    raise UsageError(
+        f"state journal {name!r}: one of {', '.join(sorted(JOURNAL_NAMES))}, "
+        "or health-samples-YYYY-MM"
+    )
 
 
 class ContractStore(Protocol):
@@ -180,7 +198,7 @@ class ContractStore(Protocol):
         ...
 
     def journal(self, contract: str, name: str) -> Journal | None:
-        """A journal of the contract (`JOURNAL_NAMES`), or None when it is its file."""
+        """A journal of the contract (`check_journal_name`), or None when it is its file."""
         ...
 
     def read_blob(self, contract: str, name: str) -> bytes | None:
