@@ -29,6 +29,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
 from flows import manual_items
+from flows.evidence_sync import sync_point
 from flows.playbook_guard import playbook_allowed
 from handover.checklist.model import Checklist, Evidence, Status, evidence_for_file
 from handover.contract.loader import read_contract_id
@@ -167,6 +168,7 @@ class PhaseRun:
             self.failures.append((item_id, reason))
             self._mark(item_id, Status.FAILED)
             return None
+        sync_point(self.contract)  # its evidence in the evidence store before the item is done
         complete_item(self.contract, self.name, item_id, result.evidence, result.actor)
         self._mark(item_id, Status.DONE)
         return result.value
@@ -286,6 +288,7 @@ class PhaseRun:
             return
         start_item(self.contract, self.name, item_id)
         if answer.outcome == "done":
+            sync_point(self.contract)
             complete_item(self.contract, self.name, item_id, [evidence], who)
             self._mark(item_id, Status.DONE)
         else:

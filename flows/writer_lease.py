@@ -53,6 +53,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder, StateType
 
+from flows.evidence_sync import evidence_synced
 from flows.playbook_guard import guard_playbook_path
 from handover.contract.loader import read_contract_id
 from handover.errors import HandoverError
@@ -102,7 +103,7 @@ def one_writer(phase: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             contract = read_contract_id(Path(str(path)))
             if contract is None:
                 return body(*args, **kwargs)
-            with writer_lease(contract, phase):
+            with writer_lease(contract, phase), evidence_synced(contract):
                 return body(*args, **kwargs)
 
         # Prefect builds the run form and validates parameters from the annotations, which

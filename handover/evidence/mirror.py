@@ -390,13 +390,16 @@ class EvidenceMirror:
         return {str(worker): dict(entry) for worker, entry in index["holders"].items()}
 
     @contextlib.contextmanager
-    def in_use(self, run: str) -> Iterator[None]:
+    def in_use(self, run: str, evict: Sequence[str] = ()) -> Iterator[None]:
         """Use the local folder for the block: a shared flock, and this worker a holder.
 
         At the end, if no other run of this contract on this machine holds
-        the folder (the exclusive flock is free at once) and no evict of this
-        process kept unpushed files, this worker leaves `holders`. A process
-        killed inside the block leaves its entry: it may have left copies.
+        the folder (the exclusive flock is free at once), the local copies
+        under `evict` are removed (`evict`), and then, if no evict of this
+        process kept unpushed files, this worker leaves `holders`. Another
+        run still at work keeps them (it may read them) and the entry. A
+        process killed inside the block leaves its entry: it may have left
+        copies.
         """
         ensure_private_dir(self.root)
         fd = os.open(
@@ -419,6 +422,8 @@ class EvidenceMirror:
                     alone = True
                 except BlockingIOError:
                     alone = False
+                if alone and evict:
+                    self.evict(evict)
                 if alone and not self._kept_unpushed:
                     update_blob(
                         self.store,
@@ -555,11 +560,13 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_worker() -> str:
-    """This worker's stable name: host name and installation id (never a secret)."""
-    from handover.state.installation import installation_id
+def default_worker(root: Path) -> str:
+    """This worker's name as holder of copies: its host and the folder holding its contracts.
 
-    return f"{socket.gethostname()}:{installation_id()}"
+    What an operator needs to find copies a killed run left: the machine and
+    the path. Two workers of one machine have two folders, hence two names.
+    """
+    return f"{socket.gethostname()}:{Path(root).absolute().parent}"
 
 
 def evidence_mirror(
@@ -585,4 +592,6 @@ def evidence_mirror(
         from handover.checklist.store import open_contract_store
 
         store = open_contract_store()
-    return EvidenceMirror(contract, root, store, s3_client(None), bucket, prefix, default_worker())
+    return EvidenceMirror(
+        contract, root, store, s3_client(None), bucket, prefix, default_worker(root)
+    )
