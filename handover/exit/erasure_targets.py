@@ -38,6 +38,7 @@ from handover.exit.erasure import (
 )
 from handover.operations.backup_target import contract_backups
 from handover.phases import PHASES
+from handover.state.home import EVIDENCE_URL_ENV
 from handover.state.layout import ContractPaths
 from handover.state.store import state_url
 
@@ -72,8 +73,76 @@ def erasure_targets(
     for prefix in dict.fromkeys(prefixes):
         deleter = s3_prefix_deleter(s3, prefix)
         targets.append(s3_target(prefix, deleter, "bundle in the provider's bucket"))
+    targets += evidence_store_targets(paths)
     targets.append(vault_target(paths.vault_file))
     return targets
+
+
+def evidence_store_targets(paths: ContractPaths) -> list[ErasureTarget]:
+    """With an S3 evidence store: its copies of the working copies, and other workers' copies.
+
+    The store's objects are deleted (every version) for the working copies and
+    for anything the kept evidence does not reference (an upload a killed
+    run never indexed). Each worker removes its own local copies of client
+    data when its run of the contract ends; a worker the index still names
+    as a holder (a run there now, or one killed with -9) may keep some, and
+    the certificate says so, by worker, rather than claim them gone.
+    """
+    from handover.evidence import evidence_mirror
+
+    mirror = evidence_mirror(paths.contract_id, paths.root)
+    if mirror is None:
+        return []
+    root = paths.root
+    relpaths = [folder.relative_to(root).as_posix() for folder, _ in paths.working_copies()]
+
+    def delete_objects() -> DeletionResult:
+        erased = mirror.erase(relpaths)
+        return DeletionResult(
+            erased.deleted,
+            found=erased.deleted + len(erased.failed),
+            remaining=len(erased.failed),
+            error=f"{len(erased.failed)} object(s) not deleted: {erased.failed[0]}"
+            if erased.failed
+            else "",
+        )
+
+    def other_workers() -> DeletionResult:
+        others = {
+            worker: held for worker, held in mirror.holders().items() if worker != mirror.worker
+        }
+        if not others:
+            return DeletionResult(0, found=0)
+        named = "; ".join(
+            f"{worker} (run {held.get('run', '?')}, since {held.get('since', '?')})"
+            for worker, held in sorted(others.items())
+        )
+        return DeletionResult(
+            0,
+            found=len(others),
+            remaining=len(others),
+            error=f"copies of client data may remain on {named}: the next run of this "
+            "contract there removes them",
+        )
+
+    return [
+        ErasureTarget(
+            "s3",
+            f"{mirror.where}objects/",
+            "working copies of client data in the evidence store, and objects no kept "
+            "evidence references",
+            "S3 DeleteObjects (every version); their entries removed from the evidence index",
+            delete_objects,
+        ),
+        ErasureTarget(
+            "other",
+            "other workers' copies of the contract's folder",
+            "local copies of client data on the team's other workers",
+            "each worker removes its copies when its run of the contract ends; checked "
+            "against the evidence index's holders",
+            other_workers,
+        ),
+    ]
 
 
 def s3_prefix_deleter(settings: S3SettingsLike | None, url: str) -> Callable[[], DeletionResult]:
@@ -155,6 +224,17 @@ def kept_records(playbook: Playbook, erased: Sequence[str] = ()) -> list[KeptRec
             reason=EVIDENCE,
         )
     )
+    evidence = _evidence_store()
+    if evidence is not None:
+        kept.append(
+            KeptRecord(
+                kind="evidence",
+                what="the contract's evidence files and reports (the working copies in it are "
+                "erased, listed above), and their index",  # as in handover.i18n.words
+                where=evidence,
+                reason=EVIDENCE,
+            )
+        )
     database = _state_database()
     if database is not None:
         kept.append(
@@ -181,6 +261,12 @@ def _state_database() -> str | None:
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"PostgreSQL {parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+
+
+def _evidence_store() -> str | None:
+    """`s3://bucket/prefix/` when the evidence is mirrored to S3 (`HANDOVER_EVIDENCE_URL`)."""
+    value = os.environ.get(EVIDENCE_URL_ENV, "").strip()
+    return value if value.startswith("s3://") else None
 
 
 def _exempted(item: Exemption) -> KeptRecord:

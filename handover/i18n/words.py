@@ -67,6 +67,13 @@ _KEPT = {
         "the contract's checklists, audit log, signed checkpoints, journals and trusted SSH host "
         "keys, in the team's state database"
     ),
+    (
+        "the contract's evidence files and reports (the working copies in it are erased, listed "
+        "above), and their index"
+    ): N_(
+        "the contract's evidence files and reports (the working copies in it are erased, listed "
+        "above), and their index"
+    ),
 }
 _PHASE_REPORTS = re.compile(r"the (\w+) phase's reports")
 _PHASE_EVIDENCE = re.compile(
