@@ -21,6 +21,7 @@ from handover.checklist.model import Status, evidence_for_file
 from handover.checklist.store import ChecklistStore
 from handover.cli import app, console, handles_errors
 from handover.errors import UsageError
+from handover.evidence import evidence_mirror
 from handover.phases import Phase, checklist_name, parse_checklist_name
 from handover.state.atomic import write_atomic
 from handover.state.layout import ContractPaths
@@ -99,8 +100,14 @@ def _keep(contract: str, phase: str, item: str, path: Path) -> Path:
     except OSError as exc:
         raise UsageError(f"--evidence {path}: cannot read it ({exc.strerror})") from exc
     folder = parse_checklist_name(phase)[0]  # a period's evidence in its phase's folder
-    kept = ContractPaths(contract).phase_dir(folder) / "manual" / item / path.name
+    paths = ContractPaths(contract)
+    kept = paths.phase_dir(folder) / "manual" / item / path.name
     write_atomic(kept, data)
+    # With an S3 evidence store, the file is in it before the item is recorded done: the
+    # workers that run the contract (and seal its bundle) read their evidence there.
+    mirror = evidence_mirror(contract, paths.root)
+    if mirror is not None:
+        mirror.push(only=[kept.relative_to(paths.root).as_posix()])
     return kept
 
 

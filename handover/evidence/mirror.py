@@ -127,16 +127,25 @@ class EvidenceMirror:
 
     # -- push ---------------------------------------------------------------------------
 
-    def push(self) -> SyncCounts:
+    def push(self, only: Sequence[str] | None = None) -> SyncCounts:
         """Upload what changed here, record it in the index, tombstone what was removed here.
 
         Only files whose (size, mtime_ns, inode) differ from this worker's
         last sync are read again; with nothing changed this is a walk of the
         folder, with no S3 request and no index write.
+
+        `only`: just these files (relpaths), nothing tombstoned: what a
+        command outside a run (`handover item done --evidence`) adds, on a
+        machine whose other copies may be stale and must not be published.
         """
         with self._sync_lock():
             state = SyncState(self.root)
-            present = dict(walk(self.root))
+            if only is None:
+                present = dict(walk(self.root))
+            else:
+                present = {}
+                for relpath in only:
+                    present.update(walk(self.root, checked_relpath(relpath)))
             entries: dict[str, Entry] = {}
             sent = sent_bytes = skipped = 0
             at = now_iso()
@@ -163,7 +172,11 @@ class EvidenceMirror:
                     sent_bytes += seen_now.size
                 else:
                     skipped += 1  # its object was already there (same bytes elsewhere)
-            gone = {rel: state.sha256(rel) for rel in state.files if rel not in present}
+            gone = (
+                {rel: state.sha256(rel) for rel in state.files if rel not in present}
+                if only is None
+                else {}
+            )
             if entries or gone:
 
                 def apply(index: Index) -> None:

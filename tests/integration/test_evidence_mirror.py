@@ -207,6 +207,29 @@ def test_evict_removes_pushed_copies_only_and_the_next_push_tombstones_nothing(
     assert (root / "takeover/baseline/etc.json").read_bytes() == b"pushed"
 
 
+def test_a_push_of_named_files_publishes_only_them_and_tombstones_nothing(
+    state: ContractStore, s3_client: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    """An operator's machine (`handover item done --evidence`): its other copies may be stale."""
+    a_root, ops_root = tmp_path / "a" / C, tmp_path / "ops" / C
+    a = mirror(a_root, state, s3_client, s3_bucket, "host-a")
+    write(a_root, "takeover/documents/report.md", b"v2, from the worker")
+    a.push()
+    ops = mirror(ops_root, state, s3_client, s3_bucket, "ops")
+    write(ops_root, "takeover/documents/report.md", b"v1, stale on the operator's disk")
+    write(ops_root, "takeover/manual/visit/notes.md", b"the person's evidence")
+    sent = ops.push(only=["takeover/manual/visit/notes.md"])
+    assert (sent.files, sent.removed) == (1, 0)
+    index = index_of(state)
+    assert set(index["files"]) == {"takeover/documents/report.md", "takeover/manual/visit/notes.md"}
+    assert index["files"]["takeover/documents/report.md"]["by"] == "host-a"
+    assert a.pull().files == 1
+    assert (a_root / "takeover/manual/visit/notes.md").read_bytes() == b"the person's evidence"
+    assert (a_root / "takeover/documents/report.md").read_bytes() == b"v2, from the worker"
+    with pytest.raises(HandoverError):
+        ops.push(only=["../outside"])
+
+
 HOLDER = r"""
 import os, sys, time
 from pathlib import Path
