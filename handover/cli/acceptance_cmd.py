@@ -25,6 +25,7 @@ from handover.cli import app, console, handles_errors
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.errors import UsageError
+from handover.evidence import refresh_for_reading
 from handover.exit.acceptance import (
     DECISIONS,
     MAX_SIGNATURE_BYTES,
@@ -38,7 +39,9 @@ from handover.exit.acceptance import (
 from handover.exit.acceptance_drop import drop_location, drop_signed
 from handover.exit.delivery import DeliveryRecord
 from handover.exit.progress import ExitProgress
+from handover.phases import Phase
 from handover.state.atomic import write_atomic
+from handover.state.layout import ContractPaths
 
 acceptance_app = typer.Typer(
     name="acceptance",
@@ -50,7 +53,9 @@ app.add_typer(acceptance_app, name="acceptance")
 
 def _delivered(playbook: Playbook) -> tuple[str, DeliveryRecord, str]:
     """The delivered bundle's name, delivery and SHA256SUMS hash, from the exit state."""
-    state = ExitProgress(playbook.contract_id).load()
+    contract = playbook.contract_id
+    refresh_for_reading(contract, ContractPaths(contract).root, [Phase.REVERSIBILITY.value])
+    state = ExitProgress(contract).load()
     if state is None or state.sealed is None or state.delivery is None:
         raise UsageError(
             f"{playbook.contract_id}: no bundle delivered yet; the statement names the "

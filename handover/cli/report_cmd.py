@@ -50,7 +50,7 @@ from handover.contract.keys import signing_key
 from handover.contract.loader import load_playbook
 from handover.documents.audit_report import REPORT_NAMESPACE, audit_report
 from handover.errors import HandoverError
-from handover.evidence import evidence_mirror
+from handover.evidence import refresh_for_reading
 from handover.exit.progress import AcceptanceRecord, ExitProgress
 from handover.phases import PHASES, Phase
 from handover.state.atomic import write_atomic
@@ -74,9 +74,8 @@ def report_command(
     current = [store.current(contract, phase) for phase in PHASES]  # newest operational period
     checklists: list[Checklist] = [store.load(contract, name) for name in current if name]
     paths = ContractPaths(contract)
-    mirror = evidence_mirror(contract, paths.root)
-    if mirror is not None:  # the exit's records as the workers left them, not a stale copy
-        mirror.pull(under=[paths.phase_dir(Phase.REVERSIBILITY).name])
+    # The exit's records as the workers left them, not a stale copy of this machine's.
+    refresh_for_reading(contract, paths.root, [Phase.REVERSIBILITY.value])
     checkpoints, _unreadable = store.checkpoints(contract).read()  # in the trail
     trail = verify_trail(
         store,

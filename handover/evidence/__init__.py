@@ -15,6 +15,7 @@ from handover.evidence.mirror import (
     SyncCounts,
     default_worker,
     evidence_mirror,
+    refresh_for_reading,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "SyncCounts",
     "default_worker",
     "evidence_mirror",
+    "refresh_for_reading",
 ]

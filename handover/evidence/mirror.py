@@ -608,3 +608,16 @@ def evidence_mirror(
     return EvidenceMirror(
         contract, root, store, s3_client(None), bucket, prefix, default_worker(root)
     )
+
+
+def refresh_for_reading(contract: str, root: Path, under: Sequence[str]) -> None:
+    """Bring this machine's copy of `under` up to the evidence store before reading it.
+
+    For the commands that read a contract's records outside a run (`handover
+    acceptance`, `report`, `status`): on an operator's machine the folder is
+    whatever an earlier command left, and a stale exit state would make them
+    say less (or other) than what the workers did. Nothing without a store.
+    """
+    mirror = evidence_mirror(contract, root)
+    if mirror is not None:
+        mirror.pull(under=under)

@@ -25,6 +25,7 @@ from handover.checklist.model import Checklist, Status
 from handover.checklist.store import ChecklistStore, store_for_folder
 from handover.contract.deadlines import ExitDeadlines
 from handover.contract.playbook import Playbook
+from handover.evidence import refresh_for_reading
 from handover.phases import PHASES, Phase
 from handover.state.home import CONTRACT_ID_PATTERN
 from handover.state.layout import ContractPaths
@@ -335,6 +336,7 @@ def read_status(
 ) -> ContractStatus:
     """Gather the status of a contract whose folder is under `contracts_root`."""
     paths = ContractPaths(contract, contracts_root)
+    refresh_for_reading(contract, paths.root, [Phase.REVERSIBILITY.value])  # its exit dates
     return gather_status(
         contract,
         read_checklists(store_for_folder(contracts_root), contract),

@@ -411,3 +411,33 @@ def test_an_unreachable_endpoint_is_one_line_naming_endpoint_bucket_and_operatio
     assert "127.0.0.1" in message and "some-bucket" in message and "evidence head" in message
     assert "testing" not in message  # the dummy secret key
     assert time.monotonic() - started < 120
+
+
+def test_a_command_reading_outside_a_run_refreshes_only_what_it_reads(
+    s3_env: None, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`handover acceptance|report|status` on an operator's machine: the exit state as stored."""
+    from handover.checklist.store import open_contract_store
+    from handover.evidence import refresh_for_reading
+    from handover.state.layout import ContractPaths
+
+    monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "ops-home"))
+    monkeypatch.delenv("HANDOVER_STATE_URL", raising=False)
+    monkeypatch.setenv(EVIDENCE_URL_ENV, f"s3://{s3_bucket}/team")
+    worker_root = tmp_path / "worker" / C
+    write(worker_root, "reversibility/exit-state.json", b'{"stage": "delivered"}')
+    write(worker_root, "takeover/baseline/etc.json", b"client data")
+    worker = evidence_mirror(C, worker_root, open_contract_store())
+    assert worker is not None
+    worker.push()
+
+    ops_root = ContractPaths(C).root
+    write(ops_root, "reversibility/exit-state.json", b'{"stage": "sealed"}')  # stale
+    refresh_for_reading(C, ops_root, ["reversibility"])
+    assert (ops_root / "reversibility/exit-state.json").read_bytes() == b'{"stage": "delivered"}'
+    assert not (ops_root / "takeover").exists()  # only what the command reads
+
+    monkeypatch.delenv(EVIDENCE_URL_ENV)
+    write(ops_root, "reversibility/exit-state.json", b"local only")
+    refresh_for_reading(C, ops_root, ["reversibility"])  # no store: the folder is the record
+    assert (ops_root / "reversibility/exit-state.json").read_bytes() == b"local only"
