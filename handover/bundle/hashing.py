@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
-from handover.bundle.buffers import BufferPool
+from handover.bundle.buffers import Buffer, BufferPool, new_buffer
 
 DRAIN_SIZE = 1 << 20
 
@@ -100,10 +100,10 @@ class ThreadedHashingWriter:
         self._sha = hashlib.sha256()
         self.size = 0
         self._free = BufferPool(self.POOL, self.BUFFER_SIZE)
-        self._current: bytearray | None = None  # filled by write()
+        self._current: Buffer | None = None  # filled by write()
         self._current_len = 0
-        self._lent: bytearray | None = None  # filled by the borrower
-        self._jobs: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._lent: Buffer | None = None  # filled by the borrower
+        self._jobs: queue.Queue[tuple[Buffer, int] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="seal-hash-write", daemon=True)
@@ -124,7 +124,7 @@ class ThreadedHashingWriter:
             finally:
                 self._free.put(buffer)
 
-    def _take(self) -> bytearray:
+    def _take(self) -> Buffer:
         buffer = self._free.get()
         assert buffer is not None  # None is never put in this pool
         return buffer
@@ -143,7 +143,7 @@ class ThreadedHashingWriter:
             self._current = self._take()
             self._current_len = 0
             if len(self._current) < count:
-                self._current = bytearray(count)
+                self._current = new_buffer(count)
         end = self._current_len + count
         self._current[self._current_len : end] = data
         self._current_len = end
@@ -174,7 +174,7 @@ class ThreadedHashingWriter:
             self._current = None
             self._dispatch(buffer, count)
 
-    def _dispatch(self, buffer: bytearray, count: int) -> None:
+    def _dispatch(self, buffer: Buffer, count: int) -> None:
         """Hand a filled buffer to the worker (an empty one back to the pool)."""
         if not count:
             self._free.put(buffer)

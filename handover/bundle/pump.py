@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
-from handover.bundle.buffers import BufferPool
+from handover.bundle.buffers import Buffer, BufferPool
 from handover.bundle.sums import end_of_archive, render_sums, sums_member
 from handover.bundle.tarparse import TarParser
 
@@ -29,7 +29,7 @@ class _Sink(Protocol):
     def write(self, data: Any, /) -> Any: ...
 
 
-def _read_full(src: IO[bytes], buffer: bytearray) -> int:
+def _read_full(src: IO[bytes], buffer: Buffer) -> int:
     """Fill `buffer` as far as the stream allows (short reads from pipes, sockets, decryptors)."""
     view = memoryview(buffer)
     total = 0
@@ -61,8 +61,8 @@ class _Pipeline:
         self.error: BaseException | None = None
         self._error_lock = threading.Lock()
         self.free = BufferPool(POOL_BUFFERS, read_size)
-        self.full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-        self.out: queue.Queue[tuple[bytearray | bytes, int] | None] = queue.Queue()
+        self.full: queue.Queue[tuple[Buffer, int] | None] = queue.Queue()
+        self.out: queue.Queue[tuple[Buffer | bytes, int] | None] = queue.Queue()
         self.stop = threading.Event()
         self.reader = threading.Thread(target=self._read_stage, name="tar-read", daemon=True)
         self.writer = (
@@ -107,7 +107,7 @@ class _Pipeline:
                 buffer, count = item
                 if self.error is None:
                     write(memoryview(buffer)[:count])
-                if isinstance(buffer, bytearray):
+                if isinstance(buffer, Buffer):  # the trailer's bytes are no pool buffer
                     self.free.put(buffer)
         except BaseException as exc:
             self.fail(exc)
