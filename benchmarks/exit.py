@@ -18,7 +18,10 @@ phase (setup, not timed: the exit needs its baseline), then times:
               `tar | age`, and `sha256sum` of the four files (a SHA256SUMS)
 
 and prints wall time, MB/s, CPU seconds and the peak RSS of the flow's
-process (wait4's ru_maxrss of that child), and the ratio to the anchor.
+process (its own VmHWM, written by the child as it exits: wait4's
+ru_maxrss is no measure here, as Linux counts in it the high-water mark of
+the memory the child was forked from, this benchmark's own hundreds of MiB),
+and the ratio to the anchor.
 Goals: ratio <= 1.2, peak RSS <= 200 MB. Other jobs on the machine make the
 wall times noisy; moto is a Python server, slow and CPU-bound, so the S3
 share weighs on both sides.
@@ -52,12 +55,54 @@ from tests.fixtures.sshd import SshdFactory, SshdHost  # noqa: E402
 MiB = 1 << 20
 LARGE_MAX = 256 * MiB
 CONTRACT = "exit-bench"
+# The flow's process. It writes its peak resident size (VmHWM, KiB) to HANDOVER_BENCH_HWM as
+# it exits. With HANDOVER_BENCH_RSS=FILE it also writes its resident size every
+# 0.2 s (seconds since start, KiB, then the names of the tasks running) so what grows with
+# the data can be told from the fixed cost of the imports and the Prefect engine.
+SAMPLER = (
+    "import atexit, os, threading, time\n"
+    "def _hwm(path):\n"
+    "    with open('/proc/self/status') as status:\n"
+    "        peak = next(l for l in status if l.startswith('VmHWM')).split()[1]\n"
+    "    with open(path, 'w') as out:\n"
+    "        out.write(peak)\n"
+    "if os.environ.get('HANDOVER_BENCH_HWM'):\n"
+    "    atexit.register(_hwm, os.environ['HANDOVER_BENCH_HWM'])\n"
+    "def _sample(path):\n"
+    "    t0 = time.monotonic()\n"
+    "    with open(path, 'w') as out:\n"
+    "        while True:\n"
+    "            with open('/proc/self/status') as status:\n"
+    "                rss = next(l for l in status if l.startswith('VmRSS')).split()[1]\n"
+    "            names = sorted({t.name for t in threading.enumerate()\n"
+    "                            if not t.name.startswith(('Thread-', 'Dummy', 'Main'))})\n"
+    "            out.write(f'{time.monotonic() - t0:.1f} {rss} {\" \".join(names)}\\n')\n"
+    "            out.flush()\n"
+    "            time.sleep(0.2)\n"
+    "if os.environ.get('HANDOVER_BENCH_RSS'):\n"
+    "    threading.Thread(target=_sample, args=(os.environ['HANDOVER_BENCH_RSS'],),\n"
+    "                     daemon=True).start()\n"
+)
 CHILD = (
-    "import sys\n"
+    SAMPLER + "import sys\n"
     "from pathlib import Path\n"
     "from flows.lifecycle import run_phase\n"
     "ok = run_phase(sys.argv[1], Path(sys.argv[2]), auto_accept=True, fresh=True)\n"
     "sys.exit(0 if ok else 1)\n"
+)
+# The floor: the same process and imports running a flow of one task that does nothing
+# (--floor). Its peak RSS is the fixed cost no change to the exit's own work can lower.
+FLOOR_CHILD = (
+    SAMPLER + "import sys\n"
+    "import flows.lifecycle  # the exit's imports, as in CHILD\n"
+    "from prefect import flow, task\n"
+    "@task\n"
+    "def nothing() -> int:\n"
+    "    return 1\n"
+    "@flow(name='floor')\n"
+    "def floor() -> int:\n"
+    "    return nothing.submit().result() + nothing()\n"
+    "sys.exit(0 if floor(return_state=True).is_completed() else 1)\n"
 )
 
 
@@ -162,9 +207,11 @@ def timed_child(
 ) -> tuple[float, float, int]:
     """(wall s, CPU s of the child and what it waited for, peak RSS KiB) of one command.
 
-    The child's output (the flow's logs, with each task's start and end) goes
-    to `log` when given, and is shown when the command fails.
+    The peak RSS is the VmHWM a CHILD-style script writes as it exits (0 for
+    other commands). The child's output (the flow's logs, with each task's
+    start and end) goes to `log` when given, and is shown when the command fails.
     """
+    hwm = Path(tempfile.mkdtemp(prefix="handover-exit-hwm-")) / "hwm"
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -172,6 +219,7 @@ def timed_child(
         executable="/bin/bash" if shell else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "HANDOVER_BENCH_HWM": str(hwm)},
     )
     assert process.stdout is not None
     output = process.stdout.read()
@@ -181,7 +229,9 @@ def timed_child(
         log.write_bytes(output)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {argv}\n{output.decode(errors='replace')[-3000:]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    peak = int(hwm.read_text()) if hwm.exists() else 0
+    shutil.rmtree(hwm.parent, ignore_errors=True)
+    return elapsed, usage.ru_utime + usage.ru_stime, peak
 
 
 def run_phase_child(phase: str, path: Path, log: Path | None) -> tuple[float, float, int]:
@@ -277,6 +327,25 @@ def stop_prefect() -> None:
     server.stop()
 
 
+def floor() -> None:
+    """Peak RSS of a flow of one empty task in the exit's child process, three times."""
+    start_prefect()
+    try:
+        for _ in range(3):
+            wall, cpu, rss = timed_child([sys.executable, "-c", FLOOR_CHILD])
+            print(
+                f"floor (a flow of one empty task, the exit's imports): peak RSS"
+                f" {rss / 1024:.0f} MiB, {wall:.1f} s, CPU {cpu:.1f} s",
+                flush=True,
+            )
+        wall, cpu, rss = timed_child(
+            [sys.executable, "-c", SAMPLER + "import flows.lifecycle, tasks.bundle"]
+        )
+        print(f"imports alone (flows.lifecycle, tasks.bundle): peak RSS {rss / 1024:.0f} MiB")
+    finally:
+        stop_prefect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=10.0, help="data in the exit (GiB)")
@@ -286,7 +355,21 @@ def main() -> None:
     parser.add_argument(
         "--log", type=Path, default=None, help="write the flows' output to LOG.takeover, ..."
     )
+    parser.add_argument(
+        "--rss-trace",
+        type=Path,
+        default=None,
+        help="the exit's process writes its RSS every 0.2 s to this file",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="only the peak RSS of a flow that does nothing (same process and imports)",
+    )
     args = parser.parse_args()
+    if args.floor:
+        floor()
+        return
     for tool in ("ssh", "sshd", "age", "tar", "sha256sum"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"{tool} not found: apt-get install -y openssh-server age tar")
@@ -340,7 +423,10 @@ def main() -> None:
             a_wall, a_cpu = anchor(hosts, trees, moto, recipient, work / "anchor")
             shutil.rmtree(work / "anchor", ignore_errors=True)
             print(f"anchor: {a_wall:.1f} s", flush=True)
+            if args.rss_trace is not None:
+                os.environ["HANDOVER_BENCH_RSS"] = str(args.rss_trace)
             wall, cpu, rss = run_phase_child("reversibility", path, args.log)
+            os.environ.pop("HANDOVER_BENCH_RSS", None)
             print(
                 f"handover exit: {wall:.1f} s ({total / wall / 1e6:.0f} MB/s), CPU {cpu:.1f} s,"
                 f" peak RSS {rss / 1024:.0f} MiB (goal <= 200 MB)\n"
