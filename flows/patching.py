@@ -35,6 +35,7 @@ from flows._phase import phase_run_name
 from flows.notifications import ensure_notifications_quietly
 from flows.playbook_guard import guard_playbook_path
 from flows.waits import back_to_running, poll_interval
+from flows.writer_lease import one_writer
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.errors import HandoverError, UsageError
@@ -141,6 +142,7 @@ def _plain(playbook: Playbook, plan: PatchPlan, outcome: str, reason: str) -> Pa
 
 
 @flow(name="patching", flow_run_name=phase_run_name, log_prints=True)
+@one_writer("operational-patching")  # one patching run per contract; its records in the store
 def patching(playbook_path: str, hosts: list[str] | None = None) -> PatchingSummary:
     """Plan, then apply (auto, or approved in a form) or report, in the maintenance window."""
     guard_playbook_path(playbook_path)

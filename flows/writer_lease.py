@@ -15,7 +15,12 @@ contract, and the phases write different checklists (the audit log has its
 own file lock). The operational tasks, each on its own clock, hold a lease
 each (`operational-backups`, ...: `contract-<id>-operational-backups`, its
 record `writer-backups.lease` in the operational folder): a drill never
-makes the backups wait, and two runs of one task never overlap.
+makes the backups wait, and two runs of one task never overlap. Patching
+holds `contract-<id>-operational-patching`: two runs never patch one host
+at once.
+
+Inside the lease, the contract's evidence is kept in step with the S3
+evidence store when there is one (`flows.evidence_sync`).
 
 A process killed with -9 cannot release its lease; Prefect frees it when it
 expires (60 s without renewal). On the same machine a rerun does not wait
