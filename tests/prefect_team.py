@@ -127,29 +127,39 @@ def wait_final(team: Team, run_id: str, timeout_s: float) -> str:
 
 
 def start_server(
-    tmp_path: Path, database_url: str, auth: str
+    tmp_path: Path,
+    database_url: str,
+    auth: str,
+    *,
+    name: str = "server",
+    env_lines: str = "",
+    extra_args: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`prefect server start --host 127.0.0.1` on PostgreSQL, its auth string from a 0600 file.
 
+    `name` keeps the environment file, PREFECT_HOME and log of each of several
+    servers (replicas) apart; `env_lines` are more `KEY=value` lines for its
+    environment file (the replicas' Redis settings, which hold a password),
+    `extra_args` more arguments (`--no-services`).
     Returns the process (its own session: stop it with `stop`) and the API URL.
     """
-    env_file = tmp_path / "prefect-server.env"
+    env_file = tmp_path / f"prefect-{name}.env"
     env_file.touch(mode=0o600)
-    env_file.write_text(f"PREFECT_SERVER_API_AUTH_STRING={auth}\n")
+    env_file.write_text(f"PREFECT_SERVER_API_AUTH_STRING={auth}\n{env_lines}")
     assert env_file.stat().st_mode & 0o777 == 0o600
     port = free_port()
     server_env = {
-        **base_env(tmp_path, "server"),
+        **base_env(tmp_path, name),
         **read_env_file(env_file),
         "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    server_log = tmp_path / "server.log"
+    server_log = tmp_path / f"{name}.log"
     with server_log.open("wb") as log:
         server = subprocess.Popen(
             [
                 *(str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"),
-                *("--port", str(port), "--no-background"),
+                *("--port", str(port), "--no-background", *extra_args),
             ],
             env=server_env,
             stdout=log,
