@@ -160,7 +160,7 @@ class SampleStore:
             journal = self._journal(month)
             if journal is not None:
                 self._merge_file(month, journal)
-                for line in journal.lines():
+                for line in journal.iter_lines():
                     sample = _sample(line + b"\n", bad)
                     if sample is not None and start <= sample.at < end:
                         yield sample

@@ -551,13 +551,20 @@ class PostgresJournal:
 
     def lines(self) -> list[bytes]:
         with self.store._errors(self.contract), self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(journals_table.c.line)
-                .where(journals_table.c.contract == self.contract)
-                .where(journals_table.c.name == self.name)
-                .order_by(journals_table.c.id)
-            )
+            rows = conn.execute(self._select())
             return [bytes(row.line) for row in rows]
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """The lines in order, 1,000 rows at a time (a month of samples: ~9,000 per check).
+
+        A server-side cursor: the reader holds one batch, not the journal.
+        """
+        with self.store._errors(self.contract), self.store.engine.connect() as conn:
+            rows = conn.execution_options(stream_results=True, yield_per=1000).execute(
+                self._select()
+            )
+            for row in rows:
+                yield bytes(row.line)
 
 
 def _lock_key(contract: str) -> int:

@@ -116,6 +116,10 @@ class Journal(Protocol):
         """Every line, in the order they were appended."""
         ...
 
+    def iter_lines(self) -> Iterator[bytes]:
+        """Every line, in order, streamed (a long journal is never held whole)."""
+        ...
+
     def append_decided(self, decide: Callable[[bytes], Sequence[bytes]]) -> None:
         """Read the journal, let `decide` return lines, append them: one change, writers queued.
 
