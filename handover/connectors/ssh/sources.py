@@ -34,12 +34,14 @@ __all__ = ["SSHDumpSource", "SSHSession", "SSHTreeSource", "check_absolute", "re
 
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# GNU tar: same options as the local source (POSIX format, no atime/ctime records, sorted,
-# hard links stored as files). Elsewhere (BusyBox) plain `tar -cf -`; handover parses both.
+# GNU tar: same options as the local source (POSIX format, no per-file PAX time records, so
+# small files take the parser's fast path and half the headers cross the network; sorted;
+# hard links stored as files; 1 MiB records, fewer writes for the host's tar and sshd).
+# Elsewhere (BusyBox) plain `tar -cf -`; handover parses both.
 _TAR_SCRIPT = (
     "if tar --version 2>/dev/null | grep -q 'GNU tar'; then "
-    "exec tar -cf - --format=posix --pax-option=delete=atime,delete=ctime --sort=name "
-    "--hard-dereference -C / -- {paths}; "
+    "exec tar -cf - --format=posix --pax-option=delete=atime,delete=ctime,delete=mtime "
+    "--sort=name --hard-dereference --blocking-factor=2048 -C / -- {paths}; "
     "else exec tar -cf - -C / -- {paths}; fi"
 )
 
