@@ -92,8 +92,9 @@ class ThreadedHashingWriter:
     """
 
     POOL = 3
-    # 64 sealed age chunks (64 KiB + 16-byte tag each): one hand-off per 4 MiB of plaintext
-    BUFFER_SIZE = 64 * (64 * 1024 + 16)
+    # 16 sealed age chunks (64 KiB + 16-byte tag each): one hand-off per 1 MiB of plaintext,
+    # as the pump reads (see pump.READ_SIZE for why not more)
+    BUFFER_SIZE = 16 * (64 * 1024 + 16)
 
     def __init__(self, dst: IO[bytes]) -> None:
         self._dst = dst
