@@ -64,6 +64,7 @@ from tasks.bundle import (
     export_dataset,
     seal_bundle,
     start_bundle,
+    volume_files,
 )
 from tasks.checklist import phase_checklists
 from tasks.documents import collect_exit_documents, run_history
@@ -275,15 +276,15 @@ def export_datasets(ex: Exit) -> Step[None]:
     _, errors = gather(futures, todo)
     ex.state.sealed = None  # whatever was sealed before is sealed again
     ex.save()
-    saved = ex.progress.saved_volumes(name)
+    volumes = volume_files(name)  # the run's records, not the saved ones read back (memory)
     listing = {
         dataset: {
-            "volume": saved[dataset].file,
-            "sha256": saved[dataset].sha256,
+            "volume": volumes[number][0],
+            "sha256": volumes[number][1],
             "adopted": dataset in adopted,
         }
-        for dataset in numbers
-        if dataset in saved
+        for dataset, number in numbers.items()
+        if number in volumes
     }
     evidence = [ex.run.write_json("volumes.json", listing, "bundle")]
     hosts_failed(errors)
