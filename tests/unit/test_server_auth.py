@@ -9,11 +9,13 @@ the real server.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,6 +145,12 @@ def test_a_running_server_without_an_auth_string_is_not_used(fake_api: str) -> N
     ours = subprocess.Popen(  # started as the server is: the nonce in its environment
         ["sleep", "60"], start_new_session=True, env={**os.environ, server.NONCE_ENV: NONCE}
     )
+    # Until the child has exec'd, /proc shows the parent's environment, without the nonce
+    # (a loaded machine made start() take it for a stranger and start a real server).
+    deadline = time.monotonic() + 30
+    while b"sleep" not in Path(f"/proc/{ours.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "sleep never started"
+        time.sleep(0.01)
     try:
         state = {"pid": ours.pid, "port": port, "nonce": NONCE}  # status() sees it running
         (server.prefect_home() / "server.json").write_text(json.dumps(state))
@@ -153,3 +161,5 @@ def test_a_running_server_without_an_auth_string_is_not_used(fake_api: str) -> N
     finally:
         ours.kill()
         ours.wait()
+        with contextlib.suppress(HandoverError, OSError):
+            server.stop()  # a real server, had start() not taken ours for ours
