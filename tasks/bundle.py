@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from handover.bundle.age import client_requirements
+from handover.bundle.buffers import limit_arenas, trim_heap
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord
 from handover.bundle.readme import TEMPLATE_FOLDER, ReadmeContact, ReadmeFacts, dump_engine
@@ -136,7 +137,10 @@ def start_bundle(playbook_path: str, bundle_name: str) -> list[str]:
     """Create the run's writer, adopting the volumes an earlier run finished.
 
     Returns the datasets whose volumes were adopted (they are not exported again).
+    The exports' threads share two malloc arenas (`limit_arenas`: what they
+    free is reused, not kept apart per thread).
     """
+    limit_arenas()
     playbook = load_playbook(Path(playbook_path))
     writer = _new_writer(playbook, bundle_name)
     for warning in client_requirements(writer.recipients):
@@ -182,14 +186,20 @@ def export_dataset(
     """Seal one dataset into its volume (read, hash, tar, encrypt, write in one pass).
 
     The volume's record is saved with the exit state once the file is complete.
+    The free pages malloc still holds go back to the system as the volume
+    ends (`trim_heap`), so the rest of the exit (Argon2 of the credentials
+    export, the index) does not sit on top of them.
     """
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)
     writer = writer_of(bundle_name)
-    with open_dataset(playbook, dataset) as source:
-        record = writer.add_volume(source, number=number)
-    ExitProgress(playbook.contract_id).save_volume(bundle_name, dataset_name, record)
-    return volume_summary(record)
+    try:
+        with open_dataset(playbook, dataset) as source:
+            record = writer.add_volume(source, number=number)
+        ExitProgress(playbook.contract_id).save_volume(bundle_name, dataset_name, record)
+        return volume_summary(record)
+    finally:
+        trim_heap()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="seal bundle {bundle_name}")

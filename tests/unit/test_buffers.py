@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from handover.bundle.buffers import Buffer, BufferPool
+from handover.bundle.buffers import Buffer, BufferPool, trim_heap
 
 
 def test_buffers_are_made_only_when_needed_and_reused() -> None:
@@ -75,3 +77,82 @@ def test_buffers_go_back_to_the_system_when_dropped_whatever_malloc_did_before()
     for thread in threads:
         thread.join(60)
     assert rss_kib() - before < 16 << 10  # 4 x 32 MiB made, 3 times; under 16 MiB stays
+
+
+def test_trim_heap_gives_back_what_a_thread_freed_under_a_live_block() -> None:
+    """What a volume's thread freed stays in its arena (a live block above it) until trimmed.
+
+    Blocks of 64 KiB come from the thread's malloc arena; the last one stays
+    alive, so free() cannot shrink the arena's top and the pages stay resident.
+    """
+
+    def rss_kib() -> int:
+        with open("/proc/self/status") as status:
+            return int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+
+    kept: list[bytes] = []
+
+    def volume_like() -> None:
+        blocks = [bytes([n % 251]) * (64 << 10) for n in range(1024)]  # 64 MiB
+        kept.append(bytes([1]) * (64 << 10))  # above them in the arena: no free top
+        del blocks
+
+    before = rss_kib()
+    thread = threading.Thread(target=volume_like)
+    thread.start()
+    thread.join(60)
+    left = rss_kib() - before
+    assert left > 32 << 10  # freed, but still resident: what the exit's traces showed
+    assert trim_heap() is True  # Linux with glibc, as the tests and the service run
+    assert rss_kib() - before < left - (32 << 10)
+    assert kept  # the live block is untouched
+
+
+_ARENAS_CHILD = """
+import sys, threading
+from handover.bundle.buffers import limit_arenas
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+
+if sys.argv[1] == "limit":
+    assert limit_arenas(2)
+done = threading.Event()
+kept = []
+
+def volume_like():
+    blocks = [bytes([n % 251]) * (64 << 10) for n in range(256)]  # 16 MiB
+    kept.append(bytes(64 << 10))  # above them: the freed blocks stay in the arena
+    del blocks
+    done.wait()  # alive, as an export's threads are while the others run
+
+before = rss_kib()
+threads = [threading.Thread(target=volume_like) for _ in range(8)]
+for thread in threads:
+    thread.start()
+    thread.join(0.5)  # one after another, all alive: each may take an arena of its own
+print(rss_kib() - before)
+done.set()
+"""
+
+
+def test_limit_arenas_lets_threads_reuse_what_others_freed() -> None:
+    """Eight live threads each free 16 MiB: one arena each keeps ~128 MiB, two arenas far less.
+
+    In a child process: the cap is process-wide and would outlive this test.
+    """
+
+    def grown_kib(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _ARENAS_CHILD, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return int(run.stdout.split()[-1])
+
+    default, limited = grown_kib("default"), grown_kib("limit")
+    assert default > 96 << 10  # the threads' arenas keep what they freed
+    assert limited < default // 2
