@@ -53,29 +53,3 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "handover-home"))
     yield
-
-
-#: The test files that take minutes (measured in CI, `--durations=30`), scheduled first: under
-#: `pytest -n auto --dist loadfile` each file runs whole on one worker, in collection order, so
-#: a slow file collected last (test_two_workers.py) would run alone at the end while the other
-#: workers idle.
-SLOW_FILES = (
-    "test_two_workers.py",
-    "test_lifecycle_remote.py",
-    "test_exit_kill.py",
-    "test_s3_large.py",
-    "test_deployments_readme.py",
-    "test_auditor_ui.py",
-    "test_exit_safety.py",
-    "test_signed_acceptance.py",
-    "test_serve.py",
-    "test_flows_local.py",
-    "test_bundle_tools.py",
-    "test_redis_replicas.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow files first, in SLOW_FILES order; the others as collected (a stable sort)."""
-    rank = {name: place for place, name in enumerate(SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))
