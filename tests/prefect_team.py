@@ -218,3 +218,30 @@ def start_worker(env: dict[str, str], log_path: Path, limit: int) -> subprocess.
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def start_acceptance_answers(
+    env: dict[str, str], playbook: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
+    """The exit's human steps (the client's signed acceptance), answered through the API.
+
+    A process of its own, as the client and the incoming team act from the
+    UI; stop it with `stop`.
+    """
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, threading; from pathlib import Path;"
+            "from flows.lifecycle import answer_acceptance_when_paused as answer;"
+            "answer(Path(sys.argv[1]), threading.Event()).join()",
+            str(playbook),
+        ],
+        env={
+            **env,
+            "HANDOVER_TEST_SIGNER_KEY": os.environ["HANDOVER_TEST_SIGNER_KEY"],
+            "PYTHONPATH": str(PROJECT_ROOT),
+        },
+        cwd=cwd,
+        start_new_session=True,
+    )

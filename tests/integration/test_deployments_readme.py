@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from tests.prefect_team import (
     base_env,
     deploy_all,
     run,
+    start_acceptance_answers,
     start_run,
     start_server,
     start_worker,
@@ -125,22 +125,8 @@ def test_the_team_setup_runs_each_phase_on_a_worker(team: Team, tmp_path: Path) 
     from flows.lifecycle import drill_notice_date
 
     # The exit's human steps, answered through the API by a process of their own.
-    answers = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, threading; from pathlib import Path;"
-            "from flows.lifecycle import answer_acceptance_when_paused as answer;"
-            "answer(Path(sys.argv[1]), threading.Event()).join()",
-            str(team.workspace.playbook),
-        ],
-        env={
-            **team.worker_env,
-            "HANDOVER_TEST_SIGNER_KEY": os.environ["HANDOVER_TEST_SIGNER_KEY"],
-            "PYTHONPATH": str(PROJECT_ROOT),
-        },
-        cwd=team.workspace.root,
-        start_new_session=True,
+    answers = start_acceptance_answers(
+        team.worker_env, team.workspace.playbook, team.workspace.root
     )
     runs: dict[str, str] = {}
     try:

@@ -30,7 +30,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from tests.prefect_team import (
     base_env,
     deploy_all,
     run,
+    start_acceptance_answers,
     start_run,
     start_server,
     start_worker,
@@ -290,22 +290,8 @@ def test_one_contract_over_two_workers_one_killed(workers: TwoWorkers, tmp_path:
     assert client_data, "no working copy of client data was ever in the evidence store"
 
     setup.start("a")
-    answers = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, threading; from pathlib import Path;"
-            "from flows.lifecycle import answer_acceptance_when_paused as answer;"
-            "answer(Path(sys.argv[1]), threading.Event()).join()",
-            str(team.workspace.playbook),
-        ],
-        env={
-            **setup.envs["a"],
-            "HANDOVER_TEST_SIGNER_KEY": os.environ["HANDOVER_TEST_SIGNER_KEY"],
-            "PYTHONPATH": str(PROJECT_ROOT),
-        },
-        cwd=team.workspace.root,
-        start_new_session=True,
+    answers = start_acceptance_answers(
+        setup.envs["a"], team.workspace.playbook, team.workspace.root
     )
     try:
         notice = drill_notice_date(team.workspace.playbook).isoformat()
