@@ -28,6 +28,7 @@ from flows.client_documents import client_documents_evidence
 from flows.host_keys import confirm_and_pin
 from flows.playbook_guard import guard_playbook_path
 from flows.writer_lease import one_writer
+from handover.bundle.members import MemberTable, member_lines
 from handover.bundle.types import MemberRecord
 from handover.checklist.model import evidence_for_file
 from handover.contract.loader import load_playbook
@@ -104,15 +105,18 @@ def saved_inventories(run: PhaseRun, playbook: Playbook) -> dict[str, Inventory]
     return inventories
 
 
-def saved_baselines(run: PhaseRun, playbook: Playbook) -> dict[str, list[MemberRecord]]:
+def saved_baselines(run: PhaseRun, playbook: Playbook) -> dict[str, MemberTable]:
     """Every dataset's baseline as recorded on disk; StepFailed naming the missing ones."""
-    baselines: dict[str, list[MemberRecord]] = {}
+    baselines: dict[str, MemberTable] = {}
     problems: list[str] = []
     for dataset in playbook.datasets:
         path = run.paths.baselines_dir / f"{dataset.name}.json"
         try:
             rows = json.loads(path.read_bytes())
-            baselines[dataset.name] = [MemberRecord.model_validate(row) for row in rows]
+            # Checked one by one and packed as they come (100,000 records would weigh ~70 MB).
+            baselines[dataset.name] = MemberTable.from_records(
+                MemberRecord.model_validate(row) for row in rows
+            )
         except FileNotFoundError:
             problems.append(f"{dataset.name}: no baseline recorded")
         except ValueError as exc:
@@ -188,10 +192,11 @@ def take_baseline(run: PhaseRun, playbook_path: str, playbook: Playbook) -> Step
     names = [d.name for d in playbook.datasets]
     futures = [snapshot_dataset.submit(playbook_path, name) for name in names]
     snapshots, errors = gather(futures, names)
+    # A JSON list, one member per line, rendered from the packed members (not 100,000 dicts).
     evidence = [
-        run.write_json(
+        run.write_file(
             run.paths.baselines_dir / f"{name}.json",
-            [m.model_dump(mode="json") for m in members],
+            ("[\n" + ",\n".join(member_lines(members)) + "\n]\n").encode("utf-8"),
             "snapshot",
         )
         for name, members in sorted(snapshots.items())

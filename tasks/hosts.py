@@ -17,8 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
+from handover.bundle.members import MemberTable
 from handover.bundle.snapshot import snapshot_source
-from handover.bundle.types import MemberRecord, VolumeSource
+from handover.bundle.types import VolumeSource
 from handover.connectors.base import HostConnector
 from handover.connectors.datasets import dataset_source
 from handover.connectors.factory import connect_host
@@ -87,7 +88,7 @@ def inventory_host(playbook_path: str, host_name: str) -> Inventory:
     cache_policy=NO_CACHE,
     task_run_name="snapshot {dataset_name}",
 )
-def snapshot_dataset(playbook_path: str, dataset_name: str) -> list[MemberRecord]:
+def snapshot_dataset(playbook_path: str, dataset_name: str) -> MemberTable:
     """Hash every file of a dataset without keeping a copy (the takeover baseline)."""
     playbook = load_playbook(Path(playbook_path))
     dataset = next(d for d in playbook.datasets if d.name == dataset_name)

@@ -9,124 +9,20 @@ travels encrypted.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from handover.bundle.types import MemberRecord
+from handover.bundle.members import MemberRow as MemberRow  # re-exported: the row's shape
+from handover.bundle.members import MemberTable, member_lines
+from handover.bundle.members import member_records as member_records  # re-exported
 from handover.errors import BundleCorrupt
 
 MANIFEST_NAME = "MANIFEST.json"
 FORMAT = "handover-bundle/1"
-
-# A member row as the tar parser records it while the stream passes:
-# (path, type, size, sha256 or None, mode, mtime, link or None).
-MemberRow = tuple[str, str, int, str | None, int, float, str | None]
-
-_MEMBER_FIELDS = frozenset(MemberRecord.model_fields)
-_MODEL_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-
-
-def _fast_records(rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]]) -> list[Any]:
-    """MemberRecords set up as `model_construct` sets them, at about half its cost.
-
-    Why: sealing 100,000 small files built 100,000 records through
-    `model_construct` (a Python loop over the fields per record), the largest
-    cost after the data had finished streaming. No check is lost:
-    `model_construct` validated nothing either, the parser typed every value
-    (and refused what it must), and readers validate MANIFEST.json whole.
-    `_records_builder` falls back to `model_construct` if pydantic lays its
-    instances out differently.
-
-    The records are a volume's largest lasting memory (an exit holds every
-    volume's until its manifest is written): so all records share one
-    fields-set per layout and one empty `extra` (500 of 900 bytes per record
-    otherwise). Nothing mutates them: MemberRecord is frozen (pydantic refuses
-    assignment before touching the fields-set), `model_copy` copies the set,
-    and no caller writes into a record's `extra`.
-    """
-    new = object.__new__
-    put = object.__setattr__
-    with_link = set(_MEMBER_FIELDS)
-    without_link = set(_MEMBER_FIELDS - {"link"})
-    no_extra: dict[str, str] = {}
-    out: list[Any] = []
-    append = out.append
-    get = extras.get
-    for path, kind, size, digest, mode, mtime, link in rows:
-        record = new(MemberRecord)
-        put(
-            record,
-            "__dict__",
-            {
-                "path": path,
-                "type": kind,
-                "size": size,
-                "sha256": digest,
-                "mode": mode,
-                "mtime": mtime,
-                "link": link,
-                "extra": get(path, no_extra),
-            },
-        )
-        put(record, "__pydantic_fields_set__", with_link if link is not None else without_link)
-        put(record, "__pydantic_extra__", None)
-        put(record, "__pydantic_private__", None)
-        append(record)
-    return out
-
-
-def _constructed_records(
-    rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]]
-) -> list[MemberRecord]:
-    """MemberRecords through pydantic's own `model_construct` (the reference, and the fallback)."""
-    out: list[MemberRecord] = []
-    construct = MemberRecord.model_construct
-    for path, kind, size, digest, mode, mtime, link in rows:
-        fields: dict[str, Any] = {
-            "path": path,
-            "type": kind,
-            "size": size,
-            "sha256": digest,
-            "mode": mode,
-            "mtime": mtime,
-            "extra": extras.get(path, {}),
-        }
-        if link is not None:
-            fields["link"] = link
-        out.append(construct(**fields))
-    return out
-
-
-def _same_layout(a: object, b: object) -> bool:
-    return all(getattr(a, slot, None) == getattr(b, slot, None) for slot in _MODEL_SLOTS)
-
-
-def _records_builder() -> Any:
-    """`_fast_records` if it builds what `model_construct` does on this pydantic, else that."""
-    samples: list[MemberRow] = [
-        ("a/b", "file", 3, "0" * 64, 0o644, 1.5, None),
-        ("a/l", "symlink", 0, None, 0o777, 2.0, "b"),
-    ]
-    extras = {"a/b": {"etag": "x"}}
-    if tuple(BaseModel.__slots__) != _MODEL_SLOTS:
-        return _constructed_records
-    fast, reference = _fast_records(samples, extras), _constructed_records(samples, extras)
-    if all(_same_layout(x, y) for x, y in zip(fast, reference, strict=True)):
-        return _fast_records
-    return _constructed_records
-
-
-_build_records = _records_builder()
-
-
-def member_records(
-    rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]] | None = None
-) -> list[MemberRecord]:
-    """The MemberRecords of parsed rows, in order; `extras` adds source facts by path."""
-    return _build_records(rows, extras or {})  # type: ignore[no-any-return]
 
 
 class VolumeRecord(BaseModel):
@@ -141,15 +37,31 @@ class VolumeRecord(BaseModel):
     size: int  # bytes of the encrypted file
     sha256: str  # of the encrypted file, as in the outer SHA256SUMS
     tar_size: int  # bytes of the plaintext tar stream, SHA256SUMS member included
-    members: list[MemberRecord]
+    members: MemberTable  # given as a list of MemberRecords (or dicts), kept packed
 
     @property
     def file_count(self) -> int:
-        return sum(1 for member in self.members if member.type == "file")
+        return self.members.file_totals()[0]
 
     @property
     def data_size(self) -> int:
-        return sum(member.size for member in self.members if member.type == "file")
+        return self.members.file_totals()[1]
+
+    def json_chunks(self, indent: str = "") -> Iterator[str]:
+        """This record as JSON, one member per line (what `model_dump_json` holds whole).
+
+        Why: dumping a volume of 100,000 members through pydantic builds every
+        MemberRecord and the whole text at once; these pieces are rendered
+        from the packed columns as they are written.
+        """
+        head = self.model_dump(mode="json", exclude={"members"})
+        yield indent + "{" + ", ".join(f"{_json(k)}: {_json(v)}" for k, v in head.items())
+        yield ', "members": ['
+        separator = "\n"
+        for line in member_lines(self.members):
+            yield separator + indent + " " + line
+            separator = ",\n"
+        yield "]}"
 
 
 class DocumentRecord(BaseModel):
@@ -174,13 +86,67 @@ class Manifest(BaseModel):
     documents: list[DocumentRecord] = []
     extra: dict[str, Any] = {}
 
+    def json_chunks(self) -> Iterator[bytes]:
+        """MANIFEST.json in pieces of about 64 KiB: one line per member, never the whole text.
+
+        The same document as pydantic's dump (same keys, order and values),
+        laid out for reading: the top-level keys and each volume on a line
+        of their own, then one line per member. A name that is not UTF-8 on
+        disk is written with JSON escapes; every other character as it is.
+        """
+        head = self.model_dump(mode="json", exclude={"volumes", "documents", "extra"})
+        pieces: list[str] = []
+        size = 0
+
+        def emit(text: str) -> Iterator[bytes]:
+            nonlocal size
+            pieces.append(text)
+            size += len(text)
+            if size >= 1 << 16:
+                yield _utf8("".join(pieces))
+                pieces.clear()
+                size = 0
+
+        yield from emit("{\n" + "".join(f" {_json(k)}: {_json(v)},\n" for k, v in head.items()))
+        yield from emit(' "volumes": [')
+        for number, volume in enumerate(self.volumes):
+            yield from emit(",\n" if number else "\n")
+            for chunk in volume.json_chunks(indent="  "):
+                yield from emit(chunk)
+        yield from emit("\n ],\n" if self.volumes else "],\n")
+        documents = ",\n".join(f"  {_json(d.model_dump(mode='json'))}" for d in self.documents)
+        listed = f"[\n{documents}\n ]" if documents else "[]"
+        yield from emit(f' "documents": {listed},\n')
+        yield from emit(f' "extra": {_json(self.extra, indent=1)}\n}}')
+        if pieces:
+            yield _utf8("".join(pieces))
+
     def to_json(self) -> bytes:
-        """Serialise in pydantic-core (no intermediate dicts: 20,000 members cost ~6 MB, not 60)."""
-        try:
-            return self.model_dump_json(indent=1).encode("utf-8")
-        except (UnicodeEncodeError, ValueError):  # names that are not UTF-8 on disk: escape them
-            data = self.model_dump(mode="json")
-            return json.dumps(data, ensure_ascii=True, indent=1).encode("ascii")
+        """The whole of MANIFEST.json (small manifests; the writer streams `json_chunks`)."""
+        return b"".join(self.json_chunks())
+
+    def json_size_and_sha256(self) -> tuple[int, str]:
+        """Length and SHA-256 of MANIFEST.json, rendered once and dropped (bounded memory)."""
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in self.json_chunks():
+            digest.update(chunk)
+            size += len(chunk)
+        return size, digest.hexdigest()
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    """A JSON value: UTF-8 text as it is, escaped only where a name is not UTF-8."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, indent=indent)
+    return text
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
 
 
 def load_manifest(data: bytes, where: str) -> Manifest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
+from handover.bundle.members import MemberTable
 from handover.bundle.pump import pump_tar
 from handover.bundle.sums import render_sums
 from handover.bundle.tarparse import TarParser
@@ -18,13 +19,13 @@ from handover.bundle.types import MemberRecord, VolumeSource
 
 def snapshot_source(
     source: VolumeSource, *, progress: Callable[[int], None] | None = None
-) -> list[MemberRecord]:
+) -> MemberTable:
     """Every member of `source` with its SHA-256, in stream order.
 
     Raises ConnectorError when the source fails, BundleError when its stream
     is not a tar archive.
     """
-    parser = TarParser(source.label)
+    parser = TarParser(source.label, rows=MemberTable())
     with source.open_tar() as stream:
         pump_tar(stream, parser, None, progress=progress)
     return parser.members(source.member_extras())

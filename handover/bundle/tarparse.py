@@ -20,10 +20,9 @@ import tarfile
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from handover.bundle.manifest import member_records
+from handover.bundle.members import MemberTable
 from handover.bundle.pathtable import PathTable
 from handover.bundle.sums import SUMS_NAME
-from handover.bundle.types import MemberRecord
 from handover.errors import BundleError
 
 BLOCK_SIZE = tarfile.BLOCKSIZE
@@ -731,7 +730,8 @@ class TarParser:
     def sums(self) -> dict[str, str]:
         """{path: sha256} of every regular file (hard links count with their target's hash)."""
         entries: dict[str, str] = {}
-        for path, kind, _size, digest, _mode, _mtime, link in self.rows:
+        rows = self.rows.rows() if isinstance(self.rows, MemberTable) else self.rows
+        for path, kind, _size, digest, _mode, _mtime, link in rows:
             if kind == "file" and digest is not None:
                 entries[path] = digest
             elif kind == "hardlink" and link is not None:
@@ -742,6 +742,11 @@ class TarParser:
                 entries.pop(path, None)  # a later non-file member replaces an earlier file
         return entries
 
-    def members(self, extras: dict[str, dict[str, str]] | None = None) -> list[MemberRecord]:
-        """MemberRecords of every member, in stream order (built without validation: hot path)."""
-        return member_records(self.rows, extras)
+    def members(self, extras: dict[str, dict[str, str]] | None = None) -> MemberTable:
+        """Every member, in stream order, packed (pass `rows=MemberTable()` to pack as they come).
+
+        `extras` adds a source's facts to the members it names.
+        """
+        table = self.rows if isinstance(self.rows, MemberTable) else MemberTable(self.rows)
+        table.add_extras(extras or {})
+        return table

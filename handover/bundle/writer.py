@@ -27,10 +27,10 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -43,6 +43,7 @@ from handover.bundle.manifest import (
     Manifest,
     VolumeRecord,
 )
+from handover.bundle.members import MemberTable
 from handover.bundle.pump import pump_tar, seal_trailer
 from handover.bundle.readme import NAMESPACE, ReadmeFacts, VolumeFacts, render_readme
 from handover.bundle.sshsig import SigningKey, sign
@@ -63,7 +64,7 @@ Progress = Callable[[int], None]
 
 def _volume_facts(record: VolumeRecord) -> VolumeFacts:
     """What README.txt needs of a volume: which restore instructions its files call for."""
-    files = [m.path for m in record.members if m.type == "file" and m.path != SUMS_NAME]
+    files = [path for path in record.members.file_paths() if path != SUMS_NAME]
     return VolumeFacts(file=record.file, number=record.number, member_files=files)
 
 
@@ -139,7 +140,7 @@ class BundleWriter:
         """
         number = self._reserve(number)
         relpath = f"{VOLUMES_DIR}/{number:04d}-{slugify(source.label)}.tar.age"
-        parser = TarParser(relpath)
+        parser = TarParser(relpath, rows=MemberTable())  # packed as they come: see members.py
         # Leaving in reverse order: tar's exit status is checked, then the final age
         # chunk is sealed, the ciphertext threads drain, and only then is the file renamed.
         with (
@@ -227,17 +228,27 @@ class BundleWriter:
     def _write_index(
         self, manifest: Manifest, documents: Mapping[str, bytes | Path]
     ) -> tuple[str, str]:
-        """Seal `index.tar.age`; return its SHA-256 and the manifest's."""
-        manifest_bytes = manifest.to_json()
-        inner = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
+        """Seal `index.tar.age`; return its SHA-256 and the manifest's.
+
+        MANIFEST.json is rendered twice, piece by piece: once for the size and
+        SHA-256 its tar header and the index's SHA256SUMS need first, once
+        into the archive. Never whole: at 100,000 members it is ~25 MB of text.
+        """
+        manifest_size, manifest_sha256 = manifest.json_size_and_sha256()
+        inner = {MANIFEST_NAME: manifest_sha256}
         inner.update({d.path: d.sha256 for d in manifest.documents})
         with (
             self.target.open_write(INDEX_NAME) as raw,
             ThreadedHashingWriter(raw).running() as out,
             AgeWriter(cast(BinaryIO, out), self.recipients) as age,
         ):
-            _write_index(age, manifest_bytes, documents, render_sums(inner))
-        return out.hexdigest(), inner[MANIFEST_NAME]
+            rendered = _ChunkReader(manifest.json_chunks())
+            stream = io.BufferedReader(rendered, COPY_SIZE)
+            sums = render_sums(inner)
+            _write_index(age, (manifest_size, cast(BinaryIO, stream)), documents, sums)
+            if stream.read(1) or rendered.sha256() != manifest_sha256:
+                raise BundleError(f"{MANIFEST_NAME}: rendered differently twice")
+        return out.hexdigest(), manifest_sha256
 
     def _sign(self, files: dict[str, str]) -> None:
         """Write SHA256SUMS of `files`, then its signature last, once the rest is durable."""
@@ -294,8 +305,41 @@ def _hash_document(content: bytes | Path) -> tuple[int, str]:
     return size, sha.hexdigest()
 
 
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over byte chunks (the manifest as it is rendered)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._current = memoryview(b"")
+        self._sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._sha256.update(chunk)
+            self._current = memoryview(chunk)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._current))
+        view[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def sha256(self) -> str:
+        """SHA-256 of every chunk taken so far (all of them once the stream is at its end)."""
+        return self._sha256.hexdigest()
+
+
 def _write_index(
-    dst: AgeWriter, manifest: bytes, documents: Mapping[str, bytes | Path], sums: bytes
+    dst: AgeWriter,
+    manifest: tuple[int, BinaryIO],
+    documents: Mapping[str, bytes | Path],
+    sums: bytes,
 ) -> None:
     """The index tar: MANIFEST.json, the documents, then SHA256SUMS (PAX for any name)."""
     now = time.time()
@@ -308,7 +352,7 @@ def _write_index(
             info.mtime = int(now)
             tar.addfile(info, stream)
 
-        add(MANIFEST_NAME, len(manifest), io.BytesIO(manifest))
+        add(MANIFEST_NAME, *manifest)
         for name in sorted(documents):
             content = documents[name]
             if isinstance(content, bytes):

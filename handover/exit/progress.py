@@ -231,7 +231,8 @@ class ExitProgress:
         Dataset names are playbook slugs, so they are file names as they are.
         """
         path = self.volumes_dir(bundle_name) / f"{dataset}.json"
-        write_atomic(path, record.model_dump_json().encode("utf-8"))
+        # Rendered from the packed members (pydantic's dump would build every record first).
+        write_atomic(path, "".join(record.json_chunks()).encode("utf-8"))
 
     def forget_volume(self, bundle_name: str, dataset: str) -> None:
         path = self.volumes_dir(bundle_name) / f"{dataset}.json"
@@ -245,7 +246,9 @@ class ExitProgress:
             return records
         for path in sorted(folder.glob("*.json")):
             try:
-                records[path.stem] = VolumeRecord.model_validate_json(path.read_bytes())
+                # json.loads, not pydantic's parser: that one refuses the escaped names
+                # (lone surrogates) of files whose names are not UTF-8 on disk.
+                records[path.stem] = VolumeRecord.model_validate(json.loads(path.read_bytes()))
             except (OSError, ValidationError, json.JSONDecodeError):
                 continue
         return records

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from handover.bundle.manifest import VolumeRecord
+from handover.bundle.members import MemberTable
 from handover.bundle.summary import SealedBundle
 from handover.checklist.model import Checklist, ChecklistItem, Evidence
 from handover.contract.deadlines import exit_deadlines
@@ -160,3 +161,18 @@ def test_reservations_supersede_the_delivery_into_a_new_revision(tmp_path: Path)
 
     progress.save(third)
     assert ExitProgress("acme", tmp_path).load() == third
+
+
+def test_a_volume_with_names_that_are_not_utf8_is_saved_and_read_back(tmp_path: Path) -> None:
+    """pydantic's JSON refuses lone surrogates both ways: the record is written and read without."""
+    progress = ExitProgress("acme", tmp_path)
+    members = MemberTable(
+        [
+            ("raw/\udcff\udcfe.bin", "file", 7, "cd" * 32, 0o640, 4.0, None),
+            ("é/名前.txt", "file", 1, "ab" * 32, 0o644, 5.0, None),
+        ]
+    )
+    saved = record(1, "www").model_copy(update={"members": members})
+    progress.save_volume("acme-1", "www", saved)
+    back = progress.saved_volumes("acme-1")["www"]
+    assert back.members == members and back == saved

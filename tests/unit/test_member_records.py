@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from handover.bundle import manifest
+from handover.bundle import manifest, members
 from handover.bundle.manifest import Manifest, VolumeRecord, load_manifest, member_records
 from handover.bundle.types import MemberRecord
 
@@ -37,12 +37,12 @@ def _volume(members: list[MemberRecord]) -> VolumeRecord:
 
 
 def test_the_fast_builder_is_the_one_in_use() -> None:
-    assert manifest._build_records is manifest._fast_records
+    assert members._build_records is members._fast_records
 
 
 def test_records_equal_those_of_model_construct_and_of_validation() -> None:
     fast = member_records(ROWS, EXTRAS)
-    reference = manifest._constructed_records(ROWS, EXTRAS)
+    reference = members._constructed_records(ROWS, EXTRAS)
     assert fast == reference
     for record, expected in zip(fast, reference, strict=True):
         assert type(record) is MemberRecord
@@ -62,7 +62,7 @@ def test_manifest_json_is_byte_for_byte_the_same_and_reads_back() -> None:
         ).to_json()
 
     fast = manifest_json(member_records(ROWS, EXTRAS))
-    assert fast == manifest_json(manifest._constructed_records(ROWS, EXTRAS))
+    assert fast == manifest_json(members._constructed_records(ROWS, EXTRAS))
     back = load_manifest(fast, "test")
     assert back.volumes[0].members == member_records(ROWS, EXTRAS)
     assert back.volumes[0].file_count == 2 and back.volumes[0].data_size == 3
@@ -71,15 +71,15 @@ def test_manifest_json_is_byte_for_byte_the_same_and_reads_back() -> None:
 def test_a_pydantic_laying_models_out_otherwise_gets_model_construct(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(manifest, "_MODEL_SLOTS", ("__dict__", "__something_else__"))
-    assert manifest._records_builder() is manifest._constructed_records
+    monkeypatch.setattr(members, "_MODEL_SLOTS", ("__dict__", "__something_else__"))
+    assert members._records_builder() is members._constructed_records
 
     def wrong(rows: object, extras: object) -> list[MemberRecord]:
         return [MemberRecord.model_construct(path="x", size=0, mode=0, mtime=0.0)]
 
     monkeypatch.undo()
-    monkeypatch.setattr(manifest, "_fast_records", wrong)
-    assert manifest._records_builder() is manifest._constructed_records
+    monkeypatch.setattr(members, "_fast_records", wrong)
+    assert members._records_builder() is members._constructed_records
 
 
 def test_no_rows_no_records() -> None:
@@ -100,7 +100,7 @@ def test_records_share_their_fields_set_and_empty_extra_without_leaking_changes(
     assert copied.link == "x" and "link" in copied.model_fields_set
     assert "link" not in plain.model_fields_set and "link" not in other.model_fields_set
     row: manifest.MemberRow = ("c.txt", "file", 1, "cd" * 32, 0o644, 5.0, None)
-    assert other == manifest._constructed_records([row], {})[0]
+    assert other == members._constructed_records([row], {})[0]
 
 
 def test_a_record_costs_under_half_a_kilobyte() -> None:
