@@ -166,6 +166,28 @@ def test_client_honours_the_standard_aws_environment(monkeypatch: pytest.MonkeyP
     assert override.meta.endpoint_url == "http://127.0.0.1:1234"
 
 
+def test_clients_share_botocore_data_and_keep_their_own_credentials() -> None:
+    """One loader per process (memory: issue #16), never one session's keys in another."""
+    from handover.connectors.s3 import client as client_mod
+    from handover.connectors.s3.client import S3Credentials
+
+    def made(key: str, region: str) -> Any:
+        secret = Secret(f"{key}-secret".encode())
+        return s3_client(credentials=S3Credentials(key, secret, region=region))
+
+    first, second, third = made("AKIAONE", "eu-west-3"), made("AKIATWO", "us-east-1"), s3_client()
+    keys = [c._request_signer._credentials for c in (first, second)]
+    assert [(k.access_key, k.secret_key) for k in keys] == [
+        ("AKIAONE", "AKIAONE-secret"),
+        ("AKIATWO", "AKIATWO-secret"),
+    ]
+    assert [first.meta.region_name, second.meta.region_name] == ["eu-west-3", "us-east-1"]
+    loaders = {id(c._loader) for c in (first, second, third)}
+    assert loaders == {id(client_mod._loader)}
+    paths = client_mod._loader.search_paths
+    assert len(paths) == len(set(paths))  # boto3's data folder once, not once per session
+
+
 def test_unknown_profile_and_unresolvable_references(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AuthFailed, match="profile 'nope' not found"):
         s3_client(S3Settings(profile="nope"))

@@ -15,6 +15,7 @@ name.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -93,6 +94,37 @@ def register_credentials_provider(provider: CredentialsProvider | None) -> None:
     _credentials_provider = provider
 
 
+_loader_lock = threading.Lock()
+_loader: Any = None
+
+
+def _botocore_session() -> Any:
+    """A new botocore session reading its data files through the process's one loader.
+
+    Why: each boto3 Session loads and keeps its own copy of botocore's
+    endpoints and S3 model (~10 MiB, ~50 ms). An exit makes a client per
+    dataset, delivery and evidence sync; with one loader they share one copy.
+    Credentials, profile and configuration stay each session's own. Called
+    with `_loader_lock` held (boto3 adds its data folder to the loader's
+    search paths on every new Session: only the first is kept).
+    """
+    global _loader
+    import botocore.loaders
+    import botocore.session
+
+    if _loader is None:
+        _loader = botocore.loaders.create_loader()
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _loader)
+    return session
+
+
+def _dedupe_search_paths() -> None:
+    if _loader is not None:
+        paths = _loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+
+
 def s3_client(
     settings: S3SettingsLike | None = None, *, credentials: S3Credentials | None = None
 ) -> S3Client:
@@ -117,23 +149,26 @@ def s3_client(
         region = region or credentials.region
     secret = credentials.secret_access_key if credentials else None
     token = credentials.session_token if credentials else None
-    try:
-        session = boto3.session.Session(
-            profile_name=profile,
-            aws_access_key_id=credentials.access_key_id if credentials else None,
-            aws_secret_access_key=secret.reveal_text() if secret else None,
-            aws_session_token=token.reveal_text() if token else None,
-            region_name=region,
-        )
-    except botocore.exceptions.ProfileNotFound:
-        raise AuthFailed(f"AWS profile {profile!r} not found in ~/.aws/config") from None
     endpoint = settings.endpoint_url if settings and settings.endpoint_url else None
-    try:
-        client = session.client(
-            "s3", endpoint_url=endpoint, config=Config(**_client_options(settings))
-        )
-    except ValueError as exc:  # botocore rejects a malformed endpoint URL
-        raise UsageError(f"perimeter.s3.endpoint_url {endpoint!r}: {exc}") from None
+    with _loader_lock:
+        try:
+            session = boto3.session.Session(
+                profile_name=profile,
+                aws_access_key_id=credentials.access_key_id if credentials else None,
+                aws_secret_access_key=secret.reveal_text() if secret else None,
+                aws_session_token=token.reveal_text() if token else None,
+                region_name=region,
+                botocore_session=_botocore_session(),
+            )
+            client = session.client(
+                "s3", endpoint_url=endpoint, config=Config(**_client_options(settings))
+            )
+        except botocore.exceptions.ProfileNotFound:
+            raise AuthFailed(f"AWS profile {profile!r} not found in ~/.aws/config") from None
+        except ValueError as exc:  # botocore rejects a malformed endpoint URL
+            raise UsageError(f"perimeter.s3.endpoint_url {endpoint!r}: {exc}") from None
+        finally:
+            _dedupe_search_paths()
     return client  # type: ignore[no-any-return]
 
 
