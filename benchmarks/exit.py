@@ -82,6 +82,37 @@ SAMPLER = (
     "if os.environ.get('HANDOVER_BENCH_RSS'):\n"
     "    threading.Thread(target=_sample, args=(os.environ['HANDOVER_BENCH_RSS'],),\n"
     "                     daemon=True).start()\n"
+    # --tracemalloc FILE: the Python allocations alive when RSS was highest, by line.
+    "def _traced(path):\n"
+    "    import tracemalloc\n"
+    "    best = [0, None]\n"
+    "    def watch():\n"
+    "        while True:\n"
+    "            with open('/proc/self/status') as status:\n"
+    "                rss = int(next(l for l in status if l.startswith('VmRSS')).split()[1])\n"
+    "            if rss > best[0] + 8192:\n"
+    "                best[0], best[1] = rss, tracemalloc.take_snapshot()\n"
+    "            time.sleep(0.5)\n"
+    "    def report():\n"
+    "        if best[1] is None:\n"
+    "            return\n"
+    "        stats = best[1].statistics('lineno')\n"
+    "        with open(path, 'w') as out:\n"
+    "            total = sum(s.size for s in stats) >> 20\n"
+    "            out.write(f'RSS {best[0] >> 10} MiB, traced {total} MiB\\n')\n"
+    "            out.writelines(f'{s}\\n' for s in stats[:40])\n"
+    "    tracemalloc.start(1)\n"
+    "    atexit.register(report)\n"
+    "    threading.Thread(target=watch, daemon=True).start()\n"
+    "if os.environ.get('HANDOVER_BENCH_TRACEMALLOC'):\n"
+    "    _traced(os.environ['HANDOVER_BENCH_TRACEMALLOC'])\n"
+    # --memray FILE: every allocation, native ones included (`pip install memray`; then
+    # `memray tree FILE` or `memray flamegraph FILE` show what was alive at the peak).
+    "if os.environ.get('HANDOVER_BENCH_MEMRAY'):\n"
+    "    import memray\n"
+    "    _tracker = memray.Tracker(os.environ['HANDOVER_BENCH_MEMRAY'])\n"
+    "    _tracker.__enter__()\n"
+    "    atexit.register(_tracker.__exit__, None, None, None)\n"
 )
 CHILD = (
     SAMPLER + "import sys\n"
@@ -362,6 +393,23 @@ def main() -> None:
         help="the exit's process writes its RSS every 0.2 s to this file",
     )
     parser.add_argument(
+        "--memray",
+        type=Path,
+        help="the exit's process records every allocation to this file (memray, not a"
+        " dependency: `pip install memray`)",
+    )
+    parser.add_argument(
+        "--no-anchor",
+        action="store_true",
+        help="skip the anchor (memory work: no ratio is printed)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="the exit's process writes to this file its Python allocations, by line, at its"
+        " highest RSS (slows it several times: for finding memory, not for timing)",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="only the peak RSS of a flow that does nothing (same process and imports)",
@@ -420,13 +468,23 @@ def main() -> None:
                 f" peak RSS {rss / 1024:.0f} MiB",
                 flush=True,
             )
-            a_wall, a_cpu = anchor(hosts, trees, moto, recipient, work / "anchor")
+            a_wall, a_cpu = (
+                (float("nan"), float("nan"))
+                if args.no_anchor
+                else anchor(hosts, trees, moto, recipient, work / "anchor")
+            )
             shutil.rmtree(work / "anchor", ignore_errors=True)
             print(f"anchor: {a_wall:.1f} s", flush=True)
             if args.rss_trace is not None:
                 os.environ["HANDOVER_BENCH_RSS"] = str(args.rss_trace)
+            if args.tracemalloc is not None:
+                os.environ["HANDOVER_BENCH_TRACEMALLOC"] = str(args.tracemalloc)
+            if args.memray is not None:
+                os.environ["HANDOVER_BENCH_MEMRAY"] = str(args.memray)
             wall, cpu, rss = run_phase_child("reversibility", path, args.log)
             os.environ.pop("HANDOVER_BENCH_RSS", None)
+            os.environ.pop("HANDOVER_BENCH_TRACEMALLOC", None)
+            os.environ.pop("HANDOVER_BENCH_MEMRAY", None)
             print(
                 f"handover exit: {wall:.1f} s ({total / wall / 1e6:.0f} MB/s), CPU {cpu:.1f} s,"
                 f" peak RSS {rss / 1024:.0f} MiB (goal <= 200 MB)\n"
