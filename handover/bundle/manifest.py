@@ -9,7 +9,6 @@ travels encrypted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -122,17 +121,8 @@ class Manifest(BaseModel):
             yield _utf8("".join(pieces))
 
     def to_json(self) -> bytes:
-        """The whole of MANIFEST.json (small manifests; the writer streams `json_chunks`)."""
+        """The whole of MANIFEST.json (small manifests; the writer takes `json_chunks`)."""
         return b"".join(self.json_chunks())
-
-    def json_size_and_sha256(self) -> tuple[int, str]:
-        """Length and SHA-256 of MANIFEST.json, rendered once and dropped (bounded memory)."""
-        digest = hashlib.sha256()
-        size = 0
-        for chunk in self.json_chunks():
-            digest.update(chunk)
-            size += len(chunk)
-        return size, digest.hexdigest()
 
 
 def _json(value: Any, indent: int | None = None) -> str:

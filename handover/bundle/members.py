@@ -436,9 +436,24 @@ def member_line(row: MemberRow, extra: Mapping[str, str]) -> str:
 
 def member_lines(members: Sequence[MemberRecord]) -> Iterator[str]:
     """Each member's JSON line, in order (from the columns when `members` is a MemberTable)."""
-    if isinstance(members, MemberTable):
-        for index, row in enumerate(members.rows()):
-            yield member_line(row, members.extra_of(index))
+    if not isinstance(members, MemberTable):
+        for m in members:
+            row = (m.path, m.type, m.size, m.sha256, m.mode, m.mtime, m.link)
+            yield member_line(row, m.extra)
         return
-    for m in members:
-        yield member_line((m.path, m.type, m.size, m.sha256, m.mode, m.mtime, m.link), m.extra)
+    # The hot path (an exit renders every member): a packed member's type is one of KINDS
+    # and its digest lowercase hex, so only names need escaping, and plain ASCII ones go
+    # straight to the C encoder.
+    whole, extras, encode = members._whole, members._extras, _encode_text
+    for index, row in enumerate(members.rows()):
+        extra = extras.get(index)
+        if index in whole or extra or row[6] is not None:
+            yield member_line(row, members.extra_of(index))
+            continue
+        path, kind, size, digest, mode, mtime, _ = row
+        name = encode(path) if path.isascii() else _text(path)
+        sha256 = "null" if digest is None else f'"{digest}"'
+        yield (
+            f'{{"path": {name}, "type": "{kind}", "size": {size}, "sha256": {sha256}, '
+            f'"mode": {mode}, "mtime": {mtime!r}, "link": null, "extra": {{}}}}'
+        )

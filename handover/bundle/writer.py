@@ -27,7 +27,8 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
@@ -230,25 +231,23 @@ class BundleWriter:
     ) -> tuple[str, str]:
         """Seal `index.tar.age`; return its SHA-256 and the manifest's.
 
-        MANIFEST.json is rendered twice, piece by piece: once for the size and
-        SHA-256 its tar header and the index's SHA256SUMS need first, once
-        into the archive. Never whole: at 100,000 members it is ~25 MB of text.
+        MANIFEST.json is rendered once, piece by piece, and kept compressed
+        until it is written: its tar header and the index's SHA256SUMS need
+        its size and SHA-256 first. At 100,000 members the text is ~21 MB;
+        compressed, ~6 MB, and no second rendering.
         """
-        manifest_size, manifest_sha256 = manifest.json_size_and_sha256()
-        inner = {MANIFEST_NAME: manifest_sha256}
+        rendered = _Compressed(manifest.json_chunks())
+        inner = {MANIFEST_NAME: rendered.sha256}
         inner.update({d.path: d.sha256 for d in manifest.documents})
         with (
             self.target.open_write(INDEX_NAME) as raw,
             ThreadedHashingWriter(raw).running() as out,
             AgeWriter(cast(BinaryIO, out), self.recipients) as age,
         ):
-            rendered = _ChunkReader(manifest.json_chunks())
-            stream = io.BufferedReader(rendered, COPY_SIZE)
+            stream = io.BufferedReader(_ChunkReader(rendered.chunks()), COPY_SIZE)
             sums = render_sums(inner)
-            _write_index(age, (manifest_size, cast(BinaryIO, stream)), documents, sums)
-            if stream.read(1) or rendered.sha256() != manifest_sha256:
-                raise BundleError(f"{MANIFEST_NAME}: rendered differently twice")
-        return out.hexdigest(), manifest_sha256
+            _write_index(age, (rendered.size, cast(BinaryIO, stream)), documents, sums)
+        return out.hexdigest(), rendered.sha256
 
     def _sign(self, files: dict[str, str]) -> None:
         """Write SHA256SUMS of `files`, then its signature last, once the rest is durable."""
@@ -305,14 +304,31 @@ def _hash_document(content: bytes | Path) -> tuple[int, str]:
     return size, sha.hexdigest()
 
 
+class _Compressed:
+    """Byte chunks kept compressed (zlib, fastest level), with their total size and SHA-256."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        digest = hashlib.sha256()
+        self.size = 0
+        self._parts: list[bytes] = []
+        for chunk in chunks:
+            digest.update(chunk)
+            self.size += len(chunk)
+            self._parts.append(zlib.compress(chunk, 1))
+        self.sha256 = digest.hexdigest()
+
+    def chunks(self) -> Iterator[bytes]:
+        for part in self._parts:
+            yield zlib.decompress(part)
+
+
 class _ChunkReader(io.RawIOBase):
-    """A readable stream over byte chunks (the manifest as it is rendered)."""
+    """A readable stream over byte chunks."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         super().__init__()
         self._chunks = chunks
         self._current = memoryview(b"")
-        self._sha256 = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
@@ -322,17 +338,12 @@ class _ChunkReader(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            self._sha256.update(chunk)
             self._current = memoryview(chunk)
         view = memoryview(buffer).cast("B")
         n = min(len(view), len(self._current))
         view[:n] = self._current[:n]
         self._current = self._current[n:]
         return n
-
-    def sha256(self) -> str:
-        """SHA-256 of every chunk taken so far (all of them once the stream is at its end)."""
-        return self._sha256.hexdigest()
 
 
 def _write_index(
