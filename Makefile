@@ -26,7 +26,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	scripts/system-deps
 	$(MAKE) lint
-	$(BIN)/pytest -n auto --dist loadfile --durations=30
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=30
 
 clean:
 	rm -rf $(VENV) .handover

@@ -53,3 +53,30 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HANDOVER_HOME", str(tmp_path / "handover-home"))
     yield
+
+
+#: The test files that take minutes, longest first (summed test times of a full run, 2 workers,
+#: 2026-12-04). `make test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder`: each
+#: file runs whole on one worker, and the files are handed out in collection order. Without
+#: `--no-loadscope-reorder`, pytest-xdist hands them out by number of tests, most first, so the
+#: one-test files that take minutes (test_two_workers.py) started last and ran alone at the end.
+SLOW_FILES = (
+    "tests/integration/test_lifecycle_remote.py",
+    "tests/integration/test_exit_kill.py",
+    "tests/integration/test_s3_large.py",
+    "tests/integration/test_two_workers.py",
+    "tests/integration/test_deployments_readme.py",
+    "tests/integration/test_exit_safety.py",
+    "tests/integration/test_bundle_tools.py",
+    "tests/integration/test_auditor_ui.py",
+    "tests/integration/test_signed_acceptance.py",
+    "tests/integration/test_flows_local.py",
+    "tests/integration/test_redis_replicas.py",
+    "tests/integration/test_patching.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow files first, in SLOW_FILES order; each file's tests and the other files as collected."""
+    rank = {path: place for place, path in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FILES)))
