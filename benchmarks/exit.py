@@ -108,6 +108,28 @@ SAMPLER = (
     "    _traced(os.environ['HANDOVER_BENCH_TRACEMALLOC'])\n"
     # --memray FILE: every allocation, native ones included (`pip install memray`; then
     # `memray tree FILE` or `memray flamegraph FILE` show what was alive at the peak).
+    # --heap-stats: once the exports' threads are gone, the flow's process prints to its log
+    # how Python's allocator and malloc hold its memory (what was not given back).
+    "def _heap_stats():\n"
+    "    import ctypes, signal, sys\n"
+    "    def dump(*_):\n"
+    "        sys._debugmallocstats()\n"
+    "        ctypes.CDLL('libc.so.6').malloc_stats()\n"
+    "    signal.signal(signal.SIGUSR1, dump)\n"
+    "    def watch():\n"
+    "        busy = False\n"
+    "        while True:\n"
+    "            count = threading.active_count()\n"
+    "            if count > 20:\n"
+    "                busy = True\n"
+    "            elif busy:\n"
+    "                time.sleep(2)\n"
+    "                os.kill(os.getpid(), signal.SIGUSR1)\n"
+    "                return\n"
+    "            time.sleep(0.5)\n"
+    "    threading.Thread(target=watch, daemon=True).start()\n"
+    "if os.environ.get('HANDOVER_BENCH_HEAPSTATS'):\n"
+    "    _heap_stats()\n"
     "if os.environ.get('HANDOVER_BENCH_MEMRAY'):\n"
     "    import memray\n"
     "    _tracker = memray.Tracker(os.environ['HANDOVER_BENCH_MEMRAY'])\n"
@@ -399,6 +421,12 @@ def main() -> None:
         " dependency: `pip install memray`)",
     )
     parser.add_argument(
+        "--heap-stats",
+        action="store_true",
+        help="the exit's process prints its allocators' statistics to its log (--log) once"
+        " the exports end",
+    )
+    parser.add_argument(
         "--no-anchor",
         action="store_true",
         help="skip the anchor (memory work: no ratio is printed)",
@@ -481,10 +509,13 @@ def main() -> None:
                 os.environ["HANDOVER_BENCH_TRACEMALLOC"] = str(args.tracemalloc)
             if args.memray is not None:
                 os.environ["HANDOVER_BENCH_MEMRAY"] = str(args.memray)
+            if args.heap_stats:
+                os.environ["HANDOVER_BENCH_HEAPSTATS"] = "1"
             wall, cpu, rss = run_phase_child("reversibility", path, args.log)
             os.environ.pop("HANDOVER_BENCH_RSS", None)
             os.environ.pop("HANDOVER_BENCH_TRACEMALLOC", None)
             os.environ.pop("HANDOVER_BENCH_MEMRAY", None)
+            os.environ.pop("HANDOVER_BENCH_HEAPSTATS", None)
             print(
                 f"handover exit: {wall:.1f} s ({total / wall / 1e6:.0f} MB/s), CPU {cpu:.1f} s,"
                 f" peak RSS {rss / 1024:.0f} MiB (goal <= 200 MB)\n"
