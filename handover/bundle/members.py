@@ -250,11 +250,11 @@ class MemberTable(Sequence[MemberRecord]):
         """Attach a source's facts (S3 ETag, version...) to the members they name."""
         if not extras:
             return
-        for index, path in enumerate(self._path_strings()):
-            extra = extras.get(path)
+        for index, packed_path in enumerate(self._path_strings()):
+            whole = self._whole.get(index)
+            extra = extras.get(whole.path if whole is not None else packed_path)
             if extra is None:
                 continue
-            whole = self._whole.get(index)
             if whole is not None:
                 self._whole[index] = whole.model_copy(update={"extra": extra})
             else:

@@ -73,6 +73,13 @@ def test_members_read_back_as_the_records_of_their_rows(rows: list[MemberRow]) -
         packed[len(rows)]
 
 
+def test_a_member_kept_whole_gets_its_source_facts_too() -> None:
+    extras = {"odd": {"etag": "e"}, "up.txt": {"etag": "u"}}
+    packed = table(ODD_ROWS, extras)
+    assert list(packed) == member_records(ODD_ROWS, extras)
+    assert packed[0].extra == {"etag": "u"} and packed[4].extra == {"etag": "e"}
+
+
 def test_file_totals_and_paths_count_regular_files_only() -> None:
     packed = table(ROWS + ODD_ROWS)
     files = [r for r in member_records(ROWS + ODD_ROWS) if r.type == "file"]
