@@ -228,17 +228,8 @@ class MemberTable(Sequence[MemberRecord]):
         """A table of records read elsewhere (a saved volume, a manifest)."""
         table = cls()
         for record in records:
-            row: MemberRow = (
-                record.path,
-                record.type,
-                record.size,
-                record.sha256,
-                record.mode,
-                record.mtime,
-                record.link,
-            )
             before = len(table._whole)
-            table.append(row)
+            table.append(_row_of(record))
             if record.extra:
                 if len(table._whole) > before:
                     table._whole[len(table) - 1] = record
@@ -327,16 +318,7 @@ class MemberTable(Sequence[MemberRecord]):
         for index, path in enumerate(self._path_strings()):
             code = self._codes[index]
             if code == _WHOLE:
-                record = whole[index]
-                yield (
-                    record.path,
-                    record.type,
-                    record.size,
-                    record.sha256,
-                    record.mode,
-                    record.mtime,
-                    record.link,
-                )
+                yield _row_of(whole[index])
                 continue
             yield (
                 path,
@@ -396,6 +378,19 @@ class MemberTable(Sequence[MemberRecord]):
         )
 
 
+def _row_of(record: MemberRecord) -> MemberRow:
+    """A record's values as a parser row (the inverse of `_record`, extra aside)."""
+    return (
+        record.path,
+        record.type,
+        record.size,
+        record.sha256,
+        record.mode,
+        record.mtime,
+        record.link,
+    )
+
+
 def _record(row: MemberRow, extra: dict[str, str]) -> MemberRecord:
     path, *_ = row
     return member_records([row], {path: extra} if extra else None)[0]
@@ -437,9 +432,8 @@ def member_line(row: MemberRow, extra: Mapping[str, str]) -> str:
 def member_lines(members: Sequence[MemberRecord]) -> Iterator[str]:
     """Each member's JSON line, in order (from the columns when `members` is a MemberTable)."""
     if not isinstance(members, MemberTable):
-        for m in members:
-            row = (m.path, m.type, m.size, m.sha256, m.mode, m.mtime, m.link)
-            yield member_line(row, m.extra)
+        for record in members:
+            yield member_line(_row_of(record), record.extra)
         return
     # The hot path (an exit renders every member): a packed member's type is one of KINDS
     # and its digest lowercase hex, so only names need escaping, and plain ASCII ones go
