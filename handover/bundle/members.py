@@ -62,10 +62,10 @@ def _fast_records(rows: Iterable[MemberRow], extras: Mapping[str, dict[str, str]
     `_records_builder` falls back to `model_construct` if pydantic lays its
     instances out differently.
 
-    The records are a volume's largest lasting memory (an exit holds every
-    volume's until its manifest is written): so all records share one
-    fields-set per layout and one empty `extra` (500 of 900 bytes per record
-    otherwise). Nothing mutates them: MemberRecord is frozen (pydantic refuses
+    Records are built when a MemberTable is read (it keeps the members packed,
+    not as records) or by callers that want a list: all share one fields-set
+    per layout and one empty `extra` (500 of 900 bytes per record otherwise).
+    Nothing mutates them: MemberRecord is frozen (pydantic refuses
     assignment before touching the fields-set), `model_copy` copies the set,
     and no caller writes into a record's `extra`.
     """
