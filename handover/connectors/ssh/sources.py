@@ -30,7 +30,14 @@ from handover.errors import UsageError
 if TYPE_CHECKING:
     from handover.secrets.references import Secret
 
-__all__ = ["SSHDumpSource", "SSHSession", "SSHTreeSource", "check_absolute", "relative_paths"]
+__all__ = [
+    "SSHDumpSource",
+    "SSHSession",
+    "SSHTreeSource",
+    "check_absolute",
+    "relative_paths",
+    "tar_command",
+]
 
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -106,6 +113,17 @@ def relative_paths(paths: Sequence[str], host: str) -> list[str]:
     return out
 
 
+def tar_command(relative: Sequence[str]) -> str:
+    """The remote command that tars `relative` (from `relative_paths`) to its stdout.
+
+    The paths are shell-quoted (spaces, quotes and `$` stay data), and the
+    script is handed to `sh -c` so a non-POSIX login shell (csh, fish) does
+    not parse it.
+    """
+    script = _TAR_SCRIPT.format(paths=" ".join(shlex.quote(p) for p in relative))
+    return "sh -c " + shlex.quote(script)
+
+
 class SSHTreeSource:
     """A dataset on an SSH host: the remote `tar` walks `paths`, we read its stream.
 
@@ -137,10 +155,7 @@ class SSHTreeSource:
         return {}
 
     def command(self) -> str:
-        """The remote command: paths shell-quoted (spaces, quotes and `$` stay data), and the
-        script handed to `sh -c` so a non-POSIX login shell (csh, fish) does not parse it."""
-        script = _TAR_SCRIPT.format(paths=" ".join(shlex.quote(p) for p in self.relative))
-        return "sh -c " + shlex.quote(script)
+        return tar_command(self.relative)
 
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:

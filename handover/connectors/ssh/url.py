@@ -7,19 +7,41 @@ playbook: it trusts the operator's own known_hosts and key, as `ssh` would.
 from __future__ import annotations
 
 import contextlib
+import logging
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from handover.connectors.ssh.connector import SSHConnector
+from handover.connectors.ssh.openssh import (
+    PinnedHostKey,
+    bulk_mode,
+    find_ssh,
+    private_key_bytes,
+)
+from handover.connectors.ssh.openssh_stream import BulkUnavailable, open_ssh_stream
+from handover.connectors.ssh.sources import relative_paths, tar_command
 from handover.connectors.ssh.target import SSHTarget
-from handover.errors import UsageError
+from handover.connectors.ssh.trust import known_keys
+from handover.errors import ConnectorError, UsageError
 
 if TYPE_CHECKING:
     from handover.bundle.types import VolumeSource
 
 __all__ = ["SSHUrlSource", "ssh_source_from_url"]
+
+log = logging.getLogger(__name__)
+
+# When known_hosts pins several keys for the host, the one `ssh` is told to expect: the
+# order OpenSSH itself prefers. A host that no longer offers it is left to paramiko.
+_KEY_PREFERENCE = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
 
 
 class SSHUrlSource:
@@ -49,11 +71,62 @@ class SSHUrlSource:
 
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:
-        with (
-            SSHConnector.connect(self.target, known_hosts=self.known_hosts) as connector,
-            connector.tree_source(self._label, [self.path]).open_tar() as stream,
-        ):
+        """The remote tar: straight through `ssh` when it can carry it, else as a contract does.
+
+        Why straight: a seal from the command line needs nothing of the
+        control connection when `ssh` carries the bytes, and its handshake
+        plus the shell probe cost ~0.2 s of a ~3 s pull of 600 MB (issue 16).
+        Whatever fails before the first byte (a host key other than the
+        pinned one, a refused key, an SFTP-only account, a missing tar) is
+        tried again over paramiko, whose errors and SFTP fallback are the
+        reference: the direct attempt never decides an error on its own.
+        """
+        with contextlib.ExitStack() as stack:
+            stream = self._direct_stream(stack)
+            if stream is None:
+                connector = stack.enter_context(
+                    SSHConnector.connect(self.target, known_hosts=self.known_hosts)
+                )
+                tree = connector.tree_source(self._label, [self.path])
+                stream = stack.enter_context(tree.open_tar())
             yield stream
+
+    def _direct_stream(self, stack: contextlib.ExitStack) -> BinaryIO | None:
+        """The tar carried by `ssh` alone (entered on `stack`), or None to go through paramiko.
+
+        Only with a key file, and only trusting a key known_hosts pins for the
+        host (as the control connection would): `ssh` gets it in a generated
+        known_hosts with `StrictHostKeyChecking=yes`, nothing else.
+        """
+        if bulk_mode() == "paramiko" or self.target.key_file is None:
+            return None
+        ssh = find_ssh()
+        pinned = known_keys(self.known_hosts, self.target.address, self.target.port)
+        preferred = [kind for kind in _KEY_PREFERENCE if kind in pinned]
+        if ssh is None or not preferred:
+            return None
+        private_key = private_key_bytes(self.target)
+        if private_key is None:
+            return None
+        command = tar_command(relative_paths([self.path], self.target.name))
+        try:
+            return stack.enter_context(
+                open_ssh_stream(
+                    ssh,
+                    self.target,
+                    PinnedHostKey.from_pkey(pinned[preferred[0]]),
+                    private_key,
+                    command,
+                    f"tar of {self.path}",
+                    trusted_by="known_hosts",
+                    fallback=True,
+                )
+            )
+        except (BulkUnavailable, ConnectorError) as exc:
+            log.debug(
+                "%s: ssh alone could not carry the tar (%s); paramiko tries", self.target.where, exc
+            )
+            return None
 
 
 def ssh_source_from_url(
