@@ -12,14 +12,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.writer import BundleWriter
 from handover.connectors.ssh import openssh
 from handover.connectors.ssh.connector import SSHConnector
+from handover.connectors.ssh.url import ssh_source_from_url
 from handover.contract.perimeter import Host
 from handover.errors import (
     AuthFailed,
@@ -262,3 +267,88 @@ def test_key_refused_to_ssh_is_auth_failed_or_paramiko_in_auto(
         members = snapshot_source(conn.tree_source("x", [str(tree)]))
     assert file_hashes(members) == expected_hashes(tree)
     assert len(launched) == 2
+
+
+# -- `handover seal ssh://...`: ssh alone, paramiko only when ssh cannot ----------------------
+
+
+def no_control_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any paramiko connection fail the test: the direct path must not need one."""
+
+    def refuse(cls: type, *args: object, **kwargs: object) -> SSHConnector:
+        pytest.fail("a control connection was opened")
+
+    monkeypatch.setattr(SSHConnector, "connect", classmethod(refuse))
+
+
+def test_url_source_streams_through_ssh_alone_trusting_the_pinned_key(
+    sshd_shell: SshdHost,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("HANDOVER_SSH_BULK", raising=False)  # auto, the default
+    tree = make_tree(sshd_shell.data_root / f"direct-{time.time_ns()}")
+    known = sshd_shell.write_known_hosts(tmp_path / "known_hosts")
+    # Another key type pinned for the same host (not one it has): ed25519 is the one expected.
+    with known.open("a") as handle:
+        handle.write(f"[127.0.0.1]:{sshd_shell.port} ssh-rsa {stranger_rsa_base64()}\n")
+    no_control_connection(monkeypatch)
+    url = f"ssh://root@127.0.0.1:{sshd_shell.port}{tree}"
+    members = snapshot_source(ssh_source_from_url(url, known, sshd_shell.key_path, "direct"))
+    assert file_hashes(members) == expected_hashes(tree)
+    [argv] = launched
+    assert "HostKeyAlgorithms=ssh-ed25519" in argv and "StrictHostKeyChecking=yes" in argv
+    assert str(sshd_shell.key_path) not in " ".join(argv)  # a private copy, removed after
+    assert not private_folder(argv).exists()
+
+
+def test_url_source_with_another_key_pinned_fails_as_paramiko_says(
+    sshd_shell: SshdHost,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """ssh refuses the host first; the error the user reads is the control connection's."""
+    tree = make_tree(sshd_shell.data_root / f"wrong-pin-{time.time_ns()}")
+    known = tmp_path / "known_hosts"
+    other = openssh.PinnedHostKey("ssh-ed25519", stranger_ed25519_base64())
+    known.write_text(f"[127.0.0.1]:{sshd_shell.port} {other.key_type} {other.base64}\n")
+    url = f"ssh://root@127.0.0.1:{sshd_shell.port}{tree}"
+    errors: dict[str, HostKeyMismatch] = {}
+    for mode in ("auto", "paramiko"):
+        monkeypatch.setenv("HANDOVER_SSH_BULK", mode)
+        with pytest.raises(HostKeyMismatch) as raised:
+            snapshot_source(ssh_source_from_url(url, known, sshd_shell.key_path, "x"))
+        errors[mode] = raised.value
+    assert len(launched) == 1  # tried by ssh once, in auto; never in paramiko mode
+    assert str(errors["auto"]) == str(errors["paramiko"]) and other.fingerprint in str(
+        errors["auto"]
+    )
+    assert not private_folder(launched[0]).exists()
+
+
+def test_url_source_on_an_sftp_only_account_falls_back_to_sftp(
+    sshd_sftponly: SshdHost, launched: list[list[str]], tmp_path: Path
+) -> None:
+    tree = make_tree(sshd_sftponly.data_root / f"url-sftp-{time.time_ns()}", sshd_sftponly)
+    known = sshd_sftponly.write_known_hosts(tmp_path / "known_hosts")
+    url = f"ssh://{sshd_sftponly.user}@127.0.0.1:{sshd_sftponly.port}{tree}"
+    members = snapshot_source(ssh_source_from_url(url, known, sshd_sftponly.key_path, "sftp"))
+    assert file_hashes(members) == expected_hashes(tree)
+    assert len(launched) == 1  # ssh was refused a command, then SFTP read the tree
+
+
+def stranger_ed25519_base64() -> str:
+    return _public_base64(Ed25519PrivateKey.generate().public_key().public_bytes)
+
+
+def stranger_rsa_base64() -> str:
+    key = generate_private_key(public_exponent=65537, key_size=2048)
+    return _public_base64(key.public_key().public_bytes)
+
+
+def _public_base64(public_bytes: Callable[..., bytes]) -> str:
+    """The base64 field of a fresh key's known_hosts line: a key no host here has."""
+    line = public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return line.decode().split()[1]

@@ -181,15 +181,23 @@ class _SshStream(io.RawIOBase):
             self._started = True
             self._folder.remove_key()  # logged in: the key file has done its work
 
-    def prime(self) -> None:
-        """Wait for the first bytes (or the end): decides whether `ssh` carries this stream."""
-        self._wait_readable()
-        self._pending = os.read(self._fd, READ_SIZE)
-        if self._pending:
+    def prime(self, at_least: int = 1) -> None:
+        """Wait for `at_least` bytes (or the end): decides whether `ssh` carries this stream.
+
+        An end before them raises here, before the stream is handed out.
+        """
+        pending = bytearray()
+        while len(pending) < at_least:
+            self._wait_readable()
+            chunk = os.read(self._fd, READ_SIZE)
+            if not chunk:
+                self._pending = bytes(pending)
+                self._done = True
+                self.check()
+                return
+            pending += chunk
             self._got_data()
-        else:
-            self._done = True
-            self.check()
+        self._pending = bytes(pending)
 
     def readinto(self, buffer: Any) -> int:
         if self._pending:
@@ -306,11 +314,15 @@ def open_ssh_stream(
     *,
     trusted_by: str,
     fallback: bool,
+    first_bytes: int = 1,
 ) -> Iterator[BinaryIO]:
     """The stdout of `command` run by `ssh` on `target`, trusting `host_key` only.
 
     Raises BulkUnavailable (only when `fallback`, before yielding) when
     `ssh` failed before any data for another reason than the host key.
+    The stream is handed out once `first_bytes` have come: an end before
+    them (a refusal written to stdout, as an SFTP-only account's) raises
+    before yielding.
     Leaving the block after the consumer read everything drains the rest
     and checks how `ssh` ended (see the module's docstring).
     """
@@ -322,7 +334,7 @@ def open_ssh_stream(
         folder.close()
         raise
     try:
-        raw.prime()
+        raw.prime(first_bytes)
         yield io.BufferedReader(raw, buffer_size=READ_SIZE)  # type: ignore[misc]
         raw.drain()
         raw.check()

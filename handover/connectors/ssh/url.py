@@ -33,6 +33,8 @@ __all__ = ["SSHUrlSource", "ssh_source_from_url"]
 
 log = logging.getLogger(__name__)
 
+TAR_BLOCK = 512  # a tar stream, even an empty one, is at least this long
+
 # When known_hosts pins several keys for the host, the one `ssh` is told to expect: the
 # order OpenSSH itself prefers. A host that no longer offers it is left to paramiko.
 _KEY_PREFERENCE = (
@@ -76,7 +78,7 @@ class SSHUrlSource:
         Why straight: a seal from the command line needs nothing of the
         control connection when `ssh` carries the bytes, and its handshake
         plus the shell probe cost ~0.2 s of a ~3 s pull of 600 MB (issue 16).
-        Whatever fails before the first byte (a host key other than the
+        Whatever fails before the first tar block (a host key other than the
         pinned one, a refused key, an SFTP-only account, a missing tar) is
         tried again over paramiko, whose errors and SFTP fallback are the
         reference: the direct attempt never decides an error on its own.
@@ -120,6 +122,7 @@ class SSHUrlSource:
                     f"tar of {self.path}",
                     trusted_by="known_hosts",
                     fallback=True,
+                    first_bytes=TAR_BLOCK,  # an SFTP-only account writes a refusal, then exits 1
                 )
             )
         except (BulkUnavailable, ConnectorError) as exc:
