@@ -101,7 +101,10 @@ SAMPLER = (
     "            total = sum(s.size for s in stats) >> 20\n"
     "            out.write(f'RSS {best[0] >> 10} MiB, traced {total} MiB\\n')\n"
     "            out.writelines(f'{s}\\n' for s in stats[:40])\n"
-    "    tracemalloc.start(1)\n"
+    "            for s in best[1].statistics('traceback')[:8]:\n"
+    "                out.write(f'\\n{s}\\n')\n"
+    "                out.writelines(f'    {line}\\n' for line in s.traceback.format())\n"
+    "    tracemalloc.start(16)\n"
     "    atexit.register(report)\n"
     "    threading.Thread(target=watch, daemon=True).start()\n"
     "if os.environ.get('HANDOVER_BENCH_TRACEMALLOC'):\n"
@@ -434,8 +437,9 @@ def main() -> None:
     parser.add_argument(
         "--tracemalloc",
         type=Path,
-        help="the exit's process writes to this file its Python allocations, by line, at its"
-        " highest RSS (slows it several times: for finding memory, not for timing)",
+        help="the exit's process writes to this file its Python allocations at its highest RSS,"
+        " by line, then the 8 largest by call stack (16 frames: slows it about 20 times and"
+        " inflates its RSS; for finding memory, not for timing)",
     )
     parser.add_argument(
         "--floor",
