@@ -71,7 +71,10 @@ def limit_arenas(count: int = SEAL_ARENAS) -> bool:
     single runs on a loaded machine: ~195-230 MiB afterwards, 181-194 with 2
     arenas). Python threads allocate
     holding the GIL, so fewer arenas add little lock contention. Arenas made
-    before the call stay; threads started after it share at most `count`.
+    before the call stay; threads started after it share at most `count`,
+    but only if the process had not yet made 8 arenas: glibc fixes its
+    limit then (`arena_get2`), and a later call changes nothing. So the flows
+    call it when their package is imported (flows/__init__.py).
     """
     libc = _glibc()
     return libc is not None and libc.mallopt(M_ARENA_MAX, count) == 1
