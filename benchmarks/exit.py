@@ -57,8 +57,9 @@ LARGE_MAX = 256 * MiB
 CONTRACT = "exit-bench"
 # The flow's process. It writes its peak resident size (VmHWM, KiB) to HANDOVER_BENCH_HWM as
 # it exits. With HANDOVER_BENCH_RSS=FILE it also writes its resident size every
-# 0.2 s (seconds since start, KiB, then the names of the tasks running) so what grows with
-# the data can be told from the fixed cost of the imports and the Prefect engine.
+# 0.2 s (seconds since start, KiB, anonymous and file-backed KiB, threads, then the names of
+# the tasks running) so what grows with the data can be told from the fixed cost of the
+# imports and the Prefect engine.
 SAMPLER = (
     "import atexit, os, threading, time\n"
     "def _hwm(path):\n"
@@ -73,10 +74,13 @@ SAMPLER = (
     "    with open(path, 'w') as out:\n"
     "        while True:\n"
     "            with open('/proc/self/status') as status:\n"
-    "                rss = next(l for l in status if l.startswith('VmRSS')).split()[1]\n"
+    "                kib = {l.split(':')[0]: l.split()[1] for l in status\n"
+    "                       if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}\n"
     "            names = sorted({t.name for t in threading.enumerate()\n"
     "                            if not t.name.startswith(('Thread-', 'Dummy', 'Main'))})\n"
-    "            out.write(f'{time.monotonic() - t0:.1f} {rss} {\" \".join(names)}\\n')\n"
+    "            out.write(f\"{time.monotonic() - t0:.1f} {kib['VmRSS']} anon={kib['RssAnon']}\"\n"
+    "                      f\" file={kib['RssFile']} threads={threading.active_count()}\"\n"
+    "                      f\" {' '.join(names)}\\n\")\n"
     "            out.flush()\n"
     "            time.sleep(0.2)\n"
     "if os.environ.get('HANDOVER_BENCH_RSS'):\n"
@@ -112,12 +116,31 @@ SAMPLER = (
     # --memray FILE: every allocation, native ones included (`pip install memray`; then
     # `memray tree FILE` or `memray flamegraph FILE` show what was alive at the peak).
     # --heap-stats: once the exports' threads are gone, the flow's process prints to its log
-    # how Python's allocator and malloc hold its memory (what was not given back).
+    # how Python's allocator and malloc hold its memory (what was not given back), and its
+    # largest mappings by resident size, then what a malloc_trim(0) gives back at that moment.
     "def _heap_stats():\n"
     "    import ctypes, signal, sys\n"
     "    def dump(*_):\n"
     "        sys._debugmallocstats()\n"
     "        ctypes.CDLL('libc.so.6').malloc_stats()\n"
+    "        maps, head = [], ''\n"
+    "        with open('/proc/self/smaps') as smaps:\n"
+    "            for line in smaps:\n"
+    "                if line[0] in '0123456789abcdef' and ' ' in line and '-' in line.split()[0]:\n"
+    "                    head = line.strip()\n"
+    "                elif line.startswith('Rss:'):\n"
+    "                    maps.append((int(line.split()[1]), head))\n"
+    "        maps.sort(reverse=True)\n"
+    "        print(f'largest of {len(maps)} mappings, RSS KiB (all: {sum(m[0] for m in maps)}):',\n"
+    "              file=sys.stderr)\n"
+    "        for rss, head in maps[:25]:\n"
+    "            print(f'{rss:>8} {head}', file=sys.stderr)\n"
+    "        def rss():\n"
+    "            with open('/proc/self/status') as status:\n"
+    "                return int(next(l for l in status if l.startswith('VmRSS')).split()[1])\n"
+    "        before = rss()\n"
+    "        ctypes.CDLL('libc.so.6').malloc_trim(0)\n"
+    "        print(f'malloc_trim(0): RSS {before >> 10} -> {rss() >> 10} MiB', file=sys.stderr)\n"
     "    signal.signal(signal.SIGUSR1, dump)\n"
     "    def watch():\n"
     "        busy = False\n"

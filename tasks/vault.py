@@ -11,11 +11,19 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from handover.bundle.buffers import trim_heap
 from handover.contract.loader import load_playbook
 from handover.exit.credentials_export import CredentialsExport, export_vault
 
 
 @task(cache_policy=NO_CACHE, task_run_name="export credentials of {bundle_name}")
 def export_credentials(playbook_path: str, bundle_name: str) -> CredentialsExport:
-    """Export the vault to KDBX and its password encrypted to the client; paths and the record."""
+    """Export the vault to KDBX and its password encrypted to the client; paths and the record.
+
+    The heap is trimmed first: KeePass's key derivation (Argon2, 64 MiB)
+    comes right after the datasets' exports, whose threads freed tens of
+    MiB after their own trim (the tasks' results, the thread pools ending),
+    which malloc keeps resident under the new peak otherwise.
+    """
+    trim_heap()
     return export_vault(load_playbook(Path(playbook_path)), bundle_name)
