@@ -137,6 +137,8 @@ def rss_kib():
 
 if sys.argv[1] == "limit":
     assert limit_arenas(2)
+elif sys.argv[1] == "flows":
+    import flows  # caps them as the flows' processes do, before their threads
 done = threading.Event()
 kept = []
 
@@ -172,6 +174,7 @@ def test_limit_arenas_lets_threads_reuse_what_others_freed() -> None:
         )
         return int(run.stdout.split()[-1])
 
-    default, limited = grown_kib("default"), grown_kib("limit")
+    default, limited, flows = grown_kib("default"), grown_kib("limit"), grown_kib("flows")
     assert default > 96 << 10  # the threads' arenas keep what they freed
     assert limited < default // 2
+    assert flows < default // 2  # importing the flows package set the cap
