@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from handover.bundle.age import client_requirements
-from handover.bundle.buffers import limit_arenas, trim_heap
+from handover.bundle.buffers import trim_heap
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord
 from handover.bundle.readme import TEMPLATE_FOLDER, ReadmeContact, ReadmeFacts, dump_engine
@@ -137,10 +137,9 @@ def start_bundle(playbook_path: str, bundle_name: str) -> list[str]:
     """Create the run's writer, adopting the volumes an earlier run finished.
 
     Returns the datasets whose volumes were adopted (they are not exported again).
-    The exports' threads share two malloc arenas (`limit_arenas`: what they
-    free is reused, not kept apart per thread).
+    The exports' threads share two malloc arenas: the `flows` package caps
+    them when it is imported, which is the only time the cap can work.
     """
-    limit_arenas()
     playbook = load_playbook(Path(playbook_path))
     writer = _new_writer(playbook, bundle_name)
     for warning in client_requirements(writer.recipients):
