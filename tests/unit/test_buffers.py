@@ -178,3 +178,49 @@ def test_limit_arenas_lets_threads_reuse_what_others_freed() -> None:
     assert default > 96 << 10  # the threads' arenas keep what they freed
     assert limited < default // 2
     assert flows < default // 2  # importing the flows package set the cap
+
+
+_THRESHOLD_CHILD = """
+import sys
+from handover.bundle.buffers import fix_mmap_threshold
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+elif sys.argv[1] == "flows":
+    import flows  # tunes malloc as the flows' processes do
+big = bytes([1]) * (16 << 20)  # an S3 range: a map of its own, whatever the threshold
+del big  # by default glibc now raises its threshold to 16 MiB
+before = rss_kib()
+blocks, kept = [], []
+for n in range(8):
+    blocks.append(bytes([n + 2]) * (4 << 20))  # written: resident
+    kept.append(bytes([n]) * (64 << 10))  # alive above it: the freed block cannot be trimmed
+del blocks
+print(rss_kib() - before)
+"""
+
+
+def test_fixed_mmap_threshold_gives_back_large_blocks_after_a_larger_one() -> None:
+    """Once a 16 MiB block is freed, freed 4 MiB blocks stay resident unless the threshold is fixed.
+
+    In a child process: the setting is process-wide and would outlive this test.
+    """
+
+    def kept_kib(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _THRESHOLD_CHILD, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return int(run.stdout.split()[-1])
+
+    default, fixed, flows = kept_kib("default"), kept_kib("fixed"), kept_kib("flows")
+    assert default > 24 << 10  # 8 x 4 MiB came from the heap and stayed there
+    assert fixed < 4 << 10  # each was a map of its own, gone when freed
+    assert flows < 4 << 10  # importing the flows package fixed it
