@@ -7,7 +7,10 @@ millions of small objects made while parsing, alive for the whole exit and
 interleaved with the parser's temporaries, keep Python's allocator from
 giving memory back: an exit of 100,000 files held about 200 MB after its
 exports. Packed, a member costs its UTF-8 path plus about 60 bytes (32 for
-the SHA-256), in a few large buffers.
+the SHA-256), in a few large buffers. A source's facts about a member (an
+S3 object's key, ETag, date and class) are packed too: ~140 bytes where a
+dict of str cost 370-510, which a prefix of a million objects would hold
+for the rest of the exit.
 
 `MemberTable` is a read-only sequence of MemberRecords: records are built
 one at a time when read, so every reader of `VolumeRecord.members` keeps
@@ -23,6 +26,7 @@ pydantic writes, so a manifest of any size is written as it is rendered.
 from __future__ import annotations
 
 import json
+import struct
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -45,6 +49,33 @@ _HEX = frozenset("0123456789abcdef")
 _MAX_U32 = (1 << 32) - 1
 _MAX_U64 = (1 << 64) - 1
 _NO_EXTRA: dict[str, str] = {}
+_LENGTH = struct.Struct("<I")
+
+
+def pack_values(values: Iterable[str]) -> bytes:
+    """Strings as one bytes object: each as its UTF-8 (lone surrogates kept) after its length.
+
+    Why: a source's facts per member (an S3 object's key, ETag, date and
+    class) cost ~510 bytes as a dict of str, ~130 packed; an S3 prefix of a
+    million objects held half a gigabyte of them until the index was written.
+    """
+    out = bytearray()
+    for value in values:
+        data = value.encode("utf-8", "surrogatepass")
+        out += _LENGTH.pack(len(data))
+        out += data
+    return bytes(out)
+
+
+def unpack_values(packed: bytes | memoryview, count: int) -> list[str]:
+    """The `count` strings `pack_values` packed first in `packed`."""
+    values, at = [], 0
+    for _ in range(count):
+        (length,) = _LENGTH.unpack_from(packed, at)
+        at += _LENGTH.size
+        values.append(bytes(packed[at : at + length]).decode("utf-8", "surrogatepass"))
+        at += length
+    return values
 
 
 _MEMBER_FIELDS = frozenset(MemberRecord.model_fields)
@@ -162,7 +193,10 @@ class MemberTable(Sequence[MemberRecord]):
         "_codes",
         "_digests",
         "_ends",
-        "_extras",
+        "_extra_at",
+        "_extra_blob",
+        "_extra_keys",
+        "_extra_shapes",
         "_links",
         "_modes",
         "_mtimes",
@@ -180,7 +214,13 @@ class MemberTable(Sequence[MemberRecord]):
         self._modes = array("I")
         self._mtimes = array("d")
         self._links: dict[int, str] = {}
-        self._extras: dict[int, dict[str, str]] = {}
+        # A member's extra (a source's facts: S3 key, ETag...) packed: its keys are a shape
+        # shared by all members alike, its values `pack_values` at _extra_at[index] in the
+        # blob (-1: none). The offsets exist once a first extra is set.
+        self._extra_at: array[int] | None = None
+        self._extra_blob = bytearray()
+        self._extra_shapes: dict[tuple[str, ...], int] = {}
+        self._extra_keys: list[tuple[str, ...]] = []  # the shapes by number
         self._whole: dict[int, MemberRecord] = {}
         for row in rows:
             self.append(row)
@@ -234,7 +274,7 @@ class MemberTable(Sequence[MemberRecord]):
                 if len(table._whole) > before:
                     table._whole[len(table) - 1] = record
                 else:
-                    table._extras[len(table) - 1] = dict(record.extra)
+                    table._set_extra(len(table) - 1, record.extra)
         return table
 
     def add_extras(self, extras: Mapping[str, dict[str, str]]) -> None:
@@ -249,7 +289,36 @@ class MemberTable(Sequence[MemberRecord]):
             if whole is not None:
                 self._whole[index] = whole.model_copy(update={"extra": extra})
             else:
-                self._extras[index] = extra
+                self._set_extra(index, extra)
+
+    def _set_extra(self, index: int, extra: Mapping[str, str]) -> None:
+        if not extra:
+            return
+        if self._extra_at is None:
+            self._extra_at = array("q")
+        if len(self._extra_at) < len(self):
+            self._extra_at.extend(array("q", [-1]) * (len(self) - len(self._extra_at)))
+        keys = tuple(extra)
+        shape = self._extra_shapes.get(keys)
+        if shape is None:
+            shape = self._extra_shapes[keys] = len(self._extra_keys)
+            self._extra_keys.append(keys)
+        self._extra_at[index] = len(self._extra_blob)
+        self._extra_blob += _LENGTH.pack(shape)
+        self._extra_blob += pack_values(extra[key] for key in keys)
+
+    def _extra(self, index: int) -> dict[str, str]:
+        """The packed extra of a member not kept whole (a new dict: the table keeps none)."""
+        at = -1 if self._extra_at is None or index >= len(self._extra_at) else self._extra_at[index]
+        if at < 0:
+            return _NO_EXTRA
+        (shape,) = _LENGTH.unpack_from(self._extra_blob, at)
+        keys = self._extra_keys[shape]
+        body = memoryview(self._extra_blob)[at + _LENGTH.size :]
+        try:
+            return dict(zip(keys, unpack_values(body, len(keys)), strict=True))
+        finally:
+            body.release()
 
     # -- reading ---------------------------------------------------------------------
 
@@ -272,13 +341,13 @@ class MemberTable(Sequence[MemberRecord]):
         whole = self._whole.get(index)
         if whole is not None:
             return whole
-        return _record(self._row(index), self._extras.get(index, _NO_EXTRA))
+        return _record(self._row(index), self._extra(index))
 
     def __iter__(self) -> Iterator[MemberRecord]:
-        whole, extras = self._whole, self._extras
+        whole = self._whole
         for index, row in enumerate(self.rows()):
             record = whole.get(index)
-            yield record if record is not None else _record(row, extras.get(index, _NO_EXTRA))
+            yield record if record is not None else _record(row, self._extra(index))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):
@@ -352,7 +421,7 @@ class MemberTable(Sequence[MemberRecord]):
 
     def extra_of(self, index: int) -> dict[str, str]:
         whole = self._whole.get(index)
-        return whole.extra if whole is not None else self._extras.get(index, _NO_EXTRA)
+        return whole.extra if whole is not None else self._extra(index)
 
     # -- pydantic ----------------------------------------------------------------------
 
@@ -438,9 +507,9 @@ def member_lines(members: Sequence[MemberRecord]) -> Iterator[str]:
     # The hot path (an exit renders every member): a packed member's type is one of KINDS
     # and its digest lowercase hex, so only names need escaping, and plain ASCII ones go
     # straight to the C encoder.
-    whole, extras, encode = members._whole, members._extras, _encode_text
+    whole, extra_at, encode = members._whole, members._extra_at, _encode_text
     for index, row in enumerate(members.rows()):
-        extra = extras.get(index)
+        extra = extra_at is not None and index < len(extra_at) and extra_at[index] >= 0
         if index in whole or extra or row[6] is not None:
             yield member_line(row, members.extra_of(index))
             continue

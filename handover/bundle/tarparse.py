@@ -742,7 +742,7 @@ class TarParser:
                 entries.pop(path, None)  # a later non-file member replaces an earlier file
         return entries
 
-    def members(self, extras: dict[str, dict[str, str]] | None = None) -> MemberTable:
+    def members(self, extras: Mapping[str, dict[str, str]] | None = None) -> MemberTable:
         """Every member, in stream order, packed (pass `rows=MemberTable()` to pack as they come).
 
         `extras` adds a source's facts to the members it names.

@@ -7,7 +7,7 @@ folder, a remote tree or a bucket, and delivers to a folder or to S3.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -55,7 +55,7 @@ class VolumeSource(Protocol):
 
     def open_tar(self) -> AbstractContextManager[BinaryIO]: ...
 
-    def member_extras(self) -> dict[str, dict[str, str]]:
+    def member_extras(self) -> Mapping[str, dict[str, str]]:
         """Per-member facts known to the source (read after the stream ends); may be empty."""
         ...
 

@@ -365,7 +365,18 @@ def test_prefix_source_builds_a_valid_tar_with_ranges(monkeypatch: pytest.Monkey
     extras = source.member_extras()
     assert extras["x/%2E%2E/escape"]["s3_key"] == "p/x/../escape"
     assert extras["big.bin"]["etag"] == "etag-p/big.bin"
-    assert extras["a.txt"]["last_modified"] == WHEN.isoformat()
+    assert extras["a.txt"] == {  # the keys in the manifest's order
+        "s3_key": "p/a.txt",
+        "etag": "etag-p/a.txt",
+        "last_modified": WHEN.isoformat(),
+        "storage_class": "STANDARD",
+    }
+    assert list(extras["a.txt"]) == ["s3_key", "etag", "last_modified", "storage_class"]
+    assert set(extras) == {"a.txt", "big.bin", "dir/", "x/%2E%2E/escape", "ü" + "n" * 150}
+    first = dict(extras)
+    del fake.objects["p/a.txt"]
+    _tar_of(source)  # a second stream has facts of its own; the first ones stay as they were
+    assert dict(extras) == first and "a.txt" not in source.member_extras()
 
 
 def test_prefix_source_error_surfaces_from_read_as_connector_error() -> None:
