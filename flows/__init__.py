@@ -10,7 +10,7 @@ flows' threads exist:
   RSS 322-338 MiB; 275-278 with the cap from the start, at the same CPU);
 - it maps every block of 1 MiB or more on its own, so that an S3 range freed
   does not send every later block under its size into the arenas (the same
-  exit: peak 260 MiB instead of 296, `fix_mmap_threshold`).
+  exit: peak 259 MiB instead of 296, `fix_mmap_threshold`).
 """
 
 from handover.bundle.buffers import tune_malloc
