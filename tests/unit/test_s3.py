@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -385,6 +386,56 @@ def test_prefix_source_error_surfaces_from_read_as_connector_error() -> None:
     source = S3PrefixSource(fake, "acme-docs", "p/", "docs")  # type: ignore[arg-type]
     with pytest.raises(AuthFailed, match="s3://acme-docs/p/020: access denied"):
         _tar_of(source)
+
+
+def test_prefix_source_holds_at_most_its_window_and_two_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow reader: object data fetched and not yet read stays under window + 2 ranges.
+
+    (One range over the window when it was submitted, one being read.)
+    """
+    monkeypatch.setattr(source_mod, "SMALL_OBJECT_MAX", 1000)
+    monkeypatch.setattr(source_mod, "RANGE_SIZE", 1024)
+    objects = {f"p/{i:03d}": bytes([i]) * (5000 if i % 3 else 700) for i in range(30)}
+    fake = FakeS3(objects)
+    fetched = [0]
+    get_object = fake.get_object
+
+    def counting_get(**kw: Any) -> Any:
+        response = get_object(**kw)
+        data = response["Body"].read()
+        with fake.lock:
+            fetched[0] += len(data)  # from now on held by the source until read
+        response["Body"] = FakeBody(data)
+        return response
+
+    fake.get_object = counting_get  # type: ignore[method-assign]
+    window = 4096
+    source = S3PrefixSource(fake, "acme-docs", "p/", "docs", max_inflight_bytes=window)  # type: ignore[arg-type]
+    # Where each object's data lies in the stream: a 512-byte header (short names), the
+    # data, its padding; so the object data read so far is known at every position.
+    spans, at = [], 0
+    for key in sorted(objects):
+        size = len(objects[key])
+        spans.append((at + 512, size))
+        at += 512 + -(-size // 512) * 512
+
+    def data_before(position: int) -> int:
+        return sum(min(max(position - begin, 0), size) for begin, size in spans)
+
+    held: list[int] = []
+    position = 0
+    with source.open_tar() as stream:
+        while chunk := stream.read(256):
+            position += len(chunk)
+            time.sleep(0.0005)  # slower than the 16 fetching threads
+            with fake.lock:
+                held.append(fetched[0] - data_before(position))
+    assert position == at + 1024  # the whole archive, as laid out above
+    assert data_before(position) == sum(len(v) for v in objects.values())
+    assert max(held) <= window + 2 * 1024, max(held)
+    assert max(held) > window // 2  # the window was used: the fetchers ran ahead
 
 
 def test_prefix_source_stops_cleanly_when_the_reader_leaves_early() -> None:
