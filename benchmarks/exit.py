@@ -21,7 +21,9 @@ and prints wall time, MB/s, CPU seconds and the peak RSS of the flow's
 process (its own VmHWM, written by the child as it exits: wait4's
 ru_maxrss is no measure here, as Linux counts in it the high-water mark of
 the memory the child was forked from, this benchmark's own hundreds of MiB),
-and the ratio to the anchor.
+and the ratio to the anchor, then the exit's RSS by phase from samples
+taken every 0.2 s: before its volumes seal, while they seal (median, 95th
+percentile, max) and after them (the credentials export's Argon2 is there).
 Goals: ratio <= 1.2, peak RSS <= 200 MB. Other jobs on the machine make the
 wall times noisy; moto is a Python server, slow and CPU-bound, so the S3
 share weighs on both sides.
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,6 +204,36 @@ FLOOR_CHILD = (
     "    return nothing.submit().result() + nothing()\n"
     "sys.exit(0 if floor(return_state=True).is_completed() else 1)\n"
 )
+
+
+def rss_by_phase(trace: Path) -> str:
+    """The exit's RSS before, while and after its volumes seal, from the sampler's trace.
+
+    A sample is "while the volumes seal" when a seal's thread (tar-write) is alive.
+    """
+    samples: list[tuple[float, int, bool]] = []
+    for line in trace.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1].isdigit():
+            samples.append((float(fields[0]), int(fields[1]) >> 10, "tar-write" in fields[5:]))
+    sealing = [i for i, (_, _, busy) in enumerate(samples) if busy]
+    if not sealing:
+        return "RSS by phase: no sample while the volumes sealed"
+    during = sorted(mib for _, mib, busy in samples if busy)
+    before = max((mib for _, mib, _ in samples[: sealing[0]]), default=0)
+    after = max((mib for _, mib, _ in samples[sealing[-1] + 1 :]), default=0)
+    peak_t, peak, _ = max(samples, key=lambda sample: sample[1])
+    where = (
+        "while the volumes seal"
+        if samples[sealing[0]][0] <= peak_t <= samples[sealing[-1]][0]
+        else ("after them" if peak_t > samples[sealing[-1]][0] else "before them")
+    )
+    return (
+        f"exit RSS by phase (samples every 0.2 s): before the volumes seal <= {before} MiB;"
+        f" while they seal median {statistics.median(during):.0f}, 95th percentile"
+        f" {during[int(len(during) * 0.95)]}, max {during[-1]} MiB; after them <= {after} MiB;"
+        f" highest sample {peak} MiB at {peak_t:.0f} s ({where})"
+    )
 
 
 def split_bytes(total: int, small_files: int) -> tuple[list[int], list[int]]:
@@ -456,7 +489,8 @@ def main() -> None:
         "--rss-trace",
         type=Path,
         default=None,
-        help="the exit's process writes its RSS every 0.2 s to this file",
+        help="keep the exit's RSS samples (every 0.2 s, always taken: the summary by phase"
+        " comes from them) in this file",
     )
     parser.add_argument(
         "--memray",
@@ -548,8 +582,8 @@ def main() -> None:
             )
             shutil.rmtree(work / "anchor", ignore_errors=True)
             print(f"anchor: {a_wall:.1f} s", flush=True)
-            if args.rss_trace is not None:
-                os.environ["HANDOVER_BENCH_RSS"] = str(args.rss_trace)
+            trace = args.rss_trace if args.rss_trace is not None else work / "exit-rss.trace"
+            os.environ["HANDOVER_BENCH_RSS"] = str(trace)
             if args.tracemalloc is not None:
                 os.environ["HANDOVER_BENCH_TRACEMALLOC"] = str(args.tracemalloc)
             if args.memray is not None:
@@ -567,7 +601,7 @@ def main() -> None:
                 f"anchor (ssh|tar|age x3, boto3 + tar|age, sha256sum): {a_wall:.1f} s"
                 f" ({total / a_wall / 1e6:.0f} MB/s), CPU {a_cpu:.1f} s (moto's excluded)\n"
                 f"ratio {wall / a_wall:.2f} (goal <= 1.2), CPU ratio {cpu / a_cpu:.2f};"
-                f" load average {os.getloadavg()[0]:.1f}"
+                f" load average {os.getloadavg()[0]:.1f}\n{rss_by_phase(trace)}"
             )
     finally:
         moto.stop()
