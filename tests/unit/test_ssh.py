@@ -7,11 +7,14 @@ import hashlib
 import io
 import shlex
 import threading
+import time
+import types
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from handover.connectors.ssh.sftp import _connection_lost, sftp_session
 from handover.connectors.ssh.sources import relative_paths
 from handover.connectors.ssh.target import SSHTarget, load_private_key, resolve_credentials
 from handover.connectors.ssh.trust import (
@@ -22,7 +25,12 @@ from handover.connectors.ssh.trust import (
     record_host_key,
 )
 from handover.connectors.ssh.url import ssh_source_from_url
-from handover.errors import HostKeyMismatch, KeyFormatError, UsageError
+from handover.errors import (
+    HostKeyMismatch,
+    KeyFormatError,
+    TransientConnectorError,
+    UsageError,
+)
 from handover.sshkeys import normalize_fingerprint
 
 
@@ -195,3 +203,74 @@ def test_chunk_buffer_behaves_like_paramikos_array_in_a_buffered_pipe() -> None:
     got_ref += reference.empty()
     got_ours += ours.empty()
     assert got_ours == got_ref == fed
+
+
+class _DeadSftp:
+    """An SFTP session whose host is gone: closing it fails as paramiko's does then."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error", [EOFError(), OSError(32, "Broken pipe"), paramiko.SSHException("dropped")]
+)
+def test_a_dead_sessions_close_never_hides_the_error_that_ended_the_transfer(
+    error: BaseException,
+) -> None:
+    """CI saw a bare EOFError from the close replace "connection lost during SFTP read"."""
+    dead = _DeadSftp(error)
+    with (
+        pytest.raises(TransientConnectorError, match="connection lost"),
+        sftp_session(dead) as sftp,  # type: ignore[arg-type]
+    ):
+        assert sftp is dead
+        raise TransientConnectorError("connection lost during SFTP read of /x", host="h")
+    assert dead.closed == 1
+    with sftp_session(dead):  # type: ignore[arg-type]
+        pass  # all answered: a failed close loses nothing
+    assert dead.closed == 2
+
+
+def test_an_sftp_sessions_close_lets_other_errors_through() -> None:
+    with (
+        pytest.raises(RuntimeError, match="a bug"),
+        sftp_session(_DeadSftp(RuntimeError("a bug"))),  # type: ignore[arg-type]
+    ):
+        pass
+
+
+class _Channel:
+    def __init__(self, closes_after_s: float | None) -> None:
+        self._closes_at = None if closes_after_s is None else time.monotonic() + closes_after_s
+        self.eof_received = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closes_at is not None and time.monotonic() >= self._closes_at
+
+    def get_transport(self) -> object:
+        return types.SimpleNamespace(is_active=lambda: True)
+
+
+class _Session:
+    def __init__(self, channel: _Channel) -> None:
+        self.channel = channel
+
+    def get_channel(self) -> _Channel:
+        return self.channel
+
+
+def test_a_read_that_failed_waits_for_a_dead_connection_to_show() -> None:
+    """readv's prefetch thread can fail before paramiko sees the socket close (CI)."""
+    dying = _Session(_Channel(closes_after_s=0.15))
+    assert _connection_lost(dying, settle_s=2.0)  # type: ignore[arg-type]
+    alive = _Session(_Channel(closes_after_s=None))
+    started = time.monotonic()
+    assert not _connection_lost(alive, settle_s=0.1)  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 0.1

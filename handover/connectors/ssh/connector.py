@@ -47,6 +47,7 @@ from handover.connectors.ssh.reach import (
     handshake_error,
     open_tcp,
 )
+from handover.connectors.ssh.sftp import sftp_session
 from handover.connectors.ssh.sources import SSHDumpSource, SSHTreeSource, check_absolute
 from handover.connectors.ssh.streams import (
     IDLE_TIMEOUT_S,
@@ -425,7 +426,7 @@ class SSHConnector:
         return require_small_file(data, path, self.name)
 
     def _sftp_read(self, path: str) -> bytes:
-        with contextlib.closing(self.sftp()) as sftp:
+        with sftp_session(self.sftp()) as sftp:
             try:
                 with sftp.open(path, "rb") as handle:
                     return bytes(handle.read(MAX_READ_FILE_BYTES + 1))
@@ -455,7 +456,7 @@ class SSHConnector:
 
     def _sftp_write(self, path: str, folder: str, base: str, data: bytes, mode: int) -> None:
         temp = posixpath.join(folder, f".{base}.handover-{time.time_ns()}")
-        with contextlib.closing(self.sftp()) as sftp:
+        with sftp_session(self.sftp()) as sftp:
             try:
                 with sftp.open(temp, "wb") as handle:
                     handle.chmod(mode)

@@ -23,6 +23,7 @@ import posixpath
 import stat
 import tarfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
@@ -31,7 +32,10 @@ import paramiko
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import ConnectorError, TransientConnectorError
 
-__all__ = ["open_sftp_tar"]
+__all__ = ["open_sftp_tar", "sftp_session"]
+
+# How long a failed read waits for a dead connection to show (see `_connection_lost`).
+LOSS_SETTLE_S = 2.0
 
 SEGMENT_BYTES = 8 * 1024 * 1024  # one pipelined batch of read requests per file
 REQUEST_BYTES = 32 * 1024  # paramiko's SFTP request size
@@ -146,18 +150,51 @@ class _SftpTarWriter:
             raise ConnectorError(f"{path}: file changed size while read over SFTP", host=self.host)
 
 
-def _connection_lost(sftp: paramiko.SFTPClient) -> bool:
-    """True when the SSH connection under the SFTP session is gone (a retry may help).
+@contextlib.contextmanager
+def sftp_session(sftp: paramiko.SFTPClient) -> Iterator[paramiko.SFTPClient]:
+    """`sftp`, closed on leaving, where a close that fails is not an error of its own.
 
-    The SFTP channel's end is seen first: paramiko says "Server connection
-    dropped" on EOF while the transport may still look active for a moment,
-    so a channel at EOF or closed counts as lost too.
+    Why: when the host dies mid-transfer, the error that says so ("connection
+    lost during SFTP read of ...") is raised inside the block; closing the
+    session then writes to the dead transport, and paramiko raises a bare
+    EOFError that replaced it (seen in CI). Leaving normally, everything
+    asked of the session has already been answered, so a failed close loses
+    nothing either.
     """
+    try:
+        yield sftp
+    finally:
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            sftp.close()
+
+
+def _gone(sftp: paramiko.SFTPClient) -> bool:
     channel = sftp.get_channel()
     if channel is None or channel.closed or channel.eof_received:
         return True
     transport = channel.get_transport()
     return transport is None or not transport.is_active()
+
+
+def _connection_lost(sftp: paramiko.SFTPClient, settle_s: float = LOSS_SETTLE_S) -> bool:
+    """True when the SSH connection under the SFTP session is gone (a retry may help).
+
+    Asked once a read has failed or come back short. The SFTP channel's end
+    is seen first: paramiko says "Server connection dropped" on EOF while the
+    transport may still look active for a moment, so a channel at EOF or
+    closed counts as lost too. And a read can fail before paramiko's
+    transport thread has seen the socket close at all (readv's prefetch
+    thread dies and the read comes back empty): CI reported a host killed
+    mid-transfer as "file changed size". So the answer waits up to
+    `settle_s` for the connection to show its loss; a live connection only
+    delays the error it reports.
+    """
+    deadline = time.monotonic() + settle_s
+    while not _gone(sftp):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class _Producer:

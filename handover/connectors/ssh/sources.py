@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import paramiko
 
-from handover.connectors.ssh.sftp import open_sftp_tar
+from handover.connectors.ssh.sftp import open_sftp_tar, sftp_session
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import UsageError
 
@@ -161,7 +161,7 @@ class SSHTreeSource:
     def open_tar(self) -> Iterator[BinaryIO]:
         if not self.session.has_shell():
             with (
-                contextlib.closing(self.session.sftp()) as sftp,
+                sftp_session(self.session.sftp()) as sftp,
                 open_sftp_tar(sftp, self.paths, self.session.target) as stream,
             ):
                 yield stream
