@@ -127,6 +127,19 @@ def test_trim_heap_gives_back_what_a_thread_freed_under_a_live_block() -> None:
     assert kept == 1  # the live block is untouched
 
 
+def _child_kib(script: str, mode: str) -> int:
+    """The KiB a child process running `script` in `mode` prints last (malloc settings are
+    process-wide: set in this process, they would outlive the test)."""
+    run = subprocess.run(
+        [sys.executable, "-c", script, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return int(run.stdout.split()[-1])
+
+
 _ARENAS_CHILD = """
 import sys, threading
 from handover.bundle.buffers import limit_arenas
@@ -164,17 +177,7 @@ def test_limit_arenas_lets_threads_reuse_what_others_freed() -> None:
     In a child process: the cap is process-wide and would outlive this test.
     """
 
-    def grown_kib(mode: str) -> int:
-        run = subprocess.run(
-            [sys.executable, "-c", _ARENAS_CHILD, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        return int(run.stdout.split()[-1])
-
-    default, limited, flows = grown_kib("default"), grown_kib("limit"), grown_kib("flows")
+    default, limited, flows = (_child_kib(_ARENAS_CHILD, m) for m in ("default", "limit", "flows"))
     assert default > 96 << 10  # the threads' arenas keep what they freed
     assert limited < default // 2
     assert flows < default // 2  # importing the flows package set the cap
@@ -210,17 +213,7 @@ def test_fixed_mmap_threshold_gives_back_large_blocks_after_a_larger_one() -> No
     In a child process: the setting is process-wide and would outlive this test.
     """
 
-    def kept_kib(mode: str) -> int:
-        run = subprocess.run(
-            [sys.executable, "-c", _THRESHOLD_CHILD, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        return int(run.stdout.split()[-1])
-
-    default, fixed, flows = kept_kib("default"), kept_kib("fixed"), kept_kib("flows")
+    default, fixed, flows = (_child_kib(_THRESHOLD_CHILD, m) for m in ("default", "fixed", "flows"))
     assert default > 24 << 10  # 8 x 4 MiB came from the heap and stayed there
     assert fixed < 4 << 10  # each was a map of its own, gone when freed
     assert flows < 4 << 10  # importing the flows package fixed it
