@@ -72,7 +72,7 @@ from tasks.erasure import erase_copies
 from tasks.hosts import SSH_SESSIONS_PER_CONTRACT, inventory_host, ssh_limit_name
 from tasks.runtime import ensure_concurrency_limit
 from tasks.tags import tag_flow_run
-from tasks.vault import export_credentials
+from tasks.vault import export_credentials, prepare_credentials_key
 
 if TYPE_CHECKING:
     from handover.connectors.s3 import S3Client
@@ -172,6 +172,10 @@ def reversibility(
     run.item("final-inventory", lambda: final_inventory(ex))
     reopen_for_redelivery(ex)  # a crash between a new revision and reopening its items
     while True:  # once per delivery: reservations bring a corrected re-delivery
+        if run.status("credentials-exported") is Status.PENDING and not run.unmet(
+            "datasets-exported"
+        ):
+            prepare_credentials_key(playbook.contract_id)
         run.item("datasets-exported", lambda: export_datasets(ex))
         run.item("credentials-exported", lambda: hand_back_credentials(ex))
         run.item("documentation-exported", lambda: gather_documentation(ex))

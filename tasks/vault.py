@@ -13,17 +13,33 @@ from prefect.cache_policies import NO_CACHE
 
 from handover.bundle.buffers import trim_heap
 from handover.contract.loader import load_playbook
-from handover.exit.credentials_export import CredentialsExport, export_vault
+from handover.exit.credentials_export import (
+    CredentialsExport,
+    export_vault,
+    prepare_export_key,
+)
+
+
+def prepare_credentials_key(contract_id: str) -> bool:
+    """Derive credentials.kdbx's key before the datasets' exports (see `prepare_export_key`).
+
+    A plain call in the flow's process, not a task: the key must stay in this
+    process's memory, and a task's result would be recorded. The heap is
+    trimmed first so that the Argon2's 64 MiB lands on as little as possible.
+    """
+    trim_heap()
+    return prepare_export_key(contract_id)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="export credentials of {bundle_name}")
 def export_credentials(playbook_path: str, bundle_name: str) -> CredentialsExport:
     """Export the vault to KDBX and its password encrypted to the client; paths and the record.
 
-    The heap is trimmed first: KeePass's key derivation (Argon2, 64 MiB)
-    comes right after the datasets' exports, and what was freed after their
-    own trims (the tasks' results, their thread pools ending) would stay
-    resident under the new peak (~10 MiB in a 1 GiB exit of 100,000 files).
+    The key is normally derived already (`prepare_credentials_key`). When it
+    is not (a run resumed after the datasets' exports), KeePass's Argon2
+    (64 MiB) runs here, after the exports: the heap is trimmed first, so that
+    what they freed does not stay resident under that peak (~10 MiB in a
+    1 GiB exit of 100,000 files).
     """
     trim_heap()
     return export_vault(load_playbook(Path(playbook_path)), bundle_name)

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from handover.bundle.age import AgeWriter
 from handover.contract.keys import bundle_recipients
 from handover.contract.playbook import Playbook
-from handover.secrets.kdbx import export_kdbx
+from handover.secrets.kdbx import export_kdbx, generate_master_password
+from handover.secrets.kdbx_key import PREPARED_KEYS, derive_master_key
 from handover.secrets.vault import Vault
 from handover.state.atomic import atomic_writer
 from handover.state.layout import ContractPaths
@@ -63,6 +64,21 @@ def _show_once(contract: str, password: str) -> None:
         )
 
 
+def prepare_export_key(contract_id: str) -> bool:
+    """Derive the next export's master key now; False when there is nothing to export.
+
+    The exit calls this before its datasets' exports, while its process holds
+    little: the key's Argon2 (64 MiB) then no longer comes on top of what the
+    exports leave behind, which made the exit's peak RSS. The password and
+    key stay in this process's memory until `export_vault` takes them.
+    """
+    vault = Vault(contract_id)
+    if not vault.exists() or not vault.names():
+        return False
+    PREPARED_KEYS.put(contract_id, derive_master_key(generate_master_password()))
+    return True
+
+
 def export_vault(playbook: Playbook, bundle_name: str) -> CredentialsExport:
     """Export the vault to KDBX and its password encrypted to the client; paths and the record.
 
@@ -76,7 +92,7 @@ def export_vault(playbook: Playbook, bundle_name: str) -> CredentialsExport:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     kdbx = folder / "credentials.kdbx"
-    password = export_kdbx(vault, kdbx)
+    password = export_kdbx(vault, kdbx, PREPARED_KEYS.take(playbook.contract_id))
     password_file = folder / "credentials-password.txt.age"
     with (
         atomic_writer(password_file, 0o600) as raw,

@@ -34,6 +34,12 @@ from handover.secrets.credential_import import (
     IncomingCredential,
     store_incoming,
 )
+from handover.secrets.kdbx_key import (
+    MasterKey,
+    derive_master_key,
+    open_blank_database,
+    set_kdf_parameters,
+)
 from handover.secrets.references import Secret, resolve_secret
 from handover.secrets.vault import Kind, Vault, VaultEntry
 
@@ -157,11 +163,13 @@ def _otp_uri(vault: Vault, entry: VaultEntry, seed: str) -> str:
     return f"otpauth://totp/{label}?{query}"
 
 
-def export_kdbx(vault: Vault, path: Path) -> str:
+def export_kdbx(vault: Vault, path: Path, key: MasterKey | None = None) -> str:
     """Write every vault entry to a new KDBX 4 file at `path`; return its master password.
 
-    The password is generated here, returned once and never stored: show it
-    to the operator, deliver it to the client apart from the bundle. The file
+    The password is generated here (or with `key`, derived ahead by
+    `derive_master_key`, so that no Argon2 runs now), returned once and never
+    stored: show it to the operator, deliver it to the client apart from
+    the bundle. The file
     is built in a private (0700) temporary folder beside `path` and renamed
     into place, so `path` is either complete or absent. Groups follow the
     entries' `group`; kinds map to KeePass fields: password/api-key in the
@@ -170,25 +178,26 @@ def export_kdbx(vault: Vault, path: Path) -> str:
     Every entry carries `handover-name`, `handover-kind` and
     `handover-created-by` so that a re-import restores it exactly.
     """
-    from pykeepass import create_database
-
-    password = generate_master_password()
+    if key is None:
+        key = derive_master_key(generate_master_password())
     items = vault.items()
     path.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".credentials-", dir=path.parent))
     try:
         os.chmod(workdir, 0o700)
         tmp = workdir / path.name
-        kp = create_database(str(tmp), password=password)
+        kp = open_blank_database()
+        kp.filename, kp.password, kp.keyfile = str(tmp), key.password, None
+        set_kdf_parameters(kp, key)
         groups: dict[str, Any] = {"": kp.root_group}
         for entry, secret in items:
             _export_entry(kp, vault, _group(kp, groups, entry.group), entry, secret)
-        kp.save()
+        kp.save(transformed_key=key.transformed_key)  # keeps key's salt, rotates the rest
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return password
+    return key.password
 
 
 def _group(kp: Any, groups: dict[str, Any], group_path: str) -> Any:
