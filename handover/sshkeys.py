@@ -13,7 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
+import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from handover.errors import KeyFormatError, UsageError
@@ -151,3 +154,124 @@ def normalize_fingerprint(value: str) -> str:
     if len(raw) != hashlib.sha256().digest_size:
         raise UsageError(f"host key {value!r}: a SHA256 fingerprint has 32 bytes")
     return FINGERPRINT_PREFIX + text
+
+
+# -- known_hosts -----------------------------------------------------------------------------
+
+#: Host key types `known_hosts_keys` decides on: OpenSSH's plain host keys. A file with a line
+#: of any other type (certificates, `@cert-authority` / `@revoked` markers, security keys)
+#: is left to paramiko, whose reading stays the reference.
+KNOWN_HOSTS_KEY_TYPES: tuple[str, ...] = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
+_ECDSA_POINT_BYTES = {"nistp256": 65, "nistp384": 97, "nistp521": 133}
+_HASHED_PREFIX = "|1|"
+_SHA1_BYTES = 20
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """The name a host has in known_hosts: `address` on port 22, else `[address]:port`."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def _wire_strings(blob: bytes) -> list[bytes] | None:
+    """The length-prefixed strings a key blob is made of, or None when it is not only those."""
+    fields: list[bytes] = []
+    offset = 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            return None
+        (length,) = struct.unpack_from(">I", blob, offset)
+        offset += 4
+        if offset + length > len(blob):
+            return None
+        fields.append(blob[offset : offset + length])
+        offset += length
+    return fields
+
+
+def _clean_host_key(key_type: str, blob: bytes) -> bool:
+    """Whether `blob` is, field by field, a well-formed public key of `key_type`."""
+    fields = _wire_strings(blob)
+    if not fields or fields[0] != key_type.encode("ascii"):
+        return False
+    if key_type == "ssh-ed25519":
+        return len(fields) == 2 and len(fields[1]) == 32
+    if key_type == "ssh-rsa":  # e, n: positive mpints without a superfluous leading byte
+        return len(fields) == 3 and all(
+            value and value[0] < 0x80 and not (value[0] == 0 and len(value) > 1 and value[1] < 0x80)
+            for value in fields[1:]
+        )
+    curve = key_type.removeprefix("ecdsa-sha2-")
+    return (
+        len(fields) == 3
+        and fields[1] == curve.encode("ascii")
+        and len(fields[2]) == _ECDSA_POINT_BYTES[curve]
+        and fields[2][0] == 0x04
+    )
+
+
+def _strict_b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _hashed_name_matches(hashed: str, name: str) -> bool | None:
+    """Whether `|1|salt|hmac` is `name` hashed as OpenSSH does; None when it is malformed."""
+    parts = hashed.split("|")
+    salt = _strict_b64(parts[2]) if len(parts) > 2 else None
+    if salt is None or len(salt) != _SHA1_BYTES:
+        return None
+    digest = hmac.new(salt, name.encode("utf-8"), hashlib.sha1).digest()
+    expected = "|".join(
+        ("", "1", base64.b64encode(salt).decode("ascii"), base64.b64encode(digest).decode("ascii"))
+    )
+    return hmac.compare_digest(expected.encode("utf-8"), hashed.encode("utf-8"))
+
+
+def known_hosts_keys(lines: Iterable[str], name: str) -> dict[str, SshPublicKey] | None:
+    """The host keys known_hosts `lines` hold for `name`, by type; None if this cannot decide.
+
+    `lines` are a known_hosts file's as paramiko reads them (the file opened
+    in text mode), and are read as its `HostKeys` reads them, for the plain
+    case: lines stripped, blank and `#` lines skipped, fields split on each
+    space or tab, comma-separated names matched literally or as OpenSSH
+    hashes (`|1|salt|hmac`), and for each type the first matching line in
+    file order. None (let paramiko read the file: it is the reference) as
+    soon as a line is anything else: a type outside KNOWN_HOSTS_KEY_TYPES,
+    base64 or a key blob that is not clean, a malformed hashed name. So a
+    key returned is the key paramiko would check the host's against, never
+    one it would skip or not read at all.
+    """
+    found: dict[str, SshPublicKey] = {}
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = re.split(" |\t", line)
+        if len(fields) < 3:
+            continue  # paramiko skips it too
+        names, key_type, body = fields[0].split(","), fields[1], fields[2]
+        blob = _strict_b64(body)
+        if key_type not in KNOWN_HOSTS_KEY_TYPES or blob is None:
+            return None
+        if not _clean_host_key(key_type, blob):
+            return None
+        matches = False
+        for entry in names:
+            if entry.startswith(_HASHED_PREFIX):
+                hashed = _hashed_name_matches(entry, name)
+                if hashed is None:
+                    return None
+                matches = matches or hashed
+            else:
+                matches = matches or entry == name
+        if matches and key_type not in found:
+            found[key_type] = SshPublicKey(key_type, blob)
+    return found

@@ -36,15 +36,15 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import paramiko
+from typing import TYPE_CHECKING, Literal
 
 import handover.sshkeys as sshkeys
 from handover.connectors.ssh.reach import BANNER_TIMEOUT_S
 from handover.connectors.ssh.target import SSHTarget, read_key_file
 from handover.errors import UsageError
-from handover.secrets.references import resolve_secret
+
+if TYPE_CHECKING:
+    import paramiko
 
 __all__ = [
     "BULK_ENV",
@@ -57,6 +57,7 @@ __all__ = [
     "find_ssh",
     "host_key_algorithms",
     "known_hosts_text",
+    "pinned_host_keys",
     "private_key_bytes",
     "ssh_argv",
 ]
@@ -109,9 +110,40 @@ class PinnedHostKey:
     def from_pkey(cls, key: paramiko.PKey) -> PinnedHostKey:
         return cls(key.get_name(), key.get_base64())
 
+    @classmethod
+    def from_public(cls, key: sshkeys.SshPublicKey) -> PinnedHostKey:
+        return cls(key.key_type, base64.b64encode(key.blob).decode("ascii"))
+
     @property
     def fingerprint(self) -> str:
         return sshkeys.fingerprint(base64.b64decode(self.base64))
+
+
+def pinned_host_keys(path: Path, address: str, port: int) -> dict[str, PinnedHostKey]:
+    """The keys known_hosts `path` pins for the host, by type: `trust.known_keys`' answer.
+
+    Read without paramiko when `sshkeys.known_hosts_keys` can decide (a file
+    of plain host key lines, as `ssh` and `ssh-keyscan` write them), so a
+    seal carried by `ssh` never imports it; any other file, and any error
+    reading it, goes to `trust.known_keys`, the reference.
+    """
+    from handover.state.shared_blob import local_copy
+
+    name = sshkeys.known_hosts_name(address, port)
+    try:
+        if not local_copy(path).exists():
+            return {}
+        with open(path) as handle:  # text mode, as paramiko's HostKeys.load reads it
+            keys = sshkeys.known_hosts_keys(handle, name)
+    except (OSError, ValueError):
+        keys = None
+    if keys is not None:
+        return {kind: PinnedHostKey.from_public(key) for kind, key in keys.items()}
+    from handover.connectors.ssh.trust import known_keys
+
+    return {
+        kind: PinnedHostKey.from_pkey(key) for kind, key in known_keys(path, address, port).items()
+    }
 
 
 def known_hosts_text(key: PinnedHostKey) -> str:
@@ -198,6 +230,8 @@ def private_key_bytes(target: SSHTarget) -> bytes | None:
     if target.key_file is not None:
         data = read_key_file(target.key_file)
     elif target.credential is not None and target.auth == "key":
+        from handover.secrets.references import resolve_secret
+
         data = resolve_secret(target.credential).reveal()
     else:
         return None

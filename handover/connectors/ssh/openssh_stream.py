@@ -32,11 +32,15 @@ import select
 import subprocess
 import threading
 from collections.abc import Iterator
-from typing import IO, Any, BinaryIO
-
-import paramiko
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from handover.connectors.base import stderr_summary
+from handover.connectors.ssh.limits import (
+    EXIT_STATUS_WAIT_S,
+    IDLE_TIMEOUT_S,
+    READ_SIZE,
+    STDERR_KEEP_BYTES,
+)
 from handover.connectors.ssh.openssh import (
     BULK_ENV,
     BulkFolder,
@@ -47,14 +51,7 @@ from handover.connectors.ssh.openssh import (
     private_key_bytes,
     ssh_argv,
 )
-from handover.connectors.ssh.streams import (
-    EXIT_STATUS_WAIT_S,
-    IDLE_TIMEOUT_S,
-    READ_SIZE,
-    STDERR_KEEP_BYTES,
-)
 from handover.connectors.ssh.target import SSHTarget
-from handover.connectors.ssh.trust import known_hosts_name
 from handover.errors import (
     AuthFailed,
     ConnectorError,
@@ -63,6 +60,10 @@ from handover.errors import (
     TransientConnectorError,
     UsageError,
 )
+from handover.sshkeys import known_hosts_name
+
+if TYPE_CHECKING:
+    import paramiko
 
 __all__ = ["BulkUnavailable", "open_bulk_stream", "open_ssh_stream"]
 

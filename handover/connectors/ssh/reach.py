@@ -20,8 +20,6 @@ from __future__ import annotations
 import errno
 import socket
 
-import paramiko
-
 from handover.errors import ConnectorError, PermanentConnectorError, TransientConnectorError
 
 __all__ = [
@@ -83,6 +81,8 @@ def handshake_error(
     None for what this module does not recognise (the connector maps the
     rest: host keys, refused credentials).
     """
+    import paramiko  # loaded already: only paramiko's handshakes come here
+
     text = str(exc).strip()
     lowered = text.lower()
     if isinstance(exc, paramiko.SSHException) and lowered.startswith(_BANNER_ERROR):

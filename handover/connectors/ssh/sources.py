@@ -21,13 +21,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-import paramiko
-
-from handover.connectors.ssh.sftp import open_sftp_tar, sftp_session
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import UsageError
 
 if TYPE_CHECKING:
+    import paramiko
+
     from handover.secrets.references import Secret
 
 __all__ = [
@@ -160,6 +159,8 @@ class SSHTreeSource:
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:
         if not self.session.has_shell():
+            from handover.connectors.ssh.sftp import open_sftp_tar, sftp_session
+
             with (
                 sftp_session(self.session.sftp()) as sftp,
                 open_sftp_tar(sftp, self.paths, self.session.target) as stream,

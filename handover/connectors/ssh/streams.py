@@ -20,6 +20,12 @@ from typing import Any, BinaryIO
 import paramiko
 
 from handover.connectors.base import stderr_summary
+from handover.connectors.ssh.limits import (
+    EXIT_STATUS_WAIT_S,
+    IDLE_TIMEOUT_S,
+    READ_SIZE,
+    STDERR_KEEP_BYTES,
+)
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import ConnectorError, TransientConnectorError
 
@@ -31,11 +37,6 @@ __all__ = [
     "exit_status",
     "open_exec_tar",
 ]
-
-READ_SIZE = 1024 * 1024  # one recv from the channel
-STDERR_KEEP_BYTES = 8 * 1024  # tail of a remote stderr kept for error messages
-IDLE_TIMEOUT_S = 300.0  # no byte for this long on a stream: the host is stuck
-EXIT_STATUS_WAIT_S = 30.0  # after EOF, how long the exit status may take to arrive
 
 
 def exit_status(channel: paramiko.Channel, wait_s: float) -> int | None:

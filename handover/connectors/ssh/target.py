@@ -5,6 +5,10 @@ the SFTP fallback and first contact name in their messages, and because
 credential handling deserves one small place to audit: the reference is
 resolved at the last moment and kept only as a paramiko key object (or a
 password), and no message ever shows the key.
+
+paramiko is imported only where a key is parsed: `handover seal ssh://...`
+carried by the `ssh` binary never needs it (issue 16: importing it took
+about 0.1 s of the time before `ssh` started).
 """
 
 from __future__ import annotations
@@ -14,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import paramiko
-
-from handover.connectors.ssh.trust import known_hosts_name
 from handover.errors import KeyFormatError, UsageError
-from handover.secrets.references import resolve_secret
+from handover.sshkeys import known_hosts_name
 
 if TYPE_CHECKING:
+    import paramiko
+
     from handover.contract.perimeter import Host
 
 __all__ = ["SSHTarget", "load_private_key", "resolve_credentials"]
@@ -62,6 +65,8 @@ class SSHTarget:
 
 def load_private_key(data: bytes, what: str, host: str) -> paramiko.PKey:
     """Parse an unencrypted OpenSSH/PEM private key; the message names `what`, never the key."""
+    import paramiko
+
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -99,6 +104,8 @@ def read_key_file(path: Path) -> bytes:
 
 def resolve_credentials(target: SSHTarget) -> tuple[paramiko.PKey | None, str | None]:
     """Resolve the credential (at connect time, every time): a key object or a password."""
+    from handover.secrets.references import resolve_secret
+
     if target.key_file is not None:
         data = read_key_file(target.key_file)
         return load_private_key(data, f"key file {target.key_file}", target.name), None

@@ -37,6 +37,7 @@ from handover.errors import (
     TransientConnectorError,
     UsageError,
 )
+from handover.sshkeys import known_hosts_name
 from handover.state.atomic import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
 from handover.state.shared_blob import local_copy, shared_blob
 
@@ -54,11 +55,6 @@ __all__ = [
 def fingerprint(key: paramiko.PKey) -> str:
     """The `SHA256:...` fingerprint of a paramiko key (`handover.sshkeys`, as `ssh-keygen -l`)."""
     return sshkeys.fingerprint(key.asbytes())
-
-
-def known_hosts_name(address: str, port: int) -> str:
-    """The name a host has in known_hosts: `address` on port 22, else `[address]:port`."""
-    return address if port == 22 else f"[{address}]:{port}"
 
 
 def load_known_hosts(path: Path) -> paramiko.HostKeys:

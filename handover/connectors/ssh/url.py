@@ -2,6 +2,9 @@
 
 Apart from the connector because it is the one SSH entry point that has no
 playbook: it trusts the operator's own known_hosts and key, as `ssh` would.
+When `ssh` carries the tar, paramiko is never imported (the connector is
+imported only to fall back on it): that import was about 0.1 s of the
+time before `ssh` started (issue 16).
 """
 
 from __future__ import annotations
@@ -13,17 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from handover.connectors.ssh.connector import SSHConnector
 from handover.connectors.ssh.openssh import (
-    PinnedHostKey,
     bulk_mode,
     find_ssh,
+    pinned_host_keys,
     private_key_bytes,
 )
 from handover.connectors.ssh.openssh_stream import BulkUnavailable, open_ssh_stream
 from handover.connectors.ssh.sources import relative_paths, tar_command
 from handover.connectors.ssh.target import SSHTarget
-from handover.connectors.ssh.trust import known_keys
 from handover.errors import ConnectorError, UsageError
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class SSHUrlSource:
         with contextlib.ExitStack() as stack:
             stream = self._direct_stream(stack)
             if stream is None:
+                from handover.connectors.ssh.connector import SSHConnector
+
                 connector = stack.enter_context(
                     SSHConnector.connect(self.target, known_hosts=self.known_hosts)
                 )
@@ -103,7 +106,7 @@ class SSHUrlSource:
         if bulk_mode() == "paramiko" or self.target.key_file is None:
             return None
         ssh = find_ssh()
-        pinned = known_keys(self.known_hosts, self.target.address, self.target.port)
+        pinned = pinned_host_keys(self.known_hosts, self.target.address, self.target.port)
         preferred = [kind for kind in _KEY_PREFERENCE if kind in pinned]
         if ssh is None or not preferred:
             return None
@@ -116,7 +119,7 @@ class SSHUrlSource:
                 open_ssh_stream(
                     ssh,
                     self.target,
-                    PinnedHostKey.from_pkey(pinned[preferred[0]]),
+                    pinned[preferred[0]],
                     private_key,
                     command,
                     f"tar of {self.path}",
