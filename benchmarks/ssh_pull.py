@@ -21,6 +21,9 @@ daemon reaped from its connection processes: on loopback both sides share
 the two cores, so (local + remote CPU-s) / cores is the least wall time any
 run can take, for the anchor as for handover. Then the small files
 alone: `scp -r` against handover seal (default carrier), in files per second.
+Then start-up (`--startup-rounds`): a pull of one small file, where
+handover's fixed cost shows, against the anchor; an `ssh` wrapper first on
+PATH logs when handover starts `ssh`, in ms after handover's own start.
 
     .venv/bin/python benchmarks/ssh_pull.py [--rounds 3] [--large-mib 1000] [--small 20000]
 
@@ -192,6 +195,55 @@ def scp(host: SshdHost, known: Path, tree: Path, out: Path) -> float:
     return elapsed
 
 
+def startup(
+    host: SshdHost, known: Path, recipient: str, sign_key: Path, work: Path, rounds: int
+) -> None:
+    """A pull of one 64 KiB file: ms until handover starts `ssh`, whole seal, anchor."""
+    tree = host.data_root / "startup"
+    tree.mkdir()
+    (tree / "one.bin").write_bytes(os.urandom(64 << 10))
+    wrapper = work / "wrapper"
+    wrapper.mkdir()
+    log = work / "ssh-started"
+    real = shutil.which("ssh")
+    (wrapper / "ssh").write_text(f'#!/bin/sh\ndate +%s.%N >> {log}\nexec {real} "$@"\n')
+    (wrapper / "ssh").chmod(0o755)
+    path = f"{wrapper}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+    spawn: list[float] = []
+    seals: list[float] = []
+    anchors: list[float] = []
+    for _ in range(rounds):
+        log.unlink(missing_ok=True)
+        started = time.time()
+        elapsed, _ = timed(
+            [
+                HANDOVER,
+                "seal",
+                f"ssh://root@127.0.0.1:{host.port}{tree}",
+                "--known-hosts",
+                str(known),
+                "--ssh-key",
+                str(host.key_path),
+                "--to",
+                recipient,
+                "--sign-key",
+                str(sign_key),
+                "--out",
+                str(work / "b3"),
+            ],
+            env={"PATH": path, "HANDOVER_SSH_BULK": "openssh"},
+        )
+        shutil.rmtree(work / "b3")
+        spawn.append((float(log.read_text().split()[0]) - started) * 1000)
+        seals.append(elapsed * 1000)
+        anchors.append(anchor(host, known, tree, recipient, work / "anchor.age") * 1000)
+    print(
+        f"start-up (one 64 KiB file): handover starts ssh at {statistics.median(spawn):.0f} ms"
+        f" (median of {[round(ms) for ms in spawn]}), seal {statistics.median(seals):.0f} ms,"
+        f" anchor {statistics.median(anchors):.0f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -202,6 +254,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--carriers", default=",".join(CARRIERS), help="comma-separated: openssh,paramiko"
+    )
+    parser.add_argument(
+        "--startup-rounds", type=int, default=5, help="pulls of one small file; 0: skip"
     )
     args = parser.parse_args()
     carriers = tuple(c for c in args.carriers.split(",") if c)
@@ -276,6 +331,8 @@ def main() -> None:
                 print(f"handover peak RSS {max(rss) / 1024:.0f} MiB (goal < 150 MB)")
             print(f"load average {os.getloadavg()[0]:.1f}")
 
+            if args.startup_rounds > 0:
+                startup(host, known, recipient, sign_key, work, args.startup_rounds)
             if args.small_rounds < 0:
                 return
             small_tree = tree / "small"
