@@ -9,13 +9,14 @@ everything and never writes plaintext of a damaged volume.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -132,21 +133,34 @@ def _identities(paths: Sequence[Path]) -> list[Identity]:
     return identities
 
 
-def _label_base(source: str) -> str:
-    from handover.bundle.writer import slugify
+_NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 
+
+def _slugify(text: str, fallback: str = "data") -> str:
+    """`handover.bundle.writer.slugify`, without importing the writer.
+
+    `handover seal` computes labels before it starts `ssh`, and imports the
+    writer (~40 ms) while `ssh` connects (issue 16). The writer slugifies
+    each label again to name its volume: tests/unit/test_startup_seal.py
+    checks that both functions agree.
+    """
+    slug = _NOT_IN_LABEL.sub("-", text).strip("-.")
+    return slug[:80] or fallback
+
+
+def _label_base(source: str) -> str:
     if source.startswith("ssh://"):
         import urllib.parse
 
         parts = urllib.parse.urlsplit(source)
         base = os.path.basename(urllib.parse.unquote(parts.path).rstrip("/")) or "root"
-        return slugify(f"{parts.hostname or 'host'}-{base}")
+        return _slugify(f"{parts.hostname or 'host'}-{base}")
     if source.startswith("s3://"):
         bucket, _, prefix = source[5:].partition("/")
         base = os.path.basename(prefix.rstrip("/"))
-        return slugify(f"{bucket}-{base}" if base else bucket)
+        return _slugify(f"{bucket}-{base}" if base else bucket)
     path = Path(os.path.abspath(source))
-    return slugify(path.name or "root")
+    return _slugify(path.name or "root")
 
 
 def unique_labels(sources: Sequence[str]) -> list[str]:
@@ -179,6 +193,24 @@ def _volume_source(
     from handover.bundle.local import local_path_source
 
     return local_path_source(label, Path(source))
+
+
+def _start_ssh(
+    stack: ExitStack, sources: Sequence[str], volume_sources: Sequence[VolumeSource], jobs: int
+) -> None:
+    """Start `ssh` for the ssh:// sources among the first `jobs` (those sealed at once).
+
+    Their connection and login then overlap the import and setup of the
+    bundle writer (issue 16); `stack` stops an `ssh` the writer never read.
+    """
+    if not any(source.startswith("ssh://") for source in sources[:jobs]):
+        return
+    from handover.connectors.ssh.url import SSHUrlSource
+
+    for volume in volume_sources[:jobs]:
+        if isinstance(volume, SSHUrlSource):
+            stack.callback(volume.stop)
+            volume.start()
 
 
 def _bundle_target(out: str) -> tuple[BundleTarget, Path | None]:
@@ -269,7 +301,6 @@ def seal(
 ) -> None:
     """Seal SOURCE... into an encrypted, signed bundle (one volume per SOURCE)."""
     from handover.bundle.sshsig import SigningKey
-    from handover.bundle.writer import BundleWriter
 
     recipients = _recipients(to or [], to_file or [])
     _warn_client_requirements(recipients)
@@ -282,15 +313,19 @@ def seal(
     target, created = _bundle_target(out)
     started = time.monotonic()
     try:
-        with _progress(err_console.is_terminal, "sealing") as progress:
-            writer = BundleWriter(target, recipients, key, progress=progress, title=title)
-            with ThreadPoolExecutor(max_workers=min(jobs, len(volume_sources))) as pool:
-                futures = [
-                    pool.submit(writer.add_volume, source, number=number)
-                    for number, source in enumerate(volume_sources, 1)
-                ]
-                records = [future.result() for future in futures]
-            result = writer.finish()
+        with ExitStack() as early:
+            _start_ssh(early, sources, volume_sources, jobs)
+            from handover.bundle.writer import BundleWriter  # while `ssh` connects
+
+            with _progress(err_console.is_terminal, "sealing") as progress:
+                writer = BundleWriter(target, recipients, key, progress=progress, title=title)
+                with ThreadPoolExecutor(max_workers=min(jobs, len(volume_sources))) as pool:
+                    futures = [
+                        pool.submit(writer.add_volume, source, number=number)
+                        for number, source in enumerate(volume_sources, 1)
+                    ]
+                    records = [future.result() for future in futures]
+                result = writer.finish()
     except BaseException:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)

@@ -65,7 +65,14 @@ from handover.sshkeys import known_hosts_name
 if TYPE_CHECKING:
     import paramiko
 
-__all__ = ["BulkUnavailable", "open_bulk_stream", "open_ssh_stream"]
+__all__ = [
+    "BulkUnavailable",
+    "SshStream",
+    "open_bulk_stream",
+    "open_ssh_stream",
+    "read_ssh_stream",
+    "start_ssh_stream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +116,7 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
         pipe.close()
 
 
-class _SshStream(io.RawIOBase):
+class SshStream(io.RawIOBase):
     """The stdout of one `ssh` process as a raw stream; at EOF, how it ended is checked."""
 
     def __init__(
@@ -303,6 +310,56 @@ class _SshStream(io.RawIOBase):
             self._folder.close()
 
 
+def start_ssh_stream(
+    ssh: str,
+    target: SSHTarget,
+    host_key: PinnedHostKey,
+    private_key: bytes,
+    command: str,
+    what: str,
+    stdin: bytes = b"",
+    *,
+    trusted_by: str,
+    fallback: bool,
+) -> SshStream:
+    """`ssh` started on `command`, trusting `host_key` only; read it with `read_ssh_stream`.
+
+    Apart from reading so that a caller can start `ssh` ahead, letting its
+    connection and login overlap other work (`handover seal ssh://...`,
+    issue 16). A started stream must be read with `read_ssh_stream` or
+    ended with its `shutdown()` (stops `ssh`, removes its private folder).
+    Raises BulkUnavailable (only when `fallback`) when `ssh` cannot start.
+    """
+    folder = BulkFolder(host_key, private_key)
+    try:
+        argv = ssh_argv(ssh, target, host_key, folder.path, command)
+        return SshStream(argv, folder, target, what, host_key, trusted_by, stdin, fallback)
+    except BaseException:
+        folder.close()
+        raise
+
+
+@contextlib.contextmanager
+def read_ssh_stream(raw: SshStream, first_bytes: int = 1) -> Iterator[BinaryIO]:
+    """The stdout of a started `ssh`, handed out once `first_bytes` have come.
+
+    Raises BulkUnavailable (only when the stream was started with
+    `fallback`, before yielding) when `ssh` failed before any data for
+    another reason than the host key. An end before `first_bytes` (a
+    refusal written to stdout, as an SFTP-only account's) raises before
+    yielding. Leaving the block after the consumer read everything drains
+    the rest and checks how `ssh` ended (see the module's docstring); `ssh`
+    is stopped and its folder removed in any case.
+    """
+    try:
+        raw.prime(first_bytes)
+        yield io.BufferedReader(raw, buffer_size=READ_SIZE)  # type: ignore[misc]
+        raw.drain()
+        raw.check()
+    finally:
+        raw.shutdown()
+
+
 @contextlib.contextmanager
 def open_ssh_stream(
     ssh: str,
@@ -319,28 +376,23 @@ def open_ssh_stream(
 ) -> Iterator[BinaryIO]:
     """The stdout of `command` run by `ssh` on `target`, trusting `host_key` only.
 
-    Raises BulkUnavailable (only when `fallback`, before yielding) when
-    `ssh` failed before any data for another reason than the host key.
-    The stream is handed out once `first_bytes` have come: an end before
-    them (a refusal written to stdout, as an SFTP-only account's) raises
-    before yielding.
-    Leaving the block after the consumer read everything drains the rest
-    and checks how `ssh` ended (see the module's docstring).
+    `start_ssh_stream` then `read_ssh_stream` (see both): raises
+    BulkUnavailable (only when `fallback`, before yielding) when `ssh`
+    failed before any data for another reason than the host key.
     """
-    folder = BulkFolder(host_key, private_key)
-    try:
-        argv = ssh_argv(ssh, target, host_key, folder.path, command)
-        raw = _SshStream(argv, folder, target, what, host_key, trusted_by, stdin, fallback)
-    except BaseException:
-        folder.close()
-        raise
-    try:
-        raw.prime(first_bytes)
-        yield io.BufferedReader(raw, buffer_size=READ_SIZE)  # type: ignore[misc]
-        raw.drain()
-        raw.check()
-    finally:
-        raw.shutdown()
+    raw = start_ssh_stream(
+        ssh,
+        target,
+        host_key,
+        private_key,
+        command,
+        what,
+        stdin,
+        trusted_by=trusted_by,
+        fallback=fallback,
+    )
+    with read_ssh_stream(raw, first_bytes) as stream:
+        yield stream
 
 
 def open_bulk_stream(

@@ -1,0 +1,211 @@
+"""`handover seal ssh://...` carried by `ssh`: what happens before `ssh` starts (issue 16).
+
+Importing paramiko (and `invoke`, which it imports for ssh_config) took
+about 0.1 s of the 0.35 s before `ssh` started, and the bundle writer's
+import (~40 ms) came before it too. The seal runs here in a fresh
+interpreter with a stand-in `ssh` on PATH that runs the remote command
+locally (no sshd needed) and keeps what it was given: the seal must
+succeed without paramiko in `sys.modules`, start `ssh` before importing
+the writer, and `ssh` must still be told to trust exactly the key
+known_hosts pins, in a generated file, in batch mode. An `ssh` started
+ahead and never read is stopped, its private folder (the key) removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from handover.bundle.age import X25519Identity
+from handover.bundle.local import DirectorySource
+from handover.bundle.reader import verify_bundle_outcome
+from handover.bundle.sshsig import SigningKey
+from handover.bundle.writer import slugify
+from handover.cli.bundle_cmd import _slugify
+from handover.connectors.ssh.url import ssh_source_from_url
+
+# Records its argv and the generated known_hosts, then runs the command (its last argument)
+# here, as sshd would run it on the host.
+FAKE_SSH = """#!/bin/sh
+out="{record}"
+printf '%s\\n' "$@" > "$out/argv"
+for arg in "$@"; do
+  case "$arg" in UserKnownHostsFile=*) cp "${{arg#UserKnownHostsFile=}}" "$out/known_hosts";; esac
+  last="$arg"
+done
+exec /bin/sh -c "$last"
+"""
+
+# Runs `handover seal` (sys.argv[1:]); says which modules were loaded, and whether the
+# writer was when `ssh` was started.
+SEAL = """
+import json, sys
+import handover.connectors.ssh.url as url
+writer_at_start = []
+start = url.SSHUrlSource.start
+def spy(self):
+    writer_at_start.append("handover.bundle.writer" in sys.modules)
+    start(self)
+url.SSHUrlSource.start = spy
+sys.argv = ["handover", *sys.argv[1:]]
+from flows.cli import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "writer": writer_at_start}))
+"""
+
+
+def _openssh_key() -> tuple[bytes, str]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, public.decode("ascii")
+
+
+def _host(tmp_path: Path, script: str) -> tuple[Path, Path, Path, str]:
+    """A stand-in `ssh` running `script`, a user key, a known_hosts; (bin, key, known, pin)."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "ssh").write_text(script)
+    (fake_bin / "ssh").chmod(0o755)
+    user_key, _ = _openssh_key()
+    (tmp_path / "id").write_bytes(user_key)
+    (tmp_path / "id").chmod(0o600)
+    _, host_public = _openssh_key()
+    _, other_public = _openssh_key()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:2222 {host_public}\nother.example {other_public}\n")
+    return fake_bin, tmp_path / "id", known, host_public
+
+
+@pytest.mark.parametrize("mode", ["auto", "openssh"])
+def test_seal_over_ssh_binary_imports_no_paramiko(tmp_path: Path, mode: str) -> None:
+    tree = tmp_path / "data" / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "sub" / "b.bin").write_bytes(os.urandom(70_000))
+    record = tmp_path / "record"
+    record.mkdir()
+    fake_bin, user_key, known, host_public = _host(tmp_path, FAKE_SSH.format(record=record))
+    sign_key = tmp_path / "sign"
+    sign_key.write_bytes(SigningKey.generate().private_openssh())
+    sign_key.chmod(0o600)
+    identity = X25519Identity.generate()
+
+    argv = [
+        "seal",
+        f"ssh://root@127.0.0.1:2222{tree}",
+        "--known-hosts",
+        str(known),
+        "--ssh-key",
+        str(user_key),
+        "--to",
+        str(identity.recipient()),
+        "--sign-key",
+        str(sign_key),
+        "--out",
+        str(tmp_path / "bundle"),
+    ]
+    env = {
+        **os.environ,
+        "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "HANDOVER_SSH_BULK": mode,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SEAL, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] == 0, done.stderr
+    loaded = [m for m in result["modules"] if m.split(".")[0] in ("paramiko", "invoke")]
+    assert loaded == []
+    assert "handover.connectors.ssh.connector" not in result["modules"]
+    assert result["writer"] == [False]  # `ssh` started before the writer was imported
+
+    assert (record / "known_hosts").read_text() == f"handover-pinned-host {host_public}\n"
+    ssh_argv = (record / "argv").read_text().splitlines()
+    for option in (
+        "StrictHostKeyChecking=yes",
+        "BatchMode=yes",
+        "GlobalKnownHostsFile=/dev/null",
+        "HostKeyAlgorithms=ssh-ed25519",
+        "IdentitiesOnly=yes",
+    ):
+        assert option in ssh_argv
+    assert ssh_argv[:2] == ["-F", "/dev/null"]
+    outcome = verify_bundle_outcome(DirectorySource(tmp_path / "bundle"), [identity])
+    assert outcome.problems == []
+
+
+def test_an_ssh_started_ahead_and_never_read_is_stopped_and_its_key_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_bin, user_key, known, _ = _host(tmp_path, "#!/bin/sh\nexec sleep 60\n")
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+    source = ssh_source_from_url("ssh://root@127.0.0.1:2222/srv", known, user_key, "srv")
+    source.start()
+    started = source._started
+    assert started is not None
+    folder = started._folder.path
+    assert (folder / "id").read_bytes() == user_key.read_bytes()
+    assert started._process.poll() is None
+    source.stop()
+    assert started._process.poll() is not None
+    assert not folder.exists()
+    source.stop()  # once is enough; again does nothing
+
+
+def test_a_source_without_a_pinned_key_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_bin, user_key, _, _ = _host(tmp_path, "#!/bin/sh\nexit 99\n")
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    source = ssh_source_from_url(
+        "ssh://root@127.0.0.1:2222/srv", tmp_path / "no_known_hosts", user_key, "srv"
+    )
+    source.start()
+    assert source._started is None  # paramiko will refuse the unknown host, as before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "root",
+        "web01-srv",
+        "..hidden.",
+        "-x-",
+        "a b/c\\d:e",
+        "été-données",
+        "s3-bucket-prefix.tar",
+        "x" * 200,
+        string.printable,
+        "--..--",
+    ],
+)
+def test_label_slugs_are_the_writers(text: str) -> None:
+    assert _slugify(text) == slugify(text)
+    assert _slugify(text, "fallback") == slugify(text, "fallback")
