@@ -34,7 +34,6 @@ import threading
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from handover.connectors.base import stderr_summary
 from handover.connectors.ssh.limits import (
     EXIT_STATUS_WAIT_S,
     IDLE_TIMEOUT_S,
@@ -254,6 +253,9 @@ class SshStream(io.RawIOBase):
         target, where = self.target, self.target.where
         if status == 0:
             return None
+        # Only failures need it: connectors.base defines pydantic models (~10 ms to import).
+        from handover.connectors.base import stderr_summary
+
         text = err.decode("utf-8", "replace")
         if _HOST_KEY_FAILED in text.lower():
             found = _FINGERPRINT_RE.findall(text)
