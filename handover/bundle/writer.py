@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import tarfile
 import threading
 import time
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handover.bundle.age import AgeWriter, Recipient
 from handover.bundle.hashing import ThreadedHashingWriter
+from handover.bundle.labels import slugify
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import (
     MANIFEST_NAME,
@@ -67,12 +67,6 @@ def _volume_facts(record: VolumeRecord) -> VolumeFacts:
     """What README.txt needs of a volume: which restore instructions its files call for."""
     files = [path for path in record.members.file_paths() if path != SUMS_NAME]
     return VolumeFacts(file=record.file, number=record.number, member_files=files)
-
-
-def slugify(text: str, fallback: str = "data") -> str:
-    """A file-name-safe label: letters, digits, dot, dash, underscore."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
-    return slug[:80] or fallback
 
 
 class BundleResult(BaseModel):

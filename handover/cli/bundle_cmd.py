@@ -9,7 +9,6 @@ everything and never writes plaintext of a damaged volume.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import threading
@@ -133,34 +132,21 @@ def _identities(paths: Sequence[Path]) -> list[Identity]:
     return identities
 
 
-_NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _slugify(text: str, fallback: str = "data") -> str:
-    """`handover.bundle.writer.slugify`, without importing the writer.
-
-    `handover seal` computes labels before it starts `ssh`, and imports the
-    writer (~40 ms) while `ssh` connects (issue 16). The writer slugifies
-    each label again to name its volume: tests/unit/test_startup_seal.py
-    checks that both functions agree.
-    """
-    slug = _NOT_IN_LABEL.sub("-", text).strip("-.")
-    return slug[:80] or fallback
-
-
 def _label_base(source: str) -> str:
+    from handover.bundle.labels import slugify
+
     if source.startswith("ssh://"):
         import urllib.parse
 
         parts = urllib.parse.urlsplit(source)
         base = os.path.basename(urllib.parse.unquote(parts.path).rstrip("/")) or "root"
-        return _slugify(f"{parts.hostname or 'host'}-{base}")
+        return slugify(f"{parts.hostname or 'host'}-{base}")
     if source.startswith("s3://"):
         bucket, _, prefix = source[5:].partition("/")
         base = os.path.basename(prefix.rstrip("/"))
-        return _slugify(f"{bucket}-{base}" if base else bucket)
+        return slugify(f"{bucket}-{base}" if base else bucket)
     path = Path(os.path.abspath(source))
-    return _slugify(path.name or "root")
+    return slugify(path.name or "root")
 
 
 def unique_labels(sources: Sequence[str]) -> list[str]:

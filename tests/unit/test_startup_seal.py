@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import string
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +27,6 @@ from handover.bundle.age import X25519Identity
 from handover.bundle.local import DirectorySource
 from handover.bundle.reader import verify_bundle_outcome
 from handover.bundle.sshsig import SigningKey
-from handover.bundle.writer import slugify
-from handover.cli.bundle_cmd import _slugify
 from handover.connectors.ssh.url import ssh_source_from_url
 
 # Records its argv and the generated known_hosts, then runs the command (its last argument)
@@ -188,24 +185,3 @@ def test_a_source_without_a_pinned_key_starts_nothing(
     )
     source.start()
     assert source._started is None  # paramiko will refuse the unknown host, as before
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "root",
-        "web01-srv",
-        "..hidden.",
-        "-x-",
-        "a b/c\\d:e",
-        "été-données",
-        "s3-bucket-prefix.tar",
-        "x" * 200,
-        string.printable,
-        "--..--",
-    ],
-)
-def test_label_slugs_are_the_writers(text: str) -> None:
-    assert _slugify(text) == slugify(text)
-    assert _slugify(text, "fallback") == slugify(text, "fallback")
