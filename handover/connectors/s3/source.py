@@ -47,14 +47,15 @@ from handover.errors import ConnectorError, UsageError
 __all__ = ["S3PrefixSource", "s3_source_from_url"]
 
 MiB = 1 << 20
-SMALL_OBJECT_MAX = 8 * MiB  # fetched with one GET
-RANGE_SIZE = 8 * MiB  # larger objects: ranged GETs of this size, several in flight
+SMALL_OBJECT_MAX = 4 * MiB  # fetched with one GET
+RANGE_SIZE = 4 * MiB  # larger objects: ranged GETs of this size, several in flight
 # Object data fetched but not yet consumed. The window only has to cover the reader's rate
 # times a GET's latency (100 MB/s x 0.1 s is 10 MB), and the reader, a seal sharing the CPU
 # with other volumes, is the slower side: the window stays full for the whole export. Held
-# at most: the window, one piece over it and the piece being read (48 MiB; 80 with 48 MiB
-# and ranges of 16, which made most of the plateau of a 10 GiB exit's exports).
-MAX_INFLIGHT_BYTES = 32 * MiB
+# at most: the window, one piece over it and the piece being read, 24 MiB (it was 80 with
+# 48 MiB and ranges of 16, then 48 with 32 and ranges of 8: most of the plateau of a 10 GiB
+# exit's exports, with three SSH volumes sealing beside it).
+MAX_INFLIGHT_BYTES = 16 * MiB
 MAX_INFLIGHT_REQUESTS = 48  # small objects fetched ahead
 WORKERS = 16
 # Entries listed ahead of the downloads: two pages of 1,000 keep 48 requests fed, and
