@@ -155,17 +155,11 @@ def anchor(
     return elapsed
 
 
-def handover_seal(
-    host: SshdHost,
-    known: Path,
-    tree: Path,
-    recipient: str,
-    sign_key: Path,
-    out: Path,
-    kind: str = "",
-) -> tuple[float, int]:
-    """`handover seal` of `tree`; `kind` (a carrier) sets HANDOVER_SSH_BULK and records CPU."""
-    argv = [
+def seal_argv(
+    host: SshdHost, known: Path, tree: Path, recipient: str, sign_key: Path, out: Path
+) -> list[str]:
+    """`handover seal ssh://...` of `tree` on `host`, trusting `known`, into `out`."""
+    return [
         HANDOVER,
         "seal",
         f"ssh://root@127.0.0.1:{host.port}{tree}",
@@ -179,9 +173,20 @@ def handover_seal(
         str(sign_key),
         "--out",
         str(out),
-        "--jobs",
-        "1",
     ]
+
+
+def handover_seal(
+    host: SshdHost,
+    known: Path,
+    tree: Path,
+    recipient: str,
+    sign_key: Path,
+    out: Path,
+    kind: str = "",
+) -> tuple[float, int]:
+    """`handover seal` of `tree`; `kind` (a carrier) sets HANDOVER_SSH_BULK and records CPU."""
+    argv = [*seal_argv(host, known, tree, recipient, sign_key, out), "--jobs", "1"]
     env = {"HANDOVER_SSH_BULK": kind} if kind else None
     result = timed(argv, kind=kind, env=env)
     shutil.rmtree(out)
@@ -216,21 +221,7 @@ def startup(
         log.unlink(missing_ok=True)
         started = time.time()
         elapsed, _ = timed(
-            [
-                HANDOVER,
-                "seal",
-                f"ssh://root@127.0.0.1:{host.port}{tree}",
-                "--known-hosts",
-                str(known),
-                "--ssh-key",
-                str(host.key_path),
-                "--to",
-                recipient,
-                "--sign-key",
-                str(sign_key),
-                "--out",
-                str(work / "b3"),
-            ],
+            seal_argv(host, known, tree, recipient, sign_key, work / "b3"),
             env={"PATH": path, "HANDOVER_SSH_BULK": "openssh"},
         )
         shutil.rmtree(work / "b3")
