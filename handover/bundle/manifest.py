@@ -10,7 +10,7 @@ travels encrypted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -93,32 +93,20 @@ class Manifest(BaseModel):
         of their own, then one line per member. A name that is not UTF-8 on
         disk is written with JSON escapes; every other character as it is.
         """
+        return utf8_batches(self._json_pieces())
+
+    def _json_pieces(self) -> Iterator[str]:
         head = self.model_dump(mode="json", exclude={"volumes", "documents", "extra"})
-        pieces: list[str] = []
-        size = 0
-
-        def emit(text: str) -> Iterator[bytes]:
-            nonlocal size
-            pieces.append(text)
-            size += len(text)
-            if size >= 1 << 16:
-                yield _utf8("".join(pieces))
-                pieces.clear()
-                size = 0
-
-        yield from emit("{\n" + "".join(f" {_json(k)}: {_json(v)},\n" for k, v in head.items()))
-        yield from emit(' "volumes": [')
+        yield "{\n" + "".join(f" {_json(k)}: {_json(v)},\n" for k, v in head.items())
+        yield ' "volumes": ['
         for number, volume in enumerate(self.volumes):
-            yield from emit(",\n" if number else "\n")
-            for chunk in volume.json_chunks(indent="  "):
-                yield from emit(chunk)
-        yield from emit("\n ],\n" if self.volumes else "],\n")
+            yield ",\n" if number else "\n"
+            yield from volume.json_chunks(indent="  ")
+        yield "\n ],\n" if self.volumes else "],\n"
         documents = ",\n".join(f"  {_json(d.model_dump(mode='json'))}" for d in self.documents)
         listed = f"[\n{documents}\n ]" if documents else "[]"
-        yield from emit(f' "documents": {listed},\n')
-        yield from emit(f' "extra": {_json(self.extra, indent=1)}\n}}')
-        if pieces:
-            yield _utf8("".join(pieces))
+        yield f' "documents": {listed},\n'
+        yield f' "extra": {_json(self.extra, indent=1)}\n}}'
 
     def to_json(self) -> bytes:
         """The whole of MANIFEST.json (small manifests; the writer takes `json_chunks`)."""
@@ -135,8 +123,29 @@ def _json(value: Any, indent: int | None = None) -> str:
     return text
 
 
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8")
+#: about how much text `utf8_batches` gathers before it encodes and hands it on
+BATCH_SIZE = 1 << 16
+
+
+def utf8_batches(pieces: Iterable[str], size: int = BATCH_SIZE) -> Iterator[bytes]:
+    """`pieces` joined and encoded in batches of about `size` characters, never all at once.
+
+    Why: a volume's record is one small piece per member; joining the whole
+    text before writing it held it three times over (pieces, text, bytes),
+    some 25 MiB for each volume of 30,000 files, and an exit's volumes often
+    end together.
+    """
+    batch: list[str] = []
+    gathered = 0
+    for piece in pieces:
+        batch.append(piece)
+        gathered += len(piece)
+        if gathered >= size:
+            yield "".join(batch).encode("utf-8")
+            batch.clear()
+            gathered = 0
+    if batch:
+        yield "".join(batch).encode("utf-8")
 
 
 def load_manifest(data: bytes, where: str) -> Manifest:

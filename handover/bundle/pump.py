@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from handover.bundle.buffers import Buffer, BufferPool
-from handover.bundle.sums import end_of_archive, render_sums, sums_member
+from handover.bundle.sums import sums_trailer_chunks
 from handover.bundle.tarparse import TarParser
 
 # 1 MiB: an exit seals its volumes at once in one process, and each holds POOL_BUFFERS of
@@ -66,7 +66,7 @@ class _Pipeline:
         self._error_lock = threading.Lock()
         self.free = BufferPool(POOL_BUFFERS, read_size)
         self.full: queue.Queue[tuple[Buffer, int] | None] = queue.Queue()
-        self.out: queue.Queue[tuple[Buffer | bytes, int] | None] = queue.Queue()
+        self.out: queue.Queue[tuple[Buffer, int] | None] = queue.Queue()
         self.stop = threading.Event()
         self.reader = threading.Thread(target=self._read_stage, name="tar-read", daemon=True)
         self.writer = (
@@ -111,8 +111,7 @@ class _Pipeline:
                 buffer, count = item
                 if self.error is None:
                     write(memoryview(buffer)[:count])
-                if isinstance(buffer, Buffer):  # the trailer's bytes are no pool buffer
-                    self.free.put(buffer)
+                self.free.put(buffer)
         except BaseException as exc:
             self.fail(exc)
             self.stop.set()
@@ -121,7 +120,7 @@ class _Pipeline:
     def parse_stage(
         self,
         parser: TarParser,
-        trailer: Callable[[TarParser], bytes] | None,
+        trailer: Callable[[TarParser], Iterable[bytes]] | None,
         progress: Callable[[int], None] | None,
     ) -> int:
         """Feed every buffer read to `parser`, pass what it keeps on; return bytes passed."""
@@ -140,10 +139,39 @@ class _Pipeline:
         if self.error is None:
             parser.close()
             if self.writer is not None and trailer is not None:
-                tail = trailer(parser)
-                written += len(tail)
-                self.out.put((tail, len(tail)))
+                written += self._pass_trailer(trailer(parser))
         return written
+
+    def _pass_trailer(self, chunks: Iterable[bytes]) -> int:
+        """Copy the trailer's pieces into pool buffers and pass them on; return bytes passed.
+
+        Through the pool, like the archive: a slow target holds at most the
+        pool, never the whole trailer (a volume's `SHA256SUMS` is ~100 bytes
+        per file).
+        """
+        passed = 0
+        buffer: Buffer | None = None
+        used = 0
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                if buffer is None:
+                    buffer = self.free.get()
+                    if buffer is None or self.error is not None:  # a stage failed
+                        return passed
+                    used = 0
+                count = min(len(view), len(buffer) - used)
+                buffer[used : used + count] = view[:count]
+                used += count
+                view = view[count:]
+                if used == len(buffer):
+                    self.out.put((buffer, used))
+                    passed += used
+                    buffer = None
+        if buffer is not None:
+            self.out.put((buffer, used))
+            passed += used
+        return passed
 
     def finish(self) -> None:
         """Stop the stages and wait for them; raise the first error of any stage."""
@@ -164,7 +192,7 @@ def pump_tar(
     parser: TarParser,
     sink: _Sink | None = None,
     *,
-    trailer: Callable[[TarParser], bytes] | None = None,
+    trailer: Callable[[TarParser], Iterable[bytes]] | None = None,
     progress: Callable[[int], None] | None = None,
     read_size: int = READ_SIZE,
 ) -> int:
@@ -189,7 +217,6 @@ def pump_tar(
     return written
 
 
-def seal_trailer(parser: TarParser) -> bytes:
-    """`SHA256SUMS` member for the files seen, then end-of-archive blocks."""
-    tail = sums_member(render_sums(parser.sums()))
-    return tail + end_of_archive(parser.archive_size + len(tail))
+def seal_trailer(parser: TarParser) -> Iterator[bytes]:
+    """`SHA256SUMS` member for the files seen, then end-of-archive blocks, in pieces."""
+    return sums_trailer_chunks(parser.sums(), parser.archive_size)

@@ -30,7 +30,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from handover.bundle.manifest import VolumeRecord
+from handover.bundle.manifest import VolumeRecord, utf8_batches
 from handover.bundle.summary import SealedBundle
 from handover.contract.deadlines import ExitDeadlines
 from handover.errors import HandoverError
@@ -39,7 +39,7 @@ from handover.exit.acceptance import Decision
 from handover.exit.delivery import FolderDelivery, LinkDelivery
 from handover.exit.erasure_certificate import SignedErasure
 from handover.phases import Phase
-from handover.state.atomic import write_atomic
+from handover.state.atomic import atomic_writer, write_atomic
 from handover.state.layout import ContractPaths
 
 STATE_NAME = "exit-state.json"
@@ -231,8 +231,11 @@ class ExitProgress:
         Dataset names are playbook slugs, so they are file names as they are.
         """
         path = self.volumes_dir(bundle_name) / f"{dataset}.json"
-        # Rendered from the packed members (pydantic's dump would build every record first).
-        write_atomic(path, "".join(record.json_chunks()).encode("utf-8"))
+        # Rendered from the packed members (pydantic's dump would build every record first)
+        # and written as it is rendered, in batches: never the whole text at once.
+        with atomic_writer(path) as handle:
+            for batch in utf8_batches(record.json_chunks()):
+                handle.write(batch)
 
     def forget_volume(self, bundle_name: str, dataset: str) -> None:
         path = self.volumes_dir(bundle_name) / f"{dataset}.json"

@@ -85,7 +85,7 @@ def hostile_tar(entries: list[Entry]) -> tuple[bytes, list[MemberRecord]]:
         parser.close()
     except BundleError:  # names even the sealer refuses ('..'): sign them as they are
         return raw, []
-    return raw[: parser.archive_size] + seal_trailer(parser), parser.members()
+    return raw[: parser.archive_size] + b"".join(seal_trailer(parser)), parser.members()
 
 
 def make_bundle(

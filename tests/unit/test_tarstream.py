@@ -256,3 +256,32 @@ def test_progress_counts_every_byte() -> None:
     seen: list[int] = []
     pump_tar(io.BytesIO(data), TarParser("v"), None, progress=seen.append, read_size=65536)
     assert sum(seen) == len(data)
+
+
+def test_trailer_in_pieces_is_the_whole_member_and_end_of_archive() -> None:
+    """The streamed trailer has the bytes of the member rendered whole (odd names, sort order)."""
+    from handover.bundle.sums import end_of_archive, sums_member, sums_trailer_chunks
+
+    entries = {f"dir/f{n:05d}-{'é' * (n % 7)}.txt": sha(str(n).encode()) for n in range(3000)}
+    entries["odd\nname\\x"] = sha(b"odd")
+    entries["not-utf8-\udcff"] = sha(b"raw")
+    whole = sums_member(render_sums(entries), mtime=1_700_000_000)
+    expected = whole + end_of_archive(12_345 + len(whole))
+    chunks = list(sums_trailer_chunks(entries, 12_345, mtime=1_700_000_000))
+    assert b"".join(chunks) == expected
+    assert len(chunks) > 3 and max(len(c) for c in chunks) < (1 << 16) + 1024
+    assert (12_345 + len(b"".join(chunks))) % tarfile.RECORDSIZE == 0
+
+
+def test_large_trailer_goes_through_the_pool_and_tar_reads_it() -> None:
+    """A trailer larger than the pump's buffers is cut across them, and the volume is intact."""
+    files = {f"d/{n:05d}": str(n).encode() for n in range(12_000)}  # SHA256SUMS ~0.9 MB
+    sealed, _ = seal_bytes(python_tar(files), read_size=64 * 1024)
+    with tarfile.open(fileobj=io.BytesIO(sealed)) as tar:
+        member = tar.getmember("SHA256SUMS")
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        sums = parse_sums(extracted.read(), "SHA256SUMS")
+    assert member.size > 4 * 64 * 1024
+    assert sums == {name: sha(data) for name, data in files.items()}
+    assert len(sealed) % tarfile.RECORDSIZE == 0
