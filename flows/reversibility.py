@@ -169,13 +169,11 @@ def reversibility(
     run.item("knowledge-transfer-plan", lambda: plan_knowledge_transfer(ex))
     if not run.unmet("final-inventory") and run.status("final-inventory") is Status.PENDING:
         wait_for_switch_over(ex)
+    prepare_key_ahead(ex, "final-inventory")
     run.item("final-inventory", lambda: final_inventory(ex))
     reopen_for_redelivery(ex)  # a crash between a new revision and reopening its items
     while True:  # once per delivery: reservations bring a corrected re-delivery
-        if run.status("credentials-exported") is Status.PENDING and not run.unmet(
-            "datasets-exported"
-        ):
-            prepare_credentials_key(playbook.contract_id)
+        prepare_key_ahead(ex, "datasets-exported")
         run.item("datasets-exported", lambda: export_datasets(ex))
         run.item("credentials-exported", lambda: hand_back_credentials(ex))
         run.item("documentation-exported", lambda: gather_documentation(ex))
@@ -198,6 +196,20 @@ def reversibility(
         phase=outcome.phase,
         bundle=ex.state.delivery.location if ex.state.delivery else None,
     )
+
+
+def prepare_key_ahead(ex: Exit, next_item: str) -> None:
+    """Derive credentials.kdbx's key now, if the exit is about to run `next_item` and export it.
+
+    Why this early: the key's Argon2 needs 64 MiB on top of whatever the process
+    holds. Before the final inventory it holds little more than Prefect and our
+    modules (~130 MiB); after the exports, the connections' and the member
+    tables' leftovers too. The second call, before the datasets' exports,
+    covers a run resumed after the inventory, and each re-delivery.
+    """
+    run = ex.run
+    if run.status("credentials-exported") is Status.PENDING and not run.unmet(next_item):
+        prepare_credentials_key(ex.playbook.contract_id)
 
 
 def record_notice(ex: Exit, notice: date) -> Step[None]:

@@ -21,7 +21,7 @@ from handover.exit.credentials_export import (
 
 
 def prepare_credentials_key(contract_id: str) -> bool:
-    """Derive credentials.kdbx's key before the datasets' exports (see `prepare_export_key`).
+    """Derive credentials.kdbx's key ahead of its export (see `prepare_export_key`).
 
     A plain call in the flow's process, not a task: the key must stay in this
     process's memory, and a task's result would be recorded. The heap is

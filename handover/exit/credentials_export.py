@@ -70,8 +70,11 @@ def prepare_export_key(contract_id: str) -> bool:
     The exit calls this before its datasets' exports, while its process holds
     little: the key's Argon2 (64 MiB) then no longer comes on top of what the
     exports leave behind, which made the exit's peak RSS. The password and
-    key stay in this process's memory until `export_vault` takes them.
+    key stay in this process's memory until `export_vault` takes them; one
+    prepared and not yet taken is kept (True), not derived again.
     """
+    if contract_id in PREPARED_KEYS:
+        return True
     vault = Vault(contract_id)
     if not vault.exists() or not vault.names():
         return False

@@ -139,6 +139,12 @@ def test_the_export_takes_the_prepared_key(monkeypatch: pytest.MonkeyPatch) -> N
     Vault(playbook.contract_id).add(VaultEntry(name="web01-ops"), "pw1")
     assert prepare_export_key(playbook.contract_id)
     assert playbook.contract_id in PREPARED_KEYS
+    first = PREPARED_KEYS.take(playbook.contract_id)
+    PREPARED_KEYS.put(playbook.contract_id, first)
+    derived: list[str] = []
+    monkeypatch.setattr(credentials_export, "derive_master_key", derived.append)
+    assert prepare_export_key(playbook.contract_id)  # the exit's second chance: kept, not redone
+    assert derived == []
 
     exported = export_vault(playbook, "bundle-1")
 
