@@ -91,7 +91,7 @@ class ThreadedHashingWriter:
     which count when the machine is busy or several volumes run at once).
     """
 
-    POOL = 3
+    POOL = 2
     # 16 sealed age chunks (64 KiB + 16-byte tag each): one hand-off per 1 MiB of plaintext,
     # as the pump reads (see pump.READ_SIZE for why not more)
     BUFFER_SIZE = 16 * (64 * 1024 + 16)
