@@ -285,3 +285,26 @@ def test_large_trailer_goes_through_the_pool_and_tar_reads_it() -> None:
     assert member.size > 4 * 64 * 1024
     assert sums == {name: sha(data) for name, data in files.items()}
     assert len(sealed) % tarfile.RECORDSIZE == 0
+
+
+def test_trailer_turn_is_given_back_when_the_target_fails() -> None:
+    """A volume whose target fails while its trailer passes does not block the next volume's."""
+    from handover.bundle import pump
+
+    files = {f"d/{n:05d}": str(n).encode() for n in range(12_000)}
+    data = python_tar(files)
+
+    class FailsAtTheTrailer(io.BytesIO):
+        def write(self, chunk: object) -> int:
+            if self.tell() > len(data) + 100_000:  # inside the trailer (~0.9 MB)
+                raise OSError(28, "No space left on device")
+            return super().write(chunk)  # type: ignore[arg-type]
+
+    sink = FailsAtTheTrailer()
+    with pytest.raises(OSError, match="No space"):  # 64 KiB buffers: the trailer spans 14
+        pump_tar(io.BytesIO(data), TarParser("v"), sink, trailer=seal_trailer, read_size=1 << 16)
+    assert sink.tell() > len(data)  # it failed inside the trailer
+    assert pump._TRAILER_TURN.acquire(timeout=5)
+    pump._TRAILER_TURN.release()
+    sealed, _ = seal_bytes(data)  # and the next volume seals
+    assert sealed.startswith(data[:512])
