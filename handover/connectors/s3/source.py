@@ -50,12 +50,15 @@ MiB = 1 << 20
 SMALL_OBJECT_MAX = 4 * MiB  # fetched with one GET
 RANGE_SIZE = 4 * MiB  # larger objects: ranged GETs of this size, several in flight
 # Object data fetched but not yet consumed. The window only has to cover the reader's rate
-# times a GET's latency (100 MB/s x 0.1 s is 10 MB), and the reader, a seal sharing the CPU
+# times a GET's latency (100 MB/s x 0.05 s is 5 MB), and the reader, a seal sharing the CPU
 # with other volumes, is the slower side: the window stays full for the whole export. Held
-# at most: the window, one piece over it and the piece being read, 24 MiB (it was 80 with
-# 48 MiB and ranges of 16, then 48 with 32 and ranges of 8: most of the plateau of a 10 GiB
-# exit's exports, with three SSH volumes sealing beside it).
-MAX_INFLIGHT_BYTES = 16 * MiB
+# at most: the window, one piece over it and the piece being read, 16 MiB (it was 80 with
+# 48 MiB and ranges of 16, 48 with 32 and ranges of 8, 24 with 16 and ranges of 4: most of
+# the plateau of a 10 GiB exit's exports, with three SSH volumes sealing beside it).
+# benchmarks/s3.py against moto, same morning: seal 0.81x the anchor with 8 MiB, 0.72-0.74x
+# with 16; fresh-process peak 101 MiB against 114. Against a real endpoint 8 MiB in flight
+# at 50 ms a GET is ~160 MiB/s, more than one volume's share of an exit's cores.
+MAX_INFLIGHT_BYTES = 8 * MiB
 MAX_INFLIGHT_REQUESTS = 48  # small objects fetched ahead
 WORKERS = 16
 # Entries listed ahead of the downloads: two pages of 1,000 keep 48 requests fed, and
