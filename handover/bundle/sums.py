@@ -99,26 +99,12 @@ def _unescape(path: str) -> str:
     return "".join(out)
 
 
-def sums_member(data: bytes, mtime: float | None = None) -> bytes:
-    """The tar bytes of a `SHA256SUMS` member (header, data, padding), held whole.
-
-    The reference `sums_trailer_chunks` is tested against; a volume streams its own.
-    """
-    info = tarfile.TarInfo(SUMS_NAME)
-    info.size = len(data)
-    info.mode = 0o644
-    info.mtime = int(time.time() if mtime is None else mtime)
-    header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
-    padding = -len(data) % tarfile.BLOCKSIZE
-    return header + data + bytes(padding)
-
-
 def sums_trailer_chunks(
     entries: Mapping[str, str], offset: int, mtime: float | None = None
 ) -> Iterator[bytes]:
     """A `SHA256SUMS` member for `entries` then end-of-archive blocks, in pieces of ~64 KiB.
 
-    The same bytes as `sums_member(render_sums(entries))` followed by
+    The member (header, `render_sums(entries)`, padding) then
     `end_of_archive`, never held whole: a volume of 30,000 files has a 3 MB
     file of sums, which as one text was held four times over (lines, text,
     bytes, member) while the volume ended, and an exit's volumes often end

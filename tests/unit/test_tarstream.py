@@ -260,12 +260,16 @@ def test_progress_counts_every_byte() -> None:
 
 def test_trailer_in_pieces_is_the_whole_member_and_end_of_archive() -> None:
     """The streamed trailer has the bytes of the member rendered whole (odd names, sort order)."""
-    from handover.bundle.sums import end_of_archive, sums_member, sums_trailer_chunks
+    from handover.bundle.sums import end_of_archive, sums_trailer_chunks
 
     entries = {f"dir/f{n:05d}-{'é' * (n % 7)}.txt": sha(str(n).encode()) for n in range(3000)}
     entries["odd\nname\\x"] = sha(b"odd")
     entries["not-utf8-\udcff"] = sha(b"raw")
-    whole = sums_member(render_sums(entries), mtime=1_700_000_000)
+    text = render_sums(entries)
+    info = tarfile.TarInfo("SHA256SUMS")
+    info.size, info.mode, info.mtime = len(text), 0o644, 1_700_000_000
+    header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+    whole = header + text + bytes(-len(text) % tarfile.BLOCKSIZE)
     expected = whole + end_of_archive(12_345 + len(whole))
     chunks = list(sums_trailer_chunks(entries, 12_345, mtime=1_700_000_000))
     assert b"".join(chunks) == expected
