@@ -204,8 +204,9 @@ def prepare_key_ahead(ex: Exit, next_item: str) -> None:
     Why this early: the key's Argon2 needs 64 MiB on top of whatever the process
     holds. Before the final inventory it holds little more than Prefect and our
     modules (~130 MiB); after the exports, the connections' and the member
-    tables' leftovers too. The second call, before the datasets' exports,
-    covers a run resumed after the inventory, and each re-delivery.
+    tables' leftovers too. A run resumed past the inventory derives it at the
+    first call all the same; the second, before the datasets' exports, covers
+    each re-delivery (the delivery before took its key).
     """
     run = ex.run
     if run.status("credentials-exported") is Status.PENDING and not run.unmet(next_item):

@@ -18,6 +18,7 @@ from handover.exit.credentials_export import (
     export_vault,
     prepare_export_key,
 )
+from handover.secrets.kdbx_key import PREPARED_KEYS
 
 
 def prepare_credentials_key(contract_id: str) -> bool:
@@ -25,9 +26,11 @@ def prepare_credentials_key(contract_id: str) -> bool:
 
     A plain call in the flow's process, not a task: the key must stay in this
     process's memory, and a task's result would be recorded. The heap is
-    trimmed first so that the Argon2's 64 MiB lands on as little as possible.
+    trimmed first so that the Argon2's 64 MiB lands on as little as possible
+    (not when a key waits already: nothing is derived then).
     """
-    trim_heap()
+    if contract_id not in PREPARED_KEYS:
+        trim_heap()
     return prepare_export_key(contract_id)
 
 
