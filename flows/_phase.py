@@ -74,6 +74,12 @@ class PhaseOutcome(BaseModel):
     checklist: str | None = None  # a period's checklist (`operational-2026-11`), if not the phase's
 
 
+class ExitOutcome(PhaseOutcome):
+    """The reversibility flow's result: the phase summary and where the bundle was delivered."""
+
+    bundle: str | None = None  # None when no bundle was delivered
+
+
 @dataclass
 class Step(Generic[T]):
     """What a step gives back: evidence for the checklist and a value for the next steps."""

@@ -226,8 +226,9 @@ def confirm_demo_host_keys(playbook_path: Path, stop: threading.Event) -> thread
 
 def run_exit(playbook: Playbook, path: str) -> Path | None:
     """The reversibility flow, the client's acceptance answered; the delivered bundle."""
+    from flows._phase import ExitOutcome
     from flows.lifecycle import answer_acceptance_when_paused, drill_notice_date
-    from flows.reversibility import ExitOutcome, reversibility
+    from flows.reversibility import reversibility
 
     stop = threading.Event()
     answer_acceptance_when_paused(Path(path), stop)

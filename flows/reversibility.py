@@ -29,7 +29,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
 from flows._phase import (
-    PhaseOutcome,
+    ExitOutcome,
     PhaseRun,
     Step,
     StepFailed,
@@ -86,12 +86,6 @@ class KnowledgeTransferDone(RunInput):
 
     confirmed_by: str
     sessions: str  # dates and topics of the sessions held
-
-
-class ExitOutcome(PhaseOutcome):
-    """The reversibility flow's result: the phase summary and where the bundle was delivered."""
-
-    bundle: str | None = None  # None when no bundle was delivered
 
 
 class Exit:
