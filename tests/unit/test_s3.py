@@ -8,6 +8,7 @@ import tarfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -187,6 +188,30 @@ def test_clients_share_botocore_data_and_keep_their_own_credentials() -> None:
     assert loaders == {id(client_mod._loader)}
     paths = client_mod._loader.search_paths
     assert len(paths) == len(set(paths))  # boto3's data folder once, not once per session
+
+
+def test_botocore_data_loads_into_plain_dicts_with_the_same_content(tmp_path: Path) -> None:
+    """Plain dicts where botocore builds OrderedDicts (memory: issue #16), nothing else changed."""
+    import gzip
+
+    import botocore
+    from botocore.loaders import JSONFileLoader
+
+    from handover.connectors.s3.client import _PlainJSONFileLoader
+
+    ours, theirs = _PlainJSONFileLoader(), JSONFileLoader()
+    model = str(Path(botocore.__file__).parent / "data" / "s3" / "2006-03-01" / "service-2")
+    assert ours.exists(model) and theirs.exists(model)
+    loaded = ours.load_file(model)
+    assert loaded == theirs.load_file(model)
+    assert type(loaded) is dict and type(loaded["shapes"]["GetObjectRequest"]) is dict
+    assert list(loaded["shapes"]) == list(theirs.load_file(model)["shapes"])  # order kept
+    (tmp_path / "zipped.json.gz").write_bytes(gzip.compress(b'{"b": 1, "a": [{"c": 2}]}'))
+    assert ours.load_file(str(tmp_path / "zipped")) == {"b": 1, "a": [{"c": 2}]}
+    assert (
+        not ours.exists(str(tmp_path / "absent"))
+        and ours.load_file(str(tmp_path / "absent")) is None
+    )
 
 
 def test_unknown_profile_and_unresolvable_references(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,11 +14,15 @@ name.
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from handover.errors import AuthFailed, SecretRefError, UsageError
 from handover.secrets.references import Secret, resolve_secret
@@ -113,10 +117,35 @@ def _botocore_session() -> Any:
     import botocore.session
 
     if _loader is None:
-        _loader = botocore.loaders.create_loader()
+        # duck-typed (botocore calls `exists` and `load_file`): botocore is imported only here
+        _loader = botocore.loaders.Loader(file_loader=cast(Any, _PlainJSONFileLoader()))
     session = botocore.session.get_session()
     session.register_component("data_loader", _loader)
     return session
+
+
+class _PlainJSONFileLoader:
+    """botocore's data files (`NAME.json` or `NAME.json.gz`) read into plain dicts.
+
+    Why: botocore's own file loader builds an OrderedDict for every JSON
+    object, ~23,000 of them for S3's model, endpoints and rules; a dict keeps
+    the order as well and costs less. A first S3 client costs a process
+    13.6 MiB with botocore's loader, 9.2 with this one (one run each).
+    Same interface as botocore.loaders.JSONFileLoader: `exists`, `load_file`.
+    """
+
+    _EXTENSIONS = (".json", ".json.gz")
+
+    def exists(self, file_path: str) -> bool:
+        return any(os.path.isfile(file_path + ext) for ext in self._EXTENSIONS)
+
+    def load_file(self, file_path: str) -> Any:
+        for ext in self._EXTENSIONS:
+            path = Path(file_path + ext)
+            if path.is_file():
+                data = path.read_bytes()
+                return json.loads(gzip.decompress(data) if ext.endswith(".gz") else data)
+        return None
 
 
 def _dedupe_search_paths() -> None:
