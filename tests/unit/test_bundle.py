@@ -244,6 +244,42 @@ def test_unfinished_bundle_is_reported_incomplete(
     assert problems and problems[0].startswith("SHA256SUMS: missing")
 
 
+def test_the_manifest_is_rendered_twice_and_the_two_must_agree(
+    tmp_path: Path, keys: tuple[X25519Identity, SigningKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not held between its digest and its writing (memory: issue #16), nor sealed if it moved."""
+    from handover.bundle import writer as writer_mod
+    from handover.bundle.manifest import Manifest
+
+    pieces = [b'{"a": 1,', b' "b": [1, 2]}']
+    rendered = writer_mod._Rendered(lambda: iter(pieces))
+    assert (rendered.size, rendered.sha256) == (21, hashlib.sha256(b"".join(pieces)).hexdigest())
+    assert b"".join(rendered.chunks()) == b"".join(pieces)
+    for second in ([b'{"a": 2,', b' "b": [1, 2]}'], [b'{"a": 1,'], [*pieces, b" "]):
+        calls = iter([pieces, second])
+        moving = writer_mod._Rendered(lambda: iter(next(calls)))  # noqa: B023
+        with pytest.raises(BundleError, match="rendered differently"):
+            b"".join(moving.chunks())
+
+    real = Manifest.json_chunks
+    renderings = []
+
+    def changing(self: Manifest) -> Iterator[bytes]:
+        renderings.append(1)
+        if len(renderings) == 2:
+            self = self.model_copy(update={"created": "1999-01-01T00:00:00+00:00"})
+        return real(self)
+
+    monkeypatch.setattr(Manifest, "json_chunks", changing)
+    writer = BundleWriter(tmp_path / "b", [keys[0].recipient()], keys[1])
+    writer.add_volume(MemorySource("one", {"a": b"1"}))
+    with pytest.raises(BundleError, match="rendered differently"):
+        writer.finish()
+    assert len(renderings) == 2
+    assert not (tmp_path / "b" / "index.tar.age").exists()
+    assert not (tmp_path / "b" / "SHA256SUMS").exists()
+
+
 def flip(path: Path, position: int) -> None:
     data = bytearray(path.read_bytes())
     data[position] ^= 0x01
