@@ -380,6 +380,13 @@ class MemberTable(Sequence[MemberRecord]):
             self._links.get(index),
         )
 
+    def digest_at(self, index: int) -> str | None:
+        """The SHA-256 (hex) of the member at `index`, None for a member without one."""
+        code = self._codes[index]
+        if code == _WHOLE:
+            return self._whole[index].sha256
+        return self._digests[32 * index : 32 * index + 32].hex() if code & _HAS_DIGEST else None
+
     def rows(self) -> Iterator[MemberRow]:
         """Every member as a parser row (a member kept whole gives its record's values)."""
         digests = memoryview(self._digests)

@@ -20,6 +20,7 @@ SUMS_NAME = "SHA256SUMS"
 _HEX_DIGITS = "0123456789abcdef"
 #: about how many bytes `sums_trailer_chunks` gathers into each piece
 TRAILER_CHUNK = 1 << 16
+_SIZE_ONLY = "0" * 64  # a digest's place in a line: the lines' size needs no digest
 
 
 def sums_line(digest: str, path: str) -> str:
@@ -45,7 +46,13 @@ def sums_lines(entries: Mapping[str, str], ordered: Iterable[str] | None = None)
 
 
 def sorted_paths(entries: Mapping[str, str]) -> list[str]:
-    """The paths of `entries` sorted by their bytes, as `sha256sum` files list them."""
+    """The paths of `entries` sorted by their bytes, as `sha256sum` files list them.
+
+    ASCII names sort the same as text and as bytes, so they are sorted without
+    a key: the keys (the bytes of every path) were held while a volume ended.
+    """
+    if all(path.isascii() for path in entries):
+        return sorted(entries)
     return sorted(entries, key=_path_bytes)
 
 
@@ -109,11 +116,13 @@ def sums_trailer_chunks(
     file of sums, which as one text was held four times over (lines, text,
     bytes, member) while the volume ended, and an exit's volumes often end
     together. `offset`: the archive's size before this member. The lines are
-    rendered twice (their size goes in the header first), which costs
-    milliseconds.
+    rendered twice (their size goes in the header first; that pass reads no
+    digest, which `entries` may look up on each read: see `FileSums`).
     """
     ordered = sorted_paths(entries)
-    size = sum(len(line) for line in sums_lines(entries, ordered))
+    size = sum(
+        len(sums_line(_SIZE_ONLY, path).encode("utf-8", "surrogateescape")) for path in ordered
+    )
     info = tarfile.TarInfo(SUMS_NAME)
     info.size = size
     info.mode = 0o644

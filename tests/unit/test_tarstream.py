@@ -122,6 +122,49 @@ def test_gnu_longname_and_longlink_headers() -> None:
     assert parser.sums() == {target: sha(b"abc"), "t/hard": sha(b"abc")}
 
 
+def test_sums_are_the_same_from_packed_rows_and_follow_the_last_member() -> None:
+    """A file replaced by a later member, a hard link to a replaced file, odd names: both sinks."""
+    from handover.bundle.members import MemberTable
+    from handover.bundle.sums import sorted_paths
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
+        def add(name: str, data: bytes | None = None, **kind: object) -> None:
+            info = tarfile.TarInfo(name)
+            for key, value in kind.items():
+                setattr(info, key, value)
+            info.size = len(data or b"")
+            tar.addfile(info, io.BytesIO(data or b""))
+
+        add("a/x", b"first")
+        add("a/hard", type=tarfile.LNKTYPE, linkname="a/x")  # the first a/x
+        add("a/x", b"second")
+        add("a/gone", b"file")
+        add("a/gone", type=tarfile.DIRTYPE)  # no longer a file
+        add("b/\u00e9t\u00e9", b"accent")
+        add("b/Z", b"upper")
+        add("b/\udcff", b"not utf-8")  # a name tar gave as bytes that are not UTF-8
+    expected = {
+        "a/x": sha(b"second"),
+        "a/hard": sha(b"first"),
+        "b/\u00e9t\u00e9": sha(b"accent"),
+        "b/Z": sha(b"upper"),
+        "b/\udcff": sha(b"not utf-8"),
+    }
+    listed = feed_in_pieces(out.getvalue(), 1 << 20)
+    packed = TarParser("packed", rows=MemberTable())
+    packed.feed(memoryview(out.getvalue()))
+    packed.close()
+    for parser in (listed, packed):
+        assert dict(parser.sums()) == expected
+        assert sorted_paths(parser.sums()) == sorted(
+            expected, key=lambda p: p.encode("utf-8", "surrogateescape")
+        )
+    ascii_only = {"b/Z": "0", "a/y": "1", "a/Y": "2", "a-": "3"}
+    assert sorted_paths(ascii_only) == ["a-", "a/Y", "a/y", "b/Z"]
+
+
 def test_gnu_tar_tree_extracts_and_passes_sha256sum(tmp_path: Path) -> None:
     tar = require_binary("tar", "tar")
     require_binary("sha256sum", "coreutils")
