@@ -30,9 +30,8 @@ import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import paramiko
 from pydantic import BaseModel
 
 from handover.actor import actor as default_actor
@@ -46,6 +45,11 @@ from handover.errors import (
 from handover.secrets.references import Secret
 from handover.sshkeys import SshPublicKey, find_public_key, fingerprint, shown
 from handover.state.shared_blob import local_copy
+
+# paramiko is imported by the login checks only: the exit flow imports this module, and
+# paramiko's ~5.6 MiB of RSS would sit under its Argon2 key derivation (issue #16).
+if TYPE_CHECKING:
+    import paramiko
 
 MARKER_PREFIX = "handover:"
 
@@ -299,6 +303,8 @@ def remove_provider_keys(
 
 
 def _load_pkey(private_key: Secret | bytes) -> paramiko.PKey:
+    import paramiko
+
     data = private_key.reveal() if isinstance(private_key, Secret) else private_key
     text = data.decode("ascii", "replace")
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
@@ -325,6 +331,8 @@ def try_login(
     TransientConnectorError when the host cannot be reached: neither proves
     anything about the key.
     """
+    import paramiko
+
     where = f"{host}:{port}"
     pkey = _load_pkey(private_key)
     client = paramiko.SSHClient()

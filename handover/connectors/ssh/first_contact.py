@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from handover.connectors.ssh.target import SSHTarget
-from handover.connectors.ssh.trust import (
+from handover.connectors.ssh.known_hosts import (
     fetch_host_key,
     fingerprint,
     known_hosts_name,
     record_host_key,
 )
+from handover.connectors.ssh.target import SSHTarget
 from handover.errors import HostKeyMismatch
 from handover.sshkeys import normalize_fingerprint
 from handover.state.layout import ContractPaths
