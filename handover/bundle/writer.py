@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import tarfile
 import threading
 import time
@@ -64,8 +65,9 @@ Progress = Callable[[int], None]
 
 def _volume_facts(record: VolumeRecord) -> VolumeFacts:
     """What README.txt needs of a volume: which restore instructions its files call for."""
-    files = [path for path in record.members.file_paths() if path != SUMS_NAME]
-    return VolumeFacts(file=record.file, number=record.number, member_files=files)
+    files = (path for path in record.members.file_paths() if path != SUMS_NAME)
+    first = list(itertools.islice(files, 2))  # one file or more: see VolumeFacts
+    return VolumeFacts(file=record.file, number=record.number, member_files=first)
 
 
 class BundleResult(BaseModel):

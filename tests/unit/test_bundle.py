@@ -280,6 +280,19 @@ def test_the_manifest_is_rendered_twice_and_the_two_must_agree(
     assert not (tmp_path / "b" / "SHA256SUMS").exists()
 
 
+def test_the_readme_keeps_two_file_paths_of_a_volume_at_most(
+    tmp_path: Path, keys: tuple[X25519Identity, SigningKey]
+) -> None:
+    """Enough to tell a one-file volume (a dump) from the rest, without every path (issue #16)."""
+    from handover.bundle.writer import _volume_facts
+
+    writer = BundleWriter(tmp_path / "b", [keys[0].recipient()], keys[1])
+    many = _volume_facts(writer.add_volume(MemorySource("web01-www", FILES_A)))
+    one = _volume_facts(writer.add_volume(MemorySource("db01-db", FILES_B)))
+    assert len(many.member_files) == 2 and set(many.member_files) < set(FILES_A)
+    assert one.member_files == ["db/acme.dump"]
+
+
 def flip(path: Path, position: int) -> None:
     data = bytearray(path.read_bytes())
     data[position] ^= 0x01

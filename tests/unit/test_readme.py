@@ -200,7 +200,7 @@ def test_both_catalogues_have_the_same_sections() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.text(alphabet="abcdef./-_", min_size=1, max_size=12), max_size=3),
+    st.lists(st.text(alphabet="abcdef./-_", min_size=1, max_size=12), max_size=2),
     st.sampled_from(["fr", "en"]),
     st.sampled_from([None, "postgresql", "mysql"]),
 )
