@@ -92,9 +92,9 @@ class ThreadedHashingWriter:
     """
 
     POOL = 2
-    # 16 sealed age chunks (64 KiB + 16-byte tag each): one hand-off per 1 MiB of plaintext,
+    # 8 sealed age chunks (64 KiB + 16-byte tag each): one hand-off per 512 KiB of plaintext,
     # as the pump reads (see pump.READ_SIZE for why not more)
-    BUFFER_SIZE = 16 * (64 * 1024 + 16)
+    BUFFER_SIZE = 8 * (64 * 1024 + 16)
 
     def __init__(self, dst: IO[bytes]) -> None:
         self._dst = dst

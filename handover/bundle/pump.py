@@ -20,14 +20,15 @@ from handover.bundle.buffers import Buffer, BufferPool
 from handover.bundle.sums import sums_trailer_chunks
 from handover.bundle.tarparse import TarParser
 
-# 1 MiB: an exit seals its volumes at once in one process, and each holds POOL_BUFFERS of
-# these plus the ciphertext writer's (4 MiB buffers: ~29 MiB per volume, 1 MiB: ~7). Four
-# times the hand-offs cost no CPU measured (409 MiB sealed in one process, medians of 6:
-# 0.86 CPU-s against 0.87-0.92 with 4 MiB): the data is still in cache when it is hashed.
-# Three buffers here and two in the writer (~5 MiB per volume, was 4 and 3): one being
-# read, one parsed, one spare; `benchmarks/seal.py` on 551 MiB, 2 cores, A/B on one
-# morning: 1.40-1.43 s for N volumes against 1.50-1.53 s, peak RSS 70 MiB against 76.
-READ_SIZE = 1 << 20
+# 512 KiB: an exit seals its volumes at once in one process, and each holds POOL_BUFFERS of
+# these plus the ciphertext writer's (4 MiB buffers: ~29 MiB per volume, 1 MiB: ~5, 512 KiB:
+# ~2.5). Smaller buffers mean more hand-offs, which measured as noise: 409 MiB sealed in one
+# process cost 0.86 CPU-s with 1 MiB against 0.87-0.92 with 4 MiB (the data is still in
+# cache when it is hashed), and `benchmarks/seal.py` (551 MiB, 2 cores, runs of 5 alternated
+# on one morning) sealed in 1.40-1.80 s with 512 KiB against 1.47-1.53 s with 1 MiB, peak
+# RSS 57 MiB against 59. Three buffers here and two in the writer: one being read, one
+# parsed, one spare.
+READ_SIZE = 1 << 19
 POOL_BUFFERS = 3
 READER_GRACE_S = 30.0
 
