@@ -60,9 +60,9 @@ LARGE_MAX = 256 * MiB
 CONTRACT = "exit-bench"
 # The flow's process. It writes its peak resident size (VmHWM, KiB) to HANDOVER_BENCH_HWM as
 # it exits. With HANDOVER_BENCH_RSS=FILE it also writes its resident size every
-# 0.2 s (seconds since start, KiB, anonymous and file-backed KiB, threads, then the names of
-# the tasks running) so what grows with the data can be told from the fixed cost of the
-# imports and the Prefect engine.
+# 0.2 s (seconds since start, KiB, anonymous and file-backed KiB, VmHWM so far, threads, then
+# the names of the threads running) so what grows with the data can be told from the fixed
+# cost of the imports and the Prefect engine, and when the peak was reached.
 SAMPLER = (
     "import atexit, os, threading, time\n"
     "def _hwm(path):\n"
@@ -78,11 +78,12 @@ SAMPLER = (
     "        while True:\n"
     "            with open('/proc/self/status') as status:\n"
     "                kib = {l.split(':')[0]: l.split()[1] for l in status\n"
-    "                       if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}\n"
+    "                       if l.startswith(('VmRSS', 'VmHWM', 'RssAnon', 'RssFile'))}\n"
     "            names = sorted({t.name for t in threading.enumerate()\n"
     "                            if not t.name.startswith(('Thread-', 'Dummy', 'Main'))})\n"
     "            out.write(f\"{time.monotonic() - t0:.1f} {kib['VmRSS']} anon={kib['RssAnon']}\"\n"
-    "                      f\" file={kib['RssFile']} threads={threading.active_count()}\"\n"
+    "                      f\" file={kib['RssFile']} hwm={kib['VmHWM']}\"\n"
+    '                      f" threads={threading.active_count()}"\n'
     "                      f\" {' '.join(names)}\\n\")\n"
     "            out.flush()\n"
     "            time.sleep(0.2)\n"
@@ -212,10 +213,14 @@ def rss_by_phase(trace: Path) -> str:
     A sample is "while the volumes seal" when a seal's thread (tar-write) is alive.
     """
     samples: list[tuple[float, int, bool]] = []
+    raised: tuple[float, int] = (0.0, 0)  # when VmHWM last rose (first sample after), to what
     for line in trace.read_text().splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[1].isdigit():
-            samples.append((float(fields[0]), int(fields[1]) >> 10, "tar-write" in fields[5:]))
+            samples.append((float(fields[0]), int(fields[1]) >> 10, "tar-write" in fields))
+            hwm = next((int(f[4:]) >> 10 for f in fields if f.startswith("hwm=")), 0)
+            if hwm > raised[1]:
+                raised = (float(fields[0]), hwm)
     sealing = [i for i, (_, _, busy) in enumerate(samples) if busy]
     if not sealing:
         return "RSS by phase: no sample while the volumes sealed"
@@ -232,7 +237,8 @@ def rss_by_phase(trace: Path) -> str:
         f"exit RSS by phase (samples every 0.2 s): before the volumes seal <= {before} MiB;"
         f" while they seal median {statistics.median(during):.0f}, 95th percentile"
         f" {during[int(len(during) * 0.95)]}, max {during[-1]} MiB; after them <= {after} MiB;"
-        f" highest sample {peak} MiB at {peak_t:.0f} s ({where})"
+        f" highest sample {peak} MiB at {peak_t:.0f} s ({where}); the peak (VmHWM) last"
+        f" rose to {raised[1]} MiB in the 0.2 s before {raised[0]:.1f} s"
     )
 
 
