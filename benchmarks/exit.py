@@ -195,7 +195,7 @@ CHILD = (
 # (--floor). Its peak RSS is the fixed cost no change to the exit's own work can lower.
 FLOOR_CHILD = (
     SAMPLER + "import sys\n"
-    "import flows.lifecycle  # the exit's imports, as in CHILD\n"
+    "import flows.lifecycle, flows.reversibility  # the exit's imports, as in CHILD\n"
     "from prefect import flow, task\n"
     "@task\n"
     "def nothing() -> int:\n"
@@ -475,9 +475,9 @@ def floor() -> None:
                 flush=True,
             )
         wall, cpu, rss = timed_child(
-            [sys.executable, "-c", SAMPLER + "import flows.lifecycle, tasks.bundle"]
+            [sys.executable, "-c", SAMPLER + "import flows.lifecycle, flows.reversibility"]
         )
-        print(f"imports alone (flows.lifecycle, tasks.bundle): peak RSS {rss / 1024:.0f} MiB")
+        print(f"imports alone (flows.lifecycle, .reversibility): peak RSS {rss / 1024:.0f} MiB")
     finally:
         stop_prefect()
 
