@@ -760,7 +760,7 @@ class TarParser:
             rows: Iterable[Row] = table.rows()
             digest_at: Callable[[int], str | None] = table.digest_at
         else:
-            listed: list[Row] = self.rows
+            listed: list[Row] = self.rows if isinstance(self.rows, list) else list(self.rows)
             rows = listed
             digest_at = lambda position: listed[position][3]  # noqa: E731
         positions: dict[str, int] = {}
