@@ -237,9 +237,10 @@ _TRAILER_TURN = threading.Lock()
 def seal_trailer(parser: TarParser) -> Iterator[bytes]:
     """`SHA256SUMS` member for the files seen, then end-of-archive blocks, in pieces.
 
-    One volume at a time in the process: its {path: digest} map costs ~280
-    bytes per file while it lasts, and an exit's volumes of a similar size end
-    together (three of 30,000 files lifted a 1 GiB exit by 14 MiB at once).
+    One volume at a time in the process: its {path: digest} map costs ~150
+    bytes per file while it lasts (`FileSums`; ~280 with hex digests), and an
+    exit's volumes of a similar size end together (three of 30,000 files
+    lifted a 1 GiB exit by 14 MiB at once, with hex digests).
     The wait is the time another volume takes to write its trailer, a few
     MB. The turn ends when the generator is closed: `pump_tar` closes it on
     every path, failures included.
