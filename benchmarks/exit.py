@@ -22,7 +22,7 @@ process (its own VmHWM, written by the child as it exits: wait4's
 ru_maxrss is no measure here, as Linux counts in it the high-water mark of
 the memory the child was forked from, this benchmark's own hundreds of MiB),
 and the ratio to the anchor, then the exit's RSS by phase from samples
-taken every 0.2 s: before its volumes seal, while they seal (median, 95th
+taken every 0.2 s (--sample-every): before its volumes seal, while they seal (median, 95th
 percentile, max) and after them (the credentials export's Argon2 is there).
 Goals: ratio <= 1.2, peak RSS <= 200 MB. Other jobs on the machine make the
 wall times noisy; moto is a Python server, slow and CPU-bound, so the S3
@@ -81,12 +81,12 @@ SAMPLER = (
     "                       if l.startswith(('VmRSS', 'VmHWM', 'RssAnon', 'RssFile'))}\n"
     "            names = sorted({t.name for t in threading.enumerate()\n"
     "                            if not t.name.startswith(('Thread-', 'Dummy', 'Main'))})\n"
-    "            out.write(f\"{time.monotonic() - t0:.1f} {kib['VmRSS']} anon={kib['RssAnon']}\"\n"
+    "            out.write(f\"{time.monotonic() - t0:.2f} {kib['VmRSS']} anon={kib['RssAnon']}\"\n"
     "                      f\" file={kib['RssFile']} hwm={kib['VmHWM']}\"\n"
     '                      f" threads={threading.active_count()}"\n'
     "                      f\" {' '.join(names)}\\n\")\n"
     "            out.flush()\n"
-    "            time.sleep(0.2)\n"
+    "            time.sleep(float(os.environ.get('HANDOVER_BENCH_RSS_EVERY', '0.2')))\n"
     "if os.environ.get('HANDOVER_BENCH_RSS'):\n"
     "    threading.Thread(target=_sample, args=(os.environ['HANDOVER_BENCH_RSS'],),\n"
     "                     daemon=True).start()\n"
@@ -207,7 +207,7 @@ FLOOR_CHILD = (
 )
 
 
-def rss_by_phase(trace: Path) -> str:
+def rss_by_phase(trace: Path, every: float = 0.2) -> str:
     """The exit's RSS before, while and after its volumes seal, from the sampler's trace.
 
     A sample is "while the volumes seal" when a seal's thread (tar-write) is alive.
@@ -234,11 +234,11 @@ def rss_by_phase(trace: Path) -> str:
         else ("after them" if peak_t > samples[sealing[-1]][0] else "before them")
     )
     return (
-        f"exit RSS by phase (samples every 0.2 s): before the volumes seal <= {before} MiB;"
+        f"exit RSS by phase (samples every {every:g} s): before the volumes seal <= {before} MiB;"
         f" while they seal median {statistics.median(during):.0f}, 95th percentile"
         f" {during[int(len(during) * 0.95)]}, max {during[-1]} MiB; after them <= {after} MiB;"
         f" highest sample {peak} MiB at {peak_t:.0f} s ({where}); the peak (VmHWM) last"
-        f" rose to {raised[1]} MiB in the 0.2 s before {raised[0]:.1f} s"
+        f" rose to {raised[1]} MiB in the {every:g} s before {raised[0]:.2f} s"
     )
 
 
@@ -499,6 +499,13 @@ def main() -> None:
         " comes from them) in this file",
     )
     parser.add_argument(
+        "--sample-every",
+        type=float,
+        default=0.2,
+        help="seconds between two RSS samples (0.02 catches spikes the default misses;"
+        " the sampler then costs some CPU)",
+    )
+    parser.add_argument(
         "--memray",
         type=Path,
         help="the exit's process records every allocation to this file (memray, not a"
@@ -590,6 +597,7 @@ def main() -> None:
             print(f"anchor: {a_wall:.1f} s", flush=True)
             trace = args.rss_trace if args.rss_trace is not None else work / "exit-rss.trace"
             os.environ["HANDOVER_BENCH_RSS"] = str(trace)
+            os.environ["HANDOVER_BENCH_RSS_EVERY"] = str(args.sample_every)
             if args.tracemalloc is not None:
                 os.environ["HANDOVER_BENCH_TRACEMALLOC"] = str(args.tracemalloc)
             if args.memray is not None:
@@ -598,6 +606,7 @@ def main() -> None:
                 os.environ["HANDOVER_BENCH_HEAPSTATS"] = "1"
             wall, cpu, rss = run_phase_child("reversibility", path, args.log)
             os.environ.pop("HANDOVER_BENCH_RSS", None)
+            os.environ.pop("HANDOVER_BENCH_RSS_EVERY", None)
             os.environ.pop("HANDOVER_BENCH_TRACEMALLOC", None)
             os.environ.pop("HANDOVER_BENCH_MEMRAY", None)
             os.environ.pop("HANDOVER_BENCH_HEAPSTATS", None)
@@ -607,7 +616,7 @@ def main() -> None:
                 f"anchor (ssh|tar|age x3, boto3 + tar|age, sha256sum): {a_wall:.1f} s"
                 f" ({total / a_wall / 1e6:.0f} MB/s), CPU {a_cpu:.1f} s (moto's excluded)\n"
                 f"ratio {wall / a_wall:.2f} (goal <= 1.2), CPU ratio {cpu / a_cpu:.2f};"
-                f" load average {os.getloadavg()[0]:.1f}\n{rss_by_phase(trace)}"
+                f" load average {os.getloadavg()[0]:.1f}\n{rss_by_phase(trace, args.sample_every)}"
             )
     finally:
         moto.stop()
