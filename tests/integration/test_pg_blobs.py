@@ -176,7 +176,7 @@ def test_shared_known_hosts_keeps_a_pinned_key_and_refuses_another(
 ) -> None:
     import paramiko
 
-    from handover.connectors.ssh.trust import known_keys, record_host_key
+    from handover.connectors.ssh.known_hosts import known_keys, record_host_key
     from handover.errors import HostKeyMismatch
     from handover.state.layout import ContractPaths
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 import handover.connectors.ssh.first_contact as first_contact
 from handover.connectors.factory import connect_host
 from handover.connectors.ssh.connector import SSHConnector
-from handover.connectors.ssh.trust import fingerprint, known_keys
+from handover.connectors.ssh.known_hosts import fingerprint, known_keys
 from handover.contract.loader import load_playbook
 from handover.contract.playbook import Playbook
 from handover.state.layout import ContractPaths

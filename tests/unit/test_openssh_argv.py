@@ -12,6 +12,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from handover.connectors.ssh.known_hosts import fingerprint
 from handover.connectors.ssh.openssh import (
     HOST_ALIAS,
     BulkFolder,
@@ -25,7 +26,6 @@ from handover.connectors.ssh.openssh import (
 )
 from handover.connectors.ssh.openssh_stream import open_bulk_stream
 from handover.connectors.ssh.target import SSHTarget
-from handover.connectors.ssh.trust import fingerprint
 from handover.errors import UsageError
 from tests.conftest import require_binary
 

@@ -16,7 +16,7 @@ import paramiko
 import pytest
 
 from handover.checklist.store import ChecklistStore
-from handover.connectors.ssh.trust import record_host_key
+from handover.connectors.ssh.known_hosts import record_host_key
 from handover.errors import UsageError
 from handover.phases import Phase
 from handover.state.atomic import (

@@ -14,16 +14,16 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from handover.connectors.ssh.sftp import _connection_lost, sftp_session
-from handover.connectors.ssh.sources import relative_paths
-from handover.connectors.ssh.target import SSHTarget, load_private_key, resolve_credentials
-from handover.connectors.ssh.trust import (
-    PinnedFingerprintPolicy,
+from handover.connectors.ssh.known_hosts import (
     fingerprint,
     known_hosts_name,
     known_keys,
     record_host_key,
 )
+from handover.connectors.ssh.sftp import _connection_lost, sftp_session
+from handover.connectors.ssh.sources import relative_paths
+from handover.connectors.ssh.target import SSHTarget, load_private_key, resolve_credentials
+from handover.connectors.ssh.trust import PinnedFingerprintPolicy
 from handover.connectors.ssh.url import ssh_source_from_url
 from handover.errors import (
     HostKeyMismatch,

@@ -16,8 +16,8 @@ import paramiko
 import pytest
 
 from handover.connectors.ssh.connector import SSHConnector
+from handover.connectors.ssh.known_hosts import fetch_host_key, fingerprint
 from handover.connectors.ssh.target import SSHTarget
-from handover.connectors.ssh.trust import fetch_host_key, fingerprint
 from handover.errors import PermanentConnectorError, TransientConnectorError
 
 Handler = Callable[[socket.socket], None]

@@ -1,7 +1,7 @@
 """known_hosts read without paramiko (issue 16: `handover seal ssh://` starts `ssh` sooner).
 
 `sshkeys.known_hosts_keys` decides only plain files, and then must give
-exactly the keys paramiko's `HostKeys` (the reference, `trust.known_keys`)
+exactly the keys paramiko's `HostKeys` (the reference, `known_hosts.known_keys`)
 would check the host against: the first line of each type naming the host,
 literally or hashed. Anything else is None, and `openssh.pinned_host_keys`
 asks paramiko. Each case here is compared with paramiko's own reading.
@@ -22,8 +22,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from handover.connectors.ssh.known_hosts import known_keys
 from handover.connectors.ssh.openssh import PinnedHostKey, pinned_host_keys
-from handover.connectors.ssh.trust import known_keys
 from handover.sshkeys import known_hosts_keys
 
 

@@ -39,6 +39,7 @@ from handover.connectors.base import (
     require_small_file,
     stderr_summary,
 )
+from handover.connectors.ssh.known_hosts import fingerprint, known_hosts_name, known_keys
 from handover.connectors.ssh.openssh_stream import open_bulk_stream
 from handover.connectors.ssh.reach import (
     AUTH_TIMEOUT_S,
@@ -64,12 +65,7 @@ from handover.connectors.ssh.transport import (
     fast_transport,
     use_chunk_buffer,
 )
-from handover.connectors.ssh.trust import (
-    PinnedFingerprintPolicy,
-    fingerprint,
-    known_hosts_name,
-    known_keys,
-)
+from handover.connectors.ssh.trust import PinnedFingerprintPolicy
 from handover.errors import (
     AuthFailed,
     ConnectorError,

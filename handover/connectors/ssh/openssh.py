@@ -120,12 +120,12 @@ class PinnedHostKey:
 
 
 def pinned_host_keys(path: Path, address: str, port: int) -> dict[str, PinnedHostKey]:
-    """The keys known_hosts `path` pins for the host, by type: `trust.known_keys`' answer.
+    """The keys known_hosts `path` pins for the host, by type: `known_hosts.known_keys`' answer.
 
     Read without paramiko when `sshkeys.known_hosts_keys` can decide (a file
     of plain host key lines, as `ssh` and `ssh-keyscan` write them), so a
     seal carried by `ssh` never imports it; any other file, and any error
-    reading it, goes to `trust.known_keys`, the reference.
+    reading it, goes to `known_hosts.known_keys`, the reference.
     """
     from handover.state.shared_blob import local_copy
 
@@ -139,7 +139,7 @@ def pinned_host_keys(path: Path, address: str, port: int) -> dict[str, PinnedHos
         keys = None
     if keys is not None:
         return {kind: PinnedHostKey.from_public(key) for kind, key in keys.items()}
-    from handover.connectors.ssh.trust import known_keys
+    from handover.connectors.ssh.known_hosts import known_keys
 
     return {
         kind: PinnedHostKey.from_pkey(key) for kind, key in known_keys(path, address, port).items()

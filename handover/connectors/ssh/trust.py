@@ -16,8 +16,8 @@ before any authentication, so no data moves to or from an impostor.
 
 This module is the policy a paramiko connection applies, and so imports
 paramiko: the connector imports it. The known_hosts files and the host-key
-fetch are `known_hosts.py` (re-exported here), which does not: first contact
-and the `ssh` binary's path use that one. Fingerprints are
+fetch are `known_hosts.py`, which does not: first contact and the `ssh`
+binary's path use that one. Fingerprints are
 `handover.sshkeys`' (the one SHA256 fingerprint of handover); the
 operator-driven first contact (show, confirm, pin) is `first_contact.py`.
 """
@@ -28,25 +28,10 @@ from pathlib import Path
 
 import paramiko
 
-from handover.connectors.ssh.known_hosts import (
-    fetch_host_key,
-    fingerprint,
-    known_keys,
-    load_known_hosts,
-    record_host_key,
-)
+from handover.connectors.ssh.known_hosts import fingerprint, record_host_key
 from handover.errors import HostKeyMismatch, PermanentConnectorError
-from handover.sshkeys import known_hosts_name
 
-__all__ = [
-    "PinnedFingerprintPolicy",
-    "fetch_host_key",
-    "fingerprint",
-    "known_hosts_name",
-    "known_keys",
-    "load_known_hosts",
-    "record_host_key",
-]
+__all__ = ["PinnedFingerprintPolicy"]
 
 
 class PinnedFingerprintPolicy(paramiko.RejectPolicy):
