@@ -341,6 +341,13 @@ def start_ssh_stream(
         raise
 
 
+#: the buffer of the stream handed out: small, because the bulk readers (the seal's pump,
+#: 512 KiB `readinto`) go around a buffer smaller than their request, straight into their own;
+#: a 1 MiB one was copied through on every read and held 1 MiB per volume (3 MiB while an
+#: exit pulled three hosts, at its peak). Short reads (dumps, headers) still come in batches.
+STREAM_BUFFER = 64 * 1024
+
+
 @contextlib.contextmanager
 def read_ssh_stream(raw: SshStream, first_bytes: int = 1) -> Iterator[BinaryIO]:
     """The stdout of a started `ssh`, handed out once `first_bytes` have come.
@@ -355,7 +362,7 @@ def read_ssh_stream(raw: SshStream, first_bytes: int = 1) -> Iterator[BinaryIO]:
     """
     try:
         raw.prime(first_bytes)
-        yield io.BufferedReader(raw, buffer_size=READ_SIZE)  # type: ignore[misc]
+        yield io.BufferedReader(raw, buffer_size=STREAM_BUFFER)  # type: ignore[misc]
         raw.drain()
         raw.check()
     finally:
