@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
+from handover.bundle import local
 from handover.bundle.local import (
+    EARLY_FSYNC_BYTES,
     DirectorySource,
     DirectoryTarget,
     LocalPathSource,
     local_path_source,
 )
 from handover.bundle.snapshot import snapshot_source
-from handover.errors import BundleError, ConnectorError, UsageError
+from handover.errors import BundleError, ConnectorError, DiskFull, UsageError
 from tests.conftest import require_binary
 
 
@@ -72,6 +77,63 @@ def test_directory_target_renames_only_complete_files(tmp_path: Path) -> None:
     assert target.remove_partials() == ["volumes/.0002-y.tar.age.zz.tmp"]
     with pytest.raises(BundleError, match="not a relative path"):
         target.exists("../escape")
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch, fail: str | None = None) -> list[str]:
+    """Record the path of every fsync (through /proc); fail those of files named `fail`."""
+    synced: list[str] = []
+    lock = threading.Lock()
+
+    def fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if fail is not None and path.endswith(fail):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        with lock:
+            synced.append(path)
+
+    monkeypatch.setattr(local.os, "fsync", fsync)
+    return synced
+
+
+def test_large_files_start_their_fsync_before_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _record_fsyncs(monkeypatch)
+    target = DirectoryTarget(tmp_path / "b")
+    with target.open_write("volumes/0001-big.tar.age") as handle:
+        handle.write(b"v" * EARLY_FSYNC_BYTES)
+    with target.open_write("README.txt") as handle:
+        handle.write(b"small")
+    big = str(tmp_path / "b" / "volumes" / "0001-big.tar.age")
+    for _ in range(500):  # the early fsync runs on its own thread
+        if big in synced:
+            break
+        threading.Event().wait(0.01)
+    assert synced == [big]  # before sync(), and not the small file
+    target.sync()
+    assert sorted(synced) == sorted(
+        [
+            big,
+            str(tmp_path / "b" / "README.txt"),
+            str(tmp_path / "b"),
+            str(tmp_path / "b" / "volumes"),
+        ]
+    )
+    synced.clear()
+    target.sync()  # nothing new written: nothing flushed twice
+    assert synced == []
+
+
+def test_an_early_fsync_failure_surfaces_at_sync_and_removes_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record_fsyncs(monkeypatch, fail="0001-big.tar.age")
+    target = DirectoryTarget(tmp_path / "b")
+    with target.open_write("volumes/0001-big.tar.age") as handle:
+        handle.write(b"v" * EARLY_FSYNC_BYTES)
+    with pytest.raises(DiskFull, match=r"0001-big\.tar\.age"):
+        target.sync()
+    assert not target.exists("volumes/0001-big.tar.age")
 
 
 def test_directory_source_lists_relative_paths(tmp_path: Path) -> None:
