@@ -6,11 +6,15 @@ dict, a path, a hex digest, numbers) each member costs about 700 bytes, and
 millions of small objects made while parsing, alive for the whole exit and
 interleaved with the parser's temporaries, keep Python's allocator from
 giving memory back: an exit of 100,000 files held about 200 MB after its
-exports. Packed, a member costs its UTF-8 path plus about 60 bytes (32 for
-the SHA-256), in a few large buffers. A source's facts about a member (an
-S3 object's key, ETag, date and class) are packed too: ~140 bytes where a
-dict of str cost 370-510, which a prefix of a million objects would hold
-for the rest of the exit.
+exports. Packed, a member costs about 62 bytes (32 for the SHA-256) plus
+what its UTF-8 path does not share with the path before it, in a few large
+buffers: paths are front-coded (the length of the prefix shared with the
+previous path, then the rest), since a tar stream lists a folder's files
+together and their folder is most of their path. Every `RESTART` paths one
+is stored whole, so reading one member decodes at most that many. A
+source's facts about a member (an S3 object's key, ETag, date and class) are
+packed too: ~140 bytes where a dict of str cost 370-510, which a prefix of a
+million objects would hold for the rest of the exit.
 
 `MemberTable` is a read-only sequence of MemberRecords: records are built
 one at a time when read, so every reader of `VolumeRecord.members` keeps
@@ -50,6 +54,9 @@ _MAX_U32 = (1 << 32) - 1
 _MAX_U64 = (1 << 64) - 1
 _NO_EXTRA: dict[str, str] = {}
 _LENGTH = struct.Struct("<I")
+#: every RESTART-th path is stored whole: a random read decodes at most this many
+RESTART = 16
+_MAX_SHARED = (1 << 16) - 1  # a shared prefix is counted in an unsigned short
 
 
 def pack_values(values: Iterable[str]) -> bytes:
@@ -201,13 +208,19 @@ class MemberTable(Sequence[MemberRecord]):
         "_modes",
         "_mtimes",
         "_paths",
+        "_previous",
+        "_shared",
         "_sizes",
         "_whole",
     )
 
     def __init__(self, rows: Iterable[MemberRow] = ()) -> None:
+        # front-coded paths: member i is the first _shared[i] bytes of member i-1's path,
+        # then _paths[_ends[i-1]:_ends[i]]; _shared is 0 at every RESTART-th member
         self._paths = bytearray()
         self._ends = array("Q")
+        self._shared = array("H")
+        self._previous = b""  # the last path appended, whole
         self._codes = bytearray()
         self._sizes = array("Q")
         self._digests = bytearray()
@@ -239,8 +252,7 @@ class MemberTable(Sequence[MemberRecord]):
         ):
             self._append_whole(_record(row, _NO_EXTRA))
             return
-        self._paths += path.encode("utf-8", "surrogatepass")
-        self._ends.append(len(self._paths))
+        self._append_path(path.encode("utf-8", "surrogatepass"))
         if digest is None:
             self._codes.append(code)
             self._digests += _NO_DIGEST
@@ -253,10 +265,19 @@ class MemberTable(Sequence[MemberRecord]):
         if link is not None:
             self._links[len(self._codes) - 1] = link
 
+    def _append_path(self, encoded: bytes) -> None:
+        shared = 0
+        if len(self._codes) % RESTART:
+            shared = _shared_prefix(self._previous, encoded)
+        self._paths += encoded[shared:] if shared else encoded
+        self._ends.append(len(self._paths))
+        self._shared.append(shared)
+        self._previous = encoded
+
     def _append_whole(self, record: MemberRecord) -> None:
         index = len(self._codes)
         self._whole[index] = record
-        self._ends.append(len(self._paths))
+        self._append_path(b"")  # keeps the columns aligned; the record holds the path
         self._codes.append(_WHOLE)
         self._digests += _NO_DIGEST
         self._sizes.append(0)
@@ -360,14 +381,29 @@ class MemberTable(Sequence[MemberRecord]):
         return f"MemberTable({len(self)} members)"
 
     def _path_strings(self) -> Iterator[str]:
-        paths, start = self._paths, 0
-        for end in self._ends:
-            yield paths[start:end].decode("utf-8", "surrogatepass")
+        paths, shared_of, start, path = self._paths, self._shared, 0, b""
+        for index, end in enumerate(self._ends):
+            shared = shared_of[index]
+            path = path[:shared] + paths[start:end] if shared else bytes(paths[start:end])
+            yield path.decode("utf-8", "surrogatepass")
             start = end
 
+    def _path_at(self, index: int) -> str:
+        """The path of member `index`, decoded from the last whole one before it."""
+        ends, paths, shared_of = self._ends, self._paths, self._shared
+        path = b""
+        for at in range(index - index % RESTART, index + 1):
+            start = ends[at - 1] if at else 0
+            shared = shared_of[at]
+            path = (
+                path[:shared] + paths[start : ends[at]]
+                if shared
+                else bytes(paths[start : ends[at]])
+            )
+        return path.decode("utf-8", "surrogatepass")
+
     def _row(self, index: int) -> MemberRow:
-        start = self._ends[index - 1] if index else 0
-        path = self._paths[start : self._ends[index]].decode("utf-8", "surrogatepass")
+        path = self._path_at(index)
         code = self._codes[index]
         digest = self._digests[32 * index : 32 * index + 32].hex() if code & _HAS_DIGEST else None
         return (
@@ -452,6 +488,23 @@ class MemberTable(Sequence[MemberRecord]):
                 list, return_schema=as_list
             ),
         )
+
+
+def _shared_prefix(before: bytes, path: bytes) -> int:
+    """How many leading bytes `path` shares with `before` (at most _MAX_SHARED).
+
+    The common case first, at C speed: the same folder as the path before.
+    """
+    folder = before.rfind(b"/") + 1
+    high = min(len(before), len(path), _MAX_SHARED)
+    low = min(folder, high) if folder and path.startswith(before[:folder]) else 0  # maybe more
+    while low < high:  # the longest equal prefix, by halves
+        middle = (low + high + 1) // 2
+        if before[:middle] == path[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _row_of(record: MemberRecord) -> MemberRow:
