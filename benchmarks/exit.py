@@ -31,6 +31,14 @@ share weighs on both sides.
     .venv/bin/python benchmarks/exit.py [--gib 10] [--files 100000] [--s3-share 0.1]
     .venv/bin/python benchmarks/exit.py --gib 1 --files 10000      # a smaller scale
         [--log FILE]   # the flows' own logs, to see where the time goes
+        [--product-venv DIR]   # the flows' processes in an install without [dev]
+
+The development environment (.venv, `.[dev]`) holds packages the product
+does not install, and some are imported by the product's own dependencies
+when present: httpcore imports trio (selenium's) and h2, 4.3 MiB of the
+exit's process. `--product-venv DIR` creates DIR once (`pip install -c
+constraints.txt -e .`, no extras) and runs the takeover and the exit with
+its interpreter, as an operator's worker would.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ from tests.fixtures.s3 import REGION, MotoServer, fill_bucket  # noqa: E402
 from tests.fixtures.sshd import SshdFactory, SshdHost  # noqa: E402
 
 MiB = 1 << 20
+#: the interpreter of the flows' processes (--product-venv changes it)
+CHILD_PYTHON = [sys.executable]
 LARGE_MAX = 256 * MiB
 CONTRACT = "exit-bench"
 # The flow's process. It writes its peak resident size (VmHWM, KiB) to HANDOVER_BENCH_HWM as
@@ -372,7 +382,7 @@ def timed_child(
 
 def run_phase_child(phase: str, path: Path, log: Path | None) -> tuple[float, float, int]:
     where = None if log is None else log.with_name(f"{log.name}.{phase}")
-    return timed_child([sys.executable, "-c", CHILD, phase, str(path)], log=where)
+    return timed_child([*CHILD_PYTHON, "-c", CHILD, phase, str(path)], log=where)
 
 
 def anchor(
@@ -463,19 +473,39 @@ def stop_prefect() -> None:
     server.stop()
 
 
+def product_venv(folder: Path) -> Path:
+    """The interpreter of a virtual environment with the product's dependencies only.
+
+    Created once in `folder` (about a minute) from the pinned constraints,
+    the repository installed editable, so it runs this checkout's code.
+    """
+    python = folder / "bin" / "python"
+    stamp = folder / ".installed"
+    if not stamp.exists():
+        print(f"creating {folder} (the product's dependencies, no [dev])", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             "-c", str(ROOT / "constraints.txt"), "-e", str(ROOT)],
+            check=True,
+        )  # fmt: skip
+        stamp.touch()
+    return python
+
+
 def floor() -> None:
     """Peak RSS of a flow of one empty task in the exit's child process, three times."""
     start_prefect()
     try:
         for _ in range(3):
-            wall, cpu, rss = timed_child([sys.executable, "-c", FLOOR_CHILD])
+            wall, cpu, rss = timed_child([*CHILD_PYTHON, "-c", FLOOR_CHILD])
             print(
                 f"floor (a flow of one empty task, the exit's imports): peak RSS"
                 f" {rss / 1024:.0f} MiB, {wall:.1f} s, CPU {cpu:.1f} s",
                 flush=True,
             )
         wall, cpu, rss = timed_child(
-            [sys.executable, "-c", SAMPLER + "import flows.lifecycle, flows.reversibility"]
+            [*CHILD_PYTHON, "-c", SAMPLER + "import flows.lifecycle, flows.reversibility"]
         )
         print(f"imports alone (flows.lifecycle, .reversibility): peak RSS {rss / 1024:.0f} MiB")
     finally:
@@ -534,7 +564,15 @@ def main() -> None:
         action="store_true",
         help="only the peak RSS of a flow that does nothing (same process and imports)",
     )
+    parser.add_argument(
+        "--product-venv",
+        type=Path,
+        help="run the flows' processes in this virtual environment, created once with the"
+        " product's dependencies only (no [dev]: no trio, h2...)",
+    )
     args = parser.parse_args()
+    if args.product_venv is not None:
+        CHILD_PYTHON[:] = [str(product_venv(args.product_venv.resolve()))]
     if args.floor:
         floor()
         return
@@ -579,7 +617,8 @@ def main() -> None:
             print(
                 f"exit: {total / 1e9:.2f} GB, {3 * host_files + s3_files} small files plus large"
                 f" ones; 3 SSH hosts x {host_bytes / 1e9:.2f} GB, S3 {s3_bytes / 1e9:.2f} GB;"
-                f" set up in {time.perf_counter() - started:.0f} s",
+                f" set up in {time.perf_counter() - started:.0f} s; the flows run with"
+                f" {CHILD_PYTHON[0]}",
                 flush=True,
             )
             wall, cpu, rss = run_phase_child("takeover", path, args.log)
