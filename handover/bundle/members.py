@@ -383,8 +383,7 @@ class MemberTable(Sequence[MemberRecord]):
     def _path_strings(self) -> Iterator[str]:
         paths, shared_of, start, path = self._paths, self._shared, 0, b""
         for index, end in enumerate(self._ends):
-            shared = shared_of[index]
-            path = path[:shared] + paths[start:end] if shared else bytes(paths[start:end])
+            path = _front_decoded(path, shared_of[index], paths[start:end])
             yield path.decode("utf-8", "surrogatepass")
             start = end
 
@@ -393,13 +392,7 @@ class MemberTable(Sequence[MemberRecord]):
         ends, paths, shared_of = self._ends, self._paths, self._shared
         path = b""
         for at in range(index - index % RESTART, index + 1):
-            start = ends[at - 1] if at else 0
-            shared = shared_of[at]
-            path = (
-                path[:shared] + paths[start : ends[at]]
-                if shared
-                else bytes(paths[start : ends[at]])
-            )
+            path = _front_decoded(path, shared_of[at], paths[ends[at - 1] if at else 0 : ends[at]])
         return path.decode("utf-8", "surrogatepass")
 
     def _row(self, index: int) -> MemberRow:
@@ -488,6 +481,11 @@ class MemberTable(Sequence[MemberRecord]):
                 list, return_schema=as_list
             ),
         )
+
+
+def _front_decoded(before: bytes, shared: int, rest: bytes | bytearray) -> bytes:
+    """A front-coded path whole again: `shared` bytes of the path `before` it, then `rest`."""
+    return before[:shared] + rest if shared else bytes(rest)
 
 
 def _shared_prefix(before: bytes, path: bytes) -> int:
