@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
+from handover.bundle.writeback import writeback_writer
 from handover.errors import BundleCorrupt, BundleError, ConnectorError, UsageError
 from handover.state.diskspace import disk_full_from, file_size
 
@@ -235,7 +236,9 @@ class DirectoryTarget:
     index) starts its fsync on a thread of its own as soon as it is renamed:
     its writeback then overlaps what comes after it (the other volumes, the
     index, the README) instead of all of it waiting for `sync()`. Flushing a
-    551 MiB volume took 0.16 s at the end of every `handover seal`.
+    551 MiB volume took 0.16 s at the end of every `handover seal`. While a
+    file is written, the writeback of every 8 MiB behind it is started too
+    (`handover.bundle.writeback`), so little is left for that fsync.
     """
 
     def __init__(self, path: Path) -> None:
@@ -259,7 +262,7 @@ class DirectoryTarget:
             fd, tmp = tempfile.mkstemp(
                 prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent
             )
-            with os.fdopen(fd, "wb") as handle:
+            with writeback_writer(fd) as handle:
                 yield handle
             os.chmod(tmp, 0o644)
             os.replace(tmp, final)
