@@ -244,7 +244,7 @@ def test_unfinished_bundle_is_reported_incomplete(
     assert problems and problems[0].startswith("SHA256SUMS: missing")
 
 
-def test_the_manifest_is_rendered_twice_and_the_two_must_agree(
+def test_a_large_manifest_is_rendered_twice_and_the_two_must_agree(
     tmp_path: Path, keys: tuple[X25519Identity, SigningKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not held between its digest and its writing (memory: issue #16), nor sealed if it moved."""
@@ -252,14 +252,23 @@ def test_the_manifest_is_rendered_twice_and_the_two_must_agree(
     from handover.bundle.manifest import Manifest
 
     pieces = [b'{"a": 1,', b' "b": [1, 2]}']
-    rendered = writer_mod._Rendered(lambda: iter(pieces))
+    calls: list[int] = []
+
+    def render() -> Iterator[bytes]:
+        calls.append(1)
+        return iter(pieces)
+
+    rendered = writer_mod._Rendered(render, hold=20)  # one byte short of the text
     assert (rendered.size, rendered.sha256) == (21, hashlib.sha256(b"".join(pieces)).hexdigest())
     assert b"".join(rendered.chunks()) == b"".join(pieces)
+    assert len(calls) == 2
     for second in ([b'{"a": 2,', b' "b": [1, 2]}'], [b'{"a": 1,'], [*pieces, b" "]):
-        calls = iter([pieces, second])
-        moving = writer_mod._Rendered(lambda: iter(next(calls)))  # noqa: B023
+        renderings = iter([pieces, second])
+        moving = writer_mod._Rendered(lambda: iter(next(renderings)), hold=0)  # noqa: B023
         with pytest.raises(BundleError, match="rendered differently"):
             b"".join(moving.chunks())
+
+    monkeypatch.setattr(writer_mod, "MANIFEST_HOLD_BYTES", 0)
 
     real = Manifest.json_chunks
     renderings = []
@@ -278,6 +287,50 @@ def test_the_manifest_is_rendered_twice_and_the_two_must_agree(
     assert len(renderings) == 2
     assert not (tmp_path / "b" / "index.tar.age").exists()
     assert not (tmp_path / "b" / "SHA256SUMS").exists()
+
+
+def test_a_small_manifest_is_rendered_once_and_written_as_rendered(
+    tmp_path: Path, keys: tuple[X25519Identity, SigningKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to MANIFEST_HOLD_BYTES the first rendering is kept: no second pass to pay or check."""
+    from handover.bundle import writer as writer_mod
+    from handover.bundle.manifest import Manifest
+
+    pieces = [b'{"a": 1,', b' "b": [1, 2]}']
+    calls: list[int] = []
+
+    def render() -> Iterator[bytes]:
+        calls.append(1)
+        return iter(pieces)
+
+    rendered = writer_mod._Rendered(render, hold=21)  # exactly the text
+    assert b"".join(rendered.chunks()) == b"".join(pieces)
+    assert rendered.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert len(calls) == 1
+
+    real = Manifest.json_chunks
+    renderings: list[int] = []
+
+    def counted(self: Manifest) -> Iterator[bytes]:
+        renderings.append(1)
+        return real(self)
+
+    monkeypatch.setattr(Manifest, "json_chunks", counted)
+    writer = BundleWriter(tmp_path / "b", [keys[0].recipient()], keys[1])
+    writer.add_volume(MemorySource("one", FILES_A))
+    result = writer.finish()
+    assert len(renderings) == 1
+    assert verify_bundle(tmp_path / "b", [keys[0]]) == []
+    with (
+        open(tmp_path / "b" / "index.tar.age", "rb") as raw,
+        AgeReader(raw, [keys[0]]) as age,  # type: ignore[arg-type]
+        tarfile.open(fileobj=age, mode="r|") as tar,  # type: ignore[call-overload]
+    ):
+        contents = {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
+    written = contents["MANIFEST.json"]  # the manifest written is the one hashed
+    assert hashlib.sha256(written).hexdigest() == result.manifest_sha256
+    members = {m.path for m in load_manifest(written, "test").volumes[0].members}
+    assert set(FILES_A) <= members
 
 
 def test_the_readme_keeps_two_file_paths_of_a_volume_at_most(
