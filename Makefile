@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean bytecode
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Every process imports handover's modules: compiled once here, as an installed wheel has them.
+# Where PYTHONDONTWRITEBYTECODE is set (the development machines), each process would otherwise
+# compile what it imports, every time: 40 modules and 87 ms of each `handover seal`.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 handover flows tasks
+
+demo: bytecode
 	$(BIN)/handover demo
 
 lint: $(STAMP)
@@ -23,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP)
+test: bytecode
 	scripts/system-deps
 	$(MAKE) lint
 	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=30

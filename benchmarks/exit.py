@@ -56,6 +56,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _bytecode import compile_checkout
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -572,6 +574,7 @@ def main() -> None:
         " product's dependencies only (no [dev]: no trio...)",
     )
     args = parser.parse_args()
+    compile_checkout()  # timed as an installed handover runs: see _bytecode.py
     if args.product_venv is not None:
         CHILD_PYTHON[:] = [str(product_venv(args.product_venv.resolve()))]
     if args.floor:

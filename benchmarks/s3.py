@@ -39,6 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _bytecode import compile_checkout
+
 from handover.bundle.age import X25519Identity
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.writer import BundleWriter
@@ -215,6 +217,7 @@ def main() -> None:
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    compile_checkout()  # timed as an installed handover runs: see _bytecode.py
     if args.child:
         child(args.child, args.endpoint, args.bundle)
         return
