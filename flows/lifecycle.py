@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import flow
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
@@ -98,19 +98,25 @@ def answer_acceptance_when_paused(
     def watch() -> None:
         answered: set[tuple[str, str]] = set()
         deadline = time.monotonic() + timeout_s
-        while not stop.is_set() and time.monotonic() < deadline:
-            for paused in paused_flow_runs(contract):
-                key = pause_key(paused)
-                if (str(paused.id), key) in answered:
-                    continue
-                if key == "client-acceptance" or re.fullmatch(r"client-acceptance-r\d+", key):
-                    resume_flow_run(paused.id, run_input=auto_acceptance_input(playbook, paused.id))
-                elif key == "knowledge-transfer":
-                    confirm_knowledge_transfer(paused.id, incoming)
-                else:
-                    continue
-                answered.add((str(paused.id), key))
-            stop.wait(1.0)
+        # one client for the whole watch: a new one per poll cost a TLS context each second
+        # (~20 ms of CPU, 58 of them in a 1 GiB exit, in the exit's own process)
+        with get_client(sync_client=True) as client:
+            while not stop.is_set() and time.monotonic() < deadline:
+                answer_paused(client, answered)
+                stop.wait(1.0)
+
+    def answer_paused(client: SyncPrefectClient, answered: set[tuple[str, str]]) -> None:
+        for paused in paused_flow_runs(contract, client):
+            key = pause_key(paused)
+            if (str(paused.id), key) in answered:
+                continue
+            if key == "client-acceptance" or re.fullmatch(r"client-acceptance-r\d+", key):
+                resume_flow_run(paused.id, run_input=auto_acceptance_input(playbook, paused.id))
+            elif key == "knowledge-transfer":
+                confirm_knowledge_transfer(paused.id, incoming)
+            else:
+                continue
+            answered.add((str(paused.id), key))
 
     thread = threading.Thread(target=watch, name="acceptance", daemon=True)
     thread.start()
@@ -123,15 +129,17 @@ def pause_key(run: FlowRun) -> str:
     return (details.pause_key or "") if details else ""
 
 
-def paused_flow_runs(contract: str) -> list[FlowRun]:
+def paused_flow_runs(contract: str, client: SyncPrefectClient | None = None) -> list[FlowRun]:
     """The contract's paused exit runs, found by their tags (never by name)."""
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[f"contract:{contract}", "phase:reversibility"]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
-            )
+    if client is None:
+        with get_client(sync_client=True) as own:
+            return paused_flow_runs(contract, own)
+    return client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[f"contract:{contract}", "phase:reversibility"]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
         )
+    )
 
 
 def confirm_knowledge_transfer(flow_run_id: UUID, confirmed_by: str) -> None:
