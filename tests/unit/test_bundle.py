@@ -10,7 +10,7 @@ import os
 import random
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -244,6 +244,20 @@ def test_unfinished_bundle_is_reported_incomplete(
     assert problems and problems[0].startswith("SHA256SUMS: missing")
 
 
+MANIFEST_PIECES = [b'{"a": 1,', b' "b": [1, 2]}']  # 21 bytes
+
+
+def _counted_rendering(pieces: list[bytes]) -> tuple[Callable[[], Iterator[bytes]], list[int]]:
+    """A rendering of `pieces`, and the list it appends to each time it is called."""
+    calls: list[int] = []
+
+    def render() -> Iterator[bytes]:
+        calls.append(1)
+        return iter(pieces)
+
+    return render, calls
+
+
 def test_a_large_manifest_is_rendered_twice_and_the_two_must_agree(
     tmp_path: Path, keys: tuple[X25519Identity, SigningKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,13 +265,8 @@ def test_a_large_manifest_is_rendered_twice_and_the_two_must_agree(
     from handover.bundle import writer as writer_mod
     from handover.bundle.manifest import Manifest
 
-    pieces = [b'{"a": 1,', b' "b": [1, 2]}']
-    calls: list[int] = []
-
-    def render() -> Iterator[bytes]:
-        calls.append(1)
-        return iter(pieces)
-
+    render, calls = _counted_rendering(MANIFEST_PIECES)
+    pieces = MANIFEST_PIECES
     rendered = writer_mod._Rendered(render, hold=20)  # one byte short of the text
     assert (rendered.size, rendered.sha256) == (21, hashlib.sha256(b"".join(pieces)).hexdigest())
     assert b"".join(rendered.chunks()) == b"".join(pieces)
@@ -296,13 +305,8 @@ def test_a_small_manifest_is_rendered_once_and_written_as_rendered(
     from handover.bundle import writer as writer_mod
     from handover.bundle.manifest import Manifest
 
-    pieces = [b'{"a": 1,', b' "b": [1, 2]}']
-    calls: list[int] = []
-
-    def render() -> Iterator[bytes]:
-        calls.append(1)
-        return iter(pieces)
-
+    render, calls = _counted_rendering(MANIFEST_PIECES)
+    pieces = MANIFEST_PIECES
     rendered = writer_mod._Rendered(render, hold=21)  # exactly the text
     assert b"".join(rendered.chunks()) == b"".join(pieces)
     assert rendered.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
