@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import sys
 
-from handover.cli import _register, app, register_for, run_app, translate_errors
+from handover.cli import (
+    _register,
+    app,
+    register_for,
+    run_app,
+    skip_pydantic_plugins,
+    translate_errors,
+)
 
 
 def main() -> None:
@@ -20,6 +27,7 @@ def main() -> None:
     the Prefect API, and starting stays cheap (`register_for`).
     """
     if register_for(sys.argv[1:]):
+        skip_pydantic_plugins()
         run_app(app)
         return
     _register()

@@ -9,6 +9,10 @@ succeed without paramiko in `sys.modules`, start `ssh` before importing
 the writer, and `ssh` must still be told to trust exactly the key
 known_hosts pins, in a generated file, in batch mode. An `ssh` started
 ahead and never read is stopped, its private folder (the key) removed.
+
+A local seal, likewise, must not import rich (~25 ms of every start; only an
+error, a warning or a terminal's progress bar needs it), and says where the
+bundle went in plain text, brackets and all.
 """
 
 from __future__ import annotations
@@ -185,3 +189,54 @@ def test_a_source_without_a_pinned_key_starts_nothing(
     )
     source.start()
     assert source._started is None  # paramiko will refuse the unknown host, as before
+
+
+LOCAL_SEAL = """
+import json, os, sys
+sys.argv = ["handover", *sys.argv[1:]]
+from flows.cli import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules),
+                  "plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}))
+"""
+
+
+@pytest.mark.parametrize("plugins", [None, "logfire"])
+def test_a_local_seal_imports_no_rich_and_prints_its_path_verbatim(
+    tmp_path: Path, plugins: str | None
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("alpha\n")
+    sign_key = tmp_path / "sign"
+    sign_key.write_bytes(SigningKey.generate().private_openssh())
+    sign_key.chmod(0o600)
+    identity = X25519Identity.generate()
+    out = tmp_path / "[bold]bundle [2024]"  # rich would read both as markup
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if plugins is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = plugins
+    argv = ["seal", str(tree), "--to", str(identity.recipient())]
+    argv += ["--sign-key", str(sign_key), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_SEAL, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.splitlines()
+    result = json.loads(last)
+    assert result["code"] == 0, done.stderr
+    assert [m for m in result["modules"] if m.split(".")[0] == "rich"] == []
+    # pydantic's plugin search is skipped unless the user asked for something else
+    assert result["plugins"] == (plugins or "__all__")
+    assert printed[-1].startswith("Sealed 1 volume(s), 1 files, ")
+    assert printed[-1].endswith(f" -> {out}")
+    assert verify_bundle_outcome(DirectorySource(out), [identity]).problems == []
