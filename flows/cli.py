@@ -15,6 +15,7 @@ from handover.cli import (
     register_for,
     run_app,
     skip_pydantic_plugins,
+    spare_final_collections,
     translate_errors,
 )
 
@@ -26,6 +27,13 @@ def main() -> None:
     the module that registers it, and nothing of `flows`: it never talks to
     the Prefect API, and starting stays cheap (`register_for`).
     """
+    try:
+        _run()
+    finally:
+        spare_final_collections()
+
+
+def _run() -> None:
     if register_for(sys.argv[1:]):
         skip_pydantic_plugins()
         run_app(app)

@@ -15,6 +15,7 @@ anything else is a bug and shows a traceback.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -161,12 +162,29 @@ def skip_pydantic_plugins() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
+def spare_final_collections() -> None:
+    """Move every object alive now out of the garbage collector's sight, as the process ends.
+
+    The interpreter's shutdown collects garbage several times over everything
+    still alive (typer's commands, pydantic's schemas: hundreds of thousands
+    of objects), ~40 ms of each command's end. At exit none of it is
+    garbage worth finding. The shutdown itself is unchanged: threads are
+    joined, atexit handlers and finalizers run, files are flushed and closed.
+    Only for the process's own entry points: a test calling commands in its
+    own process keeps its collector.
+    """
+    gc.freeze()
+
+
 def main() -> None:
     """Entry point of the core-only command (no Prefect commands)."""
     skip_pydantic_plugins()
     if not register_for(sys.argv[1:]):
         _register()
-    run_app(app)
+    try:
+        run_app(app)
+    finally:
+        spare_final_collections()
 
 
 # The modules that register each top-level core command (with its subcommands).

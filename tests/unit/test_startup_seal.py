@@ -11,8 +11,9 @@ known_hosts pins, in a generated file, in batch mode. An `ssh` started
 ahead and never read is stopped, its private folder (the key) removed.
 
 A local seal, likewise, must not import rich (~25 ms of every start; only an
-error, a warning or a terminal's progress bar needs it), and says where the
-bundle went in plain text, brackets and all.
+error, a warning or a terminal's progress bar needs it), says where the
+bundle went in plain text, brackets and all, and leaves what is alive at its
+end out of the shutdown's garbage collections (~40 ms).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def test_a_source_without_a_pinned_key_starts_nothing(
 
 
 LOCAL_SEAL = """
-import json, os, sys
+import gc, json, os, sys
 sys.argv = ["handover", *sys.argv[1:]]
 from flows.cli import main
 try:
@@ -201,7 +202,8 @@ try:
 except SystemExit as exc:
     code = exc.code
 print(json.dumps({"code": code, "modules": sorted(sys.modules),
-                  "plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}))
+                  "plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+                  "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -237,6 +239,8 @@ def test_a_local_seal_imports_no_rich_and_prints_its_path_verbatim(
     assert [m for m in result["modules"] if m.split(".")[0] == "rich"] == []
     # pydantic's plugin search is skipped unless the user asked for something else
     assert result["plugins"] == (plugins or "__all__")
+    # what is alive at the end is spared the shutdown's collections (~40 ms)
+    assert result["frozen"] > 10_000
     assert printed[-1].startswith("Sealed 1 volume(s), 1 files, ")
     assert printed[-1].endswith(f" -> {out}")
     assert verify_bundle_outcome(DirectorySource(out), [identity]).problems == []
