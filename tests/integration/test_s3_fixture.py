@@ -98,3 +98,27 @@ def test_a_cut_ends_pooled_connections_and_restore_serves_again(
     s3_proxy.restore()
     assert client.get_object(Bucket=s3_bucket, Key="before")["Body"].read() == b"1"
     assert s3_proxy.accepted == 2
+
+
+def test_ranged_gets_return_the_bytes_of_their_range(s3_client: Any, s3_bucket: str) -> None:
+    """The fixture's moto reads one range's bytes only (moto_keepalive.serve_ranges_as_read)."""
+    size = (24 << 20) + 12_345  # beyond moto's in-memory buffer: the object is in a file
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    s3_client.put_object(Bucket=s3_bucket, Key="big", Body=body)
+
+    def ranged(spec: str) -> tuple[bytes, str]:
+        got = s3_client.get_object(Bucket=s3_bucket, Key="big", Range=spec)
+        return got["Body"].read(), got["ContentRange"]
+
+    assert ranged("bytes=0-99") == (body[:100], f"bytes 0-99/{size}")
+    middle = (16 << 20) - 7
+    assert ranged(f"bytes={middle}-{middle + (4 << 20) - 1}") == (
+        body[middle : middle + (4 << 20)],
+        f"bytes {middle}-{middle + (4 << 20) - 1}/{size}",
+    )
+    assert ranged(f"bytes={size - 10}-") == (body[-10:], f"bytes {size - 10}-{size - 1}/{size}")
+    assert ranged(f"bytes={size - 10}-{size + 100}")[0] == body[-10:]  # clipped, as S3 does
+    assert ranged("bytes=-5")[0] == body[-5:]  # a suffix range: moto's own path
+    with pytest.raises(s3_client.exceptions.ClientError, match="InvalidRange"):
+        ranged(f"bytes={size}-{size + 10}")
+    assert s3_client.get_object(Bucket=s3_bucket, Key="big")["Body"].read() == body
