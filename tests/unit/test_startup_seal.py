@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -97,6 +98,31 @@ def _host(tmp_path: Path, script: str) -> tuple[Path, Path, Path, str]:
     return fake_bin, tmp_path / "id", known, host_public
 
 
+def _keys(tmp_path: Path) -> tuple[Path, X25519Identity]:
+    """A provider signing key file (0600) and a client identity."""
+    sign_key = tmp_path / "sign"
+    sign_key.write_bytes(SigningKey.generate().private_openssh())
+    sign_key.chmod(0o600)
+    return sign_key, X25519Identity.generate()
+
+
+def _run(script: str, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+    """Run `script` (SEAL, LOCAL_SEAL) with `argv`: the lines it printed, and its JSON report."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.splitlines()
+    result: dict[str, Any] = json.loads(last)
+    assert result["code"] == 0, done.stderr
+    return printed, result
+
+
 @pytest.mark.parametrize("mode", ["auto", "openssh"])
 def test_seal_over_ssh_binary_imports_no_paramiko(tmp_path: Path, mode: str) -> None:
     tree = tmp_path / "data" / "tree"
@@ -106,10 +132,7 @@ def test_seal_over_ssh_binary_imports_no_paramiko(tmp_path: Path, mode: str) -> 
     record = tmp_path / "record"
     record.mkdir()
     fake_bin, user_key, known, host_public = _host(tmp_path, FAKE_SSH.format(record=record))
-    sign_key = tmp_path / "sign"
-    sign_key.write_bytes(SigningKey.generate().private_openssh())
-    sign_key.chmod(0o600)
-    identity = X25519Identity.generate()
+    sign_key, identity = _keys(tmp_path)
 
     argv = [
         "seal",
@@ -130,17 +153,7 @@ def test_seal_over_ssh_binary_imports_no_paramiko(tmp_path: Path, mode: str) -> 
         "PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         "HANDOVER_SSH_BULK": mode,
     }
-    done = subprocess.run(
-        [sys.executable, "-c", SEAL, *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.splitlines()[-1])
-    assert result["code"] == 0, done.stderr
+    _, result = _run(SEAL, argv, env)
     loaded = [m for m in result["modules"] if m.split(".")[0] in ("paramiko", "invoke")]
     assert loaded == []
     assert "handover.connectors.ssh.connector" not in result["modules"]
@@ -214,28 +227,14 @@ def test_a_local_seal_imports_no_rich_and_prints_its_path_verbatim(
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "a.txt").write_text("alpha\n")
-    sign_key = tmp_path / "sign"
-    sign_key.write_bytes(SigningKey.generate().private_openssh())
-    sign_key.chmod(0o600)
-    identity = X25519Identity.generate()
+    sign_key, identity = _keys(tmp_path)
     out = tmp_path / "[bold]bundle [2024]"  # rich would read both as markup
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     if plugins is not None:
         env["PYDANTIC_DISABLE_PLUGINS"] = plugins
     argv = ["seal", str(tree), "--to", str(identity.recipient())]
     argv += ["--sign-key", str(sign_key), "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-c", LOCAL_SEAL, *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    *printed, last = done.stdout.splitlines()
-    result = json.loads(last)
-    assert result["code"] == 0, done.stderr
+    printed, result = _run(LOCAL_SEAL, argv, env)
     assert [m for m in result["modules"] if m.split(".")[0] == "rich"] == []
     # pydantic's plugin search is skipped unless the user asked for something else
     assert result["plugins"] == (plugins or "__all__")
