@@ -40,8 +40,9 @@ app = typer.Typer(
 class _LazyConsole:
     """A rich Console made on its first use.
 
-    Importing rich costs ~25 ms of every command's start, and the hot
-    commands (`seal`, `verify`) only need it for an error or a progress bar.
+    Importing rich costs ~25 ms, and a command pays it only when it prints
+    through a console: `seal` does for an error, a warning or a terminal's
+    progress bar, not for its last line.
     Attribute access goes to the real Console; `rich_console()` hands the
     real one to rich's own classes (a Progress bar).
     """
