@@ -47,9 +47,22 @@ done
 exec /bin/sh -c "$last"
 """
 
-# Runs `handover seal` (sys.argv[1:]); says which modules were loaded, and whether the
-# writer was when `ssh` was started.
-SEAL = """
+# Runs `handover` (sys.argv[1:]) through the console entry, then prints its exit code, the
+# modules it loaded and what the script's `extra()` reports, as JSON on the last line.
+_RUN_AND_REPORT = """
+sys.argv = ["handover", *sys.argv[1:]]
+from flows.cli import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules), **extra()}))
+"""
+
+# `handover seal ssh://...`: also whether the writer was imported when `ssh` was started.
+SEAL = (
+    """
 import json, sys
 import handover.connectors.ssh.url as url
 writer_at_start = []
@@ -58,15 +71,11 @@ def spy(self):
     writer_at_start.append("handover.bundle.writer" in sys.modules)
     start(self)
 url.SSHUrlSource.start = spy
-sys.argv = ["handover", *sys.argv[1:]]
-from flows.cli import main
-try:
-    main()
-    code = 0
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules), "writer": writer_at_start}))
+def extra():
+    return {"writer": writer_at_start}
 """
+    + _RUN_AND_REPORT
+)
 
 
 def _openssh_key() -> tuple[bytes, str]:
@@ -205,19 +214,16 @@ def test_a_source_without_a_pinned_key_starts_nothing(
     assert source._started is None  # paramiko will refuse the unknown host, as before
 
 
-LOCAL_SEAL = """
+# A local seal: also pydantic's plugin setting and how many objects were frozen at the end.
+LOCAL_SEAL = (
+    """
 import gc, json, os, sys
-sys.argv = ["handover", *sys.argv[1:]]
-from flows.cli import main
-try:
-    main()
-    code = 0
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules),
-                  "plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
-                  "frozen": gc.get_freeze_count()}))
+def extra():
+    return {"plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+            "frozen": gc.get_freeze_count()}
 """
+    + _RUN_AND_REPORT
+)
 
 
 @pytest.mark.parametrize("plugins", [None, "logfire"])
