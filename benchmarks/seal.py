@@ -191,21 +191,21 @@ def commands(setup: Setup, cpus: str) -> dict[str, list[str] | str]:
     anchor = (
         f"set -o pipefail; {pin}tar -cf - -C {work} tree | {pin}age -r {recipient} > {work}/a.age"
     )
-    # FIFOs rather than >(...): the shell waits for both sha256sum, so their CPU counts
-    std = (
-        f"set -o pipefail; {pin}sha256sum < {work}/plain.fifo > {work}/plain.sum &"
-        f" {pin}sha256sum < {work}/cipher.fifo > {work}/cipher.sum &"
-        f" {pin}tar -cf - -C {work} tree | {pin}tee {work}/plain.fifo"
-        f" | {pin}age -r {recipient} | {pin}tee {work}/cipher.fifo > {work}/s.age && wait"
-        f" && cd {tree} && find . -type f -print0 | {pin}xargs -0 sha256sum > {work}/files.sum"
-    )
-    # The same pipeline with OpenSSL's SHA-256 (SHA-NI here) in place of coreutils' (none):
-    # what standard tools need at best for these guarantees on this machine.
-    std_fast = (
-        std.replace(f"{pin}sha256sum <", f"{pin}openssl dgst -sha256 -r <")
-        .replace("xargs -0 sha256sum", "xargs -0 openssl dgst -sha256 -r")
-        .replace(f"{work}/s.age", f"{work}/o.age")
-    )
+
+    def std_pipeline(sha256: str, out: str) -> str:
+        # FIFOs rather than >(...): the shell waits for both hashers, so their CPU counts
+        return (
+            f"set -o pipefail; {pin}{sha256} < {work}/plain.fifo > {work}/plain.sum &"
+            f" {pin}{sha256} < {work}/cipher.fifo > {work}/cipher.sum &"
+            f" {pin}tar -cf - -C {work} tree | {pin}tee {work}/plain.fifo"
+            f" | {pin}age -r {recipient} | {pin}tee {work}/cipher.fifo > {work}/{out} && wait"
+            f" && cd {tree} && find . -type f -print0 | {pin}xargs -0 {sha256} > {work}/files.sum"
+        )
+
+    std = std_pipeline("sha256sum", "s.age")
+    # OpenSSL's SHA-256 (SHA-NI here) in place of coreutils' (none): what standard tools
+    # need at best for these guarantees on this machine.
+    std_fast = std_pipeline("openssl dgst -sha256 -r", "o.age")
     seal = ["taskset", "-c", cpus, *HANDOVER, "seal", str(tree), "--to", recipient,
             "--sign-key", str(setup.sign_key), "--out", str(work / "bundle")]  # fmt: skip
     multi = ["taskset", "-c", cpus, *HANDOVER, "seal", *map(str, setup.datasets),
