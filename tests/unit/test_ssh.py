@@ -267,7 +267,7 @@ class _Session:
 
 
 def test_a_read_that_failed_waits_for_a_dead_connection_to_show() -> None:
-    """readv's prefetch thread can fail before paramiko sees the socket close (CI)."""
+    """A read can fail before paramiko sees the socket close (CI)."""
     dying = _Session(_Channel(closes_after_s=0.15))
     assert _connection_lost(dying, settle_s=2.0)  # type: ignore[arg-type]
     alive = _Session(_Channel(closes_after_s=None))

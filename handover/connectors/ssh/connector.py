@@ -289,6 +289,9 @@ class SSHConnector:
             raise PermanentConnectorError(
                 f"{self.target.where}: SFTP is not available ({exc})", host=self.name
             ) from exc
+        channel = client.get_channel()
+        if channel is not None:  # nothing is in flight once the session's version is read
+            use_chunk_buffer(channel)
         return client
 
     def has_shell(self) -> bool:

@@ -8,9 +8,9 @@ bytes as the remote tar would give. It is slower on many small files (one
 round trip per file and folder) and kept as a fallback.
 
 A producer thread writes the stream into a pipe that the consumer reads, so
-memory stays bounded: files are read in segments of SEGMENT_BYTES, each
-fetched with pipelined requests (paramiko `readv`), never whole. The SFTP
-session is the caller's (it opens and closes it): this module only walks.
+memory stays bounded: each file is read with a window of pipelined requests
+(`sftp_read.read_pipelined`), never whole. The SFTP session is the
+caller's (it opens and closes it): this module only walks.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 import paramiko
 
+from handover.connectors.ssh.sftp_read import close_without_waiting, read_pipelined
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import ConnectorError, TransientConnectorError
 
@@ -37,9 +38,6 @@ __all__ = ["open_sftp_tar", "sftp_session"]
 # How long a failed read waits for a dead connection to show (see `_connection_lost`).
 LOSS_SETTLE_S = 2.0
 
-SEGMENT_BYTES = 8 * 1024 * 1024  # one pipelined batch of read requests per file
-REQUEST_BYTES = 32 * 1024  # paramiko's SFTP request size
-MAX_REQUESTS = 64
 PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 _BLOCK = tarfile.BLOCKSIZE
@@ -113,20 +111,12 @@ class _SftpTarWriter:
     def _copy_file(self, path: str, size: int) -> None:
         """Copy exactly `size` bytes; a file that shrank meanwhile is an error, never padding."""
         try:
-            with self.sftp.open(path, "rb") as handle:
-                done = 0
-                while done < size:
-                    segment = min(SEGMENT_BYTES, size - done)
-                    chunks = [
-                        (offset, min(REQUEST_BYTES, done + segment - offset))
-                        for offset in range(done, done + segment, REQUEST_BYTES)
-                    ]
-                    for block in handle.readv(chunks, MAX_REQUESTS):
-                        if not block:
-                            raise EOFError
-                        self._write(block)
-                        done += len(block)
-        except (EOFError, paramiko.SSHException, paramiko.SFTPError) as exc:
+            handle = self.sftp.open(path, "rb")
+            try:
+                read_pipelined(self.sftp, handle, size, self._write)
+            finally:
+                close_without_waiting(handle)
+        except EOFError as exc:
             if _connection_lost(self.sftp):
                 raise TransientConnectorError(
                     f"connection lost during SFTP read of {path}; the stream is incomplete",
@@ -135,6 +125,13 @@ class _SftpTarWriter:
             raise ConnectorError(
                 f"{path}: file changed size while read over SFTP", host=self.host
             ) from exc
+        except (paramiko.SSHException, paramiko.SFTPError) as exc:
+            if _connection_lost(self.sftp):
+                raise TransientConnectorError(
+                    f"connection lost during SFTP read of {path}; the stream is incomplete",
+                    host=self.host,
+                ) from exc
+            raise ConnectorError(f"{path}: cannot read over SFTP ({exc})", host=self.host) from exc
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 raise
@@ -146,8 +143,6 @@ class _SftpTarWriter:
             raise ConnectorError(
                 f"{path}: cannot read over SFTP ({exc.strerror or exc})", host=self.host
             ) from exc
-        if done != size:
-            raise ConnectorError(f"{path}: file changed size while read over SFTP", host=self.host)
 
 
 @contextlib.contextmanager
@@ -183,9 +178,8 @@ def _connection_lost(sftp: paramiko.SFTPClient, settle_s: float = LOSS_SETTLE_S)
     is seen first: paramiko says "Server connection dropped" on EOF while the
     transport may still look active for a moment, so a channel at EOF or
     closed counts as lost too. And a read can fail before paramiko's
-    transport thread has seen the socket close at all (readv's prefetch
-    thread dies and the read comes back empty): CI reported a host killed
-    mid-transfer as "file changed size". So the answer waits up to
+    transport thread has seen the socket close at all (the read comes back
+    empty): CI reported a host killed mid-transfer as "file changed size". So the answer waits up to
     `settle_s` for the connection to show its loss; a live connection only
     delays the error it reports.
     """

@@ -1,0 +1,145 @@
+"""Pipelined SFTP reads against a real OpenSSH sftp-server: order, short answers, shrinking files.
+
+`read_pipelined` replaces paramiko's prefetch thread (see its module), so
+these tests also check what that thread got wrong: no thread is left
+behind, and a read that fails stops asking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from paramiko.sftp import CMD_READ
+
+from handover.connectors.ssh.sftp import sftp_session
+from handover.connectors.ssh.sftp_read import close_without_waiting, read_pipelined
+from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
+from tests.integration.test_ssh_pull import connect
+
+pytestmark = pytest.mark.integration
+
+# OpenSSH's sftp-server answers at most 255 KiB per read (SFTP_MAX_READ_LENGTH).
+SERVER_MAX_READ = 256 * 1024 - 1024
+
+
+@pytest.fixture(scope="module")
+def sample(sshd_sftponly: SshdHost) -> Iterator[tuple[Path, bytes]]:
+    """A file of 3 MiB + 12345 bytes (no request size divides it), owned by the SFTP user."""
+    folder = sshd_sftponly.data_root / f"sftp-read-{time.time_ns()}"
+    folder.mkdir()
+    data = os.urandom(3 * 1024 * 1024 + 12345)
+    path = folder / "sample.bin"
+    path.write_bytes(data)
+    subprocess.run(["chown", "-R", f"{sshd_sftponly.user}:", str(folder)], check=True)
+    yield path, data
+    path.unlink()
+    folder.rmdir()
+
+
+def read_with(
+    host: SshdHost, path: Path, size: int, **options: int
+) -> tuple[bytes, list[int], int]:
+    """The bytes read, the size of each write, and the threads alive after the session closed."""
+    writes: list[bytes] = []
+    with connect(host) as conn, sftp_session(conn.sftp()) as sftp:
+        handle = sftp.open(str(path), "rb")
+        try:
+            assert read_pipelined(sftp, handle, size, writes.append, **options) == size
+        finally:
+            close_without_waiting(handle)
+    return b"".join(writes), [len(w) for w in writes], threading.active_count()
+
+
+def test_a_file_arrives_whole_and_in_order(
+    sshd_sftponly: SshdHost, sample: tuple[Path, bytes]
+) -> None:
+    path, data = sample
+    before = threading.active_count()
+    got, sizes, after = read_with(sshd_sftponly, path, len(data), request_bytes=65536, window=7)
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert max(sizes) == 65536 and len(sizes) == -(-len(data) // 65536)
+    assert after == before  # no prefetch thread of paramiko's is left behind
+
+
+def test_answers_shorter_than_asked_are_completed_and_requests_shrink(
+    sshd_sftponly: SshdHost, sample: tuple[Path, bytes]
+) -> None:
+    """1 MiB asked, 255 KiB answered: the rest is asked again, then requests fit the server."""
+    path, data = sample
+    asked: list[tuple[int, int]] = []  # (offset, length) of every read request, in order
+    writes: list[bytes] = []
+    with connect(sshd_sftponly) as conn, sftp_session(conn.sftp()) as sftp:
+        send = sftp._async_request  # type: ignore[attr-defined]
+
+        def spy(fileobj: object, kind: int, *args: object) -> int:
+            if kind == CMD_READ:
+                asked.append((int(args[1]), int(args[2])))  # type: ignore[call-overload]
+            return int(send(fileobj, kind, *args))
+
+        sftp._async_request = spy  # type: ignore[attr-defined]
+        handle = sftp.open(str(path), "rb")
+        try:
+            read_pipelined(sftp, handle, len(data), writes.append, request_bytes=1 << 20, window=2)
+        finally:
+            close_without_waiting(handle)
+    assert b"".join(writes) == data
+    first, second, *rest = asked
+    assert (first, second) == ((0, 1 << 20), (1 << 20, 1 << 20))
+    assert rest[0] == (SERVER_MAX_READ, SERVER_MAX_READ)  # the rest of the first, in pieces
+    assert max(length for _, length in rest) == SERVER_MAX_READ
+    assert max(len(w) for w in writes) == SERVER_MAX_READ
+
+
+def test_a_size_beyond_the_end_raises_eof_and_nothing_is_padded(
+    sshd_sftponly: SshdHost, sample: tuple[Path, bytes]
+) -> None:
+    """As if the file shrank after it was listed: EOFError, after exactly the bytes it has."""
+    path, data = sample
+    writes: list[bytes] = []
+    with connect(sshd_sftponly) as conn, sftp_session(conn.sftp()) as sftp:
+        handle = sftp.open(str(path), "rb")
+        try:
+            with pytest.raises(EOFError):
+                read_pipelined(sftp, handle, len(data) + 100_000, writes.append)
+        finally:
+            close_without_waiting(handle)
+        # the session still answers: the abandoned requests did not jam it
+        assert sftp.stat(str(path)).st_size == len(data)
+    assert b"".join(writes) == data
+
+
+def test_a_killed_host_stops_the_read_and_leaves_no_thread(sshd_factory: SshdFactory) -> None:
+    host = sshd_factory.start("sftp-read-killed", user=SFTP_USER, sftp_only=True)
+    path = host.data_root / "large.bin"
+    path.write_bytes(os.urandom(32 << 20))
+    subprocess.run(["chown", f"{host.user}:", str(path)], check=True)
+    before = threading.active_count()
+    seen = 0
+
+    def kill_after_some_data(data: bytes) -> None:
+        nonlocal seen
+        seen += len(data)
+        if seen > 4 << 20 and host.process is not None:
+            host.kill()
+
+    with (
+        connect(host) as conn,
+        sftp_session(conn.sftp()) as sftp,
+        pytest.raises((EOFError, OSError, paramiko.SSHException)),
+    ):
+        handle = sftp.open(str(path), "rb")
+        try:
+            read_pipelined(sftp, handle, 32 << 20, kill_after_some_data)
+        finally:
+            close_without_waiting(handle)
+    assert 4 << 20 < seen < 32 << 20
+    time.sleep(0.5)  # paramiko's prefetch thread would still be looping here
+    assert threading.active_count() == before
