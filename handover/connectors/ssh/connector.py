@@ -294,6 +294,22 @@ class SSHConnector:
             use_chunk_buffer(channel)
         return client
 
+    def data_sftp(self, stack: contextlib.ExitStack) -> paramiko.SFTPClient:
+        """An SFTP session for bulk reads, closed with `stack`.
+
+        Carried by the `ssh` binary when `HANDOVER_SSH_BULK` allows (see
+        `openssh_sftp.py`), trusting only the host key this connection
+        verified; else a session on this connection.
+        """
+        from handover.connectors.ssh.openssh_sftp import open_bulk_sftp
+        from handover.connectors.ssh.sftp import sftp_session
+
+        host_key = self._transport().get_remote_server_key()
+        client = open_bulk_sftp(stack, self.target, host_key)
+        if client is None:
+            client = stack.enter_context(sftp_session(self.sftp()))
+        return client
+
     def has_shell(self) -> bool:
         """True when the account may run commands; False for SFTP-only accounts.
 

@@ -5,7 +5,8 @@ hashes and encrypts the stream, much of it holding the GIL; an SSH pull was
 1.5-1.6x `ssh host tar | age` (issue 16). The `ssh` binary does that work
 in C, in a process of its own, so the data streams of a pull (a remote
 `tar`, a dump) run through it while paramiko keeps the control connection:
-host key checking, authentication, commands, small files, SFTP.
+host key checking, authentication, commands, small files. An SFTP-only
+account's SFTP session goes through it too (`openssh_sftp.py`).
 
 Trust is not re-decided here. The control connection has already checked
 the host key against the playbook's pin or the contract's known_hosts
@@ -164,12 +165,14 @@ def ssh_argv(
     command: str,
     *,
     connect_timeout_s: float = BANNER_TIMEOUT_S,
+    subsystem: bool = False,
 ) -> list[str]:
     """The `ssh` command line running `command` on `target`, trusting `key` only.
 
     `folder` holds `known_hosts` and `id` (see `BulkFolder`). `command` is
     the one argument after the host, so `ssh` sends it unchanged as the
     exec request (the same string paramiko sends). No secret is on it.
+    With `subsystem`, `command` names a subsystem (`sftp`) instead (`-s`).
     """
     options = {
         "BatchMode": "yes",
@@ -204,7 +207,7 @@ def ssh_argv(
         "ServerAliveCountMax": str(SERVER_ALIVE_COUNT),
         "LogLevel": "INFO",  # its own failures (negotiation, refusals) explain themselves
     }
-    argv = [ssh, "-F", "/dev/null", "-T", "-x", "-a"]
+    argv = [ssh, "-F", "/dev/null", "-T", "-x", "-a", *(["-s"] if subsystem else [])]
     for name, value in options.items():
         argv += ["-o", f"{name}={value}"]
     argv += ["-p", str(target.port), "-l", target.user, "--", target.address, command]

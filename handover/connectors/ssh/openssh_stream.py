@@ -43,6 +43,7 @@ from handover.connectors.ssh.limits import (
 from handover.connectors.ssh.openssh import (
     BULK_ENV,
     BulkFolder,
+    BulkMode,
     PinnedHostKey,
     bulk_mode,
     child_env,
@@ -67,9 +68,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BulkUnavailable",
     "SshStream",
+    "StderrTail",
+    "bulk_carrier",
     "open_bulk_stream",
     "open_ssh_stream",
     "read_ssh_stream",
+    "ssh_failure",
     "start_ssh_stream",
 ]
 
@@ -85,7 +89,7 @@ class BulkUnavailable(Exception):
     """`ssh` could not carry this stream and no byte was read: paramiko may carry it instead."""
 
 
-class _StderrTail:
+class StderrTail:
     """Read a pipe on a thread so `ssh` never blocks on its stderr; keep the tail."""
 
     def __init__(self, pipe: IO[bytes], keep_bytes: int = STDERR_KEEP_BYTES) -> None:
@@ -162,7 +166,7 @@ class SshStream(io.RawIOBase):
             fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        self._stderr = _StderrTail(self._process.stderr)
+        self._stderr = StderrTail(self._process.stderr)
         self._feeder: threading.Thread | None = None
         if stdin:
             assert self._process.stdin is not None
@@ -250,45 +254,16 @@ class SshStream(io.RawIOBase):
             raise error
 
     def _error(self, status: int | None, err: bytes) -> Exception | None:
-        target, where = self.target, self.target.where
-        if status == 0:
-            return None
-        # Only failures need it: connectors.base defines pydantic models (~10 ms to import).
-        from handover.connectors.base import stderr_summary
-
-        text = err.decode("utf-8", "replace")
-        if _HOST_KEY_FAILED in text.lower():
-            found = _FINGERPRINT_RE.findall(text)
-            presented = found[-1] if found else "another key"
-            return HostKeyMismatch(
-                f"host key mismatch for {known_hosts_name(target.address, target.port)}: "
-                f"expected {self._expected.fingerprint} ({self._trusted_by}), "
-                f"presented {presented}; no data was transferred",
-                host=target.name,
-            )
-        if status is not None and 0 < status < 255:
-            return ConnectorError(
-                f"{where}: {self.what} failed (exit status {status}): {stderr_summary(err)}",
-                host=target.name,
-            )
-        if self._started:  # 255 (ssh's own failure), killed, or no exit after EOF
-            return TransientConnectorError(
-                f"{where}: connection lost during {self.what}; the stream is incomplete",
-                host=target.name,
-            )
-        summary = stderr_summary(err)
-        if self._fallback:
-            return BulkUnavailable(f"ssh exited with status {status}: {summary}")
-        if "permission denied" in text.lower():
-            return AuthFailed(
-                f"{where}: authentication refused to ssh ({summary})", host=target.name
-            )
-        kind = (
-            TransientConnectorError
-            if any(hint in text.lower() for hint in _TRANSIENT_HINTS)
-            else PermanentConnectorError
+        return ssh_failure(
+            status,
+            err,
+            self.target,
+            self.what,
+            self._expected,
+            self._trusted_by,
+            started=self._started,
+            fallback=self._fallback,
         )
-        return kind(f"{where}: ssh failed before any data ({summary})", host=target.name)
 
     def shutdown(self) -> None:
         """Stop `ssh` if it still runs, close its pipes, remove the private folder."""
@@ -310,6 +285,63 @@ class SshStream(io.RawIOBase):
                 self._feeder.join(1.0)
         finally:
             self._folder.close()
+
+
+def ssh_failure(
+    status: int | None,
+    err: bytes,
+    target: SSHTarget,
+    what: str,
+    expected: PinnedHostKey,
+    trusted_by: str,
+    *,
+    started: bool,
+    fallback: bool,
+) -> Exception | None:
+    """The error an `ssh` run that ended with `status` and stderr `err` stands for, or None.
+
+    `started`: data had come, so a failure now is a lost connection.
+    `fallback`: a failure before any data, other than the host key, is
+    BulkUnavailable (paramiko carries instead). Shared by the streams here
+    and the SFTP sessions of `openssh_sftp.py`.
+    """
+    where = target.where
+    if status == 0:
+        return None
+    # Only failures need it: connectors.base defines pydantic models (~10 ms to import).
+    from handover.connectors.base import stderr_summary
+
+    text = err.decode("utf-8", "replace")
+    if _HOST_KEY_FAILED in text.lower():
+        found = _FINGERPRINT_RE.findall(text)
+        presented = found[-1] if found else "another key"
+        return HostKeyMismatch(
+            f"host key mismatch for {known_hosts_name(target.address, target.port)}: "
+            f"expected {expected.fingerprint} ({trusted_by}), "
+            f"presented {presented}; no data was transferred",
+            host=target.name,
+        )
+    if status is not None and 0 < status < 255:
+        return ConnectorError(
+            f"{where}: {what} failed (exit status {status}): {stderr_summary(err)}",
+            host=target.name,
+        )
+    if started:  # 255 (ssh's own failure), killed, or no exit after EOF
+        return TransientConnectorError(
+            f"{where}: connection lost during {what}; the stream is incomplete",
+            host=target.name,
+        )
+    summary = stderr_summary(err)
+    if fallback:
+        return BulkUnavailable(f"ssh exited with status {status}: {summary}")
+    if "permission denied" in text.lower():
+        return AuthFailed(f"{where}: authentication refused to ssh ({summary})", host=target.name)
+    kind = (
+        TransientConnectorError
+        if any(hint in text.lower() for hint in _TRANSIENT_HINTS)
+        else PermanentConnectorError
+    )
+    return kind(f"{where}: ssh failed before any data ({summary})", host=target.name)
 
 
 def start_ssh_stream(
@@ -404,20 +436,12 @@ def open_ssh_stream(
         yield stream
 
 
-def open_bulk_stream(
-    stack: contextlib.ExitStack,
-    target: SSHTarget,
-    host_key: paramiko.PKey,
-    command: str,
-    what: str,
-    stdin: bytes = b"",
-) -> BinaryIO | None:
-    """The stream of `command` carried by `ssh` (entered on `stack`), or None for paramiko.
+def bulk_carrier(target: SSHTarget) -> tuple[str, bytes, BulkMode] | None:
+    """The `ssh` binary, login key and mode for `target`'s data, or None for paramiko.
 
-    `host_key` is the key the control connection verified. None when
-    `HANDOVER_SSH_BULK=paramiko`, when no `ssh` is on PATH or the login is
-    no key (in `auto`), or when `ssh` failed before any data (in `auto`,
-    logged). With `HANDOVER_SSH_BULK=openssh` those are errors instead.
+    None when `HANDOVER_SSH_BULK=paramiko`, or (in `auto`) when no `ssh` is
+    on PATH or the login is no key; with `HANDOVER_SSH_BULK=openssh` those
+    are UsageErrors instead.
     """
     mode = bulk_mode()
     if mode == "paramiko":
@@ -438,6 +462,28 @@ def open_bulk_stream(
                 "password and agent logins are carried by paramiko"
             )
         return None
+    return ssh, private_key, mode
+
+
+def open_bulk_stream(
+    stack: contextlib.ExitStack,
+    target: SSHTarget,
+    host_key: paramiko.PKey,
+    command: str,
+    what: str,
+    stdin: bytes = b"",
+) -> BinaryIO | None:
+    """The stream of `command` carried by `ssh` (entered on `stack`), or None for paramiko.
+
+    `host_key` is the key the control connection verified. None when
+    `HANDOVER_SSH_BULK=paramiko`, when no `ssh` is on PATH or the login is
+    no key (in `auto`), or when `ssh` failed before any data (in `auto`,
+    logged). With `HANDOVER_SSH_BULK=openssh` those are errors instead.
+    """
+    carrier = bulk_carrier(target)
+    if carrier is None:
+        return None
+    ssh, private_key, mode = carrier
     try:
         return stack.enter_context(
             open_ssh_stream(

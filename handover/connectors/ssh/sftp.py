@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 import paramiko
 
+from handover.connectors.ssh.openssh_sftp import CarriedSftpClient
 from handover.connectors.ssh.sftp_read import close_without_waiting, read_pipelined
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import ConnectorError, TransientConnectorError
@@ -41,11 +42,20 @@ LOSS_SETTLE_S = 2.0
 PIPE_BYTES = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 _BLOCK = tarfile.BLOCKSIZE
+_SFTP_ERRORS = (OSError, EOFError, paramiko.SSHException)
 _RECORD = tarfile.RECORDSIZE
 
 
 class _Failure(Exception):
     """A producer failure carried to the consumer's thread."""
+
+
+class _ConsumerGone(Exception):
+    """The reader of the tar stream closed its end: it has its own error to report.
+
+    Kept apart from a BrokenPipeError of the SFTP session itself, which over
+    the `ssh` carrier means the connection is lost.
+    """
 
 
 class _SftpTarWriter:
@@ -58,17 +68,35 @@ class _SftpTarWriter:
         self.written = 0
 
     def _write(self, data: bytes | memoryview) -> None:
-        self.out.write(data)
+        try:
+            self.out.write(data)
+        except BrokenPipeError as exc:
+            raise _ConsumerGone from exc
         self.written += len(data)
+
+    def _failure(self, path: str, verb: str, exc: Exception) -> ConnectorError:
+        """The error for a failed SFTP request on `path`: a lost connection, or `path`'s own."""
+        # the server's own answer (ENOENT, EACCES) carries an errno; a dead session does not,
+        # or is a ConnectionError (a broken pipe to `ssh`)
+        answered = (
+            isinstance(exc, OSError)
+            and not isinstance(exc, ConnectionError)
+            and exc.errno is not None
+        )
+        if not answered and _connection_lost(self.sftp):
+            return TransientConnectorError(
+                f"connection lost during SFTP read of {path}; the stream is incomplete",
+                host=self.host,
+            )
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return ConnectorError(f"{path}: cannot {verb} over SFTP ({reason})", host=self.host)
 
     def write_tree(self, paths: Sequence[str]) -> None:
         for path in paths:
             try:
                 attrs = self.sftp.lstat(path)
-            except OSError as exc:
-                raise ConnectorError(
-                    f"{path}: cannot read over SFTP ({exc.strerror or exc})", host=self.host
-                ) from exc
+            except _SFTP_ERRORS as exc:
+                raise self._failure(path, "read", exc) from exc
             self._add(path, attrs)
         self._write(b"\0" * (2 * _BLOCK))
         self._write(b"\0" * (-self.written % _RECORD))
@@ -85,10 +113,8 @@ class _SftpTarWriter:
             self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
             try:
                 entries = self.sftp.listdir_attr(path)
-            except OSError as exc:
-                raise ConnectorError(
-                    f"{path}: cannot list over SFTP ({exc.strerror or exc})", host=self.host
-                ) from exc
+            except _SFTP_ERRORS as exc:
+                raise self._failure(path, "list", exc) from exc
             for entry in sorted(
                 entries, key=lambda e: e.filename.encode("utf-8", "surrogateescape")
             ):
@@ -97,10 +123,8 @@ class _SftpTarWriter:
             info.type = tarfile.SYMTYPE
             try:
                 info.linkname = self.sftp.readlink(path) or ""
-            except OSError as exc:
-                raise ConnectorError(
-                    f"{path}: cannot read link over SFTP ({exc.strerror or exc})", host=self.host
-                ) from exc
+            except _SFTP_ERRORS as exc:
+                raise self._failure(path, "read link", exc) from exc
             self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         elif stat.S_ISREG(mode):
             info.size = attrs.st_size or 0
@@ -125,24 +149,8 @@ class _SftpTarWriter:
             raise ConnectorError(
                 f"{path}: file changed size while read over SFTP", host=self.host
             ) from exc
-        except (paramiko.SSHException, paramiko.SFTPError) as exc:
-            if _connection_lost(self.sftp):
-                raise TransientConnectorError(
-                    f"connection lost during SFTP read of {path}; the stream is incomplete",
-                    host=self.host,
-                ) from exc
-            raise ConnectorError(f"{path}: cannot read over SFTP ({exc})", host=self.host) from exc
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError):
-                raise
-            if _connection_lost(self.sftp):  # paramiko's "Socket is closed" once the peer died
-                raise TransientConnectorError(
-                    f"connection lost during SFTP read of {path}; the stream is incomplete",
-                    host=self.host,
-                ) from exc
-            raise ConnectorError(
-                f"{path}: cannot read over SFTP ({exc.strerror or exc})", host=self.host
-            ) from exc
+        except (paramiko.SSHException, paramiko.SFTPError, OSError) as exc:
+            raise self._failure(path, "read", exc) from exc
 
 
 @contextlib.contextmanager
@@ -164,6 +172,8 @@ def sftp_session(sftp: paramiko.SFTPClient) -> Iterator[paramiko.SFTPClient]:
 
 
 def _gone(sftp: paramiko.SFTPClient) -> bool:
+    if isinstance(sftp, CarriedSftpClient):
+        return sftp.carrier_gone()
     channel = sftp.get_channel()
     if channel is None or channel.closed or channel.eof_received:
         return True
@@ -213,7 +223,7 @@ class _Producer:
             with self._writer:
                 _SftpTarWriter(self.sftp, self._writer, self.target.name).write_tree(self.paths)
             self.finished = True
-        except BrokenPipeError:
+        except (_ConsumerGone, BrokenPipeError):
             pass  # the consumer stopped reading; it has its own error to report
         except BaseException as exc:
             self.error = exc

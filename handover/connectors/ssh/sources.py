@@ -89,6 +89,8 @@ class SSHSession(Protocol):
 
     def sftp(self) -> paramiko.SFTPClient: ...
 
+    def data_sftp(self, stack: contextlib.ExitStack) -> paramiko.SFTPClient: ...
+
 
 def check_absolute(path: str, host: str) -> None:
     """Host paths over SSH are absolute: the login folder is no place to start from."""
@@ -159,13 +161,11 @@ class SSHTreeSource:
     @contextlib.contextmanager
     def open_tar(self) -> Iterator[BinaryIO]:
         if not self.session.has_shell():
-            from handover.connectors.ssh.sftp import open_sftp_tar, sftp_session
+            from handover.connectors.ssh.sftp import open_sftp_tar
 
-            with (
-                sftp_session(self.session.sftp()) as sftp,
-                open_sftp_tar(sftp, self.paths, self.session.target) as stream,
-            ):
-                yield stream
+            with contextlib.ExitStack() as stack:
+                sftp = self.session.data_sftp(stack)
+                yield stack.enter_context(open_sftp_tar(sftp, self.paths, self.session.target))
             return
         with self.session.stream_command(
             self.command(), f"tar of {', '.join(self.paths)}"

@@ -1,0 +1,165 @@
+"""An SFTP session carried by the `ssh` binary, for accounts that may only use SFTP.
+
+An SFTP-only account (`ForceCommand internal-sftp`) cannot run `tar`, so
+its data comes as SFTP reads (`sftp.py`). Over paramiko, every byte is
+decrypted in Python: the large files of `benchmarks/sftp_pull.py` came at
+1.64x `sftp -r` then `tar | age`. Here `ssh -s HOST sftp` runs the
+subsystem with one end of a socketpair as its stdin and stdout, and
+paramiko's SFTPClient, which accepts a plain socket, speaks the protocol
+over the other end: the SFTP messages are parsed in Python, the SSH
+transport runs in C in its own process.
+
+Trust and login are those of `openssh_stream.py`: the same command line
+(the host key the control connection verified, and nothing of the user's
+SSH setup), the key in a 0600 file of a private folder, removed once the
+session's version exchange is over (the login has happened by then).
+A failure before that exchange is judged as a stream's (`ssh_failure`):
+a host key mismatch is never retried; in `auto` mode any other failure
+hands the session back to paramiko, and says so in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+
+import paramiko
+
+from handover.connectors.ssh.limits import EXIT_STATUS_WAIT_S
+from handover.connectors.ssh.openssh import BulkFolder, PinnedHostKey, child_env, ssh_argv
+from handover.connectors.ssh.openssh_stream import (
+    BulkUnavailable,
+    StderrTail,
+    bulk_carrier,
+    ssh_failure,
+)
+from handover.connectors.ssh.target import SSHTarget
+from handover.errors import PermanentConnectorError
+
+__all__ = ["CarriedSftpClient", "open_bulk_sftp"]
+
+log = logging.getLogger(__name__)
+
+WHAT = "SFTP session"
+
+
+class CarriedSftpClient(paramiko.SFTPClient):
+    """An SFTPClient over the socket of an `ssh` process, which knows when that process ended."""
+
+    process: subprocess.Popen[bytes]
+
+    def carrier_gone(self) -> bool:
+        """True once `ssh` has exited: the session is lost (a retry may help)."""
+        return self.process.poll() is not None
+
+
+class _CarrierSocket(socket.socket):
+    """Our end of the socketpair; paramiko's SFTP log lines ask their channel for a name."""
+
+    def get_name(self) -> str:
+        return "ssh"
+
+
+def _start(
+    ssh: str, target: SSHTarget, key: PinnedHostKey, folder: BulkFolder, *, fallback: bool
+) -> tuple[CarriedSftpClient, StderrTail]:
+    """`ssh -s ... sftp` on a socketpair, and the SFTP session negotiated over it."""
+    argv = ssh_argv(ssh, target, key, folder.path, "sftp", subsystem=True)
+    pair, theirs = socket.socketpair()
+    ours = _CarrierSocket(fileno=pair.detach())
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=theirs.fileno(),
+            stdout=theirs.fileno(),
+            stderr=subprocess.PIPE,
+            env=child_env(folder.path),
+            start_new_session=True,  # a terminal's Ctrl-C reaches handover, which stops ssh
+        )
+    except OSError as exc:
+        ours.close()
+        if fallback:
+            raise BulkUnavailable(f"cannot start {ssh}: {exc.strerror}") from exc
+        raise PermanentConnectorError(
+            f"{target.where}: cannot start {ssh} ({exc.strerror})", host=target.name
+        ) from exc
+    finally:
+        theirs.close()
+    assert process.stderr is not None
+    stderr = StderrTail(process.stderr)
+    try:
+        client = CarriedSftpClient(ours)  # type: ignore[arg-type]  # paramiko takes a socket too
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        ours.close()
+        try:
+            status: int | None = process.wait(EXIT_STATUS_WAIT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = process.wait()
+        error = ssh_failure(
+            status,
+            stderr.finish(),
+            target,
+            WHAT,
+            key,
+            "playbook" if target.host_key else "known_hosts",
+            started=False,
+            fallback=fallback,
+        ) or BulkUnavailable(f"no SFTP session ({exc})")
+        raise error from exc
+    client.process = process
+    folder.remove_key()  # logged in: the key file has done its work
+    return client, stderr
+
+
+def _stop(client: CarriedSftpClient, stderr: StderrTail) -> None:
+    """Close the session; `ssh` ends on its closed stdin, or is stopped."""
+    with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+        client.close()
+    process = client.process
+    try:
+        process.wait(EXIT_STATUS_WAIT_S)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    if process.stderr is not None:
+        with contextlib.suppress(OSError):
+            process.stderr.close()
+    stderr.finish(timeout_s=1.0)
+
+
+def open_bulk_sftp(
+    stack: contextlib.ExitStack, target: SSHTarget, host_key: paramiko.PKey
+) -> paramiko.SFTPClient | None:
+    """An SFTP session carried by `ssh` (closed with `stack`), or None for paramiko's.
+
+    `host_key` is the key the control connection verified. None as for
+    `open_bulk_stream`: `HANDOVER_SSH_BULK=paramiko`, no `ssh` or no key
+    login (in `auto`), or `ssh` failing before the session (in `auto`,
+    logged). Raises HostKeyMismatch whatever the mode.
+    """
+    carrier = bulk_carrier(target)
+    if carrier is None:
+        return None
+    ssh, private_key, mode = carrier
+    folder = BulkFolder(PinnedHostKey.from_pkey(host_key), private_key)
+    stack.callback(folder.close)
+    try:
+        client, stderr = _start(
+            ssh, target, PinnedHostKey.from_pkey(host_key), folder, fallback=mode == "auto"
+        )
+    except BulkUnavailable as exc:
+        log.warning(
+            "%s: the OpenSSH client could not carry the SFTP session (%s); paramiko carries it",
+            target.where,
+            exc,
+        )
+        return None
+    stack.callback(_stop, client, stderr)
+    return client
