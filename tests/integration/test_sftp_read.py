@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -19,8 +20,15 @@ import paramiko
 import pytest
 from paramiko.sftp import CMD_READ
 
-from handover.connectors.ssh.sftp import sftp_session
-from handover.connectors.ssh.sftp_read import close_without_waiting, read_pipelined
+from handover.bundle.snapshot import snapshot_source
+from handover.connectors.ssh.sftp import LOSS_SETTLE_S, sftp_session
+from handover.connectors.ssh.sftp_read import (
+    REQUEST_BYTES,
+    close_without_waiting,
+    read_pipelined,
+    read_small_files,
+)
+from handover.errors import ConnectorError, TransientConnectorError
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
 from tests.integration.test_ssh_pull import connect
 
@@ -145,3 +153,85 @@ def test_a_killed_host_stops_the_read_and_leaves_no_thread(sshd_factory: SshdFac
             close_without_waiting(handle)
     assert 4 << 20 < seen < 32 << 20
     assert lingering(before) == []  # paramiko's prefetch thread would still be looping
+
+
+@pytest.fixture(scope="module")
+def small_files(sshd_sftponly: SshdHost) -> Iterator[dict[str, bytes]]:
+    """40 files of 0 bytes to exactly REQUEST_BYTES, owned by the SFTP user: path -> bytes."""
+    folder = sshd_sftponly.data_root / f"small-{time.time_ns()}"
+    folder.mkdir()
+    files: dict[str, bytes] = {}
+    for index in range(40):
+        size = [0, 1, REQUEST_BYTES, REQUEST_BYTES - 1][index % 4] if index < 8 else index * 997
+        path = folder / f"f{index:02d}"
+        path.write_bytes(os.urandom(size))
+        files[str(path)] = path.read_bytes()
+    subprocess.run(["chown", "-R", f"{sshd_sftponly.user}:", str(folder)], check=True)
+    yield files
+    shutil.rmtree(folder)
+
+
+def test_small_files_arrive_in_order_with_their_bytes(
+    sshd_sftponly: SshdHost, small_files: dict[str, bytes]
+) -> None:
+    listed = [(path, len(data)) for path, data in small_files.items()]
+    before = set(threading.enumerate())
+    with connect(sshd_sftponly) as conn, sftp_session(conn.sftp()) as sftp:
+        got = list(read_small_files(sftp, listed, window=5))
+        assert sftp.stat(listed[0][0]).st_size == 0  # the session still answers
+    assert got == list(small_files.items())
+    assert lingering(before) == []
+
+
+def test_a_small_file_that_fails_is_named_at_its_turn_and_the_others_still_come(
+    sshd_sftponly: SshdHost, small_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Missing, unreadable, shorter than listed: each file's own error, in its place."""
+    paths = list(small_files)
+    locked = Path(paths[0]).parent / "locked"
+    locked.write_bytes(b"root only")
+    locked.chmod(0o600)  # owned by root: the SFTP user may not open it
+    listed = [
+        (paths[8], len(small_files[paths[8]])),
+        (str(locked), 9),
+        (paths[9], len(small_files[paths[9]])),
+        (str(Path(paths[0]).parent / "no-such-file"), 10),
+        (paths[10], len(small_files[paths[10]]) + 5),  # listed longer than it is
+        (paths[11], len(small_files[paths[11]])),
+        (paths[12], 3 * SERVER_MAX_READ),  # asked more than one answer holds: completed
+    ]
+    big = Path(paths[12])
+    data = os.urandom(3 * SERVER_MAX_READ)
+    big.write_bytes(data)
+    try:
+        with connect(sshd_sftponly) as conn, sftp_session(conn.sftp()) as sftp:
+            got = dict(read_small_files(sftp, listed, window=3))
+    finally:
+        big.write_bytes(small_files[paths[12]])
+        locked.unlink()
+    assert list(got) == [path for path, _ in listed]
+    assert got[paths[8]] == small_files[paths[8]] and got[paths[9]] == small_files[paths[9]]
+    assert got[paths[11]] == small_files[paths[11]] and got[paths[12]] == data
+    assert isinstance(got[str(locked)], PermissionError)
+    assert isinstance(got[str(Path(paths[0]).parent / "no-such-file")], FileNotFoundError)
+    assert isinstance(got[paths[10]], EOFError)
+
+
+def test_an_unreadable_small_file_fails_its_volume_naming_it(
+    sshd_sftponly: SshdHost, small_files: dict[str, bytes]
+) -> None:
+    folder = Path(next(iter(small_files))).parent
+    locked = folder / "f05-locked"
+    locked.write_bytes(b"root only")
+    locked.chmod(0o600)
+    try:
+        started = time.monotonic()
+        with (
+            connect(sshd_sftponly) as conn,
+            pytest.raises(ConnectorError, match="f05-locked: cannot read over SFTP") as caught,
+        ):
+            snapshot_source(conn.tree_source("locked", [str(folder)]))
+    finally:
+        locked.unlink()
+    assert not isinstance(caught.value, TransientConnectorError)
+    assert time.monotonic() - started < LOSS_SETTLE_S  # the server answered: no waiting for loss

@@ -30,7 +30,12 @@ from typing import BinaryIO
 import paramiko
 
 from handover.connectors.ssh.openssh_sftp import CarriedSftpClient
-from handover.connectors.ssh.sftp_read import close_without_waiting, read_pipelined
+from handover.connectors.ssh.sftp_read import (
+    REQUEST_BYTES,
+    close_without_waiting,
+    read_pipelined,
+    read_small_files,
+)
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import ConnectorError, TransientConnectorError
 
@@ -56,6 +61,16 @@ class _ConsumerGone(Exception):
     Kept apart from a BrokenPipeError of the SFTP session itself, which over
     the `ssh` carrier means the connection is lost.
     """
+
+
+def _tar_info(path: str, attrs: paramiko.SFTPAttributes) -> tarfile.TarInfo:
+    """The tar header fields SFTP gives for `path`: name relative to `/`, mode, mtime, owner."""
+    info = tarfile.TarInfo(path.lstrip("/") or ".")
+    info.mode = stat.S_IMODE(attrs.st_mode or 0)
+    info.mtime = int(attrs.st_mtime or 0)
+    info.uid = attrs.st_uid or 0
+    info.gid = attrs.st_gid or 0
+    return info
 
 
 class _SftpTarWriter:
@@ -103,11 +118,7 @@ class _SftpTarWriter:
 
     def _add(self, path: str, attrs: paramiko.SFTPAttributes) -> None:
         mode = attrs.st_mode or 0
-        info = tarfile.TarInfo(path.lstrip("/") or ".")
-        info.mode = stat.S_IMODE(mode)
-        info.mtime = int(attrs.st_mtime or 0)
-        info.uid = attrs.st_uid or 0
-        info.gid = attrs.st_gid or 0
+        info = _tar_info(path, attrs)
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
             self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
@@ -115,10 +126,18 @@ class _SftpTarWriter:
                 entries = self.sftp.listdir_attr(path)
             except _SFTP_ERRORS as exc:
                 raise self._failure(path, "list", exc) from exc
+            small: list[tuple[str, paramiko.SFTPAttributes]] = []
             for entry in sorted(
                 entries, key=lambda e: e.filename.encode("utf-8", "surrogateescape")
             ):
-                self._add(posixpath.join(path, entry.filename), entry)
+                child = posixpath.join(path, entry.filename)
+                if stat.S_ISREG(entry.st_mode or 0) and (entry.st_size or 0) <= REQUEST_BYTES:
+                    small.append((child, entry))  # read together, in this order
+                    continue
+                self._add_small_files(small)
+                small = []
+                self._add(child, entry)
+            self._add_small_files(small)
         elif stat.S_ISLNK(mode):
             info.type = tarfile.SYMTYPE
             try:
@@ -131,6 +150,29 @@ class _SftpTarWriter:
             self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
             self._copy_file(path, info.size)
             self._write(b"\0" * (-info.size % _BLOCK))
+
+    def _add_small_files(self, files: list[tuple[str, paramiko.SFTPAttributes]]) -> None:
+        """Add a run of small regular files, read with their opens and reads in flight together."""
+        if not files:
+            return
+        listed = [(path, attrs.st_size or 0) for path, attrs in files]
+        attrs_of = dict(files)
+        path = files[0][0]
+        try:
+            for path, result in read_small_files(self.sftp, listed):
+                if isinstance(result, EOFError):
+                    raise ConnectorError(
+                        f"{path}: file changed size while read over SFTP", host=self.host
+                    ) from result
+                if isinstance(result, Exception):
+                    raise self._failure(path, "read", result) from result
+                info = _tar_info(path, attrs_of[path])
+                info.size = len(result)
+                self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+                self._write(result)
+                self._write(b"\0" * (-info.size % _BLOCK))
+        except (paramiko.SSHException, OSError) as exc:
+            raise self._failure(path, "read", exc) from exc
 
     def _copy_file(self, path: str, size: int) -> None:
         """Copy exactly `size` bytes; a file that shrank meanwhile is an error, never padding."""
