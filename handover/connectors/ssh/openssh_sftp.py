@@ -55,10 +55,29 @@ class CarriedSftpClient(paramiko.SFTPClient):
         return self.process.poll() is not None
 
 
-class _CarrierSocket(socket.socket):
-    """Our end of the socketpair; paramiko's SFTP log lines ask their channel for a name."""
+class _SessionSocket:
+    """Our end of the socketpair, as paramiko's SFTPClient uses it: send, recv, close, a name.
 
-    def get_name(self) -> str:
+    Not a `socket.socket`, on purpose: paramiko polls a real socket with
+    `select` before every `recv`, and reads a message in as many pieces as
+    `ssh` wrote it, joining them. Here each `recv` waits for all it asks
+    (`MSG_WAITALL`: a message's length, then the whole message), and ends
+    early only at the end of the stream, which paramiko reads as EOF.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, data: bytes) -> int:
+        return self._sock.send(data)
+
+    def recv(self, size: int) -> bytes:
+        return self._sock.recv(size, socket.MSG_WAITALL)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def get_name(self) -> str:  # paramiko's SFTP log lines name their channel
         return "ssh"
 
 
@@ -67,8 +86,7 @@ def _start(
 ) -> tuple[CarriedSftpClient, StderrTail]:
     """`ssh -s ... sftp` on a socketpair, and the SFTP session negotiated over it."""
     argv = ssh_argv(ssh, target, key, folder.path, "sftp", subsystem=True)
-    pair, theirs = socket.socketpair()
-    ours = _CarrierSocket(fileno=pair.detach())
+    ours, theirs = socket.socketpair()
     try:
         process = subprocess.Popen(
             argv,
@@ -90,7 +108,7 @@ def _start(
     assert process.stderr is not None
     stderr = StderrTail(process.stderr)
     try:
-        client = CarriedSftpClient(ours)  # type: ignore[arg-type]  # paramiko takes a socket too
+        client = CarriedSftpClient(_SessionSocket(ours))  # type: ignore[arg-type]
     except (paramiko.SSHException, EOFError, OSError) as exc:
         ours.close()
         try:
