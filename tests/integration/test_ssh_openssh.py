@@ -328,15 +328,54 @@ def test_url_source_with_another_key_pinned_fails_as_paramiko_says(
     assert not private_folder(launched[0]).exists()
 
 
-def test_url_source_on_an_sftp_only_account_falls_back_to_sftp(
-    sshd_sftponly: SshdHost, launched: list[list[str]], tmp_path: Path
+@pytest.mark.parametrize("mode", ["auto", "paramiko"])
+def test_url_source_on_an_sftp_only_account_reads_the_tree_over_sftp(
+    mode: str,
+    sshd_sftponly: SshdHost,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    """In auto, `ssh` is refused the tar, then `ssh -s sftp` reads it: no control connection."""
+    monkeypatch.setenv("HANDOVER_SSH_BULK", mode)
+    sessions: list[list[str]] = []
+    real = openssh.ssh_argv
+
+    def spy(*args: object, **kwargs: object) -> list[str]:
+        sessions.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return sessions[-1]
+
+    monkeypatch.setattr("handover.connectors.ssh.openssh_sftp.ssh_argv", spy)
+    if mode == "auto":
+        no_control_connection(monkeypatch)
     tree = make_tree(sshd_sftponly.data_root / f"url-sftp-{time.time_ns()}", sshd_sftponly)
     known = sshd_sftponly.write_known_hosts(tmp_path / "known_hosts")
     url = f"ssh://{sshd_sftponly.user}@127.0.0.1:{sshd_sftponly.port}{tree}"
     members = snapshot_source(ssh_source_from_url(url, known, sshd_sftponly.key_path, "sftp"))
     assert file_hashes(members) == expected_hashes(tree)
-    assert len(launched) == 1  # ssh was refused a command, then SFTP read the tree
+    if mode == "auto":
+        assert len(launched) == 1 and len(sessions) == 1  # the tar refused, then SFTP
+        assert sessions[0][-1] == "sftp" and "StrictHostKeyChecking=yes" in sessions[0]
+        assert not any(private_folder(argv).exists() for argv in launched + sessions)
+    else:
+        assert launched == [] and sessions == []
+
+
+def test_url_source_on_an_sftp_only_account_names_a_missing_path_as_paramiko_does(
+    sshd_sftponly: SshdHost, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    known = sshd_sftponly.write_known_hosts(tmp_path / "known_hosts")
+    missing = sshd_sftponly.data_root / "no-such-folder"
+    url = f"ssh://{sshd_sftponly.user}@127.0.0.1:{sshd_sftponly.port}{missing}"
+    errors: dict[str, str] = {}
+    for mode in ("auto", "paramiko"):
+        monkeypatch.setenv("HANDOVER_SSH_BULK", mode)
+        with pytest.raises(ConnectorError) as raised:
+            snapshot_source(ssh_source_from_url(url, known, sshd_sftponly.key_path, "x"))
+        assert not isinstance(raised.value, TransientConnectorError)
+        errors[mode] = str(raised.value)
+    assert errors["auto"] == errors["paramiko"]
+    assert "no-such-folder: cannot read over SFTP" in errors["auto"]
 
 
 def stranger_ed25519_base64() -> str:

@@ -38,7 +38,7 @@ from handover.connectors.ssh.openssh_stream import (
 from handover.connectors.ssh.target import SSHTarget
 from handover.errors import PermanentConnectorError
 
-__all__ = ["CarriedSftpClient", "open_bulk_sftp"]
+__all__ = ["CarriedSftpClient", "open_bulk_sftp", "open_carried_sftp"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,13 @@ class _SessionSocket:
 
 
 def _start(
-    ssh: str, target: SSHTarget, key: PinnedHostKey, folder: BulkFolder, *, fallback: bool
+    ssh: str,
+    target: SSHTarget,
+    key: PinnedHostKey,
+    folder: BulkFolder,
+    *,
+    trusted_by: str,
+    fallback: bool,
 ) -> tuple[CarriedSftpClient, StderrTail]:
     """`ssh -s ... sftp` on a socketpair, and the SFTP session negotiated over it."""
     argv = ssh_argv(ssh, target, key, folder.path, "sftp", subsystem=True)
@@ -122,7 +128,7 @@ def _start(
             target,
             WHAT,
             key,
-            "playbook" if target.host_key else "known_hosts",
+            trusted_by,
             started=False,
             fallback=fallback,
         ) or BulkUnavailable(f"no SFTP session ({exc})")
@@ -166,12 +172,36 @@ def open_bulk_sftp(
     if carrier is None:
         return None
     ssh, private_key, mode = carrier
-    folder = BulkFolder(PinnedHostKey.from_pkey(host_key), private_key)
+    return open_carried_sftp(
+        stack,
+        ssh,
+        target,
+        PinnedHostKey.from_pkey(host_key),
+        private_key,
+        trusted_by="playbook" if target.host_key else "known_hosts",
+        fallback=mode == "auto",
+    )
+
+
+def open_carried_sftp(
+    stack: contextlib.ExitStack,
+    ssh: str,
+    target: SSHTarget,
+    key: PinnedHostKey,
+    private_key: bytes,
+    *,
+    trusted_by: str,
+    fallback: bool,
+) -> paramiko.SFTPClient | None:
+    """`ssh -s ... sftp` trusting `key` only, logging in with `private_key`; closed with `stack`.
+
+    None (logged) when `fallback` and `ssh` failed before the session for
+    another reason than the host key; raises otherwise.
+    """
+    folder = BulkFolder(key, private_key)
     stack.callback(folder.close)
     try:
-        client, stderr = _start(
-            ssh, target, PinnedHostKey.from_pkey(host_key), folder, fallback=mode == "auto"
-        )
+        client, stderr = _start(ssh, target, key, folder, trusted_by=trusted_by, fallback=fallback)
     except BulkUnavailable as exc:
         log.warning(
             "%s: the OpenSSH client could not carry the SFTP session (%s); paramiko carries it",

@@ -210,6 +210,11 @@ class SshStream(io.RawIOBase):
             self._got_data()
         self._pending = bytes(pending)
 
+    @property
+    def output_before_end(self) -> bytes:
+        """What `ssh` wrote before it ended short of `prime`'s bytes (a refusal, say)."""
+        return self._pending if self._done else b""
+
     def readinto(self, buffer: Any) -> int:
         if self._pending:
             view = memoryview(buffer).cast("B")

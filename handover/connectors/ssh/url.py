@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from handover.connectors.ssh.openssh import (
+    PinnedHostKey,
     bulk_mode,
     find_ssh,
     pinned_host_keys,
@@ -37,6 +38,8 @@ __all__ = ["SSHUrlSource", "ssh_source_from_url"]
 log = logging.getLogger(__name__)
 
 TAR_BLOCK = 512  # a tar stream, even an empty one, is at least this long
+# what OpenSSH's `ForceCommand internal-sftp` answers a command with (then exit status 1)
+SFTP_ONLY_REFUSAL = b"allows sftp connections only"
 
 # When known_hosts pins several keys for the host, the one `ssh` is told to expect: the
 # order OpenSSH itself prefers. A host that no longer offers it is left to paramiko.
@@ -63,6 +66,7 @@ class SSHUrlSource:
         self.known_hosts = known_hosts
         self._label = label
         self._started: SshStream | None = None  # `ssh` started by `start()`, not read yet
+        self._carrier: tuple[str, PinnedHostKey] | None = None  # the `ssh` and key it trusted
 
     @property
     def label(self) -> str:
@@ -101,9 +105,11 @@ class SSHUrlSource:
         Why straight: a seal from the command line needs nothing of the
         control connection when `ssh` carries the bytes, and its handshake
         plus the shell probe cost ~0.2 s of a ~3 s pull of 600 MB (issue 16).
-        Whatever fails before the first tar block (a host key other than the
-        pinned one, a refused key, an SFTP-only account, a missing tar) is
-        tried again over paramiko, whose errors and SFTP fallback are the
+        An SFTP-only account's refusal of the command is followed by an
+        SFTP session over `ssh -s`, trusting the same key. Whatever else
+        fails before the first tar block (a host key other than the pinned
+        one, a refused key, a missing tar, an `ssh -s` that fails) is tried
+        again over paramiko, whose errors and SFTP fallback are the
         reference: the direct attempt never decides an error on its own.
         """
         with contextlib.ExitStack() as stack:
@@ -132,10 +138,37 @@ class SSHUrlSource:
             # an SFTP-only account writes a refusal, then exits 1: wait for a tar block
             return stack.enter_context(read_ssh_stream(raw, first_bytes=TAR_BLOCK))
         except (BulkUnavailable, ConnectorError) as exc:
+            if SFTP_ONLY_REFUSAL in raw.output_before_end.lower():
+                return self._direct_sftp_tar(stack)
             log.debug(
                 "%s: ssh alone could not carry the tar (%s); paramiko tries", self.target.where, exc
             )
             return None
+
+    def _direct_sftp_tar(self, stack: contextlib.ExitStack) -> BinaryIO | None:
+        """The tar built from SFTP reads over `ssh -s` alone, or None to go through paramiko.
+
+        Why: the account refused the command but accepted the login and the
+        pinned key, so the SFTP session needs no control connection either;
+        going through paramiko took two more handshakes and a shell probe.
+        """
+        from handover.connectors.ssh.openssh_sftp import open_carried_sftp
+        from handover.connectors.ssh.sftp import open_sftp_tar
+
+        private_key = private_key_bytes(self.target)
+        if self._carrier is None or private_key is None:
+            return None
+        ssh, key = self._carrier
+        try:
+            sftp = open_carried_sftp(
+                stack, ssh, self.target, key, private_key, trusted_by="known_hosts", fallback=True
+            )
+        except ConnectorError as exc:
+            log.debug("%s: ssh -s sftp failed (%s); paramiko tries", self.target.where, exc)
+            return None
+        if sftp is None:
+            return None
+        return stack.enter_context(open_sftp_tar(sftp, [self.path], self.target))
 
     def _start_direct(self) -> SshStream | None:
         """`ssh` started on the remote tar, or None to go through paramiko.
@@ -155,6 +188,7 @@ class SSHUrlSource:
         if private_key is None:
             return None
         command = tar_command(relative_paths([self.path], self.target.name))
+        self._carrier = (ssh, pinned[preferred[0]])
         try:
             return start_ssh_stream(
                 ssh,
