@@ -7,8 +7,10 @@ cannot pass for the OpenSSH path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -167,3 +169,63 @@ def _owner(host: SshdHost) -> tuple[int, int]:
 
     entry = pwd.getpwnam(host.user)
     return entry.pw_uid, entry.pw_gid
+
+
+def _session_processes(host: SshdHost) -> list[int]:
+    """The per-connection processes under the sshd daemon of `host` (where SFTP is served)."""
+    assert host.process is not None
+    found: list[int] = []
+    pending = [host.process.pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            children = (task / "children").read_text().split()
+            found += [int(pid) for pid in children]
+            pending += [int(pid) for pid in children]
+    return found
+
+
+@pytest.mark.parametrize("mode", ["openssh", "paramiko"])
+def test_a_stuck_sftp_server_ends_the_read_after_the_idle_timeout(
+    mode: str,
+    sshd_factory: SshdFactory,
+    tmp_path: Path,
+    launched: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The host's session processes are stopped (SIGSTOP): the connection lives, nothing answers."""
+    monkeypatch.setenv("HANDOVER_SSH_BULK", mode)
+    monkeypatch.setattr("handover.connectors.ssh.openssh_sftp.IDLE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("handover.connectors.ssh.connector.IDLE_TIMEOUT_S", 1.0)
+    host = sshd_factory.start(f"stuck-sftp-{mode}", user=SFTP_USER, sftp_only=True)
+    tree = host.data_root / "large"
+    tree.mkdir()
+    with open(tree / "part.bin", "wb") as handle:
+        handle.write(os.urandom(64 << 20))
+    for path in (tree, tree / "part.bin"):
+        os.chown(path, *_owner(host))
+    identity, signer, _ = keys(tmp_path)
+    stopped: list[int] = []
+
+    def stop_after_some_data(count: int) -> None:
+        if not stopped and count:
+            stopped.extend(_session_processes(host))
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+
+    writer = BundleWriter(
+        tmp_path / "bundle", [identity.recipient()], signer, progress=stop_after_some_data
+    )
+    started = time.monotonic()
+    try:
+        with connect(host) as conn, pytest.raises(TransientConnectorError) as caught:
+            writer.add_volume(conn.tree_source(f"stuck-sftp-{mode}", [str(tree)]))
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert stopped, "the session processes were found and stopped"
+    assert "stopped answering" in str(caught.value) and "incomplete" in str(caught.value)
+    assert time.monotonic() - started < 20
+    assert list((tmp_path / "bundle").rglob("*.tar.age")) == []
+    assert len(launched) == (1 if mode == "openssh" else 0)

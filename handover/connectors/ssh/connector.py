@@ -292,6 +292,7 @@ class SSHConnector:
         channel = client.get_channel()
         if channel is not None:  # nothing is in flight once the session's version is read
             use_chunk_buffer(channel)
+            channel.settimeout(IDLE_TIMEOUT_S)  # a server silent this long is stuck
         return client
 
     def data_sftp(self, stack: contextlib.ExitStack) -> paramiko.SFTPClient:

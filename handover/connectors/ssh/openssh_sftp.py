@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import subprocess
 
 import paramiko
 
-from handover.connectors.ssh.limits import EXIT_STATUS_WAIT_S
+from handover.connectors.ssh.limits import EXIT_STATUS_WAIT_S, IDLE_TIMEOUT_S
 from handover.connectors.ssh.openssh import BulkFolder, PinnedHostKey, child_env, ssh_argv
 from handover.connectors.ssh.openssh_stream import (
     BulkUnavailable,
@@ -60,19 +61,44 @@ class _SessionSocket:
 
     Not a `socket.socket`, on purpose: paramiko polls a real socket with
     `select` before every `recv`, and reads a message in as many pieces as
-    `ssh` wrote it, joining them. Here each `recv` waits for all it asks
-    (`MSG_WAITALL`: a message's length, then the whole message), and ends
-    early only at the end of the stream, which paramiko reads as EOF.
+    `ssh` wrote it, joining them. Here each `recv` gathers all it asks (a
+    message's length, then the whole message) into one buffer, and ends
+    early only at the end of the stream, which paramiko reads as EOF. A
+    server that sends nothing, or takes nothing, for IDLE_TIMEOUT_S is
+    stuck, even in the middle of a message: TimeoutError. (A dead peer ends
+    `ssh` sooner, through its keepalives.) A send takes what fits (paramiko
+    sends the rest after).
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._readable = select.poll()
+        self._readable.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self._writable = select.poll()
+        self._writable.register(sock, select.POLLOUT | select.POLLHUP | select.POLLERR)
 
     def send(self, data: bytes) -> int:
-        return self._sock.send(data)
+        while True:
+            if not self._writable.poll(IDLE_TIMEOUT_S * 1000):
+                raise TimeoutError(f"no room to send for {IDLE_TIMEOUT_S:g} s")
+            with contextlib.suppress(BlockingIOError):  # another sender took the room
+                return self._sock.send(data, socket.MSG_DONTWAIT)
 
     def recv(self, size: int) -> bytes:
-        return self._sock.recv(size, socket.MSG_WAITALL)
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        got = 0
+        while got < size:
+            if not self._readable.poll(IDLE_TIMEOUT_S * 1000):
+                raise TimeoutError(f"no answer for {IDLE_TIMEOUT_S:g} s")
+            try:
+                count = self._sock.recv_into(view[got:], size - got, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            if not count:
+                break  # the end of the stream: paramiko reads a short answer as EOF
+            got += count
+        return bytes(view[:got])
 
     def close(self) -> None:
         self._sock.close()
@@ -138,13 +164,17 @@ def _start(
     return client, stderr
 
 
-def _stop(client: CarriedSftpClient, stderr: StderrTail) -> None:
-    """Close the session; `ssh` ends on its closed stdin, or is stopped."""
+def _stop(client: CarriedSftpClient, stderr: StderrTail, *, failed: bool) -> None:
+    """Close the session; `ssh` ends on its closed stdin, or is stopped.
+
+    After a failure `ssh` is stopped at once: a stuck server would not
+    answer the end of the session either.
+    """
     with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
         client.close()
     process = client.process
     try:
-        process.wait(EXIT_STATUS_WAIT_S)
+        process.wait(0 if failed else EXIT_STATUS_WAIT_S)
     except subprocess.TimeoutExpired:
         process.terminate()
         try:
@@ -209,5 +239,7 @@ def open_carried_sftp(
             exc,
         )
         return None
-    stack.callback(_stop, client, stderr)
+    stack.push(
+        lambda failure, *_: _stop(client, stderr, failed=failure is not None)  # type: ignore[misc]
+    )
     return client

@@ -91,6 +91,11 @@ class _SftpTarWriter:
 
     def _failure(self, path: str, verb: str, exc: Exception) -> ConnectorError:
         """The error for a failed SFTP request on `path`: a lost connection, or `path`'s own."""
+        if isinstance(exc, TimeoutError):  # the session's idle timeout: the server is stuck
+            return TransientConnectorError(
+                f"{path}: the SFTP server stopped answering; the stream is incomplete",
+                host=self.host,
+            )
         # the server's own answer (ENOENT, EACCES) carries an errno; a dead session does not,
         # or is a ConnectionError (a broken pipe to `ssh`)
         answered = (
@@ -178,10 +183,8 @@ class _SftpTarWriter:
         """Copy exactly `size` bytes; a file that shrank meanwhile is an error, never padding."""
         try:
             handle = self.sftp.open(path, "rb")
-            try:
-                read_pipelined(self.sftp, handle, size, self._write)
-            finally:
-                close_without_waiting(handle)
+            read_pipelined(self.sftp, handle, size, self._write)
+            close_without_waiting(handle)  # not after a failure: the session ends anyway
         except EOFError as exc:
             if _connection_lost(self.sftp):
                 raise TransientConnectorError(
