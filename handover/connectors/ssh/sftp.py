@@ -4,8 +4,9 @@
 tree over SFTP and writes the tar itself: the same member names (relative to
 `/`), order (sorted by name, as `tar --sort=name`), types (files, folders,
 symlinks; sockets, FIFOs and devices are skipped, as they hold no data) and
-bytes as the remote tar would give. It is slower on many small files (one
-round trip per file and folder) and kept as a fallback.
+bytes as the remote tar would give. Small files of a folder are read
+together (`sftp_read.read_small_files`), but each folder still costs a
+round trip; where the account may run commands, a remote `tar` is used.
 
 A producer thread writes the stream into a pipe that the consumer reads, so
 memory stays bounded: each file is read with a window of pipelined requests
