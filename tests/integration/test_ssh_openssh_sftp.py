@@ -20,6 +20,7 @@ import pytest
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.writer import BundleWriter
 from handover.connectors.ssh import openssh
+from handover.connectors.ssh.openssh_sftp import CarriedSftpClient
 from handover.errors import HostKeyMismatch, PermanentConnectorError, TransientConnectorError
 from tests.conftest import require_binary
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
@@ -229,3 +230,35 @@ def test_a_stuck_sftp_server_ends_the_read_after_the_idle_timeout(
     assert time.monotonic() - started < 20
     assert list((tmp_path / "bundle").rglob("*.tar.age")) == []
     assert len(launched) == (1 if mode == "openssh" else 0)
+
+
+def test_a_file_collected_after_its_session_closed_waits_on_nothing(
+    sshd_sftponly: SshdHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paramiko's `__del__` sends a close; the session's fd number may belong to another file.
+
+    CI once spent 600 s in a test that passed: two file objects of earlier tests' failed
+    sessions, collected later, each polled a reused fd for 300 s before giving up.
+    """
+    monkeypatch.setenv("HANDOVER_SSH_BULK", "openssh")
+    monkeypatch.setattr("handover.connectors.ssh.openssh_sftp.IDLE_TIMEOUT_S", 5.0)
+    path = sshd_sftponly.data_root / f"collected-{time.time_ns()}.bin"
+    path.write_bytes(b"x" * 1000)
+    os.chown(path, *_owner(sshd_sftponly))
+    with connect(sshd_sftponly) as conn, contextlib.ExitStack() as stack:
+        sftp = conn.data_sftp(stack)
+        assert isinstance(sftp, CarriedSftpClient)
+        handle = sftp.open(str(path), "rb")
+        number = sftp.sock._sock.fileno()  # type: ignore[attr-defined]
+    pipes = [os.pipe()]
+    while number in pipes[-1]:  # the pipe's own ends must not take the number
+        pipes.append(os.pipe())
+    read_end, _ = pipes[-1]
+    os.dup2(read_end, number)  # the closed socket's number: a pipe's read end, never writable
+    try:
+        started = time.monotonic()
+        handle._close(async_=True)  # type: ignore[attr-defined]  # what __del__ does
+        assert time.monotonic() - started < 1.0
+    finally:
+        for fd in {number, *(end for pair in pipes for end in pair)}:
+            os.close(fd)

@@ -21,6 +21,7 @@ hands the session back to paramiko, and says so in the log.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import select
 import socket
@@ -72,12 +73,20 @@ class _SessionSocket:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._closed = False
         self._readable = select.poll()
         self._readable.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
         self._writable = select.poll()
         self._writable.register(sock, select.POLLOUT | select.POLLHUP | select.POLLERR)
 
+    def _check_open(self) -> None:
+        # the polls hold the fd's number, which a file opened later may reuse: a send from
+        # a file object collected after the session closed would wait on that file instead
+        if self._closed:
+            raise OSError(errno.EBADF, "the SFTP session is closed")
+
     def send(self, data: bytes) -> int:
+        self._check_open()
         while True:
             if not self._writable.poll(IDLE_TIMEOUT_S * 1000):
                 raise TimeoutError(f"no room to send for {IDLE_TIMEOUT_S:g} s")
@@ -85,6 +94,7 @@ class _SessionSocket:
                 return self._sock.send(data, socket.MSG_DONTWAIT)
 
     def recv(self, size: int) -> bytes:
+        self._check_open()
         buffer = bytearray(size)
         view = memoryview(buffer)
         got = 0
@@ -101,6 +111,7 @@ class _SessionSocket:
         return bytes(view[:got])
 
     def close(self) -> None:
+        self._closed = True
         self._sock.close()
 
     def get_name(self) -> str:  # paramiko's SFTP log lines name their channel

@@ -34,6 +34,7 @@ from handover.connectors.ssh.openssh_sftp import CarriedSftpClient
 from handover.connectors.ssh.sftp_read import (
     REQUEST_BYTES,
     close_without_waiting,
+    forget,
     read_pipelined,
     read_small_files,
 )
@@ -184,8 +185,12 @@ class _SftpTarWriter:
         """Copy exactly `size` bytes; a file that shrank meanwhile is an error, never padding."""
         try:
             handle = self.sftp.open(path, "rb")
-            read_pipelined(self.sftp, handle, size, self._write)
-            close_without_waiting(handle)  # not after a failure: the session ends anyway
+            try:
+                read_pipelined(self.sftp, handle, size, self._write)
+            except BaseException:
+                forget(handle)  # no close sent after a failure: the session ends anyway
+                raise
+            close_without_waiting(handle)
         except EOFError as exc:
             if _connection_lost(self.sftp):
                 raise TransientConnectorError(

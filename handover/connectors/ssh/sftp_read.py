@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paramiko
+import paramiko.file
 from paramiko.message import Message
 from paramiko.sftp import (
     CMD_CLOSE,
@@ -49,6 +50,7 @@ __all__ = [
     "REQUEST_BYTES",
     "WINDOW",
     "close_without_waiting",
+    "forget",
     "read_pipelined",
     "read_small_files",
 ]
@@ -134,6 +136,17 @@ def read_pipelined(
     finally:
         answers.abandoned = True
         answers.by_number.clear()
+
+
+def forget(handle: paramiko.SFTPFile) -> None:
+    """Mark a file of a failed session closed without sending anything.
+
+    Why: paramiko sends a close from `__del__` for a file left open; after
+    a failure that send could wait on a stuck server (or, once the session
+    is closed, fail), at whatever moment the garbage collector chose.
+    `BufferedFile.close` is the part of paramiko's close that sends nothing.
+    """
+    paramiko.file.BufferedFile.close(handle)
 
 
 def close_without_waiting(handle: paramiko.SFTPFile) -> None:
