@@ -58,6 +58,18 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return calls
 
 
+def ssh_refusing_to_negotiate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `ssh` first on PATH that asks for a cipher no server here accepts: it fails at once."""
+    real_ssh = require_binary("ssh", "openssh-client")
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {real_ssh} -o Ciphers=3des-cbc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    return wrapper
+
+
 def connect(host: SshdHost, **overrides: object) -> SSHConnector:
     """A connector to `host`, its playbook entry changed by `overrides` (host key pinned)."""
     entry = Host.model_validate(host.host_dict(**overrides))
@@ -228,13 +240,7 @@ def test_ssh_failing_before_any_data_falls_back_in_auto_mode_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A real `ssh` that cannot negotiate with this server (a cipher the server refuses)."""
-    real_ssh = require_binary("ssh", "openssh-client")
-    wrapper_dir = tmp_path / "bin"
-    wrapper_dir.mkdir()
-    wrapper = wrapper_dir / "ssh"
-    wrapper.write_text(f'#!/bin/sh\nexec {real_ssh} -o Ciphers=3des-cbc "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    wrapper = ssh_refusing_to_negotiate(tmp_path, monkeypatch)
     tree = make_tree(sshd_nosudo.data_root / f"fallback-{time.time_ns()}", sshd_nosudo)
     with connect(sshd_nosudo) as conn:
         monkeypatch.setenv("HANDOVER_SSH_BULK", "auto")

@@ -24,7 +24,11 @@ from handover.connectors.ssh.openssh_sftp import CarriedSftpClient
 from handover.errors import HostKeyMismatch, PermanentConnectorError, TransientConnectorError
 from tests.conftest import require_binary
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
-from tests.integration.test_ssh_openssh import connect, private_folder
+from tests.integration.test_ssh_openssh import (
+    connect,
+    private_folder,
+    ssh_refusing_to_negotiate,
+)
 from tests.integration.test_ssh_pull import expected_hashes, file_hashes, keys, make_tree
 
 pytestmark = pytest.mark.integration
@@ -98,13 +102,7 @@ def test_ssh_failing_before_the_session_falls_back_in_auto_mode_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A real `ssh` that cannot negotiate with this server (a cipher the server refuses)."""
-    real_ssh = require_binary("ssh", "openssh-client")
-    wrapper_dir = tmp_path / "bin"
-    wrapper_dir.mkdir()
-    wrapper = wrapper_dir / "ssh"
-    wrapper.write_text(f'#!/bin/sh\nexec {real_ssh} -o Ciphers=3des-cbc "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    wrapper = ssh_refusing_to_negotiate(tmp_path, monkeypatch)
     tree = make_tree(sshd_sftponly.data_root / f"fallback-{time.time_ns()}", sshd_sftponly)
     with connect(sshd_sftponly) as conn:
         monkeypatch.setenv("HANDOVER_SSH_BULK", "auto")
