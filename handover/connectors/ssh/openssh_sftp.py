@@ -35,6 +35,7 @@ from handover.connectors.ssh.openssh_stream import (
     BulkUnavailable,
     StderrTail,
     bulk_carrier,
+    end_ssh,
     ssh_failure,
 )
 from handover.connectors.ssh.target import SSHTarget
@@ -183,20 +184,7 @@ def _stop(client: CarriedSftpClient, stderr: StderrTail, *, failed: bool) -> Non
     """
     with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
         client.close()
-    process = client.process
-    try:
-        process.wait(0 if failed else EXIT_STATUS_WAIT_S)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    if process.stderr is not None:
-        with contextlib.suppress(OSError):
-            process.stderr.close()
-    stderr.finish(timeout_s=1.0)
+    end_ssh(client.process, stderr, grace_s=0.0 if failed else EXIT_STATUS_WAIT_S)
 
 
 def open_bulk_sftp(

@@ -70,6 +70,7 @@ __all__ = [
     "SshStream",
     "StderrTail",
     "bulk_carrier",
+    "end_ssh",
     "open_bulk_stream",
     "open_ssh_stream",
     "read_ssh_stream",
@@ -272,24 +273,34 @@ class SshStream(io.RawIOBase):
 
     def shutdown(self) -> None:
         """Stop `ssh` if it still runs, close its pipes, remove the private folder."""
-        process = self._process
         try:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
-            for pipe in (process.stdout, process.stderr):
-                if pipe is not None:
-                    with contextlib.suppress(OSError):
-                        pipe.close()
-            self._stderr.finish(timeout_s=1.0)
+            end_ssh(self._process, self._stderr, grace_s=0.0)
             if self._feeder is not None:
                 self._feeder.join(1.0)
         finally:
             self._folder.close()
+
+
+def end_ssh(process: subprocess.Popen[bytes], stderr: StderrTail, *, grace_s: float) -> None:
+    """Give `process` `grace_s` to exit, then terminate it (kill it 5 s later); close its pipes.
+
+    Shared by the streams here and the SFTP sessions of `openssh_sftp.py`:
+    `stderr` is read to its end (1 s at most) once the pipes are closed.
+    """
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    stderr.finish(timeout_s=1.0)
 
 
 def ssh_failure(
