@@ -42,9 +42,8 @@ from tests.integration.test_ssh_pull import CONTRACT, expected_hashes, file_hash
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The `ssh` command lines started during the test (the real function still builds them)."""
+def spy_ssh_argv(monkeypatch: pytest.MonkeyPatch, module: str) -> list[list[str]]:
+    """The `ssh` command lines `module` starts during the test (the real function builds them)."""
     require_binary("ssh", "openssh-client")
     calls: list[list[str]] = []
     real = openssh.ssh_argv
@@ -54,8 +53,14 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(argv)
         return argv
 
-    monkeypatch.setattr("handover.connectors.ssh.openssh_stream.ssh_argv", spy)
+    monkeypatch.setattr(f"{module}.ssh_argv", spy)
     return calls
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The `ssh` command lines started for bulk streams during the test."""
+    return spy_ssh_argv(monkeypatch, "handover.connectors.ssh.openssh_stream")
 
 
 def ssh_refusing_to_negotiate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -19,17 +19,22 @@ import pytest
 
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.writer import BundleWriter
-from handover.connectors.ssh import openssh
 from handover.connectors.ssh.openssh_sftp import CarriedSftpClient
 from handover.errors import HostKeyMismatch, PermanentConnectorError, TransientConnectorError
-from tests.conftest import require_binary
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
 from tests.integration.test_ssh_openssh import (
     connect,
     private_folder,
+    spy_ssh_argv,
     ssh_refusing_to_negotiate,
 )
-from tests.integration.test_ssh_pull import expected_hashes, file_hashes, keys, make_tree
+from tests.integration.test_ssh_pull import (
+    expected_hashes,
+    file_hashes,
+    keys,
+    make_large_files,
+    make_tree,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +42,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def launched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The `ssh` command lines started for SFTP sessions during the test."""
-    require_binary("ssh", "openssh-client")
-    calls: list[list[str]] = []
-    real = openssh.ssh_argv
-
-    def spy(*args: object, **kwargs: object) -> list[str]:
-        argv = real(*args, **kwargs)  # type: ignore[arg-type]
-        calls.append(argv)
-        return argv
-
-    monkeypatch.setattr("handover.connectors.ssh.openssh_sftp.ssh_argv", spy)
-    return calls
+    return spy_ssh_argv(monkeypatch, "handover.connectors.ssh.openssh_sftp")
 
 
 def test_sftp_session_over_ssh_gives_what_paramiko_gives(
@@ -127,16 +122,7 @@ def test_sftp_host_killed_mid_transfer_is_a_lost_connection_on_both_carriers(
 ) -> None:
     monkeypatch.setenv("HANDOVER_SSH_BULK", mode)
     host = sshd_factory.start(f"crashy-sftp-{mode}", user=SFTP_USER, sftp_only=True)
-    tree = host.data_root / "large"
-    tree.mkdir()
-    block = os.urandom(1 << 20)
-    for index in range(2):
-        with open(tree / f"part-{index}.bin", "wb") as handle:
-            for _ in range(64):
-                handle.write(block)
-    os.chown(tree, *_owner(host))
-    for part in tree.iterdir():
-        os.chown(part, *_owner(host))
+    tree = make_large_files(host.data_root / "large", 2, host)
     identity, signer, _ = keys(tmp_path)
     seen = 0
     killed = threading.Event()
@@ -197,12 +183,7 @@ def test_a_stuck_sftp_server_ends_the_read_after_the_idle_timeout(
     monkeypatch.setattr("handover.connectors.ssh.openssh_sftp.IDLE_TIMEOUT_S", 1.0)
     monkeypatch.setattr("handover.connectors.ssh.connector.IDLE_TIMEOUT_S", 1.0)
     host = sshd_factory.start(f"stuck-sftp-{mode}", user=SFTP_USER, sftp_only=True)
-    tree = host.data_root / "large"
-    tree.mkdir()
-    with open(tree / "part.bin", "wb") as handle:
-        handle.write(os.urandom(64 << 20))
-    for path in (tree, tree / "part.bin"):
-        os.chown(path, *_owner(host))
+    tree = make_large_files(host.data_root / "large", 1, host)
     identity, signer, _ = keys(tmp_path)
     stopped: list[int] = []
 

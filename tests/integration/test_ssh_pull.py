@@ -23,7 +23,7 @@ from handover.errors import ConnectorError, PermanentConnectorError, TransientCo
 from handover.operations.backup import LocalBackupStore, run_backup
 from handover.operations.restore_check import restore_check
 from tests.conftest import require_binary
-from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost
+from tests.fixtures.sshd import SshdFactory, SshdHost
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +60,21 @@ def make_tree(root: Path, owner: SshdHost | None = None, *, big_bytes: int = 3_0
     (root / "nested" / ("long-" + "n" * 150 + ".bin")).write_bytes(os.urandom(1000))
     (root / "nested" / "big.bin").write_bytes(os.urandom(big_bytes))
     (root / "link").symlink_to("nested/big.bin")
+    if owner is not None:
+        subprocess.run(["chown", "-R", f"{owner.user}:", str(root)], check=True)
+    return root
+
+
+def make_large_files(
+    root: Path, count: int, owner: SshdHost | None = None, *, mib: int = 64
+) -> Path:
+    """`count` files of `mib` MiB under `root` (a random MiB repeated): transfers cut midway."""
+    root.mkdir()
+    block = os.urandom(1 << 20)
+    for index in range(count):
+        with open(root / f"part-{index}.bin", "wb") as handle:
+            for _ in range(mib):
+                handle.write(block)
     if owner is not None:
         subprocess.run(["chown", "-R", f"{owner.user}:", str(root)], check=True)
     return root
@@ -205,13 +220,7 @@ def test_sshd_killed_mid_transfer_leaves_no_complete_volume_and_rerun_succeeds(
     sshd_factory: SshdFactory, tmp_path: Path
 ) -> None:
     host = sshd_factory.start("crashy")
-    tree = host.data_root / "large"
-    tree.mkdir()
-    block = os.urandom(1 << 20)
-    for index in range(4):
-        with open(tree / f"part-{index}.bin", "wb") as handle:
-            for _ in range(64):
-                handle.write(block)
+    tree = make_large_files(host.data_root / "large", 4)
     identity, signer, _ = keys(tmp_path)
     seen = 0
     killed = threading.Event()
@@ -238,35 +247,6 @@ def test_sshd_killed_mid_transfer_leaves_no_complete_volume_and_rerun_succeeds(
         record = writer.add_volume(conn.tree_source("crashy-large", [str(tree)]))
     assert file_hashes(record.members) == expected_hashes(tree)
     assert not [p for p in (tmp_path / "bundle").rglob("*") if p.name.endswith(".tmp")]
-
-
-def test_sftp_only_host_killed_mid_transfer_leaves_no_volume(
-    sshd_factory: SshdFactory, tmp_path: Path
-) -> None:
-    host = sshd_factory.start("crashy-sftp", user=SFTP_USER, sftp_only=True)
-    tree = host.data_root / "large"
-    tree.mkdir()
-    block = os.urandom(1 << 20)
-    for index in range(2):
-        with open(tree / f"part-{index}.bin", "wb") as handle:
-            for _ in range(64):
-                handle.write(block)
-    identity, signer, _ = keys(tmp_path)
-    seen = 0
-
-    def kill_after_some_data(count: int) -> None:
-        nonlocal seen
-        seen += count
-        if seen > 16 * 1024 * 1024 and host.process is not None:
-            host.kill()
-
-    writer = BundleWriter(
-        tmp_path / "bundle", [identity.recipient()], signer, progress=kill_after_some_data
-    )
-    with connect(host) as conn, pytest.raises(TransientConnectorError) as caught:
-        writer.add_volume(conn.tree_source("crashy-sftp", [str(tree)]))
-    assert "connection lost" in str(caught.value)
-    assert list((tmp_path / "bundle").rglob("*.tar.age")) == []
 
 
 @pytest.mark.slow
