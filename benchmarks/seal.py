@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _bytecode import compile_checkout
+from _timing import run_timed as timed
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 HANDOVER = [sys.executable, "-c", "import sys; from handover.cli import main; main()"]
@@ -102,28 +103,6 @@ def build_tree(tree: Path, large_files: int, large_mib: int, small_files: int) -
         total += size
         count += 1
     return count, total
-
-
-def timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, float, int]:
-    """Run a command; return (wall seconds, CPU seconds, peak RSS KiB of the child).
-
-    CPU seconds are user + system of the child and of the processes it
-    waited for (tar, age, sha256sum), from wait4's rusage.
-    """
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        shell=shell,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        executable="/bin/bash" if shell else None,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {command}\n{stderr[-2000:]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def _thread_cpu() -> float:

@@ -29,10 +29,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _bytecode import compile_checkout
+from _timing import run_timed as timed
 from ssh_pull import build_tree, ssh_options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,24 +43,6 @@ from handover.bundle.sshsig import SigningKey  # noqa: E402
 from tests.fixtures.sshd import SFTP_USER, SshdFactory, SshdHost  # noqa: E402
 
 HANDOVER = str(ROOT / ".venv" / "bin" / "handover")
-
-
-def timed(argv: list[str] | str, *, shell: bool = False) -> tuple[float, float, int]:
-    """Wall and CPU seconds (user + system, waited children included), peak RSS KiB."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        argv,
-        shell=shell,
-        executable="/bin/bash" if shell else None,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        stderr = process.stderr.read().decode() if process.stderr else ""
-        raise SystemExit(f"failed: {argv}\n{stderr[-2000:]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def anchor(

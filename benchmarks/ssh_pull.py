@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 from _bytecode import compile_checkout
+from _timing import run_timed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,26 +122,12 @@ def timed(
     meaningful when other work shares the machine.
     """
     remote0 = reaped_cpu(SSHD_PID)
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        argv,
-        shell=shell,
-        executable="/bin/bash" if shell else None,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=None if env is None else {**os.environ, **env},
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"failed ({process.returncode}): {argv}\n{stderr[-2000:]}")
+    elapsed, cpu, rss = run_timed(argv, shell=shell, env=env)
     if kind:
-        CPU[kind].append(usage.ru_utime + usage.ru_stime)
+        CPU[kind].append(cpu)
         time.sleep(0.2)  # the daemon reaps its connection process just after the end
         REMOTE_CPU[kind].append(reaped_cpu(SSHD_PID) - remote0)
-    return elapsed, usage.ru_maxrss
+    return elapsed, rss
 
 
 def anchor(
