@@ -20,19 +20,19 @@ next open of the same destination removes it and says so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from handover.bundle.age import Identity
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, load_manifest
 from handover.bundle.manifest_stream import ManifestOutline
 from handover.bundle.reader import (
-    COPY_SIZE,
     as_source,
     check_outer,
     check_volume_listing,
@@ -69,50 +69,64 @@ class FolderWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir()
-        self._out: IO[bytes] | None = None
-        self._pending: tuple[Path, int, float] | None = None
+        self._prefix = f"{root}/"
+        self._fd: int | None = None  # the file being written
+        self._pending: tuple[int, float] | None = None  # its mode and mtime, set at its close
+        self._folder = ""  # the folder of the last file: made already, no mkdir for its next
         self._symlinks: list[tuple[str, str]] = []
         self.outside: list[str] = []  # the first links whose target may lie outside the folder
         self.outside_count = 0  # all of them
 
-    def _target(self, path: str) -> Path:
+    def _target(self, path: str) -> str:
         parts = [part for part in path.split("/") if part not in ("", ".")]
         if not parts or ".." in parts:  # the policy refused these already
             raise BundleCorrupt(f"{self.root.name}: member path {path!r} refused")
-        return self.root.joinpath(*parts)
+        return self._prefix + "/".join(parts)
 
     def directory(self, path: str) -> None:
         if path.strip("/.") == "":
             return
-        self._target(path).mkdir(parents=True, exist_ok=True)
+        os.makedirs(self._target(path), exist_ok=True)
 
     def open_file(self, path: str, mode: int, mtime: float) -> Callable[[Any], Any]:
+        """Create the file; return what writes its data, straight to the descriptor.
+
+        Why no buffered file object: the parser hands data in pieces of up to
+        its buffer's size, and the files of a volume of many are mostly empty
+        or small. A 1 MiB buffer made and freed per file, a `mkdir` of its
+        folder and path objects cost 17 us of CPU per file: 100,000 empty
+        files opened in 15.9 s (5.4 s of user CPU), 14.0 s (3.7 s) without;
+        `tar -x` takes 9.4 s, nearly all of it the filesystem creating files.
+        """
         target = self._target(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = target.rpartition("/")[0]
+        if folder != self._folder:
+            os.makedirs(folder, exist_ok=True)
+            self._folder = folder
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(target, flags, 0o600)
-        self._out = os.fdopen(fd, "wb", buffering=COPY_SIZE)
-        self._pending = (target, mode, mtime)
-        return self._out.write
+        self._fd = fd
+        self._pending = (mode, mtime)
+        return functools.partial(_write_all, fd)
 
     def close_file(self) -> None:
-        out, pending = self._out, self._pending
-        self._out = self._pending = None
-        if out is None or pending is None:
+        fd, pending = self._fd, self._pending
+        self._fd = self._pending = None
+        if fd is None or pending is None:
             return
-        _, mode, mtime = pending
-        out.flush()
-        fd = out.fileno()
-        os.fchmod(fd, (mode & 0o755) | 0o600)  # on the descriptor: never through a link
-        with contextlib.suppress(OverflowError, ValueError, OSError):  # a hostile mtime
-            os.utime(fd, (mtime, mtime))
-        out.close()
+        mode, mtime = pending
+        try:
+            os.fchmod(fd, (mode & 0o755) | 0o600)  # on the descriptor: never through a link
+            with contextlib.suppress(OverflowError, ValueError, OSError):  # a hostile mtime
+                os.utime(fd, (mtime, mtime))
+        finally:
+            os.close(fd)
 
     def hardlink(self, path: str, target: str) -> None:
         """A hard link to a regular file written earlier (the policy checked it was one)."""
         source = self._target(target)
         link = self._target(path)
-        link.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(link.rpartition("/")[0], exist_ok=True)
         os.link(source, link, follow_symlinks=False)
 
     def symlink(self, path: str, target: str) -> None:
@@ -156,11 +170,20 @@ class FolderWriter:
 
     def abort(self) -> None:
         """Close a file left open by a failed read (the staging folder goes anyway)."""
-        out, self._out, self._pending = self._out, None, None
+        fd, self._fd, self._pending = self._fd, None, None
         self._symlinks = []
-        if out is not None:
+        if fd is not None:
             with contextlib.suppress(OSError):
-                out.close()
+                os.close(fd)
+
+
+def _write_all(fd: int, data: Any) -> None:
+    """Write all of `data` to `fd` (a regular file takes it in one call, short of a full disk)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 MAX_RESOLVE_STEPS = 256  # components read resolving one link; beyond, it is said as leaving

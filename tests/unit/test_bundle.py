@@ -189,6 +189,30 @@ def test_open_extracts_every_volume_and_the_index(
     assert not list(tmp_path.glob(".opened.opening-*"))
 
 
+def test_open_writes_every_byte_when_the_system_takes_writes_in_pieces(
+    bundle: Path,
+    keys: tuple[X25519Identity, SigningKey],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files are written straight to their descriptors: a short write is followed by the rest."""
+    real_write = os.write
+    shortened: list[int] = []
+
+    def at_most_7_bytes(fd: int, data: bytes | memoryview) -> int:
+        if len(data) > 7:
+            shortened.append(len(data))
+        return real_write(fd, memoryview(data)[:7])
+
+    monkeypatch.setattr("handover.bundle.extract.os.write", at_most_7_bytes)
+    into = tmp_path / "opened"
+    open_bundle(bundle, [keys[0]], into)
+    assert shortened
+    for name, data in FILES_A.items():
+        assert (into / "0001-web01-www" / name).read_bytes() == data
+    assert (into / "0002-db01-db" / "db/acme.dump").read_bytes() == FILES_B["db/acme.dump"]
+
+
 def test_volumes_added_from_threads_get_distinct_numbers(
     tmp_path: Path, keys: tuple[X25519Identity, SigningKey]
 ) -> None:
