@@ -21,7 +21,15 @@ from tasks.alerts import alert_exit_deadlines, alert_missed_backups
 from tests.fixtures.prefect_server import api_headers
 from tests.unit.documents_fixtures import TEST_PLAYBOOK
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # The tasks run here on their own, as standalone task runs; the operational flow runs
+    # them inside its flow run, where their log lines have a flow run to go to.
+    pytest.mark.filterwarnings(
+        "ignore:Logger 'prefect.task_runs' attempted to send logs to the API without a flow"
+        " run id:UserWarning"
+    ),
+]
 
 
 def _playbook(folder: Path, contract: str) -> str:
