@@ -33,6 +33,7 @@ from handover.bundle.age import Identity
 from handover.bundle.manifest import MANIFEST_NAME, Manifest, load_manifest
 from handover.bundle.manifest_stream import ManifestOutline
 from handover.bundle.reader import (
+    ReadProgress,
     as_source,
     check_outer,
     check_volume_listing,
@@ -334,6 +335,7 @@ def open_bundle_outline(
     signer: str | Path | None = None,
     *,
     notes: list[str] | None = None,
+    progress: ReadProgress | None = None,
 ) -> ManifestOutline:
     """Verify and extract a bundle into `into` (absent or empty); return its manifest's outline.
 
@@ -343,6 +345,7 @@ def open_bundle_outline(
     `notes` (when given) receives lines for the user: the signer's
     fingerprint and whether it was checked, leftovers of an interrupted open.
     The outline (volumes, counts; no member list) keeps memory bounded.
+    `progress` follows the decryption of the index and the volumes.
     """
     bundle = as_source(source)
     into = Path(into).absolute()
@@ -372,15 +375,17 @@ def open_bundle_outline(
     outside_count = 0
     try:
         writer = FolderWriter(staging / INDEX_FOLDER)
-        manifest = read_index(bundle, identities, outer, writer)
+        manifest = read_index(bundle, identities, outer, writer, progress)
         writer.finish()
         problems = check_volume_listing(manifest, outer)
         if problems:
             raise BundleCorrupt("\n".join(problems))
+        if progress is not None:
+            progress.remaining(sum(volume.head.size for volume in manifest.volumes))
         for volume in manifest.volumes:
             writer = FolderWriter(staging / volume_folder(volume.file))
             expected = outer.sums[volume.file]
-            problems = read_volume(bundle, manifest, volume, identities, expected, writer)
+            problems = read_volume(bundle, manifest, volume, identities, expected, writer, progress)
             if problems:
                 raise BundleCorrupt("\n".join(problems))
             writer.finish()

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from handover.bundle.buffers import Buffer, BufferPool, new_buffer
@@ -21,31 +21,40 @@ DRAIN_SIZE = 1 << 20
 
 
 class HashingReader:
-    """Hashes and counts what is read from `src`; `readinto` is kept when `src` has it."""
+    """Hashes and counts what is read from `src`; `readinto` is kept when `src` has it.
 
-    def __init__(self, src: IO[bytes]) -> None:
+    `on_read(count)`, when given, is told every count read (a progress display).
+    """
+
+    def __init__(self, src: IO[bytes], on_read: Callable[[int], None] | None = None) -> None:
         self._src = src
         self._sha = hashlib.sha256()
+        self._on_read = on_read
         self.size = 0
+
+    def _count(self, got: int) -> None:
+        self.size += got
+        if self._on_read is not None:
+            self._on_read(got)
 
     def readinto(self, buffer: Any) -> int:
         got = self._src.readinto(buffer)  # type: ignore[attr-defined]
         if got:
             self._sha.update(memoryview(buffer)[:got])
-            self.size += got
+            self._count(got)
         return int(got or 0)
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._src.read(size)
         self._sha.update(data)
-        self.size += len(data)
+        self._count(len(data))
         return data
 
     def drain(self) -> None:
         """Read what the consumer left (nothing, for a valid file) so the hash covers it all."""
         while chunk := self._src.read(DRAIN_SIZE):
             self._sha.update(chunk)
-            self.size += len(chunk)
+            self._count(len(chunk))
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()

@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from handover.bundle.age import AgeReader, Identity
 from handover.bundle.hashing import HashingReader
@@ -59,6 +59,19 @@ _SIGNED = {SUMS_NAME, SIGNATURE_NAME}
 _ARMOR = re.compile(
     r"-----BEGIN SSH SIGNATURE-----\n(?:[A-Za-z0-9+/]{1,76}={0,2}\n)+-----END SSH SIGNATURE-----\n"
 )
+
+
+class ReadProgress(Protocol):
+    """Told how far the reading of a bundle's encrypted files has gone (a progress display).
+
+    `advance` comes with every piece of ciphertext read, from the reading
+    thread. `remaining` comes once, when the manifest has been read (so the
+    index is, too): the bytes of the volumes still to read.
+    """
+
+    def advance(self, count: int) -> None: ...
+
+    def remaining(self, count: int) -> None: ...
 
 
 def as_source(source: BundleSource | Path | str) -> BundleSource:
@@ -320,6 +333,7 @@ def read_index(
     identities: Sequence[Identity],
     outer: OuterChecks,
     extractor: Extractor | None = None,
+    progress: ReadProgress | None = None,
 ) -> ManifestOutline:
     """Decrypt index.tar.age as a stream and return the outline of its manifest.
 
@@ -347,7 +361,7 @@ def read_index(
     failure: BundleError | None = None
     try:
         with source.open_read(INDEX_NAME) as raw:
-            hashing = HashingReader(raw)
+            hashing = HashingReader(raw, progress.advance if progress is not None else None)
             try:
                 with AgeReader(hashing, identities, name=INDEX_NAME) as age:  # type: ignore[arg-type]
                     pump_tar(age, parser, None, read_size=READ_SIZE)  # type: ignore[arg-type]
@@ -436,8 +450,13 @@ def verify_bundle_outcome(
     source: BundleSource | Path | str,
     identities: Sequence[Identity] | None = None,
     signer: str | Path | None = None,
+    *,
+    progress: ReadProgress | None = None,
 ) -> VerifyOutcome:
-    """`verify_bundle`, also saying which key signed and whether the reader supplied it."""
+    """`verify_bundle`, also saying which key signed and whether the reader supplied it.
+
+    `progress` follows the decryption of the index and the volumes.
+    """
     bundle = as_source(source)
     outer = check_outer(bundle, signer, hash_encrypted=not identities)
     problems = outer.problems
@@ -448,18 +467,26 @@ def verify_bundle_outcome(
     decrypted: set[str] = set()
     if INDEX_NAME in outer.present:
         try:
-            manifest = read_index(bundle, identities, outer)
+            manifest = read_index(bundle, identities, outer, progress=progress)
         except BundleError as exc:  # NoMatchingIdentity too
             problems.append(str(exc))
         else:
             decrypted.add(INDEX_NAME)
             try:
                 problems += check_volume_listing(manifest, outer)
-                for volume in manifest.volumes:
-                    if volume.file in outer.present and volume_file_problem(volume.file) is None:
-                        expected = outer.sums.get(volume.file)
-                        problems += read_volume(bundle, manifest, volume, identities, expected)
-                        decrypted.add(volume.file)
+                readable = [
+                    volume
+                    for volume in manifest.volumes
+                    if volume.file in outer.present and volume_file_problem(volume.file) is None
+                ]
+                if progress is not None:
+                    progress.remaining(sum(v.head.size for v in readable))
+                for volume in readable:
+                    expected = outer.sums.get(volume.file)
+                    problems += read_volume(
+                        bundle, manifest, volume, identities, expected, progress=progress
+                    )
+                    decrypted.add(volume.file)
             finally:
                 close_outline(manifest)
     for relpath, expected in sorted(outer.sums.items()):
@@ -476,6 +503,7 @@ def read_volume(
     identities: Sequence[Identity],
     expected: str | None,
     extractor: Extractor | None = None,
+    progress: ReadProgress | None = None,
 ) -> list[str]:
     """Decrypt, parse and check one volume; return one line per problem.
 
@@ -506,7 +534,7 @@ def read_volume(
     problems: list[str] = []
     try:
         with source.open_read(volume.file) as raw:
-            hashing = HashingReader(raw)
+            hashing = HashingReader(raw, progress.advance if progress is not None else None)
             try:
                 with AgeReader(hashing, identities, name=volume.file) as age:  # type: ignore[arg-type]
                     pump_tar(age, parser, None, read_size=READ_SIZE)  # type: ignore[arg-type]

@@ -35,6 +35,8 @@ from handover.sizes import size_text
 from handover.state.atomic import atomic_writer
 
 if TYPE_CHECKING:  # the bundle modules are imported inside commands: `handover --help` stays quick
+    from rich.progress import Progress, TaskID
+
     from handover.bundle.age import Identity, Recipient
     from handover.bundle.types import BundleSource, BundleTarget, VolumeSource
 
@@ -236,37 +238,75 @@ def _bundle_source(bundle: str) -> BundleSource:
 
 
 @contextmanager
+def _rich_bar(description: str, *, total_later: bool) -> Iterator[tuple[Progress, TaskID]]:
+    """A transient byte counter on stderr: bytes, speed, time taken; with `total_later`, a
+    bar and the time left, shown once the task is given its total."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns: list[ProgressColumn] = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total_later:
+        columns.append(BarColumn())
+    columns += [DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn()]
+    if total_later:
+        columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=rich_console(err_console), transient=True) as bar:
+        yield bar, bar.add_task(description, total=None)
+
+
+@contextmanager
 def _progress(enabled: bool, description: str) -> Iterator[Callable[[int], None] | None]:
     """A thread-safe byte counter shown with rich on a terminal; nothing otherwise."""
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        DownloadColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TransferSpeedColumn,
-    )
-
     lock = threading.Lock()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        console=rich_console(err_console),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=None)
+    with _rich_bar(description, total_later=False) as (bar, task):
 
         def advance(count: int) -> None:
             with lock:
                 bar.update(task, advance=count)
 
         yield advance
+
+
+class _ReadBar:
+    """What verify and open report their reading to (`ReadProgress`), shown with rich."""
+
+    def __init__(self, bar: Progress, task: TaskID) -> None:
+        self._bar = bar
+        self._task = task
+        self._lock = threading.Lock()
+        self._done = 0
+
+    def advance(self, count: int) -> None:
+        with self._lock:
+            self._done += count
+            self._bar.update(self._task, advance=count)
+
+    def remaining(self, count: int) -> None:
+        with self._lock:
+            self._bar.update(self._task, total=self._done + count)
+
+
+@contextmanager
+def _read_progress(enabled: bool, description: str) -> Iterator[_ReadBar | None]:
+    """A bar for the decryption of a bundle on a terminal (time left once the manifest is
+    read); nothing otherwise."""
+    if not enabled:
+        yield None
+        return
+    with _rich_bar(description, total_later=True) as (bar, task):
+        yield _ReadBar(bar, task)
 
 
 @app.command()
@@ -362,7 +402,8 @@ def verify(
     source = _bundle_source(bundle)
     if signer is not None and not signer.is_file():
         raise UsageError(f"{signer}: no such signer key file")
-    outcome = verify_bundle_outcome(source, identities or None, signer)
+    with _read_progress(stderr_is_terminal() and bool(identities), "verifying") as progress:
+        outcome = verify_bundle_outcome(source, identities or None, signer, progress=progress)
     if outcome.problems:
         for line in outcome.problems:
             err_console.print(
@@ -401,9 +442,10 @@ def open_command(
         raise UsageError(f"{signer}: no such signer key file")
     notes: list[str] = []
     try:
-        manifest = open_bundle_outline(
-            _bundle_source(bundle), identities, into, signer, notes=notes
-        )
+        with _read_progress(stderr_is_terminal(), "opening") as progress:
+            manifest = open_bundle_outline(
+                _bundle_source(bundle), identities, into, signer, notes=notes, progress=progress
+            )
     finally:  # leftovers of an interrupted open are said even when this one fails
         for line in notes:
             if not line.startswith("signed by"):

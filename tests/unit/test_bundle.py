@@ -17,10 +17,10 @@ from typing import BinaryIO
 import pytest
 
 from handover.bundle.age import AgeReader, AgeWriter, X25519Identity
-from handover.bundle.extract import open_bundle
+from handover.bundle.extract import open_bundle, open_bundle_outline
 from handover.bundle.local import DirectoryTarget
 from handover.bundle.manifest import VolumeRecord, load_manifest
-from handover.bundle.reader import verify_bundle
+from handover.bundle.reader import verify_bundle, verify_bundle_outcome
 from handover.bundle.snapshot import snapshot_source
 from handover.bundle.sshsig import SigningKey
 from handover.bundle.sums import parse_sums
@@ -211,6 +211,37 @@ def test_open_writes_every_byte_when_the_system_takes_writes_in_pieces(
     for name, data in FILES_A.items():
         assert (into / "0001-web01-www" / name).read_bytes() == data
     assert (into / "0002-db01-db" / "db/acme.dump").read_bytes() == FILES_B["db/acme.dump"]
+
+
+class RecordedProgress:
+    """A ReadProgress that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.advanced = 0
+        self.remaining_told: list[tuple[int, int]] = []  # (bytes left, bytes read by then)
+
+    def advance(self, count: int) -> None:
+        self.advanced += count
+
+    def remaining(self, count: int) -> None:
+        self.remaining_told.append((count, self.advanced))
+
+
+def test_verify_and_open_report_every_encrypted_byte_they_read(
+    bundle: Path, keys: tuple[X25519Identity, SigningKey], tmp_path: Path
+) -> None:
+    index = (bundle / "index.tar.age").stat().st_size
+    volumes = sum(p.stat().st_size for p in (bundle / "volumes").iterdir())
+    for read in ("verify", "open"):
+        progress = RecordedProgress()
+        if read == "verify":
+            outcome = verify_bundle_outcome(bundle, [keys[0]], progress=progress)
+            assert outcome.problems == []
+        else:
+            open_bundle_outline(bundle, [keys[0]], tmp_path / "opened", progress=progress)
+        # once the index is read, the volumes' bytes are announced; all of it then comes
+        assert progress.remaining_told == [(volumes, index)], read
+        assert progress.advanced == index + volumes, read
 
 
 def test_volumes_added_from_threads_get_distinct_numbers(

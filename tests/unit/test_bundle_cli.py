@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +62,55 @@ def test_seal_verify_open_round_trip(keys: tuple[Path, str, Path], tmp_path: Pat
     code, out = invoke("open", bundle, "--identity", identity, "--into", tmp_path / "o")
     assert code == 0, out
     assert (tmp_path / "o" / "0001-tree" / "tree" / "sub" / "a.txt").read_text() == "a"
+
+
+def on_a_terminal(*args: str | Path) -> tuple[int, str]:
+    """Run `handover ARGS` in a child whose output is a pseudo-terminal; return code, output."""
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-c", "from handover.cli import main; main()", *map(str, args)]
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "160"}
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    return process.wait(timeout=60), output.decode(errors="replace")
+
+
+def test_verify_and_open_show_their_progress_on_a_terminal_only(
+    keys: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    identity, recipient, signing = keys
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "data.bin").write_bytes(os.urandom(300_000))
+    bundle = tmp_path / "bundle"
+    code, out = invoke(
+        "seal", tmp_path / "tree", "--to", recipient, "--sign-key", signing, "--out", bundle
+    )
+    assert code == 0, out
+    encrypted = (bundle / "index.tar.age").stat().st_size + sum(
+        p.stat().st_size for p in (bundle / "volumes").iterdir()
+    )
+    total = f"{encrypted / 1000:.1f}/{encrypted / 1000:.1f} kB"  # rich's DownloadColumn
+
+    def command(word: str, into: Path) -> list[str | Path]:
+        if word == "verifying":
+            return ["verify", bundle, "--identity", identity]
+        return ["open", bundle, "--identity", identity, "--into", into]
+
+    for word in ("verifying", "opening"):
+        code, shown = on_a_terminal(*command(word, tmp_path / "on-a-terminal"))
+        assert code == 0, shown
+        assert word in shown and total in shown, shown
+        code, out = invoke(*command(word, tmp_path / "not-on-a-terminal"))
+        assert code == 0 and word not in out, out
 
 
 def test_seal_warns_when_the_client_needs_a_recent_age(
