@@ -66,7 +66,9 @@ class ReadProgress(Protocol):
 
     `advance` comes with every piece of ciphertext read, from the reading
     thread. `remaining` comes once, when the manifest has been read (so the
-    index is, too): the bytes of the volumes still to read.
+    index is, too): the bytes of the volumes still to read. A verify without
+    a key only hashes the encrypted files, and has no manifest to say how
+    much: `remaining` does not come then.
     """
 
     def advance(self, count: int) -> None: ...
@@ -88,11 +90,13 @@ def _read_small(source: BundleSource, relpath: str) -> bytes:
     return bytes(data)
 
 
-def _hash_file(source: BundleSource, relpath: str) -> str:
+def _hash_file(source: BundleSource, relpath: str, progress: ReadProgress | None = None) -> str:
     sha = hashlib.sha256()
     with source.open_read(relpath) as handle:
         while chunk := handle.read(COPY_SIZE):
             sha.update(chunk)
+            if progress is not None:
+                progress.advance(len(chunk))
     return sha.hexdigest()
 
 
@@ -143,9 +147,16 @@ def plain_relpath(relpath: str) -> bool:
 
 
 def check_outer(
-    source: BundleSource, signer: str | Path | None, *, hash_encrypted: bool
+    source: BundleSource,
+    signer: str | Path | None,
+    *,
+    hash_encrypted: bool,
+    progress: ReadProgress | None = None,
 ) -> OuterChecks:
-    """SHA256SUMS listing, signature, and hashes (of `.age` files only if `hash_encrypted`)."""
+    """SHA256SUMS listing, signature, and hashes (of `.age` files only if `hash_encrypted`).
+
+    `progress` follows the hashing of the `.age` files.
+    """
     from handover.bundle.sshsig import verify
 
     result = OuterChecks()
@@ -203,9 +214,10 @@ def check_outer(
     for relpath, expected in sorted(result.sums.items()):
         if relpath not in result.present:
             continue
-        if relpath.endswith(".age") and not hash_encrypted:
+        encrypted = relpath.endswith(".age")
+        if encrypted and not hash_encrypted:
             continue
-        problems += hash_problems(source, relpath, expected)
+        problems += hash_problems(source, relpath, expected, progress if encrypted else None)
     return result
 
 
@@ -221,10 +233,12 @@ def _extra_problem(source: BundleSource, relpath: str) -> str:
     return f"{named(relpath)}: not listed in {SUMS_NAME} (extra file)"
 
 
-def hash_problems(source: BundleSource, relpath: str, expected: str) -> list[str]:
+def hash_problems(
+    source: BundleSource, relpath: str, expected: str, progress: ReadProgress | None = None
+) -> list[str]:
     """[] when the file hashes to `expected`, else the one line saying why not."""
     try:
-        digest = _hash_file(source, relpath)
+        digest = _hash_file(source, relpath, progress)
     except BundleError as exc:  # not a regular file, unreadable
         return [str(exc)]
     return [] if digest == expected else [mismatch_problem(relpath)]
@@ -455,10 +469,13 @@ def verify_bundle_outcome(
 ) -> VerifyOutcome:
     """`verify_bundle`, also saying which key signed and whether the reader supplied it.
 
-    `progress` follows the decryption of the index and the volumes.
+    `progress` follows the decryption of the index and the volumes (without
+    identities, the hashing of the encrypted files: no total is told then).
     """
     bundle = as_source(source)
-    outer = check_outer(bundle, signer, hash_encrypted=not identities)
+    outer = check_outer(
+        bundle, signer, hash_encrypted=not identities, progress=None if identities else progress
+    )
     problems = outer.problems
     if not identities or SUMS_NAME not in outer.present:
         return VerifyOutcome(problems, outer)
@@ -492,7 +509,7 @@ def verify_bundle_outcome(
     for relpath, expected in sorted(outer.sums.items()):
         unchecked = relpath.endswith(".age") and relpath not in decrypted
         if unchecked and relpath in outer.present:
-            problems += hash_problems(bundle, relpath, expected)
+            problems += hash_problems(bundle, relpath, expected, progress)
     return VerifyOutcome(problems, outer)
 
 

@@ -402,7 +402,7 @@ def verify(
     source = _bundle_source(bundle)
     if signer is not None and not signer.is_file():
         raise UsageError(f"{signer}: no such signer key file")
-    with _read_progress(stderr_is_terminal() and bool(identities), "verifying") as progress:
+    with _read_progress(stderr_is_terminal(), "verifying") as progress:
         outcome = verify_bundle_outcome(source, identities or None, signer, progress=progress)
     if outcome.problems:
         for line in outcome.problems:

@@ -242,6 +242,9 @@ def test_verify_and_open_report_every_encrypted_byte_they_read(
         # once the index is read, the volumes' bytes are announced; all of it then comes
         assert progress.remaining_told == [(volumes, index)], read
         assert progress.advanced == index + volumes, read
+    progress = RecordedProgress()  # without a key: every encrypted file hashed, no total
+    assert verify_bundle_outcome(bundle, progress=progress).problems == []
+    assert (progress.advanced, progress.remaining_told) == (index + volumes, [])
 
 
 def test_volumes_added_from_threads_get_distinct_numbers(
