@@ -187,4 +187,11 @@ def test_a_lease_taken_through_one_replica_binds_the_other(replicas: Replicas) -
     log = (replicas.tmp / "services.log").read_text()
     assert replicas.services.poll() is None and "Traceback" not in log, log[-3000:]
     assert replicas.redis.keys("*", database=1), "nothing of the services in Redis database 1"
+    # prefect-redis's worker cleanup queue reads settings of its own (not the messaging URL):
+    # its reconciler, every 5 s in the services process, must reach the shared Redis too, not
+    # a default localhost:6379 that each machine may or may not have.
+    deadline = time.monotonic() + 30
+    while not replicas.redis.keys("prefect:worker-cleanup:*") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert replicas.redis.keys("prefect:worker-cleanup:*"), replicas.redis.keys("*")
     print(f"lease checks: {time.monotonic() - started:.1f} s")
